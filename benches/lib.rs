@@ -1,0 +1,1 @@
+//! Benchmarks support crate; the benchmarks are the `[[bench]]` targets.

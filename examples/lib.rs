@@ -1,0 +1,1 @@
+//! Examples support crate; the examples themselves are the `[[example]]` targets.

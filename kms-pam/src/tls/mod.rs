@@ -1,0 +1,3 @@
+//! TLS material: the certificate authority, session and gateway certificates, rustls configs.
+
+pub mod ca;
