@@ -1,3 +1,33 @@
-//! TLS material: the certificate authority, session and gateway certificates, rustls configs.
+//! TLS material and configurations.
+//!
+//! - [`CertificateAuthority`]: the KMS CA, which signs gateway certificates at enrollment and one
+//!   client certificate per session from a CSR whose key never leaves the client (SPEC §2.3).
+//! - [`SessionKey`] / [`generate_csr`]: key generation on the requesting side.
+//! - [`SessionIdentity`] / [`GatewayIdentity`]: the identities read back from a certificate.
+//! - [`LocalServingCert`]: the per-session certificate the loopback proxy serves (SPEC §2.5).
+//! - [`tunnel_server_config`] / [`tunnel_client_config`]: the mTLS tunnel, TLS 1.3 only, both
+//!   sides verified against the KMS CA; [`upstream_client_config`]: gateway → API server.
+//!
+//! Every rustls configuration here is built with the `ring` provider passed explicitly; nothing
+//! depends on a process-wide default provider. Keys are ECDSA P-256.
 
-pub mod ca;
+mod ca;
+mod config;
+mod csr;
+mod error;
+mod identity;
+mod local;
+mod secret;
+mod upstream;
+
+#[cfg(test)]
+mod test_support;
+
+pub use ca::{CertificateAuthority, IssuedCert, SessionCertSpec};
+pub use config::{crypto_provider, tunnel_client_config, tunnel_server_config, TUNNEL_ALPN};
+pub use csr::{generate_csr, SessionKey};
+pub use error::TlsError;
+pub use identity::{GatewayIdentity, SessionIdentity, GATEWAY_URI_PREFIX, SESSION_URI_PREFIX};
+pub use local::LocalServingCert;
+pub use secret::PrivateKeyPem;
+pub use upstream::{upstream_client_config, UpstreamAlpn, UpstreamTls};

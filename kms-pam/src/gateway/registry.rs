@@ -1,0 +1,182 @@
+//! The gateway's active sessions: admitted once per session (KMS says active, bound to this
+//! gateway, credential fetched), then shared by all of the session's tunnels until it stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::OnceCell;
+
+use crate::audit::{AuditEvent, AuditEventKind, AuditSink};
+use crate::credential::{CredentialError, CredentialStore, Upstream};
+use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamClient};
+use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
+use crate::transport::TunnelPeer;
+
+type Slot = Arc<OnceCell<Arc<GatewaySession>>>;
+
+/// Admits sessions and keeps them while they are active.
+pub struct SessionRegistry {
+    gateway: String,
+    sessions: Arc<dyn SessionManager>,
+    credentials: Arc<dyn CredentialStore>,
+    audit: Arc<dyn AuditSink>,
+    active: Mutex<HashMap<SessionId, Slot>>,
+    upstreams: Mutex<HashMap<String, Arc<UpstreamClient>>>,
+}
+
+impl SessionRegistry {
+    /// A registry for the gateway named `gateway`.
+    pub fn new(
+        gateway: String,
+        sessions: Arc<dyn SessionManager>,
+        credentials: Arc<dyn CredentialStore>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            gateway,
+            sessions,
+            credentials,
+            audit,
+            active: Mutex::default(),
+            upstreams: Mutex::default(),
+        })
+    }
+
+    /// The number of sessions with a live entry.
+    pub fn active_sessions(&self) -> usize {
+        lock(&self.active).len()
+    }
+
+    /// The session of an authenticated tunnel, admitting it on its first tunnel.
+    pub async fn attach(
+        self: &Arc<Self>,
+        peer: &TunnelPeer,
+    ) -> Result<Arc<GatewaySession>, ProxyError> {
+        let id = &peer.session_id;
+        let slot = lock(&self.active).entry(id.clone()).or_default().clone();
+        let admitted = slot.get_or_try_init(|| self.admit(peer)).await;
+        match admitted {
+            Ok(session) => {
+                session.deadline.check()?;
+                Ok(session.clone())
+            }
+            Err(error) => {
+                let mut active = lock(&self.active);
+                if active
+                    .get(id)
+                    .is_some_and(|s| Arc::ptr_eq(s, &slot) && !s.initialized())
+                {
+                    active.remove(id);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn admit(self: &Arc<Self>, peer: &TunnelPeer) -> Result<Arc<GatewaySession>, ProxyError> {
+        let id = &peer.session_id;
+        let session = self.sessions.get(id).await.map_err(session_error)?;
+        if session.status != SessionStatus::Active {
+            return Err(ProxyError::session(format!(
+                "kms-pam session {id} is {}",
+                session.status
+            )));
+        }
+        if session.gateway != self.gateway {
+            return Err(ProxyError::session(format!(
+                "kms-pam session {id} is bound to gateway {:?}, not this one ({:?})",
+                session.gateway, self.gateway
+            )));
+        }
+        let credential = self
+            .credentials
+            .credential(&session)
+            .await
+            .map_err(credential_error)?;
+        let upstream = self.upstream(&credential.upstream)?;
+        let expires_at = peer
+            .not_after
+            .map_or(session.expires_at, |t| t.min(session.expires_at));
+        let mut watch = self.sessions.watch(id).await.map_err(session_error)?;
+        let deadline = SessionDeadline::new(id.clone(), expires_at);
+        self.record(
+            id,
+            AuditEventKind::SessionStarted {
+                user: session.user.clone(),
+                resource: session.resource.clone(),
+                account: session.account.clone(),
+                gateway: session.gateway.clone(),
+            },
+        );
+        tracing::info!(session = %id, user = %session.user, resource = %session.resource,
+            account = %session.account, "session admitted");
+
+        let registry: Weak<Self> = Arc::downgrade(self);
+        let watched = deadline.clone();
+        let watched_id = id.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = watch.ended() => status,
+                () = watched.token().cancelled() => watched.stopped().unwrap_or(SessionStatus::Terminated),
+            };
+            watched.end(status);
+            if let Some(registry) = registry.upgrade() {
+                registry.forget(&watched_id, status).await;
+            }
+        });
+        Ok(Arc::new(GatewaySession {
+            session,
+            token: credential.token,
+            upstream,
+            deadline,
+        }))
+    }
+
+    async fn forget(&self, id: &SessionId, status: SessionStatus) {
+        lock(&self.active).remove(id);
+        tracing::info!(session = %id, %status, "session stopped; its streams are cut");
+        self.record(id, AuditEventKind::SessionEnded { status });
+        if let Err(e) = self.audit.flush().await {
+            tracing::error!(session = %id, error = %e, "audit flush after session end failed");
+        }
+    }
+
+    fn record(&self, id: &SessionId, kind: AuditEventKind) {
+        if let Err(e) = self.audit.record(AuditEvent::now(id.clone(), kind)) {
+            tracing::error!(session = %id, error = %e, "audit event not recorded");
+        }
+    }
+
+    /// One pooled client per distinct upstream (URL and TLS settings), shared across sessions.
+    fn upstream(&self, upstream: &Upstream) -> Result<Arc<UpstreamClient>, ProxyError> {
+        let key = serde_json::to_string(upstream).unwrap_or_else(|_| upstream.url.to_string());
+        if let Some(client) = lock(&self.upstreams).get(&key) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(UpstreamClient::new(upstream)?);
+        Ok(lock(&self.upstreams).entry(key).or_insert(client).clone())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update is a single insert or remove, so a poisoned map is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn session_error(e: SessionError) -> ProxyError {
+    match e {
+        SessionError::Unavailable(_) => ProxyError::control_plane(format!(
+            "the gateway cannot check the session with KMS: {e}"
+        )),
+        other => ProxyError::session(other.to_string()),
+    }
+}
+
+fn credential_error(e: CredentialError) -> ProxyError {
+    match e {
+        CredentialError::Unavailable(_) => ProxyError::control_plane(format!(
+            "the gateway cannot fetch the session's credential: {e}"
+        )),
+        other => ProxyError::forbidden(other.to_string()),
+    }
+}

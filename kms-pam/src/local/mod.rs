@@ -1,0 +1,128 @@
+//! The CLI's loopback proxy: HTTPS on 127.0.0.1 with a per-session certificate, accepting only
+//! requests that carry the session's local bearer token (SPEC §2.5), forwarding through the tunnel.
+//!
+//! `serve(listener, config, shutdown)` is the whole proxy; the CLI's `pam access` only prepares
+//! the listener, the certificate and the transport.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::proxy::LocalProxy;
+use crate::secret::Secret;
+use crate::transport::GatewayTransport;
+
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open requests get to finish at shutdown.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// What the loopback proxy needs.
+pub struct LocalProxyConfig {
+    /// The bearer token written into the session kubeconfig.
+    pub local_token: Secret,
+    /// The TLS server configuration (see [`crate::tls::LocalServingCert`]).
+    pub tls: Arc<rustls::ServerConfig>,
+    /// How to reach the gateway for this session.
+    pub transport: Arc<dyn GatewayTransport>,
+}
+
+/// Errors that stop the loopback proxy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalProxyError {
+    /// The listener is not on a loopback address.
+    #[error("the local proxy must listen on a loopback address, not {0}")]
+    NotLoopback(std::net::SocketAddr),
+    /// The listener failed.
+    #[error("local proxy listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves kubectl on `listener` until `shutdown` resolves.
+pub async fn serve<F>(
+    listener: TcpListener,
+    config: LocalProxyConfig,
+    shutdown: F,
+) -> Result<(), LocalProxyError>
+where
+    F: Future<Output = ()>,
+{
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        return Err(LocalProxyError::NotLoopback(addr));
+    }
+    let proxy = Arc::new(LocalProxy::new(config.local_token, config.transport));
+    let acceptor = TlsAcceptor::from(config.tls);
+    let stopping = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Per-connection errors (EMFILE, aborted handshakes) must not stop the proxy.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, proxy, stopping) = (acceptor.clone(), proxy.clone(), stopping.clone());
+                tasks.spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => serve_connection(tls, proxy, stopping).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    stopping.cancel();
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+async fn serve_connection(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    proxy: Arc<LocalProxy>,
+    stopping: CancellationToken,
+) {
+    let service = service_fn(move |request| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .adaptive_window(true)
+        .max_concurrent_streams(65_536);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "client connection ended");
+            }
+            return;
+        }
+        () = stopping.cancelled() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(DRAIN, connection).await;
+}

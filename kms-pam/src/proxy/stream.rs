@@ -1,0 +1,230 @@
+//! Streaming pieces of the path: bodies that count bytes and stop when the session ends, and the
+//! splice that carries upgraded connections (exec, attach, port-forward) both ways.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::body::{BoxError, ProxyBody};
+use super::tap::RequestTap;
+use crate::kube::{Status, StreamKind};
+
+/// Resolves, with the `Status` to report, when the session a stream belongs to stops.
+pub type SessionCut = Pin<Box<dyn Future<Output = Status> + Send>>;
+
+/// The error a body ends with when its session was cut.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SessionCutError(String);
+
+/// A request body on its way upstream: counts bytes from the client.
+pub struct RequestBody {
+    inner: ProxyBody,
+    tap: Arc<RequestTap>,
+}
+
+impl RequestBody {
+    /// Wraps a body.
+    pub fn new(inner: ProxyBody, tap: Arc<RequestTap>) -> Self {
+        Self { inner, tap }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.tap.add_in(data.len());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body on its way to the client: counts bytes and ends when the session is cut. A
+/// watch ends with an `ERROR` event carrying the `Status` (kubectl prints it); other bodies end
+/// with an error, which aborts the response.
+pub struct ResponseBody {
+    inner: ProxyBody,
+    tap: Arc<RequestTap>,
+    cut: Option<SessionCut>,
+    watch: bool,
+    state: CutState,
+}
+
+enum CutState {
+    Flowing,
+    SendFinal(Bytes),
+    Done,
+}
+
+impl ResponseBody {
+    /// Wraps a body; `cut` stops it when the session ends.
+    pub fn new(inner: ProxyBody, tap: Arc<RequestTap>, cut: Option<SessionCut>) -> Self {
+        let watch = false;
+        Self {
+            inner,
+            tap,
+            cut,
+            watch,
+            state: CutState::Flowing,
+        }
+    }
+
+    /// Marks the body as a watch stream, so a cut ends it with an `ERROR` event.
+    pub fn watch(mut self, stream: Option<StreamKind>) -> Self {
+        self.watch = stream == Some(StreamKind::Watch);
+        self
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(cut) = this.cut.as_mut() {
+            if let Poll::Ready(status) = cut.as_mut().poll(cx) {
+                this.cut = None;
+                this.tap.set_error(status.message.clone());
+                if !this.watch {
+                    this.state = CutState::Done;
+                    return Poll::Ready(Some(Err(Box::new(SessionCutError(status.message)))));
+                }
+                this.state = CutState::SendFinal(status.to_watch_error_event());
+            }
+        }
+        match std::mem::replace(&mut this.state, CutState::Flowing) {
+            CutState::SendFinal(event) => {
+                this.state = CutState::Done;
+                this.tap.add_out(event.len());
+                return Poll::Ready(Some(Ok(Frame::data(event))));
+            }
+            CutState::Done => {
+                this.state = CutState::Done;
+                return Poll::Ready(None);
+            }
+            CutState::Flowing => {}
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.tap.add_out(data.len());
+                }
+            }
+            Poll::Ready(Some(Err(e))) => this.tap.set_error(e.to_string()),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, CutState::Done) || (self.cut.is_none() && self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The client side of an upgraded connection: counts bytes each way into the tap.
+    struct CountingIo<T> {
+        #[pin]
+        inner: T,
+        tap: Arc<RequestTap>,
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for CountingIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        this.tap.add_in(buf.filled().len() - before);
+        polled
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            this.tap.add_out(*n);
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Carries bytes both ways between the client's and the server's upgraded connections until
+/// either side closes or the session is cut. Half-closes are passed on, so `exec -i` sees stdin's
+/// end.
+pub async fn splice(
+    client: Upgraded,
+    server: Upgraded,
+    tap: Arc<RequestTap>,
+    cut: Option<SessionCut>,
+) {
+    let mut client = CountingIo {
+        inner: TokioIo::new(client),
+        tap: tap.clone(),
+    };
+    let mut server = TokioIo::new(server);
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+    let outcome = match cut {
+        Some(cut) => tokio::select! {
+            result = copy => result.err().map(|e| e.to_string()),
+            status = cut => Some(status.message),
+        },
+        None => copy.await.err().map(|e| e.to_string()),
+    };
+    if let Some(reason) = outcome {
+        tracing::debug!(request = tap.request_id(), %reason, "upgraded stream closed");
+        tap.set_error(reason);
+    }
+}

@@ -1,0 +1,126 @@
+//! The audit tap: counts bytes each way and reports a request's end exactly once, when its last
+//! piece (request body, response body, upgraded stream) is dropped.
+
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::audit::{AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed};
+use crate::kube::StreamKind;
+use crate::session::SessionId;
+
+/// One request's running totals. Shared (`Arc`) by the body wrappers; `Drop` emits the
+/// `RequestFinished` (and `StreamClosed`) events.
+pub struct RequestTap {
+    sink: Arc<dyn AuditSink>,
+    session_id: SessionId,
+    request_id: u64,
+    started: Instant,
+    stream: Option<StreamKind>,
+    stream_opened: std::sync::atomic::AtomicBool,
+    status: AtomicU16,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+impl RequestTap {
+    /// A tap for a request that has just arrived.
+    pub fn new(
+        sink: Arc<dyn AuditSink>,
+        session_id: SessionId,
+        request_id: u64,
+        stream: Option<StreamKind>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            sink,
+            session_id,
+            request_id,
+            started: Instant::now(),
+            stream,
+            stream_opened: Default::default(),
+            status: AtomicU16::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            error: Mutex::new(None),
+        })
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
+    /// Records an event of this request's session.
+    pub fn emit(&self, kind: AuditEventKind) {
+        if let Err(e) = self
+            .sink
+            .record(AuditEvent::now(self.session_id.clone(), kind))
+        {
+            tracing::error!(session = %self.session_id, request = self.request_id, error = %e,
+                "audit event not recorded");
+        }
+    }
+
+    /// Records the status sent to the client; a long-running stream counts as opened when its
+    /// response headers succeed.
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::Relaxed);
+        if let Some(stream) = self.stream {
+            if (200..300).contains(&status) || status == 101 {
+                self.stream_opened.store(true, Ordering::Relaxed);
+                self.emit(AuditEventKind::StreamOpened {
+                    request_id: self.request_id,
+                    stream,
+                });
+            }
+        }
+    }
+
+    /// Records why the request failed or was cut (the first reason wins).
+    pub fn set_error(&self, error: impl Into<String>) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert_with(|| error.into());
+    }
+
+    /// Counts bytes received from the client.
+    pub fn add_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts bytes sent to the client.
+    pub fn add_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RequestTap {
+    fn drop(&mut self) {
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let error = self
+            .error
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let (bytes_in, bytes_out) = (*self.bytes_in.get_mut(), *self.bytes_out.get_mut());
+        if let (Some(stream), true) = (self.stream, *self.stream_opened.get_mut()) {
+            self.emit(AuditEventKind::StreamClosed(StreamClosed {
+                request_id: self.request_id,
+                stream,
+                bytes_in,
+                bytes_out,
+                duration_ms,
+                reason: error.clone(),
+            }));
+        }
+        let status = *self.status.get_mut();
+        self.emit(AuditEventKind::RequestFinished(RequestFinished {
+            request_id: self.request_id,
+            status,
+            bytes_in,
+            bytes_out,
+            duration_ms,
+            error,
+        }));
+    }
+}

@@ -1,0 +1,115 @@
+//! A string secret that never shows itself.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+/// A secret string (a service-account token, an API token, a local bearer token).
+///
+/// `Debug` and `Display` print `[redacted]`, so a secret cannot leak through logs or error messages by
+/// accident; the memory is zeroed on drop. Read it deliberately with [`Secret::expose`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Zeroizing::new(value.into()))
+    }
+
+    /// The secret value. Call sites of this method are where a secret is allowed to go.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the secret is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Compares with `other` in time independent of where the first difference is.
+    pub fn constant_time_eq(&self, other: &[u8]) -> bool {
+        let mine = self.0.as_bytes();
+        if mine.len() != other.len() {
+            return false;
+        }
+        mine.iter()
+            .zip(other)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
+    /// A fresh random secret of `bytes` random bytes, URL-safe base64 encoded.
+    pub fn random(bytes: usize) -> Self {
+        use base64::Engine as _;
+        let mut buf = Zeroizing::new(vec![0u8; bytes]);
+        fill_random(&mut buf);
+        Self::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*buf))
+    }
+}
+
+/// Fills `buf` from the operating system's CSPRNG (through ring, the one crypto stack we use).
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    use rustls::crypto::ring::default_provider;
+    // The ring provider's secure random cannot fail on supported platforms; if it ever does, a
+    // predictable secret must not be produced, so this is one of the few justified panics.
+    default_provider()
+        .secure_random
+        .fill(buf)
+        .expect("the operating system's random number generator failed");
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_are_redacted() {
+        let s = Secret::new("eyJhbGciOi.super-secret");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
+        assert_eq!(s.expose(), "eyJhbGciOi.super-secret");
+    }
+
+    #[test]
+    fn constant_time_eq_matches_only_equal_values() {
+        let s = Secret::new("abc");
+        assert!(s.constant_time_eq(b"abc"));
+        assert!(!s.constant_time_eq(b"abd"));
+        assert!(!s.constant_time_eq(b"ab"));
+        assert!(!s.constant_time_eq(b""));
+    }
+
+    #[test]
+    fn random_secrets_differ_and_are_long_enough() {
+        let a = Secret::random(32);
+        let b = Secret::random(32);
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 43);
+    }
+}

@@ -1,0 +1,254 @@
+//! Sessions: the unit of just-in-time access, and the [`SessionManager`] trait that owns their life.
+
+mod memory;
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use memory::MemorySessionManager;
+
+/// A session's identifier (a UUID in text form, as KMS issues it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh random identifier.
+    pub fn new_random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Wraps an identifier received from elsewhere (a certificate, a URL, the database).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a session is in its life. Only `Active` lets requests through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    /// Usable until `expires_at`.
+    Active,
+    /// Ended by its user (Ctrl+C, the command exited).
+    Ended,
+    /// Reached `expires_at`.
+    Expired,
+    /// Ended by an administrator, or by the system after an error.
+    Terminated,
+}
+
+impl SessionStatus {
+    /// The lowercase name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Ended => "ended",
+            Self::Expired => "expired",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndCause {
+    /// Its user ended it.
+    User,
+    /// It reached its expiry.
+    Expiry,
+    /// An administrator terminated it.
+    Termination,
+    /// The CLI or gateway failed and ended it.
+    Error,
+}
+
+impl EndCause {
+    /// The status a session ended for this cause has.
+    pub fn status(self) -> SessionStatus {
+        match self {
+            Self::User => SessionStatus::Ended,
+            Self::Expiry => SessionStatus::Expired,
+            Self::Termination | Self::Error => SessionStatus::Terminated,
+        }
+    }
+}
+
+/// A session as KMS records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Identifier, also carried in the session's client certificate.
+    pub id: SessionId,
+    /// The user it was granted to.
+    pub user: String,
+    /// The PAM resource (cluster).
+    pub resource: String,
+    /// The PAM account on that resource.
+    pub account: String,
+    /// The gateway the session is bound to; other gateways refuse it.
+    pub gateway: String,
+    /// Current status.
+    pub status: SessionStatus,
+    /// Creation time.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: SystemTime,
+    /// The session stops working at this instant.
+    #[serde(with = "crate::time::rfc3339")]
+    pub expires_at: SystemTime,
+    /// When it ended, if it has.
+    #[serde(with = "crate::time::rfc3339_option", default)]
+    pub ended_at: Option<SystemTime>,
+    /// The reason its user gave.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Session {
+    /// The status at `now`: an `Active` session past its expiry is `Expired`.
+    pub fn status_at(&self, now: SystemTime) -> SessionStatus {
+        if self.status == SessionStatus::Active && now >= self.expires_at {
+            SessionStatus::Expired
+        } else {
+            self.status
+        }
+    }
+
+    /// Time left before expiry (zero when past).
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires_at.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// What is needed to open a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    /// Requesting user.
+    pub user: String,
+    /// PAM resource.
+    pub resource: String,
+    /// PAM account.
+    pub account: String,
+    /// Gateway that will serve it.
+    pub gateway: String,
+    /// Requested lifetime.
+    pub duration: Duration,
+    /// Free-text reason.
+    pub reason: Option<String>,
+}
+
+/// Errors of a [`SessionManager`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// No session has that id (or the caller may not see it).
+    #[error("session {0} not found")]
+    NotFound(SessionId),
+    /// The session exists but no longer allows access.
+    #[error("session {id} is {status}")]
+    NotActive {
+        /// The session.
+        id: SessionId,
+        /// Its status.
+        status: SessionStatus,
+    },
+    /// The request itself is wrong (zero duration, unknown account...).
+    #[error("invalid session request: {0}")]
+    Invalid(String),
+    /// The backing store or control plane could not answer; the caller may retry.
+    #[error("session service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Owns the life of sessions: creation, lookup, end, termination, expiry, and notifications.
+///
+/// Implementations: [`MemorySessionManager`] (tests, standalone gateways) and, in the control plane,
+/// a KMS-backed one. All methods are cheap to call concurrently.
+///
+/// Failure semantics: `NotFound` and `NotActive` are final answers about the session; `Unavailable`
+/// means the answer is unknown, and callers that guard access (the gateway) must then refuse access.
+#[async_trait]
+pub trait SessionManager: Send + Sync + 'static {
+    /// Records a new `Active` session expiring `duration` from now.
+    async fn create(&self, new: NewSession) -> Result<Session, SessionError>;
+
+    /// The session as it is now (an active session past its expiry reports `Expired`).
+    async fn get(&self, id: &SessionId) -> Result<Session, SessionError>;
+
+    /// Ends an active session for `cause`; ending an already ended session returns it unchanged.
+    async fn end(&self, id: &SessionId, cause: EndCause) -> Result<Session, SessionError>;
+
+    /// Ends a session on an administrator's order.
+    async fn terminate(&self, id: &SessionId) -> Result<Session, SessionError> {
+        self.end(id, EndCause::Termination).await
+    }
+
+    /// A handle that resolves when the session stops being active, whatever the reason.
+    async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError>;
+}
+
+/// Tells its holder when a session stops being active: ended, terminated, or expired.
+#[derive(Clone, Debug)]
+pub struct SessionWatch {
+    status: watch::Receiver<SessionStatus>,
+    expires_at: SystemTime,
+}
+
+impl SessionWatch {
+    /// Builds a watch from a status channel and the session's expiry.
+    pub fn new(status: watch::Receiver<SessionStatus>, expires_at: SystemTime) -> Self {
+        Self { status, expires_at }
+    }
+
+    /// The session's expiry.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// The status now.
+    pub fn current(&self) -> SessionStatus {
+        let status = *self.status.borrow();
+        if status == SessionStatus::Active && SystemTime::now() >= self.expires_at {
+            SessionStatus::Expired
+        } else {
+            status
+        }
+    }
+
+    /// Waits until the session is no longer active and returns why. If the status channel closes
+    /// (the manager went away), the session counts as terminated: access must fail closed.
+    pub async fn ended(&mut self) -> SessionStatus {
+        let left = self
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tokio::select! {
+            changed = self.status.wait_for(|s| *s != SessionStatus::Active) => match changed {
+                Ok(status) => *status,
+                Err(_) => SessionStatus::Terminated,
+            },
+            () = tokio::time::sleep(left) => SessionStatus::Expired,
+        }
+    }
+}
