@@ -6,6 +6,7 @@ pub mod credential;
 pub mod gateway;
 pub mod kube;
 pub mod local;
+pub mod metrics;
 pub mod proxy;
 pub mod secret;
 pub mod session;

@@ -5,6 +5,7 @@
 //! builds its arguments.
 
 mod registry;
+pub mod standalone;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +22,7 @@ pub use registry::SessionRegistry;
 
 use crate::audit::AuditSink;
 use crate::credential::CredentialStore;
+use crate::metrics::GatewayMetrics;
 use crate::proxy::{rescue, GatewayProxy, ProxyHooks};
 use crate::session::SessionManager;
 use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor};
@@ -44,6 +46,8 @@ pub struct GatewayConfig {
     pub audit: Arc<dyn AuditSink>,
     /// Embedder hooks.
     pub hooks: Arc<dyn ProxyHooks>,
+    /// Counters and gauges (serve them with [`crate::metrics::serve`]).
+    pub metrics: Arc<GatewayMetrics>,
 }
 
 /// Errors that stop a gateway.
@@ -71,8 +75,13 @@ where
         config.sessions,
         config.credentials,
         config.audit.clone(),
+        config.metrics.clone(),
     );
-    let proxy = Arc::new(GatewayProxy::new(config.audit.clone(), config.hooks));
+    let proxy = Arc::new(GatewayProxy::new(
+        config.audit.clone(),
+        config.metrics.clone(),
+        config.hooks,
+    ));
     let stopping = CancellationToken::new();
     let tasks = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -116,6 +125,7 @@ async fn serve_tunnel(
             drive(io, service, [cut, stopping]).await;
         }
         Err(refusal) => {
+            registry.metrics().tunnel_refused();
             tracing::warn!(session = %peer.session_id, remote = ?peer.remote_addr,
                 reason = %refusal, "tunnel refused");
             let refusal = Arc::new(refusal);

@@ -8,6 +8,7 @@ use tokio::sync::OnceCell;
 
 use crate::audit::{AuditEvent, AuditEventKind, AuditSink};
 use crate::credential::{CredentialError, CredentialStore, Upstream};
+use crate::metrics::GatewayMetrics;
 use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamClient};
 use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
 use crate::transport::TunnelPeer;
@@ -20,6 +21,7 @@ pub struct SessionRegistry {
     sessions: Arc<dyn SessionManager>,
     credentials: Arc<dyn CredentialStore>,
     audit: Arc<dyn AuditSink>,
+    metrics: Arc<GatewayMetrics>,
     active: Mutex<HashMap<SessionId, Slot>>,
     upstreams: Mutex<HashMap<String, Arc<UpstreamClient>>>,
 }
@@ -31,12 +33,14 @@ impl SessionRegistry {
         sessions: Arc<dyn SessionManager>,
         credentials: Arc<dyn CredentialStore>,
         audit: Arc<dyn AuditSink>,
+        metrics: Arc<GatewayMetrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             gateway,
             sessions,
             credentials,
             audit,
+            metrics,
             active: Mutex::default(),
             upstreams: Mutex::default(),
         })
@@ -45,6 +49,11 @@ impl SessionRegistry {
     /// The number of sessions with a live entry.
     pub fn active_sessions(&self) -> usize {
         lock(&self.active).len()
+    }
+
+    /// The metrics this registry updates.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
     }
 
     /// The session of an authenticated tunnel, admitting it on its first tunnel.
@@ -108,6 +117,7 @@ impl SessionRegistry {
                 gateway: session.gateway.clone(),
             },
         );
+        self.metrics.session(1);
         tracing::info!(session = %id, user = %session.user, resource = %session.resource,
             account = %session.account, "session admitted");
 
@@ -134,6 +144,7 @@ impl SessionRegistry {
 
     async fn forget(&self, id: &SessionId, status: SessionStatus) {
         lock(&self.active).remove(id);
+        self.metrics.session(-1);
         tracing::info!(session = %id, %status, "session stopped; its streams are cut");
         self.record(id, AuditEventKind::SessionEnded { status });
         if let Err(e) = self.audit.flush().await {

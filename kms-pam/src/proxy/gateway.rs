@@ -19,6 +19,7 @@ use super::tap::RequestTap;
 use super::upstream::UpstreamClient;
 use crate::audit::{AuditEventKind, AuditSink, RequestStarted};
 use crate::kube::RequestInfo;
+use crate::metrics::GatewayMetrics;
 use crate::secret::Secret;
 use crate::session::Session;
 
@@ -37,19 +38,25 @@ pub struct GatewaySession {
 /// Forwards the requests of authenticated sessions to their API servers.
 pub struct GatewayProxy {
     audit: Arc<dyn AuditSink>,
+    metrics: Arc<GatewayMetrics>,
     hooks: Arc<dyn ProxyHooks>,
     next_request_id: AtomicU64,
 }
 
 impl GatewayProxy {
-    /// An engine recording to `audit` and calling `hooks`.
-    pub fn new(audit: Arc<dyn AuditSink>, hooks: Arc<dyn ProxyHooks>) -> Self {
+    /// An engine recording to `audit` and `metrics`, and calling `hooks`.
+    pub fn new(
+        audit: Arc<dyn AuditSink>,
+        metrics: Arc<GatewayMetrics>,
+        hooks: Arc<dyn ProxyHooks>,
+    ) -> Self {
         // Request ids only need to be unique within a session; a random start keeps them unique
         // across gateway restarts too.
         let mut seed = [0u8; 4];
         crate::secret::fill_random(&mut seed);
         Self {
             audit,
+            metrics,
             hooks,
             next_request_id: AtomicU64::new(u64::from(u32::from_le_bytes(seed)) << 32),
         }
@@ -68,6 +75,7 @@ impl GatewayProxy {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let tap = RequestTap::new(
             self.audit.clone(),
+            self.metrics.clone(),
             session.session.id.clone(),
             request_id,
             stream,

@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use crate::audit::{AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed};
 use crate::kube::StreamKind;
+use crate::metrics::GatewayMetrics;
 use crate::session::SessionId;
 
 /// One request's running totals. Shared (`Arc`) by the body wrappers; `Drop` emits the
 /// `RequestFinished` (and `StreamClosed`) events.
 pub struct RequestTap {
     sink: Arc<dyn AuditSink>,
+    metrics: Arc<GatewayMetrics>,
     session_id: SessionId,
     request_id: u64,
     started: Instant,
@@ -28,12 +30,14 @@ impl RequestTap {
     /// A tap for a request that has just arrived.
     pub fn new(
         sink: Arc<dyn AuditSink>,
+        metrics: Arc<GatewayMetrics>,
         session_id: SessionId,
         request_id: u64,
         stream: Option<StreamKind>,
     ) -> Arc<Self> {
         Arc::new(Self {
             sink,
+            metrics,
             session_id,
             request_id,
             started: Instant::now(),
@@ -57,6 +61,7 @@ impl RequestTap {
             .sink
             .record(AuditEvent::now(self.session_id.clone(), kind))
         {
+            self.metrics.audit_dropped();
             tracing::error!(session = %self.session_id, request = self.request_id, error = %e,
                 "audit event not recorded");
         }
@@ -69,6 +74,7 @@ impl RequestTap {
         if let Some(stream) = self.stream {
             if (200..300).contains(&status) || status == 101 {
                 self.stream_opened.store(true, Ordering::Relaxed);
+                self.metrics.stream(1);
                 self.emit(AuditEventKind::StreamOpened {
                     request_id: self.request_id,
                     stream,
@@ -104,6 +110,7 @@ impl Drop for RequestTap {
             .take();
         let (bytes_in, bytes_out) = (*self.bytes_in.get_mut(), *self.bytes_out.get_mut());
         if let (Some(stream), true) = (self.stream, *self.stream_opened.get_mut()) {
+            self.metrics.stream(-1);
             self.emit(AuditEventKind::StreamClosed(StreamClosed {
                 request_id: self.request_id,
                 stream,
@@ -114,6 +121,7 @@ impl Drop for RequestTap {
             }));
         }
         let status = *self.status.get_mut();
+        self.metrics.request_finished(status, bytes_in, bytes_out);
         self.emit(AuditEventKind::RequestFinished(RequestFinished {
             request_id: self.request_id,
             status,

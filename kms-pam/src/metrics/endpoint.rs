@@ -1,0 +1,89 @@
+//! `/healthz` and `/metrics` over plain HTTP on an operator-chosen address.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::GatewayMetrics;
+
+/// Called before each scrape to copy values kept elsewhere into the metrics.
+pub type Refresh = Arc<dyn Fn(&GatewayMetrics) + Send + Sync>;
+
+/// Serves the endpoint until `shutdown` resolves.
+pub async fn serve<F>(
+    listener: TcpListener,
+    metrics: Arc<GatewayMetrics>,
+    refresh: Option<Refresh>,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let (metrics, refresh) = (metrics.clone(), refresh.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let (metrics, refresh) = (metrics.clone(), refresh.clone());
+                async move { Ok::<_, Infallible>(answer(&request, &metrics, refresh.as_ref())) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+fn answer<B>(
+    request: &Request<B>,
+    metrics: &GatewayMetrics,
+    refresh: Option<&Refresh>,
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        (&Method::GET, "/metrics") => {
+            if let Some(refresh) = refresh {
+                refresh(metrics);
+            }
+            (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                Bytes::from(metrics.encode()),
+            )
+        }
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            Bytes::from_static(b"method not allowed\n"),
+        ),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
