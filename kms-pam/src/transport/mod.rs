@@ -6,6 +6,7 @@
 //! over TCP.
 
 pub mod memory;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::SystemTime;

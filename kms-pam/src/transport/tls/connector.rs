@@ -129,9 +129,8 @@ impl fmt::Debug for TlsConnector {
 
 /// The name the gateway's certificate must carry: the host part of `host:port`.
 pub(super) fn server_name_of(gateway_addr: &str) -> Result<ServerName<'static>, TlsError> {
-    let invalid = |why: &str| {
-        TlsError::InvalidName(format!("gateway address {gateway_addr:?}: {why}"))
-    };
+    let invalid =
+        |why: &str| TlsError::InvalidName(format!("gateway address {gateway_addr:?}: {why}"));
     let (host, port) = gateway_addr
         .rsplit_once(':')
         .ok_or_else(|| invalid("expected host:port"))?;
@@ -145,4 +144,29 @@ pub(super) fn server_name_of(gateway_addr: &str) -> Result<ServerName<'static>, 
     };
     ServerName::try_from(host.to_owned())
         .map_err(|_| invalid("the host is neither a DNS name nor an IP address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_name_comes_from_the_host_part() {
+        let ip = server_name_of("127.0.0.1:8443").unwrap();
+        assert!(matches!(ip, ServerName::IpAddress(_)));
+        let dns = server_name_of("gw.example.com:443").unwrap();
+        assert_eq!(dns, ServerName::try_from("gw.example.com").unwrap());
+        let v6 = server_name_of("[::1]:8443").unwrap();
+        assert!(matches!(v6, ServerName::IpAddress(_)));
+        for bad in [
+            "gw.example.com",
+            "gw:port",
+            "::1:8443",
+            "[::1:8443",
+            ":443",
+            "bad host:1",
+        ] {
+            assert!(server_name_of(bad).is_err(), "{bad}");
+        }
+    }
 }

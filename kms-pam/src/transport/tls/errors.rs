@@ -70,9 +70,10 @@ pub(super) fn alert_error(gateway_addr: &str, alert: AlertDescription) -> Transp
 /// caller holding only the stream can still tell a refusal from a broken connection.
 pub(super) fn late_refusal(gateway_addr: &str, err: io::Error) -> io::Error {
     match rustls_error(&err) {
-        Some(rustls::Error::AlertReceived(alert)) => {
-            io::Error::new(io::ErrorKind::PermissionDenied, alert_error(gateway_addr, *alert))
-        }
+        Some(rustls::Error::AlertReceived(alert)) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            alert_error(gateway_addr, *alert),
+        ),
         _ => err,
     }
 }
@@ -105,10 +106,14 @@ mod tests {
     fn late_alert_becomes_a_permission_error_carrying_the_refusal() {
         let err = late_refusal(
             "gw:1",
-            wrapped(rustls::Error::AlertReceived(AlertDescription::CertificateExpired)),
+            wrapped(rustls::Error::AlertReceived(
+                AlertDescription::CertificateExpired,
+            )),
         );
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
-        let inner = err.get_ref().and_then(|e| e.downcast_ref::<TransportError>());
+        let inner = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<TransportError>());
         assert!(matches!(inner, Some(TransportError::Refused(m)) if m.contains(CERT_REFUSED_HINT)));
 
         let reset = late_refusal("gw:1", io::ErrorKind::ConnectionReset.into());

@@ -9,10 +9,10 @@
 //! # When the client learns it was refused
 //!
 //! In TLS 1.3 the client finishes its handshake before the gateway has judged the client
-//! certificate, so [`TlsConnector::connect`] usually succeeds even for an expired or foreign
-//! session certificate. The gateway's alert then surfaces on the first read from the tunnel, as
-//! an [`std::io::Error`] of kind `PermissionDenied` wrapping [`TransportError::Refused`] with an
-//! actionable message. A tunnel refused after the handshake (certificate for another gateway)
+//! certificate, so [`connect`](super::GatewayTransport::connect) succeeds even for an expired or
+//! foreign session certificate. The gateway's alert surfaces on the first read from the tunnel,
+//! as an [`std::io::Error`] of kind `PermissionDenied` wrapping [`TransportError::Refused`] with
+//! an actionable message. A tunnel refused after the handshake (certificate for another gateway)
 //! cannot carry an alert, since rustls offers none for application-level refusals: the client
 //! reads end-of-stream instead.
 //!
