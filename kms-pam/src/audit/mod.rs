@@ -1,11 +1,13 @@
 //! Audit: the typed events of a session and the [`AuditSink`] trait that receives them.
 
 mod event;
+mod jsonl;
 mod sinks;
 
 use async_trait::async_trait;
 
 pub use event::{AuditEvent, AuditEventKind, RequestFinished, RequestStarted, StreamClosed};
+pub use jsonl::JsonLinesSink;
 pub use sinks::{MemoryAuditSink, NullAuditSink, TeeAuditSink};
 
 /// Errors of an [`AuditSink`].

@@ -57,6 +57,9 @@ pub enum GatewayError {
     /// The tunnel listener failed.
     #[error("tunnel listener failed: {0}")]
     Listener(#[from] TransportError),
+    /// The configuration cannot be used.
+    #[error("invalid gateway configuration: {0}")]
+    Config(String),
 }
 
 /// Serves tunnels from `acceptor` until `shutdown` resolves (or the acceptor closes), then stops

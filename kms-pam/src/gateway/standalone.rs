@@ -1,10 +1,21 @@
 //! Standalone mode: a gateway run from a YAML file of resources, accounts and sessions instead of
 //! KMS. For embedders with their own control plane, and for tests. See docs/standalone-gateway.md.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{GatewayConfig, GatewayError};
+use crate::audit::AuditSink;
+use crate::metrics::{GatewayMetrics, Refresh};
+use crate::proxy::ProxyHooks;
+use crate::tls::{tunnel_server_config, TUNNEL_ALPN};
+use crate::transport::tls::TlsTunnelAcceptor;
 
 use crate::credential::{MemoryCredentialStore, Upstream};
 use crate::secret::Secret;
@@ -202,6 +213,64 @@ pub fn load(path: &Path) -> Result<Standalone, StandaloneError> {
         sessions,
         credentials,
     })
+}
+
+/// Options of a standalone gateway beyond its file.
+pub struct StandaloneOptions {
+    /// Where audit events go.
+    pub audit: Arc<dyn AuditSink>,
+    /// Embedder hooks.
+    pub hooks: Arc<dyn ProxyHooks>,
+    /// Serve `/healthz` and `/metrics` here, if set.
+    pub metrics_listener: Option<TcpListener>,
+}
+
+/// Runs a standalone gateway: mutual TLS on `listener`, sessions and credentials from the file,
+/// until `shutdown` resolves.
+pub async fn serve<F>(
+    listener: TcpListener,
+    standalone: Standalone,
+    options: StandaloneOptions,
+    shutdown: F,
+) -> Result<(), GatewayError>
+where
+    F: Future<Output = ()>,
+{
+    let tls = tunnel_server_config(
+        &standalone.ca_pem,
+        &standalone.cert_pem,
+        &standalone.key,
+        &[TUNNEL_ALPN],
+    )
+    .map_err(|e| GatewayError::Config(format!("gateway TLS material: {e}")))?;
+    let acceptor = TlsTunnelAcceptor::new(listener, tls, standalone.name.clone());
+    let metrics = Arc::new(GatewayMetrics::new());
+    let stop = CancellationToken::new();
+    if let Some(listener) = options.metrics_listener {
+        let stats = acceptor.stats();
+        let refresh: Refresh =
+            Arc::new(move |m| m.sync_handshakes(stats.handshakes_ok(), stats.handshakes_failed()));
+        let (metrics, stop) = (metrics.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::metrics::serve(listener, metrics, Some(refresh), stop.cancelled_owned())
+                    .await
+            {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
+    let config = GatewayConfig {
+        name: standalone.name,
+        sessions: Arc::new(standalone.sessions),
+        credentials: Arc::new(standalone.credentials),
+        audit: options.audit,
+        hooks: options.hooks,
+        metrics,
+    };
+    let outcome = super::serve(acceptor, config, shutdown).await;
+    stop.cancel();
+    outcome
 }
 
 #[cfg(test)]

@@ -116,8 +116,12 @@ fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyE
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    // hyper-rustls sets ALPN itself from the HTTP versions enabled below, and refuses a config
+    // that already has some.
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols.clear();
     let builder = HttpsConnectorBuilder::new()
-        .with_tls_config((*tls).clone())
+        .with_tls_config(tls)
         .https_or_http();
     let connector = match alpn {
         UpstreamAlpn::Http1Only => builder.enable_http1().wrap_connector(http),
