@@ -147,7 +147,16 @@ fn into_tunnel_form(
     Ok(request)
 }
 
+/// A refusal that surfaced only on the first read (TLS 1.3 reports client-certificate problems
+/// after the client's handshake completed) is a session problem, not a broken tunnel.
 fn tunnel_failed(error: &hyper::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(TransportError::Refused(reason)) = e.downcast_ref::<TransportError>() {
+            return ProxyError::session(format!("the gateway refused this session: {reason}"));
+        }
+        source = e.source();
+    }
     ProxyError::tunnel(format!(
         "the tunnel to the gateway failed: {}",
         error_chain(error)
