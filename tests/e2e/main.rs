@@ -1,1 +1,6 @@
 //! End-to-end tests.
+
+mod double;
+mod path;
+mod support;
+mod tunnel;

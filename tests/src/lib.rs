@@ -1,1 +1,29 @@
-//! Test support.
+//! Test support for kms-pam.
+//!
+//! # Overview
+//! - [`apiserver`]: an in-process Kubernetes API server double that the real `kubectl` 1.32
+//!   accepts (discovery, Tables, protobuf creates, watches, `logs -f`, exec over WebSocket), and
+//!   that records every request it receives.
+//! - [`harness`]: the whole kms-pam path in one process (loopback proxy → in-memory tunnel →
+//!   gateway → double), driven by the real kubectl.
+//! - [`kubectl`]: runs the real `kubectl` against any server with a private kubeconfig.
+//!
+//! # Getting started
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
+//! use kms_pam_tests::kubectl::Kubectl;
+//! let double = ApiServerDouble::start(DoubleConfig::default()).await?;
+//! let kubectl = Kubectl::new(&double.url(), double.ca_pem(), double.token())?;
+//! let pods = kubectl.run(&["get", "pods"]).await;
+//! assert!(pods.success());
+//! double.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//! None.
+
+pub mod apiserver;
+pub mod harness;
+pub mod kubectl;

@@ -132,9 +132,9 @@ async fn serve_tunnel(
             tracing::warn!(session = %peer.session_id, remote = ?peer.remote_addr,
                 reason = %refusal, "tunnel refused");
             let refusal = Arc::new(refusal);
-            let service = service_fn(move |_request| {
-                let refusal = refusal.clone();
-                async move { Ok::<_, Infallible>(rescue(&refusal)) }
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let response = rescue(&refusal, request.uri().path());
+                async move { Ok::<_, Infallible>(response) }
             });
             drive(io, service, [stopping.clone(), stopping]).await;
         }

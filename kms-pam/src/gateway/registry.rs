@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 use crate::audit::{AuditEvent, AuditEventKind, AuditSink};
 use crate::credential::{CredentialError, CredentialStore, Upstream};
 use crate::metrics::GatewayMetrics;
+use crate::proxy::deadline::stopped_message;
 use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamClient};
 use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
 use crate::transport::TunnelPeer;
@@ -86,10 +87,8 @@ impl SessionRegistry {
         let id = &peer.session_id;
         let session = self.sessions.get(id).await.map_err(session_error)?;
         if session.status != SessionStatus::Active {
-            return Err(ProxyError::session(format!(
-                "kms-pam session {id} is {}",
-                session.status
-            )));
+            let message = stopped_message(id, session.status, session.expires_at);
+            return Err(ProxyError::session(message));
         }
         if session.gateway != self.gateway {
             return Err(ProxyError::session(format!(

@@ -71,20 +71,24 @@ impl SessionDeadline {
 
     /// What the user reads when a stopped session refuses them.
     pub fn message(&self, status: SessionStatus) -> String {
-        let id = &self.session_id;
-        match status {
-            SessionStatus::Expired => format!(
-                "kms-pam session {id} expired at {}; start a new one with `kms-pam pam access`",
-                crate::time::format_rfc3339(self.expires_at)
-            ),
-            SessionStatus::Terminated => {
-                format!("kms-pam session {id} was terminated by an administrator")
-            }
-            SessionStatus::Ended => {
-                format!("kms-pam session {id} has ended; start a new one with `kms-pam pam access`")
-            }
-            SessionStatus::Active => format!("kms-pam session {id} is active"),
+        stopped_message(&self.session_id, status, self.expires_at)
+    }
+}
+
+/// What the user reads when a session that stopped with `status` refuses them.
+pub fn stopped_message(id: &SessionId, status: SessionStatus, expires_at: SystemTime) -> String {
+    match status {
+        SessionStatus::Expired => format!(
+            "kms-pam session {id} expired at {}; start a new one with `kms-pam pam access`",
+            crate::time::format_rfc3339(expires_at)
+        ),
+        SessionStatus::Terminated => {
+            format!("kms-pam session {id} was terminated by an administrator")
         }
+        SessionStatus::Ended => {
+            format!("kms-pam session {id} has ended; start a new one with `kms-pam pam access`")
+        }
+        SessionStatus::Active => format!("kms-pam session {id} is active"),
     }
 }
 

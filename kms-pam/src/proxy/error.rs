@@ -117,13 +117,23 @@ fn reason_for(status: StatusCode) -> &'static str {
 }
 
 /// The edge: every error of the proxy path becomes a `Status` response here, and nowhere else.
-pub fn rescue(error: &ProxyError) -> Response<ProxyBody> {
-    let mut response = Response::new(body::full(error.to_status().to_json()));
+///
+/// kubectl's discovery requests (`/api`, `/apis`, `/apis/GROUP/VERSION`, ...) read error bodies as
+/// plain text and show them only then (and only for 5xx codes); everything else decodes a JSON
+/// `Status`. So discovery paths get the message as `text/plain`, other paths the `Status`.
+pub fn rescue(error: &ProxyError, path: &str) -> Response<ProxyBody> {
+    let (body, content_type) = if crate::kube::is_discovery_path(path) {
+        let mut text = error.message.clone();
+        text.push('\n');
+        (bytes::Bytes::from(text), "text/plain; charset=utf-8")
+    } else {
+        (error.to_status().to_json(), "application/json")
+    };
+    let mut response = Response::new(body::full(body));
     *response.status_mut() = error.status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -134,7 +144,10 @@ mod tests {
 
     #[tokio::test]
     async fn rescue_makes_a_status_kubectl_prints() {
-        let resp = rescue(&ProxyError::session("kms-pam session abc expired"));
+        let resp = rescue(
+            &ProxyError::session("kms-pam session abc expired"),
+            "/api/v1/pods",
+        );
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
         let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -142,6 +155,18 @@ mod tests {
         assert_eq!(v["kind"], "Status");
         assert_eq!(v["reason"], "Unauthorized");
         assert_eq!(v["message"], "kms-pam session abc expired");
+    }
+
+    #[tokio::test]
+    async fn discovery_errors_are_plain_text() {
+        let resp = rescue(&ProxyError::upstream("API server down"), "/apis");
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"API server down\n");
     }
 
     #[test]

@@ -90,13 +90,14 @@ impl GatewayProxy {
             request_id,
         };
         let body = body::boxed(RequestBody::new(body::boxed(body), tap.clone()));
+        let path = parts.uri.path().to_owned();
         let (response, cut) = match self.forward(session, &ctx, parts, body, &tap).await {
             Ok(response) => (response, Some(session.deadline.cut())),
             Err(error) => {
                 tracing::info!(session = %session.session.id, request = request_id,
                     status = error.status().as_u16(), error = %error, "request refused");
                 tap.set_error(error.message());
-                (rescue(&error), None)
+                (rescue(&error, &path), None)
             }
         };
         tap.set_status(response.status().as_u16());

@@ -32,11 +32,12 @@ impl LocalProxy {
 
     /// Handles one request; never fails: errors are answered with a `Status`.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let path = request.uri().path().to_owned();
         match self.forward(request).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::info!(status = error.status().as_u16(), error = %error, "request refused");
-                rescue(&error)
+                rescue(&error, &path)
             }
         }
     }

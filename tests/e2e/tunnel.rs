@@ -1,0 +1,280 @@
+//! The tunnel, the session deadline and upstream TLS, end to end with the real kubectl: what the
+//! gateway refuses, what each refusal looks like to kubectl, and that nothing reaches the cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kms_pam::local::{self, LocalProxyConfig};
+use kms_pam::session::SessionManager as _;
+use kms_pam::tls::{CertificateAuthority, LocalServingCert, UpstreamTls};
+use kms_pam::transport::tls::TlsConnector;
+use kms_pam::Secret;
+use kms_pam_tests::apiserver::send_raw;
+use kms_pam_tests::harness::{InProcessPath, PathOptions, Tunnel};
+use kms_pam_tests::kubectl::Kubectl;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::path::assert_cluster_saw_only_account_token;
+use crate::support::read_lines;
+
+async fn start(options: PathOptions) -> InProcessPath {
+    InProcessPath::start_with(options).await
+}
+
+fn tls() -> PathOptions {
+    PathOptions {
+        tunnel: Tunnel::Tls,
+        ..PathOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_kubectl_runs_share_one_tunnel_handshake() {
+    let path = start(tls()).await;
+    for i in 0..50 {
+        let out = path.kubectl.run(&["get", "pods"]).await;
+        assert!(out.success(), "run {i}: {}", out.stderr);
+    }
+    let stats = path.tunnel_stats.clone().expect("TLS tunnel stats");
+    assert_eq!(
+        stats.handshakes_ok(),
+        1,
+        "one tunnel handshake for 50 kubectl runs"
+    );
+    assert_eq!(stats.handshakes_failed(), 0);
+    assert!(path.double.requests().len() >= 50);
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_cuts_open_watch_and_refuses_later_requests() {
+    let path = start(PathOptions {
+        session_duration: Duration::from_secs(3),
+        ..tls()
+    })
+    .await;
+    let mut child = path.kubectl.spawn(&["get", "pods", "-w"]);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let got = read_lines(&mut lines, 2, Duration::from_secs(3)).await;
+    assert!(!got.is_empty(), "the watch started before expiry");
+    let ended = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    ended.expect("kubectl -w ended at expiry").expect("wait");
+    assert_eq!(
+        path.double.open_streams(),
+        0,
+        "the upstream watch was closed"
+    );
+    let seen = path.double.requests().len();
+    let late = path.kubectl.run(&["get", "pods"]).await;
+    assert!(!late.success());
+    assert!(late.stderr.contains("expired"), "{}", late.stderr);
+    assert_eq!(
+        path.double.requests().len(),
+        seen,
+        "nothing reached the cluster after expiry"
+    );
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_session_is_refused_before_any_upstream_traffic() {
+    for tunnel in [Tunnel::Memory, Tunnel::Tls] {
+        let path = start(PathOptions {
+            tunnel,
+            ..PathOptions::default()
+        })
+        .await;
+        // A first run caches discovery, as in a real session; kubectl shows a server's message
+        // only for requests outside discovery (docs/architecture.md, "Errors").
+        let first = path.kubectl.run(&["get", "pods"]).await;
+        assert!(first.success(), "{tunnel:?}: {}", first.stderr);
+        path.sessions
+            .end(&path.session.id, kms_pam::session::EndCause::User)
+            .await
+            .expect("end");
+        let seen = path.double.requests().len();
+        let out = path.kubectl.run(&["get", "pods"]).await;
+        assert!(!out.success());
+        assert!(
+            out.stderr.contains("has ended"),
+            "{tunnel:?}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            path.double.requests().len(),
+            seen,
+            "{tunnel:?}: upstream traffic"
+        );
+        path.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_bound_to_another_gateway_is_refused() {
+    for tunnel in [Tunnel::Memory, Tunnel::Tls] {
+        let path = start(PathOptions {
+            tunnel,
+            session_gateway: Some("gw-elsewhere".into()),
+            ..PathOptions::default()
+        })
+        .await;
+        let out = path.kubectl.run(&["get", "pods"]).await;
+        assert!(!out.success(), "{tunnel:?}");
+        // What the proxy answered, read directly: kubectl's discovery hides 401 messages.
+        let request = http::Request::get("/api/v1/namespaces/default/pods")
+            .header(
+                "authorization",
+                format!("Bearer {}", path.local_token.expose()),
+            )
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let answer = send_raw(&path.local_url, &path.local_ca_pem, request)
+            .await
+            .expect("answer");
+        let text = String::from_utf8_lossy(answer.body());
+        let expected = match tunnel {
+            // The gateway's session registry refuses with a Status naming both gateways.
+            Tunnel::Memory => "bound to gateway \\\"gw-elsewhere\\\"",
+            // The TLS acceptor refuses the certificate's gateway before any HTTP.
+            Tunnel::Tls => "tunnel to the gateway failed",
+        };
+        assert!(
+            text.contains(expected),
+            "{tunnel:?}: {} {text}",
+            answer.status()
+        );
+        assert!(
+            path.double.requests().is_empty(),
+            "{tunnel:?}: upstream traffic"
+        );
+        path.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_upstream_ca_is_a_clear_502() {
+    let other =
+        CertificateAuthority::generate("not the cluster CA", Duration::from_secs(600)).expect("CA");
+    let path = start(PathOptions {
+        upstream_tls: Some(UpstreamTls::CaBundle(other.cert_pem().to_owned())),
+        ..tls()
+    })
+    .await;
+    let out = path.kubectl.run(&["get", "pods"]).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("unreachable") && out.stderr.contains("certificate"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        path.double.requests().is_empty(),
+        "no request completed the TLS handshake"
+    );
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_roots_do_not_trust_a_private_cluster_ca() {
+    let path = start(PathOptions {
+        upstream_tls: Some(UpstreamTls::SystemRoots),
+        ..PathOptions::default()
+    })
+    .await;
+    let out = path.kubectl.run(&["get", "pods"]).await;
+    assert!(!out.success());
+    assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+    assert!(path.double.requests().is_empty());
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_name_sni_and_disabled_verification_work() {
+    // SNI and verification by DNS name: the double's certificate is valid for `localhost`.
+    let path = start(PathOptions {
+        upstream_host: Some("localhost".into()),
+        ..PathOptions::default()
+    })
+    .await;
+    let out = path.kubectl.run(&["get", "pods"]).await;
+    assert!(out.success(), "by DNS name: {}", out.stderr);
+    assert_cluster_saw_only_account_token(&path);
+    path.shutdown().await;
+
+    let path = start(PathOptions {
+        upstream_tls: Some(UpstreamTls::InsecureSkipVerify),
+        ..PathOptions::default()
+    })
+    .await;
+    let out = path.kubectl.run(&["get", "pods"]).await;
+    assert!(out.success(), "verification off: {}", out.stderr);
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_down_is_a_clear_502() {
+    let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = unused.local_addr().expect("addr").port();
+    drop(unused);
+    let path = start(PathOptions {
+        upstream_port: Some(port),
+        ..tls()
+    })
+    .await;
+    let out = path.kubectl.run(&["get", "pods"]).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("Kubernetes API server") && out.stderr.contains("unreachable"),
+        "{}",
+        out.stderr
+    );
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_down_is_a_clear_502() {
+    let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway_addr = unused.local_addr().expect("addr");
+    drop(unused);
+    let ca =
+        CertificateAuthority::generate("kms-pam test CA", Duration::from_secs(600)).expect("CA");
+    let client = ca
+        .issue_server_cert(&["127.0.0.1".to_owned()], Duration::from_secs(600))
+        .expect("cert");
+    let transport = TlsConnector::from_pem(
+        ca.cert_pem(),
+        &client.cert_pem,
+        &client.key,
+        gateway_addr.to_string(),
+    )
+    .expect("connector");
+    let cert = LocalServingCert::generate(Duration::from_secs(600)).expect("local cert");
+    let token = Secret::random(32);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    let config = LocalProxyConfig {
+        local_token: token.clone(),
+        tls: cert.server_config().expect("tls"),
+        transport: Arc::new(transport),
+    };
+    let proxy = tokio::spawn(local::serve(
+        listener,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    let kubectl = Kubectl::new(&url, &cert.ca_pem, token.expose()).expect("kubeconfig");
+    let out = kubectl.run(&["get", "pods"]).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("gateway unreachable")
+            && out.stderr.contains(&gateway_addr.to_string()),
+        "{}",
+        out.stderr
+    );
+    stop.cancel();
+    proxy.await.expect("join").expect("local proxy");
+}

@@ -1,0 +1,253 @@
+//! The whole path in one process: loopback proxy → in-memory tunnel → gateway → API server double.
+//! Tests and examples start it with [`InProcessPath::start`] and drive it with the real kubectl.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kms_pam::audit::MemoryAuditSink;
+use kms_pam::credential::{MemoryCredentialStore, Upstream};
+use kms_pam::gateway::{self, GatewayConfig};
+use kms_pam::local::{self, LocalProxyConfig};
+use kms_pam::metrics::GatewayMetrics;
+use kms_pam::proxy::{NoHooks, ProxyHooks};
+use kms_pam::session::{MemorySessionManager, NewSession, Session, SessionManager};
+use kms_pam::tls::{
+    tunnel_server_config, CertificateAuthority, LocalServingCert, SessionCertSpec, SessionKey,
+    UpstreamTls, TUNNEL_ALPN,
+};
+use kms_pam::transport::memory::memory_gateway;
+use kms_pam::transport::tls::{AcceptorStats, TlsConnector, TlsTunnelAcceptor};
+use kms_pam::transport::{GatewayTransport, TunnelAcceptor};
+use kms_pam::Secret;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::apiserver::{ApiServerDouble, DoubleConfig};
+use crate::kubectl::Kubectl;
+
+/// The name of the gateway in the in-process path.
+pub const GATEWAY: &str = "gw-test";
+
+/// Which tunnel the path uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tunnel {
+    /// In-process duplex pipes.
+    #[default]
+    Memory,
+    /// Mutual TLS over TCP on 127.0.0.1, with a test KMS CA and a session certificate issued from
+    /// a CSR.
+    Tls,
+}
+
+/// Options for [`InProcessPath::start_with`].
+pub struct PathOptions {
+    /// The tunnel between local proxy and gateway.
+    pub tunnel: Tunnel,
+    /// Session lifetime.
+    pub session_duration: Duration,
+    /// Gateway hooks.
+    pub hooks: Arc<dyn ProxyHooks>,
+    /// The API server double's settings (its token is the account token).
+    pub double: DoubleConfig,
+    /// How the gateway verifies the double (default: the double's CA as a bundle).
+    pub upstream_tls: Option<UpstreamTls>,
+    /// The host name the resource URL uses for the double (default: its IP address).
+    pub upstream_host: Option<String>,
+    /// The port the resource URL uses (default: the double's; another one simulates an API
+    /// server that is down).
+    pub upstream_port: Option<u16>,
+    /// The gateway the session is bound to (default: this gateway).
+    pub session_gateway: Option<String>,
+}
+
+impl Default for PathOptions {
+    fn default() -> Self {
+        Self {
+            tunnel: Tunnel::Memory,
+            session_duration: Duration::from_secs(600),
+            hooks: Arc::new(NoHooks),
+            double: DoubleConfig::default(),
+            upstream_tls: None,
+            upstream_host: None,
+            upstream_port: None,
+            session_gateway: None,
+        }
+    }
+}
+
+/// A running in-process path.
+pub struct InProcessPath {
+    /// The API server double behind the gateway.
+    pub double: ApiServerDouble,
+    /// Everything the gateway audited.
+    pub audit: Arc<MemoryAuditSink>,
+    /// Handshake counters of the TLS tunnel acceptor (`Tunnel::Tls` only).
+    pub tunnel_stats: Option<Arc<AcceptorStats>>,
+    /// The gateway's metrics.
+    pub metrics: Arc<GatewayMetrics>,
+    /// The session manager the gateway checks.
+    pub sessions: Arc<MemorySessionManager>,
+    /// The session in use.
+    pub session: Session,
+    /// The loopback proxy's URL (`https://127.0.0.1:PORT`).
+    pub local_url: String,
+    /// The loopback proxy's CA certificate.
+    pub local_ca_pem: String,
+    /// The local bearer token of the session kubeconfig.
+    pub local_token: Secret,
+    /// kubectl configured with the session kubeconfig.
+    pub kubectl: Kubectl,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl InProcessPath {
+    /// Starts the path with default options.
+    pub async fn start() -> Self {
+        Self::start_with(PathOptions::default()).await
+    }
+
+    /// Starts the double, a gateway and a loopback proxy; opens a session for account
+    /// `double/admin`. Panics on set-up failure: this is test scaffolding.
+    pub async fn start_with(options: PathOptions) -> Self {
+        let double = ApiServerDouble::start(options.double)
+            .await
+            .expect("start the API server double");
+        let credentials = MemoryCredentialStore::new();
+        let host = options.upstream_host.as_deref().unwrap_or("127.0.0.1");
+        let port = options.upstream_port.unwrap_or(double.addr().port());
+        let url = format!("https://{host}:{port}");
+        let tls = options
+            .upstream_tls
+            .clone()
+            .unwrap_or_else(|| UpstreamTls::CaBundle(double.ca_pem().to_owned()));
+        credentials.add_resource(
+            "double",
+            Upstream {
+                url: url.parse().expect("double URL"),
+                tls,
+            },
+        );
+        credentials.add_account("double", "admin", Secret::new(double.token()));
+        let sessions = Arc::new(MemorySessionManager::new());
+        let session = sessions
+            .create(NewSession {
+                user: "alice".into(),
+                resource: "double".into(),
+                account: "admin".into(),
+                gateway: options.session_gateway.unwrap_or_else(|| GATEWAY.into()),
+                duration: options.session_duration,
+                reason: Some("end-to-end test".into()),
+            })
+            .await
+            .expect("create session");
+        let audit = Arc::new(MemoryAuditSink::new());
+        let metrics = Arc::new(GatewayMetrics::new());
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let config = GatewayConfig {
+            name: GATEWAY.into(),
+            sessions: sessions.clone(),
+            credentials: Arc::new(credentials),
+            audit: audit.clone(),
+            hooks: options.hooks,
+            metrics: metrics.clone(),
+        };
+        let (transport, tunnel_stats): (Arc<dyn GatewayTransport>, _) = match options.tunnel {
+            Tunnel::Memory => {
+                let (dial, acceptor) = memory_gateway();
+                tasks.push(spawn_gateway(acceptor, config, stop.clone()));
+                (Arc::new(dial.connector(session.id.clone())), None)
+            }
+            Tunnel::Tls => {
+                let (connector, acceptor) = tls_tunnel(&session).await;
+                let stats = acceptor.stats();
+                tasks.push(spawn_gateway(acceptor, config, stop.clone()));
+                (Arc::new(connector), Some(stats))
+            }
+        };
+
+        let cert = LocalServingCert::generate(options.session_duration).expect("local cert");
+        let local_token = Secret::random(32);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let local_url = format!("https://{}", listener.local_addr().expect("addr"));
+        let config = LocalProxyConfig {
+            local_token: local_token.clone(),
+            tls: cert.server_config().expect("local TLS config"),
+            transport,
+        };
+        let local_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = local::serve(listener, config, local_stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "local proxy stopped");
+            }
+        }));
+
+        let kubectl = Kubectl::new(&local_url, &cert.ca_pem, local_token.expose())
+            .expect("write session kubeconfig");
+        Self {
+            double,
+            audit,
+            tunnel_stats,
+            metrics,
+            sessions,
+            session,
+            local_url,
+            local_ca_pem: cert.ca_pem,
+            local_token,
+            kubectl,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stops the proxy, the gateway and the double.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.double.shutdown().await;
+    }
+}
+
+fn spawn_gateway<A: TunnelAcceptor>(
+    acceptor: A,
+    config: GatewayConfig,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = gateway::serve(acceptor, config, stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "gateway stopped");
+        }
+    })
+}
+
+/// A test KMS CA, a gateway certificate for 127.0.0.1, a listening TLS acceptor, and a session
+/// certificate issued from the client's CSR, as KMS would.
+async fn tls_tunnel(session: &Session) -> (TlsConnector, TlsTunnelAcceptor) {
+    let ca = CertificateAuthority::generate("kms-pam test CA", Duration::from_secs(3600))
+        .expect("test CA");
+    let server = ca
+        .issue_server_cert(&["127.0.0.1".to_owned()], Duration::from_secs(3600))
+        .expect("gateway cert");
+    let tls = tunnel_server_config(ca.cert_pem(), &server.cert_pem, &server.key, &[TUNNEL_ALPN])
+        .expect("gateway TLS config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = TlsTunnelAcceptor::new(listener, tls, GATEWAY.to_owned());
+    let (key, csr) = SessionKey::generate().expect("session key");
+    let spec = SessionCertSpec {
+        session_id: session.id.to_string(),
+        gateway: session.gateway.clone(),
+        user: session.user.clone(),
+        not_before: session.created_at,
+        not_after: session.expires_at,
+    };
+    let cert = ca.sign_session_csr(&csr, &spec).expect("session cert");
+    let connector = TlsConnector::from_pem(ca.cert_pem(), &cert, key.key_pem(), addr.to_string())
+        .expect("connector");
+    (connector, acceptor)
+}
