@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod credential;
 pub mod gateway;
+pub mod kms;
 pub mod kube;
 pub mod local;
 pub mod metrics;
