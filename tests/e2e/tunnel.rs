@@ -278,3 +278,48 @@ async fn gateway_down_is_a_clear_502() {
     stop.cancel();
     proxy.await.expect("join").expect("local proxy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_cuts_exec_and_logs_follow() {
+    let path = start(tls()).await;
+    let pod = crate::support::first_pod();
+    let mut exec = path.kubectl.spawn(&["exec", &pod, "--", "sleep", "600"]);
+    let mut logs = path.kubectl.spawn(&["logs", "-f", &pod]);
+    let mut open = 0;
+    for _ in 0..100 {
+        open = path.double.open_streams();
+        if open >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open, 2, "exec and logs -f are open at the cluster");
+    assert_eq!(
+        path.metrics.active_streams(),
+        2,
+        "and counted by the gateway"
+    );
+
+    path.sessions
+        .terminate(&path.session.id)
+        .await
+        .expect("terminate");
+    for (name, child) in [("exec", &mut exec), ("logs -f", &mut logs)] {
+        let ended = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        let status = ended
+            .unwrap_or_else(|_| panic!("{name} still running"))
+            .expect("wait");
+        assert!(!status.success(), "{name} exited 0");
+    }
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = path.double.open_streams();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the cluster-side streams were closed");
+    assert_eq!(path.metrics.active_streams(), 0);
+    path.shutdown().await;
+}
