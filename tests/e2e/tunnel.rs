@@ -45,6 +45,12 @@ async fn fifty_kubectl_runs_share_one_tunnel_handshake() {
     );
     assert_eq!(stats.handshakes_failed(), 0);
     assert!(path.double.requests().len() >= 50);
+    // The gateway pools its connections to the API server too (HTTP/2 when offered).
+    let upstream = path.double.tls_connections();
+    assert!(
+        upstream <= 2,
+        "{upstream} upstream TLS connections for 50 kubectl runs"
+    );
     path.shutdown().await;
 }
 

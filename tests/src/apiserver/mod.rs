@@ -92,6 +92,8 @@ pub(crate) struct State {
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) server_address: String,
+    /// TLS connections accepted so far (handshake completed).
+    pub(crate) connections: std::sync::atomic::AtomicUsize,
 }
 
 /// A running double; dropping it stops serving (prefer [`ApiServerDouble::shutdown`]).
@@ -125,6 +127,7 @@ impl ApiServerDouble {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             server_address: addr.to_string(),
+            connections: Default::default(),
         });
         state.tasks.spawn(server::accept_loop(
             state.clone(),
@@ -175,6 +178,13 @@ impl ApiServerDouble {
     /// for a pod that does not exist.
     pub fn emit_pod_event(&self, namespace: &str, name: &str) {
         watch::touch_pod(&self.state, namespace, name);
+    }
+
+    /// TLS connections accepted so far: how a test sees that a client reuses connections.
+    pub fn tls_connections(&self) -> usize {
+        self.state
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Watch, log-follow, exec and attach streams open right now.

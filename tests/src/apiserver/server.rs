@@ -42,7 +42,12 @@ pub(crate) async fn accept_loop(state: Arc<State>, listener: TcpListener, tls: A
 
 async fn serve_connection(state: Arc<State>, acceptor: TlsAcceptor, tcp: TcpStream) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
+        Ok(Ok(tls)) => {
+            state
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tls
+        }
         Ok(Err(error)) => {
             tracing::debug!(%error, "api server double: TLS handshake failed");
             return;
