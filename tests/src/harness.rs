@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kms_pam::audit::MemoryAuditSink;
+use kms_pam::audit::{AuditSink, MemoryAuditSink, TeeAuditSink};
 use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::{self, GatewayConfig};
 use kms_pam::local::{self, LocalProxyConfig};
@@ -59,6 +59,8 @@ pub struct PathOptions {
     pub upstream_port: Option<u16>,
     /// The gateway the session is bound to (default: this gateway).
     pub session_gateway: Option<String>,
+    /// A further audit sink, teed with the in-memory one the harness keeps.
+    pub extra_audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl Default for PathOptions {
@@ -72,6 +74,7 @@ impl Default for PathOptions {
             upstream_host: None,
             upstream_port: None,
             session_gateway: None,
+            extra_audit: None,
         }
     }
 }
@@ -151,7 +154,10 @@ impl InProcessPath {
             name: GATEWAY.into(),
             sessions: sessions.clone(),
             credentials: Arc::new(credentials),
-            audit: audit.clone(),
+            audit: match options.extra_audit {
+                Some(extra) => Arc::new(TeeAuditSink::new(vec![audit.clone(), extra])),
+                None => audit.clone(),
+            },
             hooks: options.hooks,
             metrics: metrics.clone(),
         };
