@@ -1,1 +1,58 @@
-fn main() {}
+//! `kms-pam`: the user's side of just-in-time kubectl access (SPEC §3).
+
+mod cli;
+mod commands;
+mod config;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.command.is_long_running_service());
+    quiet_panics();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::FAILURE
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level. Servers log at `info`, the interactive
+/// commands only warnings, so their own output stays readable.
+fn init_tracing(service: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if service { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// A bug must still end in one line on stderr, not a backtrace.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        eprintln!("error: internal error (please report this): {message}");
+    }));
+}

@@ -1,5 +1,6 @@
 //! `kms-pam-gateway`: terminates session tunnels and forwards to the Kubernetes API server.
-//! Thin: arguments → configuration → `kms_pam::gateway::standalone::serve`.
+//! Thin: arguments → configuration → `kms_pam::gateway::kms_mode::serve` (with KMS) or
+//! `kms_pam::gateway::standalone::serve` (from a file).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use kms_pam::audit::JsonLinesSink;
+use kms_pam::gateway::kms_mode::{self, KmsGateway};
 use kms_pam::gateway::standalone::{self, StandaloneOptions};
 use kms_pam::proxy::NoHooks;
 use tokio::net::TcpListener;
@@ -16,24 +18,36 @@ use tokio::net::TcpListener;
 /// The kms-pam gateway.
 #[derive(Debug, Parser)]
 #[command(name = "kms-pam-gateway", version, about)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["kms_url", "config"])))]
 struct Args {
+    /// KMS base URL: sessions and credentials come from KMS.
+    #[arg(long, value_name = "URL", env = "KMS_PAM_URL", requires = "name")]
+    kms_url: Option<String>,
+    /// This gateway's name, as created with `kms-pam gateway create NAME`.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The address CLIs dial (default: the listen address).
+    #[arg(long, value_name = "ADDR")]
+    advertise: Option<String>,
+    /// One-time enrollment token (first run only).
+    #[arg(long, value_name = "TOKEN", env = "KMS_PAM_ENROLL_TOKEN")]
+    enroll_token: Option<String>,
+    /// Where the gateway keeps its identity and audit spool.
+    #[arg(long, value_name = "DIR", default_value = "kms-pam-gateway-data")]
+    data_dir: PathBuf,
     /// Standalone mode: resources, accounts and sessions from this YAML file (see
     /// docs/standalone-gateway.md).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, value_name = "FILE", conflicts_with = "kms_url")]
+    config: Option<PathBuf>,
     /// Address to accept session tunnels on.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
     listen: SocketAddr,
     /// Serve /healthz and Prometheus /metrics on this address.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
-    /// Append audit events as JSON lines to this file.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "kms-pam-gateway-audit.jsonl"
-    )]
-    audit_log: PathBuf,
+    /// Append audit events as JSON lines to this file (default: DATA_DIR/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -61,7 +75,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let file = standalone::load(&args.config)?;
+    // Read the standalone file first: a bad file fails before anything is created.
+    let standalone_file = args.config.as_deref().map(standalone::load).transpose()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -73,14 +88,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let audit = JsonLinesSink::open(&args.audit_log).await?;
-    tracing::info!(name = %file.name, listen = %listener.local_addr()?, "gateway starting");
-    let options = StandaloneOptions {
-        audit: Arc::new(audit),
-        hooks: Arc::new(NoHooks),
-        metrics_listener,
+    let audit_log = match args.audit_log {
+        Some(path) => path,
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+            args.data_dir.join("audit.jsonl")
+        }
     };
-    standalone::serve(listener, file, options, shutdown_signal()).await?;
+    let audit = Arc::new(JsonLinesSink::open(&audit_log).await?);
+    let local = listener.local_addr()?;
+    if let Some(file) = standalone_file {
+        tracing::info!(name = %file.name, listen = %local, "standalone gateway starting");
+        let options = StandaloneOptions {
+            audit,
+            hooks: Arc::new(NoHooks),
+            metrics_listener,
+        };
+        standalone::serve(listener, file, options, shutdown_signal()).await?;
+    } else if let (Some(kms_url), Some(name)) = (args.kms_url, args.name) {
+        tracing::info!(%name, listen = %local, %kms_url, "gateway starting");
+        let config = KmsGateway {
+            kms_url,
+            name,
+            data_dir: args.data_dir,
+            advertise: args.advertise.unwrap_or_else(|| local.to_string()),
+            enroll_token: args.enroll_token,
+            audit,
+            hooks: Arc::new(NoHooks),
+            metrics_listener,
+        };
+        kms_mode::serve(listener, config, shutdown_signal()).await?;
+    }
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! kms-pam: just-in-time, audited access to Kubernetes clusters.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod audit;
 pub mod credential;
 pub mod gateway;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod secret;
 pub mod session;
+pub mod store;
 pub mod time;
 pub mod tls;
 pub mod transport;

@@ -17,6 +17,18 @@ pub struct AuditEvent {
     /// When it happened.
     #[serde(with = "crate::time::rfc3339_millis")]
     pub time: SystemTime,
+    /// Position in the session's hash chain: 1, 2, 3, … (see [`crate::audit::chain`]); 0, and
+    /// left out of the JSON, until a [`ChainingSink`](crate::audit::ChainingSink) assigns it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+    /// Hex SHA-256 `hash` of the session's previous event (64 zeros for the first); empty, and
+    /// left out of the JSON, until chained.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prev_hash: String,
+    /// Hex SHA-256 over `prev_hash` and this event's canonical JSON without `hash`; empty, and
+    /// left out of the JSON, until chained.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
     /// What happened.
     #[serde(flatten)]
     pub kind: AuditEventKind,
@@ -29,9 +41,18 @@ impl AuditEvent {
             id: uuid::Uuid::new_v4(),
             session_id,
             time: SystemTime::now(),
+            seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
             kind,
         }
     }
+}
+
+// Chain fields are skipped when unset so that unchained events keep their earlier JSON form, and
+// so that adding them changed no existing event's canonical bytes.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The kinds of events.
@@ -69,6 +90,13 @@ pub enum AuditEventKind {
     },
     /// A stream ended.
     StreamClosed(StreamClosed),
+    /// What an upgraded stream is (exec command, container, tty, forwarded ports) and whether
+    /// its bytes are recorded. Emitted once, when the upgrade succeeds.
+    StreamDetails(Box<StreamDetails>),
+    /// A piece of a recorded stream's bytes on one channel (see [`crate::audit::recording`]).
+    StreamData(StreamData),
+    /// A stream's recording ended: how much was kept, and whether the cap cut it.
+    RecordingEnded(RecordingEnded),
 }
 
 /// A request as kubectl sees it.
@@ -124,4 +152,70 @@ pub struct StreamClosed {
     pub duration_ms: u64,
     /// Why it closed, when not by either side normally (`session expired`, ...).
     pub reason: Option<String>,
+}
+
+/// What an upgraded stream is, read from its request and its `101` answer.
+///
+/// New fields must be optional and skipped when unset: the hash chain covers each event's JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDetails {
+    /// The request that opened it.
+    pub request_id: u64,
+    /// What it is.
+    pub stream: StreamKind,
+    /// `exec`: the command and its arguments (the `command=` query values, in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// `exec`/`attach`: the container (`container=`), when named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `exec`/`attach`: whether a terminal was asked for (`tty=true`, `kubectl exec -t`).
+    #[serde(default)]
+    pub tty: bool,
+    /// `exec`/`attach`: whether stdin is attached (`stdin=true`, `kubectl exec -i`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// `port-forward`: the pod ports (`ports=` query values), when the request names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// The negotiated WebSocket subprotocol (`v5.channel.k8s.io`), or the `Upgrade` protocol
+    /// (`SPDY/3.1`) when it is not a WebSocket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Whether the stream's bytes are recorded: `StreamData` events and a `RecordingEnded`
+    /// follow.
+    #[serde(default)]
+    pub recorded: bool,
+}
+
+/// A piece of a recorded stream: the payload bytes of one channel, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamData {
+    /// The request that opened the stream.
+    pub request_id: u64,
+    /// The Kubernetes channel: 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close (v5).
+    pub channel: u8,
+    /// Bytes of this channel before this piece, counting bytes seen but not recorded.
+    pub offset: u64,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub data_base64: String,
+}
+
+/// How a stream's recording ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingEnded {
+    /// The request that opened the stream.
+    pub request_id: u64,
+    /// Payload bytes kept in `StreamData` events.
+    pub recorded_bytes: u64,
+    /// Payload bytes seen on every channel, recorded or not.
+    pub total_bytes: u64,
+    /// Whether some payload was not recorded (cap reached, recorder behind, unreadable frames).
+    pub truncated: bool,
+    /// Why it was truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The WebSocket close code, when a close frame was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
 }

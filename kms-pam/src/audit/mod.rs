@@ -1,14 +1,28 @@
 //! Audit: the typed events of a session and the [`AuditSink`] trait that receives them.
+//!
+//! Session tracking (docs/session-tracking.md) builds on them: [`chain`] makes each session's
+//! events a hash chain, [`spool`] keeps them on disk until KMS has them, [`commands`] groups
+//! requests into kubectl commands, and [`recording`] records exec and attach streams.
 
+pub mod chain;
+pub mod commands;
 mod event;
 mod jsonl;
+pub mod recording;
 mod sinks;
+pub mod spool;
 
 use async_trait::async_trait;
 
-pub use event::{AuditEvent, AuditEventKind, RequestFinished, RequestStarted, StreamClosed};
+pub use chain::{verify_chain, ChainHead, ChainReport, ChainingSink};
+pub use commands::{group_commands, Command, RequestSummary, StreamSummary};
+pub use event::{
+    AuditEvent, AuditEventKind, RecordingEnded, RequestFinished, RequestStarted, StreamClosed,
+    StreamData, StreamDetails,
+};
 pub use jsonl::JsonLinesSink;
 pub use sinks::{MemoryAuditSink, NullAuditSink, TeeAuditSink};
+pub use spool::{Spool, SpoolConfig, SpoolShipper, SpoolSink, Uploader};
 
 /// Errors of an [`AuditSink`].
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,8 @@
 //! `serve(acceptor, config, shutdown)` is the whole gateway; the `kms-pam-gateway` binary only
 //! builds its arguments.
 
+pub mod kms_mode;
+pub mod mtls;
 mod registry;
 pub mod standalone;
 

@@ -8,14 +8,11 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use super::{GatewayConfig, GatewayError};
+use super::mtls::{GatewayTls, MtlsGateway};
+use super::GatewayError;
 use crate::audit::AuditSink;
-use crate::metrics::{GatewayMetrics, Refresh};
 use crate::proxy::ProxyHooks;
-use crate::tls::{tunnel_server_config, TUNNEL_ALPN};
-use crate::transport::tls::TlsTunnelAcceptor;
 
 use crate::credential::{MemoryCredentialStore, Upstream};
 use crate::secret::Secret;
@@ -236,41 +233,20 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
-    let tls = tunnel_server_config(
-        &standalone.ca_pem,
-        &standalone.cert_pem,
-        &standalone.key,
-        &[TUNNEL_ALPN],
-    )
-    .map_err(|e| GatewayError::Config(format!("gateway TLS material: {e}")))?;
-    let acceptor = TlsTunnelAcceptor::new(listener, tls, standalone.name.clone());
-    let metrics = Arc::new(GatewayMetrics::new());
-    let stop = CancellationToken::new();
-    if let Some(listener) = options.metrics_listener {
-        let stats = acceptor.stats();
-        let refresh: Refresh =
-            Arc::new(move |m| m.sync_handshakes(stats.handshakes_ok(), stats.handshakes_failed()));
-        let (metrics, stop) = (metrics.clone(), stop.clone());
-        tokio::spawn(async move {
-            if let Err(e) =
-                crate::metrics::serve(listener, metrics, Some(refresh), stop.cancelled_owned())
-                    .await
-            {
-                tracing::error!(error = %e, "metrics endpoint stopped");
-            }
-        });
-    }
-    let config = GatewayConfig {
+    let gateway = MtlsGateway {
         name: standalone.name,
+        tls: GatewayTls {
+            ca_pem: standalone.ca_pem,
+            cert_pem: standalone.cert_pem,
+            key: standalone.key,
+        },
         sessions: Arc::new(standalone.sessions),
         credentials: Arc::new(standalone.credentials),
         audit: options.audit,
         hooks: options.hooks,
-        metrics,
+        metrics_listener: options.metrics_listener,
     };
-    let outcome = super::serve(acceptor, config, shutdown).await;
-    stop.cancel();
-    outcome
+    super::mtls::serve(listener, gateway, shutdown).await
 }
 
 #[cfg(test)]

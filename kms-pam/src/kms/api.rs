@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::session::{EndCause, Session};
 
+/// Prefix of user API tokens.
+pub const USER_TOKEN_PREFIX: &str = "kmsu_";
+/// Prefix of gateway API tokens.
+pub const GATEWAY_TOKEN_PREFIX: &str = "kmsg_";
+/// Prefix of one-time gateway enrollment tokens.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "kmse_";
+
 /// `{"error": {...}}` bodies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -316,4 +323,56 @@ pub struct SessionChange {
     pub session_id: String,
     /// New status.
     pub status: crate::session::SessionStatus,
+}
+
+/// `GET /v1/sessions/{id}` answer: the session and, once session tracking records them, the
+/// commands run in it (SPEC §3 `pam sessions show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionView,
+    /// kubectl invocations (one per `Kubectl-Session`), oldest first.
+    #[serde(default)]
+    pub commands: Vec<SessionCommand>,
+}
+
+/// One kubectl invocation in a session, with its requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCommand {
+    /// What kubectl said it was running (`kubectl get`), or the derived verb for other clients.
+    pub command: String,
+    /// Its first request.
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub started_at: SystemTime,
+    /// Its requests, in order.
+    #[serde(default)]
+    pub requests: Vec<CommandRequest>,
+}
+
+/// One request of a [`SessionCommand`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRequest {
+    /// When it arrived.
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub time: SystemTime,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Response status, once known.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Kubernetes verb (`get`, `list`, `watch`, …).
+    #[serde(default)]
+    pub verb: Option<String>,
+    /// Kubernetes resource (`pods`).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Object name.
+    #[serde(default)]
+    pub name: Option<String>,
 }

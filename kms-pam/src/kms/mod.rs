@@ -2,3 +2,6 @@
 //! CLI and the gateway. The contract is docs/api.md.
 
 pub mod api;
+pub mod server;
+pub mod client;
+pub mod gateway_link;

@@ -1,5 +1,6 @@
 //! Kubernetes-specific knowledge: what a request means to kubectl, `Status` bodies, kubeconfig.
 
+pub mod kubeconfig;
 pub mod request_info;
 pub mod status;
 

@@ -17,7 +17,8 @@ use super::hooks::{ProxyHooks, RequestContext};
 use super::stream::{splice, RequestBody, ResponseBody};
 use super::tap::RequestTap;
 use super::upstream::UpstreamClient;
-use crate::audit::{AuditEventKind, AuditSink, RequestStarted};
+use crate::audit::recording::RecordingConfig;
+use crate::audit::{AuditEventKind, AuditSink, RequestStarted, StreamDetails};
 use crate::kube::RequestInfo;
 use crate::metrics::GatewayMetrics;
 use crate::secret::Secret;
@@ -40,6 +41,7 @@ pub struct GatewayProxy {
     audit: Arc<dyn AuditSink>,
     metrics: Arc<GatewayMetrics>,
     hooks: Arc<dyn ProxyHooks>,
+    recording: RecordingConfig,
     next_request_id: AtomicU64,
 }
 
@@ -58,8 +60,15 @@ impl GatewayProxy {
             audit,
             metrics,
             hooks,
+            recording: RecordingConfig::default(),
             next_request_id: AtomicU64::new(u64::from(u32::from_le_bytes(seed)) << 32),
         }
+    }
+
+    /// Records exec/attach streams with `config` instead of the default (1 MiB per stream).
+    pub fn with_recording(mut self, config: RecordingConfig) -> Self {
+        self.recording = config;
+        self
     }
 
     /// Handles one request; never fails: errors are answered with a `Status`.
@@ -115,6 +124,7 @@ impl GatewayProxy {
         session.deadline.check()?;
         self.hooks.on_request(ctx, &mut parts).await?;
         let upgrade = headers::is_upgrade(&parts.headers);
+        let query = upgrade.then(|| parts.uri.query().map(str::to_owned)).flatten();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         headers::strip_impersonation(&mut parts.headers);
         headers::inject_bearer(&mut parts.headers, &session.token)
@@ -129,10 +139,19 @@ impl GatewayProxy {
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), true) = (client_upgrade, switched) {
             let server_upgrade = hyper::upgrade::on(&mut response);
+            let recorder = ctx.info.stream_kind(query.as_deref()).and_then(|stream| {
+                let details = StreamDetails::from_request(
+                    ctx.request_id,
+                    stream,
+                    query.as_deref(),
+                    response.headers(),
+                );
+                tap.start_recording(details, &self.recording)
+            });
             let (tap, cut) = (tap.clone(), session.deadline.cut());
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, server_upgrade) {
-                    Ok((client, server)) => splice(client, server, tap, Some(cut)).await,
+                    Ok((client, server)) => splice(client, server, tap, Some(cut), recorder).await,
                     Err(e) => tap.set_error(format!("upgrade failed: {e}")),
                 }
             });

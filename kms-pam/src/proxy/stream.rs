@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::{BoxError, ProxyBody};
 use super::tap::RequestTap;
+use crate::audit::recording::{Direction, RecordingTap};
 use crate::kube::{Status, StreamKind};
 
 /// Resolves, with the `Status` to report, when the session a stream belongs to stops.
@@ -156,11 +157,13 @@ impl Body for ResponseBody {
 }
 
 pin_project_lite::pin_project! {
-    /// The client side of an upgraded connection: counts bytes each way into the tap.
+    /// The client side of an upgraded connection: counts bytes each way into the tap, and
+    /// hands a copy to the recorder when the stream is recorded.
     struct CountingIo<T> {
         #[pin]
         inner: T,
         tap: Arc<RequestTap>,
+        recorder: Option<RecordingTap>,
     }
 }
 
@@ -173,7 +176,11 @@ impl<T: AsyncRead> AsyncRead for CountingIo<T> {
         let this = self.project();
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
-        this.tap.add_in(buf.filled().len() - before);
+        let read = &buf.filled()[before..];
+        this.tap.add_in(read.len());
+        if let Some(recorder) = this.recorder.as_mut() {
+            recorder.observe(Direction::ToServer, read);
+        }
         polled
     }
 }
@@ -188,6 +195,9 @@ impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
         let polled = this.inner.poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &polled {
             this.tap.add_out(*n);
+            if let Some(recorder) = this.recorder.as_mut() {
+                recorder.observe(Direction::ToClient, &buf[..*n]);
+            }
         }
         polled
     }
@@ -203,16 +213,18 @@ impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
 
 /// Carries bytes both ways between the client's and the server's upgraded connections until
 /// either side closes or the session is cut. Half-closes are passed on, so `exec -i` sees stdin's
-/// end.
+/// end. With a `recorder`, a copy of every piece goes to it (exec/attach recording).
 pub async fn splice(
     client: Upgraded,
     server: Upgraded,
     tap: Arc<RequestTap>,
     cut: Option<SessionCut>,
+    recorder: Option<RecordingTap>,
 ) {
     let mut client = CountingIo {
         inner: TokioIo::new(client),
         tap: tap.clone(),
+        recorder,
     };
     let mut server = TokioIo::new(server);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut server);

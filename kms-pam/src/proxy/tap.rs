@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::audit::{AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed};
+use crate::audit::recording::{self, RecordingConfig, RecordingTap};
+use crate::audit::{
+    AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed, StreamDetails,
+};
 use crate::kube::StreamKind;
 use crate::metrics::GatewayMetrics;
 use crate::session::SessionId;
@@ -65,6 +68,18 @@ impl RequestTap {
             tracing::error!(session = %self.session_id, request = self.request_id, error = %e,
                 "audit event not recorded");
         }
+    }
+
+    /// Records what an upgraded stream is and, for exec/attach over WebSocket, starts recording
+    /// its bytes: the returned tap goes to the splice. The recorder holds this tap until it is
+    /// done, so `RecordingEnded` comes before `StreamClosed`.
+    pub fn start_recording(
+        self: &Arc<Self>,
+        details: StreamDetails,
+        config: &RecordingConfig,
+    ) -> Option<RecordingTap> {
+        let tap = self.clone();
+        recording::start(details, config, Box::new(move |kind| tap.emit(kind)))
     }
 
     /// Records the status sent to the client; a long-running stream counts as opened when its

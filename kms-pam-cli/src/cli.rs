@@ -1,0 +1,141 @@
+//! The command line (SPEC §3), parsed with clap.
+//!
+//! `--url` is the KMS URL everywhere except in `pam resource create`, where SPEC §3 gives it to
+//! the API server. So the KMS `--url` is not one global flag: it is accepted before any command
+//! (with `KMS_PAM_URL`), and after each command that has no `--url` of its own.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{gateway, login, pam, server, user, whoami};
+use crate::output::OutputFormat;
+
+/// Just-in-time, audited kubectl access to Kubernetes clusters.
+#[derive(Debug, Parser)]
+#[command(name = "kms-pam", version, propagate_version = true)]
+pub struct Cli {
+    /// KMS URL (also accepted after most commands).
+    #[arg(long = "url", env = "KMS_PAM_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// API token (default: the one stored by `kms-pam login`).
+    #[arg(
+        long,
+        env = "KMS_PAM_TOKEN",
+        global = true,
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Output format of listings.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--url` after a command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KmsUrl {
+    /// KMS URL (env KMS_PAM_URL).
+    #[arg(long = "url", id = "kms_url", global = true, value_name = "URL")]
+    pub url: Option<String>,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the KMS control plane.
+    Server(server::ServerArgs),
+    /// Run KMS and a gateway in one process, for trying things out.
+    Dev(server::DevArgs),
+    /// Verify an API token and store it with the URL.
+    Login(login::LoginArgs),
+    /// Show who the token belongs to.
+    Whoami(whoami::WhoamiArgs),
+    /// Manage users (admin).
+    User(user::UserArgs),
+    /// Manage gateways.
+    Gateway(gateway::GatewayArgs),
+    /// Privileged access: resources, accounts, grants, sessions, access.
+    Pam(pam::PamArgs),
+}
+
+impl Command {
+    /// Whether this command runs a service (and should log like one).
+    pub fn is_long_running_service(&self) -> bool {
+        matches!(self, Self::Server(_) | Self::Dev(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn resource_create_url_is_the_api_server_and_the_kms_url_comes_first() {
+        let cli = Cli::try_parse_from([
+            "kms-pam",
+            "--url",
+            "http://kms:8080",
+            "pam",
+            "resource",
+            "create",
+            "kubernetes",
+            "prod",
+            "--url",
+            "https://10.0.0.1:6443",
+            "--gateway",
+            "gw-1",
+            "--ssl-verify=false",
+        ])
+        .unwrap();
+        assert_eq!(cli.url.as_deref(), Some("http://kms:8080"));
+        let Command::Pam(pam) = cli.command else {
+            panic!("not pam")
+        };
+        let pam::PamCommand::Resource(resource) = pam.command else {
+            panic!("not resource")
+        };
+        let crate::commands::pam::resource::ResourceCommand::Create(create) = resource.command
+        else {
+            panic!("not create")
+        };
+        assert_eq!(create.url, "https://10.0.0.1:6443");
+        assert!(!create.ssl_verify);
+    }
+
+    #[test]
+    fn the_kms_url_is_accepted_after_other_commands() {
+        for args in [
+            &["kms-pam", "whoami", "--url", "http://kms"][..],
+            &[
+                "kms-pam",
+                "pam",
+                "sessions",
+                "list",
+                "--url",
+                "http://kms",
+                "-o",
+                "json",
+            ],
+            &[
+                "kms-pam",
+                "pam",
+                "access",
+                "prod/admin",
+                "--url",
+                "http://kms",
+            ],
+            &["kms-pam", "user", "--url", "http://kms", "list"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+}

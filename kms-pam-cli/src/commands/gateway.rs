@@ -1,0 +1,72 @@
+//! `kms-pam gateway create|list`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::Globals;
+use crate::cli::KmsUrl;
+use crate::output::{self, Table};
+
+/// `gateway ...`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    kms: KmsUrl,
+    #[command(subcommand)]
+    command: GatewayCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Register a gateway and print its one-time enrollment token (valid 1 h).
+    Create {
+        /// Gateway name.
+        name: String,
+    },
+    /// List gateways: address, online/offline, last heartbeat.
+    List,
+}
+
+/// Runs `gateway ...`.
+pub async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let globals = globals.with(&args.kms);
+    let client = globals.client()?;
+    match args.command {
+        GatewayCommand::Create { name } => {
+            let created = client.create_gateway(&name).await?;
+            if globals.json() {
+                output::print_json(&created)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            output::print(&format!(
+                "Created gateway {name}. Enrollment token (one use, valid until {}):\n\n  {}\n\n\
+                 Start the gateway where it can reach the Kubernetes API server:\n\n  \
+                 kms-pam-gateway --kms-url {} --name {name} --listen 0.0.0.0:8443 \
+                 --advertise HOST:8443 --enroll-token {} --data-dir /var/lib/kms-pam-gateway\n",
+                output::time(created.expires_at),
+                created.enrollment_token,
+                client.base_url(),
+                created.enrollment_token,
+            ))?;
+        }
+        GatewayCommand::List => {
+            let gateways = client.list_gateways().await?;
+            if globals.json() {
+                output::print_json(&gateways)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut table = Table::new(&["NAME", "ADDRESS", "STATUS", "LAST HEARTBEAT"]);
+            for gateway in gateways {
+                table.row(vec![
+                    gateway.name,
+                    output::or_dash(gateway.address.as_deref()),
+                    gateway.status,
+                    output::ago(gateway.last_heartbeat),
+                ]);
+            }
+            table.print("No gateways found.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,112 @@
+//! One module per command; [`run`] dispatches and [`Globals`] turns the global flags (and the
+//! stored login) into a KMS client.
+
+pub mod gateway;
+pub mod login;
+pub mod pam;
+pub mod server;
+pub mod user;
+pub mod whoami;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use kms_pam::kms::client::KmsClient;
+use kms_pam::Secret;
+
+use crate::cli::{Cli, Command, KmsUrl};
+use crate::config;
+use crate::output::OutputFormat;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let globals = Globals {
+        url: non_empty(cli.url),
+        token: non_empty(cli.token),
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Server(args) => server::run_server(args).await,
+        Command::Dev(args) => server::run_dev(args).await,
+        Command::Login(args) => login::run(args, &globals).await,
+        Command::Whoami(args) => whoami::run(args, &globals).await,
+        Command::User(args) => user::run(args, &globals).await,
+        Command::Gateway(args) => gateway::run(args, &globals).await,
+        Command::Pam(args) => pam::run(args, &globals).await,
+    }
+}
+
+/// The flags every command shares.
+#[derive(Clone, Debug)]
+pub struct Globals {
+    /// `--url` / `KMS_PAM_URL`.
+    pub url: Option<String>,
+    /// `--token` / `KMS_PAM_TOKEN`.
+    pub token: Option<String>,
+    /// `-o`.
+    pub output: OutputFormat,
+}
+
+impl Globals {
+    /// These flags with a `--url` given after the command taking precedence.
+    pub fn with(&self, kms: &KmsUrl) -> Self {
+        Self {
+            url: non_empty(kms.url.clone()).or_else(|| self.url.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// Whether `-o json` was asked for.
+    pub fn json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
+
+    /// A client for the KMS: URL and token from the flags or environment, else from the login.
+    /// The stored token is only sent to the URL it was stored for.
+    pub fn client(&self) -> anyhow::Result<KmsClient> {
+        let stored = config::load()?;
+        let url = match (&self.url, &stored) {
+            (Some(url), _) => url.clone(),
+            (None, Some(stored)) => stored.url.clone(),
+            (None, None) => bail!(
+                "no KMS URL: pass --url URL, set KMS_PAM_URL, or run `kms-pam login --url URL --token TOKEN`"
+            ),
+        };
+        let token = match (&self.token, &stored) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(stored)) if same_url(&stored.url, &url) => Some(stored.token.clone()),
+            (None, _) => None,
+        };
+        if token.is_none() {
+            bail!(
+                "no API token for {url}: pass --token, set KMS_PAM_TOKEN, or run `kms-pam login`"
+            );
+        }
+        Ok(KmsClient::new(&url, token.map(Secret::new))?)
+    }
+}
+
+/// An empty `KMS_PAM_URL=` or `--token ""` means "not given".
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Reads a secret from a file, or standard input for `-`, trimming the line break editors add.
+pub fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret> {
+    let shown = path.display();
+    let text = zeroize::Zeroizing::new(if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .context("cannot read the token from standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read token file {shown}"))?
+    });
+    let secret = Secret::new(text.trim());
+    if secret.is_empty() {
+        bail!("token file {shown} is empty");
+    }
+    Ok(secret)
+}

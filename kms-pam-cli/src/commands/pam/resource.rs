@@ -1,0 +1,180 @@
+//! `kms-pam pam resource create|list|show|delete`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{ArgAction, Args, Subcommand, ValueEnum};
+use kms_pam::kms::api::{CreateResource, Resource};
+
+use crate::cli::KmsUrl;
+use crate::commands::Globals;
+use crate::output::{self, Table};
+
+/// `pam resource ...`.
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ResourceCommand,
+}
+
+/// The `pam resource` commands. Only `create` has no KMS `--url`: there it names the API server.
+#[derive(Debug, Subcommand)]
+pub enum ResourceCommand {
+    /// Register a cluster (admin). The KMS URL goes before `pam` here: `kms-pam --url KMS pam …`.
+    Create(CreateArgs),
+    /// List resources.
+    List {
+        #[command(flatten)]
+        kms: KmsUrl,
+    },
+    /// Show one resource.
+    Show {
+        /// Resource name.
+        name: String,
+        #[command(flatten)]
+        kms: KmsUrl,
+    },
+    /// Delete a resource with its accounts and grants (admin); sessions stay as history.
+    Delete {
+        /// Resource name.
+        name: String,
+        #[command(flatten)]
+        kms: KmsUrl,
+    },
+}
+
+/// The kinds of resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResourceKind {
+    /// A Kubernetes API server.
+    Kubernetes,
+}
+
+/// `pam resource create kubernetes NAME --url URL --gateway GW [--ssl-verify=false] [--ca-cert FILE]`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Resource kind.
+    #[arg(value_enum)]
+    pub kind: ResourceKind,
+    /// Resource name.
+    pub name: String,
+    /// The Kubernetes API server URL (https://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The gateway that reaches it.
+    #[arg(long, value_name = "GW")]
+    pub gateway: String,
+    /// Verify the API server's certificate (--ssl-verify=false disables it; avoid).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub ssl_verify: bool,
+    /// CA bundle (PEM) to verify the API server with, instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Runs `pam resource ...`.
+pub async fn run(args: ResourceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ResourceCommand::Create(create) => self::create(create, globals).await,
+        ResourceCommand::List { kms } => list(&globals.with(&kms)).await,
+        ResourceCommand::Show { name, kms } => {
+            let globals = globals.with(&kms);
+            let resource = globals.client()?.get_resource(&name).await?;
+            if globals.json() {
+                output::print_json(&resource)?;
+            } else {
+                output::print(&describe(&resource))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ResourceCommand::Delete { name, kms } => {
+            globals.with(&kms).client()?.delete_resource(&name).await?;
+            output::print(&format!(
+                "Deleted resource {name} with its accounts and grants.\n"
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn create(args: CreateArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let ca_cert = args.ca_cert.as_deref().map(read_ca_bundle).transpose()?;
+    if !args.ssl_verify {
+        eprintln!(
+            "warning: the API server's certificate will not be verified for {}; anyone on the \
+             path between the gateway and the cluster can read and change its traffic",
+            args.name
+        );
+    }
+    let client = globals.client()?;
+    let request = CreateResource {
+        kind: "kubernetes".to_owned(),
+        name: args.name,
+        url: args.url,
+        gateway: args.gateway,
+        ssl_verify: args.ssl_verify,
+        ca_cert,
+    };
+    let resource = client.create_resource(&request).await?;
+    if globals.json() {
+        output::print_json(&resource)?;
+    } else {
+        output::print(&format!(
+            "Created resource {} ({}) behind gateway {}.\n",
+            resource.name, resource.url, resource.gateway
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_ca_bundle(path: &std::path::Path) -> anyhow::Result<String> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read CA bundle {}", path.display()))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        bail!("{} holds no PEM certificate", path.display());
+    }
+    Ok(pem)
+}
+
+async fn list(globals: &Globals) -> anyhow::Result<ExitCode> {
+    let resources = globals.client()?.list_resources().await?;
+    if globals.json() {
+        output::print_json(&resources)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["NAME", "KIND", "URL", "GATEWAY", "TLS"]);
+    for resource in resources {
+        let tls = tls_mode(&resource).to_owned();
+        table.row(vec![
+            resource.name,
+            resource.kind,
+            resource.url,
+            resource.gateway,
+            tls,
+        ]);
+    }
+    table.print("No resources found.")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tls_mode(resource: &Resource) -> &'static str {
+    match (resource.ssl_verify, resource.ca_cert.is_some()) {
+        (false, _) => "not verified",
+        (true, true) => "CA bundle",
+        (true, false) => "system roots",
+    }
+}
+
+fn describe(resource: &Resource) -> String {
+    format!(
+        "Name:     {}\nKind:     {}\nURL:      {}\nGateway:  {}\nTLS:      {}\nCreated:  {}\n",
+        resource.name,
+        resource.kind,
+        resource.url,
+        resource.gateway,
+        tls_mode(resource),
+        output::time(resource.created_at)
+    )
+}

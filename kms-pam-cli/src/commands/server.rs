@@ -1,0 +1,177 @@
+//! `kms-pam server` (the KMS control plane) and `kms-pam dev` (KMS and a gateway in one process).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use kms_pam::audit::JsonLinesSink;
+use kms_pam::gateway::kms_mode::{self, KmsGateway};
+use kms_pam::kms::client::KmsClient;
+use kms_pam::kms::server::{Server, ServerConfig};
+use kms_pam::proxy::NoHooks;
+use kms_pam::Secret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::output;
+
+/// The gateway `kms-pam dev` runs.
+const DEV_GATEWAY: &str = "dev";
+
+/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL]`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Where the database, root key and admin token live (created 0700).
+    #[arg(long, default_value = "kms-pam-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Store to use (default: SQLite in DATA_DIR).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+}
+
+/// `dev [--data-dir DIR] [--listen ADDR] [--gateway-listen ADDR]`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where KMS and the gateway keep their state (created 0700).
+    #[arg(long, default_value = "kms-pam-dev", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Address of the KMS API.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Address the gateway accepts session tunnels on.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    gateway_listen: SocketAddr,
+}
+
+/// Runs `server`.
+pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = ServerConfig {
+        data_dir: args.data_dir,
+        database: args.database,
+    };
+    let server = Server::open(config).await?;
+    announce_admin(&server)?;
+    let listener = bind(args.listen).await?;
+    server.serve(listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `dev`: KMS, then its gateway `dev` (enrolled on the first start), until Ctrl+C. The
+/// gateway stops first, so it never sees its KMS vanish.
+pub async fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let server = Server::open(ServerConfig::new(&args.data_dir)).await?;
+    announce_admin(&server)?;
+    let admin_token_path = server.admin_token_path().to_owned();
+    let kms_listener = bind(args.listen).await?;
+    let gateway_listener = bind(args.gateway_listen).await?;
+    let kms_url = format!("http://{}", kms_listener.local_addr()?);
+    let gateway_addr = gateway_listener.local_addr()?.to_string();
+
+    let kms_stop = CancellationToken::new();
+    let kms = tokio::spawn(server.serve(kms_listener, kms_stop.clone().cancelled_owned()));
+    let gateway =
+        match dev_gateway(&args.data_dir, &kms_url, &gateway_addr, &admin_token_path).await {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                kms_stop.cancel();
+                let _ = kms.await;
+                return Err(e);
+            }
+        };
+    output::print(&dev_guide(&kms_url, &gateway_addr, &admin_token_path))?;
+    let served = kms_mode::serve(gateway_listener, gateway, shutdown_signal()).await;
+    kms_stop.cancel();
+    let kms_result = kms.await.context("the KMS task failed")?;
+    served.context("gateway")?;
+    kms_result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dev_gateway(
+    data_dir: &Path,
+    kms_url: &str,
+    gateway_addr: &str,
+    admin_token_path: &Path,
+) -> anyhow::Result<KmsGateway> {
+    let enroll_token = enrollment_token(kms_url, admin_token_path).await?;
+    Ok(KmsGateway {
+        kms_url: kms_url.to_owned(),
+        name: DEV_GATEWAY.to_owned(),
+        data_dir: data_dir.join("gateway"),
+        advertise: gateway_addr.to_owned(),
+        enroll_token,
+        audit: Arc::new(JsonLinesSink::open(&data_dir.join("audit.jsonl")).await?),
+        hooks: Arc::new(NoHooks),
+        metrics_listener: None,
+    })
+}
+
+/// The gateway `dev` needs an enrollment token only until it has enrolled once.
+async fn enrollment_token(
+    kms_url: &str,
+    admin_token_path: &Path,
+) -> anyhow::Result<Option<String>> {
+    let token = std::fs::read_to_string(admin_token_path)
+        .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
+    let admin = KmsClient::new(kms_url, Some(Secret::new(token.trim())))?;
+    let gateways = admin.list_gateways().await?;
+    match gateways.iter().find(|g| g.name == DEV_GATEWAY) {
+        None => Ok(Some(admin.create_gateway(DEV_GATEWAY).await?.enrollment_token)),
+        Some(gateway) if gateway.status == "pending" => bail!(
+            "gateway {DEV_GATEWAY:?} was created but never enrolled; remove the data directory to start over"
+        ),
+        Some(_) => Ok(None),
+    }
+}
+
+fn announce_admin(server: &Server) -> anyhow::Result<()> {
+    if !server.admin_created() {
+        return Ok(());
+    }
+    output::print(&format!(
+        "Created user admin; its API token is in {} (mode 0600).\n",
+        server.admin_token_path().display()
+    ))
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path) -> String {
+    format!(
+        "KMS:      {kms_url}\nGateway:  {DEV_GATEWAY} at {gateway_addr}\n\n\
+         Try it, in another terminal:\n\n  \
+         export KMS_PAM_URL={kms_url}\n  \
+         export KMS_PAM_TOKEN=$(cat {})\n  \
+         kms-pam pam resource create kubernetes my-cluster --url https://API-SERVER:6443 \
+         --gateway {DEV_GATEWAY} --ca-cert ca.pem\n  \
+         kms-pam pam account create my-cluster/admin --token-file sa.token\n  \
+         kms-pam pam access my-cluster/admin\n\nPress Ctrl+C to stop.\n",
+        admin_token.display()
+    )
+}
+
+/// Ctrl+C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,34 @@
+//! `kms-pam whoami`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Globals;
+use crate::cli::KmsUrl;
+use crate::output;
+
+/// `whoami`.
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    kms: KmsUrl,
+}
+
+/// Runs `whoami`.
+pub async fn run(args: WhoamiArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let globals = globals.with(&args.kms);
+    let client = globals.client()?;
+    let me = client.whoami().await?;
+    if globals.json() {
+        output::print_json(&me)?;
+    } else {
+        let role = match (me.kind.as_str(), me.admin) {
+            ("user", true) => "admin user",
+            ("user", false) => "user",
+            _ => "gateway",
+        };
+        output::print(&format!("{} ({role}) at {}\n", me.name, client.base_url()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

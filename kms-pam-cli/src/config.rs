@@ -1,0 +1,117 @@
+//! The login file: `$XDG_CONFIG_HOME/kms-pam/config.json` (else `~/.config/kms-pam/config.json`),
+//! holding the KMS URL and API token. Mode 0600 in a 0700 directory: it holds a credential.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+/// What `kms-pam login` stores.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// KMS base URL.
+    pub url: String,
+    /// The user's API token.
+    pub token: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Where the login file lives.
+pub fn path() -> anyhow::Result<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    // The XDG spec says relative values are to be ignored.
+    if let Some(dir) = absolute("XDG_CONFIG_HOME") {
+        return Ok(dir.join("kms-pam").join("config.json"));
+    }
+    match absolute("HOME") {
+        Some(home) => Ok(home.join(".config").join("kms-pam").join("config.json")),
+        None => bail!("cannot find where to keep the login: set HOME or XDG_CONFIG_HOME"),
+    }
+}
+
+/// The stored login, if there is one.
+pub fn load() -> anyhow::Result<Option<Config>> {
+    let path = path()?;
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let config = serde_json::from_str(&text)
+        .with_context(|| format!("{} is damaged; run `kms-pam login` again", path.display()))?;
+    Ok(Some(config))
+}
+
+/// Stores the login, replacing any previous one; returns the file's path.
+pub fn save(config: &Config) -> anyhow::Result<PathBuf> {
+    let path = path()?;
+    let dir = path.parent().context("the login file has no directory")?;
+    create_private_dir(dir)?;
+    let json = serde_json::to_vec_pretty(config).context("cannot encode the login")?;
+    // Written next to the target and renamed over it, so a crash never leaves half a file.
+    let staging = dir.join(".config.json.tmp");
+    write_private(&staging, &json)?;
+    fs::rename(&staging, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    // The directory is ours alone (`kms-pam/`), so an older, wider mode is narrowed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let _ = fs::remove_file(path);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_token() {
+        let config = Config {
+            url: "http://kms".into(),
+            token: "kmsu_secret".into(),
+        };
+        assert!(!format!("{config:?}").contains("kmsu_secret"));
+    }
+}

@@ -1,0 +1,352 @@
+//! The built `kms-pam` binary: usage errors, error messages, login, and output shapes, against a
+//! tiny fake KMS (canned answers over plain HTTP/1.1). The full flow with the real server and
+//! gateway lives in the workspace's end-to-end tests.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use support::{assert_one_line_error, closed_port_url, kms_pam, stderr, stdout, FakeKms};
+
+const WHOAMI_ADMIN: &str = r#"{"name":"admin","kind":"user","admin":true}"#;
+
+#[test]
+fn usage_errors_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        &["frobnicate"][..],
+        &["pam", "grant", "create", "prod/admin"],
+        &[
+            "pam",
+            "resource",
+            "create",
+            "openshift",
+            "x",
+            "--url",
+            "u",
+            "--gateway",
+            "g",
+        ],
+        &["pam", "access", "prod/admin", "--port", "70000"],
+    ] {
+        let output = kms_pam(home.path(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).starts_with("error: "), "{args:?}");
+    }
+}
+
+#[test]
+fn bad_durations_are_usage_errors_naming_the_accepted_forms() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        &["pam", "access", "prod/admin", "--duration", "soon"][..],
+        &[
+            "pam",
+            "grant",
+            "create",
+            "prod/admin",
+            "--user",
+            "al",
+            "--max-duration",
+            "0s",
+        ],
+    ] {
+        let output = kms_pam(home.path(), args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{err}");
+        assert!(err.starts_with("error: invalid value"), "{err}");
+        assert!(err.contains("invalid duration"), "{err}");
+    }
+}
+
+#[test]
+fn bad_account_references_are_usage_errors() {
+    let home = tempfile::tempdir().unwrap();
+    for target in ["prod", "prod/", "a/b/c"] {
+        let output = kms_pam(home.path(), &["pam", "account", "delete", target]);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("expected RESOURCE/ACCOUNT"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_token_file_fails_before_contacting_kms() {
+    let home = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let missing = home.path().join("missing-token");
+    let output = kms_pam(
+        home.path(),
+        &[
+            "--url",
+            &url,
+            "--token",
+            "t",
+            "pam",
+            "account",
+            "create",
+            "prod/admin",
+            "--token-file",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(
+        &output,
+        &format!("cannot read token file {}", missing.display()),
+    );
+    let empty = home.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let output = kms_pam(
+        home.path(),
+        &[
+            "--url",
+            &url,
+            "--token",
+            "t",
+            "pam",
+            "account",
+            "create",
+            "prod/admin",
+            "--token-file",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(&output, "is empty");
+}
+
+#[test]
+fn kms_down_says_so_plainly() {
+    let home = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let output = kms_pam(
+        home.path(),
+        &["--url", &url, "--token", "t", "pam", "resource", "list"],
+    );
+    assert_eq!(
+        stderr(&output),
+        format!("error: cannot reach KMS at {url}: connection refused\n")
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn without_a_url_the_user_is_told_how_to_give_one() {
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(home.path(), &["whoami"]);
+    assert_one_line_error(&output, "no KMS URL");
+}
+
+#[test]
+fn login_verifies_and_stores_a_private_config_then_whoami_uses_it() {
+    let kms = FakeKms::routes(vec![("GET /v1/whoami", 200, WHOAMI_ADMIN.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &["login", "--url", &kms.url, "--token", "kmsu_abc"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("as admin (admin)"),
+        "{}",
+        stdout(&output)
+    );
+
+    let path = home.path().join("config/kms-pam/config.json");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored["url"], kms.url.as_str());
+    assert_eq!(stored["token"], "kmsu_abc");
+
+    let output = kms_pam(home.path(), &["whoami", "-o", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let me: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(me["name"], "admin");
+    assert!(
+        kms.seen().iter().all(|r| r.ends_with("Bearer kmsu_abc")),
+        "{:?}",
+        kms.seen()
+    );
+
+    // The stored token is for that KMS only.
+    let other = FakeKms::routes(vec![("GET /v1/whoami", 200, WHOAMI_ADMIN.to_owned())]);
+    let output = kms_pam(home.path(), &["whoami", "--url", &other.url]);
+    assert_one_line_error(&output, "no API token");
+    assert!(other.seen().is_empty());
+}
+
+#[test]
+fn a_refused_login_stores_nothing() {
+    let refused = r#"{"error":{"code":"unauthenticated","message":"invalid API token"}}"#;
+    let kms = FakeKms::routes(vec![("GET /v1/whoami", 401, refused.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &["login", "--url", &kms.url, "--token", "wrong"],
+    );
+    assert_one_line_error(&output, "invalid API token (unauthenticated)");
+    assert!(!home.path().join("config/kms-pam/config.json").exists());
+}
+
+#[test]
+fn api_errors_are_one_line() {
+    let kms = FakeKms::routes(vec![]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &[
+            "--url", &kms.url, "--token", "t", "pam", "resource", "show", "nope",
+        ],
+    );
+    assert_one_line_error(&output, "no such thing (not_found)");
+    assert_eq!(kms.seen()[0], "GET /v1/resources/nope Bearer t");
+}
+
+const SESSION: &str = r#"{"id":"6f1c","user":"alice","resource":"prod","account":"admin",
+  "gateway":"gw-1","status":"terminated","created_at":"2026-01-01T10:00:00Z",
+  "expires_at":"2026-01-01T11:00:00Z","ended_at":"2026-01-01T10:30:00Z","reason":"incident",
+  "end_cause":"termination"}"#;
+
+#[test]
+fn sessions_list_json_has_the_spec_shape() {
+    let kms = FakeKms::routes(vec![("GET /v1/sessions", 200, format!("[{SESSION}]"))]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &[
+            "pam", "sessions", "list", "--active", "--user", "alice", "-o", "json", "--url",
+            &kms.url, "--token", "t",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let sessions: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let session = &sessions.as_array().unwrap()[0];
+    for key in [
+        "id",
+        "user",
+        "resource",
+        "account",
+        "gateway",
+        "status",
+        "created_at",
+        "expires_at",
+        "ended_at",
+        "reason",
+    ] {
+        assert!(session.get(key).is_some(), "missing {key} in {session}");
+    }
+    assert_eq!(session["status"], "terminated");
+    assert_eq!(session["ended_at"], "2026-01-01T10:30:00Z");
+    assert_eq!(
+        kms.seen()[0],
+        "GET /v1/sessions?active=true&user=alice Bearer t"
+    );
+}
+
+#[test]
+fn sessions_show_json_adds_commands() {
+    let kms = FakeKms::routes(vec![("GET /v1/sessions/6f1c", 200, SESSION.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let args = [
+        "--url", &kms.url, "--token", "t", "pam", "sessions", "show", "6f1c",
+    ];
+    let output = kms_pam(home.path(), &[&args[..], &["-o", "json"]].concat());
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["id"], "6f1c");
+    assert_eq!(shown["commands"], serde_json::json!([]));
+    let output = kms_pam(home.path(), &args);
+    assert!(
+        stdout(&output).contains("Status:   terminated (termination)"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn account_list_shows_the_access_command() {
+    let accounts = r#"[{"resource":"prod","name":"admin","description":null,
+        "max_duration_secs":28800,"created_at":"2026-01-01T10:00:00Z"}]"#;
+    let kms = FakeKms::routes(vec![("GET /v1/accounts", 200, accounts.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let base = [
+        "--url", &kms.url, "--token", "t", "pam", "account", "list", "prod",
+    ];
+    let output = kms_pam(home.path(), &base);
+    let table = stdout(&output);
+    assert!(table.contains("prod/admin"), "{table}");
+    assert!(table.contains("kms-pam pam access prod/admin"), "{table}");
+    assert!(table.contains("8h"), "{table}");
+    let output = kms_pam(home.path(), &[&base[..], &["-o", "json"]].concat());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["access_command"], "kms-pam pam access prod/admin");
+    assert_eq!(json[0]["max_duration_secs"], 28800);
+    assert_eq!(kms.seen()[0], "GET /v1/accounts?resource=prod Bearer t");
+}
+
+#[test]
+fn user_create_prints_the_token_once() {
+    let created = r#"{"user":{"name":"alice","admin":false,"created_at":"2026-01-01T10:00:00Z"},
+        "token":"kmsu_new"}"#;
+    let kms = FakeKms::routes(vec![("POST /v1/users", 200, created.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &["--url", &kms.url, "--token", "t", "user", "create", "alice"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).matches("kmsu_new").count(), 1);
+}
+
+#[test]
+fn account_create_sends_the_token_file_contents_trimmed() {
+    let account = r#"{"resource":"prod","name":"admin","description":"ops",
+        "max_duration_secs":7200,"created_at":"2026-01-01T10:00:00Z"}"#;
+    let kms = FakeKms::routes(vec![(
+        "POST /v1/resources/prod/accounts",
+        200,
+        account.to_owned(),
+    )]);
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("sa.token");
+    std::fs::write(&file, "eyJhbGciOi.sa-token\n").unwrap();
+    let output = kms_pam(
+        home.path(),
+        &[
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "account",
+            "create",
+            "prod/admin",
+            "--token-file",
+            file.to_str().unwrap(),
+            "--description",
+            "ops",
+            "--max-duration",
+            "2h",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        !out.contains("sa-token"),
+        "the token is never printed: {out}"
+    );
+    assert!(out.contains("kms-pam pam access prod/admin"), "{out}");
+    let sent: serde_json::Value = serde_json::from_str(&kms.bodies()[0]).unwrap();
+    assert_eq!(sent["token"], "eyJhbGciOi.sa-token");
+    assert_eq!(sent["max_duration_secs"], 7200);
+    assert_eq!(sent["description"], "ops");
+}

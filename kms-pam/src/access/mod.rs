@@ -1,0 +1,390 @@
+//! Just-in-time access from the user's side: what `kms-pam pam access` does, for embedders too.
+//!
+//! [`open_session`] asks the KMS for a session (the key stays here; only a CSR travels), starts
+//! the loopback proxy on `127.0.0.1` with a certificate made for this session, and writes the
+//! session kubeconfig. [`AccessSession::wait_ended`] returns when the session stops by itself
+//! (expiry, termination); [`AccessSession::close`] stops the proxy, ends the session in the KMS
+//! and removes the kubeconfig.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use kms_pam::access::{open_session, AccessRequest};
+//! use kms_pam::kms::client::KmsClient;
+//! use kms_pam::kube::kubeconfig::{default_session_path, KubeconfigTarget};
+//!
+//! let kms = KmsClient::new("http://127.0.0.1:8080", Some("kmsu_...".into()))?;
+//! let mut request = AccessRequest::new("prod-k8s", "admin", Duration::from_secs(3600));
+//! request.kubeconfig = Some(KubeconfigTarget::File(default_session_path("prod-k8s", "admin")?));
+//! let access = open_session(&kms, request).await?;
+//! println!("KUBECONFIG={}", access.kubeconfig_path().unwrap().display());
+//! access.wait_ended().await;
+//! access.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod watch;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use watch::SessionEnd;
+
+use crate::kms::api::{CreateSession, CreatedSession, SessionView};
+use crate::kms::client::{KmsClient, KmsError};
+use crate::kube::kubeconfig::{
+    context_name, InstalledKubeconfig, KubeconfigError, KubeconfigTarget, SessionKubeconfig,
+};
+use crate::local::{self, LocalProxyConfig, LocalProxyError};
+use crate::secret::Secret;
+use crate::session::{SessionId, SessionStatus};
+use crate::tls::{LocalServingCert, SessionKey, TlsError};
+use crate::transport::tls::TlsConnector;
+
+/// How long the local proxy gets to drain when the session closes.
+const PROXY_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What to open a session for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// PAM resource (cluster).
+    pub resource: String,
+    /// PAM account on it.
+    pub account: String,
+    /// Requested lifetime (whole seconds; the KMS refuses more than the account or grant allows).
+    pub duration: Duration,
+    /// Why, for the audit trail.
+    pub reason: Option<String>,
+    /// Loopback port for the local proxy; 0 picks a free one.
+    pub port: u16,
+    /// Where to write the session kubeconfig; `None` writes none (the caller uses
+    /// [`AccessSession::server_url`], [`AccessSession::local_ca_pem`] and
+    /// [`AccessSession::local_token`] itself).
+    pub kubeconfig: Option<KubeconfigTarget>,
+}
+
+impl AccessRequest {
+    /// A request on any free port, without reason or kubeconfig.
+    pub fn new(
+        resource: impl Into<String>,
+        account: impl Into<String>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            resource: resource.into(),
+            account: account.into(),
+            duration,
+            reason: None,
+            port: 0,
+            kubeconfig: None,
+        }
+    }
+}
+
+/// Why a session could not be opened or closed cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// The request itself is unusable (zero duration).
+    #[error("{0}")]
+    Invalid(String),
+    /// The KMS refused or could not be reached.
+    #[error(transparent)]
+    Kms(#[from] KmsError),
+    /// The loopback port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The session's key, certificate or tunnel configuration could not be made.
+    #[error("cannot set up the session's TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The session kubeconfig could not be written or removed.
+    #[error(transparent)]
+    Kubeconfig(#[from] KubeconfigError),
+    /// The local proxy stopped with an error.
+    #[error(transparent)]
+    Proxy(#[from] LocalProxyError),
+}
+
+/// What a closed session amounted to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessSummary {
+    /// The session as the KMS recorded its end.
+    pub session: SessionView,
+    /// How long it was open here.
+    pub duration: Duration,
+}
+
+/// An open session with its local proxy running. Close it with [`AccessSession::close`];
+/// dropping it instead stops the proxy, removes the kubeconfig and ends the session in the
+/// background, best effort.
+pub struct AccessSession {
+    client: KmsClient,
+    session: SessionView,
+    gateway_address: String,
+    local_addr: SocketAddr,
+    local_token: Secret,
+    local_ca_pem: String,
+    context: String,
+    kubeconfig: Option<InstalledKubeconfig>,
+    stop: CancellationToken,
+    /// Cancelled when the proxy task returns, for whatever reason.
+    proxy_done: CancellationToken,
+    proxy: Option<JoinHandle<Result<(), LocalProxyError>>>,
+    started: Instant,
+}
+
+/// Requests a session, starts the local proxy and writes the kubeconfig. If anything fails after
+/// the KMS granted the session, the session is ended again before the error is returned.
+pub async fn open_session(
+    client: &KmsClient,
+    request: AccessRequest,
+) -> Result<AccessSession, AccessError> {
+    let duration_secs = request.duration.as_secs();
+    if duration_secs == 0 {
+        return Err(AccessError::Invalid(
+            "the session duration must be at least one second".to_owned(),
+        ));
+    }
+    // Bound before asking the KMS, so a busy port does not cost a session.
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, request.port));
+    let listen_error = |source| AccessError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let (key, csr) = SessionKey::generate()?;
+    let created = client
+        .create_session(&CreateSession {
+            resource: request.resource.clone(),
+            account: request.account.clone(),
+            duration_secs,
+            reason: request.reason.clone(),
+            csr,
+        })
+        .await?;
+    let id = created.session.session.id.clone();
+    match start(client, listener, &key, created, &request) {
+        Ok(access) => Ok(access),
+        Err(error) => {
+            if let Err(end_error) = client.end_session(&id).await {
+                tracing::warn!(session = %id, error = %end_error, "could not end the session after a failed start");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Everything after the KMS said yes; must not leave anything running when it fails.
+fn start(
+    client: &KmsClient,
+    listener: TcpListener,
+    key: &SessionKey,
+    created: CreatedSession,
+    request: &AccessRequest,
+) -> Result<AccessSession, AccessError> {
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| AccessError::Listen {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, request.port)),
+            source,
+        })?;
+    let remaining = created.session.session.remaining(SystemTime::now());
+    let local_cert = LocalServingCert::generate(remaining.max(Duration::from_secs(1)))?;
+    let tls = local_cert.server_config()?;
+    let connector = TlsConnector::from_pem(
+        &created.ca_certificate,
+        &created.certificate,
+        key.key_pem(),
+        created.gateway_address.clone(),
+    )?;
+    let local_token = Secret::random(32);
+    let kubeconfig_contents = SessionKubeconfig::new(
+        &request.resource,
+        &request.account,
+        server_url(local_addr),
+        local_cert.ca_pem.clone(),
+        local_token.clone(),
+    );
+    let kubeconfig = request
+        .kubeconfig
+        .as_ref()
+        .map(|target| InstalledKubeconfig::install(target, &kubeconfig_contents))
+        .transpose()?;
+
+    let stop = CancellationToken::new();
+    let proxy_done = CancellationToken::new();
+    let config = LocalProxyConfig {
+        local_token: local_token.clone(),
+        tls,
+        transport: Arc::new(connector),
+    };
+    let (shutdown, done) = (stop.clone().cancelled_owned(), proxy_done.clone());
+    let proxy = tokio::spawn(async move {
+        let result = local::serve(listener, config, shutdown).await;
+        done.cancel();
+        result
+    });
+    Ok(AccessSession {
+        client: client.clone(),
+        session: created.session,
+        gateway_address: created.gateway_address,
+        local_addr,
+        local_token,
+        local_ca_pem: local_cert.ca_pem,
+        context: context_name(&request.resource, &request.account),
+        kubeconfig,
+        stop,
+        proxy_done,
+        proxy: Some(proxy),
+        started: Instant::now(),
+    })
+}
+
+fn server_url(addr: SocketAddr) -> String {
+    format!("https://{addr}")
+}
+
+impl AccessSession {
+    /// The session as the KMS granted it.
+    pub fn session(&self) -> &SessionView {
+        &self.session
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.session.session.id
+    }
+
+    /// When the session stops working.
+    pub fn expires_at(&self) -> SystemTime {
+        self.session.session.expires_at
+    }
+
+    /// The gateway the tunnel goes to (`host:port`).
+    pub fn gateway_address(&self) -> &str {
+        &self.gateway_address
+    }
+
+    /// Where the local proxy listens (`127.0.0.1:PORT`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The local proxy's URL, `https://127.0.0.1:PORT`.
+    pub fn server_url(&self) -> String {
+        server_url(self.local_addr)
+    }
+
+    /// The per-session bearer token the local proxy demands.
+    pub fn local_token(&self) -> &Secret {
+        &self.local_token
+    }
+
+    /// The CA (PEM) of the local proxy's certificate.
+    pub fn local_ca_pem(&self) -> &str {
+        &self.local_ca_pem
+    }
+
+    /// The kubeconfig context name, `kms-pam/RESOURCE/ACCOUNT`.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The kubeconfig written for the session (the merged-into file with `--merge`).
+    pub fn kubeconfig_path(&self) -> Option<&Path> {
+        self.kubeconfig.as_ref().map(InstalledKubeconfig::path)
+    }
+
+    /// Stops the local proxy, ends the session in the KMS (if still active) and removes the
+    /// kubeconfig. Every step runs even when an earlier one fails; the first failure is returned.
+    pub async fn close(mut self) -> Result<AccessSummary, AccessError> {
+        let proxy = self.stop_proxy().await;
+        let ended = self.end_in_kms().await;
+        let removed = match self.kubeconfig.take() {
+            Some(installed) => installed.remove(),
+            None => Ok(()),
+        };
+        let session = ended?;
+        removed?;
+        proxy?;
+        Ok(AccessSummary {
+            session,
+            duration: self.started.elapsed(),
+        })
+    }
+
+    async fn stop_proxy(&mut self) -> Result<(), AccessError> {
+        self.stop.cancel();
+        let Some(mut proxy) = self.proxy.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(PROXY_STOP_TIMEOUT, &mut proxy).await {
+            Ok(Ok(result)) => result.map_err(AccessError::from),
+            Ok(Err(join_error)) => Err(AccessError::Proxy(LocalProxyError::Io(io::Error::other(
+                join_error.to_string(),
+            )))),
+            Err(_) => {
+                proxy.abort();
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the session; one that already ended (expiry, termination) is reported as it is.
+    async fn end_in_kms(&self) -> Result<SessionView, AccessError> {
+        match self.client.end_session(self.id()).await {
+            Ok(view) => Ok(view),
+            Err(error @ KmsError::Api { .. }) => match self.client.get_session(self.id()).await {
+                Ok(detail) if detail.session.session.status != SessionStatus::Active => {
+                    Ok(detail.session)
+                }
+                _ => Err(error.into()),
+            },
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessSession")
+            .field("session", &self.session.session.id)
+            .field("local_addr", &self.local_addr)
+            .field("kubeconfig", &self.kubeconfig_path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AccessSession {
+    fn drop(&mut self) {
+        if self.proxy.is_none() {
+            return; // closed
+        }
+        self.stop.cancel();
+        if let Some(installed) = self.kubeconfig.take() {
+            if let Err(e) = installed.remove() {
+                tracing::warn!(error = %e, "could not remove the session kubeconfig");
+            }
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, id) = (self.client.clone(), self.id().clone());
+            runtime.spawn(async move {
+                if let Err(e) = client.end_session(&id).await {
+                    tracing::warn!(session = %id, error = %e, "could not end the session");
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

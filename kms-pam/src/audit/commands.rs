@@ -1,0 +1,248 @@
+//! A session's events grouped into the commands a person ran (SPEC §3 `pam sessions show`).
+//!
+//! kubectl sends `Kubectl-Session` (one id per kubectl process) and `Kubectl-Command`
+//! (`kubectl get`) on every request; requests sharing a `Kubectl-Session` are one command, named
+//! by its `Kubectl-Command`. A request without the header (another client) is a command of its
+//! own, named by its verb (`list`, `get`, …). Commands are ordered by their first request.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AuditEvent, AuditEventKind, RecordingEnded, RequestFinished, RequestStarted, StreamClosed,
+    StreamDetails,
+};
+use crate::kube::StreamKind;
+use crate::session::SessionId;
+
+/// One command: a kubectl invocation, or one request of another client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// `Kubectl-Command` (`kubectl get`), or the verb of a request from another client.
+    pub command: String,
+    /// When its first request arrived.
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub started_at: SystemTime,
+    /// The `Kubectl-Session` header shared by its requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubectl_session: Option<String>,
+    /// Its requests, in arrival order.
+    pub requests: Vec<RequestSummary>,
+    /// The long-lived streams its requests opened (watch, logs -f, exec, port-forward, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamSummary>,
+}
+
+/// One request of a [`Command`]. `status`, the byte counts and `duration_ms` are `null` when the
+/// request's end was not recorded (still running, or the gateway died).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    /// When it arrived.
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub time: SystemTime,
+    /// Its id within the session.
+    pub request_id: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path, as received, without the query.
+    pub path: String,
+    /// Query string, as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Status sent to the client.
+    pub status: Option<u16>,
+    /// The kubectl-view verb (`get`, `list`, `watch`, `exec`, …).
+    pub verb: String,
+    /// The resource (`pods`).
+    pub resource: Option<String>,
+    /// The namespace.
+    pub namespace: Option<String>,
+    /// The object name.
+    pub name: Option<String>,
+    /// Whether it is one of kubectl's discovery requests (`/api`, `/apis/…`, `/openapi/…`).
+    pub discovery: bool,
+    /// Request body bytes.
+    pub bytes_in: Option<u64>,
+    /// Response body bytes.
+    pub bytes_out: Option<u64>,
+    /// From arrival to the end of the response.
+    pub duration_ms: Option<u64>,
+    /// Why it failed or was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A long-lived stream opened by a request of a [`Command`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamSummary {
+    /// The request that opened it.
+    pub request_id: u64,
+    /// What it is.
+    pub stream: StreamKind,
+    /// When it opened.
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub opened_at: SystemTime,
+    /// Bytes from the client, once closed.
+    pub bytes_in: Option<u64>,
+    /// Bytes to the client, once closed.
+    pub bytes_out: Option<u64>,
+    /// How long it was open, once closed.
+    pub duration_ms: Option<u64>,
+    /// Why it closed, when not normally (`session expired`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// exec/attach/port-forward: command, container, tty, ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<StreamDetails>,
+    /// The number of its recording in the session (1-based, as
+    /// [`recordings`](crate::audit::recording::recordings) lists them), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<usize>,
+    /// How its recording ended, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_ended: Option<RecordingEnded>,
+}
+
+type Key<'e> = (&'e SessionId, u64);
+
+/// What each request led to, by request.
+#[derive(Default)]
+struct Outcomes<'e> {
+    finished: HashMap<Key<'e>, &'e RequestFinished>,
+    opened: HashMap<Key<'e>, (SystemTime, StreamKind)>,
+    closed: HashMap<Key<'e>, &'e StreamClosed>,
+    details: HashMap<Key<'e>, &'e StreamDetails>,
+    recording: HashMap<Key<'e>, usize>,
+    recording_ended: HashMap<Key<'e>, &'e RecordingEnded>,
+}
+
+impl<'e> Outcomes<'e> {
+    fn index(events: &'e [AuditEvent]) -> Self {
+        let mut outcomes = Outcomes::default();
+        let mut recordings = 0;
+        for event in events {
+            let session = &event.session_id;
+            match &event.kind {
+                AuditEventKind::RequestFinished(f) => {
+                    outcomes.finished.insert((session, f.request_id), f);
+                }
+                AuditEventKind::StreamOpened { request_id, stream } => {
+                    let opened = (event.time, *stream);
+                    outcomes.opened.insert((session, *request_id), opened);
+                }
+                AuditEventKind::StreamClosed(c) => {
+                    outcomes.closed.insert((session, c.request_id), c);
+                }
+                AuditEventKind::StreamDetails(d) => {
+                    outcomes.details.insert((session, d.request_id), d);
+                    if d.recorded {
+                        recordings += 1;
+                        outcomes.recording.insert((session, d.request_id), recordings);
+                    }
+                }
+                AuditEventKind::RecordingEnded(r) => {
+                    outcomes.recording_ended.insert((session, r.request_id), r);
+                }
+                _ => {}
+            }
+        }
+        outcomes
+    }
+
+    fn request(&self, event: &AuditEvent, request: &RequestStarted) -> RequestSummary {
+        let finished = self.finished.get(&(&event.session_id, request.request_id));
+        RequestSummary {
+            time: event.time,
+            request_id: request.request_id,
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            status: finished.map(|f| f.status),
+            verb: request.info.verb.to_string(),
+            resource: request.info.resource.clone(),
+            namespace: request.info.namespace.clone(),
+            name: request.info.name.clone(),
+            discovery: crate::kube::is_discovery_path(&request.path),
+            bytes_in: finished.map(|f| f.bytes_in),
+            bytes_out: finished.map(|f| f.bytes_out),
+            duration_ms: finished.map(|f| f.duration_ms),
+            error: finished.and_then(|f| f.error.clone()),
+        }
+    }
+
+    fn stream(&self, key: Key<'_>) -> Option<StreamSummary> {
+        let (opened_at, stream) = *self.opened.get(&key)?;
+        let closed = self.closed.get(&key);
+        Some(StreamSummary {
+            request_id: key.1,
+            stream,
+            opened_at,
+            bytes_in: closed.map(|c| c.bytes_in),
+            bytes_out: closed.map(|c| c.bytes_out),
+            duration_ms: closed.map(|c| c.duration_ms),
+            reason: closed.and_then(|c| c.reason.clone()),
+            details: self.details.get(&key).map(|d| (*d).clone()),
+            recording: self.recording.get(&key).copied(),
+            recording_ended: self.recording_ended.get(&key).map(|r| (*r).clone()),
+        })
+    }
+}
+
+/// Groups a session's events into commands, oldest first. Events may come in any order; requests
+/// are matched to their ends, streams and recordings by session and request id.
+pub fn group_commands(events: &[AuditEvent]) -> Vec<Command> {
+    let outcomes = Outcomes::index(events);
+    let mut started: Vec<(&AuditEvent, &RequestStarted)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditEventKind::RequestStarted(r) => Some((e, &**r)),
+            _ => None,
+        })
+        .collect();
+    started.sort_by_key(|(event, _)| event.time);
+
+    let mut commands: Vec<Command> = Vec::new();
+    // Whether a command got its name from `Kubectl-Command` yet.
+    let mut named: Vec<bool> = Vec::new();
+    let mut by_invocation: HashMap<(&SessionId, &str), usize> = HashMap::new();
+    for (event, request) in started {
+        let summary = outcomes.request(event, request);
+        let stream = outcomes.stream((&event.session_id, request.request_id));
+        let invocation = request.kubectl_session.as_deref().filter(|s| !s.is_empty());
+        let known = invocation.and_then(|id| by_invocation.get(&(&event.session_id, id)));
+        let index = match known {
+            Some(&index) => index,
+            None => {
+                if let Some(id) = invocation {
+                    by_invocation.insert((&event.session_id, id), commands.len());
+                }
+                commands.push(Command {
+                    command: summary.verb.clone(),
+                    started_at: event.time,
+                    kubectl_session: invocation.map(str::to_owned),
+                    requests: Vec::new(),
+                    streams: Vec::new(),
+                });
+                named.push(false);
+                commands.len() - 1
+            }
+        };
+        let command = &mut commands[index];
+        // A command is named by the first `Kubectl-Command` among its requests; until then
+        // (and for other clients) by its first request's verb.
+        let header = request.kubectl_command.as_deref().filter(|n| !n.is_empty());
+        if let (Some(name), false) = (header, named[index]) {
+            command.command = name.to_owned();
+            named[index] = true;
+        }
+        command.requests.push(summary);
+        command.streams.extend(stream);
+    }
+    commands
+}
+
+#[cfg(test)]
+#[path = "commands_tests.rs"]
+mod tests;

@@ -1,0 +1,283 @@
+//! An incremental WebSocket frame reader for bytes observed on the wire, in whatever pieces
+//! they arrive. Headers are parsed by tungstenite's `FrameHeader::parse` (which never consumes
+//! a partial header); payloads are streamed, unmasked, without buffering whole frames, so a
+//! frame with a 64-bit length costs no memory.
+
+use std::io::Cursor;
+
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+/// The longest WebSocket frame header (RFC 6455 §5.2): 2 + 8 length + 4 mask bytes.
+const MAX_HEADER: usize = 14;
+
+/// What the reader found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Observed<'a> {
+    /// Payload of a binary message on a Kubernetes channel, the channel byte removed. One
+    /// message may come in several pieces (fragments, or reads).
+    Data {
+        /// The message's first byte.
+        channel: u8,
+        /// The next payload bytes of the message.
+        data: &'a [u8],
+    },
+    /// Payload bytes of a text message (not used by the binary channel protocols): counted,
+    /// not kept.
+    Text {
+        /// How many.
+        len: usize,
+    },
+    /// A close frame.
+    Close {
+        /// Its status code, when it has one.
+        code: Option<u16>,
+        /// Its reason.
+        reason: String,
+    },
+}
+
+/// Frames that cannot be read; the reader stops for good.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The bytes break RFC 6455, or use an extension (compression) the reader cannot undo.
+    #[error("unreadable WebSocket frames: {0}")]
+    Protocol(String),
+}
+
+/// Reads the frames of one direction of a WebSocket connection, fed with the bytes as observed.
+/// Masked (client) and unmasked (server) frames alike; control frames between fragments.
+#[derive(Debug, Default)]
+pub struct FrameParser {
+    header: Vec<u8>,
+    payload: Option<Payload>,
+    message: Message,
+    control: Vec<u8>,
+    scratch: Vec<u8>,
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct Payload {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    mask_at: usize,
+    kind: Kind,
+    fin: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Binary,
+    Text,
+    Control(Control),
+}
+
+/// The data message in progress, across its fragments.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum Message {
+    #[default]
+    None,
+    Binary {
+        channel: Option<u8>,
+    },
+    Text,
+}
+
+impl FrameParser {
+    /// A reader at the start of a connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether an error stopped the reader.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Reads `input`, calling `on` for each thing found, in order. After an error every later
+    /// call fails too: frame boundaries are lost.
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut on: impl FnMut(Observed<'_>),
+    ) -> Result<(), FrameError> {
+        if self.failed {
+            return Err(FrameError::Protocol("the reader stopped at an earlier error".into()));
+        }
+        while !input.is_empty() {
+            let consumed = if self.payload.is_some() {
+                Ok(self.read_payload(input, &mut on))
+            } else {
+                self.read_header(input, &mut on)
+            };
+            match consumed {
+                Ok(n) => input = &input[n..],
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes header bytes; a partial header is kept until the rest arrives.
+    fn read_header(
+        &mut self,
+        input: &[u8],
+        on: &mut impl FnMut(Observed<'_>),
+    ) -> Result<usize, FrameError> {
+        let kept = self.header.len();
+        let take = if kept == 0 {
+            input.len()
+        } else {
+            input.len().min(MAX_HEADER - kept)
+        };
+        let (parsed, position) = if kept == 0 {
+            let mut cursor = Cursor::new(input);
+            (FrameHeader::parse(&mut cursor), cursor.position())
+        } else {
+            self.header.extend_from_slice(&input[..take]);
+            let mut cursor = Cursor::new(&self.header);
+            (FrameHeader::parse(&mut cursor), cursor.position())
+        };
+        match parsed.map_err(|e| FrameError::Protocol(e.to_string()))? {
+            Some((header, len)) => {
+                // The position, not the header's length: a non-minimal length encoding is longer.
+                let used = usize::try_from(position)
+                    .unwrap_or(MAX_HEADER)
+                    .saturating_sub(kept);
+                self.header.clear();
+                self.start_frame(&header, len, on)?;
+                Ok(used)
+            }
+            None if kept + take < MAX_HEADER => {
+                if kept == 0 {
+                    self.header.extend_from_slice(input);
+                }
+                Ok(take)
+            }
+            None => Err(FrameError::Protocol("frame header longer than 14 bytes".into())),
+        }
+    }
+
+    fn start_frame(
+        &mut self,
+        header: &FrameHeader,
+        len: u64,
+        on: &mut impl FnMut(Observed<'_>),
+    ) -> Result<(), FrameError> {
+        let refuse = |why: &str| Err(FrameError::Protocol(why.to_owned()));
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return refuse("a frame uses a WebSocket extension (reserved bits set)");
+        }
+        let kind = match (header.opcode, &self.message) {
+            (OpCode::Data(Data::Continue), Message::Binary { .. }) => Kind::Binary,
+            (OpCode::Data(Data::Continue), Message::Text) => Kind::Text,
+            (OpCode::Data(Data::Continue), Message::None) => {
+                return refuse("a continuation frame outside a message")
+            }
+            (OpCode::Data(Data::Binary | Data::Text), Message::Binary { .. } | Message::Text) => {
+                return refuse("a new message before the previous one ended")
+            }
+            (OpCode::Data(Data::Binary), Message::None) => {
+                self.message = Message::Binary { channel: None };
+                Kind::Binary
+            }
+            (OpCode::Data(Data::Text), Message::None) => {
+                self.message = Message::Text;
+                Kind::Text
+            }
+            (OpCode::Control(control), _) if header.is_final && len <= 125 => {
+                Kind::Control(control)
+            }
+            (OpCode::Control(_), _) => return refuse("a fragmented or oversized control frame"),
+            (OpCode::Data(Data::Reserved(_)), _) => return refuse("a reserved opcode"),
+        };
+        self.payload = Some(Payload {
+            remaining: len,
+            mask: header.mask,
+            mask_at: 0,
+            kind,
+            fin: header.is_final,
+        });
+        if len == 0 {
+            self.end_frame(on);
+        }
+        Ok(())
+    }
+
+    /// Consumes payload bytes, unmasking them into a scratch buffer when masked.
+    fn read_payload(&mut self, input: &[u8], on: &mut impl FnMut(Observed<'_>)) -> usize {
+        let Self {
+            payload,
+            message,
+            control,
+            scratch,
+            ..
+        } = self;
+        let Some(payload) = payload.as_mut() else {
+            return 0;
+        };
+        let n = usize::try_from(payload.remaining).map_or(input.len(), |r| r.min(input.len()));
+        let mut data = &input[..n];
+        if let Some(mask) = payload.mask {
+            scratch.clear();
+            scratch.extend(
+                data.iter()
+                    .zip((payload.mask_at..).map(|i| mask[i & 3]))
+                    .map(|(b, m)| b ^ m),
+            );
+            payload.mask_at = (payload.mask_at + n) & 3;
+            data = scratch;
+        }
+        payload.remaining -= n as u64;
+        match (payload.kind, message) {
+            (Kind::Binary, Message::Binary { channel }) => {
+                if channel.is_none() {
+                    if let Some((&first, rest)) = data.split_first() {
+                        *channel = Some(first);
+                        data = rest;
+                    }
+                }
+                if let (Some(channel), false) = (*channel, data.is_empty()) {
+                    on(Observed::Data { channel, data });
+                }
+            }
+            (Kind::Text, _) if n > 0 => on(Observed::Text { len: n }),
+            (Kind::Control(_), _) => control.extend_from_slice(data),
+            _ => {}
+        }
+        if payload.remaining == 0 {
+            self.end_frame(on);
+        }
+        n
+    }
+
+    fn end_frame(&mut self, on: &mut impl FnMut(Observed<'_>)) {
+        let Some(payload) = self.payload.take() else {
+            return;
+        };
+        match payload.kind {
+            Kind::Binary | Kind::Text if payload.fin => self.message = Message::None,
+            Kind::Control(Control::Close) => {
+                let (code, reason) = match self.control.split_first_chunk::<2>() {
+                    Some((code, reason)) => (
+                        Some(u16::from_be_bytes(*code)),
+                        String::from_utf8_lossy(reason).into_owned(),
+                    ),
+                    None => (None, String::new()),
+                };
+                on(Observed::Close { code, reason });
+            }
+            _ => {}
+        }
+        self.control.clear();
+    }
+}
+
+#[cfg(test)]
+#[path = "frames_tests.rs"]
+mod tests;

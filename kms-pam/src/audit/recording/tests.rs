@@ -1,0 +1,225 @@
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+use super::*;
+use crate::audit::AuditEvent;
+use crate::session::SessionId;
+
+fn message(channel: u8, data: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let header = FrameHeader {
+        is_final: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Data(Data::Binary),
+        mask,
+    };
+    let mut payload = vec![channel];
+    payload.extend_from_slice(data);
+    let mut out = Vec::new();
+    header.format(payload.len() as u64, &mut out).unwrap();
+    let key = mask.unwrap_or([0; 4]);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+fn answer(upgrade: &str, protocol: Option<&str>) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::UPGRADE, upgrade.parse().unwrap());
+    if let Some(protocol) = protocol {
+        headers.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            protocol.parse().unwrap(),
+        );
+    }
+    headers
+}
+
+fn exec_details() -> StreamDetails {
+    StreamDetails::from_request(
+        7,
+        StreamKind::Exec,
+        Some("command=sh&command=-c&command=echo+hi&container=app&stdin=true&stdout=true&tty=true"),
+        &answer("websocket", Some("v5.channel.k8s.io")),
+    )
+}
+
+/// Starts a recording whose events land in a vector.
+fn recorder(config: &RecordingConfig) -> (RecordingTap, Arc<Mutex<Vec<AuditEventKind>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
+    let tap = start(exec_details(), config, emit).expect("exec over v5 is recorded");
+    (tap, events)
+}
+
+/// Drops the tap and waits for the recorder's last event.
+async fn finish(tap: RecordingTap, events: &Mutex<Vec<AuditEventKind>>) -> Vec<AuditEvent> {
+    drop(tap);
+    for _ in 0..500 {
+        let done = events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|k| matches!(k, AuditEventKind::RecordingEnded(_)));
+        if done {
+            let kinds = std::mem::take(&mut *events.lock().unwrap());
+            let session = SessionId::new("s");
+            return kinds
+                .into_iter()
+                .map(|kind| AuditEvent::now(session.clone(), kind))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the recorder did not finish");
+}
+
+fn ended(events: &[AuditEvent]) -> RecordingEnded {
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            AuditEventKind::RecordingEnded(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn details_come_from_the_query_and_the_answer() {
+    let exec = exec_details();
+    assert_eq!(exec.command, ["sh", "-c", "echo hi"]);
+    assert_eq!(exec.container.as_deref(), Some("app"));
+    assert!(exec.tty && exec.stdin && exec.recorded);
+    assert_eq!(exec.protocol.as_deref(), Some("v5.channel.k8s.io"));
+
+    let spdy = StreamDetails::from_request(1, StreamKind::Exec, None, &answer("SPDY/3.1", None));
+    assert!(!spdy.recorded, "SPDY is not recorded");
+    assert_eq!(spdy.protocol.as_deref(), Some("SPDY/3.1"));
+
+    let base64 = answer("websocket", Some("base64.channel.k8s.io"));
+    let text = StreamDetails::from_request(1, StreamKind::Attach, Some("tty=false"), &base64);
+    assert!(!text.recorded && !text.tty);
+
+    let forward = StreamDetails::from_request(
+        2,
+        StreamKind::PortForward,
+        Some("ports=8080&ports=9090,53&ports=x"),
+        &answer("websocket", Some("SPDY/3.1+portforward.k8s.io")),
+    );
+    assert_eq!(forward.ports, [8080, 9090, 53]);
+    assert!(!forward.recorded, "port-forward records its ports only");
+}
+
+#[tokio::test]
+async fn a_recorded_exec_replays_its_output_and_exit_code() {
+    let (mut tap, events) = recorder(&RecordingConfig::default());
+    let mask = Some([1, 2, 3, 4]);
+    let stdin = message(0, b"ls\n", mask);
+    let (head, tail) = stdin.split_at(3);
+    tap.observe(Direction::ToServer, head);
+    tap.observe(Direction::ToServer, tail);
+    tap.observe(Direction::ToClient, &message(1, b"file-a\n", None));
+    tap.observe(Direction::ToClient, &message(2, b"oops\n", None));
+    tap.observe(Direction::ToClient, &message(1, b"file-b\n", None));
+    let status = br#"{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+    tap.observe(Direction::ToClient, &message(3, status, None));
+    let events = finish(tap, &events).await;
+
+    let end = ended(&events);
+    assert!(!end.truncated, "{end:?}");
+    assert_eq!(end.total_bytes, 3 + 7 + 5 + 7 + status.len() as u64);
+    let found = recordings(&events);
+    assert_eq!(found.len(), 1);
+    let recording = &found[0];
+    assert!(recording.complete());
+    assert_eq!(recording.details.command, ["sh", "-c", "echo hi"]);
+    assert_eq!(replay(recording), b"file-a\noops\nfile-b\n");
+    assert_eq!(recording.channel(0), b"ls\n");
+    assert_eq!(recording.exit_code(), Some(3));
+}
+
+#[tokio::test]
+async fn the_cap_keeps_counting_and_still_keeps_the_status() {
+    let config = RecordingConfig {
+        max_bytes: 1000,
+        ..RecordingConfig::default()
+    };
+    let (mut tap, events) = recorder(&config);
+    for _ in 0..5 {
+        tap.observe(Direction::ToClient, &message(1, &[b'x'; 400], None));
+    }
+    tap.observe(
+        Direction::ToClient,
+        &message(3, br#"{"status":"Success"}"#, None),
+    );
+    let events = finish(tap, &events).await;
+
+    let end = ended(&events);
+    assert!(end.truncated);
+    assert!(end.reason.unwrap().contains("cap of 1000 bytes"));
+    assert_eq!(end.total_bytes, 2000 + 20);
+    assert_eq!(end.recorded_bytes, 1000 + 20);
+    let offsets: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditEventKind::StreamData(d) if d.channel == 1 => Some(d.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, [0, 400, 800], "nothing recorded past the cap");
+    let recording = &recordings(&events)[0];
+    assert_eq!(replay(recording).len(), 1000);
+    assert_eq!(recording.exit_code(), Some(0));
+    assert!(!recording.complete());
+}
+
+#[tokio::test]
+async fn a_full_queue_stops_that_direction_without_blocking() {
+    let config = RecordingConfig {
+        queue_pieces: 1,
+        ..RecordingConfig::default()
+    };
+    let (mut tap, events) = recorder(&config);
+    // The recorder task has not run yet: the second piece finds the queue full.
+    tap.observe(Direction::ToClient, &message(1, b"first", None));
+    tap.observe(Direction::ToClient, &message(1, b"second", None));
+    tap.observe(Direction::ToClient, &message(1, b"third", None));
+    let events = finish(tap, &events).await;
+    let end = ended(&events);
+    assert!(end.truncated);
+    assert!(end.reason.unwrap().contains("fell behind"));
+    assert_eq!(replay(&recordings(&events)[0]), b"first");
+}
+
+#[tokio::test]
+async fn unreadable_frames_end_the_recording_of_that_direction() {
+    let (mut tap, events) = recorder(&RecordingConfig::default());
+    tap.observe(Direction::ToClient, &message(1, b"ok", None));
+    tap.observe(Direction::ToServer, &[0x80 | 0x03, 0x00]); // a reserved opcode
+    tap.observe(Direction::ToClient, &message(1, b"still", None));
+    let events = finish(tap, &events).await;
+    let end = ended(&events);
+    assert!(end.reason.unwrap().contains("ToServer"));
+    assert_eq!(replay(&recordings(&events)[0]), b"okstill");
+}
+
+#[test]
+fn nothing_is_recorded_with_a_zero_cap_or_an_unrecorded_protocol() {
+    let emitted = Arc::new(Mutex::new(Vec::new()));
+    let sink = emitted.clone();
+    let off = RecordingConfig {
+        max_bytes: 0,
+        ..RecordingConfig::default()
+    };
+    let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
+    assert!(start(exec_details(), &off, emit).is_none());
+    let kinds = emitted.lock().unwrap();
+    assert!(
+        matches!(&kinds[..], [AuditEventKind::StreamDetails(d)] if !d.recorded),
+        "{kinds:?}"
+    );
+}

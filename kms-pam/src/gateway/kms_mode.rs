@@ -1,0 +1,205 @@
+//! A gateway run by KMS (`--kms-url`): enrollment on first run, its identity kept in the data
+//! dir, heartbeats, and the KMS-backed session manager and credential store.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::mtls::{GatewayTls, MtlsGateway};
+use super::GatewayError;
+use crate::audit::AuditSink;
+use crate::kms::api::EnrollGateway;
+use crate::kms::client::KmsClient;
+use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
+use crate::proxy::ProxyHooks;
+use crate::secret::Secret;
+use crate::tls::{generate_csr, PrivateKeyPem};
+
+/// How often the gateway tells KMS it is alive (KMS shows it online for 30 s after a beat).
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+const CERT_FILE: &str = "gateway.crt";
+const KEY_FILE: &str = "gateway.key";
+const CA_FILE: &str = "kms-ca.crt";
+const TOKEN_FILE: &str = "gateway.token";
+
+/// A KMS-run gateway's settings.
+pub struct KmsGateway {
+    /// KMS base URL.
+    pub kms_url: String,
+    /// Gateway name, as created with `kms-pam gateway create NAME`.
+    pub name: String,
+    /// Where the gateway keeps its identity (created 0700; key and token files 0600).
+    pub data_dir: PathBuf,
+    /// The address CLIs dial (`host:port`).
+    pub advertise: String,
+    /// One-time enrollment token; needed on the first run only.
+    pub enroll_token: Option<String>,
+    /// Audit sink.
+    pub audit: Arc<dyn AuditSink>,
+    /// Embedder hooks.
+    pub hooks: Arc<dyn ProxyHooks>,
+    /// Serve `/healthz` and `/metrics` here, if set.
+    pub metrics_listener: Option<TcpListener>,
+}
+
+/// The identity kept in the data dir.
+struct Identity {
+    tls: GatewayTls,
+    token: Secret,
+}
+
+/// Enrolls if needed, then serves tunnels on `listener` until `shutdown` resolves.
+pub async fn serve<F>(
+    listener: TcpListener,
+    config: KmsGateway,
+    shutdown: F,
+) -> Result<(), GatewayError>
+where
+    F: Future<Output = ()>,
+{
+    let anonymous =
+        KmsClient::new(&config.kms_url, None).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let identity = load_or_enroll(&anonymous, &config).await?;
+    let client = anonymous
+        .with_token(identity.token.clone())
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
+    let whoami = client
+        .whoami()
+        .await
+        .map_err(|e| GatewayError::Config(format!("KMS refused this gateway's identity: {e}")))?;
+    if whoami.kind != "gateway" || whoami.name != config.name {
+        return Err(GatewayError::Config(format!(
+            "the token in {} belongs to {} {:?}, not gateway {:?}",
+            config.data_dir.display(),
+            whoami.kind,
+            whoami.name,
+            config.name
+        )));
+    }
+    let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
+    let gateway = MtlsGateway {
+        name: config.name,
+        tls: identity.tls,
+        sessions: KmsSessionManager::start(client.clone()),
+        credentials: Arc::new(KmsCredentialStore::new(client)),
+        audit: config.audit,
+        hooks: config.hooks,
+        metrics_listener: config.metrics_listener,
+    };
+    let outcome = super::mtls::serve(listener, gateway, shutdown).await;
+    heartbeat.abort();
+    outcome
+}
+
+async fn heartbeats(client: KmsClient, address: String) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        if let Err(e) = client.heartbeat(&address).await {
+            tracing::warn!(error = %e, "heartbeat to KMS failed");
+        }
+    }
+}
+
+async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Identity, GatewayError> {
+    let dir = &config.data_dir;
+    if dir.join(TOKEN_FILE).exists() {
+        return load(dir);
+    }
+    let Some(enroll_token) = &config.enroll_token else {
+        return Err(GatewayError::Config(format!(
+            "{} holds no gateway identity: run once with --enroll-token (from `kms-pam gateway create {}`)",
+            dir.display(),
+            config.name
+        )));
+    };
+    let host = config
+        .advertise
+        .rsplit_once(':')
+        .map_or(config.advertise.as_str(), |(h, _)| h);
+    let (key, csr) = generate_csr(host).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let request = EnrollGateway {
+        name: config.name.clone(),
+        enrollment_token: enroll_token.clone(),
+        csr,
+        address: config.advertise.clone(),
+    };
+    let enrolled = client
+        .enroll_gateway(&request)
+        .await
+        .map_err(|e| GatewayError::Config(format!("enrollment failed: {e}")))?;
+    save(
+        dir,
+        &enrolled.certificate,
+        &key,
+        &enrolled.ca_certificate,
+        &enrolled.gateway_token,
+    )?;
+    tracing::info!(dir = %dir.display(), "enrolled with KMS; identity saved");
+    load(dir)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> GatewayError {
+    GatewayError::Config(format!("{}: {e}", path.display()))
+}
+
+fn save(
+    dir: &Path,
+    cert: &str,
+    key: &PrivateKeyPem,
+    ca: &str,
+    token: &str,
+) -> Result<(), GatewayError> {
+    create_private_dir(dir)?;
+    write_file(&dir.join(CERT_FILE), cert, 0o644)?;
+    write_file(&dir.join(CA_FILE), ca, 0o644)?;
+    write_file(&dir.join(KEY_FILE), key.expose_secret(), 0o600)?;
+    // The token last: its presence marks a complete identity.
+    write_file(&dir.join(TOKEN_FILE), token, 0o600)
+}
+
+fn load(dir: &Path) -> Result<Identity, GatewayError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))
+    };
+    Ok(Identity {
+        tls: GatewayTls {
+            ca_pem: read(CA_FILE)?,
+            cert_pem: read(CERT_FILE)?,
+            key: PrivateKeyPem::new(read(KEY_FILE)?),
+        },
+        token: Secret::new(read(TOKEN_FILE)?.trim()),
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error(dir, e))?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), GatewayError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    use std::io::Write as _;
+    let mut file = options.open(path).map_err(|e| io_error(path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| io_error(path, e))
+}

@@ -1,0 +1,312 @@
+//! The KMS client: typed calls for every endpoint of docs/api.md, used by the CLI and the
+//! gateway.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kms_pam::kms::client::KmsError> {
+//! use kms_pam::kms::client::KmsClient;
+//! use kms_pam::Secret;
+//!
+//! let kms = KmsClient::new("http://127.0.0.1:8080", Some(Secret::new("kmsu_...")))?;
+//! let me = kms.whoami().await?;
+//! println!("{} (admin: {})", me.name, me.admin);
+//! # Ok(()) }
+//! ```
+//!
+//! Plain `http://` and `https://` URLs are accepted; HTTPS is verified against the system roots
+//! (or a given CA bundle, see [`KmsClient::with_tls`]) with rustls and the `ring` provider.
+//! Every call has a deadline: 5 s to connect, [`REQUEST_TIMEOUT`] for the answer (long polls get
+//! their wait on top).
+
+mod endpoints;
+mod error;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use endpoints::SessionFilter;
+pub use error::KmsError;
+
+use crate::kms::api::ErrorBody;
+use crate::secret::Secret;
+use crate::tls::{upstream_client_config, UpstreamAlpn, UpstreamTls};
+
+/// How long to wait for the TCP connection to the KMS.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an ordinary call may take, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest answer accepted; session histories are the biggest ones.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client of one KMS, optionally authenticated with an API or gateway token.
+///
+/// Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
+pub struct KmsClient {
+    base: Url,
+    /// The base URL as shown in messages, without a trailing slash.
+    shown: Arc<str>,
+    authorization: Option<HeaderValue>,
+    http: HttpClient,
+}
+
+impl KmsClient {
+    /// A client for the KMS at `base_url` (`http://` or `https://`, optionally with a path
+    /// prefix), sending `token` as a bearer token when given. HTTPS is verified against the
+    /// system roots.
+    pub fn new(base_url: &str, token: Option<Secret>) -> Result<Self, KmsError> {
+        Self::with_tls(base_url, token, &UpstreamTls::SystemRoots)
+    }
+
+    /// Like [`KmsClient::new`], verifying an `https://` KMS as `tls` says (for a KMS with a
+    /// private CA, `UpstreamTls::CaBundle`). Ignored for `http://` URLs.
+    pub fn with_tls(
+        base_url: &str,
+        token: Option<Secret>,
+        tls: &UpstreamTls,
+    ) -> Result<Self, KmsError> {
+        let base = parse_base_url(base_url)?;
+        let shown: Arc<str> = base.as_str().trim_end_matches('/').into();
+        let authorization = token.map(|t| bearer(&t)).transpose()?;
+        let http = http_client(base.scheme() == "https", tls)?;
+        Ok(Self {
+            base,
+            shown,
+            authorization,
+            http,
+        })
+    }
+
+    /// The same KMS, authenticated with another token (e.g. the gateway token received at
+    /// enrollment).
+    pub fn with_token(&self, token: Secret) -> Result<Self, KmsError> {
+        Ok(Self {
+            authorization: Some(bearer(&token)?),
+            ..self.clone()
+        })
+    }
+
+    /// The KMS base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.shown
+    }
+
+    /// `base/v1/SEGMENTS?QUERY`, each segment percent-encoded.
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push("v1").extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// Sends one request and decodes a JSON answer.
+    async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, KmsError> {
+        let what = call.describe();
+        let (_, body) = self.send(call).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            KmsError::Protocol(format!(
+                "answer to {what} is not what the API promises: {e}"
+            ))
+        })
+    }
+
+    /// Sends one request whose answer body does not matter (204, `{"status":"ok"}`).
+    async fn call_no_answer(&self, call: Call<'_>) -> Result<(), KmsError> {
+        self.send(call).await.map(drop)
+    }
+
+    /// Sends one request; a non-2xx answer becomes an error.
+    async fn send(&self, call: Call<'_>) -> Result<(StatusCode, Bytes), KmsError> {
+        let what = call.describe();
+        let request = self.build(&call)?;
+        let deadline = REQUEST_TIMEOUT + call.extra_wait;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast_ref::<hyper::Error>() {
+                    Some(hyper_error) => self.unreachable(hyper_error),
+                    None => KmsError::Protocol(format!("answer to {what}: {e}")),
+                })?
+                .to_bytes();
+            Ok::<_, KmsError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(deadline, exchange)
+            .await
+            .map_err(|_| KmsError::Unreachable {
+                url: self.shown.to_string(),
+                detail: format!("no answer to {what} within {}s", deadline.as_secs()),
+            })??;
+        if status.is_success() {
+            return Ok((status, body));
+        }
+        Err(api_error(status, &body, &what))
+    }
+
+    fn build(&self, call: &Call<'_>) -> Result<Request<Full<Bytes>>, KmsError> {
+        let url = self.url(call.segments, &call.query);
+        let mut builder = Request::builder()
+            .method(call.method.clone())
+            .uri(url.as_str())
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, concat!("kms-pam/", env!("CARGO_PKG_VERSION")));
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        let body = match &call.body {
+            Some(json) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(json.clone()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        builder
+            .body(body)
+            .map_err(|e| KmsError::Config(format!("cannot build a request for {url}: {e}")))
+    }
+
+    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> KmsError {
+        KmsError::Unreachable {
+            url: self.shown.to_string(),
+            detail: error::transport_detail(error),
+        }
+    }
+}
+
+impl fmt::Debug for KmsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmsClient")
+            .field("base_url", &self.shown)
+            .field("authenticated", &self.authorization.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One API call: method, path under `/v1/`, query, JSON body.
+struct Call<'a> {
+    method: Method,
+    segments: &'a [&'a str],
+    query: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    /// How long the KMS may hold the answer on purpose (long polls).
+    extra_wait: Duration,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, segments: &'a [&'a str]) -> Self {
+        Self {
+            method,
+            segments,
+            query: Vec::new(),
+            body: None,
+            extra_wait: Duration::ZERO,
+        }
+    }
+
+    fn json(mut self, body: &impl serde::Serialize) -> Result<Self, KmsError> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| KmsError::Protocol(format!("cannot encode the request: {e}")))?;
+        self.body = Some(json);
+        Ok(self)
+    }
+
+    /// `GET /v1/users`, for messages. Never includes the query (it may name users).
+    fn describe(&self) -> String {
+        format!("{} /v1/{}", self.method, self.segments.join("/"))
+    }
+}
+
+fn parse_base_url(base_url: &str) -> Result<Url, KmsError> {
+    let invalid = |why: &str| KmsError::Config(format!("invalid KMS URL {base_url:?}: {why}"));
+    let url = Url::parse(base_url.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("use an http:// or https:// URL"));
+    }
+    if url.host().is_none() || url.cannot_be_a_base() {
+        return Err(invalid("it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("remove the query or fragment"));
+    }
+    Ok(url)
+}
+
+fn bearer(token: &Secret) -> Result<HeaderValue, KmsError> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
+        KmsError::Config("the API token contains characters a token cannot have".to_owned())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn http_client(https: bool, tls: &UpstreamTls) -> Result<HttpClient, KmsError> {
+    let tls_config = if https {
+        let config = upstream_client_config(tls, UpstreamAlpn::Http2AndHttp1)
+            .map_err(|e| KmsError::Config(format!("cannot set up TLS for the KMS: {e}")))?;
+        let mut config = (*config).clone();
+        // hyper-rustls sets ALPN itself from the enabled HTTP versions and refuses a config
+        // that already has some.
+        config.alpn_protocols.clear();
+        config
+    } else {
+        // Never used for http:// URLs, but the connector type needs one; with no roots it could
+        // not verify anything anyway.
+        rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| KmsError::Config(format!("cannot set up TLS for the KMS: {e}")))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// A non-2xx answer: the API's error body when there is one, otherwise a protocol error that
+/// says what came back (a proxy's HTML page, another service on that port).
+fn api_error(status: StatusCode, body: &[u8], what: &str) -> KmsError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => KmsError::Api {
+            status: status.as_u16(),
+            code: error.code,
+            message: error.message,
+        },
+        Err(_) => KmsError::Protocol(format!(
+            "{what} answered HTTP {status} without an API error body; is this URL a kms-pam server?"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

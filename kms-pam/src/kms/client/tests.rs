@@ -1,0 +1,220 @@
+//! The client against a tiny HTTP server answering canned responses.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::kms::api::CreateAccount;
+use crate::session::SessionId;
+
+/// What the fake KMS saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    uri: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+/// Serves `(status, body)` for every request and records what came in.
+async fn fake_kms(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let log = log.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let log = log.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body.collect().await.unwrap().to_bytes();
+                    log.lock().unwrap().push(Seen {
+                        method: parts.method.to_string(),
+                        uri: parts.uri.to_string(),
+                        authorization: parts
+                            .headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_owned()),
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                    let response = Response::builder()
+                        .status(StatusCode::from_u16(status).unwrap())
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from_static(answer.as_bytes())))
+                        .unwrap();
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn client(url: &str) -> KmsClient {
+    KmsClient::new(url, Some(Secret::new("kmsu_test-token"))).unwrap()
+}
+
+#[tokio::test]
+async fn whoami_sends_the_bearer_token_and_decodes_the_answer() {
+    let (url, seen) = fake_kms(200, r#"{"name":"alice","kind":"user","admin":true}"#).await;
+    let me = client(&url).whoami().await.unwrap();
+    assert_eq!((me.name.as_str(), me.admin), ("alice", true));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].uri, "/v1/whoami");
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some("Bearer kmsu_test-token")
+    );
+}
+
+#[tokio::test]
+async fn api_errors_keep_status_code_and_message() {
+    let body = r#"{"error":{"code":"not_found","message":"resource prod not found"}}"#;
+    let (url, _) = fake_kms(404, body).await;
+    let err = client(&url).get_resource("prod").await.unwrap_err();
+    match &err {
+        KmsError::Api {
+            status,
+            code,
+            message,
+        } => {
+            assert_eq!(*status, 404);
+            assert_eq!(code, "not_found");
+            assert_eq!(message, "resource prod not found");
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    assert!(err.is_not_found());
+}
+
+#[tokio::test]
+async fn an_error_without_an_api_body_is_a_protocol_error() {
+    let (url, _) = fake_kms(502, "<html>bad gateway</html>").await;
+    let err = client(&url).list_users().await.unwrap_err();
+    assert!(matches!(err, KmsError::Protocol(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("GET /v1/users answered HTTP 502"), "{text}");
+}
+
+#[tokio::test]
+async fn a_success_with_the_wrong_shape_is_a_protocol_error() {
+    let (url, _) = fake_kms(200, r#"{"unexpected":true}"#).await;
+    let err = client(&url).whoami().await.unwrap_err();
+    assert!(matches!(err, KmsError::Protocol(_)), "{err:?}");
+    assert!(err.to_string().contains("GET /v1/whoami"), "{err}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unreachable_with_a_plain_reason() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = client(&url).whoami().await.unwrap_err();
+    assert!(err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        format!("cannot reach KMS at {url}: connection refused")
+    );
+}
+
+#[tokio::test]
+async fn names_are_encoded_as_single_path_segments_and_filters_as_query() {
+    let (url, seen) = fake_kms(200, "[]").await;
+    let kms = client(&format!("{url}/prefix/"));
+    kms.list_accounts(Some("prod k8s")).await.unwrap();
+    let filter = SessionFilter {
+        active: true,
+        user: Some("al&ice".into()),
+        resource: None,
+    };
+    kms.list_sessions(&filter).await.unwrap();
+    let _ = kms.get_resource("a/b").await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].uri, "/prefix/v1/accounts?resource=prod+k8s");
+    assert_eq!(seen[1].uri, "/prefix/v1/sessions?active=true&user=al%26ice");
+    assert_eq!(seen[2].uri, "/prefix/v1/resources/a%2Fb");
+}
+
+#[tokio::test]
+async fn bodies_are_json_and_empty_answers_are_fine() {
+    let (url, seen) = fake_kms(204, "").await;
+    let kms = client(&url);
+    kms.delete_account("prod", "admin").await.unwrap();
+    kms.end_session(&SessionId::new("s-1")).await.unwrap_err();
+    let account = CreateAccount {
+        name: "admin".into(),
+        token: "sa-token".into(),
+        description: None,
+        max_duration_secs: Some(3600),
+    };
+    // 204 has no JSON to decode: a protocol error, but the request went out as JSON.
+    let _ = kms.create_account("prod", &account).await;
+    kms.heartbeat("10.0.0.5:8443").await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].method, "DELETE");
+    assert_eq!(seen[0].uri, "/v1/resources/prod/accounts/admin");
+    assert_eq!(seen[1].uri, "/v1/sessions/s-1/end");
+    let sent: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
+    assert_eq!(sent["name"], "admin");
+    assert_eq!(sent["max_duration_secs"], 3600);
+    assert_eq!(seen[3].uri, "/v1/gateway/heartbeat");
+}
+
+#[tokio::test]
+async fn changes_asks_for_at_most_thirty_seconds() {
+    let (url, seen) = fake_kms(200, r#"{"seq":7,"changes":[]}"#).await;
+    let changes = client(&url).changes(3, 600).await.unwrap();
+    assert_eq!(changes.seq, 7);
+    assert_eq!(
+        seen.lock().unwrap()[0].uri,
+        "/v1/gateway/changes?after=3&wait_secs=30"
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_no_authorization_is_sent() {
+    let (url, seen) = fake_kms(200, r#"{"status":"ok"}"#).await;
+    KmsClient::new(&url, None).unwrap().healthz().await.unwrap();
+    assert_eq!(seen.lock().unwrap()[0].authorization, None);
+}
+
+#[test]
+fn unusable_urls_and_tokens_are_refused_up_front() {
+    for bad in [
+        "",
+        "localhost:8080",
+        "ftp://kms",
+        "http://kms/?x=1",
+        "kms.example.com",
+    ] {
+        let err = KmsClient::new(bad, None).unwrap_err();
+        assert!(matches!(err, KmsError::Config(_)), "{bad}: {err:?}");
+    }
+    let err = KmsClient::new("http://kms", Some(Secret::new("line\nbreak"))).unwrap_err();
+    assert!(matches!(err, KmsError::Config(_)));
+    assert!(!err.to_string().contains("break"));
+}
+
+#[test]
+fn debug_never_shows_the_token() {
+    let kms = client("https://kms.example.com/");
+    let debug = format!("{kms:?}");
+    assert!(!debug.contains("kmsu_test-token"), "{debug}");
+    assert_eq!(kms.base_url(), "https://kms.example.com");
+}

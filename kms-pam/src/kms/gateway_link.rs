@@ -1,0 +1,195 @@
+//! The gateway's link to KMS: [`KmsSessionManager`] and [`KmsCredentialStore`], the KMS-backed
+//! implementations of the library traits, over the gateway's own API token.
+//!
+//! Session changes arrive through one long poll (`GET /v1/gateway/changes`) shared by all of the
+//! gateway's sessions, so a termination reaches the gateway within a second. When KMS cannot be
+//! reached the feed retries with backoff and, once back, re-reads every watched session, so a
+//! change made while it was away is not missed. While KMS is away, admitted sessions keep running
+//! until their expiry (which the gateway enforces itself); new sessions cannot be admitted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::client::{KmsClient, KmsError};
+use crate::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
+use crate::secret::Secret;
+use crate::session::{
+    EndCause, NewSession, Session, SessionError, SessionId, SessionManager, SessionStatus,
+    SessionWatch,
+};
+use crate::tls::UpstreamTls;
+
+/// How long one long poll waits at KMS.
+const POLL_WAIT_SECS: u64 = 20;
+/// The longest pause between attempts while KMS is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+type Watchers = Mutex<HashMap<SessionId, watch::Sender<SessionStatus>>>;
+
+/// Sessions as KMS knows them, for the gateway the client's token belongs to.
+pub struct KmsSessionManager {
+    client: KmsClient,
+    watchers: Arc<Watchers>,
+}
+
+impl KmsSessionManager {
+    /// Starts the change feed; it stops when the manager is dropped.
+    pub fn start(client: KmsClient) -> Arc<Self> {
+        let manager = Arc::new(Self {
+            client,
+            watchers: Arc::default(),
+        });
+        tokio::spawn(feed(Arc::downgrade(&manager)));
+        manager
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, watch::Sender<SessionStatus>>> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, id: &SessionId, status: SessionStatus) {
+        let mut watchers = self.lock();
+        if let Some(sender) = watchers.get(id) {
+            sender.send_replace(status);
+        }
+        if status != SessionStatus::Active {
+            watchers.remove(id);
+        }
+    }
+
+    /// Re-reads every watched session (after the feed lost track).
+    async fn refresh_all(&self) {
+        let ids: Vec<SessionId> = self.lock().keys().cloned().collect();
+        for id in ids {
+            match self.client.gateway_session(&id).await {
+                Ok(view) => self.publish(&id, view.session.status),
+                Err(e) if e.is_not_found() => self.publish(&id, SessionStatus::Terminated),
+                Err(e) => tracing::warn!(session = %id, error = %e, "cannot re-read session"),
+            }
+        }
+    }
+}
+
+async fn feed(manager: Weak<KmsSessionManager>) {
+    let mut seq: Option<u64> = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let Some(m) = manager.upgrade() else { return };
+        let (after, wait) = seq.map_or((0, 0), |s| (s, POLL_WAIT_SECS));
+        let polled = m.client.changes(after, wait).await;
+        match polled {
+            Ok(answer) => {
+                backoff = Duration::from_millis(200);
+                let lost_track = seq.is_none() || seq.is_some_and(|s| answer.seq < s);
+                for change in &answer.changes {
+                    m.publish(&SessionId::new(change.session_id.clone()), change.status);
+                }
+                seq = Some(answer.seq);
+                if lost_track {
+                    m.refresh_all().await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "KMS change feed interrupted");
+                seq = None;
+                drop(m);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+fn session_error(id: &SessionId, e: KmsError) -> SessionError {
+    if e.is_not_found() {
+        SessionError::NotFound(id.clone())
+    } else {
+        SessionError::Unavailable(e.to_string())
+    }
+}
+
+#[async_trait]
+impl SessionManager for KmsSessionManager {
+    async fn create(&self, _new: NewSession) -> Result<Session, SessionError> {
+        Err(SessionError::Invalid(
+            "a gateway cannot create sessions; KMS does".into(),
+        ))
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let view = self
+            .client
+            .gateway_session(id)
+            .await
+            .map_err(|e| session_error(id, e))?;
+        Ok(view.session)
+    }
+
+    async fn end(&self, id: &SessionId, _cause: EndCause) -> Result<Session, SessionError> {
+        Err(SessionError::Invalid(format!(
+            "a gateway cannot end session {id}; its user or an administrator does, through KMS"
+        )))
+    }
+
+    async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError> {
+        let session = self.get(id).await?;
+        let receiver = {
+            let mut watchers = self.lock();
+            let sender = watchers
+                .entry(id.clone())
+                .or_insert_with(|| watch::channel(session.status).0);
+            sender.send_replace(session.status);
+            sender.subscribe()
+        };
+        Ok(SessionWatch::new(receiver, session.expires_at))
+    }
+}
+
+/// Credentials fetched from KMS for sessions bound to this gateway.
+pub struct KmsCredentialStore {
+    client: KmsClient,
+}
+
+impl KmsCredentialStore {
+    /// A store asking KMS with the gateway's token.
+    pub fn new(client: KmsClient) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl CredentialStore for KmsCredentialStore {
+    async fn credential(&self, session: &Session) -> Result<SessionCredential, CredentialError> {
+        let answer = self
+            .client
+            .gateway_credential(&session.id)
+            .await
+            .map_err(|e| match e.code() {
+                Some("not_found") => CredentialError::NotFound {
+                    resource: session.resource.clone(),
+                    account: session.account.clone(),
+                },
+                Some("forbidden") | Some("invalid") => CredentialError::Denied(e.to_string()),
+                _ => CredentialError::Unavailable(e.to_string()),
+            })?;
+        let url = answer.url.parse().map_err(|e| {
+            CredentialError::Denied(format!(
+                "resource {} has an invalid URL: {e}",
+                session.resource
+            ))
+        })?;
+        let tls = match (answer.ssl_verify, answer.ca_cert) {
+            (false, _) => UpstreamTls::InsecureSkipVerify,
+            (true, Some(pem)) => UpstreamTls::CaBundle(pem),
+            (true, None) => UpstreamTls::SystemRoots,
+        };
+        Ok(SessionCredential {
+            upstream: Upstream { url, tls },
+            token: Secret::new(answer.token),
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! API tests: the real router served on 127.0.0.1:0, driven over HTTP with hyper-util's client.
+//! Every answer body is recorded so tests can check that no secret ever leaked into one.
+
+mod bootstrap;
+mod gateways;
+mod rights;
+mod secrets;
+mod sessions;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{Server, ServerConfig, ServerError};
+use crate::tls::{generate_csr, SessionKey};
+
+/// A service-account token that must never appear in an answer except the credential one.
+pub(super) const SA_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.c2VydmljZS1hY2NvdW50.sig-7c1d";
+
+/// An answer.
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) json: Value,
+}
+
+impl Reply {
+    /// The error code of an error answer.
+    pub(super) fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The error message of an error answer.
+    pub(super) fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status and returns the JSON body.
+    #[track_caller]
+    pub(super) fn expect(self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "answer: {}", self.json);
+        self.json
+    }
+}
+
+/// A KMS serving from a temporary data directory.
+pub(super) struct Kms {
+    pub(super) dir: TempDir,
+    pub(super) addr: SocketAddr,
+    pub(super) admin: String,
+    pub(super) ca_pem: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+    bodies: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Kms {
+    pub(super) async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts on `dir/data`, reading the admin token from the file the first start wrote.
+    pub(super) async fn start_in(dir: TempDir) -> Self {
+        let config = ServerConfig::new(Self::data_dir_of(dir.path()));
+        let server = Server::open(config.clone()).await.unwrap();
+        let admin = std::fs::read_to_string(config.admin_token_path()).unwrap();
+        let ca_pem = server.ca_certificate_pem().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            dir,
+            addr,
+            admin,
+            ca_pem,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: Some(stop),
+            task: Some(task),
+            bodies: Arc::default(),
+        }
+    }
+
+    pub(super) fn data_dir_of(root: &Path) -> PathBuf {
+        root.join("data")
+    }
+
+    pub(super) fn data_dir(&self) -> PathBuf {
+        Self::data_dir_of(self.dir.path())
+    }
+
+    /// Stops the server and gives the data directory back for a restart.
+    pub(super) async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+
+    /// Sends a request with an optional bearer token and raw body.
+    pub(super) async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        self.bodies
+            .lock()
+            .unwrap()
+            .push((path.to_owned(), text.clone()));
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        Reply { status, json }
+    }
+
+    /// Sends a JSON request (`body` `Null` means no body).
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        if body.is_null() {
+            return self.raw(method, path, token, None, Vec::new()).await;
+        }
+        let bytes = serde_json::to_vec(&body).unwrap();
+        self.raw(method, path, token, Some("application/json"), bytes)
+            .await
+    }
+
+    pub(super) async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), Value::Null).await
+    }
+
+    pub(super) async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), body).await
+    }
+
+    /// Creates a user and returns its token.
+    pub(super) async fn user(&self, name: &str, admin: bool) -> String {
+        let body = json!({"name": name, "admin": admin});
+        let created = self.post("/v1/users", &self.admin, body).await;
+        let created = created.expect(StatusCode::CREATED);
+        created["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a gateway; returns its enrollment token.
+    pub(super) async fn pending_gateway(&self, name: &str) -> String {
+        let created = self
+            .post("/v1/gateways", &self.admin, json!({"name": name}))
+            .await
+            .expect(StatusCode::CREATED);
+        created["enrollment_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates and enrolls a gateway at `127.0.0.1:<port>`; returns its gateway token.
+    pub(super) async fn gateway(&self, name: &str) -> String {
+        let enrollment = self.pending_gateway(name).await;
+        let (_key, csr) = generate_csr(name).unwrap();
+        let body = json!({"name": name, "enrollment_token": enrollment, "csr": csr,
+                          "address": "127.0.0.1:8443"});
+        let enrolled = self
+            .call(Method::POST, "/v1/gateways/enroll", None, body)
+            .await
+            .expect(StatusCode::OK);
+        enrolled["gateway_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates resource `resource` on `gateway` with account `admin` (max 1 h) holding
+    /// [`SA_TOKEN`].
+    pub(super) async fn resource(&self, resource: &str, gateway: &str) {
+        let body = json!({"kind": "kubernetes", "name": resource, "gateway": gateway,
+                          "url": "https://10.0.0.1:6443", "ssl_verify": true});
+        self.post("/v1/resources", &self.admin, body)
+            .await
+            .expect(StatusCode::CREATED);
+        let body = json!({"name": "admin", "token": SA_TOKEN, "max_duration_secs": 3600});
+        let path = format!("/v1/resources/{resource}/accounts");
+        self.post(&path, &self.admin, body)
+            .await
+            .expect(StatusCode::CREATED);
+    }
+
+    /// Grants `resource/admin` to `user` for at most `max_secs`.
+    pub(super) async fn grant(&self, resource: &str, user: &str, max_secs: u64) -> String {
+        let body = json!({"resource": resource, "account": "admin", "user": user,
+                          "max_duration_secs": max_secs});
+        let grant = self.post("/v1/grants", &self.admin, body).await;
+        grant.expect(StatusCode::CREATED)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Requests a session for `resource/admin` with a fresh CSR.
+    pub(super) async fn open_session(&self, token: &str, resource: &str, secs: u64) -> Reply {
+        let (_key, csr) = SessionKey::generate().unwrap();
+        let body = json!({"resource": resource, "account": "admin", "duration_secs": secs,
+                          "reason": "testing", "csr": csr});
+        self.post("/v1/sessions", token, body).await
+    }
+
+    /// Asserts that no recorded answer except the credential endpoint's holds `secret`.
+    #[track_caller]
+    pub(super) fn assert_never_leaked(&self, secret: &str) {
+        let bodies = self.bodies.lock().unwrap();
+        assert!(!bodies.is_empty());
+        for (path, body) in bodies.iter() {
+            if path.ends_with("/credential") {
+                continue;
+            }
+            assert!(!body.contains(secret), "{path} answered a secret: {body}");
+        }
+    }
+}

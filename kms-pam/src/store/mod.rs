@@ -1,0 +1,54 @@
+//! Storage of the KMS control plane: users, gateways, PAM resources, accounts, grants, sessions
+//! and the session change log.
+//!
+//! [`Store`] is the sum of small per-entity traits ([`SetupStore`], [`UserStore`],
+//! [`GatewayStore`], [`ResourceStore`], [`AccountStore`], [`GrantStore`], [`SessionStore`]), so
+//! handlers depend on one `Arc<dyn Store>` while each backend implements one entity per file.
+//! [`sqlite::SqliteStore`] is the embedded default; the schema is written in portable SQL (TEXT
+//! UUID ids, INTEGER unix seconds, `$n` placeholders, a `project_id` on every PAM row) so that a
+//! PostgreSQL store is a small later step. docs/api.md ("Storage") describes the schema.
+//!
+//! Secrets at rest ([`crypto`]): API tokens only as SHA-256 hashes; service-account tokens and the
+//! CA key sealed with AES-256-GCM under a root key kept in its own file.
+
+pub mod crypto;
+mod records;
+pub mod sqlite;
+mod traits;
+
+pub use crypto::{RootKey, TokenHash};
+pub use records::{
+    AccountRecord, ChangeRecord, Enrollment, GatewayRecord, GrantRecord, NewAccount, NewGateway,
+    NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter,
+    SessionRecord, SessionUpdate, UserRecord,
+};
+pub use traits::{
+    AccountStore, GatewayStore, GrantStore, ResourceStore, SessionStore, SetupStore, Store,
+    StoredCa, UserStore,
+};
+
+/// Why a store operation failed.
+///
+/// `NotFound`, `Conflict` and `Invalid` are final answers about the request; `Unavailable` means
+/// the store could not answer (retry later); `Corrupt` means stored data is unreadable (a sealed
+/// value that does not open, an unknown status), which needs an operator. Messages never hold a
+/// secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No such row.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique name is taken, or the row changed under the caller (a spent token).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request cannot be stored as given.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database or a file it needs cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data cannot be read back.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}

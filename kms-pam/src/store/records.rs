@@ -1,0 +1,289 @@
+//! The rows of the KMS store as Rust values: what a [`Store`](super::Store) takes and returns.
+//!
+//! Ids are UUIDs in text form; times are whole seconds (the store keeps unix seconds). Records
+//! carry both the ids that tie rows together and the names people use, so handlers can answer
+//! without a second lookup.
+
+use std::time::SystemTime;
+
+use crate::secret::Secret;
+use crate::session::{EndCause, Session, SessionId, SessionStatus};
+
+use super::crypto::TokenHash;
+
+/// A PAM project: the owner of resources, accounts, grants and sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectRecord {
+    /// Identifier.
+    pub id: String,
+    /// Name (`default` always exists).
+    pub name: String,
+}
+
+/// A user of the KMS API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Identifier.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Administrator.
+    pub admin: bool,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// What is needed to create a user.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// Unique name.
+    pub name: String,
+    /// Administrator.
+    pub admin: bool,
+    /// Hash of the user's API token.
+    pub token: TokenHash,
+    /// Creation time.
+    pub now: SystemTime,
+}
+
+/// A gateway, enrolled or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayRecord {
+    /// Identifier.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Address CLIs dial, once enrolled (updated by heartbeats).
+    pub address: Option<String>,
+    /// Whether the gateway has enrolled (holds a gateway token).
+    pub enrolled: bool,
+    /// Last heartbeat (enrollment counts as one).
+    pub last_heartbeat: Option<SystemTime>,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// What is needed to create a gateway: its name and its one-time enrollment token.
+#[derive(Clone, Debug)]
+pub struct NewGateway {
+    /// Unique name.
+    pub name: String,
+    /// Hash of the enrollment token.
+    pub enrollment: TokenHash,
+    /// When the enrollment token stops working.
+    pub enrollment_expires_at: SystemTime,
+    /// Creation time.
+    pub now: SystemTime,
+}
+
+/// The last step of an enrollment, applied only if the enrollment token is still unspent.
+#[derive(Clone, Debug)]
+pub struct Enrollment {
+    /// The gateway.
+    pub gateway_id: String,
+    /// Hash of the enrollment token being spent.
+    pub enrollment: TokenHash,
+    /// Hash of the gateway's new API token.
+    pub token: TokenHash,
+    /// The address it announced.
+    pub address: String,
+    /// Now.
+    pub now: SystemTime,
+}
+
+/// A PAM resource (a Kubernetes cluster).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceRecord {
+    /// Identifier.
+    pub id: String,
+    /// Owning project.
+    pub project_id: String,
+    /// Name, unique in the project.
+    pub name: String,
+    /// `kubernetes`.
+    pub kind: String,
+    /// API server URL.
+    pub url: String,
+    /// Gateway id.
+    pub gateway_id: String,
+    /// Gateway name.
+    pub gateway: String,
+    /// Verify the API server certificate.
+    pub ssl_verify: bool,
+    /// CA bundle (PEM).
+    pub ca_cert: Option<String>,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// What is needed to create a resource.
+#[derive(Clone, Debug)]
+pub struct NewResource {
+    /// Owning project.
+    pub project_id: String,
+    /// Name, unique in the project.
+    pub name: String,
+    /// `kubernetes`.
+    pub kind: String,
+    /// API server URL.
+    pub url: String,
+    /// Gateway id.
+    pub gateway_id: String,
+    /// Verify the API server certificate.
+    pub ssl_verify: bool,
+    /// CA bundle (PEM).
+    pub ca_cert: Option<String>,
+    /// Creation time.
+    pub now: SystemTime,
+}
+
+/// A PAM account. Its token is kept sealed and read only through
+/// [`AccountStore::account_token`](super::AccountStore::account_token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Identifier.
+    pub id: String,
+    /// Owning project.
+    pub project_id: String,
+    /// Resource id.
+    pub resource_id: String,
+    /// Resource name.
+    pub resource: String,
+    /// Name, unique on the resource.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Longest session allowed.
+    pub max_duration_secs: u64,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// What is needed to create an account.
+#[derive(Clone, Debug)]
+pub struct NewAccount {
+    /// Owning project.
+    pub project_id: String,
+    /// Resource id.
+    pub resource_id: String,
+    /// Name, unique on the resource.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Longest session allowed.
+    pub max_duration_secs: u64,
+    /// The service-account token, sealed by the store before it is written.
+    pub token: Secret,
+    /// Creation time.
+    pub now: SystemTime,
+}
+
+/// A grant: a user may open sessions for an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Identifier.
+    pub id: String,
+    /// Owning project.
+    pub project_id: String,
+    /// Account id.
+    pub account_id: String,
+    /// Account name.
+    pub account: String,
+    /// Resource name.
+    pub resource: String,
+    /// User id.
+    pub user_id: String,
+    /// User name.
+    pub user: String,
+    /// Longest session the grant allows.
+    pub max_duration_secs: u64,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// What is needed to create a grant.
+#[derive(Clone, Debug)]
+pub struct NewGrant {
+    /// Owning project.
+    pub project_id: String,
+    /// Account id.
+    pub account_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Longest session the grant allows.
+    pub max_duration_secs: u64,
+    /// Creation time.
+    pub now: SystemTime,
+}
+
+/// A session with the ids the store keeps beside the names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session as the API shows it.
+    pub session: Session,
+    /// Why it ended.
+    pub end_cause: Option<EndCause>,
+    /// Owning project.
+    pub project_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Resource id (the resource may since have been deleted).
+    pub resource_id: String,
+    /// Account id (the account may since have been deleted).
+    pub account_id: String,
+    /// Gateway id.
+    pub gateway_id: String,
+}
+
+/// What is needed to record a new active session.
+#[derive(Clone, Debug)]
+pub struct NewSessionRecord {
+    /// Identifier (also in the session certificate, so chosen before the insert).
+    pub id: SessionId,
+    /// Owning project.
+    pub project_id: String,
+    /// The user.
+    pub user: UserRecord,
+    /// The account (and through it the resource).
+    pub account: AccountRecord,
+    /// The gateway serving it.
+    pub gateway: GatewayRecord,
+    /// Reason given by the user.
+    pub reason: Option<String>,
+    /// Creation time.
+    pub created_at: SystemTime,
+    /// Expiry.
+    pub expires_at: SystemTime,
+}
+
+/// Which sessions to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Only sessions still marked active.
+    pub active_only: bool,
+    /// Only this user's.
+    pub user: Option<String>,
+    /// Only this resource's (by name, so history of deleted resources stays searchable).
+    pub resource: Option<String>,
+}
+
+/// A session after a write, with the change sequence number the write produced, if it
+/// changed the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionUpdate {
+    /// The session as it is now.
+    pub record: SessionRecord,
+    /// Sequence number of the recorded status change; `None` when nothing changed.
+    pub seq: Option<u64>,
+}
+
+/// One entry of the session change log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRecord {
+    /// Position in the log (strictly increasing, never reused).
+    pub seq: u64,
+    /// The session.
+    pub session_id: SessionId,
+    /// Its new status.
+    pub status: SessionStatus,
+}

@@ -1,0 +1,181 @@
+//! Enrollment and session life in the SQLite store.
+
+use super::*;
+
+#[tokio::test]
+async fn enrollment_tokens_are_single_use_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let (_, enrollment) = issue_token("kmse_");
+    let new = NewGateway {
+        name: "gw".into(),
+        enrollment: enrollment.clone(),
+        enrollment_expires_at: t(3600),
+        now: t(0),
+    };
+    let gateway = store.create_gateway(new).await.unwrap();
+    assert!(!gateway.enrolled);
+    let late = store.check_enrollment("gw", &enrollment, t(3600)).await;
+    assert!(
+        matches!(late, Err(StoreError::NotFound(_))),
+        "expired token"
+    );
+    let wrong_name = store.check_enrollment("other", &enrollment, t(1)).await;
+    assert!(wrong_name.is_err());
+    store
+        .check_enrollment("gw", &enrollment, t(1))
+        .await
+        .unwrap();
+    let (_, token) = issue_token("kmsg_");
+    let finish = Enrollment {
+        gateway_id: gateway.id.clone(),
+        enrollment: enrollment.clone(),
+        token: token.clone(),
+        address: "gw.example:8443".into(),
+        now: t(2),
+    };
+    let enrolled = store.complete_enrollment(finish.clone()).await.unwrap();
+    assert!(enrolled.enrolled);
+    assert_eq!(enrolled.address.as_deref(), Some("gw.example:8443"));
+    assert_eq!(store.gateway_by_token(&token).await.unwrap().id, gateway.id);
+    assert!(
+        store
+            .check_enrollment("gw", &enrollment, t(3))
+            .await
+            .is_err(),
+        "spent"
+    );
+    let replay = store.complete_enrollment(finish).await;
+    assert!(matches!(replay, Err(StoreError::Conflict(_))));
+    store
+        .record_heartbeat(&gateway.id, "gw2:8443", t(10))
+        .await
+        .unwrap();
+    let beat = store.gateway_by_name("gw").await.unwrap();
+    assert_eq!(
+        (beat.address.as_deref(), beat.last_heartbeat),
+        (Some("gw2:8443"), Some(t(10)))
+    );
+}
+
+#[tokio::test]
+async fn session_changes_are_logged_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path()).await;
+    assert_eq!(f.store.latest_seq().await.unwrap(), 0);
+    let a = f.session(0, 100).await;
+    let b = f.session(0, 10).await;
+    let (a_id, b_id) = (a.record.session.id.clone(), b.record.session.id.clone());
+    assert!(b.seq > a.seq);
+    let ended = f
+        .store
+        .end_session(&a_id, EndCause::User, t(5))
+        .await
+        .unwrap();
+    assert_eq!(ended.record.session.status, SessionStatus::Ended);
+    assert_eq!(ended.record.end_cause, Some(EndCause::User));
+    assert_eq!(ended.record.session.ended_at, Some(t(5)));
+    let again = f
+        .store
+        .end_session(&a_id, EndCause::Termination, t(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.seq, again.record),
+        (None, ended.record),
+        "ending twice changes nothing"
+    );
+    assert_eq!(f.store.expire_sessions(t(9)).await.unwrap(), None);
+    let expired_seq = f.store.expire_sessions(t(10)).await.unwrap();
+    let b_now = f.store.session(&b_id).await.unwrap();
+    assert_eq!(b_now.session.status, SessionStatus::Expired);
+    assert_eq!(b_now.session.ended_at, Some(t(10)));
+    let latest = f.store.latest_seq().await.unwrap();
+    assert_eq!(Some(latest), expired_seq);
+    let log = f
+        .store
+        .changes(&f.gateway.id, 0, latest, 100)
+        .await
+        .unwrap();
+    let statuses: Vec<_> = log
+        .iter()
+        .map(|c| (c.session_id.clone(), c.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (a_id.clone(), SessionStatus::Active),
+            (b_id.clone(), SessionStatus::Active),
+            (a_id, SessionStatus::Ended),
+            (b_id, SessionStatus::Expired),
+        ]
+    );
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    let tail = f
+        .store
+        .changes(&f.gateway.id, log[1].seq, latest, 1)
+        .await
+        .unwrap();
+    assert_eq!(tail, vec![log[2].clone()]);
+    assert!(f
+        .store
+        .changes("other-gateway", 0, latest, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn ending_a_session_past_expiry_records_expiry_and_filters_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path()).await;
+    let s = f.session(0, 10).await.record.session.id;
+    let live = f.session(1, 100).await.record.session.id;
+    let ended = f
+        .store
+        .end_session(&s, EndCause::User, t(20))
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(ended.session.status, SessionStatus::Expired);
+    assert_eq!(ended.end_cause, Some(EndCause::Expiry));
+    let active = SessionFilter {
+        active_only: true,
+        ..SessionFilter::default()
+    };
+    let listed = f.store.sessions(&f.project.id, &active).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|r| &r.session.id).collect::<Vec<_>>(),
+        vec![&live]
+    );
+    let all = f
+        .store
+        .sessions(&f.project.id, &SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].session.id, live, "newest first");
+    let bob = SessionFilter {
+        user: Some("bob".into()),
+        ..SessionFilter::default()
+    };
+    assert!(f
+        .store
+        .sessions(&f.project.id, &bob)
+        .await
+        .unwrap()
+        .is_empty());
+    let prod = SessionFilter {
+        resource: Some("prod".into()),
+        ..SessionFilter::default()
+    };
+    assert_eq!(
+        f.store.sessions(&f.project.id, &prod).await.unwrap().len(),
+        2
+    );
+    let unknown = f
+        .store
+        .end_session(&SessionId::new("nope"), EndCause::User, t(1))
+        .await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))));
+}

@@ -1,0 +1,246 @@
+//! The storage traits, one per entity. Every method is one short transaction; the failure
+//! semantics of [`StoreError`] apply to all of them.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::records::{
+    AccountRecord, ChangeRecord, Enrollment, GatewayRecord, GrantRecord, NewAccount, NewGateway,
+    NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter,
+    SessionRecord, SessionUpdate, UserRecord,
+};
+use super::{StoreError, TokenHash};
+use crate::secret::Secret;
+use crate::session::{EndCause, SessionId};
+use crate::tls::PrivateKeyPem;
+
+/// The KMS certificate authority as stored: certificate in clear, key sealed.
+#[derive(Debug, Clone)]
+pub struct StoredCa {
+    /// CA certificate (PEM).
+    pub cert_pem: String,
+    /// CA private key (PEM), already unsealed.
+    pub key: PrivateKeyPem,
+}
+
+/// Everything the KMS keeps. Implemented for every type that implements all entity traits.
+pub trait Store:
+    SetupStore + UserStore + GatewayStore + ResourceStore + AccountStore + GrantStore + SessionStore
+{
+}
+
+impl<T> Store for T where
+    T: SetupStore
+        + UserStore
+        + GatewayStore
+        + ResourceStore
+        + AccountStore
+        + GrantStore
+        + SessionStore
+{
+}
+
+/// What the first start creates: projects and the CA.
+#[async_trait]
+pub trait SetupStore: Send + Sync + 'static {
+    /// The project named `name`, created if absent.
+    async fn ensure_project(
+        &self,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<ProjectRecord, StoreError>;
+
+    /// The stored CA, if one was saved.
+    async fn ca(&self) -> Result<Option<StoredCa>, StoreError>;
+
+    /// Saves the CA (key sealed). `Conflict` if one is already stored (another replica won).
+    async fn save_ca(&self, ca: &StoredCa) -> Result<(), StoreError>;
+
+    /// Closes connections, waiting for pending writes (called once, when the server stops).
+    async fn close(&self);
+}
+
+/// Users and their API tokens.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Creates a user. `Conflict` if the name is taken.
+    async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError>;
+
+    /// All users, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// The user named `name`.
+    async fn user_by_name(&self, name: &str) -> Result<UserRecord, StoreError>;
+
+    /// The user holding the token with this hash.
+    async fn user_by_token(&self, token: &TokenHash) -> Result<UserRecord, StoreError>;
+}
+
+/// Gateways, their enrollment tokens and heartbeats.
+#[async_trait]
+pub trait GatewayStore: Send + Sync + 'static {
+    /// Creates a pending gateway with its enrollment token. `Conflict` if the name is taken.
+    async fn create_gateway(&self, new: NewGateway) -> Result<GatewayRecord, StoreError>;
+
+    /// All gateways, by name.
+    async fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError>;
+
+    /// The gateway named `name`.
+    async fn gateway_by_name(&self, name: &str) -> Result<GatewayRecord, StoreError>;
+
+    /// The gateway with id `id`.
+    async fn gateway_by_id(&self, id: &str) -> Result<GatewayRecord, StoreError>;
+
+    /// The enrolled gateway holding the gateway token with this hash.
+    async fn gateway_by_token(&self, token: &TokenHash) -> Result<GatewayRecord, StoreError>;
+
+    /// The gateway `name` if `enrollment` is one of its unspent enrollment tokens still valid at
+    /// `now`; `NotFound` otherwise (whatever the reason, so a caller learns nothing).
+    async fn check_enrollment(
+        &self,
+        name: &str,
+        enrollment: &TokenHash,
+        now: SystemTime,
+    ) -> Result<GatewayRecord, StoreError>;
+
+    /// Spends the enrollment token and stores the gateway token and address, atomically.
+    /// `Conflict` if the token was spent (or expired) since [`Self::check_enrollment`].
+    async fn complete_enrollment(
+        &self,
+        enrollment: Enrollment,
+    ) -> Result<GatewayRecord, StoreError>;
+
+    /// Records a heartbeat and the gateway's current address.
+    async fn record_heartbeat(
+        &self,
+        gateway_id: &str,
+        address: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// PAM resources.
+#[async_trait]
+pub trait ResourceStore: Send + Sync + 'static {
+    /// Creates a resource. `Conflict` if the name is taken in the project.
+    async fn create_resource(&self, new: NewResource) -> Result<ResourceRecord, StoreError>;
+
+    /// The project's resources, by name.
+    async fn resources(&self, project_id: &str) -> Result<Vec<ResourceRecord>, StoreError>;
+
+    /// The resource `name` of the project.
+    async fn resource(&self, project_id: &str, name: &str) -> Result<ResourceRecord, StoreError>;
+
+    /// The resource with id `id`.
+    async fn resource_by_id(&self, id: &str) -> Result<ResourceRecord, StoreError>;
+
+    /// Deletes a resource with its accounts and grants; sessions stay as history.
+    async fn delete_resource(&self, project_id: &str, name: &str) -> Result<(), StoreError>;
+}
+
+/// PAM accounts and their sealed service-account tokens.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates an account, sealing its token. `Conflict` if the name is taken on the resource.
+    async fn create_account(&self, new: NewAccount) -> Result<AccountRecord, StoreError>;
+
+    /// The project's accounts, by resource and name; only `resource`'s when given.
+    async fn accounts(
+        &self,
+        project_id: &str,
+        resource: Option<&str>,
+    ) -> Result<Vec<AccountRecord>, StoreError>;
+
+    /// The account `resource/name` of the project.
+    async fn account(
+        &self,
+        project_id: &str,
+        resource: &str,
+        name: &str,
+    ) -> Result<AccountRecord, StoreError>;
+
+    /// The account with id `id`.
+    async fn account_by_id(&self, id: &str) -> Result<AccountRecord, StoreError>;
+
+    /// The account's service-account token, unsealed. Call only to answer the bound gateway.
+    async fn account_token(&self, account: &AccountRecord) -> Result<Secret, StoreError>;
+
+    /// Deletes an account and its grants; sessions stay as history.
+    async fn delete_account(
+        &self,
+        project_id: &str,
+        resource: &str,
+        name: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// Grants of accounts to users.
+#[async_trait]
+pub trait GrantStore: Send + Sync + 'static {
+    /// Creates a grant. `Conflict` if the user already holds one for the account.
+    async fn create_grant(&self, new: NewGrant) -> Result<GrantRecord, StoreError>;
+
+    /// The project's grants; only `user_id`'s when given.
+    async fn grants(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// The grant of `account_id` to `user_id`, if any.
+    async fn grant_for(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<GrantRecord>, StoreError>;
+
+    /// Deletes a grant.
+    async fn delete_grant(&self, project_id: &str, id: &str) -> Result<(), StoreError>;
+}
+
+/// Sessions and the log of their status changes.
+///
+/// Every status change (creation included) appends one [`ChangeRecord`] in the same
+/// transaction, with a sequence number that only grows; that log is what gateways follow.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Records a new active session.
+    async fn create_session(&self, new: NewSessionRecord) -> Result<SessionUpdate, StoreError>;
+
+    /// The session with id `id`.
+    async fn session(&self, id: &SessionId) -> Result<SessionRecord, StoreError>;
+
+    /// The project's sessions matching `filter`, newest first.
+    async fn sessions(
+        &self,
+        project_id: &str,
+        filter: &SessionFilter,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Ends an active session for `cause` (as `expired` if it is already past its expiry).
+    /// A session that is no longer active is returned unchanged, with no sequence number.
+    async fn end_session(
+        &self,
+        id: &SessionId,
+        cause: EndCause,
+        now: SystemTime,
+    ) -> Result<SessionUpdate, StoreError>;
+
+    /// Marks every active session whose expiry is at or before `now` as expired. Returns the
+    /// last sequence number written, if any session changed.
+    async fn expire_sessions(&self, now: SystemTime) -> Result<Option<u64>, StoreError>;
+
+    /// The highest sequence number written so far (0 when none).
+    async fn latest_seq(&self) -> Result<u64, StoreError>;
+
+    /// Changes of `gateway_id`'s sessions with `after < seq <= up_to`, oldest first, at most
+    /// `limit`.
+    async fn changes(
+        &self,
+        gateway_id: &str,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+}
