@@ -30,7 +30,9 @@ impl Sessions {
     fn start() -> (FakeKms, Arc<Self>) {
         let sessions = Arc::new(Self {
             ca: CertificateAuthority::generate("fake KMS CA", Duration::from_secs(3600)).unwrap(),
-            gateway_address: support::closed_port_url().trim_start_matches("http://").to_owned(),
+            gateway_address: support::closed_port_url()
+                .trim_start_matches("http://")
+                .to_owned(),
             by_id: Mutex::new(HashMap::new()),
             terminate_all: AtomicBool::new(false),
         });
@@ -90,29 +92,42 @@ impl Sessions {
             gateway_address: self.gateway_address.clone(),
             session: view.clone(),
         };
-        self.by_id.lock().unwrap().insert(view.session.id.to_string(), view);
+        self.by_id
+            .lock()
+            .unwrap()
+            .insert(view.session.id.to_string(), view);
         (200, serde_json::to_string(&created).unwrap())
     }
 
     fn update(&self, id: &str, change: impl FnOnce(&mut SessionView)) -> (u16, String) {
         let mut sessions = self.by_id.lock().unwrap();
-        let Some(view) = sessions.get_mut(id) else { return not_found() };
+        let Some(view) = sessions.get_mut(id) else {
+            return not_found();
+        };
         change(view);
         (200, serde_json::to_string(view).unwrap())
     }
 
     fn statuses(&self) -> Vec<SessionStatus> {
-        self.by_id.lock().unwrap().values().map(|v| v.session.status).collect()
+        self.by_id
+            .lock()
+            .unwrap()
+            .values()
+            .map(|v| v.session.status)
+            .collect()
     }
 }
 
 /// Starts `pam access` without a command and reads its banner up to the Ctrl+C hint.
 fn start_interactive(home: &Path, kms: &FakeKms, target: &str) -> (Child, String) {
-    let mut child = command(home, &["--url", &kms.url, "--token", "t", "pam", "access", target])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command(
+        home,
+        &["--url", &kms.url, "--token", "t", "pam", "access", target],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     while !banner.contains("Press Ctrl+C") {
@@ -124,7 +139,10 @@ fn start_interactive(home: &Path, kms: &FakeKms, target: &str) -> (Child, String
 }
 
 fn kubeconfig_of(banner: &str) -> PathBuf {
-    let line = banner.lines().find(|l| l.contains("export KUBECONFIG=")).unwrap();
+    let line = banner
+        .lines()
+        .find(|l| l.contains("export KUBECONFIG="))
+        .unwrap();
     PathBuf::from(line.trim().trim_start_matches("export KUBECONFIG="))
 }
 
@@ -143,21 +161,50 @@ fn a_command_runs_with_the_session_kubeconfig_and_its_exit_code_is_kept() {
     let path = home.path().join("session.yaml");
     let output = kms_pam(
         home.path(),
-        &["--url", &kms.url, "--token", "t", "pam", "access", "prod/admin", "--duration", "10m",
-          "--reason", "incident 7", "--kubeconfig", path.to_str().unwrap(),
-          "--", "sh", "-c", "cat \"$KUBECONFIG\"; exit 3"],
+        &[
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "access",
+            "prod/admin",
+            "--duration",
+            "10m",
+            "--reason",
+            "incident 7",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "cat \"$KUBECONFIG\"; exit 3",
+        ],
     );
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let kubeconfig = stdout(&output);
-    assert!(kubeconfig.contains("server: https://127.0.0.1:"), "{kubeconfig}");
-    assert!(kubeconfig.contains("current-context: kms-pam/prod/admin"), "{kubeconfig}");
-    assert!(kubeconfig.contains("certificate-authority-data:"), "{kubeconfig}");
+    assert!(
+        kubeconfig.contains("server: https://127.0.0.1:"),
+        "{kubeconfig}"
+    );
+    assert!(
+        kubeconfig.contains("current-context: kms-pam/prod/admin"),
+        "{kubeconfig}"
+    );
+    assert!(
+        kubeconfig.contains("certificate-authority-data:"),
+        "{kubeconfig}"
+    );
     assert!(!path.exists(), "the session kubeconfig is removed");
     assert_eq!(sessions.statuses(), [SessionStatus::Ended]);
     let sent: serde_json::Value = serde_json::from_str(&kms.bodies()[0]).unwrap();
     assert_eq!(sent["duration_secs"], 600);
     assert_eq!(sent["reason"], "incident 7");
-    assert!(stderr(&output).contains("ended after"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("ended after"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -168,8 +215,14 @@ fn sigterm_ends_the_session_and_removes_the_default_kubeconfig() {
     let path = kubeconfig_of(&banner);
     assert_eq!(path, home.path().join(".kube/kms-pam/prod-admin.yaml"));
     assert!(banner.contains("kubectl get pods"), "{banner}");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!home.path().join(".kube/config").exists(), "the user's kubeconfig is untouched");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !home.path().join(".kube/config").exists(),
+        "the user's kubeconfig is untouched"
+    );
 
     send_sigterm(&child);
     let output = child.wait_with_output().unwrap();
@@ -201,7 +254,13 @@ fn two_sessions_to_different_accounts_run_side_by_side() {
     let home = tempfile::tempdir().unwrap();
     let (admin, admin_banner) = start_interactive(home.path(), &kms, "prod/admin");
     let (viewer, viewer_banner) = start_interactive(home.path(), &kms, "prod/viewer");
-    let proxy = |banner: &str| banner.lines().find(|l| l.starts_with("Local proxy")).unwrap().to_owned();
+    let proxy = |banner: &str| {
+        banner
+            .lines()
+            .find(|l| l.starts_with("Local proxy"))
+            .unwrap()
+            .to_owned()
+    };
     assert_ne!(proxy(&admin_banner), proxy(&viewer_banner));
     let (admin_path, viewer_path) = (kubeconfig_of(&admin_banner), kubeconfig_of(&viewer_banner));
     assert_ne!(admin_path, viewer_path);
@@ -213,7 +272,10 @@ fn two_sessions_to_different_accounts_run_side_by_side() {
     assert!(viewer_path.exists(), "the other session is unaffected");
     send_sigterm(&viewer);
     assert_eq!(viewer.wait_with_output().unwrap().status.code(), Some(0));
-    assert_eq!(sessions.statuses(), [SessionStatus::Ended, SessionStatus::Ended]);
+    assert_eq!(
+        sessions.statuses(),
+        [SessionStatus::Ended, SessionStatus::Ended]
+    );
 }
 
 #[test]
@@ -226,11 +288,26 @@ fn merge_switches_context_for_the_command_and_restores_the_file() {
     std::fs::write(&config, original).unwrap();
     let output = kms_pam(
         home.path(),
-        &["--url", &kms.url, "--token", "t", "pam", "access", "prod/admin", "--merge",
-          "--", "sh", "-c", "grep current-context \"$KUBECONFIG\""],
+        &[
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "access",
+            "prod/admin",
+            "--merge",
+            "--",
+            "sh",
+            "-c",
+            "grep current-context \"$KUBECONFIG\"",
+        ],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output).trim(), "current-context: kms-pam/prod/admin");
+    assert_eq!(
+        stdout(&output).trim(),
+        "current-context: kms-pam/prod/admin"
+    );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
 }
 
@@ -240,11 +317,24 @@ fn a_command_that_cannot_start_exits_127_and_ends_the_session() {
     let home = tempfile::tempdir().unwrap();
     let output = kms_pam(
         home.path(),
-        &["--url", &kms.url, "--token", "t", "pam", "access", "prod/admin",
-          "--", "/nonexistent/kubectl"],
+        &[
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "access",
+            "prod/admin",
+            "--",
+            "/nonexistent/kubectl",
+        ],
     );
     assert_eq!(output.status.code(), Some(127));
-    assert!(stderr(&output).contains("error: cannot run /nonexistent/kubectl"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("error: cannot run /nonexistent/kubectl"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(sessions.statuses(), [SessionStatus::Ended]);
     assert!(!home.path().join(".kube/kms-pam/prod-admin.yaml").exists());
 }

@@ -255,7 +255,15 @@ fn sessions_list_json_has_the_spec_shape() {
 
 #[test]
 fn sessions_show_json_adds_commands() {
-    let kms = FakeKms::routes(vec![("GET /v1/sessions/6f1c", 200, SESSION.to_owned())]);
+    let commands = r#","commands":[{"command":"kubectl get","started_at":"2026-01-01T10:01:00.000Z",
+        "kubectl_session":"k-1","requests":[
+        {"time":"2026-01-01T10:01:00.000Z","request_id":1,"method":"GET","path":"/api","status":200,
+         "verb":"get","resource":null,"namespace":null,"name":null,"discovery":true},
+        {"time":"2026-01-01T10:01:00.100Z","request_id":2,"method":"GET",
+         "path":"/api/v1/namespaces/default/pods","status":200,"verb":"list","resource":"pods",
+         "namespace":"default","name":null,"discovery":false}]}]}"#;
+    let detail = format!("{}{commands}", SESSION.trim_end().trim_end_matches('}'));
+    let kms = FakeKms::routes(vec![("GET /v1/sessions/6f1c", 200, detail)]);
     let home = tempfile::tempdir().unwrap();
     let args = [
         "--url", &kms.url, "--token", "t", "pam", "sessions", "show", "6f1c",
@@ -263,8 +271,34 @@ fn sessions_show_json_adds_commands() {
     let output = kms_pam(home.path(), &[&args[..], &["-o", "json"]].concat());
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(shown["id"], "6f1c");
-    assert_eq!(shown["commands"], serde_json::json!([]));
+    let command = &shown["commands"][0];
+    assert_eq!(command["command"], "kubectl get");
+    assert_eq!(
+        command["kubectl_session"], "k-1",
+        "extra fields pass through"
+    );
+    let request = &command["requests"][1];
+    for key in [
+        "time",
+        "method",
+        "path",
+        "status",
+        "verb",
+        "resource",
+        "namespace",
+        "name",
+    ] {
+        assert!(
+            request.get(key).is_some(),
+            "requests[].{key} is missing: {request}"
+        );
+    }
+    assert_eq!(request["discovery"], false);
     let output = kms_pam(home.path(), &args);
+    let table = stdout(&output);
+    assert!(table.contains("kubectl get"), "{table}");
+    assert!(table.contains("list pods in default"), "{table}");
+    assert!(table.contains("(+1 discovery requests)"), "{table}");
     assert!(
         stdout(&output).contains("Status:   terminated (termination)"),
         "{}",

@@ -32,7 +32,9 @@ pub struct FakeKms {
 
 impl FakeKms {
     /// Serves `handler` on a free port.
-    pub fn start(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static) -> Self {
+    pub fn start(
+        handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -60,18 +62,31 @@ impl FakeKms {
 
     /// The request lines seen so far.
     pub fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().iter().map(|s| s.line.clone()).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.line.clone())
+            .collect()
     }
 
     /// The request bodies seen so far.
     pub fn bodies(&self) -> Vec<String> {
-        self.seen.lock().unwrap().iter().map(|s| s.body.clone()).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.body.clone())
+            .collect()
     }
 }
 
 /// `404 {"error":{"code":"not_found",...}}`.
 pub fn not_found() -> (u16, String) {
-    (404, r#"{"error":{"code":"not_found","message":"no such thing"}}"#.to_owned())
+    (
+        404,
+        r#"{"error":{"code":"not_found","message":"no such thing"}}"#.to_owned(),
+    )
 }
 
 fn answer(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {

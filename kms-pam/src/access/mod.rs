@@ -142,6 +142,8 @@ pub struct AccessSession {
     /// Cancelled when the proxy task returns, for whatever reason.
     proxy_done: CancellationToken,
     proxy: Option<JoinHandle<Result<(), LocalProxyError>>>,
+    /// Whether `close` already asked the KMS to end the session.
+    end_requested: bool,
     started: Instant,
 }
 
@@ -245,6 +247,7 @@ fn start(
         stop,
         proxy_done,
         proxy: Some(proxy),
+        end_requested: false,
         started: Instant::now(),
     })
 }
@@ -304,15 +307,16 @@ impl AccessSession {
         self.kubeconfig.as_ref().map(InstalledKubeconfig::path)
     }
 
-    /// Stops the local proxy, ends the session in the KMS (if still active) and removes the
-    /// kubeconfig. Every step runs even when an earlier one fails; the first failure is returned.
+    /// Stops the local proxy, removes the kubeconfig and ends the session in the KMS (if still
+    /// active). Every step runs even when an earlier one fails; the first failure is returned.
     pub async fn close(mut self) -> Result<AccessSummary, AccessError> {
         let proxy = self.stop_proxy().await;
-        let ended = self.end_in_kms().await;
         let removed = match self.kubeconfig.take() {
             Some(installed) => installed.remove(),
             None => Ok(()),
         };
+        self.end_requested = true;
+        let ended = self.end_in_kms().await;
         let session = ended?;
         removed?;
         proxy?;
@@ -366,14 +370,15 @@ impl std::fmt::Debug for AccessSession {
 
 impl Drop for AccessSession {
     fn drop(&mut self) {
-        if self.proxy.is_none() {
-            return; // closed
-        }
+        // Also reached when `close` itself was cancelled half-way: finish what it did not.
         self.stop.cancel();
         if let Some(installed) = self.kubeconfig.take() {
             if let Err(e) = installed.remove() {
                 tracing::warn!(error = %e, "could not remove the session kubeconfig");
             }
+        }
+        if self.end_requested {
+            return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (client, id) = (self.client.clone(), self.id().clone());

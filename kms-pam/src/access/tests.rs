@@ -282,3 +282,22 @@ async fn zero_durations_are_refused_before_asking_the_kms() {
     ));
     assert!(fake.calls().is_empty());
 }
+
+#[tokio::test]
+async fn dropping_an_open_session_cleans_up_in_the_background() {
+    let (client, fake) = start_fake_kms().await;
+    let dir = tempfile::tempdir().unwrap();
+    let access = open_session(&client, request_with_file(&dir, HOUR))
+        .await
+        .unwrap();
+    let path = access.kubeconfig_path().unwrap().to_owned();
+    drop(access);
+    assert!(!path.exists());
+    for _ in 0..100 {
+        if fake.calls().iter().any(|c| c.ends_with("/end")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the session was not ended: {:?}", fake.calls());
+}

@@ -348,6 +348,9 @@ pub struct SessionCommand {
     /// Its requests, in order.
     #[serde(default)]
     pub requests: Vec<CommandRequest>,
+    /// Further fields the server sends (streams, …), kept so clients can pass them on.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One request of a [`SessionCommand`].
@@ -375,4 +378,8 @@ pub struct CommandRequest {
     /// Object name.
     #[serde(default)]
     pub name: Option<String>,
+    /// Further fields the server sends (`discovery`, byte counts, …), kept so clients can pass
+    /// them on.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }

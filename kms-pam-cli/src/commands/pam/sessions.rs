@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use kms_pam::kms::api::{SessionDetail, SessionView};
+use kms_pam::kms::api::{CommandRequest, SessionDetail, SessionView};
 use kms_pam::kms::client::SessionFilter;
 use kms_pam::session::SessionId;
 
@@ -146,12 +146,67 @@ fn describe(detail: &SessionDetail) -> String {
             output::time(command.started_at),
             command.command
         );
-        for request in &command.requests {
-            let status = request
-                .status
-                .map_or_else(|| "-".to_owned(), |s| s.to_string());
-            let _ = writeln!(out, "    {} {} {status}", request.method, request.path);
+        let discovery = command.requests.iter().filter(|r| is_discovery(r)).count();
+        for request in command.requests.iter().filter(|r| !is_discovery(r)) {
+            let _ = writeln!(out, "    {}", describe_request(request));
+        }
+        if discovery > 0 {
+            let _ = writeln!(out, "    (+{discovery} discovery requests)");
         }
     }
     out
+}
+
+/// kubectl's API discovery requests, which say nothing about what the person did.
+fn is_discovery(request: &CommandRequest) -> bool {
+    request
+        .extra
+        .get("discovery")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+}
+
+/// `200  list pods in default  GET /api/v1/namespaces/default/pods`.
+fn describe_request(request: &CommandRequest) -> String {
+    let status = request
+        .status
+        .map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let mut what = request.verb.clone().unwrap_or_default();
+    for part in [&request.resource, &request.name].into_iter().flatten() {
+        what.push(' ');
+        what.push_str(part);
+    }
+    if let Some(namespace) = &request.namespace {
+        what.push_str(&format!(" in {namespace}"));
+    }
+    format!("{status:<3}  {what}  {} {}", request.method, request.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    #[test]
+    fn requests_read_as_what_was_done() {
+        let mut request = CommandRequest {
+            time: SystemTime::UNIX_EPOCH,
+            method: "GET".into(),
+            path: "/api/v1/namespaces/default/pods/web".into(),
+            status: Some(200),
+            verb: Some("get".into()),
+            resource: Some("pods".into()),
+            namespace: Some("default".into()),
+            name: Some("web".into()),
+            extra: serde_json::Map::new(),
+        };
+        assert_eq!(
+            describe_request(&request),
+            "200  get pods web in default  GET /api/v1/namespaces/default/pods/web"
+        );
+        assert!(!is_discovery(&request));
+        request.extra.insert("discovery".into(), true.into());
+        assert!(is_discovery(&request));
+    }
 }
