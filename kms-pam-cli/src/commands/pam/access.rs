@@ -96,7 +96,19 @@ pub async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode
     let id = access.id().clone();
     let merged = args.merge;
     let closed = access.close().await;
-    let code = report(outcome);
+    // A command can finish on its own because the gateway cut it (a watch ends when the session
+    // is terminated) before the termination is seen here: the final status tells.
+    let cut_short = matches!(outcome, Outcome::CommandExited(_))
+        && closed.as_ref().is_ok_and(|summary| {
+            summary.session.session.status == kms_pam::session::SessionStatus::Terminated
+        });
+    let mut code = report(outcome);
+    if cut_short {
+        eprintln!(
+            "error: session {id} was terminated by an administrator; the command was cut short"
+        );
+        code = ExitCode::FAILURE;
+    }
     match closed {
         Ok(summary) => {
             let cleaned = if merged {
