@@ -117,7 +117,10 @@ fn verification_survives_json_round_trips_and_key_order() {
             Value::Object(entries.into_iter().collect())
         })
         .collect();
-    assert_eq!(verify_chain_json(&reversed), ChainReport::Intact { count: 4 });
+    assert_eq!(
+        verify_chain_json(&reversed),
+        ChainReport::Intact { count: 4 }
+    );
 }
 
 #[test]
@@ -130,7 +133,10 @@ fn verification_finds_the_first_broken_link() {
     }
     tampered[4].seq = 9; // a later break must not hide the first one
     let report = verify_chain(&tampered);
-    assert_eq!(broken_at(&report), (3, "the content does not match its hash (altered)"));
+    assert_eq!(
+        broken_at(&report),
+        (3, "the content does not match its hash (altered)")
+    );
     match report {
         ChainReport::Broken { event_id, .. } => assert_eq!(event_id, events[2].id.to_string()),
         ChainReport::Intact { .. } => unreachable!(),
@@ -168,11 +174,15 @@ fn verification_finds_the_first_broken_link() {
 
     let mut foreign = events.clone();
     foreign[1].session_id = SessionId::new("other");
-    assert!(broken_at(&verify_chain(&foreign)).1.contains("another session"));
+    assert!(broken_at(&verify_chain(&foreign))
+        .1
+        .contains("another session"));
 
     let mut unchained = events;
     unchained.push(finished("s", 99));
-    assert!(broken_at(&verify_chain(&unchained)).1.contains("not chained"));
+    assert!(broken_at(&verify_chain(&unchained))
+        .1
+        .contains("not chained"));
 }
 
 #[test]

@@ -139,7 +139,9 @@ impl<'e> Outcomes<'e> {
                     outcomes.details.insert((session, d.request_id), d);
                     if d.recorded {
                         recordings += 1;
-                        outcomes.recording.insert((session, d.request_id), recordings);
+                        outcomes
+                            .recording
+                            .insert((session, d.request_id), recordings);
                     }
                 }
                 AuditEventKind::RecordingEnded(r) => {

@@ -97,9 +97,11 @@ impl StreamDetails {
                 }
                 "tty" => details.tty = is_true(&value),
                 "stdin" => details.stdin = is_true(&value),
-                "ports" => details
-                    .ports
-                    .extend(value.split(',').filter_map(|p| p.trim().parse::<u16>().ok())),
+                "ports" => details.ports.extend(
+                    value
+                        .split(',')
+                        .filter_map(|p| p.trim().parse::<u16>().ok()),
+                ),
                 _ => {}
             }
         }
@@ -107,14 +109,17 @@ impl StreamDetails {
         let upgrade = header(http::header::UPGRADE).unwrap_or_default();
         let websocket = upgrade.eq_ignore_ascii_case("websocket");
         let subprotocol = header(http::header::SEC_WEBSOCKET_PROTOCOL);
-        details.protocol = if websocket { subprotocol } else { Some(upgrade) }
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned);
-        let binary_channels = subprotocol
-            .is_some_and(|p| p.ends_with("channel.k8s.io") && !p.contains("base64"));
-        details.recorded = matches!(stream, StreamKind::Exec | StreamKind::Attach)
-            && websocket
-            && binary_channels;
+        details.protocol = if websocket {
+            subprotocol
+        } else {
+            Some(upgrade)
+        }
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
+        let binary_channels =
+            subprotocol.is_some_and(|p| p.ends_with("channel.k8s.io") && !p.contains("base64"));
+        details.recorded =
+            matches!(stream, StreamKind::Exec | StreamKind::Attach) && websocket && binary_channels;
         details
     }
 }
@@ -206,7 +211,9 @@ impl Recorder {
                 ));
             }
         }
-        (self.emit)(AuditEventKind::RecordingEnded(self.kept.summary(self.request_id)));
+        (self.emit)(AuditEventKind::RecordingEnded(
+            self.kept.summary(self.request_id),
+        ));
     }
 
     /// Reads one piece and emits what it added, one `StreamData` per channel run.
@@ -217,7 +224,9 @@ impl Recorder {
         }
         let kept = &mut self.kept;
         if let Err(e) = parser.feed(bytes, |observed| kept.take(observed)) {
-            kept.truncate(format!("{direction:?}: {e}; the rest of it is not recorded"));
+            kept.truncate(format!(
+                "{direction:?}: {e}; the rest of it is not recorded"
+            ));
         }
         for (channel, offset, data) in self.kept.pieces.drain(..) {
             (self.emit)(AuditEventKind::StreamData(StreamData {

@@ -124,7 +124,9 @@ impl GatewayProxy {
         session.deadline.check()?;
         self.hooks.on_request(ctx, &mut parts).await?;
         let upgrade = headers::is_upgrade(&parts.headers);
-        let query = upgrade.then(|| parts.uri.query().map(str::to_owned)).flatten();
+        let query = upgrade
+            .then(|| parts.uri.query().map(str::to_owned))
+            .flatten();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         headers::strip_impersonation(&mut parts.headers);
         headers::inject_bearer(&mut parts.headers, &session.token)

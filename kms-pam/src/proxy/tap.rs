@@ -60,26 +60,27 @@ impl RequestTap {
 
     /// Records an event of this request's session.
     pub fn emit(&self, kind: AuditEventKind) {
-        if let Err(e) = self
-            .sink
-            .record(AuditEvent::now(self.session_id.clone(), kind))
-        {
-            self.metrics.audit_dropped();
-            tracing::error!(session = %self.session_id, request = self.request_id, error = %e,
-                "audit event not recorded");
-        }
+        emit(
+            &*self.sink,
+            &self.metrics,
+            &self.session_id,
+            self.request_id,
+            kind,
+        );
     }
 
     /// Records what an upgraded stream is and, for exec/attach over WebSocket, starts recording
-    /// its bytes: the returned tap goes to the splice. The recorder holds this tap until it is
-    /// done, so `RecordingEnded` comes before `StreamClosed`.
+    /// its bytes: the returned tap goes to the splice. The recorder does not hold this tap, so
+    /// `StreamClosed` is not delayed by it; its last `StreamData` and `RecordingEnded` may follow.
     pub fn start_recording(
-        self: &Arc<Self>,
+        &self,
         details: StreamDetails,
         config: &RecordingConfig,
     ) -> Option<RecordingTap> {
-        let tap = self.clone();
-        recording::start(details, config, Box::new(move |kind| tap.emit(kind)))
+        let (sink, metrics) = (self.sink.clone(), self.metrics.clone());
+        let (session_id, request_id) = (self.session_id.clone(), self.request_id);
+        let emit_event = move |kind| emit(&*sink, &metrics, &session_id, request_id, kind);
+        recording::start(details, config, Box::new(emit_event))
     }
 
     /// Records the status sent to the client; a long-running stream counts as opened when its
@@ -112,6 +113,21 @@ impl RequestTap {
     /// Counts bytes sent to the client.
     pub fn add_out(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Records an event; a refusal is counted and logged, never silent.
+fn emit(
+    sink: &dyn AuditSink,
+    metrics: &GatewayMetrics,
+    session_id: &SessionId,
+    request_id: u64,
+    kind: AuditEventKind,
+) {
+    if let Err(e) = sink.record(AuditEvent::now(session_id.clone(), kind)) {
+        metrics.audit_dropped();
+        tracing::error!(session = %session_id, request = request_id, error = %e,
+            "audit event not recorded");
     }
 }
 

@@ -104,7 +104,9 @@ impl FrameParser {
         mut on: impl FnMut(Observed<'_>),
     ) -> Result<(), FrameError> {
         if self.failed {
-            return Err(FrameError::Protocol("the reader stopped at an earlier error".into()));
+            return Err(FrameError::Protocol(
+                "the reader stopped at an earlier error".into(),
+            ));
         }
         while !input.is_empty() {
             let consumed = if self.payload.is_some() {
@@ -159,7 +161,9 @@ impl FrameParser {
                 }
                 Ok(take)
             }
-            None => Err(FrameError::Protocol("frame header longer than 14 bytes".into())),
+            None => Err(FrameError::Protocol(
+                "frame header longer than 14 bytes".into(),
+            )),
         }
     }
 

@@ -177,7 +177,10 @@ fn protocol_violations_stop_the_reader() {
         let mut parser = FrameParser::new();
         assert!(parser.feed(&bytes, |_| {}).is_err(), "{name}");
         assert!(parser.failed(), "{name}");
-        assert!(parser.feed(&message(1, b"x", None), |_| {}).is_err(), "{name}");
+        assert!(
+            parser.feed(&message(1, b"x", None), |_| {}).is_err(),
+            "{name}"
+        );
     }
 }
 
@@ -217,7 +220,12 @@ fn random_conversations_in_random_pieces() {
                     stream.extend(frame(PING, true, b"p", mask));
                 }
                 let last = (i + 1) * step >= payload.len();
-                stream.extend(frame(if i == 0 { BINARY } else { CONTINUE }, last, part, mask));
+                stream.extend(frame(
+                    if i == 0 { BINARY } else { CONTINUE },
+                    last,
+                    part,
+                    mask,
+                ));
             }
             if !data.is_empty() {
                 expected.take(Observed::Data {

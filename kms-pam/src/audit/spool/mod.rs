@@ -121,6 +121,8 @@ struct Progress {
     /// Write or sync failures so far; a flush that sees this grow fails.
     failures: u64,
     last_error: Option<String>,
+    /// The writer task ended; nothing more will be synced.
+    stopped: bool,
 }
 
 #[derive(Default)]
@@ -132,6 +134,7 @@ struct State {
     recorded: u64,
     flush_wanted: bool,
     closed: bool,
+    writer_stopped: bool,
     unacked_events: u64,
     unacked_bytes: u64,
     /// Segment files holding unacknowledged events, oldest first.
@@ -225,6 +228,9 @@ impl AuditSink for SpoolSink {
         line.push(b'\n');
         let len = line.len() as u64;
         let mut state = shared.lock();
+        if state.writer_stopped {
+            return Err(failed(&shared.dir, "writer stopped"));
+        }
         if state.unacked_bytes + len > shared.config.max_bytes {
             let message = format!(
                 "spool {} is full ({} bytes in {} events waiting for KMS)",
@@ -261,13 +267,16 @@ impl AuditSink for SpoolSink {
         };
         shared.wake.notify_one();
         let outcome = progress
-            .wait_for(|p| p.synced >= target || p.failures > failures)
+            .wait_for(|p| p.synced >= target || p.failures > failures || p.stopped)
             .await
             .map_err(|_| failed(&shared.dir, "writer stopped"))?;
         if outcome.synced >= target {
             return Ok(());
         }
-        let error = outcome.last_error.clone().unwrap_or_default();
+        let error = match &outcome.last_error {
+            Some(error) if outcome.failures > failures => error.clone(),
+            _ => "writer stopped".to_owned(),
+        };
         Err(failed(&shared.dir, error))
     }
 }

@@ -63,9 +63,12 @@ fn list(dir: &Path) -> io::Result<Vec<u64>> {
     let mut numbers = Vec::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        let number = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.parse::<u64>().ok());
+        let number = name.to_str().and_then(|n| {
+            n.strip_prefix(PREFIX)?
+                .strip_suffix(SUFFIX)?
+                .parse::<u64>()
+                .ok()
+        });
         numbers.extend(number);
     }
     numbers.sort_unstable();

@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(backoff(u32::MAX, &config), Duration::from_secs(30));
         for _ in 0..50 {
             let d = jittered(Duration::from_secs(10));
-            assert!(d >= Duration::from_secs(5) && d <= Duration::from_secs(10), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(5) && d <= Duration::from_secs(10),
+                "{d:?}"
+            );
         }
     }
 }

@@ -55,23 +55,24 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn flushed_events_are_on_disk_and_come_back_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sink, spool) = open(dir.path(), SpoolConfig::default()).await;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("spool");
+    let (sink, spool) = open(&dir, SpoolConfig::default()).await;
     let written = record(&sink, 10);
     assert_eq!(spool.depth(), 10);
     sink.flush().await.unwrap();
-    let on_disk = std::fs::read_to_string(&segment_files(dir.path())[0]).unwrap();
+    let on_disk = std::fs::read_to_string(&segment_files(&dir)[0]).unwrap();
     assert_eq!(on_disk.lines().count(), 10, "flush returns once synced");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(dir.path()), 0o700);
-        assert_eq!(mode(&segment_files(dir.path())[0]), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&segment_files(&dir)[0]), 0o600);
     }
     sink.close().await.unwrap();
 
-    let (_sink, spool) = open(dir.path(), SpoolConfig::default()).await;
+    let (_sink, spool) = open(&dir, SpoolConfig::default()).await;
     assert_eq!(spool.depth(), 10);
     let batch = spool.pending(100).await.unwrap();
     assert_eq!(ids(&batch.events), written);
@@ -94,7 +95,8 @@ async fn after_a_crash_only_flushed_events_are_guaranteed_and_a_torn_line_is_ski
         .append(true)
         .open(&segment)
         .unwrap();
-    file.write_all(br#"{"id":"7d8e4b1c-torn-in-the-midd"#).unwrap();
+    file.write_all(br#"{"id":"7d8e4b1c-torn-in-the-midd"#)
+        .unwrap();
 
     let (_sink, spool) = open(dir.path(), config).await;
     let back = ids(&spool.pending(100).await.unwrap().events);
@@ -131,7 +133,11 @@ async fn ack_releases_events_and_segments_and_survives_a_restart() {
 
     let (_sink, reopened) = open(dir.path(), config.clone()).await;
     let after_restart = reopened.pending(100).await.unwrap();
-    assert_eq!(ids(&after_restart.events), written[12..], "the ack was kept");
+    assert_eq!(
+        ids(&after_restart.events),
+        written[12..],
+        "the ack was kept"
+    );
     reopened.ack(after_restart.cursor).await.unwrap();
     assert_eq!((reopened.depth(), reopened.bytes()), (0, 0));
     assert_eq!(segment_files(dir.path()).len(), 0, "acked segments deleted");
@@ -221,7 +227,9 @@ impl Uploader for Kms {
             kept.entry(event.id).or_insert_with(|| event.clone());
         }
         if call < self.down + self.lose_answers {
-            return Err(AuditError::Failed("connection reset before the answer".into()));
+            return Err(AuditError::Failed(
+                "connection reset before the answer".into(),
+            ));
         }
         Ok(())
     }
@@ -354,4 +362,24 @@ async fn chains_continue_across_a_restart_whether_or_not_events_were_shipped() {
         .collect();
     session.sort_by_key(|e| e.seq);
     assert_eq!(verify_chain(&session), ChainReport::Intact { count: 12 });
+}
+
+#[tokio::test]
+async fn a_failed_write_fails_the_flush_and_is_retried_in_a_new_segment() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("spool");
+    let (sink, spool) = open(&dir, SpoolConfig::default()).await;
+    let first = record(&sink, 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let error = sink.flush().await.unwrap_err();
+    assert!(error.to_string().contains("spool"), "{error}");
+    std::fs::create_dir(&dir).unwrap();
+    let second = record(&sink, 2);
+    sink.flush().await.unwrap();
+    let back = ids(&spool.pending(100).await.unwrap().events);
+    assert_eq!(
+        back,
+        [first, second].concat(),
+        "nothing lost, nothing repeated"
+    );
 }

@@ -34,13 +34,20 @@ struct Written {
 }
 
 pub(super) async fn run(shared: Arc<Shared>, first_segment: u64) {
+    write_batches(&shared, first_segment).await;
+    // Whatever the reason, nothing will be synced any more: say so to `record` and `flush`.
+    shared.lock().writer_stopped = true;
+    shared.progress.send_modify(|p| p.stopped = true);
+}
+
+async fn write_batches(shared: &Arc<Shared>, first_segment: u64) {
     let mut output = Output {
         dir: shared.dir.clone(),
         file: None,
         number: first_segment,
         synced: 0,
     };
-    while let Some((lines, upto)) = next_batch(&shared).await {
+    while let Some((lines, upto)) = next_batch(shared).await {
         let segment_bytes = shared.config.segment_bytes;
         let job = tokio::task::spawn_blocking(move || {
             let written = output.write(&lines, segment_bytes);
@@ -55,13 +62,13 @@ pub(super) async fn run(shared: Arc<Shared>, first_segment: u64) {
         };
         output = back;
         let not_durable = (lines.len() - written.durable_lines) as u64;
-        publish(&shared, &written.touched, upto - not_durable);
+        publish(shared, &written.touched, upto - not_durable);
         if let Some(e) = written.error {
             tracing::error!(dir = %shared.dir.display(), error = %e, pending = lines.len(),
                 "spool write failed; retrying in a new segment");
             shared.failed(e.to_string());
             lines.drain(..written.durable_lines);
-            if !requeue(&shared, lines) {
+            if !requeue(shared, lines) {
                 return;
             }
             tokio::time::sleep(RETRY_AFTER).await;
@@ -122,7 +129,9 @@ fn publish(shared: &Shared, touched: &[Segment], synced: u64) {
             }
         }
     }
-    shared.progress.send_modify(|p| p.synced = p.synced.max(synced));
+    shared
+        .progress
+        .send_modify(|p| p.synced = p.synced.max(synced));
 }
 
 /// Puts lines that did not reach the disk back at the front of the queue; `false` when the sink
