@@ -1,4 +1,60 @@
 //! kms-pam: just-in-time, audited access to Kubernetes clusters.
+//!
+//! # Overview
+//!
+//! An engineer asks KMS (the control plane) for a short-lived session on a PAM account; the CLI
+//! makes a key and CSR locally, gets a session certificate, serves kubectl on an HTTPS loopback
+//! proxy, and tunnels over mutual TLS to a gateway near the cluster. The gateway injects the
+//! account's service-account token — which never leaves KMS and the gateway — strips anything a
+//! client could escalate with, cuts the session at expiry or termination, and records every
+//! request as a tamper-evident, durable audit trail.
+//!
+//! ```text
+//! kubectl ─HTTPS─▶ local proxy ═mTLS tunnel═▶ gateway ─HTTPS (SA token)─▶ API server
+//!                  [local]      [transport]    [gateway, proxy]
+//!     CLI ─▶ KMS [kms::client ─▶ kms::server, store]   gateway ─▶ KMS [kms::gateway_link]
+//! ```
+//!
+//! Everything is built from four small traits with in-memory and real implementations:
+//! [`SessionManager`], [`CredentialStore`], [`AuditSink`] and [`GatewayTransport`] (with its
+//! gateway half [`TunnelAcceptor`]), and a proxy engine ([`proxy`]) whose layers are assembled in
+//! one place per side and extended through [`proxy::ProxyHooks`]. `docs/architecture.md` in the
+//! repository draws the layers and the flow of one request and one exec stream.
+//!
+//! # Getting started
+//!
+//! Open a session and serve kubectl on loopback, as `kms-pam pam access` does:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kms_pam::access::{open_session, AccessRequest};
+//! use kms_pam::kms::client::KmsClient;
+//! use kms_pam::Secret;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let kms = KmsClient::new("https://kms.example.com", Some(Secret::new("kmsu_…")))?;
+//! let session = open_session(&kms, AccessRequest::new("prod-k8s", "admin", Duration::from_secs(3600))).await?;
+//! println!("kubectl --server {} (token and CA from the session)", session.server_url());
+//! let end = session.wait_ended().await; // expiry or termination
+//! println!("{}", end.describe());
+//! session.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The request classifier the audit trail uses:
+//!
+//! ```
+//! use kms_pam::kube::{RequestInfo, Verb};
+//! let info = RequestInfo::classify(&http::Method::GET, "/api/v1/namespaces/default/pods", Some("watch=true"));
+//! assert_eq!(info.verb, Verb::Watch);
+//! assert_eq!(info.resource.as_deref(), Some("pods"));
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `server` (default): the KMS control-plane server ([`kms::server`]) and its SQLite store
+//!   (`store`), which pull in axum and sqlx. Tools that only open sessions, serve the local proxy
+//!   or run a gateway build with `default-features = false`.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -12,6 +68,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod secret;
 pub mod session;
+#[cfg(feature = "server")]
 pub mod store;
 pub mod time;
 pub mod tls;

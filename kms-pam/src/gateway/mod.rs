@@ -1,5 +1,5 @@
 //! The gateway service: accepts authenticated tunnels and serves their requests with the
-//! [`GatewayProxy`](crate::proxy::GatewayProxy).
+//! [`crate::proxy::GatewayProxy`].
 //!
 //! `serve(acceptor, config, shutdown)` is the whole gateway; the `kms-pam-gateway` binary only
 //! builds its arguments.
