@@ -126,3 +126,26 @@ async fn serve_connection(
     connection.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(DRAIN, connection).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::memory::memory_gateway;
+
+    #[tokio::test]
+    async fn refuses_a_non_loopback_listener() {
+        let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let (gateway, _acceptor) = memory_gateway();
+        let cert = crate::tls::LocalServingCert::generate(Duration::from_secs(60)).expect("cert");
+        let config = LocalProxyConfig {
+            local_token: Secret::random(32),
+            tls: cert.server_config().expect("tls"),
+            transport: Arc::new(gateway.connector(crate::session::SessionId::new("s"))),
+        };
+        let result = serve(listener, config, std::future::ready(())).await;
+        assert!(
+            matches!(result, Err(LocalProxyError::NotLoopback(addr)) if addr.ip().is_unspecified()),
+            "{result:?}"
+        );
+    }
+}
