@@ -47,6 +47,7 @@ pub enum AuditError {
 /// `flush` waits until every event accepted before the call is as durable as the sink can make it
 /// (written and synced to a file, acknowledged by KMS, ...). Gateways flush on session end and on
 /// shutdown. A sink that keeps nothing (a null sink) returns `Ok` at once.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     /// Accepts one event without blocking.

@@ -57,6 +57,7 @@ pub enum CredentialError {
 ///
 /// Failure semantics: `NotFound`/`Denied` are final for this session; `Unavailable` is transient and
 /// the gateway answers the request with 502 without forwarding it.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait CredentialStore: Send + Sync + 'static {
     /// The credential for `session`'s account.

@@ -190,3 +190,7 @@ fn credential_error(e: CredentialError) -> ProxyError {
         other => ProxyError::forbidden(other.to_string()),
     }
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;

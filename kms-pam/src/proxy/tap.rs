@@ -163,3 +163,61 @@ impl Drop for RequestTap {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditError, MockAuditSink};
+
+    #[test]
+    fn a_refusing_sink_is_counted_never_silent() {
+        let mut sink = MockAuditSink::new();
+        sink.expect_record()
+            .times(2)
+            .returning(|_| Err(AuditError::Full("spool full".into())));
+        let metrics = Arc::new(GatewayMetrics::new());
+        let tap = RequestTap::new(
+            Arc::new(sink),
+            metrics.clone(),
+            SessionId::new("s"),
+            7,
+            None,
+        );
+        tap.emit(AuditEventKind::SessionEnded {
+            status: crate::session::SessionStatus::Ended,
+        });
+        drop(tap); // RequestFinished, refused too
+        assert!(
+            metrics
+                .encode()
+                .contains("kms_pam_gateway_audit_events_dropped_total 2"),
+            "{}",
+            metrics.encode()
+        );
+    }
+
+    #[test]
+    fn finished_carries_status_bytes_and_the_first_error() {
+        let mut sink = MockAuditSink::new();
+        sink.expect_record()
+            .withf(|e| {
+                matches!(&e.kind, AuditEventKind::RequestFinished(f)
+                    if f.status == 502 && f.bytes_in == 3 && f.bytes_out == 10
+                        && f.error.as_deref() == Some("first"))
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let tap = RequestTap::new(
+            Arc::new(sink),
+            Arc::new(GatewayMetrics::new()),
+            SessionId::new("s"),
+            1,
+            None,
+        );
+        tap.set_status(502);
+        tap.add_in(3);
+        tap.add_out(10);
+        tap.set_error("first");
+        tap.set_error("second");
+    }
+}

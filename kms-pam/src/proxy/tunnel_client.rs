@@ -162,3 +162,50 @@ fn tunnel_failed(error: &hyper::Error) -> ProxyError {
         error_chain(error)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::body;
+    use crate::transport::MockGatewayTransport;
+    use http::StatusCode;
+
+    async fn send_through(transport: MockGatewayTransport) -> ProxyError {
+        let client = TunnelClient::new(Arc::new(transport));
+        let request = Request::get("/api/v1/namespaces/default/pods")
+            .body(body::empty())
+            .expect("request");
+        client.send(request).await.expect_err("the request fails")
+    }
+
+    #[tokio::test]
+    async fn a_refused_tunnel_is_a_401_naming_the_reason() {
+        let mut transport = MockGatewayTransport::new();
+        transport
+            .expect_connect()
+            .times(1)
+            .returning(|| Err(TransportError::Refused("certificate expired".into())));
+        let error = send_through(transport).await;
+        assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            error
+                .message()
+                .contains("the gateway refused this session: certificate expired"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_gateway_is_a_502_saying_what_to_check() {
+        let mut transport = MockGatewayTransport::new();
+        transport
+            .expect_connect()
+            .returning(|| Err(TransportError::Unreachable("connection refused".into())));
+        let error = send_through(transport).await;
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        assert!(
+            error.message().contains("gateway is running and reachable"),
+            "{error}"
+        );
+    }
+}

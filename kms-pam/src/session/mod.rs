@@ -188,6 +188,7 @@ pub enum SessionError {
 ///
 /// Failure semantics: `NotFound` and `NotActive` are final answers about the session; `Unavailable`
 /// means the answer is unknown, and callers that guard access (the gateway) must then refuse access.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait SessionManager: Send + Sync + 'static {
     /// Records a new `Active` session expiring `duration` from now.

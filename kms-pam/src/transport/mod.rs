@@ -65,6 +65,7 @@ pub enum TransportError {
 ///
 /// Failure semantics: `Unreachable` is transient (retry with backoff); `Refused` is final for the
 /// session's credential (expired, terminated, wrong gateway).
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait GatewayTransport: Send + Sync + 'static {
     /// Opens one tunnel connection.
