@@ -1,5 +1,7 @@
 //! A gateway run by KMS (`--kms-url`): enrollment on first run, its identity kept in the data
-//! dir, heartbeats, and the KMS-backed session manager and credential store.
+//! dir, heartbeats, the KMS-backed session manager and credential store, and session tracking:
+//! every audit event is chained and spooled in `DATA_DIR/spool`, then shipped to KMS
+//! (docs/session-tracking.md).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -7,13 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use super::mtls::{GatewayTls, MtlsGateway};
 use super::GatewayError;
-use crate::audit::AuditSink;
+use crate::audit::{
+    AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
+};
 use crate::kms::api::EnrollGateway;
 use crate::kms::client::KmsClient;
 use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
+use crate::metrics::Refresh;
 use crate::proxy::ProxyHooks;
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
@@ -25,6 +31,11 @@ const CERT_FILE: &str = "gateway.crt";
 const KEY_FILE: &str = "gateway.key";
 const CA_FILE: &str = "kms-ca.crt";
 const TOKEN_FILE: &str = "gateway.token";
+/// The audit spool, under the data dir.
+const SPOOL_DIR: &str = "spool";
+/// How long a stopping gateway keeps trying to deliver what is spooled; the rest waits on disk
+/// for the next start.
+const FINAL_DELIVERY: Duration = Duration::from_secs(5);
 
 /// A KMS-run gateway's settings.
 pub struct KmsGateway {
@@ -38,7 +49,8 @@ pub struct KmsGateway {
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<String>,
-    /// Audit sink.
+    /// Audit sink, besides the spool that delivers every event to KMS (it receives the events
+    /// unchained).
     pub audit: Arc<dyn AuditSink>,
     /// Embedder hooks.
     pub hooks: Arc<dyn ProxyHooks>,
@@ -80,19 +92,93 @@ where
             config.name
         )));
     }
+    let tracking = Tracking::start(&config.data_dir, &client).await?;
     let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
     let gateway = MtlsGateway {
         name: config.name,
         tls: identity.tls,
         sessions: KmsSessionManager::start(client.clone()),
-        credentials: Arc::new(KmsCredentialStore::new(client)),
-        audit: config.audit,
+        credentials: Arc::new(KmsCredentialStore::new(client.clone())),
+        audit: Arc::new(TeeAuditSink::new(vec![tracking.sink.clone(), config.audit])),
         hooks: config.hooks,
         metrics_listener: config.metrics_listener,
     };
-    let outcome = super::mtls::serve(listener, gateway, shutdown).await;
+    let refresh = tracking.refresh();
+    // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
+    let outcome = super::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;
     heartbeat.abort();
+    tracking.stop(client).await;
     outcome
+}
+
+/// Session tracking of a KMS-run gateway: the chained spool and its shipper to KMS.
+struct Tracking {
+    sink: Arc<dyn AuditSink>,
+    spool: Spool,
+    stop_shipping: CancellationToken,
+    shipper: tokio::task::JoinHandle<()>,
+}
+
+impl Tracking {
+    /// Opens the spool (continuing each open session's chain where the last run left it) and
+    /// starts shipping, whatever an earlier run left unshipped first.
+    async fn start(data_dir: &Path, client: &KmsClient) -> Result<Self, GatewayError> {
+        let dir = data_dir.join(SPOOL_DIR);
+        let spooled = SpoolSink::open(&dir, SpoolConfig::default())
+            .await
+            .map_err(|e| GatewayError::Config(format!("audit spool: {e}")))?;
+        let spool = spooled.spool();
+        let sink: Arc<dyn AuditSink> = Arc::new(ChainingSink::resume(spooled, spool.chain_heads()));
+        let stop_shipping = CancellationToken::new();
+        let shipper = SpoolShipper::new(spool.clone(), client.clone());
+        let shipper = tokio::spawn(shipper.run(stop_shipping.clone().cancelled_owned()));
+        if spool.depth() > 0 {
+            tracing::info!(
+                depth = spool.depth(),
+                "delivering audit events an earlier run spooled"
+            );
+        }
+        Ok(Self {
+            sink,
+            spool,
+            stop_shipping,
+            shipper,
+        })
+    }
+
+    /// Copies the spool depth into the metrics before each scrape.
+    fn refresh(&self) -> Refresh {
+        let spool = self.spool.clone();
+        Arc::new(move |metrics| {
+            metrics.set_spool_depth(i64::try_from(spool.depth()).unwrap_or(i64::MAX));
+        })
+    }
+
+    /// Stops the shipper, then tries for a moment to deliver what is left; what KMS does not
+    /// take stays on disk for the next start.
+    async fn stop(self, client: KmsClient) {
+        self.stop_shipping.cancel();
+        if let Err(e) = self.shipper.await {
+            tracing::warn!(error = %e, "the audit shipper failed");
+        }
+        let last = SpoolShipper::new(self.spool.clone(), client);
+        let delivered = tokio::time::timeout(FINAL_DELIVERY, async {
+            loop {
+                match last.ship_batch().await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await;
+        let depth = self.spool.depth();
+        match delivered {
+            Ok(Ok(())) => tracing::info!("audit spool delivered to KMS"),
+            Ok(Err(e)) => tracing::warn!(error = %e, depth, "audit events stay spooled"),
+            Err(_) => tracing::warn!(depth, "audit events stay spooled (KMS too slow)"),
+        }
+    }
 }
 
 async fn heartbeats(client: KmsClient, address: String) {

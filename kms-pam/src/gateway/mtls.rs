@@ -53,6 +53,20 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
+    serve_with_refresh(listener, gateway, None, shutdown).await
+}
+
+/// [`serve`], with `refresh` also run before each metrics scrape (e.g. to copy the audit spool
+/// depth into the metrics).
+pub async fn serve_with_refresh<F>(
+    listener: TcpListener,
+    gateway: MtlsGateway,
+    refresh: Option<Refresh>,
+    shutdown: F,
+) -> Result<(), GatewayError>
+where
+    F: Future<Output = ()>,
+{
     let tls = tunnel_server_config(
         &gateway.tls.ca_pem,
         &gateway.tls.cert_pem,
@@ -65,8 +79,13 @@ where
     let stop = CancellationToken::new();
     if let Some(listener) = gateway.metrics_listener {
         let stats = acceptor.stats();
-        let refresh: Refresh =
-            Arc::new(move |m| m.sync_handshakes(stats.handshakes_ok(), stats.handshakes_failed()));
+        let extra = refresh;
+        let refresh: Refresh = Arc::new(move |m| {
+            m.sync_handshakes(stats.handshakes_ok(), stats.handshakes_failed());
+            if let Some(extra) = &extra {
+                extra(m);
+            }
+        });
         let (metrics, stop) = (metrics.clone(), stop.clone());
         tokio::spawn(async move {
             let served =

@@ -383,3 +383,88 @@ pub struct CommandRequest {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+/// `POST /v1/gateway/events` body: chained audit events, oldest first (a session's in `seq`
+/// order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UploadEvents {
+    /// The events.
+    pub events: Vec<crate::audit::AuditEvent>,
+}
+
+/// `POST /v1/gateway/events` answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedEvents {
+    /// Events stored by this call.
+    pub stored: u64,
+    /// Events of the batch that were already stored (a batch sent again).
+    pub duplicates: u64,
+}
+
+/// `GET /v1/sessions/{id}/verify` answer: what checking the session's stored hash chain found
+/// (`{"result":"intact","count":12}` or `{"result":"broken","seq":3,"event_id":…,"reason":…}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum SessionVerification {
+    /// Every link holds.
+    Intact {
+        /// Events checked.
+        count: usize,
+    },
+    /// The first link that does not hold.
+    Broken {
+        /// The position (1-based) where the chain breaks.
+        seq: u64,
+        /// The id of the event found there.
+        event_id: String,
+        /// What is wrong, for a person.
+        reason: String,
+    },
+}
+
+impl From<crate::audit::ChainReport> for SessionVerification {
+    fn from(report: crate::audit::ChainReport) -> Self {
+        match report {
+            crate::audit::ChainReport::Intact { count } => Self::Intact { count },
+            crate::audit::ChainReport::Broken {
+                seq,
+                event_id,
+                reason,
+            } => Self::Broken {
+                seq,
+                event_id,
+                reason,
+            },
+        }
+    }
+}
+
+/// `GET /v1/sessions/{id}/recordings/{n}` answer: the session's `n`-th recorded exec or attach
+/// stream (1-based, the `recording` number its stream shows in `commands`), replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingView {
+    /// Its number in the session.
+    pub number: usize,
+    /// The stream: request id, exec command, container, tty, protocol.
+    pub details: crate::audit::StreamDetails,
+    /// Whether everything the stream carried was recorded, to its end.
+    pub complete: bool,
+    /// Why part of it was not recorded, when it was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_reason: Option<String>,
+    /// The command's exit code, from its final status.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// stdout and stderr interleaved as recorded, base64 (standard alphabet, padded).
+    pub output_base64: String,
+}
+
+impl RecordingView {
+    /// The replayed output bytes; `None` if `output_base64` is not base64.
+    pub fn output(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.output_base64)
+            .ok()
+    }
+}

@@ -287,3 +287,30 @@ pub struct ChangeRecord {
     /// Its new status.
     pub status: SessionStatus,
 }
+
+/// One audit event of a session as stored: its chain position and the JSON text its hash covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The event id (the idempotency key of uploads).
+    pub id: String,
+    /// Its session.
+    pub session_id: SessionId,
+    /// Its position in the session's hash chain (1, 2, 3, …).
+    pub seq: u64,
+    /// Its chain hash.
+    pub hash: String,
+    /// The event as JSON text.
+    pub json: String,
+}
+
+/// Where a session's stored chain stands at one position: enough to link the next event and to
+/// recognise an event sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventLink {
+    /// Position in the chain.
+    pub seq: u64,
+    /// Event id.
+    pub id: String,
+    /// Chain hash.
+    pub hash: String,
+}

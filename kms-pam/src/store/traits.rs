@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::records::{
-    AccountRecord, ChangeRecord, Enrollment, GatewayRecord, GrantRecord, NewAccount, NewGateway,
-    NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter,
-    SessionRecord, SessionUpdate, UserRecord,
+    AccountRecord, ChangeRecord, Enrollment, EventLink, EventRecord, GatewayRecord, GrantRecord,
+    NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    ResourceRecord, SessionFilter, SessionRecord, SessionUpdate, UserRecord,
 };
 use super::{StoreError, TokenHash};
 use crate::secret::Secret;
@@ -26,7 +26,14 @@ pub struct StoredCa {
 
 /// Everything the KMS keeps. Implemented for every type that implements all entity traits.
 pub trait Store:
-    SetupStore + UserStore + GatewayStore + ResourceStore + AccountStore + GrantStore + SessionStore
+    SetupStore
+    + UserStore
+    + GatewayStore
+    + ResourceStore
+    + AccountStore
+    + GrantStore
+    + SessionStore
+    + EventStore
 {
 }
 
@@ -38,6 +45,7 @@ impl<T> Store for T where
         + AccountStore
         + GrantStore
         + SessionStore
+        + EventStore
 {
 }
 
@@ -243,4 +251,34 @@ pub trait SessionStore: Send + Sync + 'static {
         up_to: u64,
         limit: u32,
     ) -> Result<Vec<ChangeRecord>, StoreError>;
+}
+
+/// The audit events of sessions, kept once each and append-only (docs/session-tracking.md).
+///
+/// The store keeps what it is given; checking the hash chain is the caller's, with
+/// [`EventStore::event_head`] and [`EventStore::event_links`] to link a batch to what is stored.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// The last stored event of `session`, if any.
+    async fn event_head(&self, session: &SessionId) -> Result<Option<EventLink>, StoreError>;
+
+    /// The stored events of `session` with `from <= seq <= to`, by `seq`.
+    async fn event_links(
+        &self,
+        session: &SessionId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<EventLink>, StoreError>;
+
+    /// Stores `events` in one transaction; an id already stored is skipped. Returns how many
+    /// were new. `Conflict` if another event already holds a session's `seq` (nothing is
+    /// stored then); `Invalid` if an event's session does not exist.
+    async fn insert_events(
+        &self,
+        events: &[EventRecord],
+        received_at: SystemTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Every stored event of `session`, by `seq`.
+    async fn session_events(&self, session: &SessionId) -> Result<Vec<EventRecord>, StoreError>;
 }

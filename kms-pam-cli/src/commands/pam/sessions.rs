@@ -1,10 +1,13 @@
-//! `kms-pam pam sessions list|show|terminate`.
+//! `kms-pam pam sessions list|show|terminate|verify`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use kms_pam::kms::api::{CommandRequest, SessionDetail, SessionView};
+use kms_pam::kms::api::{
+    CommandRequest, SessionCommand, SessionDetail, SessionVerification, SessionView,
+};
 use kms_pam::kms::client::SessionFilter;
 use kms_pam::session::SessionId;
 
@@ -39,6 +42,14 @@ enum SessionsCommand {
     Show {
         /// Session id.
         id: String,
+        /// Print the output of the session's N-th recorded exec or attach instead.
+        #[arg(long, value_name = "N")]
+        recording: Option<usize>,
+    },
+    /// Check the session's event hash chain: exit 0 when intact, 1 when broken.
+    Verify {
+        /// Session id.
+        id: String,
     },
     /// End an active session everywhere at once (admin).
     Terminate {
@@ -69,12 +80,44 @@ pub async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result<ExitCo
                 list(&sessions)?;
             }
         }
-        SessionsCommand::Show { id } => {
-            let detail = client.get_session(&SessionId::new(id)).await?;
+        SessionsCommand::Show {
+            id,
+            recording: Some(number),
+        } => {
+            let recording = client
+                .session_recording(&SessionId::new(id), number)
+                .await?;
+            if globals.json() {
+                output::print_json(&recording)?;
+            } else {
+                let bytes = recording
+                    .output()
+                    .ok_or_else(|| anyhow::anyhow!("KMS sent a recording that is not base64"))?;
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(&bytes)?;
+                stdout.flush()?;
+            }
+        }
+        SessionsCommand::Show {
+            id,
+            recording: None,
+        } => {
+            let detail = client.session_detail(&SessionId::new(id)).await?;
             if globals.json() {
                 output::print_json(&detail)?;
             } else {
                 output::print(&describe(&detail))?;
+            }
+        }
+        SessionsCommand::Verify { id } => {
+            let verdict = client.verify_session(&SessionId::new(id)).await?;
+            if globals.json() {
+                output::print_json(&verdict)?;
+            } else {
+                output::print(&format!("{}\n", verdict_line(&verdict)))?;
+            }
+            if matches!(verdict, SessionVerification::Broken { .. }) {
+                return Ok(ExitCode::from(1));
             }
         }
         SessionsCommand::Terminate { id } => {
@@ -140,12 +183,7 @@ fn describe(detail: &SessionDetail) -> String {
     }
     out.push_str("\nCommands:\n");
     for command in &detail.commands {
-        let _ = writeln!(
-            out,
-            "\n  {}  {}",
-            output::time(command.started_at),
-            command.command
-        );
+        let _ = writeln!(out, "\n  {}", command_line(command));
         let discovery = command.requests.iter().filter(|r| is_discovery(r)).count();
         for request in command.requests.iter().filter(|r| !is_discovery(r)) {
             let _ = writeln!(out, "    {}", describe_request(request));
@@ -155,6 +193,88 @@ fn describe(detail: &SessionDetail) -> String {
         }
     }
     out
+}
+
+/// `intact (12 events)` or `broken at seq 3 (event ID): reason`.
+fn verdict_line(verdict: &SessionVerification) -> String {
+    match verdict {
+        SessionVerification::Intact { count } => format!("intact ({count} events)"),
+        SessionVerification::Broken {
+            seq,
+            event_id,
+            reason,
+        } => format!("broken at seq {seq} ({event_id}): {reason}"),
+    }
+}
+
+/// `14:02:11  kubectl get pods -n default  200`: the command kubectl named, with the object of
+/// its first resource request (`pods/web`) and namespace, an exec's command line, then the
+/// statuses its requests got. Only what the requests show; flags kubectl kept to itself are
+/// not guessed.
+fn command_line(command: &SessionCommand) -> String {
+    let time = output::time(command.started_at);
+    let clock = time.get(11..19).unwrap_or(&time);
+    let requests: Vec<&CommandRequest> = command
+        .requests
+        .iter()
+        .filter(|r| !is_discovery(r))
+        .collect();
+    let mut line = command.command.clone();
+    if let Some(first) = requests.iter().find(|r| r.resource.is_some()) {
+        let resource = first.resource.as_deref().unwrap_or_default();
+        match &first.name {
+            Some(name) => {
+                let _ = write!(line, " {resource}/{name}");
+            }
+            None => {
+                let _ = write!(line, " {resource}");
+            }
+        }
+        if let Some(namespace) = &first.namespace {
+            let _ = write!(line, " -n {namespace}");
+        }
+    }
+    for (argv, recording) in stream_commands(command) {
+        if !argv.is_empty() {
+            let _ = write!(line, " -- {}", argv.join(" "));
+        }
+        if let Some(n) = recording {
+            let _ = write!(line, "  [recording {n}]");
+        }
+    }
+    let mut statuses: Vec<String> = Vec::new();
+    for request in &requests {
+        let status = request
+            .status
+            .map_or_else(|| "-".to_owned(), |s| s.to_string());
+        if !statuses.contains(&status) {
+            statuses.push(status);
+        }
+    }
+    format!("{clock}  {line}  {}", statuses.join(" "))
+}
+
+/// The exec command and recording number of each stream of `command` that has one.
+fn stream_commands(command: &SessionCommand) -> Vec<(Vec<String>, Option<u64>)> {
+    let Some(streams) = command.extra.get("streams").and_then(|s| s.as_array()) else {
+        return Vec::new();
+    };
+    streams
+        .iter()
+        .map(|stream| {
+            let argv = stream
+                .pointer("/details/command")
+                .and_then(|c| c.as_array())
+                .map(|args| {
+                    args.iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (argv, stream.get("recording").and_then(|n| n.as_u64()))
+        })
+        .filter(|(argv, recording): &(Vec<String>, _)| !argv.is_empty() || recording.is_some())
+        .collect()
 }
 
 /// kubectl's API discovery requests, which say nothing about what the person did.
@@ -208,5 +328,51 @@ mod tests {
         assert!(!is_discovery(&request));
         request.extra.insert("discovery".into(), true.into());
         assert!(is_discovery(&request));
+    }
+
+    #[test]
+    fn commands_read_as_a_command_line() {
+        let request = |name: Option<&str>, status| CommandRequest {
+            time: SystemTime::UNIX_EPOCH,
+            method: "GET".into(),
+            path: "/api/v1/namespaces/default/pods".into(),
+            status: Some(status),
+            verb: Some("get".into()),
+            resource: Some("pods".into()),
+            namespace: Some("default".into()),
+            name: name.map(str::to_owned),
+            extra: serde_json::Map::new(),
+        };
+        let mut discovery = request(None, 200);
+        discovery.extra.insert("discovery".into(), true.into());
+        discovery.resource = None;
+        let mut command = SessionCommand {
+            command: "kubectl get".into(),
+            started_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(50_531),
+            requests: vec![discovery, request(None, 200)],
+            extra: serde_json::Map::new(),
+        };
+        assert_eq!(
+            command_line(&command),
+            "14:02:11  kubectl get pods -n default  200"
+        );
+        command.command = "kubectl exec".into();
+        command.requests = vec![request(Some("web"), 200), request(Some("web"), 101)];
+        command.extra.insert(
+            "streams".into(),
+            serde_json::json!([{"details": {"command": ["echo", "hi"]}, "recording": 1}]),
+        );
+        assert_eq!(
+            command_line(&command),
+            "14:02:11  kubectl exec pods/web -n default -- echo hi  [recording 1]  200 101"
+        );
+        assert_eq!(
+            verdict_line(&SessionVerification::Broken {
+                seq: 3,
+                event_id: "e3".into(),
+                reason: "altered".into()
+            }),
+            "broken at seq 3 (e3): altered"
+        );
     }
 }

@@ -191,8 +191,17 @@ impl KmsClient {
         self.call(call).await
     }
 
-    /// `GET /v1/sessions/{id}` (owner, admin): the session and the commands run in it.
+    /// `GET /v1/sessions/{id}?commands=false` (owner, admin): the session without its commands
+    /// (`commands` is empty), cheap enough to poll; [`KmsClient::session_detail`] has them.
     pub async fn get_session(&self, id: &SessionId) -> Result<SessionDetail, KmsError> {
+        let segments = ["sessions", id.as_str()];
+        let mut call = Call::new(Method::GET, &segments);
+        call.query = vec![("commands", "false".to_owned())];
+        self.call(call).await
+    }
+
+    /// `GET /v1/sessions/{id}` (owner, admin): the session and every command run in it.
+    pub async fn session_detail(&self, id: &SessionId) -> Result<SessionDetail, KmsError> {
         self.call(Call::new(Method::GET, &["sessions", id.as_str()]))
             .await
     }

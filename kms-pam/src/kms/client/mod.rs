@@ -19,6 +19,7 @@
 
 mod endpoints;
 mod error;
+mod events;
 
 use std::fmt;
 use std::sync::Arc;

@@ -142,7 +142,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 fn json_rejection(rejection: &JsonRejection) -> ApiError {
     let status = rejection.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::unreadable(status, "request body is larger than 1 MiB");
+        return ApiError::unreadable(status, "request body is too large");
     }
     ApiError::unreadable(status, rejection.body_text())
 }

@@ -7,10 +7,14 @@ use serde_json::{json, Value};
 
 use super::error::{unknown_route, wrong_method};
 use super::state::AppState;
-use super::{accounts, changes, gateway_api, gateways, grants, resources, sessions, users};
+use super::{
+    accounts, changes, events, gateway_api, gateways, grants, history, resources, sessions, users,
+};
 
 /// Largest request body accepted.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest batch of audit events accepted (clients split larger ones).
+pub(crate) const EVENTS_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The API router over `state`.
 pub(crate) fn build(state: AppState) -> Router {
@@ -37,7 +41,9 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/v1/grants", post(grants::create).get(grants::list))
         .route("/v1/grants/{id}", delete(grants::delete))
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
-        .route("/v1/sessions/{id}", get(sessions::show))
+        .route("/v1/sessions/{id}", get(history::show))
+        .route("/v1/sessions/{id}/verify", get(history::verify))
+        .route("/v1/sessions/{id}/recordings/{n}", get(history::recording))
         .route("/v1/sessions/{id}/end", post(sessions::end))
         .route("/v1/sessions/{id}/terminate", post(sessions::terminate))
         .route("/v1/gateway/heartbeat", post(gateway_api::heartbeat))
@@ -47,6 +53,10 @@ pub(crate) fn build(state: AppState) -> Router {
             get(gateway_api::credential),
         )
         .route("/v1/gateway/changes", get(changes::changes))
+        .route(
+            "/v1/gateway/events",
+            post(events::ingest).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -178,16 +178,6 @@ pub(crate) async fn list(
     Ok(Json(views.collect()))
 }
 
-/// `GET /v1/sessions/{id}`.
-pub(crate) async fn show(
-    State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<SessionView>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
-    Ok(Json(views::session(&record, now())))
-}
-
 /// `POST /v1/sessions/{id}/end`: owner or admin.
 pub(crate) async fn end(
     State(state): State<AppState>,
@@ -230,7 +220,7 @@ async fn finish(
 }
 
 /// The session, if `user` may see it (their own, or any for an administrator).
-async fn visible_session(
+pub(super) async fn visible_session(
     state: &AppState,
     user: &UserRecord,
     id: &str,

@@ -1,0 +1,172 @@
+//! Session tracking at KMS: gateways upload chained events once each, linked to what is
+//! stored; owners and admins read commands, verify the chain and replay recordings.
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::Kms;
+use crate::audit::{
+    AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
+    RequestStarted,
+};
+use crate::kube::RequestInfo;
+use crate::session::SessionId;
+
+/// A KMS with gateways `gw` and `other`, resource `prod` on `gw`, member `alice` with a
+/// session. Returns the KMS, alice's token, gw's token, other's token and the session id.
+async fn world() -> (Kms, String, String, String, String) {
+    let kms = Kms::start().await;
+    let gateway = kms.gateway("gw").await;
+    let other = kms.gateway("other").await;
+    kms.resource("prod", "gw").await;
+    let alice = kms.user("alice", false).await;
+    kms.grant("prod", "alice", 600).await;
+    let created = kms
+        .open_session(&alice, "prod", 300)
+        .await
+        .expect(StatusCode::CREATED);
+    let id = created["session"]["id"].as_str().unwrap().to_owned();
+    (kms, alice, gateway, other, id)
+}
+
+/// `kubectl get pods` as a gateway records it: started and finished, chained.
+fn kubectl_get(session: &str, count: u64) -> Vec<AuditEvent> {
+    let chained = ChainingSink::new(MemoryAuditSink::new());
+    for id in 1..=count {
+        let path = "/api/v1/namespaces/default/pods";
+        let started = RequestStarted {
+            request_id: id,
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            info: RequestInfo::classify(&http::Method::GET, path, None),
+            kubectl_command: Some("kubectl get".into()),
+            kubectl_session: Some(format!("k{id}")),
+            user_agent: None,
+        };
+        let finished = RequestFinished {
+            request_id: id,
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 10,
+            duration_ms: 1,
+            error: None,
+        };
+        for kind in [
+            AuditEventKind::RequestStarted(Box::new(started)),
+            AuditEventKind::RequestFinished(finished),
+        ] {
+            chained
+                .record(AuditEvent::now(SessionId::new(session), kind))
+                .unwrap();
+        }
+    }
+    chained.inner().events()
+}
+
+async fn upload(kms: &Kms, token: &str, events: &[AuditEvent]) -> super::Reply {
+    kms.post("/v1/gateway/events", token, json!({ "events": events }))
+        .await
+}
+
+#[tokio::test]
+async fn events_are_stored_once_and_read_back_as_commands() {
+    let (kms, alice, gateway, _, id) = world().await;
+    let events = kubectl_get(&id, 3);
+    let stored = upload(&kms, &gateway, &events).await.expect(StatusCode::OK);
+    assert_eq!(stored, json!({"stored": 6, "duplicates": 0}));
+    let again = upload(&kms, &gateway, &events[2..])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(again, json!({"stored": 0, "duplicates": 4}));
+
+    let detail = kms
+        .get(&format!("/v1/sessions/{id}"), &alice)
+        .await
+        .expect(StatusCode::OK);
+    let commands = detail["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 3, "{detail}");
+    assert_eq!(commands[0]["command"], "kubectl get");
+    assert_eq!(commands[0]["requests"][0]["status"], 200);
+    assert_eq!(commands[0]["requests"][0]["resource"], "pods");
+    let status_only = kms
+        .get(&format!("/v1/sessions/{id}?commands=false"), &alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(status_only["commands"], json!([]));
+    let verdict = kms
+        .get(&format!("/v1/sessions/{id}/verify"), &alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(verdict, json!({"result": "intact", "count": 6}));
+}
+
+#[tokio::test]
+async fn a_batch_that_cannot_be_linked_yet_is_refused_until_the_gap_closes() {
+    let (kms, _, gateway, _, id) = world().await;
+    let events = kubectl_get(&id, 2);
+    let early = upload(&kms, &gateway, &events[2..]).await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+    assert!(
+        early.message().contains("cannot be linked yet"),
+        "{}",
+        early.message()
+    );
+    upload(&kms, &gateway, &events[..2])
+        .await
+        .expect(StatusCode::OK);
+    let late = upload(&kms, &gateway, &events[2..])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(late["stored"], 2);
+
+    // Another event claiming a stored seq, or a forged link, is refused.
+    let clash = upload(&kms, &gateway, &kubectl_get(&id, 2)).await;
+    assert_eq!(clash.status, StatusCode::CONFLICT);
+    assert!(
+        clash.message().contains("another event at seq 1"),
+        "{}",
+        clash.message()
+    );
+    let forged = kubectl_get(&id, 3).split_off(4);
+    let unlinked = upload(&kms, &gateway, &forged).await;
+    assert_eq!(unlinked.status, StatusCode::CONFLICT);
+    assert!(
+        unlinked.message().contains("prev_hash"),
+        "{}",
+        unlinked.message()
+    );
+}
+
+#[tokio::test]
+async fn altered_events_and_foreign_sessions_are_refused() {
+    let (kms, alice, gateway, other, id) = world().await;
+    let mut events = kubectl_get(&id, 1);
+    let foreign = upload(&kms, &other, &events).await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    let user = upload(&kms, &alice, &events).await;
+    assert_eq!(user.status, StatusCode::FORBIDDEN);
+    let unknown = upload(&kms, &gateway, &kubectl_get("no-such-session", 1)).await;
+    assert_eq!(unknown.status, StatusCode::FORBIDDEN);
+
+    if let AuditEventKind::RequestFinished(finished) = &mut events[1].kind {
+        finished.status = 404;
+    }
+    let altered = upload(&kms, &gateway, &events).await;
+    assert_eq!(altered.status, StatusCode::BAD_REQUEST);
+    assert_eq!(altered.code(), "invalid");
+    let unchained: Vec<Value> = vec![json!({"id": uuid::Uuid::new_v4(), "session_id": id,
+        "time": "2027-01-15T08:00:00.000Z", "type": "session_ended", "status": "ended"})];
+    let refused = kms
+        .post(
+            "/v1/gateway/events",
+            &gateway,
+            json!({ "events": unchained }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let none = kms
+        .get(&format!("/v1/sessions/{id}/recordings/1"), &alice)
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+}
