@@ -12,24 +12,10 @@ use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use serde_json::Value;
 use tokio::process::Command;
 
-const CLI: &str = env!("CARGO_BIN_EXE_kms-pam");
+mod support;
 
-fn gateway_bin() -> PathBuf {
-    let path = Path::new(CLI).with_file_name("kms-pam-gateway");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (cargo test --workspace builds every binary)",
-        path.display()
-    );
-    path
-}
-
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr").port()
-}
+use support::procs::{free_port, gateway_bin, output_of, Out};
+use support::BIN as CLI;
 
 /// Everything the run printed, for the token search at the end.
 #[derive(Default)]
@@ -38,12 +24,6 @@ struct Transcript(Vec<String>);
 struct Env<'a> {
     home: &'a Path,
     url: String,
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Env<'_> {
@@ -64,16 +44,7 @@ impl Env<'_> {
     }
 
     async fn run(&self, t: &mut Transcript, token: Option<&str>, args: &[&str]) -> Out {
-        let output =
-            tokio::time::timeout(Duration::from_secs(60), self.command(token, args).output())
-                .await
-                .expect("kms-pam finished in time")
-                .expect("run kms-pam");
-        let out = Out {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
+        let out = output_of(self.command(token, args), Duration::from_secs(60)).await;
         t.0.push(format!(
             "$ kms-pam {}\n{}{}",
             args.join(" "),

@@ -12,17 +12,10 @@ use kms_pam_tests::apiserver::{nginx_pod_names, ApiServerDouble, DoubleConfig};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-const CLI: &str = env!("CARGO_BIN_EXE_kms-pam");
+mod support;
 
-fn gateway_bin() -> PathBuf {
-    let path = Path::new(CLI).with_file_name("kms-pam-gateway");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (cargo build -p kms-pam-gateway)",
-        path.display()
-    );
-    path
-}
+use support::procs::{free_port, gateway_bin, output_of, Out};
+use support::BIN as CLI;
 
 /// The gateway's log, appended to across restarts (shown when the test fails).
 fn gateway_log(home: &Path) -> Stdio {
@@ -32,19 +25,6 @@ fn gateway_log(home: &Path) -> Stdio {
         .open(home.join("gateway.log"))
         .expect("gateway log");
     Stdio::from(file)
-}
-
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 /// The processes of one run and where they keep their state.
@@ -76,15 +56,7 @@ impl World {
     }
 
     async fn run(&self, args: &[&str]) -> Out {
-        let output = tokio::time::timeout(Duration::from_secs(30), self.command(args).output())
-            .await
-            .expect("kms-pam finished in time")
-            .expect("run kms-pam");
-        Out {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        output_of(self.command(args), Duration::from_secs(30)).await
     }
 
     async fn ok(&self, args: &[&str]) -> String {
