@@ -329,3 +329,26 @@ async fn termination_cuts_exec_and_logs_follow() {
     assert_eq!(path.metrics.active_streams(), 0);
     path.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_a_thousand_requests_share_one_tunnel_without_resets() {
+    // HTTP/2 closes a connection after 1,024 reset streams; a body that ends without saying so
+    // used to cost one reset per request and tore the tunnel down (docs/performance.md).
+    let path = start(tls()).await;
+    for i in 0..1_100 {
+        let request = http::Request::get("/api/v1/namespaces/default/pods")
+            .header(
+                "authorization",
+                format!("Bearer {}", path.local_token.expose()),
+            )
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let answer = send_raw(&path.local_url, &path.local_ca_pem, request)
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 200, "request {i}: {:?}", answer.body());
+    }
+    let stats = path.tunnel_stats.clone().expect("stats");
+    assert_eq!(stats.handshakes_ok(), 1, "the tunnel was never torn down");
+    path.shutdown().await;
+}

@@ -159,7 +159,8 @@ where
     builder
         .http2()
         .timer(TokioTimer::new())
-        .adaptive_window(true)
+        .initial_stream_window_size(crate::proxy::http2::STREAM_WINDOW)
+        .initial_connection_window_size(crate::proxy::http2::CONNECTION_WINDOW)
         .max_concurrent_streams(MAX_STREAMS_PER_TUNNEL);
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);

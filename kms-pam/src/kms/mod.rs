@@ -2,7 +2,7 @@
 //! CLI and the gateway. The contract is docs/api.md.
 
 pub mod api;
-#[cfg(feature = "server")]
-pub mod server;
 pub mod client;
 pub mod gateway_link;
+#[cfg(feature = "server")]
+pub mod server;

@@ -110,7 +110,8 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .adaptive_window(true)
+        .initial_stream_window_size(crate::proxy::http2::STREAM_WINDOW)
+        .initial_connection_window_size(crate::proxy::http2::CONNECTION_WINDOW)
         .max_concurrent_streams(65_536);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
     tokio::pin!(connection);

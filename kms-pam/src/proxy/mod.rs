@@ -18,6 +18,7 @@ pub mod error;
 mod gateway;
 pub mod headers;
 pub mod hooks;
+pub mod http2;
 mod local;
 pub mod stream;
 pub mod tap;

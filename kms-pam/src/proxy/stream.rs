@@ -148,7 +148,10 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, CutState::Done) || (self.cut.is_none() && self.inner.is_end_stream())
+        // Must follow the inner body exactly: reporting "not yet" for a finished body makes hyper
+        // send an extra empty DATA frame per response, which a client that already has all its
+        // bytes resets, and HTTP/2 closes a connection after 1,024 such resets.
+        matches!(self.state, CutState::Done) || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -238,5 +241,53 @@ pub async fn splice(
     if let Some(reason) = outcome {
         tracing::debug!(request = tap.request_id(), %reason, "upgraded stream closed");
         tap.set_error(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::NullAuditSink;
+    use crate::metrics::GatewayMetrics;
+    use crate::session::SessionId;
+    use http_body_util::BodyExt;
+
+    fn tap() -> Arc<RequestTap> {
+        RequestTap::new(
+            Arc::new(NullAuditSink),
+            Arc::new(GatewayMetrics::new()),
+            SessionId::new("s"),
+            1,
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_finished_body_says_so_even_with_a_cut_armed() {
+        let cut: SessionCut = Box::pin(std::future::pending());
+        let mut body = ResponseBody::new(crate::proxy::body::full("abc"), tap(), Some(cut));
+        let frame = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.into_data().expect("data"), "abc");
+        // No trailing empty DATA frame: the stream ends with the last bytes.
+        assert!(body.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_cut_watch_ends_with_an_error_event() {
+        let cut: SessionCut = Box::pin(async {
+            Status::failure(401, "Unauthorized", "kms-pam session s was terminated")
+        });
+        let inner = crate::proxy::body::boxed(http_body_util::StreamBody::new(
+            futures_util::stream::pending::<Result<Frame<Bytes>, BoxError>>(),
+        ));
+        let body = ResponseBody::new(inner, tap(), Some(cut)).watch(Some(StreamKind::Watch));
+        let bytes = body.collect().await.expect("ends cleanly").to_bytes();
+        let event: serde_json::Value =
+            serde_json::from_slice(bytes.trim_ascii_end()).expect("JSON");
+        assert_eq!(event["type"], "ERROR");
+        assert_eq!(
+            event["object"]["message"],
+            "kms-pam session s was terminated"
+        );
     }
 }

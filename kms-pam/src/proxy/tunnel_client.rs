@@ -90,7 +90,8 @@ impl TunnelClient {
         let io = self.dial().await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .adaptive_window(true)
+            .initial_stream_window_size(super::http2::STREAM_WINDOW)
+            .initial_connection_window_size(super::http2::CONNECTION_WINDOW)
             .keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .handshake(TokioIo::new(io))

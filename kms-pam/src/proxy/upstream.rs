@@ -130,7 +130,8 @@ fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyE
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(usize::MAX)
-        .http2_adaptive_window(true)
+        .http2_initial_stream_window_size(super::http2::STREAM_WINDOW)
+        .http2_initial_connection_window_size(super::http2::CONNECTION_WINDOW)
         .build(connector))
 }
 

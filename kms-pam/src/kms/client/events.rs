@@ -44,7 +44,7 @@ impl KmsClient {
     }
 }
 
-/// Ships spooled events to KMS in calls of at most [`UPLOAD_BYTES`], in order, so that each
+/// Ships spooled events to KMS in calls of at most `UPLOAD_BYTES` (4 MiB), in order, so that each
 /// call links to the one before it.
 #[async_trait]
 impl Uploader for KmsClient {

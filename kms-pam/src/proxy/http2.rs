@@ -1,0 +1,13 @@
+//! HTTP/2 flow-control settings for the tunnel and the API server connections.
+//!
+//! Fixed, generous windows rather than hyper's adaptive (BDP) windows: on loopback and LAN links
+//! the adaptive estimate stays near the 64 KiB default, so a burst of events on thousands of
+//! watches arrives as a flood of tiny DATA frames, which h2 treats as abuse and answers by closing
+//! the connection (`too_many_data_frames`). The connection window bounds what one tunnel can have
+//! in flight in total; the stream window what one response can, so a reader that stalls holds at
+//! most that much memory per stream.
+
+/// Per-stream window: one response may have this much in flight.
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+/// Per-connection window: all streams of one tunnel together.
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
