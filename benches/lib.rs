@@ -1,1 +1,0 @@
-//! Benchmarks support crate; the benchmarks are the `[[bench]]` targets.
