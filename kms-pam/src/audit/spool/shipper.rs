@@ -16,6 +16,7 @@ use crate::audit::{AuditError, AuditEvent};
 /// same events (and perhaps more) are offered again later, so a receiver that kept some of them
 /// before failing sees them twice: it must keep each event id once (the ids are idempotency
 /// keys). The batch is in recording order, and a session's events in `seq` order.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Uploader: Send + Sync + 'static {
     /// Delivers `batch`.

@@ -383,3 +383,31 @@ async fn a_failed_write_fails_the_flush_and_is_retried_in_a_new_segment() {
         "nothing lost, nothing repeated"
     );
 }
+
+#[tokio::test]
+async fn a_failing_uploader_keeps_the_batch_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, spool) = open(dir.path(), SpoolConfig::default()).await;
+    let ids = record(&sink, 5);
+    sink.flush().await.unwrap();
+    let mut uploader = super::shipper::MockUploader::new();
+    let mut sequence = mockall::Sequence::new();
+    uploader
+        .expect_upload()
+        .times(2)
+        .in_sequence(&mut sequence)
+        .returning(|_| Err(AuditError::Failed("KMS unreachable".into())));
+    let expected = ids.clone();
+    uploader
+        .expect_upload()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .withf(move |batch| batch.iter().map(|e| e.id).collect::<Vec<_>>() == expected)
+        .returning(|_| Ok(()));
+    let shipper = SpoolShipper::new(spool.clone(), uploader).with_config(quick());
+    assert!(shipper.ship_batch().await.is_err());
+    assert_eq!(spool.depth(), 5, "a failed upload acknowledges nothing");
+    assert!(shipper.ship_batch().await.is_err());
+    assert_eq!(shipper.ship_batch().await.unwrap(), 5);
+    assert_eq!(spool.depth(), 0);
+}
