@@ -158,7 +158,11 @@ async fn connect(endpoint: &Endpoint) -> anyhow::Result<http2::SendRequest<Empty
         bail!("{} did not negotiate HTTP/2", endpoint.addr);
     }
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-        .adaptive_window(true)
+        // kubectl (Go) opens 4 MiB stream / 1 GiB connection windows; hyper's adaptive windows
+        // stay near 64 KiB on loopback, and h2 then treats a burst of small watch events as a
+        // flood of tiny DATA frames and closes the connection.
+        .initial_stream_window_size(4 * 1024 * 1024)
+        .initial_connection_window_size(1024 * 1024 * 1024)
         .handshake(TokioIo::new(tls))
         .await?;
     tokio::spawn(connection);
