@@ -309,6 +309,8 @@ async fn kubectl_commands_are_tracked_delivered_once_and_verified() {
     let script = format!(
         "set -e; kubectl get pods; kubectl describe pod {pod} >/dev/null; \
          kubectl create configmap tracked --from-literal=a=b; kubectl delete configmap tracked; \
+         printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: applied\\ndata:\\n  k: v\\n' \
+           | kubectl apply --validate=false -f -; \
          kubectl exec {pod} -- echo hello-from-exec; \
          timeout 2 kubectl logs -f {pod} >/dev/null || true"
     );
@@ -322,6 +324,7 @@ async fn kubectl_commands_are_tracked_delivered_once_and_verified() {
         "kubectl describe",
         "kubectl create configmap",
         "kubectl delete",
+        "kubectl apply",
         "kubectl exec",
         "kubectl logs",
     ];

@@ -143,6 +143,42 @@ async fn create_and_delete_configmap(tunnel: Tunnel) {
     path.shutdown().await;
 }
 
+async fn apply_creates_then_updates(tunnel: Tunnel) {
+    let path = start(tunnel).await;
+    let manifest = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  k: {value}\n"
+        )
+    };
+    for value in ["one", "two"] {
+        // No OpenAPI in the double: kubectl needs --validate=false (KUBECTL-NOTES.md).
+        let apply = path
+            .kubectl
+            .run_with_stdin(
+                &["apply", "--validate=false", "-f", "-"],
+                manifest(value).into_bytes(),
+            )
+            .await;
+        assert!(apply.success(), "apply {value}: {}", apply.stderr);
+    }
+    let get = path
+        .kubectl
+        .run(&["get", "configmap", "applied", "-o", "json"])
+        .await;
+    assert!(get.success(), "{}", get.stderr);
+    let cm: serde_json::Value = serde_json::from_slice(&get.stdout).expect("JSON");
+    assert_eq!(
+        cm["data"]["k"], "two",
+        "the second apply patched the object"
+    );
+    assert!(
+        path.double.requests().iter().any(|r| r.method == "PATCH"),
+        "the second apply was a patch"
+    );
+    assert_cluster_saw_only_account_token(&path);
+    path.shutdown().await;
+}
+
 async fn twenty_megabyte_object_streams_through(tunnel: Tunnel) {
     let path = start(tunnel).await;
     let big = path
@@ -380,6 +416,7 @@ macro_rules! over_both_tunnels {
 }
 
 over_both_tunnels! {
+    apply_creates_then_updates,
     get_pods_namespaces_and_describe_deployment,
     create_and_delete_configmap,
     twenty_megabyte_object_streams_through,
