@@ -122,7 +122,12 @@ fn reason_for(status: StatusCode) -> &'static str {
 /// plain text and show them only then (and only for 5xx codes); everything else decodes a JSON
 /// `Status`. So discovery paths get the message as `text/plain`, other paths the `Status`.
 pub fn rescue(error: &ProxyError, path: &str) -> Response<ProxyBody> {
-    let (body, content_type) = if crate::kube::is_discovery_path(path) {
+    rescue_for(error, crate::kube::is_discovery_path(path))
+}
+
+/// [`rescue`] for callers that classified the path already (and gave the request away).
+pub fn rescue_for(error: &ProxyError, discovery: bool) -> Response<ProxyBody> {
+    let (body, content_type) = if discovery {
         let mut text = error.message.clone();
         text.push('\n');
         (bytes::Bytes::from(text), "text/plain; charset=utf-8")

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use super::body::{self, ProxyBody};
 use super::deadline::SessionDeadline;
-use super::error::{rescue, ProxyError};
+use super::error::{rescue_for, ProxyError};
 use super::headers;
 use super::hooks::{ProxyHooks, RequestContext};
 use super::stream::{splice, RequestBody, ResponseBody};
@@ -99,14 +99,14 @@ impl GatewayProxy {
             request_id,
         };
         let body = body::boxed(RequestBody::new(body::boxed(body), tap.clone()));
-        let path = parts.uri.path().to_owned();
+        let discovery = crate::kube::is_discovery_path(parts.uri.path());
         let (response, cut) = match self.forward(session, &ctx, parts, body, &tap).await {
             Ok(response) => (response, Some(session.deadline.cut())),
             Err(error) => {
                 tracing::info!(session = %session.session.id, request = request_id,
                     status = error.status().as_u16(), error = %error, "request refused");
                 tap.set_error(error.message());
-                (rescue(&error, &path), None)
+                (rescue_for(&error, discovery), None)
             }
         };
         tap.set_status(response.status().as_u16());

@@ -8,7 +8,7 @@ use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::body::{self, ProxyBody};
-use super::error::{rescue, ProxyError};
+use super::error::{rescue_for, ProxyError};
 use super::headers;
 use super::tunnel_client::TunnelClient;
 use super::upstream::error_chain;
@@ -32,12 +32,12 @@ impl LocalProxy {
 
     /// Handles one request; never fails: errors are answered with a `Status`.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
-        let path = request.uri().path().to_owned();
+        let discovery = crate::kube::is_discovery_path(request.uri().path());
         match self.forward(request).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::info!(status = error.status().as_u16(), error = %error, "request refused");
-                rescue(&error, &path)
+                rescue_for(&error, discovery)
             }
         }
     }

@@ -27,7 +27,7 @@ pub mod upstream;
 
 pub use body::ProxyBody;
 pub use deadline::SessionDeadline;
-pub use error::{rescue, ErrorSource, ProxyError};
+pub use error::{rescue, rescue_for, ErrorSource, ProxyError};
 pub use gateway::{GatewayProxy, GatewaySession};
 pub use hooks::{NoHooks, ProxyHooks, RequestContext};
 pub use local::LocalProxy;
