@@ -1,12 +1,10 @@
 //! A PEM-encoded private key that does not leak through logs or freed memory.
 
-use std::fmt;
-
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
-use zeroize::Zeroizing;
 
 use super::TlsError;
+use crate::secret::Secret;
 
 /// A PEM-encoded private key (PKCS#8).
 ///
@@ -14,28 +12,28 @@ use super::TlsError;
 /// can sit in structs that get logged. Read it only through [`PrivateKeyPem::expose_secret`] when
 /// it must be written to a file the user owns.
 #[derive(Clone)]
-pub struct PrivateKeyPem(Zeroizing<String>);
+pub struct PrivateKeyPem(Secret);
 
 impl PrivateKeyPem {
     /// Wraps a PEM string; the caller gives up its copy.
     pub fn new(pem: String) -> Self {
-        Self(Zeroizing::new(pem))
+        Self(Secret::new(pem))
     }
 
     /// The PEM text. Every call site is a place where the key leaves this type: keep them few.
     pub fn expose_secret(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// Parses the key for rustls.
     pub fn to_private_key_der(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
-        PrivateKeyDer::from_pem_slice(self.0.as_bytes())
+        PrivateKeyDer::from_pem_slice(self.0.expose().as_bytes())
             .map_err(|e| TlsError::InvalidKey(format!("cannot read PEM private key: {e}")))
     }
 
     /// Parses the key for signing with rcgen.
     pub(crate) fn to_key_pair(&self) -> Result<rcgen::KeyPair, TlsError> {
-        rcgen::KeyPair::from_pem(&self.0)
+        rcgen::KeyPair::from_pem(self.0.expose())
             .map_err(|e| TlsError::InvalidKey(format!("cannot read PEM private key: {e}")))
     }
 
@@ -51,15 +49,16 @@ impl From<String> for PrivateKeyPem {
     }
 }
 
-impl fmt::Debug for PrivateKeyPem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+// `Debug` and `Display` come from the wrapped `Secret`: `[redacted]`.
+impl std::fmt::Debug for PrivateKeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
     }
 }
 
-impl fmt::Display for PrivateKeyPem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+impl std::fmt::Display for PrivateKeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
     }
 }
 
