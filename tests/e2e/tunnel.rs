@@ -57,16 +57,17 @@ async fn fifty_kubectl_runs_share_one_tunnel_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_cuts_open_watch_and_refuses_later_requests() {
     let path = start(PathOptions {
-        session_duration: Duration::from_secs(3),
+        // Long enough for a debug-build kubectl to list and start watching on a loaded machine.
+        session_duration: Duration::from_secs(6),
         ..tls()
     })
     .await;
     let mut child = path.kubectl.spawn(&["get", "pods", "-w"]);
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let got = read_lines(&mut lines, 2, Duration::from_secs(3)).await;
+    let got = read_lines(&mut lines, 2, Duration::from_secs(6)).await;
     assert!(!got.is_empty(), "the watch started before expiry");
-    let ended = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let ended = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
     ended.expect("kubectl -w ended at expiry").expect("wait");
     assert_eq!(
         path.double.open_streams(),
