@@ -143,8 +143,9 @@ async fn expiry_is_marked_and_wakes_the_long_poll() {
     let waited = Instant::now();
     let path = format!("/v1/gateway/changes?after={}&wait_secs=10", seq(&opened));
     let expired = kms.get(&path, &gateway).await.expect(StatusCode::OK);
+    // Woken by the expiry, not by the 10 s wait running out (generous: the machine may be busy).
     assert!(
-        waited.elapsed() < Duration::from_millis(2500),
+        waited.elapsed() < Duration::from_secs(8),
         "{:?}",
         waited.elapsed()
     );
@@ -248,7 +249,8 @@ async fn a_gateway_ahead_of_the_log_is_told_to_relist_at_once() {
     let ahead = ahead.expect(StatusCode::OK);
     assert!(seq(&ahead) < 1000);
     assert_eq!(ahead["changes"], json!([]));
-    assert!(waited.elapsed() < Duration::from_secs(1));
+    // Answered at once rather than after the 30 s wait (generous: the machine may be busy).
+    assert!(waited.elapsed() < Duration::from_secs(10));
     let idle = Instant::now();
     let path = format!("/v1/gateway/changes?after={}&wait_secs=1", seq(&ahead));
     let nothing = kms.get(&path, &gateway).await.expect(StatusCode::OK);
