@@ -129,7 +129,7 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
         admitted.deadline.token().cancelled(),
     )
     .await
-    .expect("the session was cut within a second");
+    .expect("the session was cut on the notification");
     assert_eq!(admitted.deadline.stopped(), Some(SessionStatus::Terminated));
     // Give the watcher its moment to forget the session, then a new tunnel is refused.
     for _ in 0..50 {
