@@ -125,7 +125,7 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
     terminated.store(true, Ordering::SeqCst);
     status.send_replace(SessionStatus::Terminated);
     tokio::time::timeout(
-        Duration::from_secs(1),
+        Duration::from_secs(5),
         admitted.deadline.token().cancelled(),
     )
     .await
