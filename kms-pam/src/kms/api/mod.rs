@@ -61,7 +61,7 @@ pub struct CreateUser {
 }
 
 /// `POST /v1/users` answer: the only time the token is shown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedUser {
     /// The user.
     pub user: User,
@@ -94,7 +94,7 @@ pub struct CreateGateway {
 }
 
 /// `POST /v1/gateways` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedGateway {
     /// The gateway.
     pub gateway: Gateway,
@@ -106,7 +106,7 @@ pub struct CreatedGateway {
 }
 
 /// `POST /v1/gateways/enroll` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollGateway {
     /// Gateway name.
     pub name: String,
@@ -119,7 +119,7 @@ pub struct EnrollGateway {
 }
 
 /// `POST /v1/gateways/enroll` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrolledGateway {
     /// Server certificate (PEM).
     pub certificate: String,
@@ -189,7 +189,7 @@ pub struct Account {
 }
 
 /// `POST /v1/resources/{r}/accounts` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateAccount {
     /// Account name.
     pub name: String,
@@ -238,3 +238,59 @@ pub struct CreateGrant {
 mod sessions;
 
 pub use sessions::*;
+
+/// `Debug` for request and answer bodies that carry a token: every field but the token, which
+/// prints as `[redacted]` (SPEC §2.1: no token in a `Debug` output).
+macro_rules! debug_redacting {
+    ($type:ident, $secret:ident, [$($field:ident),*]) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($field), &self.$field))*
+                    .field(stringify!($secret), &"[redacted]")
+                    .finish()
+            }
+        }
+    };
+}
+
+debug_redacting!(CreatedUser, token, [user]);
+debug_redacting!(CreatedGateway, enrollment_token, [gateway, expires_at]);
+debug_redacting!(EnrollGateway, enrollment_token, [name, address]);
+debug_redacting!(EnrolledGateway, gateway_token, []);
+debug_redacting!(CreateAccount, token, [name, description, max_duration_secs]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_token() {
+        let account = CreateAccount {
+            name: "admin".into(),
+            token: "eyJ-sa-token".into(),
+            description: None,
+            max_duration_secs: Some(3600),
+        };
+        let enroll = EnrollGateway {
+            name: "gw".into(),
+            enrollment_token: "kmse_secret".into(),
+            csr: "CSR".into(),
+            address: "10.0.0.5:8443".into(),
+        };
+        let enrolled = EnrolledGateway {
+            certificate: "CERT".into(),
+            ca_certificate: "CA".into(),
+            gateway_token: "kmsg_secret".into(),
+        };
+        for (text, secret) in [
+            (format!("{account:?}"), "eyJ-sa-token"),
+            (format!("{enroll:?}"), "kmse_secret"),
+            (format!("{enrolled:?}"), "kmsg_secret"),
+        ] {
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+        assert!(format!("{account:?}").contains("admin"));
+    }
+}
