@@ -14,8 +14,7 @@ use kms_pam::audit::NullAuditSink;
 use kms_pam::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
 use kms_pam::gateway::mtls::{self, GatewayTls, MtlsGateway};
 use kms_pam::local::{self, LocalProxyConfig};
-use kms_pam::proxy::NoHooks;
-use kms_pam::session::{MemorySessionManager, NewSession, SessionManager};
+use kms_pam::session::{MemorySessionManager, NewSession};
 use kms_pam::tls::{
     CertificateAuthority, LocalServingCert, SessionCertSpec, SessionKey, UpstreamTls,
 };
@@ -86,19 +85,13 @@ async fn main() -> anyhow::Result<()> {
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
     let gateway_addr = gateway_listener.local_addr()?;
     let stop = CancellationToken::new();
-    let gateway = MtlsGateway {
-        name: "gw-example".into(),
-        tls: GatewayTls {
-            ca_pem: ca.cert_pem().to_owned(),
-            cert_pem: server.cert_pem,
-            key: server.key,
-        },
-        sessions: sessions.clone(),
-        credentials: Arc::new(store),
-        audit: Arc::new(NullAuditSink),
-        hooks: Arc::new(NoHooks),
-        metrics_listener: None,
-    };
+    let gateway = MtlsGateway::new(
+        "gw-example",
+        GatewayTls::new(ca.cert_pem(), server.cert_pem, server.key),
+        sessions.clone(),
+        Arc::new(store),
+        Arc::new(NullAuditSink),
+    );
     let gateway_task = tokio::spawn(mtls::serve(
         gateway_listener,
         gateway,
@@ -127,11 +120,11 @@ async fn main() -> anyhow::Result<()> {
     let local_token = Secret::random(32);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("https://{}", listener.local_addr()?);
-    let config = LocalProxyConfig {
-        local_token: local_token.clone(),
-        tls: serving.server_config()?,
-        transport: Arc::new(transport),
-    };
+    let config = LocalProxyConfig::new(
+        local_token.clone(),
+        serving.server_config()?,
+        Arc::new(transport),
+    );
     let proxy_task = tokio::spawn(local::serve(
         listener,
         config,

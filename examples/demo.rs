@@ -1,14 +1,11 @@
 //! A complete kms-pam system in one process, for examples.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use kms_pam::audit::NullAuditSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
 use kms_pam::kms::api::{CreateAccount, CreateResource};
 use kms_pam::kms::client::KmsClient;
 use kms_pam::kms::server::{Server, ServerConfig};
-use kms_pam::proxy::NoHooks;
 use kms_pam::Secret;
 use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use tokio::net::TcpListener;
@@ -54,16 +51,13 @@ impl Demo {
 
         let enrollment = admin.create_gateway("gw-demo").await?.enrollment_token;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let gateway = KmsGateway {
-            kms_url: kms_url.clone(),
-            name: "gw-demo".into(),
-            data_dir: data.path().join("gateway"),
-            advertise: listener.local_addr()?.to_string(),
-            enroll_token: Some(enrollment),
-            audit: Arc::new(NullAuditSink),
-            hooks: Arc::new(NoHooks),
-            metrics_listener: None,
-        };
+        let gateway = KmsGateway::new(
+            kms_url.clone(),
+            "gw-demo",
+            data.path().join("gateway"),
+            listener.local_addr()?.to_string(),
+        )
+        .with_enroll_token(Some(enrollment));
         let gateway_stop = stop.clone().cancelled_owned();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = kms_mode::serve(listener, gateway, gateway_stop).await {

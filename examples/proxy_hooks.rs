@@ -17,14 +17,14 @@ struct NoSecretDeletes;
 impl ProxyHooks for NoSecretDeletes {
     async fn on_request(
         &self,
-        ctx: &RequestContext<'_>,
+        ctx: &mut RequestContext<'_>,
         _request: &mut http::request::Parts,
     ) -> Result<(), ProxyError> {
         let deleting = matches!(ctx.info.verb, Verb::Delete | Verb::DeleteCollection);
         if deleting && ctx.info.resource.as_deref() == Some("secrets") {
+            let user = ctx.session.map_or("this user", |s| s.user.as_str());
             return Err(ProxyError::forbidden(format!(
-                "user {} may not delete secrets through kms-pam (policy no-secret-deletes)",
-                ctx.session.user
+                "user {user} may not delete secrets through kms-pam (policy no-secret-deletes)"
             )));
         }
         Ok(())

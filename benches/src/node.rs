@@ -17,7 +17,7 @@ use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::{self, GatewayConfig};
 use kms_pam::local::{self, LocalProxyConfig};
 use kms_pam::metrics::GatewayMetrics;
-use kms_pam::proxy::NoHooks;
+use kms_pam::proxy::Pipeline;
 use kms_pam::session::{MemorySessionManager, Session};
 use kms_pam::tls::{
     tunnel_server_config, LocalServingCert, PrivateKeyPem, UpstreamTls, TUNNEL_ALPN,
@@ -174,14 +174,12 @@ where
         AuditSpec::Null => Arc::new(NullAuditSink),
         AuditSpec::JsonLines(path) => Arc::new(JsonLinesSink::open(path).await?),
     };
-    let config = GatewayConfig {
-        name: spec.name,
-        sessions: Arc::new(sessions),
-        credentials: Arc::new(credentials),
-        audit,
-        hooks: Arc::new(NoHooks),
-        metrics: Arc::new(GatewayMetrics::new()),
-    };
+    // As the gateway binary with `--metrics-listen`: Prometheus counters on the request path.
+    let pipeline = Pipeline::builder()
+        .observer(Arc::new(GatewayMetrics::new()))
+        .build();
+    let config = GatewayConfig::new(spec.name, Arc::new(sessions), Arc::new(credentials), audit)
+        .with_pipeline(pipeline);
     announce(&Ready {
         addr,
         ca_pem: None,
@@ -215,11 +213,11 @@ where
         ca_pem: Some(cert.ca_pem.clone()),
         body_sizes: None,
     })?;
-    let config = LocalProxyConfig {
-        local_token: Secret::new(spec.local_token),
-        tls: cert.server_config()?,
-        transport: Arc::new(connector),
-    };
+    let config = LocalProxyConfig::new(
+        Secret::new(spec.local_token),
+        cert.server_config()?,
+        Arc::new(connector),
+    );
     local::serve(listener, config, shutdown).await?;
     Ok(())
 }

@@ -12,7 +12,6 @@ use clap::Parser;
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
 use kms_pam::gateway::standalone::{self, StandaloneOptions};
-use kms_pam::proxy::NoHooks;
 use tokio::net::TcpListener;
 
 /// The kms-pam gateway.
@@ -100,24 +99,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     if let Some(file) = standalone_file {
         tracing::info!(name = %file.name, listen = %local, "standalone gateway starting");
-        let options = StandaloneOptions {
-            audit,
-            hooks: Arc::new(NoHooks),
-            metrics_listener,
-        };
+        let options = StandaloneOptions::new(audit).with_metrics_listener(metrics_listener);
         standalone::serve(listener, file, options, shutdown_signal()).await?;
     } else if let (Some(kms_url), Some(name)) = (args.kms_url, args.name) {
         tracing::info!(%name, listen = %local, %kms_url, "gateway starting");
-        let config = KmsGateway {
-            kms_url,
-            name,
-            data_dir: args.data_dir,
-            advertise: args.advertise.unwrap_or_else(|| local.to_string()),
-            enroll_token: args.enroll_token,
-            audit,
-            hooks: Arc::new(NoHooks),
-            metrics_listener,
-        };
+        let advertise = args.advertise.unwrap_or_else(|| local.to_string());
+        let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
+            .with_enroll_token(args.enroll_token)
+            .with_audit(audit)
+            .with_metrics_listener(metrics_listener);
         kms_mode::serve(listener, config, shutdown_signal()).await?;
     }
     tracing::info!("gateway stopped");

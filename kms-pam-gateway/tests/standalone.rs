@@ -115,11 +115,11 @@ async fn standalone_gateway_serves_kubectl_and_metrics() {
     let stop = CancellationToken::new();
     let proxy = tokio::spawn(local::serve(
         listener,
-        LocalProxyConfig {
-            local_token: local_token.clone(),
-            tls: serving.server_config().expect("tls"),
-            transport: Arc::new(transport),
-        },
+        LocalProxyConfig::new(
+            local_token.clone(),
+            serving.server_config().expect("tls"),
+            Arc::new(transport),
+        ),
         stop.clone().cancelled_owned(),
     ));
     let kubectl = Kubectl::new(&url, &serving.ca_pem, local_token.expose()).expect("kubeconfig");

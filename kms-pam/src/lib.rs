@@ -59,6 +59,7 @@
 
 pub mod access;
 pub mod audit;
+mod conn;
 pub mod credential;
 pub mod gateway;
 pub mod kms;

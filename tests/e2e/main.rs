@@ -1,6 +1,7 @@
 //! End-to-end tests.
 
 mod double;
+mod engine;
 mod hooks;
 mod path;
 mod support;

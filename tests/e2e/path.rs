@@ -346,7 +346,6 @@ async fn request_without_the_local_token_gets_401_at_the_local_proxy(tunnel: Tun
 }
 
 async fn terminated_session_is_refused_and_its_watch_cut(tunnel: Tunnel) {
-    use kms_pam::SessionManager as _;
     let path = start(tunnel).await;
     let mut child = path.kubectl.spawn(&["get", "pods", "-w"]);
     let stdout = child.stdout.take().expect("piped stdout");

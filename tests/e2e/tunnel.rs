@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kms_pam::local::{self, LocalProxyConfig};
-use kms_pam::session::SessionManager as _;
 use kms_pam::tls::{CertificateAuthority, LocalServingCert, UpstreamTls};
 use kms_pam::transport::tls::TlsConnector;
 use kms_pam::Secret;
@@ -263,11 +262,11 @@ async fn gateway_down_is_a_clear_502() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("https://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
-    let config = LocalProxyConfig {
-        local_token: token.clone(),
-        tls: cert.server_config().expect("tls"),
-        transport: Arc::new(transport),
-    };
+    let config = LocalProxyConfig::new(
+        token.clone(),
+        cert.server_config().expect("tls"),
+        Arc::new(transport),
+    );
     let proxy = tokio::spawn(local::serve(
         listener,
         config,

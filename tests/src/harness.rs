@@ -9,8 +9,8 @@ use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::{self, GatewayConfig};
 use kms_pam::local::{self, LocalProxyConfig};
 use kms_pam::metrics::GatewayMetrics;
-use kms_pam::proxy::{NoHooks, ProxyHooks};
-use kms_pam::session::{MemorySessionManager, NewSession, Session, SessionManager};
+use kms_pam::proxy::{NoHooks, Pipeline, ProxyHooks};
+use kms_pam::session::{MemorySessionManager, NewSession, Session};
 use kms_pam::tls::{
     tunnel_server_config, CertificateAuthority, LocalServingCert, SessionCertSpec, SessionKey,
     UpstreamTls, TUNNEL_ALPN,
@@ -46,8 +46,10 @@ pub struct PathOptions {
     pub tunnel: Tunnel,
     /// Session lifetime.
     pub session_duration: Duration,
-    /// Gateway hooks.
+    /// A gateway stage (after the session check).
     pub hooks: Arc<dyn ProxyHooks>,
+    /// Stages of the loopback proxy.
+    pub local_stages: Vec<Arc<dyn ProxyHooks>>,
     /// The API server double's settings (its token is the account token).
     pub double: DoubleConfig,
     /// How the gateway verifies the double (default: the double's CA as a bundle).
@@ -69,6 +71,7 @@ impl Default for PathOptions {
             tunnel: Tunnel::Memory,
             session_duration: Duration::from_secs(600),
             hooks: Arc::new(NoHooks),
+            local_stages: Vec::new(),
             double: DoubleConfig::default(),
             upstream_tls: None,
             upstream_host: None,
@@ -150,17 +153,21 @@ impl InProcessPath {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
 
-        let config = GatewayConfig {
-            name: GATEWAY.into(),
-            sessions: sessions.clone(),
-            credentials: Arc::new(credentials),
-            audit: match options.extra_audit {
-                Some(extra) => Arc::new(TeeAuditSink::new(vec![audit.clone(), extra])),
-                None => audit.clone(),
-            },
-            hooks: options.hooks,
-            metrics: metrics.clone(),
+        let gateway_audit: Arc<dyn AuditSink> = match options.extra_audit {
+            Some(extra) => Arc::new(TeeAuditSink::new(vec![audit.clone(), extra])),
+            None => audit.clone(),
         };
+        let pipeline = Pipeline::builder()
+            .stage(options.hooks)
+            .observer(metrics.clone())
+            .build();
+        let config = GatewayConfig::new(
+            GATEWAY,
+            sessions.clone(),
+            Arc::new(credentials),
+            gateway_audit,
+        )
+        .with_pipeline(pipeline);
         let (transport, tunnel_stats): (Arc<dyn GatewayTransport>, _) = match options.tunnel {
             Tunnel::Memory => {
                 let (dial, acceptor) = memory_gateway();
@@ -179,11 +186,9 @@ impl InProcessPath {
         let local_token = Secret::random(32);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let local_url = format!("https://{}", listener.local_addr().expect("addr"));
-        let config = LocalProxyConfig {
-            local_token: local_token.clone(),
-            tls: cert.server_config().expect("local TLS config"),
-            transport,
-        };
+        let tls = cert.server_config().expect("local TLS config");
+        let mut config = LocalProxyConfig::new(local_token.clone(), tls, transport);
+        config.stages = options.local_stages;
         let local_stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = local::serve(listener, config, local_stop.cancelled_owned()).await {

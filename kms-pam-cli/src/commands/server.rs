@@ -11,7 +11,6 @@ use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
 use kms_pam::kms::client::KmsClient;
 use kms_pam::kms::server::{Server, ServerConfig};
-use kms_pam::proxy::NoHooks;
 use kms_pam::Secret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -100,16 +99,12 @@ async fn dev_gateway(
     admin_token_path: &Path,
 ) -> anyhow::Result<KmsGateway> {
     let enroll_token = enrollment_token(kms_url, admin_token_path).await?;
-    Ok(KmsGateway {
-        kms_url: kms_url.to_owned(),
-        name: DEV_GATEWAY.to_owned(),
-        data_dir: data_dir.join("gateway"),
-        advertise: gateway_addr.to_owned(),
-        enroll_token,
-        audit: Arc::new(JsonLinesSink::open(&data_dir.join("audit.jsonl")).await?),
-        hooks: Arc::new(NoHooks),
-        metrics_listener: None,
-    })
+    let audit = Arc::new(JsonLinesSink::open(&data_dir.join("audit.jsonl")).await?);
+    Ok(
+        KmsGateway::new(kms_url, DEV_GATEWAY, data_dir.join("gateway"), gateway_addr)
+            .with_enroll_token(enroll_token)
+            .with_audit(audit),
+    )
 }
 
 /// The gateway `dev` needs an enrollment token only until it has enrolled once.

@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod broker;
 mod watch;
 
 use std::io;
@@ -35,14 +36,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use broker::SessionBroker;
 pub use watch::SessionEnd;
 
 use crate::kms::api::{CreateSession, CreatedSession, SessionView};
-use crate::kms::client::{KmsClient, KmsError};
+use crate::kms::client::KmsError;
 use crate::kube::kubeconfig::{
     context_name, InstalledKubeconfig, KubeconfigError, KubeconfigTarget, SessionKubeconfig,
 };
 use crate::local::{self, LocalProxyConfig, LocalProxyError};
+use crate::proxy::ProxyHooks;
 use crate::secret::Secret;
 use crate::session::{SessionId, SessionStatus};
 use crate::tls::{LocalServingCert, SessionKey, TlsError};
@@ -52,7 +55,8 @@ use crate::transport::tls::TlsConnector;
 const PROXY_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What to open a session for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct AccessRequest {
     /// PAM resource (cluster).
     pub resource: String,
@@ -68,6 +72,22 @@ pub struct AccessRequest {
     /// [`AccessSession::server_url`], [`AccessSession::local_ca_pem`] and
     /// [`AccessSession::local_token`] itself).
     pub kubeconfig: Option<KubeconfigTarget>,
+    /// Stages the local proxy runs before a request leaves this machine.
+    pub stages: Vec<Arc<dyn ProxyHooks>>,
+}
+
+impl std::fmt::Debug for AccessRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessRequest")
+            .field("resource", &self.resource)
+            .field("account", &self.account)
+            .field("duration", &self.duration)
+            .field("reason", &self.reason)
+            .field("port", &self.port)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("stages", &self.stages.len())
+            .finish()
+    }
 }
 
 impl AccessRequest {
@@ -84,7 +104,33 @@ impl AccessRequest {
             reason: None,
             port: 0,
             kubeconfig: None,
+            stages: Vec::new(),
         }
+    }
+
+    /// With a reason, for the audit trail.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Serves the local proxy on this loopback port (0: any free one).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Writes the session kubeconfig to `target`.
+    pub fn with_kubeconfig(mut self, target: KubeconfigTarget) -> Self {
+        self.kubeconfig = Some(target);
+        self
+    }
+
+    /// Adds a stage the local proxy runs before a request leaves this machine (e.g. refusing a
+    /// verb locally).
+    pub fn with_stage(mut self, stage: Arc<dyn ProxyHooks>) -> Self {
+        self.stages.push(stage);
+        self
     }
 }
 
@@ -130,7 +176,7 @@ pub struct AccessSummary {
 /// dropping it instead stops the proxy, removes the kubeconfig and ends the session in the
 /// background, best effort.
 pub struct AccessSession {
-    client: KmsClient,
+    broker: Arc<dyn SessionBroker>,
     session: SessionView,
     gateway_address: String,
     local_addr: SocketAddr,
@@ -147,12 +193,17 @@ pub struct AccessSession {
     started: Instant,
 }
 
-/// Requests a session, starts the local proxy and writes the kubeconfig. If anything fails after
-/// the KMS granted the session, the session is ended again before the error is returned.
-pub async fn open_session(
-    client: &KmsClient,
+/// Requests a session from `broker` (a [`crate::kms::client::KmsClient`], or a control plane of
+/// your own), starts the local proxy and writes the kubeconfig. If anything fails after the
+/// broker granted the session, the session is ended again before the error is returned.
+pub async fn open_session<B>(
+    broker: &B,
     request: AccessRequest,
-) -> Result<AccessSession, AccessError> {
+) -> Result<AccessSession, AccessError>
+where
+    B: SessionBroker + Clone,
+{
+    let broker: Arc<dyn SessionBroker> = Arc::new(broker.clone());
     let duration_secs = request.duration.as_secs();
     if duration_secs == 0 {
         return Err(AccessError::Invalid(
@@ -164,7 +215,7 @@ pub async fn open_session(
     let listen_error = |source| AccessError::Listen { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
     let (key, csr) = SessionKey::generate()?;
-    let created = client
+    let created = broker
         .create_session(&CreateSession {
             resource: request.resource.clone(),
             account: request.account.clone(),
@@ -174,10 +225,10 @@ pub async fn open_session(
         })
         .await?;
     let id = created.session.session.id.clone();
-    match start(client, listener, &key, created, &request) {
+    match start(broker.clone(), listener, &key, created, request) {
         Ok(access) => Ok(access),
         Err(error) => {
-            if let Err(end_error) = client.end_session(&id).await {
+            if let Err(end_error) = broker.end_session(&id).await {
                 tracing::warn!(session = %id, error = %end_error, "could not end the session after a failed start");
             }
             Err(error)
@@ -187,11 +238,11 @@ pub async fn open_session(
 
 /// Everything after the KMS said yes; must not leave anything running when it fails.
 fn start(
-    client: &KmsClient,
+    broker: Arc<dyn SessionBroker>,
     listener: TcpListener,
     key: &SessionKey,
     created: CreatedSession,
-    request: &AccessRequest,
+    request: AccessRequest,
 ) -> Result<AccessSession, AccessError> {
     let local_addr = listener
         .local_addr()
@@ -224,11 +275,8 @@ fn start(
 
     let stop = CancellationToken::new();
     let proxy_done = CancellationToken::new();
-    let config = LocalProxyConfig {
-        local_token: local_token.clone(),
-        tls,
-        transport: Arc::new(connector),
-    };
+    let mut config = LocalProxyConfig::new(local_token.clone(), tls, Arc::new(connector));
+    config.stages = request.stages;
     let (shutdown, done) = (stop.clone().cancelled_owned(), proxy_done.clone());
     let proxy = tokio::spawn(async move {
         let result = local::serve(listener, config, shutdown).await;
@@ -236,7 +284,7 @@ fn start(
         result
     });
     Ok(AccessSession {
-        client: client.clone(),
+        broker,
         session: created.session,
         gateway_address: created.gateway_address,
         local_addr,
@@ -345,14 +393,14 @@ impl AccessSession {
 
     /// Ends the session; one that already ended (expiry, termination) is reported as it is.
     async fn end_in_kms(&self) -> Result<SessionView, AccessError> {
-        match self.client.end_session(self.id()).await {
+        match self.broker.end_session(self.id()).await {
             Ok(view) => Ok(view),
-            Err(error @ KmsError::Api { .. }) => match self.client.get_session(self.id()).await {
-                Ok(detail) if detail.session.session.status != SessionStatus::Active => {
-                    Ok(detail.session)
+            Err(error @ KmsError::Api { .. }) => {
+                match self.broker.session_status(self.id()).await {
+                    Ok(view) if view.session.status != SessionStatus::Active => Ok(view),
+                    _ => Err(error.into()),
                 }
-                _ => Err(error.into()),
-            },
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -381,9 +429,9 @@ impl Drop for AccessSession {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (client, id) = (self.client.clone(), self.id().clone());
+            let (broker, id) = (self.broker.clone(), self.id().clone());
             runtime.spawn(async move {
-                if let Err(e) = client.end_session(&id).await {
+                if let Err(e) = broker.end_session(&id).await {
                     tracing::warn!(session = %id, error = %e, "could not end the session");
                 }
             });

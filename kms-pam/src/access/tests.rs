@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::*;
 use crate::kms::api::CreateSession;
+use crate::kms::client::KmsClient;
 use crate::session::Session;
 use crate::tls::{CertificateAuthority, SessionCertSpec};
 

@@ -68,8 +68,7 @@ impl AccessSession {
 
     async fn poll_once(&self) -> Result<Option<SessionEnd>, crate::kms::client::KmsError> {
         tokio::time::sleep(POLL_INTERVAL).await;
-        let detail = self.client.get_session(self.id()).await?;
-        let view = detail.session;
+        let view = self.broker.session_status(self.id()).await?;
         Ok(match view.session.status {
             SessionStatus::Active => None,
             SessionStatus::Expired => Some(SessionEnd::Expired),

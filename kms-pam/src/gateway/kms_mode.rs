@@ -20,7 +20,7 @@ use crate::kms::api::EnrollGateway;
 use crate::kms::client::KmsClient;
 use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
 use crate::metrics::Refresh;
-use crate::proxy::ProxyHooks;
+use crate::proxy::Pipeline;
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
 
@@ -38,6 +38,7 @@ const SPOOL_DIR: &str = "spool";
 const FINAL_DELIVERY: Duration = Duration::from_secs(5);
 
 /// A KMS-run gateway's settings.
+#[non_exhaustive]
 pub struct KmsGateway {
     /// KMS base URL.
     pub kms_url: String,
@@ -52,10 +53,69 @@ pub struct KmsGateway {
     /// Audit sink, besides the spool that delivers every event to KMS (it receives the events
     /// unchained).
     pub audit: Arc<dyn AuditSink>,
-    /// Embedder hooks.
-    pub hooks: Arc<dyn ProxyHooks>,
+    /// Stages, upstream client, observers and recording settings.
+    pub pipeline: Pipeline,
     /// Serve `/healthz` and `/metrics` here, if set.
     pub metrics_listener: Option<TcpListener>,
+}
+
+impl KmsGateway {
+    /// A gateway named `name` of the KMS at `kms_url`, keeping its identity in `data_dir` and
+    /// advertising `advertise` to CLIs; no extra audit sink, the default [`Pipeline`], no metrics
+    /// endpoint, no enrollment token (set one for the first run).
+    pub fn new(
+        kms_url: impl Into<String>,
+        name: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        advertise: impl Into<String>,
+    ) -> Self {
+        Self {
+            kms_url: kms_url.into(),
+            name: name.into(),
+            data_dir: data_dir.into(),
+            advertise: advertise.into(),
+            enroll_token: None,
+            audit: Arc::new(crate::audit::NullAuditSink),
+            pipeline: Pipeline::default(),
+            metrics_listener: None,
+        }
+    }
+
+    /// Enrolls with this one-time token if the data dir holds no identity yet.
+    pub fn with_enroll_token(mut self, token: Option<String>) -> Self {
+        self.enroll_token = token;
+        self
+    }
+
+    /// Also writes the audit events to `audit` (besides the spool that delivers them to KMS).
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// Runs `pipeline` instead of the default one.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
+    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
+        self.metrics_listener = listener;
+        self
+    }
+}
+
+impl std::fmt::Debug for KmsGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsGateway")
+            .field("kms_url", &self.kms_url)
+            .field("name", &self.name)
+            .field("data_dir", &self.data_dir)
+            .field("advertise", &self.advertise)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The identity kept in the data dir.
@@ -94,15 +154,16 @@ where
     }
     let tracking = Tracking::start(&config.data_dir, &client).await?;
     let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
-    let gateway = MtlsGateway {
-        name: config.name,
-        tls: identity.tls,
-        sessions: KmsSessionManager::start(client.clone()),
-        credentials: Arc::new(KmsCredentialStore::new(client.clone())),
-        audit: Arc::new(TeeAuditSink::new(vec![tracking.sink.clone(), config.audit])),
-        hooks: config.hooks,
-        metrics_listener: config.metrics_listener,
-    };
+    let audit = Arc::new(TeeAuditSink::new(vec![tracking.sink.clone(), config.audit]));
+    let mut gateway = MtlsGateway::new(
+        config.name,
+        identity.tls,
+        KmsSessionManager::start(client.clone()),
+        Arc::new(KmsCredentialStore::new(client.clone())),
+        audit,
+    )
+    .with_pipeline(config.pipeline);
+    gateway.metrics_listener = config.metrics_listener;
     let refresh = tracking.refresh();
     // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
     let outcome = super::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;

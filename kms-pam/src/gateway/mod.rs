@@ -15,28 +15,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use registry::SessionRegistry;
+use registry::SessionRegistry;
 
 use crate::audit::AuditSink;
 use crate::credential::CredentialStore;
-use crate::metrics::GatewayMetrics;
-use crate::proxy::{rescue, GatewayProxy, ProxyHooks};
+use crate::proxy::{rescue, GatewayProxy, Pipeline};
 use crate::session::SessionManager;
 use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor};
 
-/// How long open requests get to finish when a session is cut or the gateway stops, before their
-/// connections are closed.
-const DRAIN: Duration = Duration::from_millis(500);
+/// How long upgraded streams (exec, attach) get at shutdown to end and write their last audit
+/// events before the audit sink is flushed.
+const SPLICE_GRACE: Duration = Duration::from_secs(2);
 
-/// Streams per tunnel connection: one kubectl can hold thousands of watches open over one tunnel.
-const MAX_STREAMS_PER_TUNNEL: u32 = 65_536;
-
-/// What a gateway is made of.
+/// What a gateway is made of: its name, the three traits it depends on, and its request
+/// [`Pipeline`].
+#[non_exhaustive]
 pub struct GatewayConfig {
     /// This gateway's name; sessions bound to another gateway are refused.
     pub name: String,
@@ -46,10 +42,42 @@ pub struct GatewayConfig {
     pub credentials: Arc<dyn CredentialStore>,
     /// Where audit events go.
     pub audit: Arc<dyn AuditSink>,
-    /// Embedder hooks.
-    pub hooks: Arc<dyn ProxyHooks>,
-    /// Counters and gauges (serve them with [`crate::metrics::serve`]).
-    pub metrics: Arc<GatewayMetrics>,
+    /// Stages, upstream client, observers and recording settings.
+    pub pipeline: Pipeline,
+}
+
+impl GatewayConfig {
+    /// A gateway named `name` with the default [`Pipeline`] (built-in stages only, pooled HTTPS
+    /// upstream, no observer).
+    pub fn new(
+        name: impl Into<String>,
+        sessions: Arc<dyn SessionManager>,
+        credentials: Arc<dyn CredentialStore>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            sessions,
+            credentials,
+            audit,
+            pipeline: Pipeline::default(),
+        }
+    }
+
+    /// Runs `pipeline` instead of the default one.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("name", &self.name)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Errors that stop a gateway.
@@ -65,7 +93,8 @@ pub enum GatewayError {
 }
 
 /// Serves tunnels from `acceptor` until `shutdown` resolves (or the acceptor closes), then stops
-/// accepting, gives open requests a moment, closes what is left and flushes the audit sink.
+/// accepting, gives open requests a moment, closes what is left, waits briefly for upgraded
+/// streams to write their last audit events and flushes the audit sink.
 pub async fn serve<A, F>(
     mut acceptor: A,
     config: GatewayConfig,
@@ -80,13 +109,10 @@ where
         config.sessions,
         config.credentials,
         config.audit.clone(),
-        config.metrics.clone(),
+        config.pipeline.observer.clone(),
+        config.pipeline.connector.clone(),
     );
-    let proxy = Arc::new(GatewayProxy::new(
-        config.audit.clone(),
-        config.metrics.clone(),
-        config.hooks,
-    ));
+    let proxy = Arc::new(GatewayProxy::new(config.pipeline, config.audit.clone()));
     let stopping = CancellationToken::new();
     let tasks = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -106,6 +132,7 @@ where
     stopping.cancel();
     tasks.close();
     tasks.wait().await;
+    proxy.wait_splices(SPLICE_GRACE).await;
     if let Err(e) = config.audit.flush().await {
         tracing::error!(error = %e, "audit flush at shutdown failed");
     }
@@ -119,18 +146,23 @@ async fn serve_tunnel(
     stopping: CancellationToken,
 ) {
     let peer = tunnel.peer;
-    let io = TokioIo::new(tunnel.io);
     match registry.attach(&peer).await {
         Ok(session) => {
-            let cut = session.deadline.token().clone();
+            let cut = session.deadline().token().clone();
             let service = service_fn(move |request| {
                 let (proxy, session) = (proxy.clone(), session.clone());
                 async move { Ok::<_, Infallible>(proxy.handle(&session, request).await) }
             });
-            drive(io, service, [cut, stopping]).await;
+            let stop = async move {
+                tokio::select! {
+                    () = cut.cancelled() => {}
+                    () = stopping.cancelled() => {}
+                }
+            };
+            crate::conn::serve_http(tunnel.io, service, stop).await;
         }
         Err(refusal) => {
-            registry.metrics().tunnel_refused();
+            registry.observer().tunnel_refused();
             tracing::warn!(session = %peer.session_id, remote = ?peer.remote_addr,
                 reason = %refusal, "tunnel refused");
             let refusal = Arc::new(refusal);
@@ -138,43 +170,7 @@ async fn serve_tunnel(
                 let response = rescue(&refusal, request.uri().path());
                 async move { Ok::<_, Infallible>(response) }
             });
-            drive(io, service, [stopping.clone(), stopping]).await;
+            crate::conn::serve_http(tunnel.io, service, stopping.cancelled_owned()).await;
         }
     }
-}
-
-/// Serves one tunnel connection (HTTP/2, or HTTP/1.1 with upgrades) until it closes or one of
-/// `stop` fires; then drains it briefly and drops it.
-async fn drive<S>(io: TokioIo<crate::transport::BoxedIo>, service: S, stop: [CancellationToken; 2])
-where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::proxy::ProxyBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(crate::proxy::http2::STREAM_WINDOW)
-        .initial_connection_window_size(crate::proxy::http2::CONNECTION_WINDOW)
-        .max_concurrent_streams(MAX_STREAMS_PER_TUNNEL);
-    let connection = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(connection);
-    let [a, b] = stop;
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "tunnel connection ended");
-            }
-            return;
-        }
-        () = a.cancelled() => {}
-        () = b.cancelled() => {}
-    }
-    connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(DRAIN, connection).await;
 }

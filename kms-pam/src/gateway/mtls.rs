@@ -11,12 +11,14 @@ use super::{GatewayConfig, GatewayError};
 use crate::audit::AuditSink;
 use crate::credential::CredentialStore;
 use crate::metrics::{GatewayMetrics, Refresh};
-use crate::proxy::ProxyHooks;
+use crate::proxy::Pipeline;
 use crate::session::SessionManager;
 use crate::tls::{tunnel_server_config, PrivateKeyPem, TUNNEL_ALPN};
 use crate::transport::tls::TlsTunnelAcceptor;
 
 /// The gateway's TLS identity.
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct GatewayTls {
     /// The KMS CA (PEM): session certificates must chain to it.
     pub ca_pem: String,
@@ -26,22 +28,65 @@ pub struct GatewayTls {
     pub key: PrivateKeyPem,
 }
 
+impl GatewayTls {
+    /// An identity from PEM texts.
+    pub fn new(ca_pem: impl Into<String>, cert_pem: impl Into<String>, key: PrivateKeyPem) -> Self {
+        Self {
+            ca_pem: ca_pem.into(),
+            cert_pem: cert_pem.into(),
+            key,
+        }
+    }
+}
+
 /// Everything a mutual-TLS gateway is made of.
+#[non_exhaustive]
 pub struct MtlsGateway {
-    /// Gateway name.
-    pub name: String,
+    /// The gateway itself: name, traits, pipeline.
+    pub config: GatewayConfig,
     /// TLS identity.
     pub tls: GatewayTls,
-    /// Session source.
-    pub sessions: Arc<dyn SessionManager>,
-    /// Credential source.
-    pub credentials: Arc<dyn CredentialStore>,
-    /// Audit sink.
-    pub audit: Arc<dyn AuditSink>,
-    /// Embedder hooks.
-    pub hooks: Arc<dyn ProxyHooks>,
-    /// Serve `/healthz` and `/metrics` here, if set.
+    /// Serve `/healthz` and `/metrics` here, if set (the metrics are added to the pipeline's
+    /// observers).
     pub metrics_listener: Option<TcpListener>,
+}
+
+impl MtlsGateway {
+    /// A gateway named `name` on mutual TLS, with the default [`Pipeline`] and no metrics endpoint.
+    pub fn new(
+        name: impl Into<String>,
+        tls: GatewayTls,
+        sessions: Arc<dyn SessionManager>,
+        credentials: Arc<dyn CredentialStore>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Self {
+        Self {
+            config: GatewayConfig::new(name, sessions, credentials, audit),
+            tls,
+            metrics_listener: None,
+        }
+    }
+
+    /// Runs `pipeline` instead of the default one.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.config.pipeline = pipeline;
+        self
+    }
+
+    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+}
+
+impl std::fmt::Debug for MtlsGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtlsGateway")
+            .field("config", &self.config)
+            .field("metrics_listener", &self.metrics_listener)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Serves session tunnels on `listener` until `shutdown` resolves.
@@ -74,10 +119,12 @@ where
         &[TUNNEL_ALPN],
     )
     .map_err(|e| GatewayError::Config(format!("gateway TLS material: {e}")))?;
-    let acceptor = TlsTunnelAcceptor::new(listener, tls, gateway.name.clone());
-    let metrics = Arc::new(GatewayMetrics::new());
+    let mut config = gateway.config;
+    let acceptor = TlsTunnelAcceptor::new(listener, tls, config.name.clone());
     let stop = CancellationToken::new();
     if let Some(listener) = gateway.metrics_listener {
+        let metrics = Arc::new(GatewayMetrics::new());
+        config.pipeline = config.pipeline.with_observer(metrics.clone());
         let stats = acceptor.stats();
         let extra = refresh;
         let refresh: Refresh = Arc::new(move |m| {
@@ -95,14 +142,6 @@ where
             }
         });
     }
-    let config = GatewayConfig {
-        name: gateway.name,
-        sessions: gateway.sessions,
-        credentials: gateway.credentials,
-        audit: gateway.audit,
-        hooks: gateway.hooks,
-        metrics,
-    };
     let outcome = super::serve(acceptor, config, shutdown).await;
     stop.cancel();
     outcome

@@ -7,58 +7,60 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::OnceCell;
 
 use crate::audit::{AuditEvent, AuditEventKind, AuditSink};
-use crate::credential::{CredentialError, CredentialStore, Upstream};
-use crate::metrics::GatewayMetrics;
+use crate::credential::{CredentialError, CredentialStore};
+use crate::metrics::GatewayObserver;
 use crate::proxy::deadline::stopped_message;
-use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamClient};
+use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamConnector};
 use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
 use crate::transport::TunnelPeer;
 
 type Slot = Arc<OnceCell<Arc<GatewaySession>>>;
 
 /// Admits sessions and keeps them while they are active.
-pub struct SessionRegistry {
+pub(crate) struct SessionRegistry {
     gateway: String,
     sessions: Arc<dyn SessionManager>,
     credentials: Arc<dyn CredentialStore>,
     audit: Arc<dyn AuditSink>,
-    metrics: Arc<GatewayMetrics>,
+    observer: Arc<dyn GatewayObserver>,
+    connector: Arc<dyn UpstreamConnector>,
     active: Mutex<HashMap<SessionId, Slot>>,
-    upstreams: Mutex<HashMap<String, Arc<UpstreamClient>>>,
 }
 
 impl SessionRegistry {
     /// A registry for the gateway named `gateway`.
-    pub fn new(
+    pub(crate) fn new(
         gateway: String,
         sessions: Arc<dyn SessionManager>,
         credentials: Arc<dyn CredentialStore>,
         audit: Arc<dyn AuditSink>,
-        metrics: Arc<GatewayMetrics>,
+        observer: Arc<dyn GatewayObserver>,
+        connector: Arc<dyn UpstreamConnector>,
     ) -> Arc<Self> {
         Arc::new(Self {
             gateway,
             sessions,
             credentials,
             audit,
-            metrics,
+            observer,
+            connector,
             active: Mutex::default(),
-            upstreams: Mutex::default(),
         })
     }
 
     /// The number of sessions with a live entry.
-    pub fn active_sessions(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn active_sessions(&self) -> usize {
         lock(&self.active).len()
     }
 
-    /// The metrics this registry updates.
-    pub fn metrics(&self) -> &GatewayMetrics {
-        &self.metrics
+    /// The observer this registry notifies.
+    pub(crate) fn observer(&self) -> &dyn GatewayObserver {
+        &*self.observer
     }
 
     /// The session of an authenticated tunnel, admitting it on its first tunnel.
-    pub async fn attach(
+    pub(crate) async fn attach(
         self: &Arc<Self>,
         peer: &TunnelPeer,
     ) -> Result<Arc<GatewaySession>, ProxyError> {
@@ -67,7 +69,7 @@ impl SessionRegistry {
         let admitted = slot.get_or_try_init(|| self.admit(peer)).await;
         match admitted {
             Ok(session) => {
-                session.deadline.check()?;
+                session.deadline().check()?;
                 Ok(session.clone())
             }
             Err(error) => {
@@ -101,7 +103,7 @@ impl SessionRegistry {
             .credential(&session)
             .await
             .map_err(credential_error)?;
-        let upstream = self.upstream(&credential.upstream)?;
+        let upstream = self.connector.connect(&credential.upstream)?;
         let expires_at = peer
             .not_after
             .map_or(session.expires_at, |t| t.min(session.expires_at));
@@ -116,7 +118,7 @@ impl SessionRegistry {
                 gateway: session.gateway.clone(),
             },
         );
-        self.metrics.session(1);
+        self.observer.session_admitted();
         tracing::info!(session = %id, user = %session.user, resource = %session.resource,
             account = %session.account, "session admitted");
 
@@ -133,17 +135,17 @@ impl SessionRegistry {
                 registry.forget(&watched_id, status).await;
             }
         });
-        Ok(Arc::new(GatewaySession {
+        Ok(Arc::new(GatewaySession::with_deadline(
             session,
-            token: credential.token,
+            credential.token,
             upstream,
             deadline,
-        }))
+        )))
     }
 
     async fn forget(&self, id: &SessionId, status: SessionStatus) {
         lock(&self.active).remove(id);
-        self.metrics.session(-1);
+        self.observer.session_released();
         tracing::info!(session = %id, %status, "session stopped; its streams are cut");
         self.record(id, AuditEventKind::SessionEnded { status });
         if let Err(e) = self.audit.flush().await {
@@ -155,16 +157,6 @@ impl SessionRegistry {
         if let Err(e) = self.audit.record(AuditEvent::now(id.clone(), kind)) {
             tracing::error!(session = %id, error = %e, "audit event not recorded");
         }
-    }
-
-    /// One pooled client per distinct upstream (URL and TLS settings), shared across sessions.
-    fn upstream(&self, upstream: &Upstream) -> Result<Arc<UpstreamClient>, ProxyError> {
-        let key = serde_json::to_string(upstream).unwrap_or_else(|_| upstream.url.to_string());
-        if let Some(client) = lock(&self.upstreams).get(&key) {
-            return Ok(client.clone());
-        }
-        let client = Arc::new(UpstreamClient::new(upstream)?);
-        Ok(lock(&self.upstreams).entry(key).or_insert(client).clone())
     }
 }
 

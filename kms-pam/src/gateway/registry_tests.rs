@@ -69,6 +69,7 @@ fn registry(
         Arc::new(credentials),
         Arc::new(audit),
         Arc::new(GatewayMetrics::new()),
+        Arc::new(crate::proxy::PooledConnector::new()),
     )
 }
 
@@ -118,7 +119,7 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
     let registry = registry(sessions, credentials, audit);
 
     let admitted = registry.attach(&peer()).await.expect("admitted");
-    assert!(admitted.deadline.check().is_ok());
+    assert!(admitted.deadline().check().is_ok());
     // A second tunnel of the same session reuses the admission (one credential fetch).
     registry.attach(&peer()).await.expect("second tunnel");
 
@@ -126,11 +127,14 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
     status.send_replace(SessionStatus::Terminated);
     tokio::time::timeout(
         Duration::from_secs(5),
-        admitted.deadline.token().cancelled(),
+        admitted.deadline().token().cancelled(),
     )
     .await
     .expect("the session was cut on the notification");
-    assert_eq!(admitted.deadline.stopped(), Some(SessionStatus::Terminated));
+    assert_eq!(
+        admitted.deadline().stopped(),
+        Some(SessionStatus::Terminated)
+    );
     // Give the watcher its moment to forget the session, then a new tunnel is refused.
     for _ in 0..50 {
         if registry.active_sessions() == 0 {
@@ -138,7 +142,7 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let refused = registry.attach(&peer()).await.err().expect("refused");
+    let refused = registry.attach(&peer()).await.expect_err("refused");
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(refused.message().contains("terminated"), "{refused}");
 }
@@ -158,7 +162,7 @@ async fn an_unreachable_credential_store_refuses_with_502_and_admits_nothing() {
     let registry = registry(sessions, credentials, quiet_audit());
     for _ in 0..2 {
         // Not cached: the next tunnel asks again.
-        let error = registry.attach(&peer()).await.err().expect("refused");
+        let error = registry.attach(&peer()).await.expect_err("refused");
         assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
         assert!(error.message().contains("KMS timed out"), "{error}");
     }
@@ -174,7 +178,7 @@ async fn a_session_bound_elsewhere_never_fetches_the_credential() {
     let mut credentials = MockCredentialStore::new();
     credentials.expect_credential().never();
     let registry = registry(sessions, credentials, quiet_audit());
-    let error = registry.attach(&peer()).await.err().expect("refused");
+    let error = registry.attach(&peer()).await.expect_err("refused");
     assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
     assert!(error.message().contains("other-gw"), "{error}");
 }
@@ -190,7 +194,7 @@ async fn a_manager_that_cannot_answer_fails_closed() {
     let mut credentials = MockCredentialStore::new();
     credentials.expect_credential().never();
     let registry = registry(sessions, credentials, quiet_audit());
-    let error = registry.attach(&peer()).await.err().expect("refused");
+    let error = registry.attach(&peer()).await.expect_err("refused");
     assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
     assert!(
         error.message().contains("cannot check the session"),

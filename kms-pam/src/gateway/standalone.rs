@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use super::mtls::{GatewayTls, MtlsGateway};
 use super::GatewayError;
 use crate::audit::AuditSink;
-use crate::proxy::ProxyHooks;
+use crate::proxy::Pipeline;
 
 use crate::credential::{MemoryCredentialStore, Upstream};
 use crate::secret::Secret;
@@ -213,13 +213,45 @@ pub fn load(path: &Path) -> Result<Standalone, StandaloneError> {
 }
 
 /// Options of a standalone gateway beyond its file.
+#[non_exhaustive]
 pub struct StandaloneOptions {
     /// Where audit events go.
     pub audit: Arc<dyn AuditSink>,
-    /// Embedder hooks.
-    pub hooks: Arc<dyn ProxyHooks>,
+    /// Stages, upstream client, observers and recording settings.
+    pub pipeline: Pipeline,
     /// Serve `/healthz` and `/metrics` here, if set.
     pub metrics_listener: Option<TcpListener>,
+}
+
+impl StandaloneOptions {
+    /// Audit to `audit`, with the default [`Pipeline`] and no metrics endpoint.
+    pub fn new(audit: Arc<dyn AuditSink>) -> Self {
+        Self {
+            audit,
+            pipeline: Pipeline::default(),
+            metrics_listener: None,
+        }
+    }
+
+    /// Runs `pipeline` instead of the default one.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
+    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
+        self.metrics_listener = listener;
+        self
+    }
+}
+
+impl std::fmt::Debug for StandaloneOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandaloneOptions")
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs a standalone gateway: mutual TLS on `listener`, sessions and credentials from the file,
@@ -233,19 +265,16 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
-    let gateway = MtlsGateway {
-        name: standalone.name,
-        tls: GatewayTls {
-            ca_pem: standalone.ca_pem,
-            cert_pem: standalone.cert_pem,
-            key: standalone.key,
-        },
-        sessions: Arc::new(standalone.sessions),
-        credentials: Arc::new(standalone.credentials),
-        audit: options.audit,
-        hooks: options.hooks,
-        metrics_listener: options.metrics_listener,
-    };
+    let tls = GatewayTls::new(standalone.ca_pem, standalone.cert_pem, standalone.key);
+    let mut gateway = MtlsGateway::new(
+        standalone.name,
+        tls,
+        Arc::new(standalone.sessions),
+        Arc::new(standalone.credentials),
+        options.audit,
+    )
+    .with_pipeline(options.pipeline);
+    gateway.metrics_listener = options.metrics_listener;
     super::mtls::serve(listener, gateway, shutdown).await
 }
 

@@ -18,8 +18,7 @@ use super::client::{KmsClient, KmsError};
 use crate::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
 use crate::secret::Secret;
 use crate::session::{
-    EndCause, NewSession, Session, SessionError, SessionId, SessionManager, SessionStatus,
-    SessionWatch,
+    Session, SessionError, SessionId, SessionManager, SessionStatus, SessionWatch,
 };
 use crate::tls::UpstreamTls;
 
@@ -114,12 +113,6 @@ fn session_error(id: &SessionId, e: KmsError) -> SessionError {
 
 #[async_trait]
 impl SessionManager for KmsSessionManager {
-    async fn create(&self, _new: NewSession) -> Result<Session, SessionError> {
-        Err(SessionError::Invalid(
-            "a gateway cannot create sessions; KMS does".into(),
-        ))
-    }
-
     async fn get(&self, id: &SessionId) -> Result<Session, SessionError> {
         let view = self
             .client
@@ -127,12 +120,6 @@ impl SessionManager for KmsSessionManager {
             .await
             .map_err(|e| session_error(id, e))?;
         Ok(view.session)
-    }
-
-    async fn end(&self, id: &SessionId, _cause: EndCause) -> Result<Session, SessionError> {
-        Err(SessionError::Invalid(format!(
-            "a gateway cannot end session {id}; its user or an administrator does, through KMS"
-        )))
     }
 
     async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError> {

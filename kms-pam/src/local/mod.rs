@@ -10,23 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::proxy::LocalProxy;
+use crate::proxy::{LocalProxy, ProxyHooks};
 use crate::secret::Secret;
 use crate::transport::GatewayTransport;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open requests get to finish at shutdown.
-const DRAIN: Duration = Duration::from_millis(500);
 
 /// What the loopback proxy needs.
+#[non_exhaustive]
 pub struct LocalProxyConfig {
     /// The bearer token written into the session kubeconfig.
     pub local_token: Secret,
@@ -34,6 +31,38 @@ pub struct LocalProxyConfig {
     pub tls: Arc<rustls::ServerConfig>,
     /// How to reach the gateway for this session.
     pub transport: Arc<dyn GatewayTransport>,
+    /// Stages run before a request leaves this machine (e.g. to refuse a verb locally).
+    pub stages: Vec<Arc<dyn ProxyHooks>>,
+}
+
+impl LocalProxyConfig {
+    /// A proxy demanding `local_token`, serving `tls`, forwarding through `transport`.
+    pub fn new(
+        local_token: Secret,
+        tls: Arc<rustls::ServerConfig>,
+        transport: Arc<dyn GatewayTransport>,
+    ) -> Self {
+        Self {
+            local_token,
+            tls,
+            transport,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Adds a stage run after the local-token check, before the tunnel.
+    pub fn with_stage(mut self, stage: Arc<dyn ProxyHooks>) -> Self {
+        self.stages.push(stage);
+        self
+    }
+}
+
+impl std::fmt::Debug for LocalProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalProxyConfig")
+            .field("stages", &self.stages.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Errors that stop the loopback proxy.
@@ -61,24 +90,18 @@ where
     if !addr.ip().is_loopback() {
         return Err(LocalProxyError::NotLoopback(addr));
     }
-    let proxy = Arc::new(LocalProxy::new(config.local_token, config.transport));
+    let proxy = config.stages.into_iter().fold(
+        LocalProxy::new(config.local_token, config.transport),
+        |p, s| p.with_stage(s),
+    );
+    let proxy = Arc::new(proxy);
     let acceptor = TlsAcceptor::from(config.tls);
     let stopping = CancellationToken::new();
     let tasks = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Per-connection errors (EMFILE, aborted handshakes) must not stop the proxy.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
+            (tcp, peer) = crate::conn::accept(&listener, "local proxy") => {
                 let (acceptor, proxy, stopping) = (acceptor.clone(), proxy.clone(), stopping.clone());
                 tasks.spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -106,26 +129,7 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move { Ok::<_, Infallible>(proxy.handle(request).await) }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(crate::proxy::http2::STREAM_WINDOW)
-        .initial_connection_window_size(crate::proxy::http2::CONNECTION_WINDOW)
-        .max_concurrent_streams(65_536);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "client connection ended");
-            }
-            return;
-        }
-        () = stopping.cancelled() => {}
-    }
-    connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(DRAIN, connection).await;
+    crate::conn::serve_http(tls, service, stopping.cancelled_owned()).await;
 }
 
 #[cfg(test)]
@@ -138,11 +142,11 @@ mod tests {
         let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
         let (gateway, _acceptor) = memory_gateway();
         let cert = crate::tls::LocalServingCert::generate(Duration::from_secs(60)).expect("cert");
-        let config = LocalProxyConfig {
-            local_token: Secret::random(32),
-            tls: cert.server_config().expect("tls"),
-            transport: Arc::new(gateway.connector(crate::session::SessionId::new("s"))),
-        };
+        let config = LocalProxyConfig::new(
+            Secret::random(32),
+            cert.server_config().expect("tls"),
+            Arc::new(gateway.connector(crate::session::SessionId::new("s"))),
+        );
         let result = serve(listener, config, std::future::ready(())).await;
         assert!(
             matches!(result, Err(LocalProxyError::NotLoopback(addr)) if addr.ip().is_unspecified()),

@@ -29,13 +29,7 @@ where
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
+            accepted = crate::conn::accept(&listener, "metrics") => accepted,
             () = &mut shutdown => return Ok(()),
         };
         let (metrics, refresh) = (metrics.clone(), refresh.clone());

@@ -1,6 +1,7 @@
 //! Prometheus metrics of a gateway, and the small HTTP endpoint serving them with `/healthz`.
 
 mod endpoint;
+mod observer;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use endpoint::{serve, Refresh};
+pub(crate) use observer::Observers;
+pub use observer::{GatewayObserver, NoObserver};
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -17,7 +20,8 @@ struct RequestLabels {
     code: &'static str,
 }
 
-/// The gateway's counters and gauges. Cheap to update from the request path (atomics).
+/// The gateway's counters and gauges, as a [`GatewayObserver`]. Cheap to update from the request
+/// path (atomics).
 pub struct GatewayMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -123,7 +127,7 @@ impl GatewayMetrics {
     }
 
     /// Counts a finished request.
-    pub fn request_finished(&self, status: u16, bytes_in: u64, bytes_out: u64) {
+    fn count_request(&self, status: u16, bytes_in: u64, bytes_out: u64) {
         let code = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -134,26 +138,6 @@ impl GatewayMetrics {
         self.requests.get_or_create(&RequestLabels { code }).inc();
         self.bytes_in.inc_by(bytes_in);
         self.bytes_out.inc_by(bytes_out);
-    }
-
-    /// A stream opened (`+1`) or closed (`-1`).
-    pub fn stream(&self, delta: i64) {
-        self.active_streams.inc_by(delta);
-    }
-
-    /// A session was admitted (`+1`) or stopped (`-1`).
-    pub fn session(&self, delta: i64) {
-        self.active_sessions.inc_by(delta);
-    }
-
-    /// A tunnel was refused.
-    pub fn tunnel_refused(&self) {
-        self.tunnels_refused.inc();
-    }
-
-    /// A sink refused an audit event.
-    pub fn audit_dropped(&self) {
-        self.audit_dropped.inc();
     }
 
     /// Sets the spool depth.
@@ -180,6 +164,30 @@ impl GatewayMetrics {
     }
 }
 
+impl GatewayObserver for GatewayMetrics {
+    fn request_finished(&self, status: u16, bytes_in: u64, bytes_out: u64) {
+        self.count_request(status, bytes_in, bytes_out);
+    }
+    fn stream_opened(&self) {
+        self.active_streams.inc();
+    }
+    fn stream_closed(&self) {
+        self.active_streams.dec();
+    }
+    fn session_admitted(&self) {
+        self.active_sessions.inc();
+    }
+    fn session_released(&self) {
+        self.active_sessions.dec();
+    }
+    fn tunnel_refused(&self) {
+        self.tunnels_refused.inc();
+    }
+    fn audit_event_dropped(&self) {
+        self.audit_dropped.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,8 +197,8 @@ mod tests {
         let m = GatewayMetrics::new();
         m.request_finished(200, 10, 2000);
         m.request_finished(502, 0, 120);
-        m.stream(1);
-        m.session(1);
+        m.stream_opened();
+        m.session_admitted();
         let text = m.encode();
         for needle in [
             "kms_pam_gateway_requests_total{code=\"2xx\"} 1",

@@ -1,82 +1,132 @@
 //! The gateway side of the engine: one request of an authenticated session, from the tunnel to the
 //! API server and back. The layers are assembled here, in the order docs/architecture.md draws:
-//! classify → audit start → session deadline → hooks → header policy → credential → upstream →
-//! hooks → audit tap (bytes, end) → client; errors become a `Status` in [`rescue`] only.
+//! classify → audit start → first stages → session check → stages → header policy + credential →
+//! upstream → stages' responses → audit tap (bytes, end) → client; errors become a `Status` in
+//! [`rescue_for`] only, and every stage's logging phase sees the outcome.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use tokio_util::task::TaskTracker;
 
-use super::body::{self, ProxyBody};
+use super::body::{self, BoxError, ProxyBody};
 use super::deadline::SessionDeadline;
 use super::error::{rescue_for, ProxyError};
 use super::headers;
-use super::hooks::{ProxyHooks, RequestContext};
+use super::hooks::{ProxySide, RequestContext, RequestOutcome};
+use super::pipeline::Pipeline;
 use super::stream::{splice, RequestBody, ResponseBody};
 use super::tap::RequestTap;
 use super::upstream::UpstreamClient;
-use crate::audit::recording::RecordingConfig;
 use crate::audit::{AuditEventKind, AuditSink, RequestStarted, StreamDetails};
 use crate::kube::RequestInfo;
-use crate::metrics::GatewayMetrics;
 use crate::secret::Secret;
-use crate::session::Session;
+use crate::session::{Session, SessionStatus};
 
 /// Everything the gateway holds for one active session.
 pub struct GatewaySession {
-    /// The session as KMS described it when the first tunnel arrived.
-    pub session: Session,
-    /// The account token, injected into every forwarded request.
-    pub token: Secret,
-    /// The API server of the session's resource.
-    pub upstream: Arc<UpstreamClient>,
-    /// When it stops.
-    pub deadline: Arc<SessionDeadline>,
+    session: Session,
+    token: Secret,
+    upstream: Arc<dyn UpstreamClient>,
+    deadline: Arc<SessionDeadline>,
 }
 
-/// Forwards the requests of authenticated sessions to their API servers.
+impl GatewaySession {
+    /// A session admitted to forward to `upstream` with the account's `token`, until its expiry
+    /// or [`GatewaySession::stop`].
+    pub fn new(session: Session, token: Secret, upstream: Arc<dyn UpstreamClient>) -> Self {
+        let deadline = SessionDeadline::new(session.id.clone(), session.expires_at);
+        Self::with_deadline(session, token, upstream, deadline)
+    }
+
+    pub(crate) fn with_deadline(
+        session: Session,
+        token: Secret,
+        upstream: Arc<dyn UpstreamClient>,
+        deadline: Arc<SessionDeadline>,
+    ) -> Self {
+        Self {
+            session,
+            token,
+            upstream,
+            deadline,
+        }
+    }
+
+    /// The session as KMS described it when its first tunnel arrived.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Stops the session here: later requests are refused, open streams are cut.
+    pub fn stop(&self, status: SessionStatus) {
+        self.deadline.end(status);
+    }
+
+    pub(crate) fn deadline(&self) -> &Arc<SessionDeadline> {
+        &self.deadline
+    }
+}
+
+impl std::fmt::Debug for GatewaySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewaySession")
+            .field("session", &self.session.id)
+            .field("stopped", &self.deadline.stopped())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Forwards the requests of authenticated sessions to their API servers through a [`Pipeline`].
 pub struct GatewayProxy {
     audit: Arc<dyn AuditSink>,
-    metrics: Arc<GatewayMetrics>,
-    hooks: Arc<dyn ProxyHooks>,
-    recording: RecordingConfig,
+    pipeline: Pipeline,
     next_request_id: AtomicU64,
+    /// Upgraded streams outlive their request; tracked so their last audit events are written
+    /// before the gateway flushes at shutdown.
+    splices: TaskTracker,
 }
 
 impl GatewayProxy {
-    /// An engine recording to `audit` and `metrics`, and calling `hooks`.
-    pub fn new(
-        audit: Arc<dyn AuditSink>,
-        metrics: Arc<GatewayMetrics>,
-        hooks: Arc<dyn ProxyHooks>,
-    ) -> Self {
+    /// An engine running `pipeline` and recording to `audit`.
+    pub fn new(pipeline: Pipeline, audit: Arc<dyn AuditSink>) -> Self {
         // Request ids only need to be unique within a session; a random start keeps them unique
         // across gateway restarts too.
         let mut seed = [0u8; 4];
         crate::secret::fill_random(&mut seed);
         Self {
             audit,
-            metrics,
-            hooks,
-            recording: RecordingConfig::default(),
+            pipeline,
             next_request_id: AtomicU64::new(u64::from(u32::from_le_bytes(seed)) << 32),
+            splices: TaskTracker::new(),
         }
     }
 
-    /// Records exec/attach streams with `config` instead of the default (1 MiB per stream).
-    pub fn with_recording(mut self, config: RecordingConfig) -> Self {
-        self.recording = config;
-        self
+    /// The pipeline this engine runs.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
-    /// Handles one request; never fails: errors are answered with a `Status`.
-    pub async fn handle(
+    /// Waits (at most `limit`) until every upgraded stream has ended and written its last audit
+    /// events; streams still open then are left to be cut with their connections.
+    pub(crate) async fn wait_splices(&self, limit: std::time::Duration) {
+        self.splices.close();
+        let _ = tokio::time::timeout(limit, self.splices.wait()).await;
+    }
+
+    /// Handles one request; never fails: errors are answered with a `Status`. Any body type
+    /// will do: hyper's `Incoming` from a tunnel, or `Full<Bytes>` in a test.
+    pub async fn handle<B>(
         &self,
         session: &GatewaySession,
-        request: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+        request: Request<B>,
+    ) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let (parts, body) = request.into_parts();
         let query = parts.uri.query();
         let info = RequestInfo::classify(&parts.method, parts.uri.path(), query);
@@ -84,7 +134,7 @@ impl GatewayProxy {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let tap = RequestTap::new(
             self.audit.clone(),
-            self.metrics.clone(),
+            self.pipeline.observer.clone(),
             session.session.id.clone(),
             request_id,
             stream,
@@ -93,36 +143,49 @@ impl GatewayProxy {
             request_id, &parts, &info,
         ))));
 
-        let ctx = RequestContext {
-            session: &session.session,
-            info: &info,
+        let mut ctx = RequestContext::new(
+            ProxySide::Gateway,
+            Some(&session.session),
+            &info,
             request_id,
-        };
+        );
         let body = body::boxed(RequestBody::new(body::boxed(body), tap.clone()));
         let discovery = crate::kube::is_discovery_path(parts.uri.path());
-        let (response, cut) = match self.forward(session, &ctx, parts, body, &tap).await {
-            Ok(response) => (response, Some(session.deadline.cut())),
+        let (response, cut) = match self.forward(session, &mut ctx, parts, body, &tap).await {
+            Ok(response) => {
+                self.log(&ctx, response.status(), None);
+                (response, Some(session.deadline.cut()))
+            }
             Err(error) => {
                 tracing::info!(session = %session.session.id, request = request_id,
                     status = error.status().as_u16(), error = %error, "request refused");
                 tap.set_error(error.message());
-                (rescue_for(&error, discovery), None)
+                let response = rescue_for(&error, discovery);
+                self.log(&ctx, response.status(), Some(&error));
+                (response, None)
             }
         };
         tap.set_status(response.status().as_u16());
         response.map(|b| body::boxed(ResponseBody::new(b, tap, cut).watch(stream)))
     }
 
+    fn log(&self, ctx: &RequestContext<'_>, status: StatusCode, error: Option<&ProxyError>) {
+        let outcome = RequestOutcome { status, error };
+        self.pipeline.first.on_logging(ctx, &outcome);
+        self.pipeline.stages.on_logging(ctx, &outcome);
+    }
+
     async fn forward(
         &self,
         session: &GatewaySession,
-        ctx: &RequestContext<'_>,
+        ctx: &mut RequestContext<'_>,
         mut parts: http::request::Parts,
         body: ProxyBody,
         tap: &Arc<RequestTap>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        self.pipeline.first.on_request(ctx, &mut parts).await?;
         session.deadline.check()?;
-        self.hooks.on_request(ctx, &mut parts).await?;
+        self.pipeline.stages.on_request(ctx, &mut parts).await?;
         let upgrade = headers::is_upgrade(&parts.headers);
         let query = upgrade
             .then(|| parts.uri.query().map(str::to_owned))
@@ -131,9 +194,8 @@ impl GatewayProxy {
         headers::strip_impersonation(&mut parts.headers);
         headers::inject_bearer(&mut parts.headers, &session.token)
             .map_err(|e| ProxyError::control_plane(e.to_string()))?;
-        // The client addressed the local proxy; the pool sets the API server's host.
+        // The client addressed the local proxy; the upstream client sets the API server's host.
         parts.headers.remove(header::HOST);
-        parts.uri = session.upstream.uri_for(parts.uri.path_and_query())?;
 
         let mut request = Request::from_parts(parts, body);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -148,10 +210,10 @@ impl GatewayProxy {
                     query.as_deref(),
                     response.headers(),
                 );
-                tap.start_recording(details, &self.recording)
+                tap.start_recording(details, &self.pipeline.recording)
             });
             let (tap, cut) = (tap.clone(), session.deadline.cut());
-            tokio::spawn(async move {
+            self.splices.spawn(async move {
                 match tokio::try_join!(client_upgrade, server_upgrade) {
                     Ok((client, server)) => splice(client, server, tap, Some(cut), recorder).await,
                     Err(e) => tap.set_error(format!("upgrade failed: {e}")),
@@ -160,11 +222,17 @@ impl GatewayProxy {
         }
         let (mut response_parts, response_body) = response.into_parts();
         headers::strip_hop_by_hop(&mut response_parts.headers, switched);
-        self.hooks.on_response(ctx, &mut response_parts);
-        Ok(Response::from_parts(
-            response_parts,
-            body::boxed(response_body),
-        ))
+        self.pipeline.stages.on_response(ctx, &mut response_parts);
+        self.pipeline.first.on_response(ctx, &mut response_parts);
+        Ok(Response::from_parts(response_parts, response_body))
+    }
+}
+
+impl std::fmt::Debug for GatewayProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayProxy")
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
     }
 }
 

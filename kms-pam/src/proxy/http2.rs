@@ -8,6 +8,10 @@
 //! most that much memory per stream.
 
 /// Per-stream window: one response may have this much in flight.
-pub const STREAM_WINDOW: u32 = 1024 * 1024;
+pub(crate) const STREAM_WINDOW: u32 = 1024 * 1024;
 /// Per-connection window: all streams of one tunnel together.
-pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+pub(crate) const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// Concurrent streams per connection: one kubectl can hold thousands of watches open over one
+/// tunnel.
+pub(crate) const MAX_STREAMS: u32 = 65_536;

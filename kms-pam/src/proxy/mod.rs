@@ -1,34 +1,38 @@
 //! The proxy engine. Both ends of the path are built from it: the CLI's loopback proxy
 //! ([`LocalProxy`]) and the gateway ([`GatewayProxy`]).
 //!
-//! The engine is made of small layers, each in its own module, assembled in one place per side
-//! (`gateway.rs`, `local.rs`):
+//! An embedder assembles the gateway's request pipeline with [`Pipeline::builder`]: stages of
+//! their own ([`ProxyHooks`], one method per phase, with per-request state in
+//! [`RequestContext::state`]) before or after the built-in session check, the upstream client
+//! ([`UpstreamConnector`], [`UpstreamClient`]; [`PooledConnector`] by default), observers
+//! ([`crate::metrics::GatewayObserver`]) and the exec recording settings. The local proxy takes
+//! stages too ([`LocalProxy::with_stage`]).
 //!
-//! - [`headers`]: hop-by-hop removal, `Impersonate-*` removal, credential injection;
-//! - [`deadline`]: the session deadline, refusing requests and cutting streams;
-//! - [`tap`] and [`stream`]: the audit tap counting bytes, and streaming bodies and upgrades;
-//! - [`upstream`]: pooled connections to the API server;
-//! - [`tunnel_client`]: the multiplexed tunnel from the local proxy to the gateway;
-//! - [`hooks`]: phase methods embedders implement;
-//! - [`error`]: errors, and the one edge ([`rescue`]) that turns them into `Status` answers.
+//! Inside, the engine is made of small layers, each in its own private module, assembled in one
+//! place per side (`gateway.rs`, `local.rs`): header policy and credential injection, the session
+//! deadline, the audit tap and streaming bodies, the upstream pools, the tunnel client, and the
+//! one edge ([`rescue`]) that turns errors into `Status` answers.
 
-pub mod body;
-pub mod deadline;
-pub mod error;
+pub(crate) mod body;
+pub(crate) mod deadline;
+mod error;
 mod gateway;
 pub mod headers;
-pub mod hooks;
-pub mod http2;
+mod hooks;
+pub(crate) mod http2;
 mod local;
-pub mod stream;
-pub mod tap;
-pub mod tunnel_client;
-pub mod upstream;
+mod pipeline;
+pub(crate) mod stream;
+pub(crate) mod tap;
+pub(crate) mod tunnel_client;
+mod upstream;
 
-pub use body::ProxyBody;
-pub use deadline::SessionDeadline;
+pub use body::{empty, full, BoxError, ProxyBody};
 pub use error::{rescue, rescue_for, ErrorSource, ProxyError};
 pub use gateway::{GatewayProxy, GatewaySession};
-pub use hooks::{NoHooks, ProxyHooks, RequestContext};
+pub use hooks::{NoHooks, ProxyHooks, ProxySide, RequestContext, RequestOutcome};
 pub use local::LocalProxy;
-pub use upstream::UpstreamClient;
+pub use pipeline::{Pipeline, PipelineBuilder};
+pub use upstream::{PooledConnector, UpstreamClient, UpstreamConnector};
+
+pub(crate) use deadline::SessionDeadline;

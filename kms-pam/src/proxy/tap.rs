@@ -10,14 +10,14 @@ use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed, StreamDetails,
 };
 use crate::kube::StreamKind;
-use crate::metrics::GatewayMetrics;
+use crate::metrics::GatewayObserver;
 use crate::session::SessionId;
 
 /// One request's running totals. Shared (`Arc`) by the body wrappers; `Drop` emits the
 /// `RequestFinished` (and `StreamClosed`) events.
 pub struct RequestTap {
     sink: Arc<dyn AuditSink>,
-    metrics: Arc<GatewayMetrics>,
+    metrics: Arc<dyn GatewayObserver>,
     session_id: SessionId,
     request_id: u64,
     started: Instant,
@@ -33,7 +33,7 @@ impl RequestTap {
     /// A tap for a request that has just arrived.
     pub fn new(
         sink: Arc<dyn AuditSink>,
-        metrics: Arc<GatewayMetrics>,
+        metrics: Arc<dyn GatewayObserver>,
         session_id: SessionId,
         request_id: u64,
         stream: Option<StreamKind>,
@@ -62,7 +62,7 @@ impl RequestTap {
     pub fn emit(&self, kind: AuditEventKind) {
         emit(
             &*self.sink,
-            &self.metrics,
+            &*self.metrics,
             &self.session_id,
             self.request_id,
             kind,
@@ -79,7 +79,7 @@ impl RequestTap {
     ) -> Option<RecordingTap> {
         let (sink, metrics) = (self.sink.clone(), self.metrics.clone());
         let (session_id, request_id) = (self.session_id.clone(), self.request_id);
-        let emit_event = move |kind| emit(&*sink, &metrics, &session_id, request_id, kind);
+        let emit_event = move |kind| emit(&*sink, &*metrics, &session_id, request_id, kind);
         recording::start(details, config, Box::new(emit_event))
     }
 
@@ -90,7 +90,7 @@ impl RequestTap {
         if let Some(stream) = self.stream {
             if (200..300).contains(&status) || status == 101 {
                 self.stream_opened.store(true, Ordering::Relaxed);
-                self.metrics.stream(1);
+                self.metrics.stream_opened();
                 self.emit(AuditEventKind::StreamOpened {
                     request_id: self.request_id,
                     stream,
@@ -119,13 +119,13 @@ impl RequestTap {
 /// Records an event; a refusal is counted and logged, never silent.
 fn emit(
     sink: &dyn AuditSink,
-    metrics: &GatewayMetrics,
+    metrics: &dyn GatewayObserver,
     session_id: &SessionId,
     request_id: u64,
     kind: AuditEventKind,
 ) {
     if let Err(e) = sink.record(AuditEvent::now(session_id.clone(), kind)) {
-        metrics.audit_dropped();
+        metrics.audit_event_dropped();
         tracing::error!(session = %session_id, request = request_id, error = %e,
             "audit event not recorded");
     }
@@ -141,7 +141,7 @@ impl Drop for RequestTap {
             .take();
         let (bytes_in, bytes_out) = (*self.bytes_in.get_mut(), *self.bytes_out.get_mut());
         if let (Some(stream), true) = (self.stream, *self.stream_opened.get_mut()) {
-            self.metrics.stream(-1);
+            self.metrics.stream_closed();
             self.emit(AuditEventKind::StreamClosed(StreamClosed {
                 request_id: self.request_id,
                 stream,
@@ -168,6 +168,7 @@ impl Drop for RequestTap {
 mod tests {
     use super::*;
     use crate::audit::{AuditError, MockAuditSink};
+    use crate::metrics::GatewayMetrics;
 
     #[test]
     fn a_refusing_sink_is_counted_never_silent() {

@@ -1,7 +1,14 @@
-//! The connection to the Kubernetes API server: pooled clients per upstream, one for ordinary
-//! requests (HTTP/2 when the server offers it) and one for upgrades (HTTP/1.1 only).
+//! The connection to the Kubernetes API server, as two traits an embedder can replace
+//! ([`UpstreamConnector`] picks a client per API server when a session is admitted,
+//! [`UpstreamClient`] sends its requests), and the default: pooled clients per upstream, one for
+//! ordinary requests (HTTP/2 when the server offers it) and one for upgrades (HTTP/1.1 only).
 
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
@@ -11,10 +18,82 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::body::ProxyBody;
+use super::body::{self, ProxyBody};
 use super::error::ProxyError;
 use crate::credential::Upstream;
 use crate::tls::{upstream_client_config, UpstreamAlpn};
+
+/// Sends a session's requests to its API server.
+///
+/// The request arrives with its path and query only (origin form, as the client sent it), the
+/// `Authorization` header already the account's and `Host` removed; the client addresses the API
+/// server itself. For an upgrade (`upgrade == true`: exec, attach, port-forward) it must keep
+/// hyper's upgrade machinery in the response's extensions, so a `101` can be spliced.
+///
+/// Failure semantics: an `Err` becomes the client's answer as a `Status` (use
+/// [`ProxyError::upstream`] / [`ProxyError::upstream_timeout`]); nothing is retried.
+#[async_trait]
+pub trait UpstreamClient: Send + Sync + 'static {
+    /// Sends one request and returns the API server's response head with its streaming body.
+    async fn send(
+        &self,
+        request: Request<ProxyBody>,
+        upgrade: bool,
+    ) -> Result<Response<ProxyBody>, ProxyError>;
+}
+
+/// Chooses the [`UpstreamClient`] for an API server. Called once per admitted session, so a
+/// connector caches what it builds (pools, TLS configurations) per upstream.
+///
+/// Failure semantics: an `Err` refuses the session's tunnel with that error as a `Status`.
+pub trait UpstreamConnector: Send + Sync + 'static {
+    /// The client for `upstream` (URL and TLS settings of the session's resource).
+    fn connect(&self, upstream: &Upstream) -> Result<Arc<dyn UpstreamClient>, ProxyError>;
+}
+
+/// The default connector: one pool of HTTPS connections per distinct upstream (URL and TLS
+/// settings), shared by every session on it.
+#[derive(Default)]
+pub struct PooledConnector {
+    clients: Mutex<HashMap<String, Arc<PooledClient>>>,
+}
+
+impl PooledConnector {
+    /// A connector with no pools yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for PooledConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pools = self.clients.lock().map_or(0, |c| c.len());
+        f.debug_struct("PooledConnector")
+            .field("pools", &pools)
+            .finish()
+    }
+}
+
+impl UpstreamConnector for PooledConnector {
+    fn connect(&self, upstream: &Upstream) -> Result<Arc<dyn UpstreamClient>, ProxyError> {
+        let key = serde_json::to_string(upstream).unwrap_or_else(|_| upstream.url.to_string());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(PooledClient::new(upstream)?);
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// Every session on the same client, whatever its upstream: for an in-process API server, a
+/// test double, or a client that routes by itself.
+impl<C: UpstreamClient> UpstreamConnector for Arc<C> {
+    fn connect(&self, _upstream: &Upstream) -> Result<Arc<dyn UpstreamClient>, ProxyError> {
+        Ok(self.clone())
+    }
+}
 
 /// How long to wait for a TCP connection to the API server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +103,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 type HttpsClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 /// Pooled clients for one API server.
-pub struct UpstreamClient {
+pub(crate) struct PooledClient {
     scheme: Scheme,
     authority: Authority,
     /// The URL's path without its trailing slash (`""` or `/prefix`), put in front of every path.
@@ -33,9 +112,9 @@ pub struct UpstreamClient {
     upgrades: HttpsClient,
 }
 
-impl UpstreamClient {
+impl PooledClient {
     /// Builds the clients; fails when the URL or the TLS material is unusable.
-    pub fn new(upstream: &Upstream) -> Result<Self, ProxyError> {
+    pub(crate) fn new(upstream: &Upstream) -> Result<Self, ProxyError> {
         let url = &upstream.url;
         let scheme = match url.scheme() {
             "https" => Scheme::HTTPS,
@@ -59,7 +138,7 @@ impl UpstreamClient {
     }
 
     /// The upstream URI for a request path and query.
-    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, ProxyError> {
+    pub(crate) fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, ProxyError> {
         let pq = path_and_query.map_or("/", PathAndQuery::as_str);
         let joined = if self.base_path.is_empty() {
             PathAndQuery::try_from(pq)
@@ -76,11 +155,12 @@ impl UpstreamClient {
     }
 
     /// Sends a request; `upgrade` selects the HTTP/1.1-only client.
-    pub async fn send(
+    async fn send_pooled(
         &self,
         mut request: Request<ProxyBody>,
         upgrade: bool,
     ) -> Result<Response<Incoming>, ProxyError> {
+        *request.uri_mut() = self.uri_for(request.uri().path_and_query())?;
         // The pool picks the version per connection (ALPN); a request must not insist on one.
         *request.version_mut() = Version::HTTP_11;
         let client = if upgrade {
@@ -102,6 +182,18 @@ impl UpstreamClient {
                 ))
             }
         })
+    }
+}
+
+#[async_trait]
+impl UpstreamClient for PooledClient {
+    async fn send(
+        &self,
+        request: Request<ProxyBody>,
+        upgrade: bool,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let response = self.send_pooled(request, upgrade).await?;
+        Ok(response.map(body::boxed))
     }
 }
 

@@ -1,4 +1,5 @@
-//! An in-memory [`SessionManager`]: for tests, examples and standalone gateways.
+//! An in-memory [`SessionManager`]: for tests, examples and standalone gateways. It is its own
+//! control plane too: sessions are created, ended and terminated with its inherent methods.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -63,9 +64,9 @@ fn with_status_at(session: &Session, now: SystemTime) -> Session {
     s
 }
 
-#[async_trait]
-impl SessionManager for MemorySessionManager {
-    async fn create(&self, new: NewSession) -> Result<Session, SessionError> {
+impl MemorySessionManager {
+    /// Records a new `Active` session expiring `new.duration` from now.
+    pub async fn create(&self, new: NewSession) -> Result<Session, SessionError> {
         if new.duration.is_zero() {
             return Err(SessionError::Invalid(
                 "duration must be greater than zero".into(),
@@ -88,6 +89,20 @@ impl SessionManager for MemorySessionManager {
         Ok(session)
     }
 
+    /// Ends an active session for `cause` and tells its watchers; ending an already ended session
+    /// returns it unchanged.
+    pub async fn end(&self, id: &SessionId, cause: EndCause) -> Result<Session, SessionError> {
+        self.end_locked(id, cause)
+    }
+
+    /// Ends a session on an administrator's order.
+    pub async fn terminate(&self, id: &SessionId) -> Result<Session, SessionError> {
+        self.end_locked(id, EndCause::Termination)
+    }
+}
+
+#[async_trait]
+impl SessionManager for MemorySessionManager {
     async fn get(&self, id: &SessionId) -> Result<Session, SessionError> {
         let map = self.lock();
         let entry = map
@@ -96,7 +111,20 @@ impl SessionManager for MemorySessionManager {
         Ok(with_status_at(&entry.session, SystemTime::now()))
     }
 
-    async fn end(&self, id: &SessionId, cause: EndCause) -> Result<Session, SessionError> {
+    async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError> {
+        let map = self.lock();
+        let entry = map
+            .get(id)
+            .ok_or_else(|| SessionError::NotFound(id.clone()))?;
+        Ok(SessionWatch::new(
+            entry.status.subscribe(),
+            entry.session.expires_at,
+        ))
+    }
+}
+
+impl MemorySessionManager {
+    fn end_locked(&self, id: &SessionId, cause: EndCause) -> Result<Session, SessionError> {
         let mut map = self.lock();
         let entry = map
             .get_mut(id)
@@ -113,17 +141,6 @@ impl SessionManager for MemorySessionManager {
             entry.status.send_replace(SessionStatus::Expired);
         }
         Ok(entry.session.clone())
-    }
-
-    async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError> {
-        let map = self.lock();
-        let entry = map
-            .get(id)
-            .ok_or_else(|| SessionError::NotFound(id.clone()))?;
-        Ok(SessionWatch::new(
-            entry.status.subscribe(),
-            entry.session.expires_at,
-        ))
     }
 }
 

@@ -181,29 +181,20 @@ pub enum SessionError {
     Unavailable(String),
 }
 
-/// Owns the life of sessions: creation, lookup, end, termination, expiry, and notifications.
+/// The read side of sessions, as a gateway needs it: look one up, and learn when it stops.
 ///
-/// Implementations: [`MemorySessionManager`] (tests, standalone gateways) and, in the control plane,
-/// a KMS-backed one. All methods are cheap to call concurrently.
+/// Creating and ending sessions is the control plane's business (KMS's API, or
+/// [`MemorySessionManager`]'s own methods); a gateway only asks. Implementations:
+/// [`MemorySessionManager`] (tests, standalone gateways) and the KMS-backed
+/// [`crate::kms::gateway_link::KmsSessionManager`]. Both methods are cheap to call concurrently.
 ///
 /// Failure semantics: `NotFound` and `NotActive` are final answers about the session; `Unavailable`
 /// means the answer is unknown, and callers that guard access (the gateway) must then refuse access.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait SessionManager: Send + Sync + 'static {
-    /// Records a new `Active` session expiring `duration` from now.
-    async fn create(&self, new: NewSession) -> Result<Session, SessionError>;
-
     /// The session as it is now (an active session past its expiry reports `Expired`).
     async fn get(&self, id: &SessionId) -> Result<Session, SessionError>;
-
-    /// Ends an active session for `cause`; ending an already ended session returns it unchanged.
-    async fn end(&self, id: &SessionId, cause: EndCause) -> Result<Session, SessionError>;
-
-    /// Ends a session on an administrator's order.
-    async fn terminate(&self, id: &SessionId) -> Result<Session, SessionError> {
-        self.end(id, EndCause::Termination).await
-    }
 
     /// A handle that resolves when the session stops being active, whatever the reason.
     async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError>;

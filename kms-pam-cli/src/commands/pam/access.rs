@@ -70,14 +70,11 @@ enum Outcome {
 /// Runs `pam access`.
 pub async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = globals.with(&args.kms).client()?;
-    let request = AccessRequest {
-        resource: args.target.resource.clone(),
-        account: args.target.account.clone(),
-        duration: args.duration,
-        reason: args.reason.clone(),
-        port: args.port,
-        kubeconfig: Some(target(&args)?),
-    };
+    let mut request =
+        AccessRequest::new(&args.target.resource, &args.target.account, args.duration)
+            .with_port(args.port)
+            .with_kubeconfig(target(&args)?);
+    request.reason = args.reason.clone();
     let mut signals = Signals::new()?;
     let access = open_session(&client, request).await?;
     let command_mode = !args.command.is_empty();

@@ -1,7 +1,6 @@
 //! The gateway side: accepts TCP connections, runs mutual-TLS handshakes concurrently and hands
 //! out only tunnels whose session certificate names this gateway.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -151,7 +150,7 @@ async fn accept_loop(listener: TcpListener, handshaker: Arc<Handshaker>) {
                     Ok((tcp, peer)) => {
                         handshakes.spawn(Arc::clone(&handshaker).establish(tcp, peer));
                     }
-                    Err(e) if is_per_connection(&e) => {}
+                    Err(e) if crate::conn::is_per_connection(&e) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "tunnel listener cannot accept; retrying");
                         tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -160,17 +159,6 @@ async fn accept_loop(listener: TcpListener, handshaker: Arc<Handshaker>) {
             }
         }
     }
-}
-
-/// Errors about one connection that vanished before it was accepted; the next may be fine.
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::Interrupted
-    )
 }
 
 impl Handshaker {

@@ -1,0 +1,43 @@
+//! The control plane as `open_session` needs it: the [`SessionBroker`] trait, and its
+//! implementation by [`KmsClient`].
+
+use async_trait::async_trait;
+
+use crate::kms::api::{CreateSession, CreatedSession, SessionView};
+use crate::kms::client::{KmsClient, KmsError};
+use crate::session::SessionId;
+
+/// Grants, ends and reports sessions for [`super::open_session`]. [`KmsClient`] is the KMS's;
+/// an embedder with a control plane of their own implements these three calls and gets the same
+/// local proxy, tunnel and kubeconfig.
+///
+/// Failure semantics: [`KmsError::Api`] is the control plane's considered answer (refused,
+/// unknown session, not active) and is final; [`KmsError::Unreachable`] may be retried. The
+/// session's private key never reaches the broker: `create_session` carries a CSR only.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SessionBroker: Send + Sync + 'static {
+    /// Grants a session and signs its CSR; the answer names the gateway to dial and its CA.
+    async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError>;
+
+    /// Ends an active session at its user's request.
+    async fn end_session(&self, id: &SessionId) -> Result<SessionView, KmsError>;
+
+    /// The session as the control plane sees it now (polled about once a second while open).
+    async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError>;
+}
+
+#[async_trait]
+impl SessionBroker for KmsClient {
+    async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError> {
+        KmsClient::create_session(self, request).await
+    }
+
+    async fn end_session(&self, id: &SessionId) -> Result<SessionView, KmsError> {
+        KmsClient::end_session(self, id).await
+    }
+
+    async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError> {
+        Ok(self.get_session(id).await?.session)
+    }
+}
