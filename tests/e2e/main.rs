@@ -4,5 +4,6 @@ mod double;
 mod engine;
 mod hooks;
 mod path;
+mod public_api;
 mod support;
 mod tunnel;

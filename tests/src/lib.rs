@@ -27,3 +27,4 @@
 pub mod apiserver;
 pub mod harness;
 pub mod kubectl;
+pub mod public_api;
