@@ -37,12 +37,27 @@ const STATUS_CHANNEL: u8 = 3;
 
 /// How much of a stream is recorded.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RecordingConfig {
     /// Most payload bytes recorded per stream; 0 records nothing but the details. Default 1 MiB.
     pub max_bytes: u64,
     /// Pieces the splice may hand the recorder ahead of it (each at most one read, 8 KiB for
     /// the splice's copy). Default 64.
     pub queue_pieces: usize,
+}
+
+impl RecordingConfig {
+    /// Records at most `max_bytes` of payload per stream (0: the details only).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Lets the splice hand the recorder up to `pieces` reads ahead of it.
+    pub fn with_queue_pieces(mut self, pieces: usize) -> Self {
+        self.queue_pieces = pieces;
+        self
+    }
 }
 
 impl Default for RecordingConfig {

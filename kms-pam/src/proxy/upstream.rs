@@ -170,7 +170,7 @@ impl PooledClient {
         };
         client.request(request).await.map_err(|e| {
             let detail = error_chain(&e);
-            if detail.contains("timed out") {
+            if is_timeout(&e) {
                 ProxyError::upstream_timeout(format!(
                     "the Kubernetes API server at {} did not answer in time: {detail}",
                     self.authority
@@ -227,6 +227,23 @@ fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyE
         .build(connector))
 }
 
+/// Whether an error, or one of its causes, is a timeout (the connect timeout surfaces as an
+/// `io::Error` of kind `TimedOut` inside hyper-util's connect error).
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let timed_out = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || e.is::<tokio::time::error::Elapsed>();
+        if timed_out {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// The error and its causes on one line: hyper's top-level messages alone ("client error
 /// (Connect)") do not tell a user what to fix.
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -238,4 +255,24 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_timeout_is_found_by_kind_in_the_cause_chain_not_by_its_text() {
+        let timed_out = Outer(std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline"));
+        assert!(is_timeout(&timed_out));
+        let refused = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "timed out (but refused)",
+        ));
+        assert!(!is_timeout(&refused));
+    }
 }
