@@ -345,3 +345,32 @@ async fn both_engines_in_process_over_the_memory_tunnel() {
     stop.cancel();
     served.await.expect("join").expect("gateway");
 }
+
+#[tokio::test]
+async fn the_gateway_refuses_what_kubectl_never_sends_even_from_a_custom_client() {
+    let upstream = Arc::new(RecordingUpstream::default());
+    let engine = GatewayProxy::new(
+        Pipeline::builder().upstream(upstream.clone()).build(),
+        Arc::new(MemoryAuditSink::new()),
+    );
+    let gs = GatewaySession::new(session(), Secret::new("sa-token"), upstream.clone());
+    let connect = engine
+        .handle(&gs, request("CONNECT", "10.0.0.1:443", ""))
+        .await;
+    assert_eq!(connect.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let star = engine.handle(&gs, request("OPTIONS", "*", "")).await;
+    assert_eq!(star.status(), StatusCode::BAD_REQUEST);
+    // A header list an API server would answer by closing the shared upstream connection.
+    let mut huge = request("GET", "/api/v1/pods", "");
+    let value = http::HeaderValue::from_str(&"x".repeat(800 * 1024)).expect("header");
+    huge.headers_mut().insert("x-big", value);
+    let too_big = engine.handle(&gs, huge).await;
+    assert_eq!(
+        too_big.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    assert!(
+        upstream.seen.lock().expect("lock").is_empty(),
+        "something was forwarded"
+    );
+}

@@ -3,6 +3,7 @@
 mod double;
 mod engine;
 mod hooks;
+mod limits;
 mod path;
 mod public_api;
 mod support;

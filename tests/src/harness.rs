@@ -90,6 +90,9 @@ pub struct InProcessPath {
     pub audit: Arc<MemoryAuditSink>,
     /// Handshake counters of the TLS tunnel acceptor (`Tunnel::Tls` only).
     pub tunnel_stats: Option<Arc<AcceptorStats>>,
+    /// The gateway's tunnel listener and a connector holding the session's certificate
+    /// (`Tunnel::Tls` only).
+    pub tunnel: Option<(std::net::SocketAddr, Arc<TlsConnector>)>,
     /// The gateway's metrics.
     pub metrics: Arc<GatewayMetrics>,
     /// The session manager the gateway checks.
@@ -168,19 +171,22 @@ impl InProcessPath {
             gateway_audit,
         )
         .with_pipeline(pipeline);
-        let (transport, tunnel_stats): (Arc<dyn GatewayTransport>, _) = match options.tunnel {
-            Tunnel::Memory => {
-                let (dial, acceptor) = memory_gateway();
-                tasks.push(spawn_gateway(acceptor, config, stop.clone()));
-                (Arc::new(dial.connector(session.id.clone())), None)
-            }
-            Tunnel::Tls => {
-                let (connector, acceptor) = tls_tunnel(&session).await;
-                let stats = acceptor.stats();
-                tasks.push(spawn_gateway(acceptor, config, stop.clone()));
-                (Arc::new(connector), Some(stats))
-            }
-        };
+        let (transport, tunnel_stats, tunnel): (Arc<dyn GatewayTransport>, _, _) =
+            match options.tunnel {
+                Tunnel::Memory => {
+                    let (dial, acceptor) = memory_gateway();
+                    tasks.push(spawn_gateway(acceptor, config, stop.clone()));
+                    (Arc::new(dial.connector(session.id.clone())), None, None)
+                }
+                Tunnel::Tls => {
+                    let (connector, acceptor) = tls_tunnel(&session).await;
+                    let stats = acceptor.stats();
+                    let addr = acceptor.local_addr().expect("tunnel listener address");
+                    tasks.push(spawn_gateway(acceptor, config, stop.clone()));
+                    let connector = Arc::new(connector);
+                    (connector.clone(), Some(stats), Some((addr, connector)))
+                }
+            };
 
         let cert = LocalServingCert::generate(options.session_duration).expect("local cert");
         let local_token = Secret::random(32);
@@ -202,6 +208,7 @@ impl InProcessPath {
             double,
             audit,
             tunnel_stats,
+            tunnel,
             metrics,
             sessions,
             session,

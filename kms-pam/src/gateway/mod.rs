@@ -159,7 +159,8 @@ async fn serve_tunnel(
                     () = stopping.cancelled() => {}
                 }
             };
-            crate::conn::serve_http(tunnel.io, service, stop).await;
+            crate::conn::serve_http(tunnel.io, service, crate::conn::HttpLimits::TUNNEL, stop)
+                .await;
         }
         Err(refusal) => {
             registry.observer().tunnel_refused();
@@ -170,7 +171,8 @@ async fn serve_tunnel(
                 let response = rescue(&refusal, request.uri().path());
                 async move { Ok::<_, Infallible>(response) }
             });
-            crate::conn::serve_http(tunnel.io, service, stopping.cancelled_owned()).await;
+            let limits = crate::conn::HttpLimits::TUNNEL;
+            crate::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned()).await;
         }
     }
 }

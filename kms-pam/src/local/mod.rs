@@ -129,7 +129,8 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move { Ok::<_, Infallible>(proxy.handle(request).await) }
     });
-    crate::conn::serve_http(tls, service, stopping.cancelled_owned()).await;
+    let limits = crate::conn::HttpLimits::LOCAL;
+    crate::conn::serve_http(tls, service, limits, stopping.cancelled_owned()).await;
 }
 
 #[cfg(test)]

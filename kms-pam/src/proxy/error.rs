@@ -53,6 +53,11 @@ impl ProxyError {
         Self::new(ErrorSource::Client, StatusCode::BAD_REQUEST, message)
     }
 
+    /// 405: a method the path never forwards.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(ErrorSource::Client, StatusCode::METHOD_NOT_ALLOWED, message)
+    }
+
     /// 401: the session no longer grants access.
     pub fn session(message: impl Into<String>) -> Self {
         Self::new(ErrorSource::Session, StatusCode::UNAUTHORIZED, message)
@@ -110,6 +115,7 @@ fn reason_for(status: StatusCode) -> &'static str {
         StatusCode::UNAUTHORIZED => "Unauthorized",
         StatusCode::FORBIDDEN => "Forbidden",
         StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
         StatusCode::GATEWAY_TIMEOUT => "Timeout",
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => "ServiceUnavailable",
         _ => "InternalError",

@@ -183,6 +183,8 @@ impl GatewayProxy {
         body: ProxyBody,
         tap: &Arc<RequestTap>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        headers::check_request_target(&parts.method, &parts.uri)?;
+        headers::check_header_size(&parts.headers)?;
         self.pipeline.first.on_request(ctx, &mut parts).await?;
         session.deadline.check()?;
         self.pipeline.stages.on_request(ctx, &mut parts).await?;

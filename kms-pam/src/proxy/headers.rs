@@ -103,6 +103,60 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
         .then(|| rest.trim_ascii())
 }
 
+/// The largest header list the gateway forwards (HTTP/2 accounting: name + value + 32 bytes per
+/// field): more than the loopback proxy accepts from kubectl (512 KiB), less than an API server
+/// takes (kube-apiserver: 1 MiB). A larger one would make the API server close the pooled
+/// connection, cutting every stream on it, other sessions' included; it is refused instead.
+pub(crate) const MAX_FORWARDED_HEADER_BYTES: usize = 768 * 1024;
+
+/// Refuses a header list over [`MAX_FORWARDED_HEADER_BYTES`] with a 431.
+pub(crate) fn check_header_size(headers: &HeaderMap) -> Result<(), super::ProxyError> {
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    if size > MAX_FORWARDED_HEADER_BYTES {
+        return Err(super::ProxyError::new(
+            super::ErrorSource::Client,
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request's headers ({} KiB) exceed what kms-pam forwards ({} KiB)",
+                size / 1024,
+                MAX_FORWARDED_HEADER_BYTES / 1024
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses what kubectl never sends and an API server must not receive with the account's token:
+/// `CONNECT` (a raw tunnel past every policy), `TRACE` (echoes the injected `Authorization` back),
+/// and any target that is not an absolute path (`OPTIONS *`, authority or absolute form).
+pub(crate) fn check_request_target(
+    method: &http::Method,
+    uri: &http::Uri,
+) -> Result<(), super::ProxyError> {
+    if *method == http::Method::CONNECT || *method == http::Method::TRACE {
+        return Err(super::ProxyError::method_not_allowed(format!(
+            "{method} requests are not forwarded by kms-pam"
+        )));
+    }
+    let origin_form = uri.scheme().is_none()
+        && uri.authority().is_none()
+        && uri
+            .path_and_query()
+            .is_some_and(|pq| pq.as_str().starts_with('/'));
+    // HTTP/2 requests carry scheme and authority; only their path matters.
+    let h2_form = uri.scheme().is_some() && uri.path().starts_with('/');
+    if origin_form || h2_form {
+        Ok(())
+    } else {
+        Err(super::ProxyError::bad_request(format!(
+            "request target {uri:?} is not a path; kms-pam forwards API paths only"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +248,25 @@ mod tests {
         );
         assert_eq!(bearer_token(&headers(&[("authorization", "Bear")])), None);
         assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn methods_and_targets_kubectl_never_uses_are_refused() {
+        use http::{Method, Uri};
+        let path: Uri = "/api/v1/pods".parse().expect("uri");
+        assert!(check_request_target(&Method::GET, &path).is_ok());
+        let h2: Uri = "http://kms-pam.gateway/api".parse().expect("uri");
+        assert!(check_request_target(&Method::POST, &h2).is_ok());
+        let options: Uri = "/api".parse().expect("uri");
+        assert!(check_request_target(&Method::OPTIONS, &options).is_ok());
+        for method in [Method::CONNECT, Method::TRACE] {
+            let refused = check_request_target(&method, &path).expect_err("refused");
+            assert_eq!(refused.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        }
+        let star: Uri = "*".parse().expect("uri");
+        let refused = check_request_target(&Method::OPTIONS, &star).expect_err("OPTIONS *");
+        assert_eq!(refused.status(), http::StatusCode::BAD_REQUEST);
+        let authority: Uri = "10.0.0.1:6443".parse().expect("uri");
+        assert!(check_request_target(&Method::GET, &authority).is_err());
     }
 }

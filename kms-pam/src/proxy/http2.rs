@@ -15,3 +15,9 @@ pub(crate) const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 /// Concurrent streams per connection: one kubectl can hold thousands of watches open over one
 /// tunnel.
 pub(crate) const MAX_STREAMS: u32 = 65_536;
+
+/// The largest header block either end of the tunnel accepts (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE
+/// and the HTTP/1.1 read buffer of kubectl's side): above the local proxy's own limit, so a request
+/// the local proxy accepted never exceeds what the gateway takes (hyper's default, 16 KiB, made a
+/// 64 KiB header a stream the gateway could not decode).
+pub(crate) const MAX_HEADER_LIST_SIZE: u32 = 1024 * 1024;

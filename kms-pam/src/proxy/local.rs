@@ -53,7 +53,10 @@ impl LocalProxy {
     {
         let discovery = crate::kube::is_discovery_path(request.uri().path());
         let (mut parts, body) = request.into_parts();
-        if let Err(error) = self.authorize(&mut parts) {
+        let checked = self
+            .authorize(&mut parts)
+            .and_then(|()| headers::check_request_target(&parts.method, &parts.uri));
+        if let Err(error) = checked {
             return self.refuse(&error, discovery);
         }
         if self.stages.is_empty() {

@@ -3,18 +3,20 @@
 //! that upgrade (exec, attach, port-forward) get a dedicated HTTP/1.1 tunnel connection each,
 //! because HTTP/2 cannot carry an HTTP/1.1 upgrade.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::body::ProxyBody;
-use super::error::ProxyError;
+use super::error::{ErrorSource, ProxyError};
 use super::upstream::error_chain;
 use crate::transport::{BoxedIo, GatewayTransport, TransportError};
 
@@ -22,24 +24,75 @@ use crate::transport::{BoxedIo, GatewayTransport, TransportError};
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After a failed dial, requests fail at once with its error for this long (doubling per failure
+/// up to [`MAX_REDIAL_BACKOFF`]); the first request after it dials again.
+const MIN_REDIAL_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(5);
+
+type Sender = http2::SendRequest<ProxyBody>;
+/// One dial of the shared connection, awaited by every request that needs it meanwhile.
+type Dial = Shared<BoxFuture<'static, Result<Sender, DialFailure>>>;
+
+/// The shared connection's state. Dials happen outside the lock: requests of a session never
+/// queue behind one another's dial.
+enum Conn {
+    Idle,
+    Ready(Sender),
+    Dialing(Dial),
+    Failed {
+        failure: DialFailure,
+        retry_at: Instant,
+    },
+}
+
+/// A dial's failure, kept to answer the requests that arrive during the backoff.
+#[derive(Clone, Debug)]
+struct DialFailure {
+    source: ErrorSource,
+    status: http::StatusCode,
+    message: Arc<str>,
+}
+
+impl DialFailure {
+    fn from_error(error: &ProxyError) -> Self {
+        Self {
+            source: error.source_kind(),
+            status: error.status(),
+            message: error.message().into(),
+        }
+    }
+
+    fn to_error(&self) -> ProxyError {
+        ProxyError::new(self.source, self.status, &*self.message)
+    }
+}
+
+struct State {
+    conn: Conn,
+    backoff: Duration,
+}
+
 /// Sends requests to the gateway through a [`GatewayTransport`].
-pub struct TunnelClient {
+pub(crate) struct TunnelClient {
     transport: Arc<dyn GatewayTransport>,
-    shared: Mutex<Option<http2::SendRequest<ProxyBody>>>,
+    state: Mutex<State>,
 }
 
 impl TunnelClient {
     /// A client dialling through `transport` on first use.
-    pub fn new(transport: Arc<dyn GatewayTransport>) -> Self {
+    pub(crate) fn new(transport: Arc<dyn GatewayTransport>) -> Self {
         Self {
             transport,
-            shared: Mutex::new(None),
+            state: Mutex::new(State {
+                conn: Conn::Idle,
+                backoff: MIN_REDIAL_BACKOFF,
+            }),
         }
     }
 
     /// Sends an ordinary request over the shared connection, reconnecting once if the connection
     /// turns out to be gone before the request left.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
@@ -60,7 +113,7 @@ impl TunnelClient {
     }
 
     /// Sends a request that upgrades the connection over a tunnel connection of its own.
-    pub async fn send_upgrade(
+    pub(crate) async fn send_upgrade(
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
@@ -80,42 +133,92 @@ impl TunnelClient {
             .map_err(|e| tunnel_failed(&e))
     }
 
-    async fn sender(&self, fresh: bool) -> Result<http2::SendRequest<ProxyBody>, ProxyError> {
-        let mut shared = self.shared.lock().await;
-        if let Some(sender) = shared.as_ref() {
-            if !fresh && !sender.is_closed() {
-                return Ok(sender.clone());
+    /// The shared connection: the live one, the dial in progress, or a new dial; during the
+    /// backoff after a failed dial, that failure at once.
+    async fn sender(&self, fresh: bool) -> Result<Sender, ProxyError> {
+        let dial = {
+            let mut state = self.lock();
+            match &state.conn {
+                Conn::Ready(sender) if !fresh && !sender.is_closed() => return Ok(sender.clone()),
+                Conn::Dialing(dial) => dial.clone(),
+                Conn::Failed { failure, retry_at } if Instant::now() < *retry_at => {
+                    return Err(failure.to_error());
+                }
+                _ => {
+                    let dial = self.start_dial();
+                    state.conn = Conn::Dialing(dial.clone());
+                    dial
+                }
             }
+        };
+        let outcome = dial.clone().await;
+        let mut state = self.lock();
+        if matches!(&state.conn, Conn::Dialing(current) if current.ptr_eq(&dial)) {
+            state.conn = match &outcome {
+                Ok(sender) => {
+                    state.backoff = MIN_REDIAL_BACKOFF;
+                    Conn::Ready(sender.clone())
+                }
+                Err(failure) => {
+                    let retry_at = Instant::now() + state.backoff;
+                    state.backoff = (state.backoff * 2).min(MAX_REDIAL_BACKOFF);
+                    Conn::Failed {
+                        failure: failure.clone(),
+                        retry_at,
+                    }
+                }
+            };
         }
-        let io = self.dial().await?;
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(super::http2::STREAM_WINDOW)
-            .initial_connection_window_size(super::http2::CONNECTION_WINDOW)
-            .keep_alive_interval(KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| tunnel_failed(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "tunnel connection ended");
-            }
-        });
-        *shared = Some(sender.clone());
-        Ok(sender)
+        outcome.map_err(|failure| failure.to_error())
+    }
+
+    fn start_dial(&self) -> Dial {
+        let transport = self.transport.clone();
+        async move {
+            let handshake = async {
+                let io = dial(&*transport).await?;
+                let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .initial_stream_window_size(super::http2::STREAM_WINDOW)
+                    .initial_connection_window_size(super::http2::CONNECTION_WINDOW)
+                    .max_header_list_size(super::http2::MAX_HEADER_LIST_SIZE)
+                    .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+                    .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+                    .handshake(TokioIo::new(io))
+                    .await
+                    .map_err(|e| tunnel_failed(&e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "tunnel connection ended");
+                    }
+                });
+                Ok::<_, ProxyError>(sender)
+            };
+            handshake.await.map_err(|e| DialFailure::from_error(&e))
+        }
+        .boxed()
+        .shared()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update is one assignment: a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn dial(&self) -> Result<BoxedIo, ProxyError> {
-        self.transport.connect().await.map_err(|e| match e {
-            TransportError::Refused(reason) => {
-                ProxyError::session(format!("the gateway refused this session: {reason}"))
-            }
-            other => ProxyError::tunnel(format!(
-                "{other}; check that the kms-pam gateway is running and reachable"
-            )),
-        })
+        dial(&*self.transport).await
     }
+}
+
+async fn dial(transport: &dyn GatewayTransport) -> Result<BoxedIo, ProxyError> {
+    transport.connect().await.map_err(|e| match e {
+        TransportError::Refused(reason) => {
+            ProxyError::session(format!("the gateway refused this session: {reason}"))
+        }
+        other => ProxyError::tunnel(format!(
+            "{other}; check that the kms-pam gateway is running and reachable"
+        )),
+    })
 }
 
 /// HTTP/2 needs an absolute URI (`:scheme`, `:authority`); the gateway only looks at the path.
@@ -208,5 +311,87 @@ mod tests {
             error.message().contains("gateway is running and reachable"),
             "{error}"
         );
+    }
+
+    /// A gateway that is down, then comes back: dials are counted; while `up` is false a dial
+    /// takes `delay` and fails; once up, it connects to an HTTP/2 server answering 200.
+    struct FlakyGateway {
+        dials: std::sync::atomic::AtomicUsize,
+        up: std::sync::atomic::AtomicBool,
+        delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl GatewayTransport for FlakyGateway {
+        async fn connect(&self) -> Result<BoxedIo, TransportError> {
+            use std::sync::atomic::Ordering;
+            self.dials.fetch_add(1, Ordering::SeqCst);
+            if !self.up.load(Ordering::SeqCst) {
+                tokio::time::sleep(self.delay).await;
+                return Err(TransportError::Unreachable("connect timed out".into()));
+            }
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(body::empty()))
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(server), service)
+                    .await;
+            });
+            Ok(Box::new(client))
+        }
+    }
+
+    fn get() -> Request<ProxyBody> {
+        Request::get("/api/v1/pods")
+            .body(body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_share_one_dial_and_fail_fast_during_the_backoff() {
+        use std::sync::atomic::Ordering;
+        let gateway = Arc::new(FlakyGateway {
+            dials: Default::default(),
+            up: Default::default(),
+            delay: Duration::from_secs(10),
+        });
+        let client = Arc::new(TunnelClient::new(gateway.clone()));
+        let started = tokio::time::Instant::now();
+        let requests: Vec<_> = (0..20)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.send(get()).await })
+            })
+            .collect();
+        for request in requests {
+            let error = request.await.expect("join").expect_err("gateway down");
+            assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        }
+        // One dial for all twenty, not twenty dials one after another behind a lock.
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(11),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Within the backoff: answered at once, nothing dialled.
+        let before = tokio::time::Instant::now();
+        let error = client.send(get()).await.expect_err("still backing off");
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(before.elapsed(), Duration::ZERO);
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 1);
+
+        // The gateway recovers: after the backoff the next request dials again and succeeds.
+        gateway.up.store(true, Ordering::SeqCst);
+        tokio::time::sleep(MIN_REDIAL_BACKOFF).await;
+        let response = client.send(get()).await.expect("re-dialled");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 2);
+        let again = client.send(get()).await.expect("shared connection reused");
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 2);
     }
 }

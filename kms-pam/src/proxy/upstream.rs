@@ -267,7 +267,10 @@ mod tests {
 
     #[test]
     fn a_timeout_is_found_by_kind_in_the_cause_chain_not_by_its_text() {
-        let timed_out = Outer(std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline"));
+        let timed_out = Outer(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "deadline",
+        ));
         assert!(is_timeout(&timed_out));
         let refused = Outer(std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,

@@ -54,12 +54,19 @@ async fn serve_connection(state: Arc<State>, acceptor: TlsAcceptor, tcp: TcpStre
         }
         Err(_) => return,
     };
+    const MAX_HEADER_BYTES: usize = 1 << 20;
     let service_state = state.clone();
     let service = service_fn(move |request| {
         let state = service_state.clone();
         async move { Ok::<_, Infallible>(router::handle(state, request).await) }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // As kube-apiserver (Go's net/http): request heads up to 1 MiB (http.DefaultMaxHeaderBytes),
+    // on HTTP/1.1 and HTTP/2 alike; hyper's own HTTP/2 default is 16 KiB.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
     tokio::select! {
         () = state.cancel.cancelled() => {}

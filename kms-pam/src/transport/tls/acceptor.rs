@@ -81,6 +81,7 @@ struct Handshaker {
     stats: Arc<AcceptorStats>,
     ready: mpsc::Sender<AcceptedTunnel>,
     timeout: Duration,
+    failure_log: crate::conn::LogLimiter,
 }
 
 impl TlsTunnelAcceptor {
@@ -109,6 +110,7 @@ impl TlsTunnelAcceptor {
             stats: Arc::clone(&stats),
             ready: ready_tx,
             timeout: handshake_timeout,
+            failure_log: crate::conn::LogLimiter::new(Duration::from_secs(60)),
         });
         let local_addr = listener.local_addr().ok();
         let task = tokio::spawn(accept_loop(listener, handshaker));
@@ -205,7 +207,12 @@ impl Handshaker {
 
     fn handshake_failed(&self, peer: SocketAddr, reason: &dyn std::fmt::Display) {
         self.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(peer = %peer, reason = %reason, "tunnel TLS handshake failed");
+        // Unauthenticated peers choose how often this happens: one line per source a minute,
+        // the rest counted (and in the handshake metrics).
+        if let Some(suppressed) = self.failure_log.allow(peer.ip()) {
+            tracing::warn!(peer = %peer, reason = %reason, suppressed_since_last = suppressed,
+                "tunnel TLS handshake failed");
+        }
     }
 }
 
