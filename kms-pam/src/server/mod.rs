@@ -1,19 +1,20 @@
-//! The KMS control-plane server (`kms-pam server`): the HTTP API of docs/api.md over a
-//! [`Store`](crate::store::Store).
+//! The KMS control plane (`kms-pam server`, feature `server`): the HTTP API of docs/api.md
+//! ([`serve`], [`Server`]) over its storage ([`store`]). Its JSON shapes are
+//! [`kms::api`](crate::kms::api), which the client shares.
 //!
 //! Starting is two steps so the CLI can tell the operator where the admin token is before it
 //! serves:
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), kms_pam::kms::server::ServerError> {
-//! use kms_pam::kms::server::{Server, ServerConfig};
+//! # async fn run() -> Result<(), kms_pam::server::ServerError> {
+//! use kms_pam::server::{Server, ServerConfig};
 //!
 //! let server = Server::open(ServerConfig::new("/var/lib/kms-pam")).await?;
 //! if server.admin_created() {
 //!     println!("admin token written to {}", server.admin_token_path().display());
 //! }
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.map_err(
-//!     kms_pam::kms::server::ServerError::Serve)?;
+//!     kms_pam::server::ServerError::Serve)?;
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
@@ -36,6 +37,7 @@ mod resources;
 mod router;
 mod sessions;
 mod state;
+pub mod store;
 mod users;
 mod validate;
 mod views;
@@ -53,7 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::changes::ChangeFeed;
 use self::state::AppState;
-use crate::store::StoreError;
+use self::store::StoreError;
 use crate::tls::TlsError;
 
 /// Where the server keeps its state.

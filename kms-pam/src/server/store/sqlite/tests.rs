@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::secret::Secret;
+use crate::server::store::crypto::issue_token;
+use crate::server::store::*;
 use crate::session::{EndCause, SessionId, SessionStatus};
-use crate::store::crypto::issue_token;
-use crate::store::*;
 
 mod lifecycle;
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{db_error, found, new_id, secs, time, unique_error, SqliteStore};
-use crate::store::{NewResource, ResourceRecord, ResourceStore, StoreError};
+use crate::server::store::{NewResource, ResourceRecord, ResourceStore, StoreError};
 
 const SELECT: &str = "SELECT r.id, r.project_id, r.name, r.kind, r.url, r.gateway_id, \
                       g.name AS gateway, r.ssl_verify, r.ca_cert, r.created_at \

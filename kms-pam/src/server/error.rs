@@ -11,7 +11,7 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::kms::api::{ErrorBody, ErrorDetail};
-use crate::store::StoreError;
+use crate::server::store::StoreError;
 use crate::tls::TlsError;
 
 /// An API failure: HTTP status, contract code and a one-line message free of secrets.

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{db_error, secs, SqliteStore};
+use crate::server::store::{EventLink, EventRecord, EventStore, StoreError};
 use crate::session::SessionId;
-use crate::store::{EventLink, EventRecord, EventStore, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct LinkRow {

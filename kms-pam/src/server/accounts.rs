@@ -15,7 +15,7 @@ use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{Account, CreateAccount};
 use crate::secret::Secret;
-use crate::store::{NewAccount, SessionFilter};
+use crate::server::store::{NewAccount, SessionFilter};
 
 /// Largest service-account token accepted (real ones are a few KiB).
 const MAX_TOKEN_LEN: usize = 64 * 1024;

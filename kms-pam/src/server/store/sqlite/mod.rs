@@ -28,7 +28,7 @@ use super::crypto::RootKey;
 use super::StoreError;
 
 /// The migrations compiled into the binary (`src/store/sqlite/migrations`).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/store/sqlite/migrations");
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

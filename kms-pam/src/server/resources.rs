@@ -10,7 +10,7 @@ use super::sessions::terminate_active;
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{CreateResource, Resource};
-use crate::store::{NewResource, SessionFilter, StoreError};
+use crate::server::store::{NewResource, SessionFilter, StoreError};
 
 /// The only resource kind so far.
 const KUBERNETES: &str = "kubernetes";

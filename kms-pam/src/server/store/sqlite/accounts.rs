@@ -7,8 +7,8 @@ use super::{
     SqliteStore,
 };
 use crate::secret::Secret;
-use crate::store::crypto::account_token_aad;
-use crate::store::{AccountRecord, AccountStore, NewAccount, StoreError};
+use crate::server::store::crypto::account_token_aad;
+use crate::server::store::{AccountRecord, AccountStore, NewAccount, StoreError};
 
 const SELECT: &str = "SELECT a.id, a.project_id, a.resource_id, r.name AS resource, a.name, \
                       a.description, a.max_duration_secs, a.created_at \

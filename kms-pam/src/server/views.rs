@@ -3,9 +3,11 @@
 use std::time::{Duration, SystemTime};
 
 use crate::kms::api::{Account, Gateway, Grant, Resource, SessionView, User};
+use crate::server::store::UserRecord;
+use crate::server::store::{
+    AccountRecord, GatewayRecord, GrantRecord, ResourceRecord, SessionRecord,
+};
 use crate::session::{EndCause, SessionStatus};
-use crate::store::UserRecord;
-use crate::store::{AccountRecord, GatewayRecord, GrantRecord, ResourceRecord, SessionRecord};
 
 /// A gateway is online when its last heartbeat is at most this old.
 pub(crate) const ONLINE_WINDOW: Duration = Duration::from_secs(30);

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::{db_error, found, opt_time, secs, time, SqliteStore};
-use crate::session::{EndCause, Session, SessionId, SessionStatus};
-use crate::store::{
+use crate::server::store::{
     ChangeRecord, NewSessionRecord, SessionFilter, SessionRecord, SessionStore, SessionUpdate,
     StoreError,
 };
+use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
 const SELECT: &str = "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
                       account_id, account_name, gateway_id, gateway_name, status, end_cause, \

@@ -6,7 +6,7 @@ use super::{
     db_error, duration_from_db, duration_to_db, found, new_id, secs, time, unique_error,
     SqliteStore,
 };
-use crate::store::{GrantRecord, GrantStore, NewGrant, StoreError};
+use crate::server::store::{GrantRecord, GrantStore, NewGrant, StoreError};
 
 const SELECT: &str = "SELECT gr.id, gr.project_id, gr.account_id, a.name AS account, \
                       r.name AS resource, gr.user_id, u.name AS user_name, \

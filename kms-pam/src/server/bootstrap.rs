@@ -13,9 +13,9 @@ use super::state::now;
 use super::{ServerConfig, ServerError};
 use crate::kms::api::USER_TOKEN_PREFIX;
 use crate::secret::Secret;
-use crate::store::crypto::issue_token;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{NewUser, ProjectRecord, Store, StoreError, StoredCa};
+use crate::server::store::crypto::issue_token;
+use crate::server::store::sqlite::SqliteStore;
+use crate::server::store::{NewUser, ProjectRecord, Store, StoreError, StoredCa};
 use crate::tls::CertificateAuthority;
 
 /// The project everything lives in until project management lands.

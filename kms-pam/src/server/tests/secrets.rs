@@ -5,7 +5,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::{Kms, SA_TOKEN};
-use crate::store::sqlite::tests::files_contain;
+use crate::server::store::sqlite::tests::files_contain;
 
 #[tokio::test]
 async fn the_service_account_token_is_sealed_and_reaches_only_the_bound_gateway() {

@@ -21,8 +21,8 @@ use super::state::{now, AppState};
 use crate::audit::chain::{event_hash, GENESIS_HASH};
 use crate::audit::AuditEvent;
 use crate::kms::api::{UploadEvents, UploadedEvents};
+use crate::server::store::{EventLink, EventRecord, GatewayRecord, StoreError};
 use crate::session::SessionId;
-use crate::store::{EventLink, EventRecord, GatewayRecord, StoreError};
 
 /// Most events accepted in one call.
 pub(crate) const MAX_BATCH: usize = 5_000;

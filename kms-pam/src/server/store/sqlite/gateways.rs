@@ -5,7 +5,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{db_error, found, new_id, opt_time, secs, time, unique_error, SqliteStore};
-use crate::store::{Enrollment, GatewayRecord, GatewayStore, NewGateway, StoreError, TokenHash};
+use crate::server::store::{
+    Enrollment, GatewayRecord, GatewayStore, NewGateway, StoreError, TokenHash,
+};
 
 const COLUMNS: &str = "g.id, g.name, g.address, g.token_hash IS NOT NULL AS enrolled, \
                        g.last_heartbeat, g.created_at";

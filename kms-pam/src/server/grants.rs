@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use super::state::{now, AppState};
 use super::views;
 use crate::kms::api::{CreateGrant, Grant};
-use crate::store::NewGrant;
+use crate::server::store::NewGrant;
 use crate::time::format_duration;
 
 /// `POST /v1/grants`: the grant's maximum defaults to the account's and may not exceed it.

@@ -11,7 +11,7 @@ use http::request::Parts;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::kms::api::{GATEWAY_TOKEN_PREFIX, USER_TOKEN_PREFIX};
-use crate::store::{GatewayRecord, StoreError, TokenHash, UserRecord};
+use crate::server::store::{GatewayRecord, StoreError, TokenHash, UserRecord};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use http::StatusCode;
 
 use super::Kms;
-use crate::kms::server::{Server, ServerConfig, ServerError};
+use crate::server::{Server, ServerConfig, ServerError};
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777

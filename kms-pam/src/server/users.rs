@@ -9,8 +9,8 @@ use super::error::{ApiError, ApiJson};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{CreateUser, CreatedUser, User, WhoAmI, USER_TOKEN_PREFIX};
-use crate::store::crypto::issue_token;
-use crate::store::NewUser;
+use crate::server::store::crypto::issue_token;
+use crate::server::store::NewUser;
 
 /// `GET /v1/whoami`.
 pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {

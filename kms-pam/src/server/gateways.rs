@@ -18,8 +18,8 @@ use crate::kms::api::{
     CreateGateway, CreatedGateway, EnrollGateway, EnrolledGateway, Gateway,
     ENROLLMENT_TOKEN_PREFIX, GATEWAY_TOKEN_PREFIX,
 };
-use crate::store::crypto::issue_token;
-use crate::store::{Enrollment, NewGateway, StoreError, TokenHash};
+use crate::server::store::crypto::issue_token;
+use crate::server::store::{Enrollment, NewGateway, StoreError, TokenHash};
 
 /// How long an enrollment token works.
 pub(crate) const ENROLLMENT_VALIDITY: Duration = Duration::from_secs(3600);

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{db_error, found, new_id, secs, time, unique_error, SqliteStore};
-use crate::store::{NewUser, StoreError, TokenHash, UserRecord, UserStore};
+use crate::server::store::{NewUser, StoreError, TokenHash, UserRecord, UserStore};
 
 const COLUMNS: &str = "id, name, admin, created_at";
 

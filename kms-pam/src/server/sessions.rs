@@ -14,10 +14,10 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{CreateSession, CreatedSession, SessionView};
-use crate::session::{EndCause, SessionId, SessionStatus};
-use crate::store::{
+use crate::server::store::{
     AccountRecord, NewSessionRecord, SessionFilter, SessionRecord, StoreError, UserRecord,
 };
+use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::format_duration;
 use crate::tls::SessionCertSpec;
 

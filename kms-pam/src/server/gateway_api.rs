@@ -10,8 +10,8 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{GatewayCredential, Heartbeat, SessionView};
+use crate::server::store::{GatewayRecord, SessionRecord, StoreError};
 use crate::session::{SessionId, SessionStatus};
-use crate::store::{GatewayRecord, SessionRecord, StoreError};
 
 /// `POST /v1/gateway/heartbeat`.
 pub(crate) async fn heartbeat(

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{db_error, new_id, secs, SqliteStore};
-use crate::store::crypto::CA_KEY_AAD;
-use crate::store::{ProjectRecord, SetupStore, StoreError, StoredCa};
+use crate::server::store::crypto::CA_KEY_AAD;
+use crate::server::store::{ProjectRecord, SetupStore, StoreError, StoredCa};
 use crate::tls::PrivateKeyPem;
 
 /// Setting holding the CA certificate (PEM, clear).

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::changes::ChangeFeed;
-use crate::store::{ProjectRecord, Store};
+use crate::server::store::{ProjectRecord, Store};
 use crate::tls::CertificateAuthority;
 
 /// Shared server state: cheap to clone (everything behind `Arc`s).
