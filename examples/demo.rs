@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kms_pam::audit::NullAuditSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
-use kms_pam::kms::api::{CreateAccount, CreateResource};
+use kms_pam::kms::api::{CreateAccount, CreateResource, GatewayStatus, ResourceKind};
 use kms_pam::kms::client::KmsClient;
 use kms_pam::proxy::NoHooks;
 use kms_pam::server::{Server, ServerConfig};
@@ -59,7 +59,7 @@ impl Demo {
             name: "gw-demo".into(),
             data_dir: data.path().join("gateway"),
             advertise: listener.local_addr()?.to_string(),
-            enroll_token: Some(enrollment),
+            enroll_token: Some(enrollment.expose().to_owned()),
             audit: Arc::new(NullAuditSink),
             hooks: Arc::new(NoHooks),
             metrics_listener: None,
@@ -73,7 +73,7 @@ impl Demo {
 
         let cluster = ApiServerDouble::start(DoubleConfig::default()).await?;
         let resource = CreateResource {
-            kind: "kubernetes".into(),
+            kind: ResourceKind::Kubernetes,
             name: RESOURCE.into(),
             url: cluster.url(),
             gateway: "gw-demo".into(),
@@ -83,7 +83,7 @@ impl Demo {
         admin.create_resource(&resource).await?;
         let account = CreateAccount {
             name: ACCOUNT.into(),
-            token: cluster.token().to_owned(),
+            token: Secret::new(cluster.token()),
             description: Some("cluster-admin service account".into()),
             max_duration_secs: Some(3600),
         };
@@ -124,7 +124,7 @@ async fn wait_online(admin: &KmsClient) -> anyhow::Result<()> {
             .list_gateways()
             .await?
             .iter()
-            .any(|g| g.status == "online")
+            .any(|g| g.status == GatewayStatus::Online)
         {
             return Ok(());
         }

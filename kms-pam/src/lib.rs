@@ -62,8 +62,10 @@
 
 pub mod access;
 pub mod audit;
+mod bearer;
 pub mod credential;
 pub mod gateway;
+mod http_client;
 pub mod kms;
 pub mod kube;
 pub mod local;

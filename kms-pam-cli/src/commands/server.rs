@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
+use kms_pam::kms::api::GatewayStatus;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::proxy::NoHooks;
 use kms_pam::server::{Server, ServerConfig};
@@ -122,8 +123,11 @@ async fn enrollment_token(
     let admin = KmsClient::new(kms_url, Some(Secret::new(token.trim())))?;
     let gateways = admin.list_gateways().await?;
     match gateways.iter().find(|g| g.name == DEV_GATEWAY) {
-        None => Ok(Some(admin.create_gateway(DEV_GATEWAY).await?.enrollment_token)),
-        Some(gateway) if gateway.status == "pending" => bail!(
+        None => {
+            let created = admin.create_gateway(DEV_GATEWAY).await?;
+            Ok(Some(created.enrollment_token.expose().to_owned()))
+        }
+        Some(gateway) if gateway.status == GatewayStatus::Pending => bail!(
             "gateway {DEV_GATEWAY:?} was created but never enrolled; remove the data directory to start over"
         ),
         Some(_) => Ok(None),

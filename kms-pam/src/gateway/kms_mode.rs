@@ -16,7 +16,7 @@ use super::GatewayError;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
-use crate::kms::api::EnrollGateway;
+use crate::kms::api::{EnrollGateway, PrincipalKind};
 use crate::kms::client::KmsClient;
 use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
 use crate::metrics::Refresh;
@@ -83,7 +83,7 @@ where
         .whoami()
         .await
         .map_err(|e| GatewayError::Config(format!("KMS refused this gateway's identity: {e}")))?;
-    if whoami.kind != "gateway" || whoami.name != config.name {
+    if whoami.kind != PrincipalKind::Gateway || whoami.name != config.name {
         return Err(GatewayError::Config(format!(
             "the token in {} belongs to {} {:?}, not gateway {:?}",
             config.data_dir.display(),
@@ -210,7 +210,7 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
     let (key, csr) = generate_csr(host).map_err(|e| GatewayError::Config(e.to_string()))?;
     let request = EnrollGateway {
         name: config.name.clone(),
-        enrollment_token: enroll_token.clone(),
+        enrollment_token: Secret::new(enroll_token.as_str()),
         csr,
         address: config.advertise.clone(),
     };
@@ -223,7 +223,7 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         &enrolled.certificate,
         &key,
         &enrolled.ca_certificate,
-        &enrolled.gateway_token,
+        enrolled.gateway_token.expose(),
     )?;
     tracing::info!(dir = %dir.display(), "enrolled with KMS; identity saved");
     load(dir)

@@ -27,8 +27,8 @@ pub(crate) async fn create(
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<CreateAccount>,
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
-    // Wrap first, so the token is zeroized on every path out of this function.
-    let token = Secret::new(body.token);
+    // The body's token is a `Secret` from the moment it is read: zeroized on every path out.
+    let token = body.token;
     validate::name("account", &body.name)?;
     validate::text("description", body.description.as_deref())?;
     let max = body

@@ -5,7 +5,6 @@
 //! Tokens are looked up by their SHA-256 hash; a token is never logged or echoed.
 
 use axum::extract::FromRequestParts;
-use http::header::AUTHORIZATION;
 use http::request::Parts;
 
 use super::error::ApiError;
@@ -97,22 +96,18 @@ impl FromRequestParts<AppState> for GatewayCaller {
 
 /// The token of an `Authorization: Bearer TOKEN` header.
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let missing = || ApiError::unauthenticated("missing Authorization: Bearer API token");
-    let value = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(missing());
-    }
-    Ok(token)
+    let token = crate::bearer::token(&parts.headers)
+        .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer API token"))?;
+    std::str::from_utf8(token)
+        .map_err(|_| ApiError::unauthenticated("malformed Authorization header"))
 }
 
 #[cfg(test)]
 mod tests {
+    use http::header::AUTHORIZATION;
+
     use super::*;
+    use crate::kms::api::ErrorCode;
 
     fn parts(header: Option<&str>) -> Parts {
         let mut request = http::Request::builder().uri("/v1/whoami");
@@ -134,7 +129,7 @@ mod tests {
         );
         for bad in [None, Some("Basic abc"), Some("Bearer"), Some("Bearer   ")] {
             let err = bearer_token(&parts(bad)).unwrap_err();
-            assert_eq!(err.code(), "unauthenticated", "{bad:?}");
+            assert_eq!(err.code(), ErrorCode::Unauthenticated, "{bad:?}");
         }
     }
 }

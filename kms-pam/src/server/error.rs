@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::kms::api::{ErrorBody, ErrorDetail};
+use crate::kms::api::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::server::store::StoreError;
 use crate::tls::TlsError;
 
@@ -18,14 +18,15 @@ use crate::tls::TlsError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An answer with the status the code stands for.
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
         }
@@ -33,58 +34,53 @@ impl ApiError {
 
     /// 401: no credentials, or credentials that do not identify anybody.
     pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        Self::new(ErrorCode::Unauthenticated, message)
     }
 
     /// 403: the caller is known but may not do this.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 404.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     /// 409.
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
+        Self::new(ErrorCode::Conflict, message)
     }
 
     /// 400.
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+        Self::new(ErrorCode::Invalid, message)
     }
 
     /// 503: retry later.
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::new(ErrorCode::Unavailable, message)
     }
 
     /// 500. The detail goes to the log, not to the caller.
     pub(crate) fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the KMS log",
-        )
+        Self::new(ErrorCode::Internal, "internal error; see the KMS log")
     }
 
     /// A request the framework could not read (bad JSON, query or path; body too large; wrong
     /// method). Keeps the framework's status (400, 405, 413, 415, 422) under the `invalid` code.
     pub(crate) fn unreadable(status: StatusCode, message: impl Into<String>) -> Self {
-        let status = if status.is_client_error() {
-            status
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        Self::new(status, "invalid", message)
+        let mut error = Self::new(ErrorCode::Invalid, message);
+        if status.is_client_error() {
+            error.status = status;
+        }
+        error
     }
 
     /// The contract code.
     #[cfg(test)]
-    pub(crate) fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> ErrorCode {
         self.code
     }
 }
@@ -93,7 +89,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code,
                 message: self.message,
             },
         };
@@ -209,7 +205,7 @@ mod tests {
     async fn errors_render_the_contract_shape() {
         let (status, body) = body_of(ApiError::forbidden("admins only")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert_eq!(body.error.code, "forbidden");
+        assert_eq!(body.error.code, ErrorCode::Forbidden);
         assert_eq!(body.error.message, "admins only");
     }
 
@@ -237,6 +233,6 @@ mod tests {
             assert!(!body.error.message.contains("/x") && !body.error.message.contains("row 7"));
         }
         let csr = ApiError::from(TlsError::InvalidCsr("bad signature".into()));
-        assert_eq!(csr.code(), "invalid");
+        assert_eq!(csr.code(), ErrorCode::Invalid);
     }
 }

@@ -71,7 +71,7 @@ pub(crate) async fn credential(
         url: resource.url,
         ssl_verify: resource.ssl_verify,
         ca_cert: resource.ca_cert,
-        token: token.expose().to_owned(),
+        token,
     }))
 }
 

@@ -50,7 +50,7 @@ pub(crate) async fn create(
         StatusCode::CREATED,
         Json(CreatedGateway {
             gateway: views::gateway(&gateway, now),
-            enrollment_token: token.expose().to_owned(),
+            enrollment_token: token,
             expires_at,
         }),
     ))
@@ -82,7 +82,7 @@ pub(crate) async fn enroll(
         ))
     };
     let host = validate::address(&body.address)?;
-    let enrollment = TokenHash::of(body.enrollment_token.trim());
+    let enrollment = TokenHash::of(body.enrollment_token.expose().trim());
     let now = now();
     let gateway = match state
         .store
@@ -116,6 +116,6 @@ pub(crate) async fn enroll(
     Ok(Json(EnrolledGateway {
         certificate,
         ca_certificate: state.ca.cert_pem().to_owned(),
-        gateway_token: token.expose().to_owned(),
+        gateway_token: token,
     }))
 }

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::AnyUser;
@@ -15,17 +15,9 @@ use super::state::{now, AppState};
 use super::views;
 use crate::audit::chain::verify_chain_json;
 use crate::audit::recording::{recordings, replay};
-use crate::audit::{group_commands, AuditEvent, Command};
-use crate::kms::api::{RecordingView, SessionVerification, SessionView};
+use crate::audit::{group_commands, AuditEvent, ChainReport};
+use crate::kms::api::{RecordingView, SessionDetail};
 use crate::session::SessionId;
-
-/// `GET /v1/sessions/{id}` answer: the session and its commands.
-#[derive(Serialize)]
-pub(crate) struct Detail {
-    #[serde(flatten)]
-    session: SessionView,
-    commands: Vec<Command>,
-}
 
 /// Query of `GET /v1/sessions/{id}`.
 #[derive(Debug, Deserialize)]
@@ -45,14 +37,14 @@ pub(crate) async fn show(
     AnyUser(user): AnyUser,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DetailQuery>,
-) -> Result<Json<Detail>, ApiError> {
+) -> Result<Json<SessionDetail>, ApiError> {
     let record = visible_session(&state, &user, &id).await?;
     let commands = if query.commands {
         group_commands(&events(&state, &record.session.id).await?)
     } else {
         Vec::new()
     };
-    Ok(Json(Detail {
+    Ok(Json(SessionDetail {
         session: views::session(&record, now()),
         commands,
     }))
@@ -63,7 +55,7 @@ pub(crate) async fn verify(
     State(state): State<AppState>,
     AnyUser(user): AnyUser,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<SessionVerification>, ApiError> {
+) -> Result<Json<ChainReport>, ApiError> {
     let record = visible_session(&state, &user, &id).await?;
     let stored = state.store.session_events(&record.session.id).await?;
     let mut values = Vec::with_capacity(stored.len());
@@ -71,7 +63,7 @@ pub(crate) async fn verify(
         match serde_json::from_str::<Value>(&event.json) {
             Ok(value) => values.push(value),
             Err(e) => {
-                return Ok(Json(SessionVerification::Broken {
+                return Ok(Json(ChainReport::Broken {
                     seq: position,
                     event_id: event.id.clone(),
                     reason: format!("the stored event is not JSON any more (altered): {e}"),
@@ -79,7 +71,7 @@ pub(crate) async fn verify(
             }
         }
     }
-    Ok(Json(verify_chain_json(&values).into()))
+    Ok(Json(verify_chain_json(&values)))
 }
 
 /// `GET /v1/sessions/{id}/recordings/{n}`: the `n`-th recorded stream, replayed.

@@ -9,11 +9,8 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use super::sessions::terminate_active;
 use super::state::{now, AppState};
 use super::{validate, views};
-use crate::kms::api::{CreateResource, Resource};
+use crate::kms::api::{CreateResource, Resource, ResourceKind};
 use crate::server::store::{NewResource, SessionFilter, StoreError};
-
-/// The only resource kind so far.
-const KUBERNETES: &str = "kubernetes";
 
 /// `POST /v1/resources`.
 pub(crate) async fn create(
@@ -21,10 +18,11 @@ pub(crate) async fn create(
     AdminUser(admin): AdminUser,
     ApiJson(body): ApiJson<CreateResource>,
 ) -> Result<(StatusCode, Json<Resource>), ApiError> {
-    if body.kind != KUBERNETES {
+    // The only resource kind so far; any other name reads as `Unknown`.
+    if body.kind != ResourceKind::Kubernetes {
         return Err(ApiError::invalid(format!(
-            "unsupported resource kind {:?}: only {KUBERNETES:?} is supported",
-            body.kind
+            "unsupported resource kind: only {:?} is supported",
+            ResourceKind::Kubernetes.as_str()
         )));
     }
     validate::name("resource", &body.name)?;
@@ -48,7 +46,7 @@ pub(crate) async fn create(
         .create_resource(NewResource {
             project_id: state.project_id().to_owned(),
             name: body.name,
-            kind: body.kind,
+            kind: body.kind.as_str().to_owned(),
             url: body.url,
             gateway_id: gateway.id,
             ssl_verify: body.ssl_verify,

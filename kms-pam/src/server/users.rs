@@ -8,7 +8,7 @@ use super::auth::{AdminUser, Caller};
 use super::error::{ApiError, ApiJson};
 use super::state::{now, AppState};
 use super::{validate, views};
-use crate::kms::api::{CreateUser, CreatedUser, User, WhoAmI, USER_TOKEN_PREFIX};
+use crate::kms::api::{CreateUser, CreatedUser, PrincipalKind, User, WhoAmI, USER_TOKEN_PREFIX};
 use crate::server::store::crypto::issue_token;
 use crate::server::store::NewUser;
 
@@ -17,12 +17,12 @@ pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {
     Json(match caller {
         Caller::User(user) => WhoAmI {
             name: user.name,
-            kind: "user".to_owned(),
+            kind: PrincipalKind::User,
             admin: user.admin,
         },
         Caller::Gateway(gateway) => WhoAmI {
             name: gateway.name,
-            kind: "gateway".to_owned(),
+            kind: PrincipalKind::Gateway,
             admin: false,
         },
     })
@@ -50,7 +50,7 @@ pub(crate) async fn create(
         StatusCode::CREATED,
         Json(CreatedUser {
             user: views::user(&user),
-            token: token.expose().to_owned(),
+            token,
         }),
     ))
 }

@@ -152,7 +152,7 @@ mod tests {
         assert!(max_duration(0).is_err());
         assert!(max_duration(3600).is_ok());
         let err = max_duration(MAX_ACCOUNT_DURATION.as_secs() + 1).unwrap_err();
-        assert_eq!(err.code(), "invalid");
+        assert_eq!(err.code(), crate::kms::api::ErrorCode::Invalid);
         assert!(text("reason", Some(&"r".repeat(1025))).is_err());
         assert!(text("reason", None).is_ok());
     }

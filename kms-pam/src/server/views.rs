@@ -2,7 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::kms::api::{Account, Gateway, Grant, Resource, SessionView, User};
+use crate::kms::api::{
+    Account, Gateway, GatewayStatus, Grant, Resource, ResourceKind, SessionView, User,
+};
 use crate::server::store::UserRecord;
 use crate::server::store::{
     AccountRecord, GatewayRecord, GrantRecord, ResourceRecord, SessionRecord,
@@ -21,18 +23,18 @@ pub(crate) fn user(record: &UserRecord) -> User {
 }
 
 /// `pending` until enrolled, then `online` or `offline` by the last heartbeat.
-pub(crate) fn gateway_status(record: &GatewayRecord, now: SystemTime) -> &'static str {
+pub(crate) fn gateway_status(record: &GatewayRecord, now: SystemTime) -> GatewayStatus {
     if !record.enrolled {
-        return "pending";
+        return GatewayStatus::Pending;
     }
     let recent = record.last_heartbeat.is_some_and(|beat| {
         now.duration_since(beat)
             .map_or(true, |age| age <= ONLINE_WINDOW)
     });
     if recent {
-        "online"
+        GatewayStatus::Online
     } else {
-        "offline"
+        GatewayStatus::Offline
     }
 }
 
@@ -40,7 +42,7 @@ pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
     Gateway {
         name: record.name.clone(),
         address: record.address.clone(),
-        status: gateway_status(record, now).to_owned(),
+        status: gateway_status(record, now),
         last_heartbeat: record.last_heartbeat,
         created_at: record.created_at,
     }
@@ -49,7 +51,7 @@ pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
 pub(crate) fn resource(record: &ResourceRecord) -> Resource {
     Resource {
         name: record.name.clone(),
-        kind: record.kind.clone(),
+        kind: ResourceKind::from_name(&record.kind),
         url: record.url.clone(),
         gateway: record.gateway.clone(),
         ssl_verify: record.ssl_verify,
@@ -111,15 +113,15 @@ mod tests {
             last_heartbeat: None,
             created_at: at(0),
         };
-        assert_eq!(gateway_status(&gw, at(0)), "pending");
+        assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Pending);
         gw.enrolled = true;
-        assert_eq!(gateway_status(&gw, at(0)), "offline");
+        assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Offline);
         gw.last_heartbeat = Some(at(100));
-        assert_eq!(gateway_status(&gw, at(130)), "online");
-        assert_eq!(gateway_status(&gw, at(131)), "offline");
+        assert_eq!(gateway_status(&gw, at(130)), GatewayStatus::Online);
+        assert_eq!(gateway_status(&gw, at(131)), GatewayStatus::Offline);
         assert_eq!(
             gateway_status(&gw, at(99)),
-            "online",
+            GatewayStatus::Online,
             "clock skew is not offline"
         );
     }
