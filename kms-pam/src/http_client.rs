@@ -2,7 +2,8 @@
 //! with a [`UpstreamTls`] policy, and the classification of its failures into a
 //! [`ConnectionFailure`] that callers branch on (instead of searching the message for "timed out").
 //!
-//! The KMS client uses it; the gateway's API server client is the other candidate.
+//! The KMS client uses it. The gateway's API server client (`proxy::upstream`) builds the same
+//! client with its own pool settings (`ClientSettings` has them) and is meant to move onto it.
 
 use std::error::Error as StdError;
 use std::io;
@@ -82,9 +83,7 @@ where
     };
     let mut client = Client::builder(TokioExecutor::new());
     if let Some(idle) = settings.pool_idle_timeout {
-        client
-            .pool_idle_timeout(idle)
-            .pool_max_idle_per_host(usize::MAX);
+        client.pool_idle_timeout(idle);
     }
     if let Some((stream, connection)) = settings.http2_windows {
         client

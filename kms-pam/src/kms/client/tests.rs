@@ -134,6 +134,22 @@ async fn a_closed_port_is_unreachable_with_a_plain_reason() {
     );
 }
 
+/// A KMS that never answers is a timeout, told apart by type rather than by its message.
+#[tokio::test(start_paused = true)]
+async fn a_silent_kms_is_a_timeout() {
+    // Connections complete into the backlog; nothing ever reads or answers them.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let err = client(&url).whoami().await.unwrap_err();
+    assert_eq!(
+        err.connection_failure(),
+        Some(ConnectionFailure::Timeout),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    drop(listener);
+}
+
 #[tokio::test]
 async fn names_are_encoded_as_single_path_segments_and_filters_as_query() {
     let (url, seen) = fake_kms(200, "[]").await;
