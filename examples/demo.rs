@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
-use kms_pam::kms::api::{CreateAccount, CreateResource};
+use kms_pam::kms::api::{CreateAccount, CreateResource, GatewayStatus, ResourceKind};
 use kms_pam::kms::client::KmsClient;
-use kms_pam::kms::server::{Server, ServerConfig};
+use kms_pam::server::{Server, ServerConfig};
 use kms_pam::Secret;
 use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use tokio::net::TcpListener;
@@ -67,7 +67,7 @@ impl Demo {
 
         let cluster = ApiServerDouble::start(DoubleConfig::default()).await?;
         let resource = CreateResource {
-            kind: "kubernetes".into(),
+            kind: ResourceKind::Kubernetes,
             name: RESOURCE.into(),
             url: cluster.url(),
             gateway: "gw-demo".into(),
@@ -77,7 +77,7 @@ impl Demo {
         admin.create_resource(&resource).await?;
         let account = CreateAccount {
             name: ACCOUNT.into(),
-            token: cluster.token().to_owned(),
+            token: Secret::new(cluster.token()),
             description: Some("cluster-admin service account".into()),
             max_duration_secs: Some(3600),
         };
@@ -118,7 +118,7 @@ async fn wait_online(admin: &KmsClient) -> anyhow::Result<()> {
             .list_gateways()
             .await?
             .iter()
-            .any(|g| g.status == "online")
+            .any(|g| g.status == GatewayStatus::Online)
         {
             return Ok(());
         }

@@ -12,6 +12,7 @@ use clap::Parser;
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
 use kms_pam::gateway::standalone::{self, StandaloneOptions};
+use kms_pam::Secret;
 use tokio::net::TcpListener;
 
 /// The kms-pam gateway.
@@ -105,7 +106,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(%name, listen = %local, %kms_url, "gateway starting");
         let advertise = args.advertise.unwrap_or_else(|| local.to_string());
         let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
-            .with_enroll_token(args.enroll_token)
+            .with_enroll_token(args.enroll_token.map(Secret::new))
             .with_audit(audit)
             .with_metrics_listener(metrics_listener);
         kms_mode::serve(listener, config, shutdown_signal()).await?;

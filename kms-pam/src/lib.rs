@@ -12,7 +12,7 @@
 //! ```text
 //! kubectl ─HTTPS─▶ local proxy ═mTLS tunnel═▶ gateway ─HTTPS (SA token)─▶ API server
 //!                  [local]      [transport]    [gateway, proxy]
-//!     CLI ─▶ KMS [kms::client ─▶ kms::server, store]   gateway ─▶ KMS [kms::gateway_link]
+//!     CLI ─▶ KMS [kms::client ─▶ server, server::store]   gateway ─▶ KMS [kms::gateway_link]
 //! ```
 //!
 //! Everything is built from four small traits with in-memory and real implementations:
@@ -52,25 +52,30 @@
 //!
 //! # Feature flags
 //!
-//! - `server` (default): the KMS control-plane server ([`kms::server`]) and its SQLite store
-//!   (`store`), which pull in axum and sqlx. Tools that only open sessions, serve the local proxy
-//!   or run a gateway build with `default-features = false`.
+//! No feature is on by default: the default build is the client side (sessions, local proxy,
+//! KMS client) and the gateway, without a web framework or a database driver.
+//!
+//! - `server`: the KMS control plane, `server` (its HTTP API on axum) and `server::store` (its
+//!   SQLite store on sqlx). The `kms-pam` CLI turns it on for `kms-pam server` and `kms-pam dev`;
+//!   a tool that only opens sessions, serves the local proxy or runs a gateway leaves it off.
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod audit;
+mod bearer;
 mod conn;
 pub mod credential;
 pub mod gateway;
+mod http_client;
 pub mod kms;
 pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod proxy;
 pub mod secret;
-pub mod session;
 #[cfg(feature = "server")]
-pub mod store;
+pub mod server;
+pub mod session;
 pub mod time;
 pub mod tls;
 pub mod transport;

@@ -8,6 +8,12 @@ use zeroize::Zeroizing;
 ///
 /// `Debug` and `Display` print `[redacted]`, so a secret cannot leak through logs or error messages by
 /// accident; the memory is zeroed on drop. Read it deliberately with [`Secret::expose`].
+///
+/// It is also a wire type: `Serialize` writes the real value as a JSON string and `Deserialize`
+/// reads one, so the KMS API bodies that carry a token (an enrollment token, a new user's API
+/// token, an account's service-account token) hold it as a `Secret` end to end. Serializing is
+/// therefore a deliberate exposure, like [`Secret::expose`]: only into a request or answer body
+/// meant to carry it.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(Zeroizing<String>);
 
@@ -71,6 +77,19 @@ impl fmt::Display for Secret {
     }
 }
 
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The owned string moves into the zeroizing wrapper without a copy.
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self::new(value)
@@ -94,6 +113,15 @@ mod tests {
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
         assert_eq!(s.expose(), "eyJhbGciOi.super-secret");
+    }
+
+    #[test]
+    fn serde_carries_the_real_value_as_a_string() {
+        let s = Secret::new("kmsu_abc");
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#""kmsu_abc""#);
+        let back: Secret = serde_json::from_str(r#""kmsu_abc""#).unwrap();
+        assert_eq!(back, s);
+        assert!(serde_json::from_str::<Secret>("42").is_err());
     }
 
     #[test]

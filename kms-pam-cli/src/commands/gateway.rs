@@ -45,9 +45,9 @@ pub async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<ExitCod
                  kms-pam-gateway --kms-url {} --name {name} --listen 0.0.0.0:8443 \
                  --advertise HOST:8443 --enroll-token {} --data-dir /var/lib/kms-pam-gateway\n",
                 output::time(created.expires_at),
-                created.enrollment_token,
+                created.enrollment_token.expose(),
                 client.base_url(),
-                created.enrollment_token,
+                created.enrollment_token.expose(),
             ))?;
         }
         GatewayCommand::List => {
@@ -61,7 +61,7 @@ pub async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<ExitCod
                 table.row(vec![
                     gateway.name,
                     output::or_dash(gateway.address.as_deref()),
-                    gateway.status,
+                    gateway.status.to_string(),
                     output::ago(gateway.last_heartbeat),
                 ]);
             }

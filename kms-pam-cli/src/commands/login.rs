@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
+use kms_pam::kms::api::PrincipalKind;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::Secret;
 
@@ -34,7 +35,7 @@ pub async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     };
     let client = KmsClient::new(&url, Some(Secret::new(token.clone())))?;
     let me = client.whoami().await?;
-    if me.kind != "user" {
+    if me.kind != PrincipalKind::User {
         bail!(
             "that token belongs to {} {:?}, not a user; log in with a user's API token",
             me.kind,

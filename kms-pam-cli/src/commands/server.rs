@@ -9,8 +9,9 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
+use kms_pam::kms::api::GatewayStatus;
 use kms_pam::kms::client::KmsClient;
-use kms_pam::kms::server::{Server, ServerConfig};
+use kms_pam::server::{Server, ServerConfig};
 use kms_pam::Secret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -111,14 +112,17 @@ async fn dev_gateway(
 async fn enrollment_token(
     kms_url: &str,
     admin_token_path: &Path,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<Secret>> {
     let token = std::fs::read_to_string(admin_token_path)
         .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
     let admin = KmsClient::new(kms_url, Some(Secret::new(token.trim())))?;
     let gateways = admin.list_gateways().await?;
     match gateways.iter().find(|g| g.name == DEV_GATEWAY) {
-        None => Ok(Some(admin.create_gateway(DEV_GATEWAY).await?.enrollment_token)),
-        Some(gateway) if gateway.status == "pending" => bail!(
+        None => {
+            let created = admin.create_gateway(DEV_GATEWAY).await?;
+            Ok(Some(created.enrollment_token))
+        }
+        Some(gateway) if gateway.status == GatewayStatus::Pending => bail!(
             "gateway {DEV_GATEWAY:?} was created but never enrolled; remove the data directory to start over"
         ),
         Some(_) => Ok(None),

@@ -50,7 +50,7 @@ pub async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<ExitCode> 
                     "Created user {} ({role}). Its API token, shown only this once:\n\n  {}\n\n\
                      Log in with: kms-pam login --url {} --token TOKEN\n",
                     created.user.name,
-                    created.token,
+                    created.token.expose(),
                     client.base_url()
                 ))?;
             }

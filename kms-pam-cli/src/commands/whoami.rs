@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use kms_pam::kms::api::PrincipalKind;
 
 use super::Globals;
 use crate::cli::KmsUrl;
@@ -23,10 +24,11 @@ pub async fn run(args: WhoamiArgs, globals: &Globals) -> anyhow::Result<ExitCode
     if globals.json() {
         output::print_json(&me)?;
     } else {
-        let role = match (me.kind.as_str(), me.admin) {
-            ("user", true) => "admin user",
-            ("user", false) => "user",
-            _ => "gateway",
+        let role = match (me.kind, me.admin) {
+            (PrincipalKind::User, true) => "admin user",
+            (PrincipalKind::User, false) => "user",
+            (PrincipalKind::Gateway, _) => "gateway",
+            _ => "unknown kind of principal",
         };
         output::print(&format!("{} ({role}) at {}\n", me.name, client.base_url()))?;
     }

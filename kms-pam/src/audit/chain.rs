@@ -35,9 +35,12 @@ pub struct ChainHead {
     pub hash: String,
 }
 
-/// What [`verify_chain`] found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What [`verify_chain`] found; also the KMS's answer to `GET /v1/sessions/{id}/verify`
+/// (`{"result":"intact","count":12}` or `{"result":"broken","seq":3,"event_id":…,"reason":…}`),
+/// which `kms-pam pam sessions verify` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChainReport {
     /// Every link holds.
     Intact {
@@ -53,6 +56,10 @@ pub enum ChainReport {
         /// What is wrong, for a person.
         reason: String,
     },
+    /// A result this version does not know, read from a newer KMS's answer. Never produced by
+    /// [`verify_chain`]; a reader treats it as "not shown intact".
+    #[serde(other)]
+    Unknown,
 }
 
 /// The hex SHA-256 link of `event`, over its `prev_hash` and its canonical JSON without `hash`.

@@ -40,7 +40,7 @@ fn chained(n: u64) -> Vec<AuditEvent> {
 fn broken_at(report: &ChainReport) -> (u64, &str) {
     match report {
         ChainReport::Broken { seq, reason, .. } => (*seq, reason.as_str()),
-        ChainReport::Intact { .. } => panic!("expected a broken chain"),
+        other => panic!("expected a broken chain, got {other:?}"),
     }
 }
 
@@ -139,7 +139,7 @@ fn verification_finds_the_first_broken_link() {
     );
     match report {
         ChainReport::Broken { event_id, .. } => assert_eq!(event_id, events[2].id.to_string()),
-        ChainReport::Intact { .. } => unreachable!(),
+        other => panic!("expected a broken chain, got {other:?}"),
     }
 
     let mut gap = events.clone();
@@ -266,4 +266,25 @@ fn hex_helpers_round_trip_and_refuse_bad_input() {
     assert_eq!(decode_hex32("00"), None);
     assert_eq!(decode_hex32(&"zz".repeat(32)), None);
     assert_eq!(decode_hex32(&"é".repeat(32)), None);
+}
+
+/// The report is also the KMS's `verify` answer: the server writes it, the CLI reads it back.
+#[test]
+fn reports_read_back_from_their_json_and_unknown_results_stay_readable() {
+    let broken = ChainReport::Broken {
+        seq: 3,
+        event_id: "e3".into(),
+        reason: "altered".into(),
+    };
+    for report in [ChainReport::Intact { count: 12 }, broken] {
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<ChainReport>(&json).unwrap(), report);
+    }
+    assert_eq!(
+        serde_json::to_value(ChainReport::Intact { count: 12 }).unwrap(),
+        serde_json::json!({"result": "intact", "count": 12})
+    );
+    let newer: ChainReport =
+        serde_json::from_str(r#"{"result":"truncated","seq":4,"expected":9}"#).unwrap();
+    assert_eq!(newer, ChainReport::Unknown);
 }

@@ -4,6 +4,9 @@
 //! (`kubectl get`) on every request; requests sharing a `Kubectl-Session` are one command, named
 //! by its `Kubectl-Command`. A request without the header (another client) is a command of its
 //! own, named by its verb (`list`, `get`, …). Commands are ordered by their first request.
+//!
+//! These types are also the KMS API's session history ([`SessionDetail`](crate::kms::api::SessionDetail)):
+//! the server serializes them and the client reads them back, so the CLI works with typed fields.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -14,7 +17,7 @@ use super::{
     AuditEvent, AuditEventKind, RecordingEnded, RequestFinished, RequestStarted, StreamClosed,
     StreamDetails,
 };
-use crate::kube::StreamKind;
+use crate::kube::{StreamKind, Verb};
 use crate::session::SessionId;
 
 /// One command: a kubectl invocation, or one request of another client.
@@ -54,7 +57,7 @@ pub struct RequestSummary {
     /// Status sent to the client.
     pub status: Option<u16>,
     /// The kubectl-view verb (`get`, `list`, `watch`, `exec`, …).
-    pub verb: String,
+    pub verb: Verb,
     /// The resource (`pods`).
     pub resource: Option<String>,
     /// The namespace.
@@ -162,7 +165,7 @@ impl<'e> Outcomes<'e> {
             path: request.path.clone(),
             query: request.query.clone(),
             status: finished.map(|f| f.status),
-            verb: request.info.verb.to_string(),
+            verb: request.info.verb.clone(),
             resource: request.info.resource.clone(),
             namespace: request.info.namespace.clone(),
             name: request.info.name.clone(),
@@ -221,7 +224,7 @@ pub fn group_commands(events: &[AuditEvent]) -> Vec<Command> {
                     by_invocation.insert((&event.session_id, id), commands.len());
                 }
                 commands.push(Command {
-                    command: summary.verb.clone(),
+                    command: summary.verb.to_string(),
                     started_at: event.time,
                     kubectl_session: invocation.map(str::to_owned),
                     requests: Vec::new(),

@@ -16,7 +16,7 @@ use super::GatewayError;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
-use crate::kms::api::EnrollGateway;
+use crate::kms::api::{EnrollGateway, PrincipalKind};
 use crate::kms::client::KmsClient;
 use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
 use crate::metrics::Refresh;
@@ -49,7 +49,7 @@ pub struct KmsGateway {
     /// The address CLIs dial (`host:port`).
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
-    pub enroll_token: Option<String>,
+    pub enroll_token: Option<Secret>,
     /// Audit sink, besides the spool that delivers every event to KMS (it receives the events
     /// unchained).
     pub audit: Arc<dyn AuditSink>,
@@ -82,7 +82,7 @@ impl KmsGateway {
     }
 
     /// Enrolls with this one-time token if the data dir holds no identity yet.
-    pub fn with_enroll_token(mut self, token: Option<String>) -> Self {
+    pub fn with_enroll_token(mut self, token: Option<Secret>) -> Self {
         self.enroll_token = token;
         self
     }
@@ -143,7 +143,7 @@ where
         .whoami()
         .await
         .map_err(|e| GatewayError::Config(format!("KMS refused this gateway's identity: {e}")))?;
-    if whoami.kind != "gateway" || whoami.name != config.name {
+    if whoami.kind != PrincipalKind::Gateway || whoami.name != config.name {
         return Err(GatewayError::Config(format!(
             "the token in {} belongs to {} {:?}, not gateway {:?}",
             config.data_dir.display(),
@@ -284,7 +284,7 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         &enrolled.certificate,
         &key,
         &enrolled.ca_certificate,
-        &enrolled.gateway_token,
+        enrolled.gateway_token.expose(),
     )?;
     tracing::info!(dir = %dir.display(), "enrolled with KMS; identity saved");
     load(dir)

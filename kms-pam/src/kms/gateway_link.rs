@@ -14,9 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::api::ErrorCode;
 use super::client::{KmsClient, KmsError};
 use crate::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
-use crate::secret::Secret;
 use crate::session::{
     Session, SessionError, SessionId, SessionManager, SessionStatus, SessionWatch,
 };
@@ -156,11 +156,13 @@ impl CredentialStore for KmsCredentialStore {
             .gateway_credential(&session.id)
             .await
             .map_err(|e| match e.code() {
-                Some("not_found") => CredentialError::NotFound {
+                Some(ErrorCode::NotFound) => CredentialError::NotFound {
                     resource: session.resource.clone(),
                     account: session.account.clone(),
                 },
-                Some("forbidden") | Some("invalid") => CredentialError::Denied(e.to_string()),
+                Some(ErrorCode::Forbidden | ErrorCode::Invalid) => {
+                    CredentialError::Denied(e.to_string())
+                }
                 _ => CredentialError::Unavailable(e.to_string()),
             })?;
         let url = answer.url.parse().map_err(|e| {
@@ -176,7 +178,7 @@ impl CredentialStore for KmsCredentialStore {
         };
         Ok(SessionCredential {
             upstream: Upstream { url, tls },
-            token: Secret::new(answer.token),
+            token: answer.token,
         })
     }
 }

@@ -82,9 +82,7 @@ pub fn strip_impersonation(headers: &mut HeaderMap) {
 
 /// Replaces any client `Authorization` with the account's bearer token.
 pub fn inject_bearer(headers: &mut HeaderMap, token: &Secret) -> Result<(), InvalidToken> {
-    let mut value =
-        HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| InvalidToken)?;
-    value.set_sensitive(true);
+    let value = crate::bearer::header_value(token).map_err(|_| InvalidToken)?;
     headers.insert(header::AUTHORIZATION, value);
     Ok(())
 }
@@ -94,13 +92,9 @@ pub fn inject_bearer(headers: &mut HeaderMap, token: &Secret) -> Result<(), Inva
 #[error("the account's token is not a valid header value")]
 pub struct InvalidToken;
 
-/// The bearer token of an `Authorization` header, if it has one.
+/// The bearer token of an `Authorization` header, if it has a non-empty one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
-    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, rest) = value.split_at_checked(7)?;
-    scheme
-        .eq_ignore_ascii_case(b"bearer ")
-        .then(|| rest.trim_ascii())
+    crate::bearer::token(headers)
 }
 
 /// The largest header list the gateway forwards (HTTP/2 accounting: name + value + 32 bytes per

@@ -13,15 +13,12 @@ use async_trait::async_trait;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use super::body::{self, ProxyBody};
 use super::error::ProxyError;
 use crate::credential::Upstream;
-use crate::tls::{upstream_client_config, UpstreamAlpn};
+use crate::http_client::{https_client, ClientSettings, ConnectionFailure};
+use crate::tls::UpstreamAlpn;
 
 /// Sends a session's requests to its API server.
 ///
@@ -100,7 +97,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+type HttpsClient = crate::http_client::HttpsClient<ProxyBody>;
 
 /// Pooled clients for one API server.
 pub(crate) struct PooledClient {
@@ -170,7 +167,7 @@ impl PooledClient {
         };
         client.request(request).await.map_err(|e| {
             let detail = error_chain(&e);
-            if is_timeout(&e) {
+            if ConnectionFailure::of(&e).0 == ConnectionFailure::Timeout {
                 ProxyError::upstream_timeout(format!(
                     "the Kubernetes API server at {} did not answer in time: {detail}",
                     self.authority
@@ -198,50 +195,19 @@ impl UpstreamClient for PooledClient {
 }
 
 fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyError> {
-    let tls = upstream_client_config(&upstream.tls, alpn).map_err(|e| {
+    let settings = ClientSettings {
+        tls: Some(upstream.tls.clone()),
+        alpn,
+        connect_timeout: CONNECT_TIMEOUT,
+        pool_idle_timeout: Some(POOL_IDLE_TIMEOUT),
+        http2_windows: Some((super::http2::STREAM_WINDOW, super::http2::CONNECTION_WINDOW)),
+    };
+    https_client(&settings).map_err(|e| {
         ProxyError::upstream(format!(
             "TLS settings of {} are unusable: {e}",
             upstream.url
         ))
-    })?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    // hyper-rustls sets ALPN itself from the HTTP versions enabled below, and refuses a config
-    // that already has some.
-    let mut tls = (*tls).clone();
-    tls.alpn_protocols.clear();
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
-    let connector = match alpn {
-        UpstreamAlpn::Http1Only => builder.enable_http1().wrap_connector(http),
-        _ => builder.enable_http1().enable_http2().wrap_connector(http),
-    };
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(usize::MAX)
-        .http2_initial_stream_window_size(super::http2::STREAM_WINDOW)
-        .http2_initial_connection_window_size(super::http2::CONNECTION_WINDOW)
-        .build(connector))
-}
-
-/// Whether an error, or one of its causes, is a timeout (the connect timeout surfaces as an
-/// `io::Error` of kind `TimedOut` inside hyper-util's connect error).
-fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let timed_out = e
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            || e.is::<tokio::time::error::Elapsed>();
-        if timed_out {
-            return true;
-        }
-        next = e.source();
-    }
-    false
+    })
 }
 
 /// The error and its causes on one line: hyper's top-level messages alone ("client error
@@ -271,11 +237,17 @@ mod tests {
             std::io::ErrorKind::TimedOut,
             "deadline",
         ));
-        assert!(is_timeout(&timed_out));
+        assert_eq!(
+            ConnectionFailure::of(&timed_out).0,
+            ConnectionFailure::Timeout
+        );
         let refused = Outer(std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
             "timed out (but refused)",
         ));
-        assert!(!is_timeout(&refused));
+        assert_ne!(
+            ConnectionFailure::of(&refused).0,
+            ConnectionFailure::Timeout
+        );
     }
 }

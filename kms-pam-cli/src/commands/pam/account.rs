@@ -70,10 +70,9 @@ pub async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<ExitCod
             max_duration,
         } => {
             // Read first: a bad file must fail before anything is sent.
-            let token = read_secret_file(&token_file)?;
             let request = CreateAccount {
                 name: target.account.clone(),
-                token: token.expose().to_owned(),
+                token: read_secret_file(&token_file)?,
                 description,
                 max_duration_secs: max_duration.map(|d| d.as_secs()),
             };

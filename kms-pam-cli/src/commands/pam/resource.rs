@@ -110,7 +110,9 @@ async fn create(args: CreateArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     }
     let client = globals.client()?;
     let request = CreateResource {
-        kind: "kubernetes".to_owned(),
+        kind: match args.kind {
+            ResourceKind::Kubernetes => kms_pam::kms::api::ResourceKind::Kubernetes,
+        },
         name: args.name,
         url: args.url,
         gateway: args.gateway,
@@ -149,7 +151,7 @@ async fn list(globals: &Globals) -> anyhow::Result<ExitCode> {
         let tls = tls_mode(&resource).to_owned();
         table.row(vec![
             resource.name,
-            resource.kind,
+            resource.kind.to_string(),
             resource.url,
             resource.gateway,
             tls,

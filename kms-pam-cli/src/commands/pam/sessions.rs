@@ -5,9 +5,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use kms_pam::kms::api::{
-    CommandRequest, SessionCommand, SessionDetail, SessionVerification, SessionView,
-};
+use kms_pam::kms::api::{ChainReport, Command, RequestSummary, SessionDetail, SessionView};
 use kms_pam::kms::client::SessionFilter;
 use kms_pam::session::SessionId;
 
@@ -46,7 +44,7 @@ enum SessionsCommand {
         #[arg(long, value_name = "N")]
         recording: Option<usize>,
     },
-    /// Check the session's event hash chain: exit 0 when intact, 1 when broken.
+    /// Check the session's event hash chain: exit 0 when intact, 1 otherwise.
     Verify {
         /// Session id.
         id: String,
@@ -116,7 +114,7 @@ pub async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result<ExitCo
             } else {
                 output::print(&format!("{}\n", verdict_line(&verdict)))?;
             }
-            if matches!(verdict, SessionVerification::Broken { .. }) {
+            if !matches!(verdict, ChainReport::Intact { .. }) {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -184,8 +182,8 @@ fn describe(detail: &SessionDetail) -> String {
     out.push_str("\nCommands:\n");
     for command in &detail.commands {
         let _ = writeln!(out, "\n  {}", command_line(command));
-        let discovery = command.requests.iter().filter(|r| is_discovery(r)).count();
-        for request in command.requests.iter().filter(|r| !is_discovery(r)) {
+        let discovery = command.requests.iter().filter(|r| r.discovery).count();
+        for request in command.requests.iter().filter(|r| !r.discovery) {
             let _ = writeln!(out, "    {}", describe_request(request));
         }
         if discovery > 0 {
@@ -196,14 +194,17 @@ fn describe(detail: &SessionDetail) -> String {
 }
 
 /// `intact (12 events)` or `broken at seq 3 (event ID): reason`.
-fn verdict_line(verdict: &SessionVerification) -> String {
+fn verdict_line(verdict: &ChainReport) -> String {
     match verdict {
-        SessionVerification::Intact { count } => format!("intact ({count} events)"),
-        SessionVerification::Broken {
+        ChainReport::Intact { count } => format!("intact ({count} events)"),
+        ChainReport::Broken {
             seq,
             event_id,
             reason,
         } => format!("broken at seq {seq} ({event_id}): {reason}"),
+        _ => "not shown intact: KMS sent a result this version of kms-pam does not know; \
+              upgrade it to see why"
+            .to_owned(),
     }
 }
 
@@ -211,14 +212,10 @@ fn verdict_line(verdict: &SessionVerification) -> String {
 /// its first resource request (`pods/web`) and namespace, an exec's command line, then the
 /// statuses its requests got. Only what the requests show; flags kubectl kept to itself are
 /// not guessed.
-fn command_line(command: &SessionCommand) -> String {
+fn command_line(command: &Command) -> String {
     let time = output::time(command.started_at);
     let clock = time.get(11..19).unwrap_or(&time);
-    let requests: Vec<&CommandRequest> = command
-        .requests
-        .iter()
-        .filter(|r| !is_discovery(r))
-        .collect();
+    let requests: Vec<&RequestSummary> = command.requests.iter().filter(|r| !r.discovery).collect();
     let mut line = command.command.clone();
     if let Some(first) = requests.iter().find(|r| r.resource.is_some()) {
         let resource = first.resource.as_deref().unwrap_or_default();
@@ -255,43 +252,24 @@ fn command_line(command: &SessionCommand) -> String {
 }
 
 /// The exec command and recording number of each stream of `command` that has one.
-fn stream_commands(command: &SessionCommand) -> Vec<(Vec<String>, Option<u64>)> {
-    let Some(streams) = command.extra.get("streams").and_then(|s| s.as_array()) else {
-        return Vec::new();
-    };
-    streams
+fn stream_commands(command: &Command) -> Vec<(&[String], Option<usize>)> {
+    command
+        .streams
         .iter()
         .map(|stream| {
-            let argv = stream
-                .pointer("/details/command")
-                .and_then(|c| c.as_array())
-                .map(|args| {
-                    args.iter()
-                        .filter_map(|a| a.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (argv, stream.get("recording").and_then(|n| n.as_u64()))
+            let argv = stream.details.as_ref().map_or(&[][..], |d| &d.command[..]);
+            (argv, stream.recording)
         })
-        .filter(|(argv, recording): &(Vec<String>, _)| !argv.is_empty() || recording.is_some())
+        .filter(|(argv, recording)| !argv.is_empty() || recording.is_some())
         .collect()
 }
 
-/// kubectl's API discovery requests, which say nothing about what the person did.
-fn is_discovery(request: &CommandRequest) -> bool {
-    request
-        .extra
-        .get("discovery")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
-}
-
 /// `200  list pods in default  GET /api/v1/namespaces/default/pods`.
-fn describe_request(request: &CommandRequest) -> String {
+fn describe_request(request: &RequestSummary) -> String {
     let status = request
         .status
         .map_or_else(|| "-".to_owned(), |s| s.to_string());
-    let mut what = request.verb.clone().unwrap_or_default();
+    let mut what = request.verb.to_string();
     for part in [&request.resource, &request.name].into_iter().flatten() {
         what.push(' ');
         what.push_str(part);
@@ -304,53 +282,54 @@ fn describe_request(request: &CommandRequest) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
+
+    use kms_pam::audit::{StreamDetails, StreamSummary};
+    use kms_pam::kube::{StreamKind, Verb};
 
     use super::*;
 
-    #[test]
-    fn requests_read_as_what_was_done() {
-        let mut request = CommandRequest {
+    fn request(name: Option<&str>, status: u16) -> RequestSummary {
+        RequestSummary {
             time: SystemTime::UNIX_EPOCH,
+            request_id: 1,
             method: "GET".into(),
-            path: "/api/v1/namespaces/default/pods/web".into(),
-            status: Some(200),
-            verb: Some("get".into()),
+            path: "/api/v1/namespaces/default/pods".into(),
+            query: None,
+            status: Some(status),
+            verb: Verb::Get,
             resource: Some("pods".into()),
             namespace: Some("default".into()),
-            name: Some("web".into()),
-            extra: serde_json::Map::new(),
-        };
+            name: name.map(str::to_owned),
+            discovery: false,
+            bytes_in: None,
+            bytes_out: None,
+            duration_ms: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn requests_read_as_what_was_done() {
+        let mut request = request(Some("web"), 200);
+        request.path = "/api/v1/namespaces/default/pods/web".into();
         assert_eq!(
             describe_request(&request),
             "200  get pods web in default  GET /api/v1/namespaces/default/pods/web"
         );
-        assert!(!is_discovery(&request));
-        request.extra.insert("discovery".into(), true.into());
-        assert!(is_discovery(&request));
     }
 
     #[test]
     fn commands_read_as_a_command_line() {
-        let request = |name: Option<&str>, status| CommandRequest {
-            time: SystemTime::UNIX_EPOCH,
-            method: "GET".into(),
-            path: "/api/v1/namespaces/default/pods".into(),
-            status: Some(status),
-            verb: Some("get".into()),
-            resource: Some("pods".into()),
-            namespace: Some("default".into()),
-            name: name.map(str::to_owned),
-            extra: serde_json::Map::new(),
-        };
         let mut discovery = request(None, 200);
-        discovery.extra.insert("discovery".into(), true.into());
+        discovery.discovery = true;
         discovery.resource = None;
-        let mut command = SessionCommand {
+        let mut command = Command {
             command: "kubectl get".into(),
-            started_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(50_531),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(50_531),
+            kubectl_session: None,
             requests: vec![discovery, request(None, 200)],
-            extra: serde_json::Map::new(),
+            streams: Vec::new(),
         };
         assert_eq!(
             command_line(&command),
@@ -358,21 +337,48 @@ mod tests {
         );
         command.command = "kubectl exec".into();
         command.requests = vec![request(Some("web"), 200), request(Some("web"), 101)];
-        command.extra.insert(
-            "streams".into(),
-            serde_json::json!([{"details": {"command": ["echo", "hi"]}, "recording": 1}]),
-        );
+        command.streams = vec![StreamSummary {
+            request_id: 1,
+            stream: StreamKind::Exec,
+            opened_at: SystemTime::UNIX_EPOCH,
+            bytes_in: None,
+            bytes_out: None,
+            duration_ms: None,
+            reason: None,
+            details: Some(StreamDetails {
+                request_id: 1,
+                stream: StreamKind::Exec,
+                command: vec!["echo".into(), "hi".into()],
+                container: None,
+                tty: false,
+                stdin: false,
+                ports: Vec::new(),
+                protocol: None,
+                recorded: true,
+            }),
+            recording: Some(1),
+            recording_ended: None,
+        }];
         assert_eq!(
             command_line(&command),
             "14:02:11  kubectl exec pods/web -n default -- echo hi  [recording 1]  200 101"
         );
+    }
+
+    #[test]
+    fn verdicts_read_as_one_line() {
         assert_eq!(
-            verdict_line(&SessionVerification::Broken {
+            verdict_line(&ChainReport::Broken {
                 seq: 3,
                 event_id: "e3".into(),
                 reason: "altered".into()
             }),
             "broken at seq 3 (e3): altered"
         );
+        assert_eq!(
+            verdict_line(&ChainReport::Intact { count: 12 }),
+            "intact (12 events)"
+        );
+        assert!(verdict_line(&ChainReport::Unknown).starts_with("not shown intact"));
     }
 }

@@ -1,8 +1,23 @@
-//! The JSON shapes of the KMS HTTP API (docs/api.md), shared by the server and the client.
+//! The JSON shapes of the KMS HTTP API (docs/api.md): one type per shape, serialized by the
+//! server and read by the client, so neither side digs through untyped JSON.
+//!
+//! Codes and statuses are enums ([`ErrorCode`], [`PrincipalKind`], [`GatewayStatus`],
+//! [`ResourceKind`]) that read an unknown value as `Unknown`; tokens are [`Secret`]s, whose
+//! `Debug` prints `[redacted]` while their JSON carries the value; a session's history is the
+//! [`audit`](crate::audit) module's own types ([`SessionDetail`], [`Command`],
+//! [`RequestSummary`], [`StreamSummary`]), and `sessions verify` answers a [`ChainReport`].
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+mod codes;
+mod sessions;
+
+pub use codes::{ErrorCode, GatewayStatus, PrincipalKind, ResourceKind};
+pub use sessions::*;
 
 /// Prefix of user API tokens.
 pub const USER_TOKEN_PREFIX: &str = "kmsu_";
@@ -21,8 +36,8 @@ pub struct ErrorBody {
 /// The code and message of an API error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    /// `unauthenticated`, `forbidden`, `not_found`, `conflict`, `invalid`, `unavailable`, `internal`.
-    pub code: String,
+    /// What kind of failure it is.
+    pub code: ErrorCode,
     /// One line a person can act on; never a secret.
     pub message: String,
 }
@@ -32,8 +47,8 @@ pub struct ErrorDetail {
 pub struct WhoAmI {
     /// User or gateway name.
     pub name: String,
-    /// `user` or `gateway`.
-    pub kind: String,
+    /// A user's or a gateway's token.
+    pub kind: PrincipalKind,
     /// Whether the user is an administrator.
     pub admin: bool,
 }
@@ -61,12 +76,12 @@ pub struct CreateUser {
 }
 
 /// `POST /v1/users` answer: the only time the token is shown.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedUser {
     /// The user.
     pub user: User,
     /// Its API token (`kmsu_…`).
-    pub token: String,
+    pub token: Secret,
 }
 
 /// A gateway.
@@ -76,8 +91,8 @@ pub struct Gateway {
     pub name: String,
     /// Address CLIs dial (`host:port`), once enrolled.
     pub address: Option<String>,
-    /// `online`, `offline` or `pending` (not enrolled yet).
-    pub status: String,
+    /// Online, offline, or pending (not enrolled yet).
+    pub status: GatewayStatus,
     /// Last heartbeat.
     #[serde(with = "crate::time::rfc3339_option", default)]
     pub last_heartbeat: Option<SystemTime>,
@@ -94,24 +109,24 @@ pub struct CreateGateway {
 }
 
 /// `POST /v1/gateways` answer.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedGateway {
     /// The gateway.
     pub gateway: Gateway,
     /// One-time enrollment token (`kmse_…`).
-    pub enrollment_token: String,
+    pub enrollment_token: Secret,
     /// When the enrollment token stops working.
     #[serde(with = "crate::time::rfc3339")]
     pub expires_at: SystemTime,
 }
 
 /// `POST /v1/gateways/enroll` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollGateway {
     /// Gateway name.
     pub name: String,
     /// The one-time token.
-    pub enrollment_token: String,
+    pub enrollment_token: Secret,
     /// CSR for the gateway's server certificate (PEM).
     pub csr: String,
     /// Address CLIs will dial (`host:port`).
@@ -119,14 +134,14 @@ pub struct EnrollGateway {
 }
 
 /// `POST /v1/gateways/enroll` answer.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrolledGateway {
     /// Server certificate (PEM).
     pub certificate: String,
     /// The KMS CA (PEM).
     pub ca_certificate: String,
     /// The gateway's API token (`kmsg_…`).
-    pub gateway_token: String,
+    pub gateway_token: Secret,
 }
 
 /// A PAM resource (a Kubernetes cluster).
@@ -134,8 +149,8 @@ pub struct EnrolledGateway {
 pub struct Resource {
     /// Name.
     pub name: String,
-    /// `kubernetes`.
-    pub kind: String,
+    /// What it is.
+    pub kind: ResourceKind,
     /// API server URL.
     pub url: String,
     /// Gateway name.
@@ -152,8 +167,8 @@ pub struct Resource {
 /// `POST /v1/resources` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateResource {
-    /// `kubernetes`.
-    pub kind: String,
+    /// What it is; KMS refuses kinds it does not support.
+    pub kind: ResourceKind,
     /// Name.
     pub name: String,
     /// API server URL.
@@ -189,12 +204,12 @@ pub struct Account {
 }
 
 /// `POST /v1/resources/{r}/accounts` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateAccount {
     /// Account name.
     pub name: String,
     /// The service-account token (stored encrypted, never returned).
-    pub token: String,
+    pub token: Secret,
     /// Description.
     #[serde(default)]
     pub description: Option<String>,
@@ -235,35 +250,23 @@ pub struct CreateGrant {
     pub max_duration_secs: Option<u64>,
 }
 
-mod sessions;
-
-pub use sessions::*;
-
-/// `Debug` for request and answer bodies that carry a token: every field but the token, which
-/// prints as `[redacted]` (SPEC §2.1: no token in a `Debug` output).
-macro_rules! debug_redacting {
-    ($type:ident, $secret:ident, [$($field:ident),*]) => {
-        impl std::fmt::Debug for $type {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($type))
-                    $(.field(stringify!($field), &self.$field))*
-                    .field(stringify!($secret), &"[redacted]")
-                    .finish()
-            }
-        }
-    };
-}
-
-debug_redacting!(CreatedUser, token, [user]);
-debug_redacting!(CreatedGateway, enrollment_token, [gateway, expires_at]);
-debug_redacting!(EnrollGateway, enrollment_token, [name, address]);
-debug_redacting!(EnrolledGateway, gateway_token, []);
-debug_redacting!(CreateAccount, token, [name, description, max_duration_secs]);
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
+    fn gateway() -> Gateway {
+        Gateway {
+            name: "gw".into(),
+            address: None,
+            status: GatewayStatus::Pending,
+            last_heartbeat: None,
+            created_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    /// SPEC §2.1: no token in a `Debug` output, however the body holding it is printed.
     #[test]
     fn debug_never_shows_a_token() {
         let account = CreateAccount {
@@ -283,14 +286,58 @@ mod tests {
             ca_certificate: "CA".into(),
             gateway_token: "kmsg_secret".into(),
         };
+        let user = CreatedUser {
+            user: User {
+                name: "alice".into(),
+                admin: false,
+                created_at: SystemTime::UNIX_EPOCH,
+            },
+            token: "kmsu_secret".into(),
+        };
+        let created = CreatedGateway {
+            gateway: gateway(),
+            enrollment_token: "kmse_other".into(),
+            expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(3600),
+        };
+        let credential = GatewayCredential {
+            url: "https://10.0.0.1:6443".into(),
+            ssl_verify: true,
+            ca_cert: None,
+            token: "eyJ-credential".into(),
+        };
         for (text, secret) in [
             (format!("{account:?}"), "eyJ-sa-token"),
             (format!("{enroll:?}"), "kmse_secret"),
             (format!("{enrolled:?}"), "kmsg_secret"),
+            (format!("{user:#?}"), "kmsu_secret"),
+            (format!("{created:?}"), "kmse_other"),
+            (format!("{credential:?}"), "eyJ-credential"),
         ] {
             assert!(!text.contains(secret), "{text}");
             assert!(text.contains("[redacted]"), "{text}");
         }
         assert!(format!("{account:?}").contains("admin"));
+        assert!(format!("{user:?}").contains("alice"));
+    }
+
+    /// The wire carries tokens as plain strings, as before they were `Secret`s.
+    #[test]
+    fn tokens_are_plain_strings_on_the_wire() {
+        let user: CreatedUser = serde_json::from_str(
+            r#"{"user":{"name":"alice","admin":true,"created_at":"2025-01-01T00:00:00Z"},
+                "token":"kmsu_abc"}"#,
+        )
+        .unwrap();
+        assert_eq!(user.token.expose(), "kmsu_abc");
+        let json = serde_json::to_value(&user).unwrap();
+        assert_eq!(json["token"], "kmsu_abc");
+        let me: WhoAmI =
+            serde_json::from_str(r#"{"name":"gw","kind":"gateway","admin":false}"#).unwrap();
+        assert_eq!(me.kind, PrincipalKind::Gateway);
+        let error: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"not_found","message":"no"}}"#).unwrap();
+        assert_eq!(error.error.code, ErrorCode::NotFound);
+        let json = serde_json::to_value(gateway()).unwrap();
+        assert_eq!(json["status"], "pending");
     }
 }

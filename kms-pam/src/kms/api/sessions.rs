@@ -1,9 +1,9 @@
 //! Sessions, the gateway's link, and session history: the second half of the API shapes.
 
-use std::time::SystemTime;
-
 use serde::{Deserialize, Serialize};
 
+pub use crate::audit::{ChainReport, Command, RequestSummary, StreamSummary};
+use crate::secret::Secret;
 use crate::session::{EndCause, Session};
 
 /// A session as the API shows it.
@@ -54,7 +54,7 @@ pub struct Heartbeat {
 }
 
 /// `GET /v1/gateway/sessions/{id}/credential` answer: for the bound gateway only.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayCredential {
     /// API server URL.
     pub url: String,
@@ -63,17 +63,7 @@ pub struct GatewayCredential {
     /// CA bundle (PEM).
     pub ca_cert: Option<String>,
     /// The service-account token.
-    pub token: String,
-}
-
-impl std::fmt::Debug for GatewayCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayCredential")
-            .field("url", &self.url)
-            .field("ssl_verify", &self.ssl_verify)
-            .field("token", &"[redacted]")
-            .finish_non_exhaustive()
-    }
+    pub token: Secret,
 }
 
 /// `GET /v1/gateway/changes` answer.
@@ -94,63 +84,17 @@ pub struct SessionChange {
     pub status: crate::session::SessionStatus,
 }
 
-/// `GET /v1/sessions/{id}` answer: the session and, once session tracking records them, the
-/// commands run in it (SPEC §3 `pam sessions show`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /v1/sessions/{id}` answer: the session and the commands run in it (SPEC §3 `pam sessions
+/// show`), as [`group_commands`](crate::audit::group_commands) built them from its events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionDetail {
     /// The session.
     #[serde(flatten)]
     pub session: SessionView,
-    /// kubectl invocations (one per `Kubectl-Session`), oldest first.
+    /// kubectl invocations (one per `Kubectl-Session`), oldest first; empty when asked without
+    /// them (`?commands=false`).
     #[serde(default)]
-    pub commands: Vec<SessionCommand>,
-}
-
-/// One kubectl invocation in a session, with its requests.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionCommand {
-    /// What kubectl said it was running (`kubectl get`), or the derived verb for other clients.
-    pub command: String,
-    /// Its first request.
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub started_at: SystemTime,
-    /// Its requests, in order.
-    #[serde(default)]
-    pub requests: Vec<CommandRequest>,
-    /// Further fields the server sends (streams, …), kept so clients can pass them on.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// One request of a [`SessionCommand`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommandRequest {
-    /// When it arrived.
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub time: SystemTime,
-    /// HTTP method.
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// Response status, once known.
-    #[serde(default)]
-    pub status: Option<u16>,
-    /// Kubernetes verb (`get`, `list`, `watch`, …).
-    #[serde(default)]
-    pub verb: Option<String>,
-    /// Kubernetes resource (`pods`).
-    #[serde(default)]
-    pub resource: Option<String>,
-    /// Namespace.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Object name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Further fields the server sends (`discovery`, byte counts, …), kept so clients can pass
-    /// them on.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub commands: Vec<Command>,
 }
 
 /// `POST /v1/gateway/events` body: chained audit events, oldest first (a session's in `seq`
@@ -168,44 +112,6 @@ pub struct UploadedEvents {
     pub stored: u64,
     /// Events of the batch that were already stored (a batch sent again).
     pub duplicates: u64,
-}
-
-/// `GET /v1/sessions/{id}/verify` answer: what checking the session's stored hash chain found
-/// (`{"result":"intact","count":12}` or `{"result":"broken","seq":3,"event_id":…,"reason":…}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum SessionVerification {
-    /// Every link holds.
-    Intact {
-        /// Events checked.
-        count: usize,
-    },
-    /// The first link that does not hold.
-    Broken {
-        /// The position (1-based) where the chain breaks.
-        seq: u64,
-        /// The id of the event found there.
-        event_id: String,
-        /// What is wrong, for a person.
-        reason: String,
-    },
-}
-
-impl From<crate::audit::ChainReport> for SessionVerification {
-    fn from(report: crate::audit::ChainReport) -> Self {
-        match report {
-            crate::audit::ChainReport::Intact { count } => Self::Intact { count },
-            crate::audit::ChainReport::Broken {
-                seq,
-                event_id,
-                reason,
-            } => Self::Broken {
-                seq,
-                event_id,
-                reason,
-            },
-        }
-    }
 }
 
 /// `GET /v1/sessions/{id}/recordings/{n}` answer: the session's `n`-th recorded exec or attach

@@ -7,7 +7,7 @@ use http::Method;
 
 use super::{Call, KmsClient, KmsError};
 use crate::audit::{AuditError, AuditEvent, Uploader};
-use crate::kms::api::{RecordingView, SessionVerification, UploadEvents, UploadedEvents};
+use crate::kms::api::{ChainReport, RecordingView, UploadEvents, UploadedEvents};
 use crate::session::SessionId;
 
 /// Largest JSON body sent in one upload; bigger batches go in several calls, in order. KMS
@@ -26,7 +26,7 @@ impl KmsClient {
     }
 
     /// `GET /v1/sessions/{id}/verify` (owner, admin): the check of the session's hash chain.
-    pub async fn verify_session(&self, id: &SessionId) -> Result<SessionVerification, KmsError> {
+    pub async fn verify_session(&self, id: &SessionId) -> Result<ChainReport, KmsError> {
         let segments = ["sessions", id.as_str(), "verify"];
         self.call(Call::new(Method::GET, &segments)).await
     }

@@ -29,19 +29,16 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use endpoints::SessionFilter;
-pub use error::KmsError;
+pub use error::{ConnectionFailure, KmsError};
 
+use crate::http_client::{https_client, ClientSettings, HttpsClient};
 use crate::kms::api::ErrorBody;
 use crate::secret::Secret;
-use crate::tls::{upstream_client_config, UpstreamAlpn, UpstreamTls};
+use crate::tls::UpstreamTls;
 
 /// How long to wait for the TCP connection to the KMS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +47,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// The largest answer accepted; session histories are the biggest ones.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = HttpsClient<Full<Bytes>>;
 
 /// A client of one KMS, optionally authenticated with an API or gateway token.
 ///
@@ -159,6 +156,7 @@ impl KmsClient {
             .await
             .map_err(|_| KmsError::Unreachable {
                 url: self.shown.to_string(),
+                failure: ConnectionFailure::Timeout,
                 detail: format!("no answer to {what} within {}s", deadline.as_secs()),
             })??;
         if status.is_success() {
@@ -190,9 +188,11 @@ impl KmsClient {
     }
 
     fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> KmsError {
+        let (failure, detail) = ConnectionFailure::of(error);
         KmsError::Unreachable {
             url: self.shown.to_string(),
-            detail: error::transport_detail(error),
+            failure,
+            detail,
         }
     }
 }
@@ -256,42 +256,20 @@ fn parse_base_url(base_url: &str) -> Result<Url, KmsError> {
 }
 
 fn bearer(token: &Secret) -> Result<HeaderValue, KmsError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
+    crate::bearer::header_value(token).map_err(|_| {
         KmsError::Config("the API token contains characters a token cannot have".to_owned())
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    })
 }
 
 fn http_client(https: bool, tls: &UpstreamTls) -> Result<HttpClient, KmsError> {
-    let tls_config = if https {
-        let config = upstream_client_config(tls, UpstreamAlpn::Http2AndHttp1)
-            .map_err(|e| KmsError::Config(format!("cannot set up TLS for the KMS: {e}")))?;
-        let mut config = (*config).clone();
-        // hyper-rustls sets ALPN itself from the enabled HTTP versions and refuses a config
-        // that already has some.
-        config.alpn_protocols.clear();
-        config
-    } else {
-        // Never used for http:// URLs, but the connector type needs one; with no roots it could
-        // not verify anything anyway.
-        rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| KmsError::Config(format!("cannot set up TLS for the KMS: {e}")))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
+    let settings = ClientSettings {
+        // An http:// KMS needs no roots; loading them could only fail.
+        tls: https.then(|| tls.clone()),
+        connect_timeout: CONNECT_TIMEOUT,
+        ..ClientSettings::default()
     };
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    https_client(&settings)
+        .map_err(|e| KmsError::Config(format!("cannot set up TLS for the KMS: {e}")))
 }
 
 /// A non-2xx answer: the API's error body when there is one, otherwise a protocol error that

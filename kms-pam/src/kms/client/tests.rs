@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::kms::api::CreateAccount;
+use crate::kms::api::{CreateAccount, ErrorCode};
 use crate::session::SessionId;
 
 /// What the fake KMS saw of one request.
@@ -95,7 +95,7 @@ async fn api_errors_keep_status_code_and_message() {
             message,
         } => {
             assert_eq!(*status, 404);
-            assert_eq!(code, "not_found");
+            assert_eq!(*code, ErrorCode::NotFound);
             assert_eq!(message, "resource prod not found");
         }
         other => panic!("expected an API error, got {other:?}"),
@@ -127,10 +127,27 @@ async fn a_closed_port_is_unreachable_with_a_plain_reason() {
     drop(listener);
     let err = client(&url).whoami().await.unwrap_err();
     assert!(err.is_transient());
+    assert_eq!(err.connection_failure(), Some(ConnectionFailure::Refused));
     assert_eq!(
         err.to_string(),
         format!("cannot reach KMS at {url}: connection refused")
     );
+}
+
+/// A KMS that never answers is a timeout, told apart by type rather than by its message.
+#[tokio::test(start_paused = true)]
+async fn a_silent_kms_is_a_timeout() {
+    // Connections complete into the backlog; nothing ever reads or answers them.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let err = client(&url).whoami().await.unwrap_err();
+    assert_eq!(
+        err.connection_failure(),
+        Some(ConnectionFailure::Timeout),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    drop(listener);
 }
 
 #[tokio::test]
@@ -172,6 +189,10 @@ async fn bodies_are_json_and_empty_answers_are_fine() {
     assert_eq!(seen[1].uri, "/v1/sessions/s-1/end");
     let sent: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
     assert_eq!(sent["name"], "admin");
+    assert_eq!(
+        sent["token"], "sa-token",
+        "the token goes out as a plain string"
+    );
     assert_eq!(sent["max_duration_secs"], 3600);
     assert_eq!(seen[3].uri, "/v1/gateway/heartbeat");
 }

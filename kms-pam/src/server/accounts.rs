@@ -1,0 +1,113 @@
+//! PAM accounts: a service-account token on a resource. The token goes in once (sealed by the
+//! store) and comes out only to the gateway a session is bound to.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use http::StatusCode;
+use serde::Deserialize;
+
+use super::auth::{AdminUser, AnyUser};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::sessions::terminate_active;
+use super::state::{now, AppState};
+use super::{validate, views};
+use crate::kms::api::{Account, CreateAccount};
+use crate::secret::Secret;
+use crate::server::store::{NewAccount, SessionFilter};
+
+/// Largest service-account token accepted (real ones are a few KiB).
+const MAX_TOKEN_LEN: usize = 64 * 1024;
+
+/// `POST /v1/resources/{resource}/accounts`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath(resource): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateAccount>,
+) -> Result<(StatusCode, Json<Account>), ApiError> {
+    // The body's token is a `Secret` from the moment it is read: zeroized on every path out.
+    let token = body.token;
+    validate::name("account", &body.name)?;
+    validate::text("description", body.description.as_deref())?;
+    let max = body
+        .max_duration_secs
+        .unwrap_or(validate::DEFAULT_ACCOUNT_DURATION.as_secs());
+    validate::max_duration(max)?;
+    let trimmed = token.expose().trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_TOKEN_LEN || trimmed.contains(char::is_whitespace)
+    {
+        return Err(ApiError::invalid(
+            "token must be a non-empty service-account token without whitespace (at most 64 KiB)",
+        ));
+    }
+    let token = Secret::new(trimmed);
+    let resource = state.store.resource(state.project_id(), &resource).await?;
+    let account = state
+        .store
+        .create_account(NewAccount {
+            project_id: state.project_id().to_owned(),
+            resource_id: resource.id,
+            name: body.name,
+            description: body.description,
+            max_duration_secs: max,
+            token,
+            now: now(),
+        })
+        .await?;
+    tracing::info!(
+        by = %admin.name,
+        account = %format!("{}/{}", account.resource, account.name),
+        max = %crate::time::format_duration(Duration::from_secs(max)),
+        "account created"
+    );
+    Ok((StatusCode::CREATED, Json(views::account(&account))))
+}
+
+/// Query of `GET /v1/accounts`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AccountsQuery {
+    resource: Option<String>,
+}
+
+/// `GET /v1/accounts?resource=R`: members see only accounts they hold a grant for.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+    ApiQuery(query): ApiQuery<AccountsQuery>,
+) -> Result<Json<Vec<Account>>, ApiError> {
+    let project = state.project_id();
+    let mut accounts = state
+        .store
+        .accounts(project, query.resource.as_deref())
+        .await?;
+    if !user.admin {
+        let granted = state.store.grants(project, Some(&user.id)).await?;
+        accounts.retain(|a| granted.iter().any(|g| g.account_id == a.id));
+    }
+    Ok(Json(accounts.iter().map(views::account).collect()))
+}
+
+/// `DELETE /v1/resources/{resource}/accounts/{account}`: grants go too; active sessions are
+/// terminated first, then kept as history.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath((resource, name)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let project = state.project_id();
+    let account = state.store.account(project, &resource, &name).await?;
+    let filter = SessionFilter {
+        active_only: true,
+        resource: Some(resource.clone()),
+        ..SessionFilter::default()
+    };
+    terminate_active(&state, &filter, |s| s.account_id == account.id).await?;
+    state
+        .store
+        .delete_account(project, &resource, &name)
+        .await?;
+    tracing::info!(by = %admin.name, account = %format!("{resource}/{name}"), "account deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

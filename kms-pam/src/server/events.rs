@@ -1,0 +1,172 @@
+//! `POST /v1/gateway/events`: gateways deliver their spooled audit events
+//! (docs/session-tracking.md). Each event is stored once, so a batch sent again answers 200 and
+//! stores nothing twice; each must continue its session's stored hash chain.
+//!
+//! Per session, the batch's events are taken in `seq` order and each is checked: its `hash`
+//! recomputed over its content; an event at a `seq` already stored must be the very event stored
+//! there (a resend) or the batch is refused (`conflict`); a new event must be the next `seq` and
+//! name the stored head's hash as `prev_hash`. An event that cannot be linked yet (events before
+//! it are missing) is refused with `conflict` too: the shipper keeps the batch and retries, and a
+//! gateway ships each session's events in order, so the gap closes once the earlier batch lands.
+//! An event whose content does not match its hash is refused with `invalid`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+
+use super::auth::GatewayCaller;
+use super::error::{ApiError, ApiJson};
+use super::state::{now, AppState};
+use crate::audit::chain::{event_hash, GENESIS_HASH};
+use crate::audit::AuditEvent;
+use crate::kms::api::{UploadEvents, UploadedEvents};
+use crate::server::store::{EventLink, EventRecord, GatewayRecord, StoreError};
+use crate::session::SessionId;
+
+/// Most events accepted in one call.
+pub(crate) const MAX_BATCH: usize = 5_000;
+
+/// `POST /v1/gateway/events`.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    GatewayCaller(gateway): GatewayCaller,
+    ApiJson(body): ApiJson<UploadEvents>,
+) -> Result<Json<UploadedEvents>, ApiError> {
+    if body.events.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "a batch holds at most {MAX_BATCH} events; got {}",
+            body.events.len()
+        )));
+    }
+    let mut by_session: BTreeMap<SessionId, Vec<AuditEvent>> = BTreeMap::new();
+    for event in body.events {
+        by_session
+            .entry(event.session_id.clone())
+            .or_default()
+            .push(event);
+    }
+    let mut new = Vec::new();
+    let mut duplicates = 0u64;
+    for (session, mut events) in by_session {
+        check_bound(&state, &gateway, &session).await?;
+        events.sort_by_key(|e| e.seq);
+        let linked = link(&state, &session, &events).await?;
+        duplicates += (events.len() - linked.len()) as u64;
+        new.extend(linked);
+    }
+    let stored = state.store.insert_events(&new, now()).await?;
+    // Ids stored by a concurrent call of the same batch count as duplicates too.
+    duplicates += new.len() as u64 - stored;
+    if stored > 0 {
+        tracing::debug!(gateway = %gateway.name, stored, duplicates, "audit events stored");
+    }
+    Ok(Json(UploadedEvents { stored, duplicates }))
+}
+
+/// Refuses events of a session that does not exist or is bound to another gateway.
+async fn check_bound(
+    state: &AppState,
+    gateway: &GatewayRecord,
+    session: &SessionId,
+) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::forbidden(format!(
+            "session {session} is not bound to gateway {}; its events are refused",
+            gateway.name
+        ))
+    };
+    match state.store.session(session).await {
+        Ok(record) if record.gateway_id == gateway.id => Ok(()),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(refused()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The events of one session (sorted by `seq`) that are new, checked against the stored chain.
+async fn link(
+    state: &AppState,
+    session: &SessionId,
+    events: &[AuditEvent],
+) -> Result<Vec<EventRecord>, ApiError> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(Vec::new());
+    };
+    let stored_head = state.store.event_head(session).await?;
+    let head_seq = stored_head.as_ref().map_or(0, |h| h.seq);
+    let resent: BTreeMap<u64, EventLink> = if first.seq <= head_seq {
+        let to = last.seq.min(head_seq);
+        let links = state.store.event_links(session, first.seq, to).await?;
+        links.into_iter().map(|l| (l.seq, l)).collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut head = stored_head.map_or_else(
+        || (0, GENESIS_HASH.to_owned()),
+        |link| (link.seq, link.hash),
+    );
+    let mut new = Vec::new();
+    for event in events {
+        let json = check_content(event)?;
+        let id = event.id.to_string();
+        if event.seq <= head_seq {
+            match resent.get(&event.seq) {
+                Some(stored) if stored.id == id && stored.hash == event.hash => continue,
+                _ => {
+                    return Err(ApiError::conflict(format!(
+                        "session {session} already holds another event at seq {} (event {id} \
+                         refused)",
+                        event.seq
+                    )))
+                }
+            }
+        }
+        if new
+            .last()
+            .is_some_and(|r: &EventRecord| r.id == id && r.seq == event.seq)
+        {
+            continue; // the same event twice in one batch
+        }
+        if event.seq != head.0 + 1 {
+            return Err(ApiError::conflict(format!(
+                "event {id} (seq {}) cannot be linked yet: session {session}'s events are \
+                 stored up to seq {}; send the missing events first",
+                event.seq, head.0
+            )));
+        }
+        if event.prev_hash != head.1 {
+            return Err(ApiError::conflict(format!(
+                "event {id} (seq {}) does not continue session {session}'s stored chain: its \
+                 prev_hash is not the hash of seq {}",
+                event.seq, head.0
+            )));
+        }
+        head = (event.seq, event.hash.clone());
+        new.push(EventRecord {
+            id,
+            session_id: session.clone(),
+            seq: event.seq,
+            hash: event.hash.clone(),
+            json,
+        });
+    }
+    Ok(new)
+}
+
+/// The event's JSON text, once its `hash` is found to cover exactly that content.
+fn check_content(event: &AuditEvent) -> Result<String, ApiError> {
+    let id = event.id;
+    if event.seq == 0 || event.hash.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "event {id} is not chained (no seq or hash)"
+        )));
+    }
+    let expected = event_hash(event).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if expected != event.hash {
+        return Err(ApiError::invalid(format!(
+            "event {id} (seq {} of session {}): the content does not match its hash",
+            event.seq, event.session_id
+        )));
+    }
+    serde_json::to_string(event).map_err(|e| ApiError::internal(&e))
+}

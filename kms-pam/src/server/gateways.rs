@@ -1,0 +1,121 @@
+//! Gateway management and enrollment.
+//!
+//! `POST /v1/gateways` hands out a one-time enrollment token valid for an hour. The gateway
+//! enrolls with it: KMS signs the gateway's CSR (its key never leaves the gateway) for the host
+//! it announced, issues its API token and spends the enrollment token, all or nothing.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use http::StatusCode;
+
+use super::auth::{AdminUser, AnyUser};
+use super::error::{ApiError, ApiJson};
+use super::state::{now, AppState};
+use super::{validate, views};
+use crate::kms::api::{
+    CreateGateway, CreatedGateway, EnrollGateway, EnrolledGateway, Gateway,
+    ENROLLMENT_TOKEN_PREFIX, GATEWAY_TOKEN_PREFIX,
+};
+use crate::server::store::crypto::issue_token;
+use crate::server::store::{Enrollment, NewGateway, StoreError, TokenHash};
+
+/// How long an enrollment token works.
+pub(crate) const ENROLLMENT_VALIDITY: Duration = Duration::from_secs(3600);
+/// Lifetime of an enrolled gateway's server certificate.
+const GATEWAY_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `POST /v1/gateways`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(body): ApiJson<CreateGateway>,
+) -> Result<(StatusCode, Json<CreatedGateway>), ApiError> {
+    validate::name("gateway", &body.name)?;
+    let (token, hash) = issue_token(ENROLLMENT_TOKEN_PREFIX);
+    let now = now();
+    let expires_at = now + ENROLLMENT_VALIDITY;
+    let gateway = state
+        .store
+        .create_gateway(NewGateway {
+            name: body.name,
+            enrollment: hash,
+            enrollment_expires_at: expires_at,
+            now,
+        })
+        .await?;
+    tracing::info!(by = %admin.name, gateway = %gateway.name, "gateway created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedGateway {
+            gateway: views::gateway(&gateway, now),
+            enrollment_token: token,
+            expires_at,
+        }),
+    ))
+}
+
+/// `GET /v1/gateways`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AnyUser(_): AnyUser,
+) -> Result<Json<Vec<Gateway>>, ApiError> {
+    let now = now();
+    let gateways = state.store.gateways().await?;
+    Ok(Json(
+        gateways.iter().map(|g| views::gateway(g, now)).collect(),
+    ))
+}
+
+/// `POST /v1/gateways/enroll`: authenticated by the enrollment token in the body.
+pub(crate) async fn enroll(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EnrollGateway>,
+) -> Result<Json<EnrolledGateway>, ApiError> {
+    // One answer for an unknown gateway, a wrong, spent or expired token: nothing to probe.
+    let refused = || {
+        ApiError::unauthenticated(format!(
+            "invalid, used or expired enrollment token for gateway {:?}; create a new one with \
+             `kms-pam gateway create`",
+            body.name
+        ))
+    };
+    let host = validate::address(&body.address)?;
+    let enrollment = TokenHash::of(body.enrollment_token.expose().trim());
+    let now = now();
+    let gateway = match state
+        .store
+        .check_enrollment(&body.name, &enrollment, now)
+        .await
+    {
+        Ok(gateway) => gateway,
+        Err(StoreError::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    let certificate =
+        state
+            .ca
+            .sign_gateway_csr(&body.csr, &gateway.name, &[host], GATEWAY_CERT_VALIDITY)?;
+    let (token, token_hash) = issue_token(GATEWAY_TOKEN_PREFIX);
+    let enrolled = state
+        .store
+        .complete_enrollment(Enrollment {
+            gateway_id: gateway.id,
+            enrollment,
+            token: token_hash,
+            address: body.address.clone(),
+            now,
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => refused(),
+            other => other.into(),
+        })?;
+    tracing::info!(gateway = %enrolled.name, address = %body.address, "gateway enrolled");
+    Ok(Json(EnrolledGateway {
+        certificate,
+        ca_certificate: state.ca.cert_pem().to_owned(),
+        gateway_token: token,
+    }))
+}

@@ -1,0 +1,120 @@
+//! A session's recorded history as its owner and administrators read it: the commands run
+//! (`GET /v1/sessions/{id}`), the hash chain check (`/verify`) and exec replays
+//! (`/recordings/{n}`), all built from the events gateways delivered.
+
+use axum::extract::State;
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::AnyUser;
+use super::error::{ApiError, ApiPath, ApiQuery};
+use super::sessions::visible_session;
+use super::state::{now, AppState};
+use super::views;
+use crate::audit::chain::verify_chain_json;
+use crate::audit::recording::{recordings, replay};
+use crate::audit::{group_commands, AuditEvent, ChainReport};
+use crate::kms::api::{RecordingView, SessionDetail};
+use crate::session::SessionId;
+
+/// Query of `GET /v1/sessions/{id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DetailQuery {
+    /// `false` leaves the commands out: `pam access` polls the status every second.
+    #[serde(default = "yes")]
+    commands: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `GET /v1/sessions/{id}?commands=false`.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DetailQuery>,
+) -> Result<Json<SessionDetail>, ApiError> {
+    let record = visible_session(&state, &user, &id).await?;
+    let commands = if query.commands {
+        group_commands(&events(&state, &record.session.id).await?)
+    } else {
+        Vec::new()
+    };
+    Ok(Json(SessionDetail {
+        session: views::session(&record, now()),
+        commands,
+    }))
+}
+
+/// `GET /v1/sessions/{id}/verify`: checks the stored chain exactly as stored.
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ChainReport>, ApiError> {
+    let record = visible_session(&state, &user, &id).await?;
+    let stored = state.store.session_events(&record.session.id).await?;
+    let mut values = Vec::with_capacity(stored.len());
+    for (position, event) in (1u64..).zip(&stored) {
+        match serde_json::from_str::<Value>(&event.json) {
+            Ok(value) => values.push(value),
+            Err(e) => {
+                return Ok(Json(ChainReport::Broken {
+                    seq: position,
+                    event_id: event.id.clone(),
+                    reason: format!("the stored event is not JSON any more (altered): {e}"),
+                }))
+            }
+        }
+    }
+    Ok(Json(verify_chain_json(&values)))
+}
+
+/// `GET /v1/sessions/{id}/recordings/{n}`: the `n`-th recorded stream, replayed.
+pub(crate) async fn recording(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+    ApiPath((id, number)): ApiPath<(String, usize)>,
+) -> Result<Json<RecordingView>, ApiError> {
+    let record = visible_session(&state, &user, &id).await?;
+    let events = events(&state, &record.session.id).await?;
+    let all = recordings(&events);
+    let missing = || {
+        ApiError::not_found(format!(
+            "session {id} has no recording {number} (it has {})",
+            all.len()
+        ))
+    };
+    let found = number
+        .checked_sub(1)
+        .and_then(|i| all.get(i))
+        .ok_or_else(missing)?;
+    let ended = found.ended.as_ref();
+    Ok(Json(RecordingView {
+        number,
+        details: found.details.clone(),
+        complete: found.complete(),
+        truncated_reason: ended.and_then(|e| e.reason.clone()),
+        exit_code: found.exit_code(),
+        output_base64: base64::engine::general_purpose::STANDARD.encode(replay(found)),
+    }))
+}
+
+/// The session's stored events that still parse, by `seq`. An unreadable row is left out with
+/// a warning; `verify` reports it.
+async fn events(state: &AppState, session: &SessionId) -> Result<Vec<AuditEvent>, ApiError> {
+    let stored = state.store.session_events(session).await?;
+    let mut events = Vec::with_capacity(stored.len());
+    for event in stored {
+        match serde_json::from_str(&event.json) {
+            Ok(parsed) => events.push(parsed),
+            Err(e) => tracing::warn!(session = %session, event = %event.id, error = %e,
+                "a stored audit event does not parse; left out"),
+        }
+    }
+    Ok(events)
+}

@@ -1,0 +1,201 @@
+//! The KMS control plane (`kms-pam server`, feature `server`): the HTTP API of docs/api.md
+//! ([`serve`], [`Server`]) over its storage ([`store`]). Its JSON shapes are
+//! [`kms::api`](crate::kms::api), which the client shares.
+//!
+//! Starting is two steps so the CLI can tell the operator where the admin token is before it
+//! serves:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), kms_pam::server::ServerError> {
+//! use kms_pam::server::{Server, ServerConfig};
+//!
+//! let server = Server::open(ServerConfig::new("/var/lib/kms-pam")).await?;
+//! if server.admin_created() {
+//!     println!("admin token written to {}", server.admin_token_path().display());
+//! }
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.map_err(
+//!     kms_pam::server::ServerError::Serve)?;
+//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! or in one call, [`serve`]. Handlers live one file per area; rights are enforced by the
+//! extractor each handler takes (`auth.rs`); errors become answers in one place (`error.rs`).
+
+mod accounts;
+mod auth;
+mod bootstrap;
+mod changes;
+mod error;
+mod events;
+mod expiry;
+mod gateway_api;
+mod gateways;
+mod grants;
+mod history;
+mod resources;
+mod router;
+mod sessions;
+mod state;
+pub mod store;
+mod users;
+mod validate;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::changes::ChangeFeed;
+use self::state::AppState;
+use self::store::StoreError;
+use crate::tls::TlsError;
+
+/// Where the server keeps its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Data directory (created with mode 0700): `kms.db`, `root.key`, `admin.token`.
+    pub data_dir: PathBuf,
+    /// Database URL; `None` means SQLite at `DATA/kms.db`. Only `sqlite:` URLs are supported
+    /// so far.
+    pub database: Option<String>,
+}
+
+impl ServerConfig {
+    /// The default configuration for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database: None,
+        }
+    }
+
+    /// `DATA/admin.token`: where the first start writes the admin's API token (mode 0600).
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+
+    /// `DATA/root.key`: the key sealing secrets at rest (mode 0600), beside the database.
+    pub fn root_key_path(&self) -> PathBuf {
+        self.data_dir.join("root.key")
+    }
+}
+
+/// Why the server could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The data directory or a file in it could not be created or written.
+    #[error("{}: {source}", path.display())]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The store could not be opened or refused to (e.g. an unsafe or missing root key).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The KMS CA could not be created or loaded.
+    #[error("KMS CA: {0}")]
+    Ca(#[from] TlsError),
+    /// `--database` names a store this build does not have (only the scheme is shown).
+    #[error("unsupported database {0:?}: only SQLite (sqlite://PATH) is available so far")]
+    UnsupportedDatabase(String),
+    /// Accepting connections failed.
+    #[error("serving the API: {0}")]
+    Serve(#[source] io::Error),
+}
+
+/// A server whose storage is ready; [`Server::serve`] runs it.
+pub struct Server {
+    state: AppState,
+    admin_token_path: PathBuf,
+    admin_created: bool,
+}
+
+impl Server {
+    /// Prepares storage: data directory, database and migrations, root key, KMS CA, project
+    /// `default`, and on the first start the user `admin` with its token file. Later starts
+    /// reuse all of it.
+    pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
+        let prepared = bootstrap::prepare(&config).await?;
+        let seq = prepared.store.latest_seq().await?;
+        let state = AppState {
+            store: prepared.store,
+            ca: Arc::new(prepared.ca),
+            project: Arc::new(prepared.project),
+            feed: ChangeFeed::new(seq),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            state,
+            admin_token_path: config.admin_token_path(),
+            admin_created: prepared.admin_created,
+        })
+    }
+
+    /// `DATA/admin.token`. It holds the admin's token if this start created `admin`
+    /// ([`Self::admin_created`]); later starts never rewrite it.
+    pub fn admin_token_path(&self) -> &Path {
+        &self.admin_token_path
+    }
+
+    /// Whether this start created the user `admin` (and wrote its token file).
+    pub fn admin_created(&self) -> bool {
+        self.admin_created
+    }
+
+    /// The KMS CA certificate (PEM) that gateways and CLIs trust.
+    pub fn ca_certificate_pem(&self) -> &str {
+        self.state.ca.cert_pem()
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves, with the expiry task running
+    /// beside it. Pending long polls answer at once on shutdown; in-flight requests finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "KMS API listening");
+        }
+        let cancel = self.state.shutdown.clone();
+        let expiry = expiry::spawn(self.state.clone());
+        let store = self.state.store.clone();
+        let app = router::build(self.state);
+        let signal = {
+            let cancel = cancel.clone();
+            async move {
+                shutdown.await;
+                cancel.cancel();
+            }
+        };
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await;
+        cancel.cancel();
+        if let Err(e) = expiry.await {
+            tracing::warn!(error = %e, "the session expiry task failed");
+        }
+        store.close().await;
+        served.map_err(ServerError::Serve)
+    }
+}
+
+/// Prepares storage ([`Server::open`]) and serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::open(config).await?.serve(listener, shutdown).await
+}

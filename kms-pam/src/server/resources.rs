@@ -1,0 +1,100 @@
+//! PAM resources: Kubernetes clusters reached through a gateway.
+
+use axum::extract::State;
+use axum::Json;
+use http::StatusCode;
+
+use super::auth::{AdminUser, AnyUser};
+use super::error::{ApiError, ApiJson, ApiPath};
+use super::sessions::terminate_active;
+use super::state::{now, AppState};
+use super::{validate, views};
+use crate::kms::api::{CreateResource, Resource, ResourceKind};
+use crate::server::store::{NewResource, SessionFilter, StoreError};
+
+/// `POST /v1/resources`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(body): ApiJson<CreateResource>,
+) -> Result<(StatusCode, Json<Resource>), ApiError> {
+    // The only resource kind so far; any other name reads as `Unknown`.
+    if body.kind != ResourceKind::Kubernetes {
+        return Err(ApiError::invalid(format!(
+            "unsupported resource kind: only {:?} is supported",
+            ResourceKind::Kubernetes.as_str()
+        )));
+    }
+    validate::name("resource", &body.name)?;
+    validate::server_url(&body.url)?;
+    if let Some(pem) = &body.ca_cert {
+        validate::ca_bundle(pem)?;
+    }
+    let gateway = state
+        .store
+        .gateway_by_name(&body.gateway)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::not_found(format!(
+                "gateway {:?} not found; create it with `kms-pam gateway create`",
+                body.gateway
+            )),
+            other => other.into(),
+        })?;
+    let resource = state
+        .store
+        .create_resource(NewResource {
+            project_id: state.project_id().to_owned(),
+            name: body.name,
+            kind: body.kind.as_str().to_owned(),
+            url: body.url,
+            gateway_id: gateway.id,
+            ssl_verify: body.ssl_verify,
+            ca_cert: body.ca_cert,
+            now: now(),
+        })
+        .await?;
+    tracing::info!(by = %admin.name, resource = %resource.name, "resource created");
+    Ok((StatusCode::CREATED, Json(views::resource(&resource))))
+}
+
+/// `GET /v1/resources`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AnyUser(_): AnyUser,
+) -> Result<Json<Vec<Resource>>, ApiError> {
+    let resources = state.store.resources(state.project_id()).await?;
+    Ok(Json(resources.iter().map(views::resource).collect()))
+}
+
+/// `GET /v1/resources/{name}`.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    AnyUser(_): AnyUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Resource>, ApiError> {
+    let resource = state.store.resource(state.project_id(), &name).await?;
+    Ok(Json(views::resource(&resource)))
+}
+
+/// `DELETE /v1/resources/{name}`: its accounts and grants go too; its active sessions are
+/// terminated first (they could not get their credential any more), then kept as history.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let resource = state.store.resource(state.project_id(), &name).await?;
+    let filter = SessionFilter {
+        active_only: true,
+        resource: Some(resource.name.clone()),
+        ..SessionFilter::default()
+    };
+    terminate_active(&state, &filter, |s| s.resource_id == resource.id).await?;
+    state
+        .store
+        .delete_resource(state.project_id(), &name)
+        .await?;
+    tracing::info!(by = %admin.name, resource = %name, "resource deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

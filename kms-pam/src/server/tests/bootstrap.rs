@@ -1,0 +1,118 @@
+//! First start, restart, and the refusals around the root key.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use http::StatusCode;
+
+use super::Kms;
+use crate::server::{Server, ServerConfig, ServerError};
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn first_start_creates_private_state_and_a_working_admin() {
+    let kms = Kms::start().await;
+    let data = kms.data_dir();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("admin.token")), 0o600);
+    assert_eq!(mode(&data.join("root.key")), 0o600);
+    assert_eq!(fs::metadata(data.join("root.key")).unwrap().len(), 32);
+    assert!(kms.admin.starts_with("kmsu_"));
+    let me = kms
+        .get("/v1/whoami", &kms.admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(me["name"], "admin");
+    assert_eq!(
+        (me["kind"].as_str(), me["admin"].as_bool()),
+        (Some("user"), Some(true))
+    );
+    let health = kms
+        .call(
+            http::Method::GET,
+            "/v1/healthz",
+            None,
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(health.expect(StatusCode::OK)["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_restart_reuses_the_admin_the_ca_and_the_data() {
+    let kms = Kms::start().await;
+    let (admin, ca) = (kms.admin.clone(), kms.ca_pem.clone());
+    kms.pending_gateway("gw").await;
+    let dir = kms.stop().await;
+    let config = ServerConfig::new(Kms::data_dir_of(dir.path()));
+    let reopened = Server::open(config.clone()).await.unwrap();
+    assert!(!reopened.admin_created());
+    assert_eq!(reopened.admin_token_path(), config.admin_token_path());
+    drop(reopened);
+    let kms = Kms::start_in(dir).await;
+    assert_eq!(kms.admin, admin, "admin.token is not rewritten");
+    assert_eq!(kms.ca_pem, ca, "the CA is reused");
+    let gateways = kms.get("/v1/gateways", &admin).await.expect(StatusCode::OK);
+    assert_eq!(gateways[0]["name"], "gw");
+    assert_eq!(gateways[0]["status"], "pending");
+    kms.stop().await;
+}
+
+#[tokio::test]
+async fn first_open_reports_the_token_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig::new(dir.path().join("nested/data"));
+    let server = Server::open(config.clone()).await.unwrap();
+    assert!(server.admin_created());
+    assert_eq!(
+        server.admin_token_path(),
+        dir.path().join("nested/data/admin.token")
+    );
+    assert!(fs::read_to_string(server.admin_token_path())
+        .unwrap()
+        .starts_with("kmsu_"));
+}
+
+#[tokio::test]
+async fn an_unsafe_or_lost_root_key_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig::new(dir.path().join("data"));
+    drop(Server::open(config.clone()).await.unwrap());
+    let key = config.root_key_path();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Server::open(config.clone()).await.err().unwrap();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    fs::remove_file(&key).unwrap();
+    let err = Server::open(config.clone()).await.err().unwrap();
+    assert!(err.to_string().contains("root key"), "{err}");
+    assert!(!key.exists());
+}
+
+#[tokio::test]
+async fn other_databases_are_refused_without_echoing_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        data_dir: dir.path().join("data"),
+        database: Some("postgres://kms:hunter2@db/kms".to_owned()),
+    };
+    let err = Server::open(config).await.err().unwrap();
+    assert!(matches!(err, ServerError::UnsupportedDatabase(_)));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn an_explicit_sqlite_url_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("elsewhere.db");
+    let config = ServerConfig {
+        data_dir: dir.path().join("data"),
+        database: Some(format!("sqlite://{}", db.display())),
+    };
+    Server::open(config).await.unwrap();
+    assert!(db.exists());
+    assert!(!dir.path().join("data/kms.db").exists());
+}

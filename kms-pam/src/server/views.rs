@@ -1,0 +1,160 @@
+//! Store records as the API shows them (docs/api.md "Objects"). No view carries a token.
+
+use std::time::{Duration, SystemTime};
+
+use crate::kms::api::{
+    Account, Gateway, GatewayStatus, Grant, Resource, ResourceKind, SessionView, User,
+};
+use crate::server::store::UserRecord;
+use crate::server::store::{
+    AccountRecord, GatewayRecord, GrantRecord, ResourceRecord, SessionRecord,
+};
+use crate::session::{EndCause, SessionStatus};
+
+/// A gateway is online when its last heartbeat is at most this old.
+pub(crate) const ONLINE_WINDOW: Duration = Duration::from_secs(30);
+
+pub(crate) fn user(record: &UserRecord) -> User {
+    User {
+        name: record.name.clone(),
+        admin: record.admin,
+        created_at: record.created_at,
+    }
+}
+
+/// `pending` until enrolled, then `online` or `offline` by the last heartbeat.
+pub(crate) fn gateway_status(record: &GatewayRecord, now: SystemTime) -> GatewayStatus {
+    if !record.enrolled {
+        return GatewayStatus::Pending;
+    }
+    let recent = record.last_heartbeat.is_some_and(|beat| {
+        now.duration_since(beat)
+            .map_or(true, |age| age <= ONLINE_WINDOW)
+    });
+    if recent {
+        GatewayStatus::Online
+    } else {
+        GatewayStatus::Offline
+    }
+}
+
+pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
+    Gateway {
+        name: record.name.clone(),
+        address: record.address.clone(),
+        status: gateway_status(record, now),
+        last_heartbeat: record.last_heartbeat,
+        created_at: record.created_at,
+    }
+}
+
+pub(crate) fn resource(record: &ResourceRecord) -> Resource {
+    Resource {
+        name: record.name.clone(),
+        kind: ResourceKind::from_name(&record.kind),
+        url: record.url.clone(),
+        gateway: record.gateway.clone(),
+        ssl_verify: record.ssl_verify,
+        ca_cert: record.ca_cert.clone(),
+        created_at: record.created_at,
+    }
+}
+
+pub(crate) fn account(record: &AccountRecord) -> Account {
+    Account {
+        resource: record.resource.clone(),
+        name: record.name.clone(),
+        description: record.description.clone(),
+        max_duration_secs: record.max_duration_secs,
+        created_at: record.created_at,
+    }
+}
+
+pub(crate) fn grant(record: &GrantRecord) -> Grant {
+    Grant {
+        id: record.id.clone(),
+        resource: record.resource.clone(),
+        account: record.account.clone(),
+        user: record.user.clone(),
+        max_duration_secs: record.max_duration_secs,
+        created_at: record.created_at,
+    }
+}
+
+/// The session as of `now`: one still marked active past its expiry is shown as the expiry
+/// task will record it a moment later, so no answer ever calls an expired session active.
+pub(crate) fn session(record: &SessionRecord, now: SystemTime) -> SessionView {
+    let mut session = record.session.clone();
+    let mut end_cause = record.end_cause;
+    if session.status_at(now) != session.status {
+        session.status = SessionStatus::Expired;
+        session.ended_at = Some(session.expires_at);
+        end_cause = Some(EndCause::Expiry);
+    }
+    SessionView { session, end_cause }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Session, SessionId};
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    #[test]
+    fn gateway_status_follows_enrollment_and_heartbeats() {
+        let mut gw = GatewayRecord {
+            id: "g".into(),
+            name: "gw".into(),
+            address: None,
+            enrolled: false,
+            last_heartbeat: None,
+            created_at: at(0),
+        };
+        assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Pending);
+        gw.enrolled = true;
+        assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Offline);
+        gw.last_heartbeat = Some(at(100));
+        assert_eq!(gateway_status(&gw, at(130)), GatewayStatus::Online);
+        assert_eq!(gateway_status(&gw, at(131)), GatewayStatus::Offline);
+        assert_eq!(
+            gateway_status(&gw, at(99)),
+            GatewayStatus::Online,
+            "clock skew is not offline"
+        );
+    }
+
+    #[test]
+    fn active_sessions_past_expiry_show_as_expired() {
+        let record = SessionRecord {
+            session: Session {
+                id: SessionId::new("s"),
+                user: "alice".into(),
+                resource: "prod".into(),
+                account: "admin".into(),
+                gateway: "gw".into(),
+                status: SessionStatus::Active,
+                created_at: at(0),
+                expires_at: at(10),
+                ended_at: None,
+                reason: None,
+            },
+            end_cause: None,
+            project_id: "p".into(),
+            user_id: "u".into(),
+            resource_id: "r".into(),
+            account_id: "a".into(),
+            gateway_id: "g".into(),
+        };
+        assert_eq!(
+            session(&record, at(9)).session.status,
+            SessionStatus::Active
+        );
+        let late = session(&record, at(10));
+        assert_eq!(late.session.status, SessionStatus::Expired);
+        assert_eq!(late.session.ended_at, Some(at(10)));
+        assert_eq!(late.end_cause, Some(EndCause::Expiry));
+    }
+}
