@@ -16,13 +16,13 @@ use crate::output;
 
 /// `login [--url URL] [--token TOKEN]`; without a token, it is read from standard input.
 #[derive(Debug, Args)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     #[command(flatten)]
     kms: KmsUrl,
 }
 
 /// Runs `login`.
-pub async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let url = match (&globals.url, config::load()?) {
         (Some(url), _) => url.clone(),

@@ -10,7 +10,7 @@ use crate::output::{self, Table};
 
 /// `user ...`.
 #[derive(Debug, Args)]
-pub struct UserArgs {
+pub(crate) struct UserArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -32,7 +32,7 @@ enum UserCommand {
 }
 
 /// Runs `user ...`.
-pub async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {

@@ -199,3 +199,12 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     Server::open(config).await?.serve(listener, shutdown).await
 }
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("admin_token_path", &self.admin_token_path)
+            .field("admin_created", &self.admin_created)
+            .finish_non_exhaustive()
+    }
+}

@@ -35,7 +35,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     validate::name("user", &body.name)?;
-    let (token, hash) = issue_token(USER_TOKEN_PREFIX);
+    let (token, hash) = issue_token(USER_TOKEN_PREFIX)?;
     let user = state
         .store
         .create_user(NewUser {

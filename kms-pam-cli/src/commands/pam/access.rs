@@ -25,7 +25,7 @@ const TERMINATED_BY_SIGTERM: u8 = 128 + 15;
 /// `pam access RESOURCE/ACCOUNT [--duration 1h] [--port 0] [--reason TEXT] [--kubeconfig PATH]
 /// [--merge] [-- COMMAND [ARGS...]]`.
 #[derive(Debug, Args)]
-pub struct AccessArgs {
+pub(crate) struct AccessArgs {
     /// RESOURCE/ACCOUNT.
     target: AccountRef,
     /// How long the session lasts.
@@ -68,7 +68,7 @@ enum Outcome {
 }
 
 /// Runs `pam access`.
-pub async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = globals.with(&args.kms).client()?;
     let mut request =
         AccessRequest::new(&args.target.resource, &args.target.account, args.duration)
