@@ -47,10 +47,10 @@ impl CredentialStore for TokenDirectory {
                 },
                 _ => CredentialError::Unavailable(format!("{}: {e}", path.display())),
             })?;
-        Ok(SessionCredential {
-            upstream: self.upstream.clone(),
-            token: Secret::new(token.trim()),
-        })
+        Ok(SessionCredential::new(
+            self.upstream.clone(),
+            Secret::new(token.trim()),
+        ))
     }
 }
 

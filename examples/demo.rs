@@ -74,6 +74,7 @@ impl Demo {
             gateway: "gw-demo".into(),
             ssl_verify: true,
             ca_cert: Some(cluster.ca_pem().to_owned()),
+            recording: Default::default(),
         };
         admin.create_resource(&resource).await?;
         let account = CreateAccount {

@@ -4,8 +4,10 @@
 //! data dir, a gateway enrolled with a one-time token, the Kubernetes API server double as the
 //! cluster, a resource and an account (its service-account token encrypted at rest), a session
 //! opened exactly as `kms-pam pam access` opens one (key and CSR made here, mutual-TLS tunnel,
-//! HTTPS loopback proxy, session kubeconfig), the real kubectl through it, and what KMS recorded.
+//! HTTPS loopback proxy, session kubeconfig), the real kubectl through it, and what KMS recorded:
+//! the session's commands and the check of its signed record.
 
+use std::io::Write;
 use std::time::Duration;
 
 use kms_pam::access::{open_session, AccessRequest};
@@ -15,12 +17,18 @@ use kms_pam_tests::kubectl::kubectl_binary;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    quickstart(&mut std::io::stdout()).await
+}
+
+/// Everything the example does, printing to `out` (a test runs it too).
+pub(crate) async fn quickstart(out: &mut dyn Write) -> anyhow::Result<()> {
     let demo = Demo::start().await?;
-    println!(
+    writeln!(
+        out,
         "KMS at {}, data in {}",
         demo.kms_url,
         demo.data.path().display()
-    );
+    )?;
     let admin = demo.admin()?;
 
     // A session, as `kms-pam pam access demo/admin` opens it.
@@ -29,30 +37,53 @@ async fn main() -> anyhow::Result<()> {
     let kubeconfig = demo.data.path().join("session.kubeconfig");
     request.kubeconfig = Some(KubeconfigTarget::File(kubeconfig.clone()));
     let session = open_session(&admin, request).await?;
-    println!(
+    writeln!(
+        out,
         "session {} until {}",
         session.id(),
         kms_pam::time::format_rfc3339(session.expires_at())
-    );
+    )?;
     for args in [&["get", "pods"][..], &["get", "deployments"]] {
-        println!("\n$ kubectl {}", args.join(" "));
-        let out = tokio::process::Command::new(kubectl_binary())
+        writeln!(out, "\n$ kubectl {}", args.join(" "))?;
+        let run = tokio::process::Command::new(kubectl_binary())
             .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .output()
             .await?;
-        print!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        anyhow::ensure!(out.status.success(), "kubectl {} failed", args.join(" "));
+        out.write_all(&run.stdout)?;
+        out.write_all(&run.stderr)?;
+        anyhow::ensure!(run.status.success(), "kubectl {} failed", args.join(" "));
     }
     let id = session.id().clone();
+    // `close` ends the session and waits until the gateway delivered its signed record.
     let summary = session.close().await?;
-    println!("\nsession {id}: {}", summary.session.session.status);
-    let detail = admin.get_session(&id).await?;
-    println!("KMS recorded: {}", serde_json::to_string_pretty(&detail)?);
+    writeln!(out, "\nsession {id}: {}", summary.session.session.status)?;
+
+    let detail = admin.session_detail(&id).await?;
+    writeln!(out, "KMS recorded these commands:")?;
+    for command in &detail.commands {
+        let target = command
+            .requests
+            .iter()
+            .filter(|r| !r.discovery)
+            .find_map(|r| r.resource.as_deref())
+            .unwrap_or_default();
+        let statuses: Vec<String> = command
+            .requests
+            .iter()
+            .filter(|r| !r.discovery)
+            .filter_map(|r| r.status.map(|s| s.to_string()))
+            .collect();
+        writeln!(
+            out,
+            "  {} {target}  ({} requests, {})",
+            command.command,
+            command.requests.len(),
+            statuses.join(" ")
+        )?;
+    }
+    let verdict = admin.verify_session(&id).await?;
+    writeln!(out, "and its signed record checks out: {verdict:?}")?;
     demo.stop().await;
     Ok(())
 }

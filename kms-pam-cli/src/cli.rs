@@ -6,7 +6,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{gateway, login, pam, server, user, whoami};
+use crate::commands::{gateway, login, pam, server, user, verify_bundle, whoami};
 use crate::output::OutputFormat;
 
 /// Just-in-time, audited kubectl access to Kubernetes clusters.
@@ -58,6 +58,8 @@ pub(crate) enum Command {
     Gateway(gateway::GatewayArgs),
     /// Privileged access: resources, accounts, grants, sessions, access.
     Pam(pam::PamArgs),
+    /// Verify a session bundle (`pam sessions export`) offline, against keys you trust.
+    VerifyBundle(verify_bundle::VerifyBundleArgs),
 }
 
 impl Command {

@@ -387,7 +387,10 @@ async fn kubectl_commands_are_tracked_delivered_once_and_verified() {
     let verify = world.run(&["pam", "sessions", "verify", &id]).await;
     assert_eq!(verify.code, Some(0), "{}", verify.stderr);
     let (rows, _, _) = world.stored_counts(&id);
-    assert_eq!(verify.stdout, format!("intact ({rows} events)\n"));
+    assert_eq!(
+        verify.stdout,
+        format!("intact ({rows} events, head signed by KMS)\n")
+    );
 
     // KMS down mid-session, then the gateway SIGKILLed with events still spooled: after the
     // restarts every event arrives, once.
@@ -456,12 +459,12 @@ async fn kubectl_commands_are_tracked_delivered_once_and_verified() {
     let verify = world.run(&["pam", "sessions", "verify", &id]).await;
     assert_eq!(
         verify.stdout,
-        format!("intact ({rows} events)\n"),
+        format!("intact ({rows} events, head signed by KMS)\n"),
         "{}",
         verify.stderr
     );
 
-    // A stored event altered behind KMS's back: verify names it and exits 1.
+    // A stored event altered behind KMS's back: verify names it and exits 3 (altered).
     let db = world.kms_data().join("kms.db");
     let target = sqlite(
         &db,
@@ -479,11 +482,11 @@ async fn kubectl_commands_are_tracked_delivered_once_and_verified() {
         ),
     );
     let verify = world.run(&["pam", "sessions", "verify", &id]).await;
-    assert_eq!(verify.code, Some(1), "{}{}", verify.stdout, verify.stderr);
+    assert_eq!(verify.code, Some(3), "{}{}", verify.stdout, verify.stderr);
     assert!(
         verify
             .stdout
-            .starts_with(&format!("broken at seq {seq} ({event_id}): ")),
+            .starts_with(&format!("altered at seq {seq} ({event_id}): ")),
         "{}",
         verify.stdout
     );

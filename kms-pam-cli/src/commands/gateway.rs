@@ -24,7 +24,7 @@ enum GatewayCommand {
         /// Gateway name.
         name: String,
     },
-    /// List gateways: address, online/offline, last heartbeat.
+    /// List gateways: address, online/offline, last heartbeat, audit key fingerprint.
     List,
 }
 
@@ -56,13 +56,16 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
                 output::print_json(&gateways)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut table = Table::new(&["NAME", "ADDRESS", "STATUS", "LAST HEARTBEAT"]);
+            let mut table =
+                Table::new(&["NAME", "ADDRESS", "STATUS", "LAST HEARTBEAT", "AUDIT KEY"]);
             for gateway in gateways {
+                let key = gateway.audit_key.map(|k| k.fingerprint());
                 table.row(vec![
                     gateway.name,
                     output::or_dash(gateway.address.as_deref()),
                     gateway.status.to_string(),
                     output::ago(gateway.last_heartbeat),
+                    output::or_dash(key.as_deref()),
                 ]);
             }
             table.print("No gateways found.")?;

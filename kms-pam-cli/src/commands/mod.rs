@@ -6,6 +6,8 @@ pub(crate) mod login;
 pub(crate) mod pam;
 pub(crate) mod server;
 pub(crate) mod user;
+pub(crate) mod verdict;
+pub(crate) mod verify_bundle;
 pub(crate) mod whoami;
 
 use std::process::ExitCode;
@@ -33,6 +35,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(args) => user::run(args, &globals).await,
         Command::Gateway(args) => gateway::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
+        Command::VerifyBundle(args) => verify_bundle::run(args, &globals).await,
     }
 }
 

@@ -134,8 +134,10 @@ fn announce_admin(server: &Server) -> anyhow::Result<()> {
         return Ok(());
     }
     output::print(&format!(
-        "Created user admin; its API token is in {} (mode 0600).\n",
-        server.admin_token_path().display()
+        "Created user admin; its API token is in {} (mode 0600).\n\
+         KMS audit key (signs ended sessions; keep its fingerprint to check exported ones): {}\n",
+        server.admin_token_path().display(),
+        server.audit_public_key().fingerprint()
     ))
 }
 

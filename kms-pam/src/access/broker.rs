@@ -25,6 +25,16 @@ pub trait SessionBroker: Send + Sync + 'static {
 
     /// The session as the control plane sees it now (polled about once a second while open).
     async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError>;
+
+    /// Whether the control plane holds the ended session's complete record: the gateway has
+    /// delivered its events up to its signed end (KMS then signs the session's head).
+    /// [`AccessSession::close`](super::AccessSession::close) asks this for a few seconds after
+    /// ending a session that used the tunnel, so that the history read right after is
+    /// complete. The default says yes at once (a control plane that keeps no record).
+    async fn record_complete(&self, id: &SessionId) -> Result<bool, KmsError> {
+        let _ = id;
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -39,5 +49,11 @@ impl SessionBroker for KmsClient {
 
     async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError> {
         Ok(self.get_session(id).await?.session)
+    }
+
+    async fn record_complete(&self, id: &SessionId) -> Result<bool, KmsError> {
+        // A KMS that does not report its progress keeps no signed record to wait for.
+        let detail = self.get_session(id).await?;
+        Ok(detail.audit.is_none_or(|audit| audit.sealed))
     }
 }

@@ -32,6 +32,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +52,15 @@ use crate::secret::Secret;
 use crate::session::{SessionId, SessionStatus};
 use crate::tls::{LocalServingCert, SessionKey, TlsError};
 use crate::transport::tls::TlsConnector;
+use crate::transport::{BoxedIo, GatewayTransport, TransportError};
 
 /// How long the local proxy gets to drain when the session closes.
 const PROXY_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `close` waits, after ending a session that used its tunnel, for the gateway to
+/// deliver the session's record to the control plane.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// How often the control plane is asked meanwhile.
+const RECORD_POLL: Duration = Duration::from_millis(100);
 
 /// What to open a session for.
 #[derive(Clone)]
@@ -165,11 +173,16 @@ pub enum AccessError {
 
 /// What a closed session amounted to.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AccessSummary {
     /// The session as the KMS recorded its end.
     pub session: SessionView,
     /// How long it was open here.
     pub duration: Duration,
+    /// Whether the control plane held the session's complete record when `close` returned
+    /// (always, for a session that never used its tunnel); when not, the gateway delivers the
+    /// rest shortly.
+    pub record_complete: bool,
 }
 
 /// An open session with its local proxy running. Close it with [`AccessSession::close`];
@@ -190,6 +203,8 @@ pub struct AccessSession {
     proxy: Option<JoinHandle<Result<(), LocalProxyError>>>,
     /// Whether `close` already asked the KMS to end the session.
     end_requested: bool,
+    /// Set once the local proxy dialled the gateway: the gateway then keeps a record to wait for.
+    dialled: Arc<AtomicBool>,
     started: Instant,
 }
 
@@ -276,6 +291,11 @@ fn start(
 
     let stop = CancellationToken::new();
     let proxy_done = CancellationToken::new();
+    let dialled = Arc::new(AtomicBool::new(false));
+    let connector = Dialling {
+        inner: connector,
+        dialled: dialled.clone(),
+    };
     let mut config = LocalProxyConfig::new(local_token.clone(), tls, Arc::new(connector));
     config.stages = request.stages;
     let (shutdown, done) = (stop.clone().cancelled_owned(), proxy_done.clone());
@@ -297,8 +317,32 @@ fn start(
         proxy_done,
         proxy: Some(proxy),
         end_requested: false,
+        dialled,
         started: Instant::now(),
     })
+}
+
+/// The tunnel connector, noting that it was used.
+struct Dialling {
+    inner: TlsConnector,
+    dialled: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl GatewayTransport for Dialling {
+    async fn connect(&self) -> Result<BoxedIo, TransportError> {
+        let io = self.inner.connect().await?;
+        self.dialled.store(true, Ordering::Relaxed);
+        Ok(io)
+    }
+}
+
+impl std::fmt::Debug for Dialling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialling")
+            .field("dialled", &self.dialled)
+            .finish_non_exhaustive()
+    }
 }
 
 fn server_url(addr: SocketAddr) -> String {
@@ -357,7 +401,10 @@ impl AccessSession {
     }
 
     /// Stops the local proxy, removes the kubeconfig and ends the session in the KMS (if still
-    /// active). Every step runs even when an earlier one fails; the first failure is returned.
+    /// active), then, if the session used its tunnel, waits (at most 5 s) until the gateway has
+    /// delivered the session's record up to its signed end
+    /// ([`SessionBroker::record_complete`]), so that its history read right after is complete.
+    /// Every step runs even when an earlier one fails; the first failure is returned.
     pub async fn close(mut self) -> Result<AccessSummary, AccessError> {
         let proxy = self.stop_proxy().await;
         let removed = match self.kubeconfig.take() {
@@ -366,13 +413,36 @@ impl AccessSession {
         };
         self.end_requested = true;
         let ended = self.end_in_kms().await;
+        let duration = self.started.elapsed();
         let session = ended?;
+        let record_complete = !self.dialled.load(Ordering::Relaxed) || self.wait_for_record().await;
         removed?;
         proxy?;
         Ok(AccessSummary {
             session,
-            duration: self.started.elapsed(),
+            duration,
+            record_complete,
         })
+    }
+
+    /// Asks the broker until it holds the session's complete record, at most [`RECORD_WAIT`].
+    async fn wait_for_record(&self) -> bool {
+        let wait = async {
+            loop {
+                match self.broker.record_complete(self.id()).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(error) => tracing::debug!(%error, "cannot ask about the session's record"),
+                }
+                tokio::time::sleep(RECORD_POLL).await;
+            }
+        };
+        let complete = tokio::time::timeout(RECORD_WAIT, wait).await.is_ok();
+        if !complete {
+            tracing::warn!(session = %self.id(), "the gateway has not delivered the session's \
+                whole record to KMS yet; its last commands may show a moment later");
+        }
+        complete
     }
 
     async fn stop_proxy(&mut self) -> Result<(), AccessError> {

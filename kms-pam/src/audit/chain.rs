@@ -4,8 +4,10 @@
 //! [`GENESIS_HASH`] for the first) and `hash`: the hex SHA-256 over the 32 bytes `prev_hash`
 //! encodes followed by the event's canonical JSON without its `hash` field. Canonical JSON is the
 //! event's JSON with object keys sorted bytewise and no whitespace, so a receiver that stored the
-//! event in another key order still verifies it. [`ChainingSink`] assigns the links as events are
-//! recorded; [`verify_chain`] finds the first broken one.
+//! event in another key order still verifies it (the gateway's signature, `sig`, is left out
+//! too: it signs the link). [`ChainingSink`] assigns the links as events are recorded, and signs
+//! them when given the gateway's key; [`verify_chain`] finds the first broken link, and
+//! [`crate::audit::evidence`] checks signatures, the KMS-signed head and the metadata.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +18,7 @@ use ring::digest;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::signing::{event_message, SigningKey};
 use super::{AuditError, AuditEvent, AuditEventKind, AuditSink};
 use crate::session::SessionId;
 
@@ -35,31 +38,77 @@ pub struct ChainHead {
     pub hash: String,
 }
 
-/// What [`verify_chain`] found; also the KMS's answer to `GET /v1/sessions/{id}/verify`
-/// (`{"result":"intact","count":12}` or `{"result":"broken","seq":3,"event_id":…,"reason":…}`),
-/// which `kms-pam pam sessions verify` prints.
+/// What a verification found: [`verify_chain`] (the links only) or
+/// [`crate::audit::evidence::verify_session`] (links, signatures, the KMS-signed head and the
+/// metadata). Also KMS's answer to `GET /v1/sessions/{id}/verify`, which
+/// `kms-pam pam sessions verify` prints, and what `kms-pam verify-bundle` prints:
+/// `{"result":"intact","count":12,"sealed":true}`,
+/// `{"result":"altered","seq":3,"event_id":…,"reason":…}`,
+/// `{"result":"truncated","stored":12,"expected":17,"reason":…}`,
+/// `{"result":"metadata_changed","fields":["user"],"reason":…}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ChainReport {
-    /// Every link holds.
+    /// Every link, signature and binding holds.
     Intact {
         /// Events checked.
         count: usize,
+        /// Whether KMS's signed head covers them (an ended session's record is complete).
+        #[serde(default)]
+        sealed: bool,
     },
-    /// The first link that does not hold.
-    Broken {
-        /// The position (1-based) where the chain breaks: the `seq` the event there should have.
-        seq: u64,
+    /// An event, or the signed head, is not what was signed: content changed (re-hashed or not),
+    /// an event missing from the middle, out of order, or not signed by the gateway.
+    Altered {
+        /// The position (1-based) where the record stops holding: the `seq` the event there
+        /// should have. `None` when it is the signed head itself that does not verify.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
         /// The id of the event found at that position.
-        event_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_id: Option<String>,
+        /// What is wrong, for a person.
+        reason: String,
+    },
+    /// Events are missing from the end: the signed head names more than are stored, or an
+    /// ended session lacks the gateway's signed end or KMS's signed head.
+    Truncated {
+        /// Events stored.
+        stored: u64,
+        /// Events the signed head says the session has, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<u64>,
+        /// What is wrong, for a person.
+        reason: String,
+    },
+    /// The session's metadata (user, account, resource, gateway, reason, times, status, end
+    /// cause) is not what the gateway and KMS signed.
+    MetadataChanged {
+        /// The fields that differ.
+        fields: Vec<String>,
         /// What is wrong, for a person.
         reason: String,
     },
     /// A result this version does not know, read from a newer KMS's answer. Never produced by
-    /// [`verify_chain`]; a reader treats it as "not shown intact".
+    /// this library; a reader treats it as "not shown intact".
     #[serde(other)]
     Unknown,
+}
+
+impl ChainReport {
+    /// Whether the record holds.
+    pub fn is_intact(&self) -> bool {
+        matches!(self, Self::Intact { .. })
+    }
+
+    fn altered_at(seq: u64, event_id: String, reason: String) -> Self {
+        Self::Altered {
+            seq: Some(seq),
+            event_id: Some(event_id),
+            reason,
+        }
+    }
 }
 
 /// The hex SHA-256 link of `event`, over its `prev_hash` and its canonical JSON without `hash`.
@@ -78,11 +127,11 @@ pub fn verify_chain(events: &[AuditEvent]) -> ChainReport {
         match serde_json::to_value(event) {
             Ok(value) => values.push(value),
             Err(e) => {
-                return ChainReport::Broken {
-                    seq: position,
-                    event_id: event.id.to_string(),
-                    reason: format!("cannot serialize the event: {e}"),
-                }
+                return ChainReport::altered_at(
+                    position,
+                    event.id.to_string(),
+                    format!("cannot serialize the event: {e}"),
+                )
             }
         }
     }
@@ -95,10 +144,9 @@ pub fn verify_chain_json(events: &[Value]) -> ChainReport {
     let mut prev = GENESIS_HASH.to_owned();
     let mut session: Option<&Value> = None;
     for (position, event) in (1u64..).zip(events) {
-        let broken = |reason: String| ChainReport::Broken {
-            seq: position,
-            event_id: text(event, "id").unwrap_or_default().to_owned(),
-            reason,
+        let broken = |reason: String| {
+            let id = text(event, "id").unwrap_or_default().to_owned();
+            ChainReport::altered_at(position, id, reason)
         };
         let this_session = event.get("session_id");
         if session.is_some_and(|first| Some(first) != this_session) {
@@ -130,6 +178,7 @@ pub fn verify_chain_json(events: &[Value]) -> ChainReport {
     }
     ChainReport::Intact {
         count: events.len(),
+        sealed: false,
     }
 }
 
@@ -137,14 +186,17 @@ fn text<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
     value.get(key).and_then(Value::as_str)
 }
 
-/// SHA-256 over the raw bytes of `prev_hash` and the canonical JSON of `event` without `hash`.
+/// SHA-256 over the raw bytes of `prev_hash` and the canonical JSON of `event` without `hash`
+/// and `sig`.
 fn link_hash(event: &Value) -> Result<String, String> {
     let prev = text(event, "prev_hash").unwrap_or_default();
     let prev = decode_hex32(prev).ok_or("prev_hash is not a hex SHA-256")?;
     let mut canonical = Vec::with_capacity(512);
     match event {
         Value::Object(fields) => write_object(
-            fields.iter().filter(|(key, _)| key.as_str() != "hash"),
+            fields
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "hash" | "sig")),
             &mut canonical,
         ),
         _ => return Err("the event is not a JSON object".into()),
@@ -153,6 +205,14 @@ fn link_hash(event: &Value) -> Result<String, String> {
     context.update(&prev);
     context.update(&canonical);
     Ok(encode_hex(context.finish().as_ref()))
+}
+
+/// JSON with object keys sorted bytewise and no whitespace: the bytes hashes and signatures
+/// cover.
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    write_canonical(value, &mut out);
+    out
 }
 
 /// Writes JSON with object keys sorted bytewise and no whitespace. Scalars are written by
@@ -213,23 +273,35 @@ fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Chains every event of a session (`seq`, `prev_hash`, `hash`) and forwards it to `inner`.
+/// Chains every event of a session (`seq`, `prev_hash`, `hash`), signs it when given a key
+/// ([`ChainingSink::with_signer`]), and forwards it to `inner`.
 ///
 /// Per session, assigning the link and forwarding happen under one lock, so `inner` receives each
 /// session's events in `seq` order. An event `inner` refuses takes no `seq`: the chain is the
 /// record of what was kept, and the refusal is the caller's to log and count
-/// (`audit_events_dropped`). A session's state is dropped [`DEFAULT_ENDED_GRACE`] after its
-/// `SessionEnded`. After a restart, [`ChainingSink::resume`] continues chains from the heads the
-/// spool persisted ([`crate::audit::spool::Spool::chain_heads`]).
+/// (`audit_events_dropped`). A `SessionEnded` closes the session's chain: a later event is
+/// refused (the gateway waits for a session's requests before it records the end, so this is
+/// what outlived that wait), until a new `SessionStarted` reopens it (KMS let the session go on
+/// after a gateway had stopped it). A session's state is dropped [`DEFAULT_ENDED_GRACE`] after
+/// its `SessionEnded`. After a restart, [`ChainingSink::resume`] continues chains from the heads
+/// the spool persisted ([`crate::audit::spool::Spool::chain_heads`]).
 pub struct ChainingSink<S> {
     inner: S,
     chains: Mutex<Chains>,
     grace: Duration,
+    signer: Option<Arc<SigningKey>>,
+}
+
+/// Where one session's chain stands.
+struct Link {
+    head: ChainHead,
+    /// Its last event is a `SessionEnded`.
+    ended: bool,
 }
 
 #[derive(Default)]
 struct Chains {
-    heads: HashMap<SessionId, Arc<Mutex<ChainHead>>>,
+    heads: HashMap<SessionId, Arc<Mutex<Link>>>,
     ended: VecDeque<(SessionId, Instant)>,
 }
 
@@ -243,7 +315,7 @@ impl<S: AuditSink> ChainingSink<S> {
     pub fn resume(inner: S, heads: HashMap<SessionId, ChainHead>) -> Self {
         let heads = heads
             .into_iter()
-            .map(|(id, head)| (id, Arc::new(Mutex::new(head))))
+            .map(|(id, head)| (id, Arc::new(Mutex::new(Link { head, ended: false }))))
             .collect();
         Self {
             inner,
@@ -252,7 +324,14 @@ impl<S: AuditSink> ChainingSink<S> {
                 ended: VecDeque::new(),
             }),
             grace: DEFAULT_ENDED_GRACE,
+            signer: None,
         }
+    }
+
+    /// Signs every event's link with `key` (the gateway's audit key): the `sig` field.
+    pub fn with_signer(mut self, key: Arc<SigningKey>) -> Self {
+        self.signer = Some(key);
+        self
     }
 
     /// Keeps an ended session's chain for `grace` instead of [`DEFAULT_ENDED_GRACE`].
@@ -269,10 +348,13 @@ impl<S: AuditSink> ChainingSink<S> {
     /// Where `session`'s chain stands, if it is known.
     pub fn head(&self, session: &SessionId) -> Option<ChainHead> {
         let chains = lock(&self.chains);
-        chains.heads.get(session).map(|head| lock(head).clone())
+        chains
+            .heads
+            .get(session)
+            .map(|link| lock(link).head.clone())
     }
 
-    fn session_head(&self, session: &SessionId) -> Arc<Mutex<ChainHead>> {
+    fn session_link(&self, session: &SessionId) -> Arc<Mutex<Link>> {
         let mut chains = lock(&self.chains);
         let now = Instant::now();
         while let Some((id, ended)) = chains.ended.front() {
@@ -284,9 +366,12 @@ impl<S: AuditSink> ChainingSink<S> {
             chains.heads.remove(&id);
         }
         let genesis = || {
-            Arc::new(Mutex::new(ChainHead {
-                seq: 0,
-                hash: GENESIS_HASH.to_owned(),
+            Arc::new(Mutex::new(Link {
+                head: ChainHead {
+                    seq: 0,
+                    hash: GENESIS_HASH.to_owned(),
+                },
+                ended: false,
             }))
         };
         chains
@@ -302,18 +387,28 @@ impl<S: AuditSink> AuditSink for ChainingSink<S> {
     fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
         let session = event.session_id.clone();
         let ends = matches!(event.kind, AuditEventKind::SessionEnded { .. });
-        let head = self.session_head(&session);
+        let starts = matches!(event.kind, AuditEventKind::SessionStarted { .. });
+        let link = self.session_link(&session);
         {
-            let mut head = lock(&head);
-            event.seq = head.seq + 1;
-            event.prev_hash = head.hash.clone();
+            let mut link = lock(&link);
+            if link.ended && !starts {
+                return Err(AuditError::Failed(format!(
+                    "session {session} already ended at this gateway and its record is closed;                      a late event is not recorded"
+                )));
+            }
+            event.seq = link.head.seq + 1;
+            event.prev_hash = link.head.hash.clone();
             event.hash = event_hash(&event)?;
+            if let Some(key) = &self.signer {
+                event.sig = key.sign(&event_message(&event.hash));
+            }
             let next = ChainHead {
                 seq: event.seq,
                 hash: event.hash.clone(),
             };
             self.inner.record(event)?;
-            *head = next;
+            link.head = next;
+            link.ended = ends;
         }
         if ends {
             lock(&self.chains)
@@ -341,6 +436,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for ChainingSink<S> {
         f.debug_struct("ChainingSink")
             .field("inner", &self.inner)
             .field("grace", &self.grace)
+            .field("signer", &self.signer)
             .finish_non_exhaustive()
     }
 }

@@ -39,7 +39,11 @@ fn chained(n: u64) -> Vec<AuditEvent> {
 
 fn broken_at(report: &ChainReport) -> (u64, &str) {
     match report {
-        ChainReport::Broken { seq, reason, .. } => (*seq, reason.as_str()),
+        ChainReport::Altered {
+            seq: Some(seq),
+            reason,
+            ..
+        } => (*seq, reason.as_str()),
         other => panic!("expected a broken chain, got {other:?}"),
     }
 }
@@ -68,8 +72,20 @@ fn links_are_assigned_per_session_starting_at_genesis() {
         .filter(|e| e.session_id.as_str() == "a")
         .cloned()
         .collect();
-    assert_eq!(verify_chain(&a), ChainReport::Intact { count: 3 });
-    assert_eq!(verify_chain(&[]), ChainReport::Intact { count: 0 });
+    assert_eq!(
+        verify_chain(&a),
+        ChainReport::Intact {
+            count: 3,
+            sealed: false
+        }
+    );
+    assert_eq!(
+        verify_chain(&[]),
+        ChainReport::Intact {
+            count: 0,
+            sealed: false
+        }
+    );
 }
 
 #[test]
@@ -104,7 +120,13 @@ fn verification_survives_json_round_trips_and_key_order() {
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(verify_chain(&back), ChainReport::Intact { count: 4 });
+    assert_eq!(
+        verify_chain(&back),
+        ChainReport::Intact {
+            count: 4,
+            sealed: false
+        }
+    );
     // A store that keeps objects with reversed keys still verifies.
     let reversed: Vec<Value> = lines
         .iter()
@@ -119,7 +141,10 @@ fn verification_survives_json_round_trips_and_key_order() {
         .collect();
     assert_eq!(
         verify_chain_json(&reversed),
-        ChainReport::Intact { count: 4 }
+        ChainReport::Intact {
+            count: 4,
+            sealed: false
+        }
     );
 }
 
@@ -138,7 +163,9 @@ fn verification_finds_the_first_broken_link() {
         (3, "the content does not match its hash (altered)")
     );
     match report {
-        ChainReport::Broken { event_id, .. } => assert_eq!(event_id, events[2].id.to_string()),
+        ChainReport::Altered { event_id, .. } => {
+            assert_eq!(event_id, Some(events[2].id.to_string()))
+        }
         other => panic!("expected a broken chain, got {other:?}"),
     }
 
@@ -200,7 +227,13 @@ fn resume_continues_a_chain_across_a_restart() {
     restarted.record(finished("s", 10)).unwrap();
     let mut all = first;
     all.extend(restarted.inner().events());
-    assert_eq!(verify_chain(&all), ChainReport::Intact { count: 4 });
+    assert_eq!(
+        verify_chain(&all),
+        ChainReport::Intact {
+            count: 4,
+            sealed: false
+        }
+    );
 }
 
 #[test]
@@ -208,11 +241,16 @@ fn an_ended_session_is_forgotten_after_the_grace() {
     let kept = ChainingSink::new(MemoryAuditSink::new());
     kept.record(finished("s", 1)).unwrap();
     kept.record(ended("s")).unwrap();
-    kept.record(finished("s", 2)).unwrap(); // a stream cut by the end reports late
-    assert_eq!(kept.head(&SessionId::new("s")).unwrap().seq, 3);
+    // Within the grace the closed chain is still known: a late event is refused, not started
+    // over at seq 1.
+    assert!(kept.record(finished("s", 2)).is_err());
+    assert_eq!(kept.head(&SessionId::new("s")).unwrap().seq, 2);
     assert_eq!(
         verify_chain(&kept.inner().events()),
-        ChainReport::Intact { count: 3 }
+        ChainReport::Intact {
+            count: 2,
+            sealed: false
+        }
     );
 
     let dropped = ChainingSink::new(MemoryAuditSink::new()).with_ended_grace(Duration::ZERO);
@@ -255,7 +293,13 @@ async fn a_refused_event_takes_no_seq_and_flush_reaches_the_inner_sink() {
     sink.flush().await.unwrap();
     let kept = sink.inner().kept.events();
     assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(verify_chain(&kept), ChainReport::Intact { count: 2 });
+    assert_eq!(
+        verify_chain(&kept),
+        ChainReport::Intact {
+            count: 2,
+            sealed: false
+        }
+    );
 }
 
 #[test]
@@ -271,20 +315,80 @@ fn hex_helpers_round_trip_and_refuse_bad_input() {
 /// The report is also the KMS's `verify` answer: the server writes it, the CLI reads it back.
 #[test]
 fn reports_read_back_from_their_json_and_unknown_results_stay_readable() {
-    let broken = ChainReport::Broken {
-        seq: 3,
-        event_id: "e3".into(),
+    let altered = ChainReport::Altered {
+        seq: Some(3),
+        event_id: Some("e3".into()),
         reason: "altered".into(),
     };
-    for report in [ChainReport::Intact { count: 12 }, broken] {
+    let truncated = ChainReport::Truncated {
+        stored: 4,
+        expected: Some(9),
+        reason: "gone".into(),
+    };
+    let changed = ChainReport::MetadataChanged {
+        fields: vec!["user".into()],
+        reason: "edited".into(),
+    };
+    let intact = ChainReport::Intact {
+        count: 12,
+        sealed: true,
+    };
+    for report in [intact.clone(), altered, truncated, changed] {
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<ChainReport>(&json).unwrap(), report);
     }
     assert_eq!(
-        serde_json::to_value(ChainReport::Intact { count: 12 }).unwrap(),
-        serde_json::json!({"result": "intact", "count": 12})
+        serde_json::to_value(intact).unwrap(),
+        serde_json::json!({"result": "intact", "count": 12, "sealed": true})
     );
     let newer: ChainReport =
-        serde_json::from_str(r#"{"result":"truncated","seq":4,"expected":9}"#).unwrap();
+        serde_json::from_str(r#"{"result":"forged","seq":4,"expected":9}"#).unwrap();
     assert_eq!(newer, ChainReport::Unknown);
+}
+
+#[test]
+fn an_ended_chain_refuses_late_events_until_the_session_starts_again() {
+    let sink = ChainingSink::new(MemoryAuditSink::new());
+    sink.record(finished("s", 1)).unwrap();
+    let end = AuditEvent::now(
+        SessionId::new("s"),
+        AuditEventKind::SessionEnded {
+            status: crate::session::SessionStatus::Ended,
+        },
+    );
+    sink.record(end).unwrap();
+    assert!(sink.record(finished("s", 2)).is_err(), "closed by its end");
+    assert_eq!(sink.head(&SessionId::new("s")).unwrap().seq, 2);
+    let again = AuditEvent::now(
+        SessionId::new("s"),
+        AuditEventKind::SessionStarted {
+            user: "alice".into(),
+            resource: "prod".into(),
+            account: "admin".into(),
+            gateway: "gw".into(),
+            reason: None,
+            created_at: None,
+            expires_at: None,
+        },
+    );
+    sink.record(again).unwrap();
+    sink.record(finished("s", 3)).unwrap();
+    assert_eq!(sink.head(&SessionId::new("s")).unwrap().seq, 4);
+    assert!(verify_chain(&sink.inner().events()).is_intact());
+}
+
+#[test]
+fn a_signer_signs_every_link_and_the_signature_is_outside_the_hash() {
+    let (key, _) = crate::audit::signing::SigningKey::generate().unwrap();
+    let public = key.public_key();
+    let sink = ChainingSink::new(MemoryAuditSink::new()).with_signer(Arc::new(key));
+    sink.record(finished("s", 1)).unwrap();
+    let event = sink.inner().events().remove(0);
+    assert!(public.verify(
+        &crate::audit::signing::event_message(&event.hash),
+        &event.sig
+    ));
+    let mut unsigned = event.clone();
+    unsigned.sig.clear();
+    assert_eq!(event_hash(&unsigned).unwrap(), event.hash);
 }

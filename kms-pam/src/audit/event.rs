@@ -29,6 +29,11 @@ pub struct AuditEvent {
     /// left out of the JSON, until chained.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// The gateway's Ed25519 signature (base64) of the chain link (`hash`), see
+    /// [`crate::audit::signing`]; empty, and left out of the JSON, until signed. Neither `hash`
+    /// nor `sig` is covered by `hash`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sig: String,
     /// What happened.
     #[serde(flatten)]
     pub kind: AuditEventKind,
@@ -44,6 +49,7 @@ impl AuditEvent {
             seq: 0,
             prev_hash: String::new(),
             hash: String::new(),
+            sig: String::new(),
             kind,
         }
     }
@@ -60,7 +66,9 @@ fn is_zero(n: &u64) -> bool {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditEventKind {
-    /// The gateway accepted the session's first tunnel.
+    /// The gateway accepted the session's first tunnel. It binds the session's metadata, as KMS
+    /// described it to the gateway, into the signed chain; `sessions verify` compares it with
+    /// what KMS holds.
     SessionStarted {
         /// User.
         user: String,
@@ -70,8 +78,28 @@ pub enum AuditEventKind {
         account: String,
         /// Gateway.
         gateway: String,
+        /// The reason the user gave. Compared only when `created_at` is present (events written
+        /// before the metadata was bound have neither).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When KMS created the session.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::time::rfc3339_option"
+        )]
+        created_at: Option<SystemTime>,
+        /// When the session expires.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::time::rfc3339_option"
+        )]
+        expires_at: Option<SystemTime>,
     },
-    /// The session stopped being active at the gateway.
+    /// The session stopped being active at the gateway: the last event of its chain (the
+    /// gateway waits for the session's requests and recordings to report their ends first),
+    /// which KMS countersigns once it holds it.
     SessionEnded {
         /// Final status.
         status: SessionStatus,

@@ -1,14 +1,18 @@
 //! Audit: the typed events of a session and the [`AuditSink`] trait that receives them.
 //!
 //! Session tracking (docs/session-tracking.md) builds on them: [`chain`] makes each session's
-//! events a hash chain, [`spool`] keeps them on disk until KMS has them, [`commands`] groups
-//! requests into kubectl commands, and [`recording`] records exec and attach streams.
+//! events a hash chain, [`signing`] has the gateway sign every link and KMS sign the session's
+//! head, [`evidence`] verifies a session's record (and packs it into a bundle to verify
+//! offline), [`spool`] keeps events on disk until KMS has them, [`commands`] groups requests
+//! into kubectl commands, and [`recording`] records exec and attach streams.
 
 pub mod chain;
 pub mod commands;
 mod event;
+pub mod evidence;
 mod jsonl;
 pub mod recording;
+pub mod signing;
 mod sinks;
 pub mod spool;
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{AuditEventKind, RecordingEnded, StreamData, StreamDetails};
@@ -35,12 +36,100 @@ const STATUS_LIMIT: u64 = 64 * 1024;
 /// The Kubernetes status channel.
 const STATUS_CHANNEL: u8 = 3;
 
+/// Whether a resource lets through streams the gateway cannot record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnrecordedStreams {
+    /// Refuse them with a `Status` saying why (the default): SPDY exec/attach, port-forward,
+    /// and any other upgrade whose bytes would pass unrecorded.
+    #[default]
+    Deny,
+    /// Let them through; their details and byte counts are recorded, not their bytes.
+    Allow,
+}
+
+impl UnrecordedStreams {
+    /// `deny` or `allow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deny => "deny",
+            Self::Allow => "allow",
+        }
+    }
+}
+
+impl std::str::FromStr for UnrecordedStreams {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deny" => Ok(Self::Deny),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!("expected deny or allow, got {other:?}")),
+        }
+    }
+}
+
+/// A resource's recording settings, as KMS hands them to the gateway with a session's
+/// credential: what happens to streams that cannot be recorded, and the caps (unset: the
+/// gateway's [`RecordingConfig`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RecordingPolicy {
+    /// Refuse or allow streams whose bytes cannot be recorded.
+    #[serde(default)]
+    pub unrecorded_streams: UnrecordedStreams,
+    /// Payload bytes recorded per stream (all channels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Input bytes (stdin, resize) recorded per stream, past `max_bytes` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input_bytes: Option<u64>,
+}
+
+impl RecordingPolicy {
+    /// Unrecordable streams refused, the gateway's caps.
+    pub fn deny() -> Self {
+        Self::default()
+    }
+
+    /// Unrecordable streams allowed (unrecorded), the gateway's caps.
+    pub fn allow() -> Self {
+        Self {
+            unrecorded_streams: UnrecordedStreams::Allow,
+            ..Self::default()
+        }
+    }
+
+    /// With this treatment of unrecordable streams.
+    pub fn with_unrecorded_streams(mut self, unrecorded: UnrecordedStreams) -> Self {
+        self.unrecorded_streams = unrecorded;
+        self
+    }
+
+    /// With a recording cap of its own.
+    pub fn with_max_bytes(mut self, max_bytes: Option<u64>) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// With an input recording cap of its own.
+    pub fn with_max_input_bytes(mut self, max_input_bytes: Option<u64>) -> Self {
+        self.max_input_bytes = max_input_bytes;
+        self
+    }
+}
+
 /// How much of a stream is recorded.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RecordingConfig {
-    /// Most payload bytes recorded per stream; 0 records nothing but the details. Default 1 MiB.
+    /// Most payload bytes recorded per stream, all channels together; 0 records nothing but the
+    /// details. Default 1 MiB.
     pub max_bytes: u64,
+    /// Most input bytes (stdin, resize: what the user typed) recorded per stream, past
+    /// `max_bytes` too, so a long output does not hide what was typed after it. Default 8 MiB.
+    pub max_input_bytes: u64,
     /// Pieces the splice may hand the recorder ahead of it (each at most one read, 8 KiB for
     /// the splice's copy). Default 64.
     pub queue_pieces: usize,
@@ -51,6 +140,21 @@ impl RecordingConfig {
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// Records at most `max_input_bytes` of input per stream.
+    pub fn with_max_input_bytes(mut self, max_input_bytes: u64) -> Self {
+        self.max_input_bytes = max_input_bytes;
+        self
+    }
+
+    /// These settings with a resource's caps, where it sets them.
+    pub fn for_policy(&self, policy: &RecordingPolicy) -> Self {
+        Self {
+            max_bytes: policy.max_bytes.unwrap_or(self.max_bytes),
+            max_input_bytes: policy.max_input_bytes.unwrap_or(self.max_input_bytes),
+            queue_pieces: self.queue_pieces,
+        }
     }
 
     /// Lets the splice hand the recorder up to `pieces` reads ahead of it.
@@ -64,6 +168,7 @@ impl Default for RecordingConfig {
     fn default() -> Self {
         Self {
             max_bytes: 1024 * 1024,
+            max_input_bytes: 8 * 1024 * 1024,
             queue_pieces: 64,
         }
     }

@@ -6,6 +6,7 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 
 use super::{CredentialError, CredentialStore, SessionCredential, Upstream};
+use crate::audit::recording::RecordingPolicy;
 use crate::secret::Secret;
 use crate::session::Session;
 
@@ -14,6 +15,7 @@ use crate::session::Session;
 pub struct MemoryCredentialStore {
     resources: RwLock<HashMap<String, Upstream>>,
     accounts: RwLock<HashMap<(String, String), Secret>>,
+    recording: RwLock<HashMap<String, RecordingPolicy>>,
 }
 
 impl MemoryCredentialStore {
@@ -25,6 +27,17 @@ impl MemoryCredentialStore {
     /// Adds or replaces a resource.
     pub fn add_resource(&self, name: impl Into<String>, upstream: Upstream) -> &Self {
         write(&self.resources).insert(name.into(), upstream);
+        self
+    }
+
+    /// Sets a resource's recording policy (default: streams that cannot be recorded are
+    /// refused).
+    pub fn set_recording_policy(
+        &self,
+        resource: impl Into<String>,
+        policy: RecordingPolicy,
+    ) -> &Self {
+        write(&self.recording).insert(resource.into(), policy);
         self
     }
 
@@ -69,6 +82,10 @@ impl CredentialStore for MemoryCredentialStore {
             .get(&(session.resource.clone(), session.account.clone()))
             .cloned()
             .ok_or_else(not_found)?;
-        Ok(SessionCredential { upstream, token })
+        let recording = read(&self.recording)
+            .get(&session.resource)
+            .copied()
+            .unwrap_or_default();
+        Ok(SessionCredential::new(upstream, token).with_recording(recording))
     }
 }

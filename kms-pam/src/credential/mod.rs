@@ -5,6 +5,7 @@ mod memory;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::recording::RecordingPolicy;
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::tls::UpstreamTls;
@@ -27,6 +28,27 @@ pub struct SessionCredential {
     pub upstream: Upstream,
     /// The account's service-account token, injected as `Authorization: Bearer`.
     pub token: Secret,
+    /// The resource's recording policy: whether streams the gateway cannot record are
+    /// refused (the default), and its recording caps.
+    pub recording: RecordingPolicy,
+}
+
+impl SessionCredential {
+    /// A credential for `upstream` with `token`, under the default recording policy (streams
+    /// that cannot be recorded are refused).
+    pub fn new(upstream: Upstream, token: Secret) -> Self {
+        Self {
+            upstream,
+            token,
+            recording: RecordingPolicy::default(),
+        }
+    }
+
+    /// With the resource's recording policy.
+    pub fn with_recording(mut self, recording: RecordingPolicy) -> Self {
+        self.recording = recording;
+        self
+    }
 }
 
 /// Errors of a [`CredentialStore`].

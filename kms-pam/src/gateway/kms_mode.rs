@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::mtls::{GatewayTls, MtlsGateway};
 use super::GatewayError;
+use crate::audit::signing::SigningKey;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
@@ -31,6 +32,9 @@ const CERT_FILE: &str = "gateway.crt";
 const KEY_FILE: &str = "gateway.key";
 const CA_FILE: &str = "kms-ca.crt";
 const TOKEN_FILE: &str = "gateway.token";
+/// The Ed25519 key that signs every audit event this gateway records (PKCS#8, 0600); its
+/// public half is registered with KMS at enrollment.
+const AUDIT_KEY_FILE: &str = "audit.key";
 /// The audit spool, under the data dir.
 const SPOOL_DIR: &str = "spool";
 /// How long a stopping gateway keeps trying to deliver what is spooled; the rest waits on disk
@@ -122,6 +126,7 @@ impl std::fmt::Debug for KmsGateway {
 struct Identity {
     tls: GatewayTls,
     token: Secret,
+    audit_key: Arc<SigningKey>,
 }
 
 /// Enrolls if needed, then serves tunnels on `listener` until `shutdown` resolves.
@@ -152,7 +157,8 @@ where
             config.name
         )));
     }
-    let tracking = Tracking::start(&config.data_dir, &client).await?;
+    register_audit_key(&client, &identity, &config).await?;
+    let tracking = Tracking::start(&config.data_dir, &client, identity.audit_key.clone()).await?;
     let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
     let audit = Arc::new(TeeAuditSink::new(vec![tracking.sink.clone(), config.audit]));
     let mut gateway = MtlsGateway::new(
@@ -183,13 +189,18 @@ struct Tracking {
 impl Tracking {
     /// Opens the spool (continuing each open session's chain where the last run left it) and
     /// starts shipping, whatever an earlier run left unshipped first.
-    async fn start(data_dir: &Path, client: &KmsClient) -> Result<Self, GatewayError> {
+    async fn start(
+        data_dir: &Path,
+        client: &KmsClient,
+        audit_key: Arc<SigningKey>,
+    ) -> Result<Self, GatewayError> {
         let dir = data_dir.join(SPOOL_DIR);
         let spooled = SpoolSink::open(&dir, SpoolConfig::default())
             .await
             .map_err(|e| GatewayError::Config(format!("audit spool: {e}")))?;
         let spool = spooled.spool();
-        let sink: Arc<dyn AuditSink> = Arc::new(ChainingSink::resume(spooled, spool.chain_heads()));
+        let chained = ChainingSink::resume(spooled, spool.chain_heads()).with_signer(audit_key);
+        let sink: Arc<dyn AuditSink> = Arc::new(chained);
         let stop_shipping = CancellationToken::new();
         let shipper = SpoolShipper::new(spool.clone(), client.clone());
         let shipper = tokio::spawn(shipper.run(stop_shipping.clone().cancelled_owned()));
@@ -269,11 +280,14 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         .rsplit_once(':')
         .map_or(config.advertise.as_str(), |(h, _)| h);
     let (key, csr) = generate_csr(host).map_err(|e| GatewayError::Config(e.to_string()))?;
+    create_private_dir(dir)?;
+    let audit_key = load_audit_key(dir)?;
     let request = EnrollGateway {
         name: config.name.clone(),
         enrollment_token: enroll_token.clone(),
         csr,
         address: config.advertise.clone(),
+        audit_key: Some(audit_key.public_key()),
     };
     let enrolled = client
         .enroll_gateway(&request)
@@ -321,7 +335,42 @@ fn load(dir: &Path) -> Result<Identity, GatewayError> {
             key: PrivateKeyPem::new(read(KEY_FILE)?),
         },
         token: Secret::new(read(TOKEN_FILE)?.trim()),
+        audit_key: Arc::new(load_audit_key(dir)?),
     })
+}
+
+/// The gateway's audit key, made on first use (an identity enrolled before audit keys existed
+/// gets one at its next start and registers it then).
+fn load_audit_key(dir: &Path) -> Result<SigningKey, GatewayError> {
+    let path = dir.join(AUDIT_KEY_FILE);
+    let (key, created) = SigningKey::load_or_create(&path)
+        .map_err(|e| GatewayError::Config(format!("audit key: {e}")))?;
+    if created {
+        tracing::info!(path = %path.display(), key = %key.public_key().fingerprint(),
+            "created the gateway's audit key");
+    }
+    Ok(key)
+}
+
+/// Makes sure KMS holds this gateway's audit key: registered at enrollment, or now for an
+/// identity enrolled before audit keys existed. KMS refuses events signed by any other key.
+async fn register_audit_key(
+    client: &KmsClient,
+    identity: &Identity,
+    config: &KmsGateway,
+) -> Result<(), GatewayError> {
+    let public = identity.audit_key.public_key();
+    client.register_audit_key(&public).await.map_err(|e| {
+        GatewayError::Config(format!(
+            "KMS does not hold this gateway's audit key {} ({}): {e}; if {} lost its key, \
+             enroll the gateway again",
+            public.fingerprint(),
+            config.data_dir.join(AUDIT_KEY_FILE).display(),
+            config.data_dir.display(),
+        ))
+    })?;
+    tracing::info!(key = %public.fingerprint(), "audit key registered with KMS");
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {

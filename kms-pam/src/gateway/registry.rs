@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
@@ -10,11 +11,15 @@ use crate::audit::{AuditEvent, AuditEventKind, AuditSink};
 use crate::credential::{CredentialError, CredentialStore};
 use crate::metrics::GatewayObserver;
 use crate::proxy::deadline::stopped_message;
+use crate::proxy::in_flight::InFlight;
 use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamConnector};
 use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
 use crate::transport::TunnelPeer;
 
 type Slot = Arc<OnceCell<Arc<GatewaySession>>>;
+
+/// How long a stopped session's requests get to record their ends before the session's.
+const END_WAIT: Duration = Duration::from_secs(3);
 
 /// Admits sessions and keeps them while they are active.
 pub(crate) struct SessionRegistry {
@@ -116,6 +121,9 @@ impl SessionRegistry {
                 resource: session.resource.clone(),
                 account: session.account.clone(),
                 gateway: session.gateway.clone(),
+                reason: session.reason.clone(),
+                created_at: Some(session.created_at),
+                expires_at: Some(session.expires_at),
             },
         );
         self.observer.session_admitted();
@@ -125,6 +133,8 @@ impl SessionRegistry {
         let registry: Weak<Self> = Arc::downgrade(self);
         let watched = deadline.clone();
         let watched_id = id.clone();
+        let in_flight = InFlight::default();
+        let pending = in_flight.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = watch.ended() => status,
@@ -132,21 +142,28 @@ impl SessionRegistry {
             };
             watched.end(status);
             if let Some(registry) = registry.upgrade() {
-                registry.forget(&watched_id, status).await;
+                registry.forget(&watched_id, status, pending).await;
             }
         });
-        Ok(Arc::new(GatewaySession::with_deadline(
-            session,
-            credential.token,
-            upstream,
-            deadline,
-        )))
+        let recording = credential.recording;
+        Ok(Arc::new(
+            GatewaySession::with_deadline(session, credential.token, upstream, deadline)
+                .with_recording(recording)
+                .with_in_flight(in_flight),
+        ))
     }
 
-    async fn forget(&self, id: &SessionId, status: SessionStatus) {
+    /// Records the session's end once its requests and recordings have recorded theirs (cut
+    /// streams end at once; [`END_WAIT`] bounds a request that does not), so the end is the last
+    /// event of the session's signed record.
+    async fn forget(&self, id: &SessionId, status: SessionStatus, in_flight: InFlight) {
         lock(&self.active).remove(id);
         self.observer.session_released();
         tracing::info!(session = %id, %status, "session stopped; its streams are cut");
+        if !in_flight.idle(END_WAIT).await {
+            tracing::warn!(session = %id, "requests of the stopped session still run; its end \
+                is recorded now and their later events are not");
+        }
         self.record(id, AuditEventKind::SessionEnded { status });
         if let Err(e) = self.audit.flush().await {
             tracing::error!(session = %id, error = %e, "audit flush after session end failed");

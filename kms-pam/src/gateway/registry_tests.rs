@@ -42,13 +42,13 @@ fn peer() -> TunnelPeer {
 }
 
 fn credential() -> SessionCredential {
-    SessionCredential {
-        upstream: Upstream {
+    SessionCredential::new(
+        Upstream {
             url: "https://127.0.0.1:6443".parse().expect("url"),
             tls: UpstreamTls::InsecureSkipVerify,
         },
-        token: Secret::new("sa-token"),
-    }
+        Secret::new("sa-token"),
+    )
 }
 
 fn quiet_audit() -> MockAuditSink {

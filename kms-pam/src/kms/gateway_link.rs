@@ -178,9 +178,7 @@ impl CredentialStore for KmsCredentialStore {
             (true, Some(pem)) => UpstreamTls::CaBundle(pem),
             (true, None) => UpstreamTls::SystemRoots,
         };
-        Ok(SessionCredential {
-            upstream: Upstream { url, tls },
-            token: answer.token,
-        })
+        Ok(SessionCredential::new(Upstream { url, tls }, answer.token)
+            .with_recording(answer.recording))
     }
 }

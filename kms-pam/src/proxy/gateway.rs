@@ -16,10 +16,12 @@ use super::deadline::SessionDeadline;
 use super::error::{rescue_for, ProxyError};
 use super::headers;
 use super::hooks::{ProxySide, RequestContext, RequestOutcome};
+use super::in_flight::InFlight;
 use super::pipeline::Pipeline;
 use super::stream::{splice, RequestBody, ResponseBody};
 use super::tap::RequestTap;
 use super::upstream::UpstreamClient;
+use crate::audit::recording::RecordingPolicy;
 use crate::audit::{AuditEventKind, AuditSink, RequestStarted, StreamDetails};
 use crate::kube::RequestInfo;
 use crate::secret::Secret;
@@ -31,11 +33,14 @@ pub struct GatewaySession {
     token: Secret,
     upstream: Arc<dyn UpstreamClient>,
     deadline: Arc<SessionDeadline>,
+    recording: RecordingPolicy,
+    in_flight: InFlight,
 }
 
 impl GatewaySession {
     /// A session admitted to forward to `upstream` with the account's `token`, until its expiry
-    /// or [`GatewaySession::stop`].
+    /// or [`GatewaySession::stop`], under the default recording policy (streams that cannot be
+    /// recorded are refused).
     pub fn new(session: Session, token: Secret, upstream: Arc<dyn UpstreamClient>) -> Self {
         let deadline = SessionDeadline::new(session.id.clone(), session.expires_at);
         Self::with_deadline(session, token, upstream, deadline)
@@ -52,7 +57,20 @@ impl GatewaySession {
             token,
             upstream,
             deadline,
+            recording: RecordingPolicy::default(),
+            in_flight: InFlight::default(),
         }
+    }
+
+    /// Under the resource's recording policy instead of the default.
+    pub fn with_recording(mut self, recording: RecordingPolicy) -> Self {
+        self.recording = recording;
+        self
+    }
+
+    pub(crate) fn with_in_flight(mut self, in_flight: InFlight) -> Self {
+        self.in_flight = in_flight;
+        self
     }
 
     /// The session as KMS described it when its first tunnel arrived.
@@ -142,7 +160,8 @@ impl GatewayProxy {
             session.session.id.clone(),
             request_id,
             stream,
-        );
+        )
+        .with_in_flight(session.in_flight.enter());
         tap.emit(AuditEventKind::RequestStarted(Box::new(started(
             request_id, &parts, &info,
         ))));

@@ -20,6 +20,7 @@ mod gateway;
 pub mod headers;
 mod hooks;
 pub(crate) mod http2;
+pub(crate) mod in_flight;
 mod local;
 mod pipeline;
 pub(crate) mod stream;

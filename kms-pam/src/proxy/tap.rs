@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::in_flight::InFlightGuard;
 use crate::audit::recording::{self, RecordingConfig, RecordingTap};
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed, StreamDetails,
@@ -27,6 +28,8 @@ pub(crate) struct RequestTap {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     error: Mutex<Option<String>>,
+    /// Keeps the session's end from being recorded before this request's.
+    in_flight: Option<InFlightGuard>,
 }
 
 impl RequestTap {
@@ -50,7 +53,19 @@ impl RequestTap {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             error: Mutex::new(None),
+            in_flight: None,
         })
+    }
+
+    /// Counts this request as the session's unfinished work until its end is recorded.
+    pub(crate) fn with_in_flight(self: Arc<Self>, guard: InFlightGuard) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut tap) => {
+                tap.in_flight = Some(guard);
+                Arc::new(tap)
+            }
+            Err(shared) => shared,
+        }
     }
 
     /// The request id.
@@ -79,7 +94,12 @@ impl RequestTap {
     ) -> Option<RecordingTap> {
         let (sink, metrics) = (self.sink.clone(), self.metrics.clone());
         let (session_id, request_id) = (self.session_id.clone(), self.request_id);
-        let emit_event = move |kind| emit(&*sink, &*metrics, &session_id, request_id, kind);
+        // The recorder may write after the request's end; it holds the session's end back too.
+        let guard = self.in_flight.as_ref().map(InFlightGuard::another);
+        let emit_event = move |kind| {
+            let _keep = &guard;
+            emit(&*sink, &*metrics, &session_id, request_id, kind)
+        };
         recording::start(details, config, Box::new(emit_event))
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::state::now;
 use super::{ServerConfig, ServerError};
+use crate::audit::signing::SigningKey;
 use crate::kms::api::USER_TOKEN_PREFIX;
 use crate::secret::Secret;
 use crate::server::store::crypto::issue_token;
@@ -30,6 +31,7 @@ const CA_NAME: &str = "kms-pam KMS CA";
 pub(crate) struct Prepared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ca: CertificateAuthority,
+    pub(crate) audit_key: SigningKey,
     pub(crate) project: ProjectRecord,
     pub(crate) admin_created: bool,
 }
@@ -46,9 +48,18 @@ pub(crate) async fn prepare(config: &ServerConfig) -> Result<Prepared, ServerErr
     let project = store.ensure_project(DEFAULT_PROJECT, now()).await?;
     let ca = load_or_create_ca(store.as_ref()).await?;
     let admin_created = ensure_admin(store.as_ref(), &config.admin_token_path()).await?;
+    let (audit_key, created) = SigningKey::load_or_create(&config.audit_key_path())?;
+    let fingerprint = audit_key.public_key().fingerprint();
+    if created {
+        tracing::info!(path = %config.audit_key_path().display(), key = %fingerprint,
+            "created KMS's audit key; record its fingerprint to verify exported sessions");
+    } else {
+        tracing::info!(key = %fingerprint, "KMS audit key");
+    }
     Ok(Prepared {
         store,
         ca,
+        audit_key,
         project,
         admin_created,
     })

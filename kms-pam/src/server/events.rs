@@ -8,18 +8,22 @@
 //! name the stored head's hash as `prev_hash`. An event that cannot be linked yet (events before
 //! it are missing) is refused with `conflict` too: the shipper keeps the batch and retries, and a
 //! gateway ships each session's events in order, so the gap closes once the earlier batch lands.
-//! An event whose content does not match its hash is refused with `invalid`.
+//! An event whose content does not match its hash, or that is not signed with the calling
+//! gateway's audit key, is refused with `invalid`. A batch that delivers a session's signed end
+//! has KMS sign the session's head (`audit_trail`).
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
 
+use super::audit_trail;
 use super::auth::GatewayCaller;
 use super::error::{ApiError, ApiJson};
 use super::state::{now, AppState};
 use crate::audit::chain::{event_hash, GENESIS_HASH};
-use crate::audit::AuditEvent;
+use crate::audit::signing::{event_message, PublicKey};
+use crate::audit::{AuditEvent, AuditEventKind};
 use crate::kms::api::{UploadEvents, UploadedEvents};
 use crate::server::store::{EventLink, EventRecord, GatewayRecord, StoreError};
 use crate::session::SessionId;
@@ -46,16 +50,33 @@ pub(crate) async fn ingest(
             .or_default()
             .push(event);
     }
+    let key = audit_trail::gateway_key(&state, &gateway.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "gateway {} has no audit key registered with KMS, so its events cannot be \
+                 authenticated; restart it (it registers its key when it starts)",
+                gateway.name
+            ))
+        })?;
     let mut new = Vec::new();
     let mut duplicates = 0u64;
+    let mut ended = Vec::new();
     for (session, mut events) in by_session {
         check_bound(&state, &gateway, &session).await?;
         events.sort_by_key(|e| e.seq);
-        let linked = link(&state, &session, &events).await?;
+        let linked = link(&state, &session, &events, &key).await?;
         duplicates += (events.len() - linked.len()) as u64;
         new.extend(linked);
+        if events
+            .last()
+            .is_some_and(|e| matches!(e.kind, AuditEventKind::SessionEnded { .. }))
+        {
+            ended.push(session);
+        }
     }
     let stored = state.store.insert_events(&new, now()).await?;
+    audit_trail::seal_delivered(&state, &ended).await;
     // Ids stored by a concurrent call of the same batch count as duplicates too.
     duplicates += new.len() as u64 - stored;
     if stored > 0 {
@@ -88,6 +109,7 @@ async fn link(
     state: &AppState,
     session: &SessionId,
     events: &[AuditEvent],
+    key: &PublicKey,
 ) -> Result<Vec<EventRecord>, ApiError> {
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok(Vec::new());
@@ -107,7 +129,7 @@ async fn link(
     );
     let mut new = Vec::new();
     for event in events {
-        let json = check_content(event)?;
+        let json = check_content(event, key)?;
         let id = event.id.to_string();
         if event.seq <= head_seq {
             match resent.get(&event.seq) {
@@ -153,8 +175,9 @@ async fn link(
     Ok(new)
 }
 
-/// The event's JSON text, once its `hash` is found to cover exactly that content.
-fn check_content(event: &AuditEvent) -> Result<String, ApiError> {
+/// The event's JSON text, once its `hash` is found to cover exactly that content and `sig` to be
+/// the gateway's signature of that `hash`.
+fn check_content(event: &AuditEvent, key: &PublicKey) -> Result<String, ApiError> {
     let id = event.id;
     if event.seq == 0 || event.hash.is_empty() {
         return Err(ApiError::invalid(format!(
@@ -166,6 +189,14 @@ fn check_content(event: &AuditEvent) -> Result<String, ApiError> {
         return Err(ApiError::invalid(format!(
             "event {id} (seq {} of session {}): the content does not match its hash",
             event.seq, event.session_id
+        )));
+    }
+    if !key.verify(&event_message(&event.hash), &event.sig) {
+        return Err(ApiError::invalid(format!(
+            "event {id} (seq {} of session {}) is not signed with this gateway's audit key {}",
+            event.seq,
+            event.session_id,
+            key.fingerprint()
         )));
     }
     serde_json::to_string(event).map_err(|e| ApiError::internal(&e))

@@ -66,12 +66,14 @@ pub(crate) async fn credential(
         .await
         .map_err(gone)?;
     let token = state.store.account_token(&account).await?;
+    let recording = super::recording::policy(&state, &resource.id).await?;
     tracing::info!(session = %id, gateway = %gateway.name, "credential released to gateway");
     Ok(Json(GatewayCredential {
         url: resource.url,
         ssl_verify: resource.ssl_verify,
         ca_cert: resource.ca_cert,
         token,
+        recording,
     }))
 }
 

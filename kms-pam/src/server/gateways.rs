@@ -63,9 +63,20 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<Gateway>>, ApiError> {
     let now = now();
     let gateways = state.store.gateways().await?;
-    Ok(Json(
-        gateways.iter().map(|g| views::gateway(g, now)).collect(),
-    ))
+    let keys: std::collections::HashMap<String, String> = state
+        .store
+        .gateway_audit_keys()
+        .await?
+        .into_iter()
+        .collect();
+    let views = gateways.iter().map(|g| {
+        let mut view = views::gateway(g, now);
+        view.audit_key = keys
+            .get(&g.id)
+            .and_then(|k| crate::audit::signing::PublicKey::from_base64(k).ok());
+        view
+    });
+    Ok(Json(views.collect()))
 }
 
 /// `POST /v1/gateways/enroll`: authenticated by the enrollment token in the body.
@@ -112,6 +123,13 @@ pub(crate) async fn enroll(
             StoreError::Conflict(_) => refused(),
             other => other.into(),
         })?;
+    if let Some(key) = &body.audit_key {
+        state
+            .store
+            .set_gateway_audit_key(&enrolled.id, &key.to_base64(), now)
+            .await?;
+        tracing::info!(gateway = %enrolled.name, key = %key.fingerprint(), "gateway audit key registered");
+    }
     tracing::info!(gateway = %enrolled.name, address = %body.address, "gateway enrolled");
     Ok(Json(EnrolledGateway {
         certificate,

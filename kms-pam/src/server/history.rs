@@ -6,14 +6,13 @@ use axum::extract::State;
 use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::Value;
 
+use super::audit_trail;
 use super::auth::AnyUser;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::sessions::visible_session;
 use super::state::{now, AppState};
 use super::views;
-use crate::audit::chain::verify_chain_json;
 use crate::audit::recording::{recordings, replay};
 use crate::audit::{group_commands, AuditEvent, ChainReport};
 use crate::kms::api::{RecordingView, SessionDetail};
@@ -44,34 +43,23 @@ pub(crate) async fn show(
     } else {
         Vec::new()
     };
+    let audit = Some(audit_trail::progress(&state, &record).await?);
     Ok(Json(SessionDetail {
         session: views::session(&record, now()),
         commands,
+        audit,
     }))
 }
 
-/// `GET /v1/sessions/{id}/verify`: checks the stored chain exactly as stored.
+/// `GET /v1/sessions/{id}/verify`: checks the stored record exactly as stored: the chain, the
+/// gateway's signatures, KMS's signed head and the metadata (`audit_trail`).
 pub(crate) async fn verify(
     State(state): State<AppState>,
     AnyUser(user): AnyUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ChainReport>, ApiError> {
     let record = visible_session(&state, &user, &id).await?;
-    let stored = state.store.session_events(&record.session.id).await?;
-    let mut values = Vec::with_capacity(stored.len());
-    for (position, event) in (1u64..).zip(&stored) {
-        match serde_json::from_str::<Value>(&event.json) {
-            Ok(value) => values.push(value),
-            Err(e) => {
-                return Ok(Json(ChainReport::Broken {
-                    seq: position,
-                    event_id: event.id.clone(),
-                    reason: format!("the stored event is not JSON any more (altered): {e}"),
-                }))
-            }
-        }
-    }
-    Ok(Json(verify_chain_json(&values)))
+    Ok(Json(audit_trail::verify(&state, &record).await?))
 }
 
 /// `GET /v1/sessions/{id}/recordings/{n}`: the `n`-th recorded stream, replayed.

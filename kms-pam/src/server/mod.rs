@@ -23,6 +23,7 @@
 //! extractor each handler takes (`auth.rs`); errors become answers in one place (`error.rs`).
 
 mod accounts;
+mod audit_trail;
 mod auth;
 mod bootstrap;
 mod changes;
@@ -33,6 +34,7 @@ mod gateway_api;
 mod gateways;
 mod grants;
 mod history;
+mod recording;
 mod resources;
 mod router;
 mod sessions;
@@ -86,6 +88,13 @@ impl ServerConfig {
     pub fn root_key_path(&self) -> PathBuf {
         self.data_dir.join("root.key")
     }
+
+    /// `DATA/audit.key`: KMS's Ed25519 key (PKCS#8, mode 0600) that signs the heads of ended
+    /// sessions, beside the root key and never in the database; created on the first start.
+    /// Replicas sharing a database must share it too.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.data_dir.join("audit.key")
+    }
 }
 
 /// Why the server could not start or serve.
@@ -106,6 +115,9 @@ pub enum ServerError {
     /// The KMS CA could not be created or loaded.
     #[error("KMS CA: {0}")]
     Ca(#[from] TlsError),
+    /// KMS's audit key could not be created or loaded.
+    #[error("KMS audit key: {0}")]
+    AuditKey(#[from] crate::audit::signing::SigningError),
     /// `--database` names a store this build does not have (only the scheme is shown).
     #[error("unsupported database {0:?}: only SQLite (sqlite://PATH) is available so far")]
     UnsupportedDatabase(String),
@@ -134,6 +146,7 @@ impl Server {
             project: Arc::new(prepared.project),
             feed: ChangeFeed::new(seq),
             shutdown: CancellationToken::new(),
+            audit_key: Arc::new(prepared.audit_key),
         };
         Ok(Self {
             state,
@@ -151,6 +164,12 @@ impl Server {
     /// Whether this start created the user `admin` (and wrote its token file).
     pub fn admin_created(&self) -> bool {
         self.admin_created
+    }
+
+    /// KMS's audit public key: it signs the heads of ended sessions. Its fingerprint is what an
+    /// auditor checks bundles against (`kms-pam verify-bundle --kms-key`).
+    pub fn audit_public_key(&self) -> crate::audit::signing::PublicKey {
+        self.state.audit_key.public_key()
     }
 
     /// The KMS CA certificate (PEM) that gateways and CLIs trust.

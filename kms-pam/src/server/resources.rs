@@ -8,7 +8,7 @@ use super::auth::{AdminUser, AnyUser};
 use super::error::{ApiError, ApiJson, ApiPath};
 use super::sessions::terminate_active;
 use super::state::{now, AppState};
-use super::{validate, views};
+use super::{recording, validate, views};
 use crate::kms::api::{CreateResource, Resource, ResourceKind};
 use crate::server::store::{NewResource, SessionFilter, StoreError};
 
@@ -30,6 +30,7 @@ pub(crate) async fn create(
     if let Some(pem) = &body.ca_cert {
         validate::ca_bundle(pem)?;
     }
+    recording::validate(&body.recording)?;
     let gateway = state
         .store
         .gateway_by_name(&body.gateway)
@@ -54,8 +55,10 @@ pub(crate) async fn create(
             now: now(),
         })
         .await?;
+    recording::save(&state, &resource.id, &body.recording).await?;
     tracing::info!(by = %admin.name, resource = %resource.name, "resource created");
-    Ok((StatusCode::CREATED, Json(views::resource(&resource))))
+    let view = recording::with_policy(&state, &resource.id, views::resource(&resource)).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `GET /v1/resources`.
@@ -64,7 +67,11 @@ pub(crate) async fn list(
     AnyUser(_): AnyUser,
 ) -> Result<Json<Vec<Resource>>, ApiError> {
     let resources = state.store.resources(state.project_id()).await?;
-    Ok(Json(resources.iter().map(views::resource).collect()))
+    let mut views = Vec::with_capacity(resources.len());
+    for resource in &resources {
+        views.push(recording::with_policy(&state, &resource.id, views::resource(resource)).await?);
+    }
+    Ok(Json(views))
 }
 
 /// `GET /v1/resources/{name}`.
@@ -74,7 +81,8 @@ pub(crate) async fn show(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Resource>, ApiError> {
     let resource = state.store.resource(state.project_id(), &name).await?;
-    Ok(Json(views::resource(&resource)))
+    let view = recording::with_policy(&state, &resource.id, views::resource(&resource)).await?;
+    Ok(Json(view))
 }
 
 /// `DELETE /v1/resources/{name}`: its accounts and grants go too; its active sessions are

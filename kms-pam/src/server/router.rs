@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::error::{unknown_route, wrong_method};
 use super::state::AppState;
 use super::{
-    accounts, changes, events, gateway_api, gateways, grants, history, resources, sessions, users,
+    accounts, audit_trail, changes, events, gateway_api, gateways, grants, history, resources,
+    sessions, users,
 };
 
 /// Largest request body accepted.
@@ -43,6 +44,9 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
         .route("/v1/sessions/{id}", get(history::show))
         .route("/v1/sessions/{id}/verify", get(history::verify))
+        .route("/v1/sessions/{id}/export", get(audit_trail::export))
+        .route("/v1/audit/keys", get(audit_trail::keys))
+        .route("/v1/gateway/audit-key", post(audit_trail::register_key))
         .route("/v1/sessions/{id}/recordings/{n}", get(history::recording))
         .route("/v1/sessions/{id}/end", post(sessions::end))
         .route("/v1/sessions/{id}/terminate", post(sessions::terminate))

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::changes::ChangeFeed;
+use crate::audit::signing::SigningKey;
 use crate::server::store::{ProjectRecord, Store};
 use crate::tls::CertificateAuthority;
 
@@ -22,6 +23,8 @@ pub(crate) struct AppState {
     pub(crate) feed: ChangeFeed,
     /// Cancelled when the server shuts down, so long polls and the expiry task stop at once.
     pub(crate) shutdown: CancellationToken,
+    /// KMS's audit key: signs session heads. Read from its file, never from the database.
+    pub(crate) audit_key: Arc<SigningKey>,
 }
 
 impl AppState {

@@ -54,6 +54,14 @@ impl Reply {
     }
 }
 
+/// The audit key the test gateway `name` signs its events with.
+pub(super) fn gateway_audit_key(name: &str) -> crate::audit::signing::SigningKey {
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(digest.as_ref());
+    crate::audit::signing::SigningKey::from_seed(&seed)
+}
+
 /// A KMS serving from a temporary data directory.
 pub(super) struct Kms {
     pub(super) dir: TempDir,
@@ -190,12 +198,14 @@ impl Kms {
         created["enrollment_token"].as_str().unwrap().to_owned()
     }
 
-    /// Creates and enrolls a gateway at `127.0.0.1:<port>`; returns its gateway token.
+    /// Creates and enrolls a gateway at `127.0.0.1:<port>` with audit key
+    /// [`gateway_audit_key`]`(name)`; returns its gateway token.
     pub(super) async fn gateway(&self, name: &str) -> String {
         let enrollment = self.pending_gateway(name).await;
         let (_key, csr) = generate_csr(name).unwrap();
+        let audit_key = gateway_audit_key(name).public_key();
         let body = json!({"name": name, "enrollment_token": enrollment, "csr": csr,
-                          "address": "127.0.0.1:8443"});
+                          "address": "127.0.0.1:8443", "audit_key": audit_key});
         let enrolled = self
             .call(Method::POST, "/v1/gateways/enroll", None, body)
             .await

@@ -3,7 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::kms::api::{
-    Account, Gateway, GatewayStatus, Grant, Resource, ResourceKind, SessionView, User,
+    Account, Gateway, GatewayStatus, Grant, RecordingPolicy, Resource, ResourceKind, SessionView,
+    User,
 };
 use crate::server::store::UserRecord;
 use crate::server::store::{
@@ -45,6 +46,7 @@ pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
         status: gateway_status(record, now),
         last_heartbeat: record.last_heartbeat,
         created_at: record.created_at,
+        audit_key: None,
     }
 }
 
@@ -57,6 +59,7 @@ pub(crate) fn resource(record: &ResourceRecord) -> Resource {
         ssl_verify: record.ssl_verify,
         ca_cert: record.ca_cert.clone(),
         created_at: record.created_at,
+        recording: RecordingPolicy::default(),
     }
 }
 

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
-use kms_pam::kms::api::{CreateResource, Resource};
+use kms_pam::audit::recording::UnrecordedStreams;
+use kms_pam::kms::api::{CreateResource, RecordingPolicy, Resource};
 
 use crate::cli::KmsUrl;
 use crate::commands::Globals;
@@ -72,6 +73,40 @@ pub(crate) struct CreateArgs {
     /// CA bundle (PEM) to verify the API server with, instead of the system roots.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Streams the gateway cannot record (SPDY exec/attach, port-forward, other upgrades):
+    /// refused with a message saying why (deny, the default), or let through unrecorded (allow).
+    #[arg(long, value_name = "POLICY", default_value = "deny")]
+    pub unrecorded_streams: UnrecordedStreams,
+    /// Bytes of an exec/attach stream recorded, all channels together (default: the
+    /// gateway's, 1MiB). Sizes: 4096, 64KiB, 1MiB, 2GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub recording_max_bytes: Option<u64>,
+    /// Bytes of what the user typed (stdin, resize) recorded per stream, past the recording
+    /// cap too (default: the gateway's, 8MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub recording_input_max_bytes: Option<u64>,
+}
+
+/// `4096`, `64KiB`, `1MiB`, `2GiB` (K, M, G and KB, MB, GB read as powers of 1024 too).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a size such as 4096, 64KiB or 1MiB, got {text:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 /// Runs `pam resource ...`.
@@ -118,6 +153,10 @@ async fn create(args: CreateArgs, globals: &Globals) -> anyhow::Result<ExitCode>
         gateway: args.gateway,
         ssl_verify: args.ssl_verify,
         ca_cert,
+        recording: RecordingPolicy::default()
+            .with_unrecorded_streams(args.unrecorded_streams)
+            .with_max_bytes(args.recording_max_bytes)
+            .with_max_input_bytes(args.recording_input_max_bytes),
     };
     let resource = client.create_resource(&request).await?;
     if globals.json() {
@@ -171,12 +210,45 @@ fn tls_mode(resource: &Resource) -> &'static str {
 
 fn describe(resource: &Resource) -> String {
     format!(
-        "Name:     {}\nKind:     {}\nURL:      {}\nGateway:  {}\nTLS:      {}\nCreated:  {}\n",
+        "Name:       {}\nKind:       {}\nURL:        {}\nGateway:    {}\nTLS:        {}\n\
+         Recording:  {}\nCreated:    {}\n",
         resource.name,
         resource.kind,
         resource.url,
         resource.gateway,
         tls_mode(resource),
+        recording(&resource.recording),
         output::time(resource.created_at)
     )
+}
+
+/// `unrecordable streams refused; caps: gateway default, input 16MiB`.
+fn recording(policy: &RecordingPolicy) -> String {
+    let streams = match policy.unrecorded_streams {
+        UnrecordedStreams::Allow => "unrecordable streams allowed (unrecorded)",
+        _ => "unrecordable streams refused",
+    };
+    let cap =
+        |n: Option<u64>| n.map_or_else(|| "gateway default".to_owned(), |n| format!("{n} bytes"));
+    format!(
+        "{streams}; cap {}, input cap {}",
+        cap(policy.max_bytes),
+        cap(policy.max_input_bytes)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("1.5MiB").is_err());
+        assert!(parse_size("10 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
 }

@@ -5,12 +5,12 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use kms_pam::kms::api::{ChainReport, Command, RequestSummary, SessionDetail, SessionView};
+use kms_pam::kms::api::{Command, RequestSummary, SessionDetail, SessionView};
 use kms_pam::kms::client::SessionFilter;
 use kms_pam::session::SessionId;
 
 use crate::cli::KmsUrl;
-use crate::commands::Globals;
+use crate::commands::{verdict, Globals};
 use crate::output::{self, Table};
 
 /// `pam sessions ...`.
@@ -44,10 +44,18 @@ enum SessionsCommand {
         #[arg(long, value_name = "N")]
         recording: Option<usize>,
     },
-    /// Check the session's event hash chain: exit 0 when intact, 1 otherwise.
+    /// Check the session's record: exit 0 intact, 3 altered, 4 truncated, 5 metadata changed.
     Verify {
         /// Session id.
         id: String,
+    },
+    /// Write the session's record as a self-contained JSON bundle, for `kms-pam verify-bundle`.
+    Export {
+        /// Session id.
+        id: String,
+        /// Write it to this file (mode 0600) instead of standard output.
+        #[arg(long = "out", value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// End an active session everywhere at once (admin).
     Terminate {
@@ -109,14 +117,29 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
         }
         SessionsCommand::Verify { id } => {
             let verdict = client.verify_session(&SessionId::new(id)).await?;
-            if globals.json() {
-                output::print_json(&verdict)?;
-            } else {
-                output::print(&format!("{}\n", verdict_line(&verdict)))?;
+            return verdict::report(&verdict, globals.json());
+        }
+        SessionsCommand::Export { id, out } => {
+            let bundle = client.export_session(&SessionId::new(id)).await?;
+            let mut json = serde_json::to_string_pretty(&bundle)?;
+            json.push('\n');
+            match &out {
+                Some(path) => write_private(path, json.as_bytes())?,
+                None => output::print(&json)?,
             }
-            if !matches!(verdict, ChainReport::Intact { .. }) {
-                return Ok(ExitCode::from(1));
-            }
+            let gateway = bundle
+                .gateway_key
+                .map_or_else(|| "none".to_owned(), |k| k.fingerprint());
+            eprintln!(
+                "Session {}: {} events. Check offline with: kms-pam verify-bundle {} \
+                 --gateway-key {gateway} --kms-key {}  (compare both fingerprints with the ones \
+                 the gateway and KMS logged when they made their keys)",
+                bundle.session.id,
+                bundle.events.len(),
+                out.as_ref()
+                    .map_or("FILE".to_owned(), |p| p.display().to_string()),
+                bundle.kms_key.fingerprint(),
+            );
         }
         SessionsCommand::Terminate { id } => {
             let view = client.terminate_session(&SessionId::new(id)).await?;
@@ -193,21 +216,6 @@ fn describe(detail: &SessionDetail) -> String {
     out
 }
 
-/// `intact (12 events)` or `broken at seq 3 (event ID): reason`.
-fn verdict_line(verdict: &ChainReport) -> String {
-    match verdict {
-        ChainReport::Intact { count } => format!("intact ({count} events)"),
-        ChainReport::Broken {
-            seq,
-            event_id,
-            reason,
-        } => format!("broken at seq {seq} ({event_id}): {reason}"),
-        _ => "not shown intact: KMS sent a result this version of kms-pam does not know; \
-              upgrade it to see why"
-            .to_owned(),
-    }
-}
-
 /// `14:02:11  kubectl get pods -n default  200`: the command kubectl named, with the object of
 /// its first resource request (`pods/web`) and namespace, an exec's command line, then the
 /// statuses its requests got. Only what the requests show; flags kubectl kept to itself are
@@ -278,6 +286,20 @@ fn describe_request(request: &RequestSummary) -> String {
         what.push_str(&format!(" in {namespace}"));
     }
     format!("{status:<3}  {what}  {} {}", request.method, request.path)
+}
+
+/// Writes `bytes` to a new file readable by its owner only (a bundle holds every command).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -363,22 +385,5 @@ mod tests {
             command_line(&command),
             "14:02:11  kubectl exec pods/web -n default -- echo hi  [recording 1]  200 101"
         );
-    }
-
-    #[test]
-    fn verdicts_read_as_one_line() {
-        assert_eq!(
-            verdict_line(&ChainReport::Broken {
-                seq: 3,
-                event_id: "e3".into(),
-                reason: "altered".into()
-            }),
-            "broken at seq 3 (e3): altered"
-        );
-        assert_eq!(
-            verdict_line(&ChainReport::Intact { count: 12 }),
-            "intact (12 events)"
-        );
-        assert!(verdict_line(&ChainReport::Unknown).starts_with("not shown intact"));
     }
 }

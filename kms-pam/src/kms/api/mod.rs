@@ -99,6 +99,9 @@ pub struct Gateway {
     /// Creation time.
     #[serde(with = "crate::time::rfc3339")]
     pub created_at: SystemTime,
+    /// The key that signs its session events, once registered (enrollment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key: Option<PublicKey>,
 }
 
 /// `POST /v1/gateways` body.
@@ -131,6 +134,10 @@ pub struct EnrollGateway {
     pub csr: String,
     /// Address CLIs will dial (`host:port`).
     pub address: String,
+    /// The public half of the key the gateway signs session events with (made with the
+    /// identity, kept in its data dir).
+    #[serde(default)]
+    pub audit_key: Option<PublicKey>,
 }
 
 /// `POST /v1/gateways/enroll` answer.
@@ -162,6 +169,9 @@ pub struct Resource {
     /// Creation time.
     #[serde(with = "crate::time::rfc3339")]
     pub created_at: SystemTime,
+    /// What the gateway records of its streams, and what it refuses.
+    #[serde(default)]
+    pub recording: RecordingPolicy,
 }
 
 /// `POST /v1/resources` body.
@@ -181,6 +191,10 @@ pub struct CreateResource {
     /// CA bundle (PEM).
     #[serde(default)]
     pub ca_cert: Option<String>,
+    /// Recording policy: refuse (default) or allow streams the gateway cannot record, and the
+    /// recording caps.
+    #[serde(default)]
+    pub recording: RecordingPolicy,
 }
 
 fn default_true() -> bool {
@@ -263,6 +277,7 @@ mod tests {
             status: GatewayStatus::Pending,
             last_heartbeat: None,
             created_at: SystemTime::UNIX_EPOCH,
+            audit_key: None,
         }
     }
 
@@ -280,6 +295,7 @@ mod tests {
             enrollment_token: "kmse_secret".into(),
             csr: "CSR".into(),
             address: "10.0.0.5:8443".into(),
+            audit_key: None,
         };
         let enrolled = EnrolledGateway {
             certificate: "CERT".into(),
@@ -304,6 +320,7 @@ mod tests {
             ssl_verify: true,
             ca_cert: None,
             token: "eyJ-credential".into(),
+            recording: RecordingPolicy::default(),
         };
         for (text, secret) in [
             (format!("{account:?}"), "eyJ-sa-token"),

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::audit::evidence::SessionBundle;
+pub use crate::audit::recording::RecordingPolicy;
+pub use crate::audit::signing::PublicKey;
 pub use crate::audit::{ChainReport, Command, RequestSummary, StreamSummary};
 use crate::secret::Secret;
 use crate::session::{EndCause, Session};
@@ -64,6 +67,9 @@ pub struct GatewayCredential {
     pub ca_cert: Option<String>,
     /// The service-account token.
     pub token: Secret,
+    /// The resource's recording policy (refuse unrecordable streams, caps).
+    #[serde(default)]
+    pub recording: RecordingPolicy,
 }
 
 /// `GET /v1/gateway/changes` answer.
@@ -95,6 +101,49 @@ pub struct SessionDetail {
     /// them (`?commands=false`).
     #[serde(default)]
     pub commands: Vec<Command>,
+    /// How far the session's record has reached KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditProgress>,
+}
+
+/// How far a session's record has reached KMS: `pam access` waits, after ending a session,
+/// until the gateway's signed end is stored and KMS signed the head, so the history read right
+/// after is complete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditProgress {
+    /// Events stored.
+    pub events: u64,
+    /// The gateway's signed end (`session_ended`) is the last stored event.
+    pub end_received: bool,
+    /// KMS signed the session's head: its record is complete.
+    pub sealed: bool,
+}
+
+/// `GET /v1/audit/keys`: the public keys a session's record is checked with (compare their
+/// fingerprints with what KMS and each gateway printed when they made them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditKeys {
+    /// KMS's key, which signs session heads.
+    pub kms_key: PublicKey,
+    /// Each gateway's key, which signs its events.
+    pub gateways: Vec<GatewayAuditKey>,
+}
+
+/// A gateway's audit key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayAuditKey {
+    /// Gateway name.
+    pub gateway: String,
+    /// Its public key.
+    pub public_key: PublicKey,
+}
+
+/// `POST /v1/gateway/audit-key` body: a gateway enrolled before it had an audit key registers
+/// one, once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterAuditKey {
+    /// The gateway's public key.
+    pub public_key: PublicKey,
 }
 
 /// `POST /v1/gateway/events` body: chained audit events, oldest first (a session's in `seq`

@@ -7,7 +7,10 @@ use http::Method;
 
 use super::{Call, KmsClient, KmsError};
 use crate::audit::{AuditError, AuditEvent, Uploader};
-use crate::kms::api::{ChainReport, RecordingView, UploadEvents, UploadedEvents};
+use crate::kms::api::{
+    AuditKeys, ChainReport, PublicKey, RecordingView, RegisterAuditKey, SessionBundle,
+    UploadEvents, UploadedEvents,
+};
 use crate::session::SessionId;
 
 /// Largest JSON body sent in one upload; bigger batches go in several calls, in order. KMS
@@ -29,6 +32,26 @@ impl KmsClient {
     pub async fn verify_session(&self, id: &SessionId) -> Result<ChainReport, KmsError> {
         let segments = ["sessions", id.as_str(), "verify"];
         self.call(Call::new(Method::GET, &segments)).await
+    }
+
+    /// `GET /v1/sessions/{id}/export` (owner, admin): the session's record as a self-contained
+    /// bundle, for `kms-pam verify-bundle`.
+    pub async fn export_session(&self, id: &SessionId) -> Result<SessionBundle, KmsError> {
+        let segments = ["sessions", id.as_str(), "export"];
+        self.call(Call::new(Method::GET, &segments)).await
+    }
+
+    /// `GET /v1/audit/keys`: KMS's audit key and every gateway's.
+    pub async fn audit_keys(&self) -> Result<AuditKeys, KmsError> {
+        self.call(Call::new(Method::GET, &["audit", "keys"])).await
+    }
+
+    /// `POST /v1/gateway/audit-key` (gateway token): registers the gateway's audit key if it has
+    /// none yet; the same key again is fine, another one is refused (`conflict`).
+    pub async fn register_audit_key(&self, key: &PublicKey) -> Result<(), KmsError> {
+        let body = RegisterAuditKey { public_key: *key };
+        self.call_no_answer(Call::new(Method::POST, &["gateway", "audit-key"]).json(&body)?)
+            .await
     }
 
     /// `GET /v1/sessions/{id}/recordings/{n}` (owner, admin): the `n`-th (1-based) recorded exec

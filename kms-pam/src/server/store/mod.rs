@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the sum of small per-entity traits ([`SetupStore`], [`UserStore`],
 //! [`GatewayStore`], [`ResourceStore`], [`AccountStore`], [`GrantStore`], [`SessionStore`],
-//! [`EventStore`]), so
+//! [`EventStore`], [`AuditStore`]), so
 //! handlers depend on one `Arc<dyn Store>` while each backend implements one entity per file.
 //! [`sqlite::SqliteStore`] is the embedded default; the schema is written in portable SQL (TEXT
 //! UUID ids, INTEGER unix seconds, `$n` placeholders, a `project_id` on every PAM row) so that a
@@ -20,12 +20,13 @@ mod traits;
 pub use crypto::{RootKey, TokenHash};
 pub use records::{
     AccountRecord, ChangeRecord, Enrollment, EventLink, EventRecord, GatewayRecord, GrantRecord,
-    NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
-    ResourceRecord, SessionFilter, SessionRecord, SessionUpdate, UserRecord,
+    HeadRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser,
+    ProjectRecord, RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionRecord,
+    SessionUpdate, UserRecord,
 };
 pub use traits::{
-    AccountStore, EventStore, GatewayStore, GrantStore, ResourceStore, SessionStore, SetupStore,
-    Store, StoredCa, UserStore,
+    AccountStore, AuditStore, EventStore, GatewayStore, GrantStore, ResourceStore, SessionStore,
+    SetupStore, Store, StoredCa, UserStore,
 };
 
 /// Why a store operation failed.

@@ -314,3 +314,27 @@ pub struct EventLink {
     /// Chain hash.
     pub hash: String,
 }
+
+/// KMS's signed head of a session, as stored: the JSON that was signed and the signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadRecord {
+    /// The session.
+    pub session_id: SessionId,
+    /// The signed [`SessionHead`](crate::audit::evidence::SessionHead), as JSON text.
+    pub head: String,
+    /// KMS's signature (base64).
+    pub signature: String,
+    /// When KMS signed.
+    pub sealed_at: SystemTime,
+}
+
+/// A resource's recording policy as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingPolicyRecord {
+    /// `deny` or `allow`.
+    pub unrecorded_streams: String,
+    /// Recording cap in bytes, when the resource sets one.
+    pub max_bytes: Option<u64>,
+    /// Input recording cap in bytes, when the resource sets one.
+    pub max_input_bytes: Option<u64>,
+}

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 
 use super::records::{
     AccountRecord, ChangeRecord, Enrollment, EventLink, EventRecord, GatewayRecord, GrantRecord,
-    NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
-    ResourceRecord, SessionFilter, SessionRecord, SessionUpdate, UserRecord,
+    HeadRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser,
+    ProjectRecord, RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionRecord,
+    SessionUpdate, UserRecord,
 };
 use super::{StoreError, TokenHash};
 use crate::secret::Secret;
@@ -34,6 +35,7 @@ pub trait Store:
     + GrantStore
     + SessionStore
     + EventStore
+    + AuditStore
 {
 }
 
@@ -46,6 +48,7 @@ impl<T> Store for T where
         + GrantStore
         + SessionStore
         + EventStore
+        + AuditStore
 {
 }
 
@@ -281,4 +284,57 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Every stored event of `session`, by `seq`.
     async fn session_events(&self, session: &SessionId) -> Result<Vec<EventRecord>, StoreError>;
+}
+
+/// What makes sessions' records hold against whoever can write the database: the gateways'
+/// audit keys, KMS's signed heads of ended sessions, and each resource's recording policy
+/// (docs/session-tracking.md).
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Sets the gateway's audit key (base64 Ed25519 public key), replacing any earlier one (a
+    /// new enrollment brings a new key).
+    async fn set_gateway_audit_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Registers the gateway's audit key only if it has none yet. Returns whether it was
+    /// stored.
+    async fn add_gateway_audit_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The gateway's audit key, if it registered one.
+    async fn gateway_audit_key(&self, gateway_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Every gateway's audit key, by gateway id.
+    async fn gateway_audit_keys(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Stores KMS's signed head of a session, replacing an earlier one.
+    async fn save_session_head(&self, head: &HeadRecord) -> Result<(), StoreError>;
+
+    /// The last stored event of a session, if any.
+    async fn last_event(&self, session: &SessionId) -> Result<Option<EventRecord>, StoreError>;
+
+    /// KMS's signed head of a session, if it has one.
+    async fn session_head(&self, session: &SessionId) -> Result<Option<HeadRecord>, StoreError>;
+
+    /// A resource's recording policy (JSON of [`crate::audit::recording::RecordingPolicy`]),
+    /// if one was set.
+    async fn recording_policy(
+        &self,
+        resource_id: &str,
+    ) -> Result<Option<RecordingPolicyRecord>, StoreError>;
+
+    /// Sets a resource's recording policy.
+    async fn set_recording_policy(
+        &self,
+        resource_id: &str,
+        policy: &RecordingPolicyRecord,
+    ) -> Result<(), StoreError>;
 }

@@ -4,7 +4,9 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::Kms;
+use std::sync::Arc;
+
+use super::{gateway_audit_key, Kms};
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
     RequestStarted,
@@ -31,7 +33,8 @@ async fn world() -> (Kms, String, String, String, String) {
 
 /// `kubectl get pods` as a gateway records it: started and finished, chained.
 fn kubectl_get(session: &str, count: u64) -> Vec<AuditEvent> {
-    let chained = ChainingSink::new(MemoryAuditSink::new());
+    let chained =
+        ChainingSink::new(MemoryAuditSink::new()).with_signer(Arc::new(gateway_audit_key("gw")));
     for id in 1..=count {
         let path = "/api/v1/namespaces/default/pods";
         let started = RequestStarted {
@@ -98,7 +101,10 @@ async fn events_are_stored_once_and_read_back_as_commands() {
         .get(&format!("/v1/sessions/{id}/verify"), &alice)
         .await
         .expect(StatusCode::OK);
-    assert_eq!(verdict, json!({"result": "intact", "count": 6}));
+    assert_eq!(
+        verdict,
+        json!({"result": "intact", "count": 6, "sealed": false})
+    );
 }
 
 #[tokio::test]
@@ -169,4 +175,124 @@ async fn altered_events_and_foreign_sessions_are_refused() {
         .get(&format!("/v1/sessions/{id}/recordings/1"), &alice)
         .await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn events_not_signed_with_the_gateways_key_are_refused() {
+    let (kms, _, gateway, _, id) = world().await;
+    let mut unsigned = kubectl_get(&id, 1);
+    unsigned[0].sig.clear();
+    let refused = upload(&kms, &gateway, &unsigned).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .message()
+            .contains("not signed with this gateway's audit key"),
+        "{}",
+        refused.message()
+    );
+    // Signed by the other gateway's key: refused the same way.
+    let chained =
+        ChainingSink::new(MemoryAuditSink::new()).with_signer(Arc::new(gateway_audit_key("other")));
+    chained
+        .record(AuditEvent::now(
+            SessionId::new(&id),
+            AuditEventKind::SessionEnded {
+                status: crate::session::SessionStatus::Ended,
+            },
+        ))
+        .unwrap();
+    let foreign = upload(&kms, &gateway, &chained.inner().events()).await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    // A gateway cannot swap its registered key for another through the API.
+    let other_key = gateway_audit_key("other").public_key();
+    let swap = kms
+        .post(
+            "/v1/gateway/audit-key",
+            &gateway,
+            json!({ "public_key": other_key }),
+        )
+        .await;
+    assert_eq!(swap.status, StatusCode::CONFLICT);
+    let same = gateway_audit_key("gw").public_key();
+    kms.post(
+        "/v1/gateway/audit-key",
+        &gateway,
+        json!({ "public_key": same }),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_gateways_end_has_kms_sign_the_head_and_the_export_verifies_offline() {
+    use crate::audit::evidence::SessionBundle;
+    use crate::kms::api::AuditKeys;
+
+    let (kms, alice, gateway, _, id) = world().await;
+    let mut events = kubectl_get(&id, 1);
+    kms.post(&format!("/v1/sessions/{id}/end"), &alice, json!({}))
+        .await
+        .expect(StatusCode::OK);
+    let chained = ChainingSink::resume(
+        MemoryAuditSink::new(),
+        [(
+            SessionId::new(&id),
+            crate::audit::ChainHead {
+                seq: 2,
+                hash: events[1].hash.clone(),
+            },
+        )]
+        .into(),
+    )
+    .with_signer(Arc::new(gateway_audit_key("gw")));
+    chained
+        .record(AuditEvent::now(
+            SessionId::new(&id),
+            AuditEventKind::SessionEnded {
+                status: crate::session::SessionStatus::Ended,
+            },
+        ))
+        .unwrap();
+    events.extend(chained.inner().events());
+    upload(&kms, &gateway, &events).await.expect(StatusCode::OK);
+
+    let detail = kms
+        .get(&format!("/v1/sessions/{id}?commands=false"), &alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        detail["audit"],
+        json!({"events": 3, "end_received": true, "sealed": true})
+    );
+    let verdict = kms
+        .get(&format!("/v1/sessions/{id}/verify"), &alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        verdict,
+        json!({"result": "intact", "count": 3, "sealed": true})
+    );
+    let bundle: SessionBundle = serde_json::from_value(
+        kms.get(&format!("/v1/sessions/{id}/export"), &alice)
+            .await
+            .expect(StatusCode::OK),
+    )
+    .unwrap();
+    let keys: AuditKeys = serde_json::from_value(
+        kms.get("/v1/audit/keys", &alice)
+            .await
+            .expect(StatusCode::OK),
+    )
+    .unwrap();
+    let gw_key = keys
+        .gateways
+        .iter()
+        .find(|g| g.gateway == "gw")
+        .unwrap()
+        .public_key;
+    assert_eq!(gw_key, gateway_audit_key("gw").public_key());
+    assert!(bundle.verify(&gw_key, &keys.kms_key).is_intact());
+    let listed = kms.get("/v1/gateways", &alice).await.expect(StatusCode::OK);
+    assert!(listed.to_string().contains(&gw_key.to_base64()), "{listed}");
 }

@@ -1,0 +1,410 @@
+//! A session's record as evidence: what KMS signs when the record is complete
+//! ([`SignedHead`]), the self-contained [`SessionBundle`] `kms-pam pam sessions export` writes,
+//! and [`verify_session`], which KMS (`sessions verify`) and the offline verifier
+//! (`kms-pam verify-bundle`) both run.
+//!
+//! What it tells apart (docs/session-tracking.md, "Threat model"):
+//! - **altered**: an event's content does not match its hash, a link is missing or out of
+//!   order, an event is not signed by the gateway's key (a rewritten and re-hashed event loses
+//!   its signature), or the signed head does not match the events or KMS's key;
+//! - **truncated**: the signed head names more events than are stored, or an ended session
+//!   lacks the gateway's signed end or KMS's signed head;
+//! - **metadata changed**: the session's user, resource, account, gateway, reason or times
+//!   differ from what the gateway signed in its `session_started`, or any of those, its status,
+//!   end time or end cause differ from KMS's signed head.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::chain::{canonical_json, verify_chain_json};
+use super::signing::{event_message, head_message, PublicKey, SigningKey};
+use super::{AuditError, ChainReport};
+use crate::kms::api::SessionView;
+use crate::session::{SessionId, SessionStatus};
+
+/// The `format` of a [`SessionBundle`].
+pub const BUNDLE_FORMAT: &str = "kms-pam-session-bundle/1";
+/// The `format` of a [`SessionHead`].
+pub const HEAD_FORMAT: &str = "kms-pam-session-head/1";
+
+/// The metadata of a session that its record binds: who, what, through which gateway, why,
+/// when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMetadata {
+    /// Session id.
+    pub id: SessionId,
+    /// User.
+    pub user: String,
+    /// PAM resource.
+    pub resource: String,
+    /// PAM account.
+    pub account: String,
+    /// Gateway.
+    pub gateway: String,
+    /// The reason the user gave.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Creation time.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: SystemTime,
+    /// Expiry.
+    #[serde(with = "crate::time::rfc3339")]
+    pub expires_at: SystemTime,
+    /// Status.
+    pub status: SessionStatus,
+    /// When it ended.
+    #[serde(with = "crate::time::rfc3339_option", default)]
+    pub ended_at: Option<SystemTime>,
+    /// Why it ended, as KMS names the cause (`user`, `expiry`, …).
+    #[serde(default)]
+    pub end_cause: Option<String>,
+}
+
+impl SessionMetadata {
+    /// The metadata of a session as the API shows it.
+    pub fn from_view(view: &SessionView) -> Self {
+        let s = &view.session;
+        let end_cause = view.end_cause.and_then(|cause| {
+            serde_json::to_value(cause)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        });
+        Self {
+            id: s.id.clone(),
+            user: s.user.clone(),
+            resource: s.resource.clone(),
+            account: s.account.clone(),
+            gateway: s.gateway.clone(),
+            reason: s.reason.clone(),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            status: s.status,
+            ended_at: s.ended_at,
+            end_cause,
+        }
+    }
+
+    /// `(field, value)` pairs, for comparing two views of a session field by field.
+    fn fields(&self) -> [(&'static str, Value); 11] {
+        let time = |t: SystemTime| Value::from(crate::time::format_rfc3339(t));
+        [
+            ("id", Value::from(self.id.as_str())),
+            ("user", Value::from(self.user.as_str())),
+            ("resource", Value::from(self.resource.as_str())),
+            ("account", Value::from(self.account.as_str())),
+            ("gateway", Value::from(self.gateway.as_str())),
+            (
+                "reason",
+                self.reason.clone().map_or(Value::Null, Value::from),
+            ),
+            ("created_at", time(self.created_at)),
+            ("expires_at", time(self.expires_at)),
+            ("status", Value::from(self.status.as_str())),
+            ("ended_at", self.ended_at.map_or(Value::Null, time)),
+            (
+                "end_cause",
+                self.end_cause.clone().map_or(Value::Null, Value::from),
+            ),
+        ]
+    }
+}
+
+/// What KMS signs once a session has ended and the gateway's signed end is stored: the
+/// metadata, the last link of the chain, and the gateway key that signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionHead {
+    /// [`HEAD_FORMAT`].
+    pub format: String,
+    /// The session, as KMS held it when it signed.
+    pub session: SessionMetadata,
+    /// The last event's `seq`: the number of events.
+    pub last_seq: u64,
+    /// The last event's `hash`.
+    pub last_hash: String,
+    /// The gateway key whose signatures the events carry.
+    pub gateway_key: PublicKey,
+    /// When KMS signed.
+    #[serde(with = "crate::time::rfc3339")]
+    pub sealed_at: SystemTime,
+}
+
+/// A [`SessionHead`] with KMS's signature (base64 Ed25519 over the head's canonical JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// What was signed.
+    pub head: SessionHead,
+    /// KMS's signature.
+    pub signature: String,
+}
+
+impl SignedHead {
+    /// Signs `head` with KMS's key.
+    pub fn sign(head: SessionHead, key: &SigningKey) -> Result<Self, AuditError> {
+        let message = head_message(&canonical(&head)?);
+        Ok(Self {
+            signature: key.sign(&message),
+            head,
+        })
+    }
+
+    /// Whether KMS's key `key` signed exactly this head.
+    pub fn verify(&self, key: &PublicKey) -> bool {
+        canonical(&self.head).is_ok_and(|c| key.verify(&head_message(&c), &self.signature))
+    }
+}
+
+fn canonical(head: &SessionHead) -> Result<Vec<u8>, AuditError> {
+    let value = serde_json::to_value(head)
+        .map_err(|e| AuditError::Failed(format!("cannot serialize a session head: {e}")))?;
+    Ok(canonical_json(&value))
+}
+
+/// A session's record, self-contained: metadata, every event exactly as stored, KMS's signed
+/// head, and the public keys that should verify them. The keys in a bundle are hints: the
+/// verifier is given the keys to trust (or their fingerprints) from elsewhere.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionBundle {
+    /// [`BUNDLE_FORMAT`].
+    pub format: String,
+    /// The session as KMS holds it.
+    pub session: SessionMetadata,
+    /// The session's events, by `seq`, as stored.
+    pub events: Vec<Value>,
+    /// KMS's signed head, once the session ended and its record was complete.
+    #[serde(default)]
+    pub head: Option<SignedHead>,
+    /// The gateway key KMS holds for the session's gateway.
+    #[serde(default)]
+    pub gateway_key: Option<PublicKey>,
+    /// KMS's key.
+    pub kms_key: PublicKey,
+    /// When it was exported.
+    #[serde(with = "crate::time::rfc3339")]
+    pub exported_at: SystemTime,
+}
+
+impl SessionBundle {
+    /// Checks the bundle against the keys the verifier trusts.
+    pub fn verify(&self, gateway_key: &PublicKey, kms_key: &PublicKey) -> ChainReport {
+        verify_session(&Evidence {
+            metadata: &self.session,
+            events: &self.events,
+            head: self.head.as_ref(),
+            gateway_key: Some(gateway_key),
+            kms_key,
+        })
+    }
+}
+
+/// Everything [`verify_session`] looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct Evidence<'a> {
+    /// The session's metadata as it is held now.
+    pub metadata: &'a SessionMetadata,
+    /// Its events, by `seq`, as stored.
+    pub events: &'a [Value],
+    /// KMS's signed head, if there is one.
+    pub head: Option<&'a SignedHead>,
+    /// The gateway key its events must be signed with; `None` when none is known.
+    pub gateway_key: Option<&'a PublicKey>,
+    /// KMS's key.
+    pub kms_key: &'a PublicKey,
+}
+
+/// Verifies a session's record: the chain, the gateway's signature on every event, KMS's signed
+/// head, and the metadata against both. The first problem found is reported, in that order:
+/// altered, truncated, metadata changed.
+pub fn verify_session(evidence: &Evidence<'_>) -> ChainReport {
+    let events = evidence.events;
+    let chain = verify_chain_json(events);
+    if !chain.is_intact() {
+        return chain;
+    }
+    if let Some(report) = check_signatures(events, evidence.gateway_key) {
+        return report;
+    }
+    let stored = events.len() as u64;
+    match evidence.head {
+        Some(head) => {
+            if let Some(report) = check_head(head, evidence) {
+                return report;
+            }
+        }
+        None if evidence.metadata.status != SessionStatus::Active && !events.is_empty() => {
+            let ended = events
+                .last()
+                .is_some_and(|e| e.get("type").and_then(Value::as_str) == Some("session_ended"));
+            let reason = if ended {
+                "the session ended but KMS holds no signed head for it; events after the last \
+                 stored one cannot be ruled out"
+            } else {
+                "the session ended but its record lacks the gateway's signed end: events are \
+                 missing from the end"
+            };
+            return ChainReport::Truncated {
+                stored,
+                expected: None,
+                reason: reason.to_owned(),
+            };
+        }
+        None => {}
+    }
+    if let Some(report) = check_metadata(evidence) {
+        return report;
+    }
+    ChainReport::Intact {
+        count: events.len(),
+        sealed: evidence.head.is_some(),
+    }
+}
+
+fn check_signatures(events: &[Value], key: Option<&PublicKey>) -> Option<ChainReport> {
+    for (seq, event) in (1u64..).zip(events) {
+        let text = |k| event.get(k).and_then(Value::as_str);
+        let altered = |reason: String| ChainReport::Altered {
+            seq: Some(seq),
+            event_id: Some(text("id").unwrap_or_default().to_owned()),
+            reason,
+        };
+        let Some(key) = key else {
+            return Some(altered(
+                "no gateway key is known to check the events' signatures".to_owned(),
+            ));
+        };
+        let signed = text("sig")
+            .is_some_and(|sig| key.verify(&event_message(text("hash").unwrap_or_default()), sig));
+        if !signed {
+            return Some(altered(format!(
+                "the event is not signed by the gateway's key {} (altered and re-hashed, or \
+                 inserted)",
+                key.fingerprint()
+            )));
+        }
+    }
+    None
+}
+
+fn check_head(signed: &SignedHead, evidence: &Evidence<'_>) -> Option<ChainReport> {
+    let head = &signed.head;
+    let altered = |seq: Option<u64>, reason: String| {
+        let event_id = seq
+            .and_then(|s| usize::try_from(s).ok())
+            .and_then(|s| evidence.events.get(s.wrapping_sub(1)))
+            .and_then(|e| e.get("id").and_then(Value::as_str))
+            .map(str::to_owned);
+        Some(ChainReport::Altered {
+            seq,
+            event_id,
+            reason,
+        })
+    };
+    if head.format != HEAD_FORMAT || !signed.verify(evidence.kms_key) {
+        return altered(
+            None,
+            format!(
+                "the session's signed head does not verify with KMS's key {}",
+                evidence.kms_key.fingerprint()
+            ),
+        );
+    }
+    if head.session.id != evidence.metadata.id {
+        return altered(None, "the signed head is another session's".to_owned());
+    }
+    if evidence.gateway_key.is_some_and(|k| *k != head.gateway_key) {
+        return altered(
+            None,
+            format!(
+                "KMS signed the head over events of gateway key {}, not the one given",
+                head.gateway_key.fingerprint()
+            ),
+        );
+    }
+    let stored = evidence.events.len() as u64;
+    if head.last_seq > stored {
+        return Some(ChainReport::Truncated {
+            stored,
+            expected: Some(head.last_seq),
+            reason: format!(
+                "KMS signed the session's head at event {}, but only {stored} events are stored",
+                head.last_seq
+            ),
+        });
+    }
+    if head.last_seq < stored {
+        return altered(
+            Some(head.last_seq + 1),
+            format!(
+                "an event after the end KMS signed (the signed head is event {})",
+                head.last_seq
+            ),
+        );
+    }
+    let last = evidence.events.last().and_then(|e| e.get("hash"));
+    if head.last_seq > 0 && last.and_then(Value::as_str) != Some(head.last_hash.as_str()) {
+        return altered(
+            Some(head.last_seq),
+            "the last event is not the one KMS signed".to_owned(),
+        );
+    }
+    None
+}
+
+fn check_metadata(evidence: &Evidence<'_>) -> Option<ChainReport> {
+    let now = evidence.metadata.fields();
+    let mut changed: Vec<String> = Vec::new();
+    let mut details: Vec<String> = Vec::new();
+    let mut compare = |signer: &str, signed: &[(&'static str, Value)]| {
+        for (name, value) in signed {
+            let Some((_, held)) = now.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            if held != value && !changed.iter().any(|c| c == name) {
+                changed.push((*name).to_owned());
+                details.push(format!("{name}: {signer} signed {value}, it is now {held}"));
+            }
+        }
+    };
+    for started in evidence
+        .events
+        .iter()
+        .filter(|e| is_kind(e, "session_started"))
+    {
+        compare("the gateway", &started_fields(started));
+    }
+    if let Some(head) = evidence.head {
+        compare("KMS", &head.head.session.fields());
+    }
+    if changed.is_empty() {
+        return None;
+    }
+    Some(ChainReport::MetadataChanged {
+        fields: changed,
+        reason: details.join("; "),
+    })
+}
+
+fn is_kind(event: &Value, kind: &str) -> bool {
+    event.get("type").and_then(Value::as_str) == Some(kind)
+}
+
+/// The metadata a `session_started` event binds. Events written before the metadata was bound
+/// (no `created_at`) bind the names only.
+fn started_fields(event: &Value) -> Vec<(&'static str, Value)> {
+    let mut fields = Vec::new();
+    for name in ["session_id", "user", "resource", "account", "gateway"] {
+        let key = if name == "session_id" { "id" } else { name };
+        fields.push((key, event.get(name).cloned().unwrap_or(Value::Null)));
+    }
+    if event.get("created_at").is_some() {
+        for name in ["reason", "created_at", "expires_at"] {
+            fields.push((name, event.get(name).cloned().unwrap_or(Value::Null)));
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+#[path = "evidence_tests.rs"]
+mod tests;

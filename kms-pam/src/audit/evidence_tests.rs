@@ -1,0 +1,297 @@
+//! The verifier against the database attacker: every way of editing a signed record is told
+//! apart.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::audit::chain::event_hash;
+use crate::audit::{
+    AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
+};
+use crate::kms::api::SessionView;
+use crate::session::{EndCause, Session};
+
+struct Signed {
+    gateway: Arc<SigningKey>,
+    kms: SigningKey,
+    metadata: SessionMetadata,
+    events: Vec<Value>,
+    head: SignedHead,
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn view() -> SessionView {
+    SessionView {
+        session: Session {
+            id: SessionId::new("s-1"),
+            user: "alice".into(),
+            resource: "prod".into(),
+            account: "admin".into(),
+            gateway: "gw".into(),
+            status: SessionStatus::Ended,
+            created_at: at(0),
+            expires_at: at(3600),
+            ended_at: Some(at(60)),
+            reason: Some("INC-42".into()),
+        },
+        end_cause: Some(EndCause::User),
+    }
+}
+
+fn generate() -> SigningKey {
+    SigningKey::generate().unwrap().0
+}
+
+/// A session the gateway recorded (started, three requests, ended) and KMS sealed.
+fn signed_session() -> Signed {
+    let (gateway, kms) = (Arc::new(generate()), generate());
+    let view = view();
+    let sink = ChainingSink::new(MemoryAuditSink::new()).with_signer(gateway.clone());
+    let s = &view.session;
+    let record = |kind| sink.record(AuditEvent::now(s.id.clone(), kind)).unwrap();
+    record(AuditEventKind::SessionStarted {
+        user: s.user.clone(),
+        resource: s.resource.clone(),
+        account: s.account.clone(),
+        gateway: s.gateway.clone(),
+        reason: s.reason.clone(),
+        created_at: Some(s.created_at),
+        expires_at: Some(s.expires_at),
+    });
+    for request_id in 1..=3 {
+        record(AuditEventKind::RequestFinished(RequestFinished {
+            request_id,
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 10,
+            duration_ms: 1,
+            error: None,
+        }));
+    }
+    record(AuditEventKind::SessionEnded {
+        status: SessionStatus::Ended,
+    });
+    let events: Vec<Value> = sink
+        .inner()
+        .events()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let metadata = SessionMetadata::from_view(&view);
+    let head = SessionHead {
+        format: HEAD_FORMAT.into(),
+        session: metadata.clone(),
+        last_seq: 5,
+        last_hash: events[4]["hash"].as_str().unwrap().into(),
+        gateway_key: gateway.public_key(),
+        sealed_at: at(61),
+    };
+    let head = SignedHead::sign(head, &kms).unwrap();
+    Signed {
+        gateway,
+        kms,
+        metadata,
+        events,
+        head,
+    }
+}
+
+impl Signed {
+    fn check(&self) -> ChainReport {
+        self.check_with(&self.events, Some(&self.head), &self.metadata)
+    }
+
+    fn check_with(
+        &self,
+        events: &[Value],
+        head: Option<&SignedHead>,
+        metadata: &SessionMetadata,
+    ) -> ChainReport {
+        let (gateway, kms) = (self.gateway.public_key(), self.kms.public_key());
+        verify_session(&Evidence {
+            metadata,
+            events,
+            head,
+            gateway_key: Some(&gateway),
+            kms_key: &kms,
+        })
+    }
+}
+
+/// Re-links `events` from `from` on, as an attacker recomputing the hashes would.
+fn rehash(events: &mut [Value], from: usize) {
+    for i in from..events.len() {
+        if i > 0 {
+            let prev = events[i - 1]["hash"].clone();
+            events[i]["prev_hash"] = prev;
+        }
+        let event: AuditEvent = serde_json::from_value(events[i].clone()).unwrap();
+        events[i]["hash"] = Value::from(event_hash(&event).unwrap());
+    }
+}
+
+#[test]
+fn an_untouched_record_is_intact_and_sealed() {
+    let session = signed_session();
+    assert_eq!(
+        session.check(),
+        ChainReport::Intact {
+            count: 5,
+            sealed: true
+        }
+    );
+}
+
+#[test]
+fn a_rewritten_and_rehashed_event_is_altered_at_its_seq() {
+    let session = signed_session();
+    let mut events = session.events.clone();
+    events[2]["status"] = Value::from(403);
+    rehash(&mut events, 2);
+    match session.check_with(&events, Some(&session.head), &session.metadata) {
+        ChainReport::Altered {
+            seq: Some(3),
+            event_id: Some(id),
+            reason,
+        } => {
+            assert_eq!(id, events[2]["id"].as_str().unwrap());
+            assert!(reason.contains("not signed by the gateway"), "{reason}");
+        }
+        other => panic!("expected altered at 3, got {other:?}"),
+    }
+    // Without the signatures at all, it is the same.
+    for event in &mut events {
+        event.as_object_mut().unwrap().remove("sig");
+    }
+    assert!(matches!(
+        session.check_with(&events, Some(&session.head), &session.metadata),
+        ChainReport::Altered { seq: Some(1), .. }
+    ));
+}
+
+#[test]
+fn a_deleted_tail_or_every_event_is_truncated() {
+    let session = signed_session();
+    let tail = &session.events[..3];
+    assert_eq!(
+        session.check_with(tail, Some(&session.head), &session.metadata),
+        ChainReport::Truncated {
+            stored: 3,
+            expected: Some(5),
+            reason: "KMS signed the session's head at event 5, but only 3 events are stored".into()
+        }
+    );
+    assert!(matches!(
+        session.check_with(&[], Some(&session.head), &session.metadata),
+        ChainReport::Truncated {
+            stored: 0,
+            expected: Some(5),
+            ..
+        }
+    ));
+    // Head and end gone too: an ended session without the gateway's signed end.
+    let report = session.check_with(tail, None, &session.metadata);
+    assert!(
+        matches!(&report, ChainReport::Truncated { expected: None, reason, .. }
+            if reason.contains("lacks the gateway's signed end")),
+        "{report:?}"
+    );
+    // The end kept but the head deleted: KMS's head is missing.
+    let report = session.check_with(&session.events, None, &session.metadata);
+    assert!(
+        matches!(&report, ChainReport::Truncated { reason, .. } if reason.contains("no signed head")),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn edited_metadata_is_named_field_by_field() {
+    let session = signed_session();
+    let mut metadata = session.metadata.clone();
+    metadata.user = "mallory".into();
+    match session.check_with(&session.events, Some(&session.head), &metadata) {
+        ChainReport::MetadataChanged { fields, reason } => {
+            assert_eq!(fields, ["user"]);
+            assert!(reason.contains("\"alice\""), "{reason}");
+        }
+        other => panic!("expected metadata changed, got {other:?}"),
+    }
+    let mut metadata = session.metadata.clone();
+    metadata.reason = Some("routine".into());
+    metadata.end_cause = Some("expiry".into());
+    assert!(matches!(
+        session.check_with(&session.events, Some(&session.head), &metadata),
+        ChainReport::MetadataChanged { fields, .. } if fields == ["reason", "end_cause"]
+    ));
+    // Before KMS signed a head (an active session), the gateway's signed start still binds
+    // who and why.
+    let mut active = session.metadata.clone();
+    active.status = SessionStatus::Active;
+    active.reason = None;
+    assert!(matches!(
+        session.check_with(&session.events[..4], None, &active),
+        ChainReport::MetadataChanged { fields, .. } if fields == ["reason"]
+    ));
+}
+
+#[test]
+fn a_forged_head_does_not_verify() {
+    let session = signed_session();
+    let mut forged = session.head.clone();
+    forged.head.last_seq = 3;
+    assert!(matches!(
+        session.check_with(&session.events[..3], Some(&forged), &session.metadata),
+        ChainReport::Altered { seq: None, .. }
+    ));
+    // Signed by another key (the attacker's own "KMS").
+    let other = generate();
+    let resigned = SignedHead::sign(forged.head, &other).unwrap();
+    assert!(matches!(
+        session.check_with(&session.events[..3], Some(&resigned), &session.metadata),
+        ChainReport::Altered { seq: None, .. }
+    ));
+}
+
+#[test]
+fn an_active_session_without_a_head_is_intact_but_not_sealed() {
+    let session = signed_session();
+    let mut active = session.metadata.clone();
+    active.status = SessionStatus::Active;
+    active.ended_at = None;
+    active.end_cause = None;
+    assert_eq!(
+        session.check_with(&session.events[..4], None, &active),
+        ChainReport::Intact {
+            count: 4,
+            sealed: false
+        }
+    );
+}
+
+#[test]
+fn a_bundle_verifies_offline_only_with_the_right_keys_and_unedited() {
+    let session = signed_session();
+    let bundle = SessionBundle {
+        format: BUNDLE_FORMAT.into(),
+        session: session.metadata.clone(),
+        events: session.events.clone(),
+        head: Some(session.head.clone()),
+        gateway_key: Some(session.gateway.public_key()),
+        kms_key: session.kms.public_key(),
+        exported_at: at(100),
+    };
+    let json = serde_json::to_string_pretty(&bundle).unwrap();
+    let read: SessionBundle = serde_json::from_str(&json).unwrap();
+    let (gateway, kms) = (session.gateway.public_key(), session.kms.public_key());
+    assert!(read.verify(&gateway, &kms).is_intact());
+    let stranger = generate().public_key();
+    assert!(!read.verify(&stranger, &kms).is_intact());
+    assert!(!read.verify(&gateway, &stranger).is_intact());
+    let edited: SessionBundle =
+        serde_json::from_str(&json.replacen("\"alice\"", "\"bob\"", 1)).unwrap();
+    assert!(!edited.verify(&gateway, &kms).is_intact());
+}

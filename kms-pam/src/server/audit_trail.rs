@@ -1,0 +1,265 @@
+//! What makes a session's record hold against whoever can write KMS's database
+//! (docs/session-tracking.md, "Threat model"): the gateways' audit keys, KMS's signed head of
+//! each ended session, and the evidence `sessions verify` and `sessions export` are built from.
+//!
+//! KMS signs a session's head when it holds the gateway's signed end as the session's last
+//! event and its own record says the session is over: on ingest of that end (the usual case:
+//! KMS ended the session, the gateway followed), or on the next read of the session when KMS
+//! marked the end later (an expiry seen by the gateway's clock first). The key that signs is
+//! read from its file at start ([`ServerConfig::audit_key_path`](super::ServerConfig)), never
+//! from the database.
+
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::Value;
+
+use super::auth::{AnyUser, GatewayCaller};
+use super::error::{ApiError, ApiJson, ApiPath};
+use super::sessions::visible_session;
+use super::state::{now, AppState};
+use super::views;
+use crate::audit::evidence::{
+    verify_session, Evidence, SessionBundle, SessionHead, SessionMetadata, SignedHead,
+    BUNDLE_FORMAT, HEAD_FORMAT,
+};
+use crate::audit::signing::PublicKey;
+use crate::audit::ChainReport;
+use crate::kms::api::{AuditKeys, AuditProgress, GatewayAuditKey, RegisterAuditKey};
+use crate::server::store::{EventRecord, HeadRecord, SessionRecord, StoreError};
+use crate::session::{SessionId, SessionStatus};
+
+/// The audit key registered for a gateway.
+pub(crate) async fn gateway_key(
+    state: &AppState,
+    gateway_id: &str,
+) -> Result<Option<PublicKey>, ApiError> {
+    match state.store.gateway_audit_key(gateway_id).await? {
+        Some(text) => PublicKey::from_base64(&text).map(Some).map_err(|e| {
+            ApiError::internal(&format!("stored audit key of gateway {gateway_id}: {e}"))
+        }),
+        None => Ok(None),
+    }
+}
+
+/// `POST /v1/gateway/audit-key`: a gateway enrolled before audit keys existed registers its
+/// key, once; a gateway that has one already cannot replace it this way (a new enrollment
+/// does).
+pub(crate) async fn register_key(
+    State(state): State<AppState>,
+    GatewayCaller(gateway): GatewayCaller,
+    ApiJson(body): ApiJson<RegisterAuditKey>,
+) -> Result<Json<Value>, ApiError> {
+    let key = body.public_key.to_base64();
+    if state
+        .store
+        .add_gateway_audit_key(&gateway.id, &key, now())
+        .await?
+    {
+        tracing::info!(gateway = %gateway.name, key = %body.public_key.fingerprint(),
+            "gateway audit key registered");
+        return Ok(Json(serde_json::json!({"status": "registered"})));
+    }
+    match gateway_key(&state, &gateway.id).await? {
+        Some(held) if held == body.public_key => {
+            Ok(Json(serde_json::json!({"status": "registered"})))
+        }
+        _ => Err(ApiError::conflict(format!(
+            "gateway {} already has another audit key; enroll it again to change keys",
+            gateway.name
+        ))),
+    }
+}
+
+/// `GET /v1/audit/keys`: KMS's key and every gateway's.
+pub(crate) async fn keys(
+    State(state): State<AppState>,
+    AnyUser(_): AnyUser,
+) -> Result<Json<AuditKeys>, ApiError> {
+    let names: std::collections::HashMap<String, String> = state
+        .store
+        .gateways()
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.name))
+        .collect();
+    let mut gateways = Vec::new();
+    for (id, key) in state.store.gateway_audit_keys().await? {
+        let (Some(gateway), Ok(public_key)) = (names.get(&id), PublicKey::from_base64(&key)) else {
+            continue;
+        };
+        gateways.push(GatewayAuditKey {
+            gateway: gateway.clone(),
+            public_key,
+        });
+    }
+    gateways.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+    Ok(Json(AuditKeys {
+        kms_key: state.audit_key.public_key(),
+        gateways,
+    }))
+}
+
+/// Signs the session's head if its record is complete and not signed yet (or signed over fewer
+/// events): the gateway's signed end is the last stored event and KMS says the session is over.
+/// Returns whether the session has a head now.
+pub(crate) async fn seal_if_complete(
+    state: &AppState,
+    record: &SessionRecord,
+) -> Result<bool, ApiError> {
+    let id = &record.session.id;
+    let existing = state.store.session_head(id).await?;
+    let view = views::session(record, now());
+    if view.session.status == SessionStatus::Active {
+        return Ok(existing.is_some());
+    }
+    let Some(last) = state.store.last_event(id).await? else {
+        return Ok(existing.is_some());
+    };
+    let signed_through = existing
+        .as_ref()
+        .and_then(|h| serde_json::from_str::<SessionHead>(&h.head).ok())
+        .map_or(0, |h| h.last_seq);
+    if signed_through >= last.seq || !is_end(&last) {
+        return Ok(existing.is_some());
+    }
+    let Some(gateway_key) = gateway_key(state, &record.gateway_id).await? else {
+        return Ok(existing.is_some());
+    };
+    let sealed_at = now();
+    let head = SessionHead {
+        format: HEAD_FORMAT.to_owned(),
+        session: SessionMetadata::from_view(&view),
+        last_seq: last.seq,
+        last_hash: last.hash.clone(),
+        gateway_key,
+        sealed_at,
+    };
+    let signed = SignedHead::sign(head, &state.audit_key).map_err(|e| ApiError::internal(&e))?;
+    let stored = HeadRecord {
+        session_id: id.clone(),
+        head: serde_json::to_string(&signed.head).map_err(|e| ApiError::internal(&e))?,
+        signature: signed.signature,
+        sealed_at,
+    };
+    state.store.save_session_head(&stored).await?;
+    tracing::info!(session = %id, events = last.seq, "session head signed");
+    Ok(true)
+}
+
+fn is_end(event: &EventRecord) -> bool {
+    serde_json::from_str::<Value>(&event.json)
+        .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("session_ended"))
+}
+
+/// How far the session's record has reached KMS (signing its head first if it can).
+pub(crate) async fn progress(
+    state: &AppState,
+    record: &SessionRecord,
+) -> Result<AuditProgress, ApiError> {
+    let sealed = seal_if_complete(state, record).await?;
+    let last = state.store.last_event(&record.session.id).await?;
+    Ok(AuditProgress {
+        events: last.as_ref().map_or(0, |e| e.seq),
+        end_received: last.as_ref().is_some_and(is_end),
+        sealed,
+    })
+}
+
+/// The session's record as evidence: metadata as KMS holds it, events exactly as stored, the
+/// signed head, and the keys to check them with.
+pub(crate) async fn bundle(
+    state: &AppState,
+    record: &SessionRecord,
+) -> Result<SessionBundle, ApiError> {
+    seal_if_complete(state, record).await?;
+    let id = &record.session.id;
+    let stored = state.store.session_events(id).await?;
+    // A row that is not JSON any more stays in as a string: the chain check reports it.
+    let events = stored
+        .iter()
+        .map(|e| serde_json::from_str(&e.json).unwrap_or_else(|_| Value::from(e.json.clone())))
+        .collect();
+    let head = match state.store.session_head(id).await? {
+        Some(stored) => Some(read_head(&stored)?),
+        None => None,
+    };
+    // A signed head names the key its events were signed with; before one, the gateway's.
+    let gateway_key = match &head {
+        Some(head) => Some(head.head.gateway_key),
+        None => gateway_key(state, &record.gateway_id).await?,
+    };
+    Ok(SessionBundle {
+        format: BUNDLE_FORMAT.to_owned(),
+        session: SessionMetadata::from_view(&views::session(record, now())),
+        events,
+        head,
+        gateway_key,
+        kms_key: state.audit_key.public_key(),
+        exported_at: SystemTime::now(),
+    })
+}
+
+fn read_head(stored: &HeadRecord) -> Result<SignedHead, ApiError> {
+    // An unreadable head is kept as one that cannot verify, so `verify` says so.
+    let head = serde_json::from_str(&stored.head).map_err(|e| {
+        ApiError::internal(&StoreError::Corrupt(format!(
+            "the signed head of session {} is not readable: {e}",
+            stored.session_id
+        )))
+    })?;
+    Ok(SignedHead {
+        head,
+        signature: stored.signature.clone(),
+    })
+}
+
+/// `sessions verify`: the stored record checked with KMS's own key (from its file).
+pub(crate) async fn verify(
+    state: &AppState,
+    record: &SessionRecord,
+) -> Result<ChainReport, ApiError> {
+    let head = state.store.session_head(&record.session.id).await?;
+    if head.is_some_and(|h| serde_json::from_str::<SessionHead>(&h.head).is_err()) {
+        return Ok(ChainReport::Altered {
+            seq: None,
+            event_id: None,
+            reason: "the session's signed head is not readable any more".to_owned(),
+        });
+    }
+    let bundle = bundle(state, record).await?;
+    let kms_key = state.audit_key.public_key();
+    Ok(verify_session(&Evidence {
+        metadata: &bundle.session,
+        events: &bundle.events,
+        head: bundle.head.as_ref(),
+        gateway_key: bundle.gateway_key.as_ref(),
+        kms_key: &kms_key,
+    }))
+}
+
+/// `GET /v1/sessions/{id}/export`: the session's record as a self-contained bundle that
+/// `kms-pam verify-bundle` checks without KMS.
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SessionBundle>, ApiError> {
+    let record = visible_session(&state, &user, &id).await?;
+    Ok(Json(bundle(&state, &record).await?))
+}
+
+/// Signs the heads of the sessions whose signed end an upload just delivered.
+pub(crate) async fn seal_delivered(state: &AppState, sessions: &[SessionId]) {
+    for id in sessions {
+        let sealed = match state.store.session(id).await {
+            Ok(record) => seal_if_complete(state, &record).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = sealed {
+            tracing::warn!(session = %id, error = ?e, "signing the session head failed; \
+                the next read of the session tries again");
+        }
+    }
+}
