@@ -196,6 +196,9 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     double.shutdown().await;
 }
 
+/// An edit of an exported bundle.
+type Edit = fn(&mut Value);
+
 /// `verify-bundle PATH --gateway-key G --kms-key K`.
 async fn check(world: &World, path: &Path, gateway: &str, kms: &str) -> (Option<i32>, String) {
     let path = path.to_str().unwrap();
@@ -235,7 +238,7 @@ async fn an_exported_bundle_verifies_offline_and_fails_after_any_edit() {
 
     let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let edited = home.join("edited.json");
-    let edits: [(&str, fn(&mut Value), i32); 4] = [
+    let edits: [(&str, Edit, i32); 4] = [
         (
             "an event",
             |b| b["events"][3]["path"] = Value::from("/api/v1/secrets"),
