@@ -9,5 +9,6 @@ mod hooks;
 mod limits;
 mod path;
 mod public_api;
+mod recording;
 mod support;
 mod tunnel;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kms_pam::audit::recording::RecordingPolicy;
 use kms_pam::audit::{AuditSink, MemoryAuditSink, TeeAuditSink};
 use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::{self, GatewayConfig};
@@ -63,6 +64,8 @@ pub struct PathOptions {
     pub session_gateway: Option<String>,
     /// A further audit sink, teed with the in-memory one the harness keeps.
     pub extra_audit: Option<Arc<dyn AuditSink>>,
+    /// The resource's recording policy (default: streams that cannot be recorded are refused).
+    pub recording: RecordingPolicy,
 }
 
 impl Default for PathOptions {
@@ -78,6 +81,7 @@ impl Default for PathOptions {
             upstream_port: None,
             session_gateway: None,
             extra_audit: None,
+            recording: RecordingPolicy::default(),
         }
     }
 }
@@ -140,6 +144,7 @@ impl InProcessPath {
             },
         );
         credentials.add_account("double", "admin", Secret::new(double.token()));
+        credentials.set_recording_policy("double", options.recording);
         let sessions = Arc::new(MemorySessionManager::new());
         let session = sessions
             .create(NewSession {

@@ -117,6 +117,25 @@ impl Kubectl {
         self.run_inner(args, None).await
     }
 
+    /// Runs kubectl with `args` and the environment variables `env` (e.g.
+    /// `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`), no stdin, waiting up to 60 s.
+    ///
+    /// # Panics
+    /// As [`Kubectl::run`].
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> KubectlOutput {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied()).stdin(Stdio::null());
+        let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within {RUN_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", kubectl_binary().display()));
+        KubectlOutput {
+            status: output.status,
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Runs kubectl with `args`, feeding it `stdin` and then closing it.
     ///
     /// # Panics

@@ -246,4 +246,19 @@ pub struct RecordingEnded {
     /// The WebSocket close code, when a close frame was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_code: Option<u16>,
+    /// What a cap left out, per channel: from which offset, and how many bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<RecordingGap>,
+}
+
+/// Bytes of one channel a recording left out (a cap was reached): the channel's bytes from
+/// `offset` on, `bytes` of them, were seen but not kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingGap {
+    /// The channel.
+    pub channel: u8,
+    /// Bytes of the channel before the gap.
+    pub offset: u64,
+    /// Bytes not recorded.
+    pub bytes: u64,
 }

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 pub use chain::{verify_chain, ChainHead, ChainReport, ChainingSink};
 pub use commands::{group_commands, Command, RequestSummary, StreamSummary};
 pub use event::{
-    AuditEvent, AuditEventKind, RecordingEnded, RequestFinished, RequestStarted, StreamClosed,
-    StreamData, StreamDetails,
+    AuditEvent, AuditEventKind, RecordingEnded, RecordingGap, RequestFinished, RequestStarted,
+    StreamClosed, StreamData, StreamDetails,
 };
 pub use jsonl::JsonLinesSink;
 pub use sinks::{MemoryAuditSink, NullAuditSink, TeeAuditSink};

@@ -8,12 +8,19 @@
 //! 2 stderr, 3 status, 4 resize, 255 v5 channel close) as `StreamData` events, then a
 //! `RecordingEnded` summary.
 //!
-//! Cap: [`RecordingConfig::max_bytes`] (1 MiB by default) of payload per stream; past it only
-//! byte counts go on and `RecordingEnded` says `truncated: true`. Status messages (channel 3,
-//! the exit code) are kept beyond the cap, up to 64 KiB. The splice is never slowed by more than
+//! The base64 channel protocols (`base64.channel.k8s.io`, `v4.base64.channel.k8s.io`) are
+//! recorded the same way, their text messages decoded.
+//!
+//! Caps: [`RecordingConfig::max_bytes`] (1 MiB by default) of payload per stream, all channels
+//! together; past it what the user typed (stdin, resize: the bytes kubectl sends) is still kept up
+//! to [`RecordingConfig::max_input_bytes`] (8 MiB), so a long output does not hide the commands
+//! typed after it. Past a cap only byte counts go on, and `RecordingEnded` says `truncated: true`
+//! and lists each channel's gap (from which offset, how many bytes). Status messages (channel 3,
+//! the exit code) are kept beyond the caps, up to 64 KiB. The splice is never slowed by more than
 //! a copy into a bounded queue: when the recorder falls behind, the rest of that direction is not
-//! recorded (`truncated`, with the reason). SPDY streams, port-forward data, proxy and text
-//! (base64) protocols are not recorded: their details event says `recorded: false`.
+//! recorded (`truncated`, with the reason). SPDY streams, port-forward data and other upgrades
+//! are not recorded: their details event says `recorded: false`, and a resource's
+//! [`RecordingPolicy`] (deny by default) refuses them before they reach the cluster.
 
 mod frames;
 mod replay;
@@ -25,7 +32,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{AuditEventKind, RecordingEnded, StreamData, StreamDetails};
+use super::{AuditEventKind, RecordingEnded, RecordingGap, StreamData, StreamDetails};
 use crate::kube::StreamKind;
 
 pub use frames::{FrameError, FrameParser, Observed};
@@ -174,6 +181,27 @@ impl Default for RecordingConfig {
     }
 }
 
+/// The WebSocket subprotocols whose exec and attach streams the recorder reads: the binary
+/// channel protocols and their base64 variants.
+pub const RECORDED_PROTOCOLS: [&str; 7] = [
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "base64.channel.k8s.io",
+];
+
+/// Whether the recorder reads exec and attach streams of this WebSocket subprotocol.
+pub fn is_recorded_protocol(protocol: &str) -> bool {
+    RECORDED_PROTOCOLS.contains(&protocol.trim())
+}
+
+fn is_base64(protocol: Option<&str>) -> bool {
+    protocol.is_some_and(|p| p.contains("base64"))
+}
+
 /// Which way bytes travel through the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -236,41 +264,77 @@ impl StreamDetails {
         }
         .filter(|p| !p.is_empty())
         .map(str::to_owned);
-        let binary_channels =
-            subprotocol.is_some_and(|p| p.ends_with("channel.k8s.io") && !p.contains("base64"));
-        details.recorded =
-            matches!(stream, StreamKind::Exec | StreamKind::Attach) && websocket && binary_channels;
+        details.recorded = matches!(stream, StreamKind::Exec | StreamKind::Attach)
+            && websocket
+            && subprotocol.is_some_and(is_recorded_protocol);
         details
     }
 }
 
-/// Emits `details` and, when the stream is to be recorded, starts its recorder task and returns
-/// the tap the splice feeds. Needs a Tokio runtime.
+/// Emits `details` and, when the stream is to be recorded, returns the tap the splice feeds and
+/// the recorder task that reads it, for the caller to run beside the splice (the gateway tracks
+/// both, so a recording's last events are written before it flushes at shutdown).
 pub fn start(
     mut details: StreamDetails,
     config: &RecordingConfig,
     emit: Emit,
-) -> Option<RecordingTap> {
-    details.recorded &= config.max_bytes > 0;
+) -> Option<(RecordingTap, RecorderTask)> {
+    details.recorded &= config.max_bytes > 0 || config.max_input_bytes > 0;
     let (recorded, request_id) = (details.recorded, details.request_id);
+    let base64 = is_base64(details.protocol.as_deref());
     emit(AuditEventKind::StreamDetails(Box::new(details)));
     if !recorded {
         return None;
     }
     let (queue, pieces) = mpsc::channel(config.queue_pieces.max(1));
     let behind = Arc::new([(); 2].map(|()| std::sync::atomic::AtomicBool::new(false)));
+    let parser = || {
+        if base64 {
+            FrameParser::base64()
+        } else {
+            FrameParser::new()
+        }
+    };
     let recorder = Recorder {
         request_id,
         emit,
-        parsers: Default::default(),
-        kept: Kept::new(config.max_bytes),
+        parsers: [parser(), parser()],
+        kept: Kept::new(config),
     };
-    tokio::spawn(recorder.run(pieces, behind.clone()));
-    Some(RecordingTap {
+    let task = RecorderTask {
+        recorder,
+        pieces,
+        behind: behind.clone(),
+    };
+    let tap = RecordingTap {
         queue,
         stopped: [false; 2],
         behind,
-    })
+    };
+    Some((tap, task))
+}
+
+/// The recorder of one stream: reads what its [`RecordingTap`] hands it until the tap is
+/// dropped, then records the `RecordingEnded`.
+pub struct RecorderTask {
+    recorder: Recorder,
+    pieces: mpsc::Receiver<(Direction, Bytes)>,
+    behind: Arc<[std::sync::atomic::AtomicBool; 2]>,
+}
+
+impl RecorderTask {
+    /// Runs the recorder to the end of the stream.
+    pub async fn run(self) {
+        self.recorder.run(self.pieces, self.behind).await;
+    }
+}
+
+impl std::fmt::Debug for RecorderTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderTask")
+            .field("request_id", &self.recorder.request_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The splice's end of a recording: a copy of each piece carried goes to the recorder task,
@@ -344,7 +408,7 @@ impl Recorder {
             return;
         }
         let kept = &mut self.kept;
-        if let Err(e) = parser.feed(bytes, |observed| kept.take(observed)) {
+        if let Err(e) = parser.feed(bytes, |observed| kept.take(direction, observed)) {
             kept.truncate(format!(
                 "{direction:?}: {e}; the rest of it is not recorded"
             ));
@@ -360,35 +424,44 @@ impl Recorder {
     }
 }
 
-/// What is kept of a stream, and the counts that go on past the cap.
+/// What is kept of a stream, and the counts that go on past the caps.
 struct Kept {
     max_bytes: u64,
+    max_input_bytes: u64,
+    /// Payload kept, every channel but the status one.
     recorded: u64,
+    /// Input (kubectl → API server) payload kept.
+    input: u64,
     status: u64,
     total: u64,
     offsets: [u64; 256],
+    /// Per channel: the offset of the first byte not kept, and how many were not.
+    gaps: Vec<RecordingGap>,
     pieces: Vec<(u8, u64, Vec<u8>)>,
     reason: Option<String>,
     close_code: Option<u16>,
 }
 
 impl Kept {
-    fn new(max_bytes: u64) -> Self {
+    fn new(config: &RecordingConfig) -> Self {
         Self {
-            max_bytes,
+            max_bytes: config.max_bytes,
+            max_input_bytes: config.max_input_bytes,
             recorded: 0,
+            input: 0,
             status: 0,
             total: 0,
             offsets: [0; 256],
+            gaps: Vec::new(),
             pieces: Vec::new(),
             reason: None,
             close_code: None,
         }
     }
 
-    fn take(&mut self, observed: Observed<'_>) {
+    fn take(&mut self, direction: Direction, observed: Observed<'_>) {
         match observed {
-            Observed::Data { channel, data } => self.keep(channel, data),
+            Observed::Data { channel, data } => self.keep(direction, channel, data),
             Observed::Text { len } => {
                 self.total += len as u64;
                 self.truncate("text messages are not recorded".into());
@@ -397,32 +470,39 @@ impl Kept {
         }
     }
 
-    fn keep(&mut self, channel: u8, data: &[u8]) {
+    /// How many more bytes of `channel`, travelling `direction`, may be kept.
+    fn room(&self, direction: Direction, channel: u8) -> u64 {
+        if channel == STATUS_CHANNEL {
+            return STATUS_LIMIT - self.status;
+        }
+        let shared = self.max_bytes.saturating_sub(self.recorded);
+        match direction {
+            // What the user typed goes on past the shared cap, up to its own.
+            Direction::ToServer => shared.max(self.max_input_bytes.saturating_sub(self.input)),
+            Direction::ToClient => shared,
+        }
+    }
+
+    fn keep(&mut self, direction: Direction, channel: u8, data: &[u8]) {
         let len = data.len() as u64;
         self.total += len;
         let offset = self.offsets[usize::from(channel)];
         self.offsets[usize::from(channel)] += len;
-        let status = channel == STATUS_CHANNEL;
-        let room = if status {
-            STATUS_LIMIT - self.status
-        } else {
-            self.max_bytes - self.recorded
-        };
-        let keep = len.min(room);
+        let keep = len.min(self.room(direction, channel));
         if keep < len {
-            self.truncate(format!(
-                "the recording cap of {} bytes was reached",
-                self.max_bytes
-            ));
+            self.left_out(direction, channel, offset + keep, len - keep);
         }
         if keep == 0 {
             return;
         }
-        *if status {
-            &mut self.status
+        if channel == STATUS_CHANNEL {
+            self.status += keep;
         } else {
-            &mut self.recorded
-        } += keep;
+            self.recorded += keep;
+            if direction == Direction::ToServer {
+                self.input += keep;
+            }
+        }
         let data = &data[..usize::try_from(keep).unwrap_or(data.len())];
         match self.pieces.last_mut() {
             Some((c, at, bytes)) if *c == channel && *at + bytes.len() as u64 == offset => {
@@ -432,12 +512,38 @@ impl Kept {
         }
     }
 
+    /// Notes `bytes` of `channel` from `offset` on as not recorded. Caps only shrink, so a
+    /// channel has one gap, to its end.
+    fn left_out(&mut self, direction: Direction, channel: u8, offset: u64, bytes: u64) {
+        let reason = match (direction, channel) {
+            (_, STATUS_CHANNEL) => format!("status messages past {STATUS_LIMIT} bytes"),
+            (Direction::ToServer, _) => format!(
+                "the input recording cap of {} bytes was reached",
+                self.max_input_bytes.max(self.max_bytes)
+            ),
+            (Direction::ToClient, _) => {
+                format!("the recording cap of {} bytes was reached", self.max_bytes)
+            }
+        };
+        self.truncate(reason);
+        match self.gaps.iter_mut().find(|g| g.channel == channel) {
+            Some(gap) => gap.bytes += bytes,
+            None => self.gaps.push(RecordingGap {
+                channel,
+                offset,
+                bytes,
+            }),
+        }
+    }
+
     /// Marks the recording incomplete; the first reason is the one reported.
     fn truncate(&mut self, reason: String) {
         self.reason.get_or_insert(reason);
     }
 
     fn summary(&self, request_id: u64) -> RecordingEnded {
+        let mut gaps = self.gaps.clone();
+        gaps.sort_by_key(|g| g.channel);
         RecordingEnded {
             request_id,
             recorded_bytes: self.recorded + self.status,
@@ -445,6 +551,7 @@ impl Kept {
             truncated: self.reason.is_some(),
             reason: self.reason.clone(),
             close_code: self.close_code,
+            gaps,
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use super::mtls::{GatewayTls, MtlsGateway};
 use super::GatewayError;
+use crate::audit::recording::RecordingPolicy;
 use crate::audit::AuditSink;
 use crate::proxy::Pipeline;
 
@@ -64,6 +65,10 @@ pub struct ResourceEntry {
     /// `false` disables verification (logged as a warning).
     #[serde(default = "default_true")]
     pub ssl_verify: bool,
+    /// Streams the gateway cannot record: `deny` (default) or `allow`; and the recording caps
+    /// (`max_bytes`, `max_input_bytes`), as `pam resource create` sets them.
+    #[serde(default)]
+    pub recording: RecordingPolicy,
 }
 
 fn default_true() -> bool {
@@ -170,6 +175,7 @@ pub fn load(path: &Path) -> Result<Standalone, StandaloneError> {
                 tls,
             },
         );
+        credentials.set_recording_policy(&r.name, r.recording);
     }
     for a in &file.accounts {
         if !file.resources.iter().any(|r| r.name == a.resource) {

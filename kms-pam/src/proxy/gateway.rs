@@ -18,10 +18,11 @@ use super::headers;
 use super::hooks::{ProxySide, RequestContext, RequestOutcome};
 use super::in_flight::InFlight;
 use super::pipeline::Pipeline;
+use super::recording_gate;
 use super::stream::{splice, RequestBody, ResponseBody};
 use super::tap::RequestTap;
 use super::upstream::UpstreamClient;
-use crate::audit::recording::RecordingPolicy;
+use crate::audit::recording::{RecordingPolicy, UnrecordedStreams};
 use crate::audit::{AuditEventKind, AuditSink, RequestStarted, StreamDetails};
 use crate::kube::RequestInfo;
 use crate::secret::Secret;
@@ -215,6 +216,17 @@ impl GatewayProxy {
         let query = upgrade
             .then(|| parts.uri.query().map(str::to_owned))
             .flatten();
+        let stream = upgrade
+            .then(|| ctx.info.stream_kind(query.as_deref()))
+            .flatten();
+        if upgrade {
+            recording_gate::admit_upgrade(
+                &mut parts.headers,
+                stream,
+                session.recording.unrecorded_streams,
+                &session.session.resource,
+            )?;
+        }
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         headers::strip_impersonation(&mut parts.headers);
         headers::inject_bearer(&mut parts.headers, &session.token)
@@ -227,16 +239,35 @@ impl GatewayProxy {
         let mut response = session.upstream.send(request, upgrade).await?;
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), true) = (client_upgrade, switched) {
-            let server_upgrade = hyper::upgrade::on(&mut response);
-            let recorder = ctx.info.stream_kind(query.as_deref()).and_then(|stream| {
-                let details = StreamDetails::from_request(
+            let config = self.pipeline.recording.for_policy(&session.recording);
+            let details = stream.map(|stream| {
+                StreamDetails::from_request(
                     ctx.request_id,
                     stream,
                     query.as_deref(),
                     response.headers(),
-                );
-                tap.start_recording(details, &self.pipeline.recording)
+                )
             });
+            let recordable = details.as_ref().is_some_and(|d| {
+                d.recorded && (config.max_bytes > 0 || config.max_input_bytes > 0)
+            });
+            if session.recording.unrecorded_streams == UnrecordedStreams::Deny && !recordable {
+                // The API server picked what it was not offered: cut before a byte passes.
+                let websocket =
+                    details.as_ref().and_then(|d| d.protocol.as_deref()) != Some("SPDY/3.1");
+                return Err(recording_gate::refusal(
+                    stream,
+                    websocket,
+                    &session.session.resource,
+                ));
+            }
+            let server_upgrade = hyper::upgrade::on(&mut response);
+            let (recorder, task) = details
+                .and_then(|d| tap.start_recording(d, &config))
+                .unzip();
+            if let Some(task) = task {
+                self.splices.spawn(task.run());
+            }
             let (tap, cut) = (tap.clone(), session.deadline.cut());
             self.splices.spawn(async move {
                 match tokio::try_join!(client_upgrade, server_upgrade) {

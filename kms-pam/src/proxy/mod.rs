@@ -23,6 +23,7 @@ pub(crate) mod http2;
 pub(crate) mod in_flight;
 mod local;
 mod pipeline;
+mod recording_gate;
 pub(crate) mod stream;
 pub(crate) mod tap;
 pub(crate) mod tunnel_client;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::in_flight::InFlightGuard;
-use crate::audit::recording::{self, RecordingConfig, RecordingTap};
+use crate::audit::recording::{self, RecorderTask, RecordingConfig, RecordingTap};
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed, StreamDetails,
 };
@@ -91,7 +91,7 @@ impl RequestTap {
         &self,
         details: StreamDetails,
         config: &RecordingConfig,
-    ) -> Option<RecordingTap> {
+    ) -> Option<(RecordingTap, RecorderTask)> {
         let (sink, metrics) = (self.sink.clone(), self.metrics.clone());
         let (session_id, request_id) = (self.session_id.clone(), self.request_id);
         // The recorder may write after the request's end; it holds the session's end back too.

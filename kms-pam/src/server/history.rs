@@ -88,6 +88,7 @@ pub(crate) async fn recording(
         complete: found.complete(),
         truncated_reason: ended.and_then(|e| e.reason.clone()),
         exit_code: found.exit_code(),
+        gaps: ended.map(|e| e.gaps.clone()).unwrap_or_default(),
         output_base64: base64::engine::general_purpose::STANDARD.encode(replay(found)),
     }))
 }

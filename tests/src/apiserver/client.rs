@@ -57,6 +57,40 @@ pub async fn send_raw(
     Ok(Response::from_parts(parts, body))
 }
 
+/// A WebSocket over TLS, as [`open_websocket`] returns it.
+pub type TlsWebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Opens a WebSocket to `target` (path and query) at `server_url`, trusting `ca_pem`, with
+/// `Authorization: Bearer token` and `Sec-WebSocket-Protocol: protocols`: what a client other
+/// than kubectl may offer. An answer other than `101` is an error holding the response.
+pub async fn open_websocket(
+    server_url: &str,
+    ca_pem: &str,
+    target: &str,
+    token: &str,
+    protocols: &str,
+) -> Result<(TlsWebSocket, http::Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error>
+{
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = url::Url::parse(server_url).map_err(|e| io::Error::other(e.to_string()))?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let mut request = format!("wss://{host}:{port}{target}").into_client_request()?;
+    let headers = request.headers_mut();
+    let bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    headers.insert(http::header::AUTHORIZATION, bearer);
+    let offer =
+        http::HeaderValue::from_str(protocols).map_err(|e| io::Error::other(e.to_string()))?;
+    headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, offer);
+    let connector = connector(ca_pem)?;
+    let server_name = ServerName::try_from(host.clone()).map_err(io::Error::other)?;
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    let tls = connector.connect(server_name, tcp).await?;
+    tokio_tungstenite::client_async(request, tls).await
+}
+
 /// A TLS connector trusting only `ca_pem`, offering HTTP/1.1.
 fn connector(ca_pem: &str) -> io::Result<TlsConnector> {
     let mut roots = RootCertStore::empty();

@@ -1,10 +1,15 @@
 //! exec and attach over WebSocket with the `v5.channel.k8s.io` / `v4.channel.k8s.io` framing:
 //! every binary message starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status,
-//! 4 resize; v5 adds 255 = close a channel). SPDY is refused, as a server without it would.
+//! 4 resize; v5 adds 255 = close a channel); and with the base64 variants
+//! (`v4.base64.channel.k8s.io`, `base64.channel.k8s.io`), whose text messages start with the
+//! channel as an ASCII digit followed by the payload in base64, as the kubelet writes them.
+//! SPDY is refused, as a server without it would.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
@@ -40,6 +45,7 @@ struct Streams {
     stderr: bool,
     tty: bool,
     v5: bool,
+    base64: bool,
 }
 
 pub(crate) fn serve(
@@ -52,6 +58,7 @@ pub(crate) fn serve(
     let (program, mut streams) = plan(target, pod, query)?;
     let protocol = handshake(&request)?;
     streams.v5 = protocol == "v5.channel.k8s.io";
+    streams.base64 = protocol.contains("base64");
     let accept = request
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
@@ -100,6 +107,7 @@ fn plan(target: &Target, pod: &Stored, query: &Query) -> Result<(Program, Stream
         stderr: stderr && !tty,
         tty,
         v5: false,
+        base64: false,
     };
     Ok((program, streams))
 }
@@ -185,10 +193,15 @@ fn handshake(request: &Request<Incoming>) -> Result<&'static str, ApiError> {
     }
     let offered = text(header::SEC_WEBSOCKET_PROTOCOL);
     let offers = |p: &str| offered.split(',').any(|o| o.trim() == p);
-    ["v5.channel.k8s.io", "v4.channel.k8s.io"]
-        .into_iter()
-        .find(|p| offers(p))
-        .ok_or_else(|| ApiError::bad_request(format!("no supported WebSocket subprotocol in {offered:?}; the double speaks v5.channel.k8s.io and v4.channel.k8s.io")))
+    [
+        "v5.channel.k8s.io",
+        "v4.channel.k8s.io",
+        "v4.base64.channel.k8s.io",
+        "base64.channel.k8s.io",
+    ]
+    .into_iter()
+    .find(|p| offers(p))
+    .ok_or_else(|| ApiError::bad_request(format!("no supported WebSocket subprotocol in {offered:?}; the double speaks v5.channel.k8s.io, v4.channel.k8s.io and their base64 variants")))
 }
 
 /// The channel-3 `Status` for how the program ended, as the kubelet reports it.
@@ -205,6 +218,15 @@ fn exit_status(exit: &Exit) -> Value {
                    "details": {"causes": [{"message": message}]}, "code": 500})
         }
     }
+}
+
+/// A base64 channel message as channel byte + payload, or `None` when it is not one.
+fn decode_base64_message(text: &str) -> Option<Vec<u8>> {
+    let (first, rest) = text.as_bytes().split_first()?;
+    let channel = first.checked_sub(b'0').filter(|c| *c <= 9)?;
+    let mut data = vec![channel];
+    data.extend(STANDARD.decode(rest).ok()?);
+    Some(data)
 }
 
 /// A terminal's output processing (ONLCR): every `\n` goes out as `\r\n`.
@@ -248,6 +270,12 @@ impl Session {
             let actions = tokio::select! {
                 message = self.ws.next() => match message {
                     Some(Ok(Message::Binary(data))) => self.on_frame(&data),
+                    Some(Ok(Message::Text(text))) if self.streams.base64 => {
+                        match decode_base64_message(text.as_str()) {
+                            Some(data) => self.on_frame(&data),
+                            None => return,
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                     Some(Ok(_)) => continue,
                 },
@@ -297,6 +325,10 @@ impl Session {
         channel: u8,
         data: &[u8],
     ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        if self.streams.base64 {
+            let text = format!("{channel}{}", STANDARD.encode(data));
+            return self.ws.send(Message::Text(text.into())).await;
+        }
         let mut frame = BytesMut::with_capacity(data.len() + 1);
         frame.put_u8(channel);
         frame.put_slice(data);

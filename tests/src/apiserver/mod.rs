@@ -44,7 +44,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use client::send_raw;
+pub use client::{open_websocket, send_raw, TlsWebSocket};
 pub use record::RecordedRequest;
 pub use seed::nginx_pod_names;
 

@@ -102,6 +102,16 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(&bytes)?;
                 stdout.flush()?;
+                for gap in &recording.gaps {
+                    eprintln!(
+                        "note: {} bytes of channel {} ({}) from byte {} on were not recorded \
+                         (recording cap)",
+                        gap.bytes,
+                        gap.channel,
+                        channel_name(gap.channel),
+                        gap.offset
+                    );
+                }
             }
         }
         SessionsCommand::Show {
@@ -214,6 +224,18 @@ fn describe(detail: &SessionDetail) -> String {
         }
     }
     out
+}
+
+/// The Kubernetes name of an exec channel.
+fn channel_name(channel: u8) -> &'static str {
+    match channel {
+        0 => "stdin",
+        1 => "stdout",
+        2 => "stderr",
+        3 => "status",
+        4 => "resize",
+        _ => "other",
+    }
 }
 
 /// `14:02:11  kubectl get pods -n default  200`: the command kubectl named, with the object of

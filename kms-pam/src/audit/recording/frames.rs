@@ -2,6 +2,12 @@
 //! they arrive. Headers are parsed by tungstenite's `FrameHeader::parse` (which never consumes
 //! a partial header); payloads are streamed, unmasked, without buffering whole frames, so a
 //! frame with a 64-bit length costs no memory.
+//!
+//! The binary channel protocols (`v5.channel.k8s.io`, …) put the channel in a message's first
+//! byte; the base64 ones (`base64.channel.k8s.io`, `v4.base64.channel.k8s.io`) send text
+//! messages whose first character is the channel as an ASCII digit and whose rest is the
+//! payload in base64, which [`FrameParser::base64`] decodes as it streams (at most three
+//! characters are held between pieces).
 
 use std::io::Cursor;
 
@@ -37,6 +43,9 @@ pub enum Observed<'a> {
     },
 }
 
+/// Base64 characters decoded at a time: a multiple of 4, so that groups never straddle two.
+const DECODE_CHUNK: usize = 4 * 1024;
+
 /// Frames that cannot be read; the reader stops for good.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,6 +65,17 @@ pub struct FrameParser {
     control: Vec<u8>,
     scratch: Vec<u8>,
     failed: bool,
+    /// Text messages carry base64 channel payloads.
+    base64: Option<Base64Text>,
+}
+
+/// The base64 text message in progress.
+#[derive(Debug, Default)]
+struct Base64Text {
+    channel: Option<u8>,
+    /// Characters of an incomplete group (fewer than 4).
+    pending: Vec<u8>,
+    decoded: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -91,6 +111,15 @@ impl FrameParser {
         Self::default()
     }
 
+    /// A reader for the base64 channel protocols: text messages are decoded into
+    /// [`Observed::Data`] of the channel their first character names.
+    pub fn base64() -> Self {
+        Self {
+            base64: Some(Base64Text::default()),
+            ..Self::default()
+        }
+    }
+
     /// Whether an error stopped the reader.
     pub fn failed(&self) -> bool {
         self.failed
@@ -110,7 +139,7 @@ impl FrameParser {
         }
         while !input.is_empty() {
             let consumed = if self.payload.is_some() {
-                Ok(self.read_payload(input, &mut on))
+                self.read_payload(input, &mut on)
             } else {
                 self.read_header(input, &mut on)
             };
@@ -208,22 +237,27 @@ impl FrameParser {
             fin: header.is_final,
         });
         if len == 0 {
-            self.end_frame(on);
+            self.end_frame(on)?;
         }
         Ok(())
     }
 
     /// Consumes payload bytes, unmasking them into a scratch buffer when masked.
-    fn read_payload(&mut self, input: &[u8], on: &mut impl FnMut(Observed<'_>)) -> usize {
+    fn read_payload(
+        &mut self,
+        input: &[u8],
+        on: &mut impl FnMut(Observed<'_>),
+    ) -> Result<usize, FrameError> {
         let Self {
             payload,
             message,
             control,
             scratch,
+            base64,
             ..
         } = self;
         let Some(payload) = payload.as_mut() else {
-            return 0;
+            return Ok(0);
         };
         let n = usize::try_from(payload.remaining).map_or(input.len(), |r| r.min(input.len()));
         let mut data = &input[..n];
@@ -250,22 +284,31 @@ impl FrameParser {
                     on(Observed::Data { channel, data });
                 }
             }
-            (Kind::Text, _) if n > 0 => on(Observed::Text { len: n }),
+            (Kind::Text, _) if n > 0 => match base64 {
+                Some(text) => text.feed(data, on)?,
+                None => on(Observed::Text { len: n }),
+            },
             (Kind::Control(_), _) => control.extend_from_slice(data),
             _ => {}
         }
         if payload.remaining == 0 {
-            self.end_frame(on);
+            self.end_frame(on)?;
         }
-        n
+        Ok(n)
     }
 
-    fn end_frame(&mut self, on: &mut impl FnMut(Observed<'_>)) {
+    fn end_frame(&mut self, on: &mut impl FnMut(Observed<'_>)) -> Result<(), FrameError> {
         let Some(payload) = self.payload.take() else {
-            return;
+            return Ok(());
         };
         match payload.kind {
-            Kind::Binary | Kind::Text if payload.fin => self.message = Message::None,
+            Kind::Text if payload.fin => {
+                self.message = Message::None;
+                if let Some(text) = &mut self.base64 {
+                    text.finish(on)?;
+                }
+            }
+            Kind::Binary if payload.fin => self.message = Message::None,
             Kind::Control(Control::Close) => {
                 let (code, reason) = match self.control.split_first_chunk::<2>() {
                     Some((code, reason)) => (
@@ -279,6 +322,66 @@ impl FrameParser {
             _ => {}
         }
         self.control.clear();
+        Ok(())
+    }
+}
+
+impl Base64Text {
+    /// Reads the next characters of a message: the channel digit first, then base64.
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        on: &mut impl FnMut(Observed<'_>),
+    ) -> Result<(), FrameError> {
+        if self.channel.is_none() {
+            let Some((&first, rest)) = data.split_first() else {
+                return Ok(());
+            };
+            if !first.is_ascii_digit() {
+                return Err(FrameError::Protocol(format!(
+                    "a base64 channel message starts with {first:#04x}, not a channel digit"
+                )));
+            }
+            self.channel = Some(first - b'0');
+            data = rest;
+        }
+        while !data.is_empty() {
+            let want = DECODE_CHUNK - self.pending.len();
+            let (now, later) = data.split_at(data.len().min(want));
+            self.pending.extend_from_slice(now);
+            data = later;
+            let whole = self.pending.len() - self.pending.len() % 4;
+            self.decode(whole, on)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes what is left at the end of a message (padded by the sender).
+    fn finish(&mut self, on: &mut impl FnMut(Observed<'_>)) -> Result<(), FrameError> {
+        let result = self.decode(self.pending.len(), on);
+        self.channel = None;
+        self.pending.clear();
+        result
+    }
+
+    /// Decodes the first `len` pending characters and reports them.
+    fn decode(&mut self, len: usize, on: &mut impl FnMut(Observed<'_>)) -> Result<(), FrameError> {
+        use base64::Engine;
+        if len == 0 {
+            return Ok(());
+        }
+        self.decoded.clear();
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(&self.pending[..len], &mut self.decoded)
+            .map_err(|e| FrameError::Protocol(format!("a base64 channel message: {e}")))?;
+        self.pending.drain(..len);
+        if let (Some(channel), false) = (self.channel, self.decoded.is_empty()) {
+            on(Observed::Data {
+                channel,
+                data: &self.decoded,
+            });
+        }
+        Ok(())
     }
 }
 

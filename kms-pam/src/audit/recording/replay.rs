@@ -110,12 +110,24 @@ pub fn recordings(events: &[AuditEvent]) -> Vec<Recording> {
     found
 }
 
-/// What the user saw: stdout and stderr bytes, interleaved as they were recorded.
+/// What the user saw: stdout and stderr bytes, interleaved as they were recorded. Where a cap
+/// left output out, a line at the end says how much:
+/// `[kms-pam: 1048576 bytes of stdout were not recorded (recording cap)]`.
 pub fn replay(recording: &Recording) -> Vec<u8> {
-    recording
+    let mut out: Vec<u8> = recording
         .chunks
         .iter()
         .filter(|c| c.channel == 1 || c.channel == 2)
         .flat_map(|c| c.data.iter().copied())
-        .collect()
+        .collect();
+    let gaps = recording.ended.iter().flat_map(|e| &e.gaps);
+    for gap in gaps.filter(|g| g.channel == 1 || g.channel == 2) {
+        let name = if gap.channel == 1 { "stdout" } else { "stderr" };
+        let marker = format!(
+            "\r\n[kms-pam: {} bytes of {name} were not recorded (recording cap)]\r\n",
+            gap.bytes
+        );
+        out.extend_from_slice(marker.as_bytes());
+    }
+    out
 }

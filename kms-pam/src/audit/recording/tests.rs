@@ -52,7 +52,8 @@ fn recorder(config: &RecordingConfig) -> (RecordingTap, Arc<Mutex<Vec<AuditEvent
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
-    let tap = start(exec_details(), config, emit).expect("exec over v5 is recorded");
+    let (tap, task) = start(exec_details(), config, emit).expect("exec over v5 is recorded");
+    tokio::spawn(task.run());
     (tap, events)
 }
 
@@ -102,7 +103,13 @@ fn details_come_from_the_query_and_the_answer() {
 
     let base64 = answer("websocket", Some("base64.channel.k8s.io"));
     let text = StreamDetails::from_request(1, StreamKind::Attach, Some("tty=false"), &base64);
-    assert!(!text.recorded && !text.tty);
+    assert!(
+        text.recorded && !text.tty,
+        "base64 channels are recorded too"
+    );
+    let other = answer("websocket", Some("x.example"));
+    let unknown = StreamDetails::from_request(1, StreamKind::Exec, None, &other);
+    assert!(!unknown.recorded);
 
     let forward = StreamDetails::from_request(
         2,
@@ -171,10 +178,121 @@ async fn the_cap_keeps_counting_and_still_keeps_the_status() {
         })
         .collect();
     assert_eq!(offsets, [0, 400, 800], "nothing recorded past the cap");
+    assert_eq!(
+        end.gaps,
+        [RecordingGap {
+            channel: 1,
+            offset: 1000,
+            bytes: 1000
+        }]
+    );
     let recording = &recordings(&events)[0];
-    assert_eq!(replay(recording).len(), 1000);
+    let replayed = String::from_utf8(replay(recording)).unwrap();
+    assert!(replayed.starts_with(&"x".repeat(1000)), "{replayed}");
+    assert!(
+        replayed.ends_with("[kms-pam: 1000 bytes of stdout were not recorded (recording cap)]\r\n"),
+        "the gap is marked with its size: {replayed}"
+    );
     assert_eq!(recording.exit_code(), Some(0));
     assert!(!recording.complete());
+}
+
+#[tokio::test]
+async fn what_the_user_types_is_kept_past_the_cap_up_to_its_own() {
+    let config = RecordingConfig::default()
+        .with_max_bytes(100)
+        .with_max_input_bytes(1000);
+    let (mut tap, events) = recorder(&config);
+    let mask = Some([9, 8, 7, 6]);
+    // A long output fills the shared cap...
+    tap.observe(Direction::ToClient, &message(1, &[b'o'; 300], None));
+    // ...and what is typed after it is still kept, up to the input cap.
+    for _ in 0..6 {
+        tap.observe(Direction::ToServer, &message(0, &[b'i'; 200], mask));
+    }
+    tap.observe(Direction::ToClient, &message(1, b"late output", None));
+    let events = finish(tap, &events).await;
+    let end = ended(&events);
+    let recording = &recordings(&events)[0];
+    assert_eq!(recording.channel(1).len(), 100);
+    assert_eq!(
+        recording.channel(0).len(),
+        1000,
+        "input kept past the output cap"
+    );
+    assert_eq!(
+        end.gaps,
+        [
+            RecordingGap {
+                channel: 0,
+                offset: 1000,
+                bytes: 200
+            },
+            RecordingGap {
+                channel: 1,
+                offset: 100,
+                bytes: 200 + 11
+            },
+        ]
+    );
+    assert!(end.truncated);
+}
+
+/// A base64 channel message as the protocol frames it: a text message, the channel digit, then
+/// the payload in base64.
+fn text_message(channel: u8, data: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    use base64::Engine;
+    let text = format!(
+        "{channel}{}",
+        base64::engine::general_purpose::STANDARD.encode(data)
+    );
+    let header = FrameHeader {
+        is_final: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Data(Data::Text),
+        mask,
+    };
+    let mut out = Vec::new();
+    header.format(text.len() as u64, &mut out).unwrap();
+    let key = mask.unwrap_or([0; 4]);
+    out.extend(text.bytes().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+#[tokio::test]
+async fn base64_channel_streams_are_recorded_like_binary_ones() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
+    let details = StreamDetails::from_request(
+        3,
+        StreamKind::Exec,
+        Some("command=cat&stdin=true&stdout=true"),
+        &answer("websocket", Some("base64.channel.k8s.io")),
+    );
+    let (mut tap, task) = start(details, &RecordingConfig::default(), emit).expect("recorded");
+    tokio::spawn(task.run());
+    let typed = text_message(0, b"secret plans\n", Some([1, 2, 3, 4]));
+    // In pieces that split base64 groups and the header.
+    for piece in typed.chunks(5) {
+        tap.observe(Direction::ToServer, piece);
+    }
+    tap.observe(
+        Direction::ToClient,
+        &text_message(1, b"secret plans\n", None),
+    );
+    tap.observe(
+        Direction::ToClient,
+        &text_message(3, br#"{"status":"Success"}"#, None),
+    );
+    let events = finish(tap, &events).await;
+    let recording = &recordings(&events)[0];
+    assert_eq!(recording.channel(0), b"secret plans\n");
+    assert_eq!(replay(recording), b"secret plans\n");
+    assert_eq!(recording.exit_code(), Some(0));
+    assert!(recording.complete(), "{:?}", recording.ended);
 }
 
 #[tokio::test]
@@ -211,10 +329,9 @@ async fn unreadable_frames_end_the_recording_of_that_direction() {
 fn nothing_is_recorded_with_a_zero_cap_or_an_unrecorded_protocol() {
     let emitted = Arc::new(Mutex::new(Vec::new()));
     let sink = emitted.clone();
-    let off = RecordingConfig {
-        max_bytes: 0,
-        ..RecordingConfig::default()
-    };
+    let off = RecordingConfig::default()
+        .with_max_bytes(0)
+        .with_max_input_bytes(0);
     let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
     assert!(start(exec_details(), &off, emit).is_none());
     let kinds = emitted.lock().unwrap();

@@ -179,6 +179,9 @@ pub struct RecordingView {
     /// The command's exit code, from its final status.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// What the caps left out, per channel (0 stdin, 1 stdout, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<crate::audit::RecordingGap>,
     /// stdout and stderr interleaved as recorded, base64 (standard alphabet, padded).
     pub output_base64: String,
 }

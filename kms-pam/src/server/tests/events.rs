@@ -296,3 +296,52 @@ async fn the_gateways_end_has_kms_sign_the_head_and_the_export_verifies_offline(
     let listed = kms.get("/v1/gateways", &alice).await.expect(StatusCode::OK);
     assert!(listed.to_string().contains(&gw_key.to_base64()), "{listed}");
 }
+
+#[tokio::test]
+async fn a_resources_recording_policy_reaches_its_gateway_with_the_credential() {
+    let kms = Kms::start().await;
+    let gateway = kms.gateway("gw").await;
+    let body = json!({"kind": "kubernetes", "name": "lab", "gateway": "gw",
+        "url": "https://10.0.0.2:6443", "ssl_verify": true,
+        "recording": {"unrecorded_streams": "allow", "max_bytes": 4096,
+                      "max_input_bytes": 65536}});
+    kms.post("/v1/resources", &kms.admin, body)
+        .await
+        .expect(StatusCode::CREATED);
+    let shown = kms
+        .get("/v1/resources/lab", &kms.admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        shown["recording"],
+        json!({"unrecorded_streams": "allow", "max_bytes": 4096, "max_input_bytes": 65536})
+    );
+    let body = json!({"name": "admin", "token": super::SA_TOKEN, "max_duration_secs": 3600});
+    kms.post("/v1/resources/lab/accounts", &kms.admin, body)
+        .await
+        .expect(StatusCode::CREATED);
+    let created = kms
+        .open_session(&kms.admin, "lab", 120)
+        .await
+        .expect(StatusCode::CREATED);
+    let id = created["session"]["id"].as_str().unwrap();
+    let credential = kms
+        .get(&format!("/v1/gateway/sessions/{id}/credential"), &gateway)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(credential["recording"]["unrecorded_streams"], "allow");
+    assert_eq!(credential["recording"]["max_input_bytes"], 65536);
+
+    // A resource created without a policy refuses what cannot be recorded.
+    kms.resource("prod", "gw").await;
+    let prod = kms
+        .get("/v1/resources/prod", &kms.admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(prod["recording"], json!({"unrecorded_streams": "deny"}));
+    // An input cap below the recording cap makes no sense.
+    let bad = json!({"kind": "kubernetes", "name": "odd", "gateway": "gw",
+        "url": "https://10.0.0.3:6443", "recording": {"max_bytes": 4096, "max_input_bytes": 10}});
+    let refused = kms.post("/v1/resources", &kms.admin, bad).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}

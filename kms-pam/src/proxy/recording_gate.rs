@@ -1,0 +1,187 @@
+//! The gate in front of upgraded streams: under a resource's default policy
+//! ([`UnrecordedStreams::Deny`]) no stream reaches the cluster unless the gateway can record it.
+//!
+//! The gateway records exec and attach over WebSocket with the channel protocols
+//! ([`RECORDED_PROTOCOLS`]). So, before forwarding an upgrade:
+//! - a WebSocket exec or attach keeps only the subprotocols the gateway records in its
+//!   `Sec-WebSocket-Protocol` offer (the API server can then only pick one of them); with none
+//!   left it is refused;
+//! - SPDY exec and attach (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, older clients),
+//!   port-forward (SPDY, or SPDY tunnelled in WebSocket: arbitrary TCP, not a terminal) and every
+//!   other upgrade (`proxy` subresources, aggregated APIs) are refused;
+//!
+//! each with a `Status` (403) that says why and what to do. After the `101`, a stream the
+//! recorder would not read (an API server that picked a protocol it was not offered) is cut
+//! before a byte passes. Under [`UnrecordedStreams::Allow`] they all pass, recorded when they
+//! can be, their details and byte counts otherwise.
+
+use http::{header, HeaderMap, HeaderValue};
+
+use super::error::ProxyError;
+use crate::audit::recording::{is_recorded_protocol, UnrecordedStreams, RECORDED_PROTOCOLS};
+use crate::kube::StreamKind;
+
+/// Lets an upgrade through, narrowed to what the gateway records, or refuses it.
+pub(crate) fn admit_upgrade(
+    headers: &mut HeaderMap,
+    stream: Option<StreamKind>,
+    policy: UnrecordedStreams,
+    resource: &str,
+) -> Result<(), ProxyError> {
+    if policy == UnrecordedStreams::Allow {
+        return Ok(());
+    }
+    let websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let terminal = matches!(stream, Some(StreamKind::Exec | StreamKind::Attach));
+    if !(terminal && websocket) {
+        return Err(refusal(stream, websocket, resource));
+    }
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let kept: Vec<&str> = offered
+        .iter()
+        .map(String::as_str)
+        .filter(|p| is_recorded_protocol(p))
+        .collect();
+    if kept.is_empty() {
+        return Err(ProxyError::forbidden(format!(
+            "kms-pam records every exec and attach, and cannot record this one's WebSocket \
+             subprotocol ({}); it reads {}, and resource {resource} refuses streams it cannot \
+             record (--unrecorded-streams=deny)",
+            if offered.is_empty() {
+                "none offered".to_owned()
+            } else {
+                offered.join(", ")
+            },
+            RECORDED_PROTOCOLS.join(", ")
+        )));
+    }
+    if kept.len() != offered.len() {
+        let value = HeaderValue::from_str(&kept.join(", "))
+            .map_err(|_| ProxyError::forbidden("unreadable Sec-WebSocket-Protocol header"))?;
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    Ok(())
+}
+
+/// The refusal of a stream the gateway cannot record, saying what to do instead.
+pub(crate) fn refusal(stream: Option<StreamKind>, websocket: bool, resource: &str) -> ProxyError {
+    let allow = format!(
+        "resource {resource} refuses streams kms-pam cannot record; an administrator can allow \
+         them unrecorded with --unrecorded-streams=allow"
+    );
+    let message = match stream {
+        Some(StreamKind::Exec | StreamKind::Attach) if !websocket => format!(
+            "kms-pam records exec and attach over WebSocket only, and this one uses SPDY: unset \
+             KUBECTL_REMOTE_COMMAND_WEBSOCKETS (kubectl 1.31+ uses WebSocket by default), or \
+             use a newer client; {allow}"
+        ),
+        Some(StreamKind::PortForward) => {
+            format!("kms-pam cannot record port-forward traffic (arbitrary TCP): {allow}")
+        }
+        Some(StreamKind::Exec | StreamKind::Attach) => {
+            format!("kms-pam cannot record this exec or attach: {allow}")
+        }
+        _ => format!("kms-pam cannot record this upgraded connection: {allow}"),
+    };
+    ProxyError::forbidden(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(upgrade: &str, protocols: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_str(upgrade).unwrap());
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Some(p) = protocols {
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_str(p).unwrap(),
+            );
+        }
+        headers
+    }
+
+    const DENY: UnrecordedStreams = UnrecordedStreams::Deny;
+
+    #[test]
+    fn websocket_exec_keeps_only_the_recorded_subprotocols() {
+        let mut h = headers(
+            "websocket",
+            Some("v5.channel.k8s.io, x.example, base64.channel.k8s.io"),
+        );
+        admit_upgrade(&mut h, Some(StreamKind::Exec), DENY, "prod").unwrap();
+        assert_eq!(
+            h[header::SEC_WEBSOCKET_PROTOCOL],
+            "v5.channel.k8s.io, base64.channel.k8s.io"
+        );
+        let mut plain = headers("websocket", Some("v4.channel.k8s.io"));
+        admit_upgrade(&mut plain, Some(StreamKind::Attach), DENY, "prod").unwrap();
+        assert_eq!(plain[header::SEC_WEBSOCKET_PROTOCOL], "v4.channel.k8s.io");
+    }
+
+    #[test]
+    fn what_cannot_be_recorded_is_refused_with_a_reason() {
+        let cases = [
+            (headers("SPDY/3.1", None), Some(StreamKind::Exec), "SPDY"),
+            (
+                headers("websocket", Some("SPDY/3.1+portforward.k8s.io")),
+                Some(StreamKind::PortForward),
+                "port-forward",
+            ),
+            (
+                headers("SPDY/3.1", None),
+                Some(StreamKind::PortForward),
+                "port-forward",
+            ),
+            (
+                headers("websocket", Some("x.example")),
+                Some(StreamKind::Exec),
+                "subprotocol",
+            ),
+            (
+                headers("websocket", None),
+                Some(StreamKind::Proxy),
+                "upgraded",
+            ),
+        ];
+        for (mut h, stream, says) in cases {
+            let err = admit_upgrade(&mut h, stream, DENY, "prod").unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
+            assert!(err.message().contains(says), "{}", err.message());
+            assert!(err.message().contains("resource prod"), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn allow_lets_everything_through_untouched() {
+        let mut h = headers("SPDY/3.1", None);
+        admit_upgrade(
+            &mut h,
+            Some(StreamKind::Exec),
+            UnrecordedStreams::Allow,
+            "p",
+        )
+        .unwrap();
+        let mut w = headers("websocket", Some("x.example"));
+        admit_upgrade(
+            &mut w,
+            Some(StreamKind::Exec),
+            UnrecordedStreams::Allow,
+            "p",
+        )
+        .unwrap();
+        assert_eq!(w[header::SEC_WEBSOCKET_PROTOCOL], "x.example");
+    }
+}

@@ -1,0 +1,195 @@
+//! Issue 14 point 2 with the real kubectl: no exec, attach or port-forward reaches the cluster
+//! unrecorded. SPDY exec (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`) and port-forward are refused
+//! with a `Status` saying why under the default policy, and pass (unrecorded, counted) only on a
+//! resource that allows it; a WebSocket exec offering only the base64 subprotocol is recorded; one
+//! offering nothing the gateway reads is refused.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kms_pam::audit::recording::{recordings, replay, RecordingPolicy};
+use kms_pam::audit::AuditEventKind;
+use kms_pam_tests::apiserver::open_websocket;
+use kms_pam_tests::harness::{InProcessPath, PathOptions};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::first_pod;
+
+const SPDY: (&str, &str) = ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+
+fn exec_requests(path: &InProcessPath) -> usize {
+    path.double
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/exec") || r.path.ends_with("/portforward"))
+        .count()
+}
+
+/// The status the gateway recorded for each request that ended.
+fn finished_statuses(path: &InProcessPath) -> Vec<u16> {
+    path.audit
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            AuditEventKind::RequestFinished(f) => Some(f.status),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spdy_exec_is_refused_with_a_clear_status_and_never_reaches_the_cluster() {
+    let path = InProcessPath::start().await;
+    let out = path
+        .kubectl
+        .run_with_env(&["exec", &first_pod(), "--", "echo", "hi"], &[SPDY])
+        .await;
+    assert!(!out.success(), "the SPDY exec ran: {}", out.stdout_str());
+    assert!(
+        out.stderr
+            .contains("records exec and attach over WebSocket only"),
+        "kubectl shows why: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("KUBECTL_REMOTE_COMMAND_WEBSOCKETS"),
+        "and what to do: {}",
+        out.stderr
+    );
+    assert_eq!(exec_requests(&path), 0, "the cluster saw no exec");
+    assert!(finished_statuses(&path).contains(&403));
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_is_refused_under_the_default_policy() {
+    let path = InProcessPath::start().await;
+    let out = path
+        .kubectl
+        .run(&["port-forward", &format!("pod/{}", first_pod()), ":80"])
+        .await;
+    assert!(!out.success(), "port-forward ran: {}", out.stdout_str());
+    assert!(
+        out.stderr.contains("cannot record port-forward traffic"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(exec_requests(&path), 0, "the cluster saw no port-forward");
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_that_allows_unrecorded_streams_lets_spdy_through() {
+    let path = InProcessPath::start_with(PathOptions {
+        recording: RecordingPolicy::allow(),
+        ..PathOptions::default()
+    })
+    .await;
+    let out = path
+        .kubectl
+        .run_with_env(&["exec", &first_pod(), "--", "echo", "hi"], &[SPDY])
+        .await;
+    // The double speaks no SPDY and says so; what matters is that the request reached it.
+    assert!(!out.success());
+    let exec = path
+        .double
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/exec"))
+        .expect("the SPDY exec reached the cluster");
+    assert_eq!(
+        exec.headers
+            .get("upgrade")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("spdy/3.1")
+    );
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_exec_on_the_base64_subprotocol_is_recorded() {
+    let path = InProcessPath::start().await;
+    let target = format!(
+        "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
+        first_pod()
+    );
+    let (mut ws, answer) = open_websocket(
+        &path.local_url,
+        &path.local_ca_pem,
+        &target,
+        path.local_token.expose(),
+        "base64.channel.k8s.io",
+    )
+    .await
+    .expect("the exec is admitted");
+    assert_eq!(
+        answer.headers()["sec-websocket-protocol"],
+        "base64.channel.k8s.io"
+    );
+    ws.send(Message::Text("0dG9wIHNlY3JldAo=".into()))
+        .await
+        .expect("stdin"); // "top secret\n" on channel 0
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Text(text) = message {
+                seen.push(text.to_string());
+                if text.starts_with('1') {
+                    return;
+                }
+            }
+        }
+    });
+    read.await.expect("cat echoed");
+    assert!(seen.iter().any(|t| t == "1dG9wIHNlY3JldAo="), "{seen:?}");
+    let _ = ws.close(None).await;
+    drop(ws);
+    let mut recorded = Vec::new();
+    for _ in 0..100 {
+        let events = path.audit.events();
+        recorded = recordings(&events);
+        if recorded.iter().any(|r| r.ended.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recording = recorded.first().expect("the exec was recorded");
+    assert_eq!(
+        recording.details.protocol.as_deref(),
+        Some("base64.channel.k8s.io")
+    );
+    assert_eq!(recording.channel(0), b"top secret\n", "what was typed");
+    assert_eq!(replay(recording), b"top secret\n", "what came back");
+    path.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_exec_offering_nothing_the_gateway_reads_is_refused() {
+    let path = InProcessPath::start().await;
+    let target = format!(
+        "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
+        first_pod()
+    );
+    let refused = open_websocket(
+        &path.local_url,
+        &path.local_ca_pem,
+        &target,
+        path.local_token.expose(),
+        "x-private.example",
+    )
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("\"kind\":\"Status\""), "{body}");
+            assert!(body.contains("cannot record"), "{body}");
+        }
+        other => panic!("expected a 403 Status, got {:?}", other.map(|(_, r)| r)),
+    }
+    assert_eq!(exec_requests(&path), 0, "the cluster saw no exec");
+    path.shutdown().await;
+}
