@@ -387,3 +387,68 @@ fn account_create_sends_the_token_file_contents_trimmed() {
     assert_eq!(sent["max_duration_secs"], 7200);
     assert_eq!(sent["description"], "ops");
 }
+
+#[test]
+fn resource_create_sends_the_recording_policy() {
+    let resource = r#"{"name":"lab","kind":"kubernetes","url":"https://10.0.0.2:6443",
+        "gateway":"gw1","ssl_verify":true,"ca_cert":null,"created_at":"2026-01-01T10:00:00Z",
+        "recording":{"unrecorded_streams":"allow","max_bytes":2097152}}"#;
+    let kms = FakeKms::routes(vec![("POST /v1/resources", 201, resource.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let args = [
+        "--url",
+        &kms.url,
+        "--token",
+        "t",
+        "pam",
+        "resource",
+        "create",
+        "kubernetes",
+        "lab",
+        "--url",
+        "https://10.0.0.2:6443",
+        "--gateway",
+        "gw1",
+        "--unrecorded-streams",
+        "allow",
+        "--recording-max-bytes",
+        "2MiB",
+        "--recording-input-max-bytes",
+        "16MiB",
+    ];
+    let output = kms_pam(home.path(), &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let sent: serde_json::Value = serde_json::from_str(&kms.bodies()[0]).unwrap();
+    assert_eq!(
+        sent["recording"],
+        serde_json::json!({"unrecorded_streams": "allow", "max_bytes": 2_097_152,
+                           "max_input_bytes": 16_777_216})
+    );
+    // Without the flags the default is sent: refuse what cannot be recorded.
+    let kms = FakeKms::routes(vec![("POST /v1/resources", 201, resource.to_owned())]);
+    let args: Vec<&str> = args[..13]
+        .iter()
+        .copied()
+        .map(|a| {
+            if a.starts_with("http://") {
+                kms.url.as_str()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let output = kms_pam(home.path(), &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let sent: serde_json::Value = serde_json::from_str(&kms.bodies()[0]).unwrap();
+    assert_eq!(sent["recording"]["unrecorded_streams"], "deny");
+    let bad = kms_pam(
+        home.path(),
+        &[&args[..], &["--unrecorded-streams", "maybe"]].concat(),
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a usage error: {}",
+        stderr(&bad)
+    );
+}
