@@ -74,13 +74,17 @@ pub(crate) async fn quickstart(out: &mut dyn Write) -> anyhow::Result<()> {
             .filter(|r| !r.discovery)
             .filter_map(|r| r.status.map(|s| s.to_string()))
             .collect();
+        // What the requests did (`derived`), not only what kubectl said it was running.
         writeln!(
             out,
             "  {} {target}  ({} requests, {})",
-            command.command,
+            command.derived,
             command.requests.len(),
             statuses.join(" ")
         )?;
+        if let Some(why) = &command.mismatch {
+            writeln!(out, "    MISMATCH: {why}")?;
+        }
     }
     let verdict = admin.verify_session(&id).await?;
     writeln!(out, "and its signed record checks out: {verdict:?}")?;

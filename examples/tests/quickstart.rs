@@ -23,5 +23,14 @@ async fn the_quickstart_prints_the_commands_kms_recorded() {
         .find("kubectl get deployments")
         .unwrap_or_else(|| panic!("{out}"));
     assert!(get_pods < get_deployments, "{out}");
+    let listed: Vec<&str> = recorded
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        2,
+        "kubectl's header-less first request is part of its command, not one of its own: {out}"
+    );
     assert!(recorded.contains("Intact"), "the record verifies: {out}");
 }

@@ -4,12 +4,19 @@
 //! (`kubectl get`) on every request; requests sharing a `Kubectl-Session` are one command, named
 //! by its `Kubectl-Command`. A request without the header (another client) is a command of its
 //! own, named by its verb (`list`, `get`, …). Commands are ordered by their first request.
+//! kubectl's first discovery request goes out without its headers (`GET /version?timeout=5s`,
+//! from its version dispatcher, `User-Agent: kubectl-dispatcher/…`); it is folded into the
+//! kubectl command that follows it.
+//!
+//! `Kubectl-Command` is only what the client claims. Each command also says what its requests
+//! did (`derived`: `kubectl delete` when one deleted), and `mismatch` says why when the claim
+//! does not fit them (a "`kubectl get`" that deleted a config map).
 //!
 //! These types are also the KMS API's session history ([`SessionDetail`](crate::kms::api::SessionDetail)):
 //! the server serializes them and the client reads them back, so the CLI works with typed fields.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +43,18 @@ pub struct Command {
     /// The long-lived streams its requests opened (watch, logs -f, exec, port-forward, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamSummary>,
+    /// What its requests did, whatever the client claimed: `kubectl <verb>` in kubectl's words
+    /// from the strongest of their verbs (`kubectl delete` if one deleted, `kubectl exec`, …),
+    /// or, for another client, its request's verb.
+    #[serde(default)]
+    pub derived: String,
+    /// The `Kubectl-Command` its requests carried: what the client said it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<String>,
+    /// Why the claim does not fit what the requests did, when it does not (a `kubectl get` that
+    /// deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<String>,
 }
 
 /// One request of a [`Command`]. `status`, the byte counts and `duration_ms` are `null` when the
@@ -195,6 +214,9 @@ impl<'e> Outcomes<'e> {
     }
 }
 
+/// How long after a header-less kubectl discovery request the command it belongs to may start.
+const FOLD_WINDOW: Duration = Duration::from_secs(10);
+
 /// Groups a session's events into commands, oldest first. Events may come in any order; requests
 /// are matched to their ends, streams and recordings by session and request id.
 pub fn group_commands(events: &[AuditEvent]) -> Vec<Command> {
@@ -207,46 +229,131 @@ pub fn group_commands(events: &[AuditEvent]) -> Vec<Command> {
         })
         .collect();
     started.sort_by_key(|(event, _)| event.time);
-
-    let mut commands: Vec<Command> = Vec::new();
-    // Whether a command got its name from `Kubectl-Command` yet.
-    let mut named: Vec<bool> = Vec::new();
-    let mut by_invocation: HashMap<(&SessionId, &str), usize> = HashMap::new();
+    let mut grouping = Grouping::default();
     for (event, request) in started {
-        let summary = outcomes.request(event, request);
-        let stream = outcomes.stream((&event.session_id, request.request_id));
-        let invocation = request.kubectl_session.as_deref().filter(|s| !s.is_empty());
-        let known = invocation.and_then(|id| by_invocation.get(&(&event.session_id, id)));
-        let index = match known {
+        grouping.add(&outcomes, event, request);
+    }
+    grouping.finish()
+}
+
+/// One request on its way into a command.
+struct Arrival<'e> {
+    event: &'e AuditEvent,
+    request: &'e RequestStarted,
+    summary: RequestSummary,
+    stream: Option<StreamSummary>,
+}
+
+#[derive(Default)]
+struct Grouping<'e> {
+    commands: Vec<Command>,
+    /// Per command: the first `Kubectl-Command` among its requests.
+    claims: Vec<Option<String>>,
+    by_invocation: HashMap<(&'e SessionId, &'e str), usize>,
+    /// kubectl's header-less discovery requests, waiting for the command they belong to.
+    pending: Vec<Arrival<'e>>,
+}
+
+impl<'e> Grouping<'e> {
+    fn add(&mut self, outcomes: &Outcomes<'e>, event: &'e AuditEvent, request: &'e RequestStarted) {
+        let arrival = Arrival {
+            event,
+            request,
+            summary: outcomes.request(event, request),
+            stream: outcomes.stream((&event.session_id, request.request_id)),
+        };
+        let invocation = invocation(request);
+        if invocation.is_none() && arrival.summary.discovery && from_kubectl(request) {
+            self.pending.push(arrival);
+            return;
+        }
+        let folds = invocation.is_some()
+            && from_kubectl(request)
+            && self.pending.iter().all(|p| {
+                event
+                    .time
+                    .duration_since(p.event.time)
+                    .is_ok_and(|d| d <= FOLD_WINDOW)
+            });
+        let pending = std::mem::take(&mut self.pending);
+        if folds {
+            for early in pending {
+                self.place(early, invocation.map(|i| (&event.session_id, i)));
+            }
+        } else {
+            for early in pending {
+                self.place(early, None);
+            }
+        }
+        self.place(arrival, invocation.map(|i| (&event.session_id, i)));
+    }
+
+    /// Adds a request to its invocation's command (`into`), or to a command of its own.
+    fn place(&mut self, arrival: Arrival<'e>, into: Option<(&'e SessionId, &'e str)>) {
+        let index = match into.and_then(|key| self.by_invocation.get(&key)) {
             Some(&index) => index,
             None => {
-                if let Some(id) = invocation {
-                    by_invocation.insert((&event.session_id, id), commands.len());
+                if let Some(key) = into {
+                    self.by_invocation.insert(key, self.commands.len());
                 }
-                commands.push(Command {
-                    command: summary.verb.to_string(),
-                    started_at: event.time,
-                    kubectl_session: invocation.map(str::to_owned),
+                self.commands.push(Command {
+                    command: arrival.summary.verb.to_string(),
+                    started_at: arrival.event.time,
+                    kubectl_session: into.map(|(_, id)| id.to_owned()),
                     requests: Vec::new(),
                     streams: Vec::new(),
+                    derived: String::new(),
+                    claimed: None,
+                    mismatch: None,
                 });
-                named.push(false);
-                commands.len() - 1
+                self.claims.push(None);
+                self.commands.len() - 1
             }
         };
-        let command = &mut commands[index];
-        // A command is named by the first `Kubectl-Command` among its requests; until then
-        // (and for other clients) by its first request's verb.
-        let header = request.kubectl_command.as_deref().filter(|n| !n.is_empty());
-        if let (Some(name), false) = (header, named[index]) {
-            command.command = name.to_owned();
-            named[index] = true;
+        let claim = arrival
+            .request
+            .kubectl_command
+            .as_deref()
+            .filter(|n| !n.is_empty());
+        if let (Some(name), None) = (claim, &self.claims[index]) {
+            self.claims[index] = Some(name.to_owned());
         }
-        command.requests.push(summary);
-        command.streams.extend(stream);
+        let command = &mut self.commands[index];
+        command.requests.push(arrival.summary);
+        command.streams.extend(arrival.stream);
     }
-    commands
+
+    fn finish(mut self) -> Vec<Command> {
+        for early in std::mem::take(&mut self.pending) {
+            self.place(early, None);
+        }
+        for (command, claim) in self.commands.iter_mut().zip(self.claims) {
+            claims::judge(command, claim);
+            // A command is named by the first `Kubectl-Command` among its requests; for other
+            // clients by what its request did.
+            command.command = command
+                .claimed
+                .clone()
+                .unwrap_or_else(|| command.derived.clone());
+        }
+        self.commands
+    }
 }
+
+fn invocation(request: &RequestStarted) -> Option<&str> {
+    request.kubectl_session.as_deref().filter(|s| !s.is_empty())
+}
+
+/// kubectl itself (`kubectl/v1.32.4 …`) or its version dispatcher (`kubectl-dispatcher/v1.0 …`).
+fn from_kubectl(request: &RequestStarted) -> bool {
+    request
+        .user_agent
+        .as_deref()
+        .is_some_and(|ua| ua.starts_with("kubectl/") || ua.starts_with("kubectl-dispatcher/"))
+}
+
+#[path = "commands_claims.rs"]
+mod claims;
 
 #[cfg(test)]
 #[path = "commands_tests.rs"]

@@ -275,6 +275,92 @@ fn json_has_the_spec_shape_and_reads_as_the_kms_api_type() {
     assert!(back[0].requests[0].discovery);
 }
 
+/// A request from kubectl's own `User-Agent`, with or without its `Kubectl-*` headers.
+fn from_kubectl(mut events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+    for event in &mut events {
+        if let AuditEventKind::RequestStarted(started) = &mut event.kind {
+            started.user_agent = Some("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07".into());
+        }
+    }
+    events
+}
+
+#[test]
+fn kubectls_header_less_first_request_is_folded_into_its_command() {
+    let events = from_kubectl(
+        [
+            request(0, 1, "GET /version?timeout=32s", None, Some(200)),
+            request(10, 2, "GET /api?timeout=32s", KUBECTL_GET, Some(200)),
+            request(
+                20,
+                3,
+                "GET /api/v1/namespaces/default/pods?limit=500",
+                KUBECTL_GET,
+                Some(200),
+            ),
+        ]
+        .concat(),
+    );
+    let commands = group_commands(&events);
+    assert_eq!(
+        outline(&commands),
+        ["kubectl get: [GET /version get 200, GET /api get 200, GET /api/v1/namespaces/default/pods list 200]"]
+    );
+    assert_eq!(commands[0].started_at, at(0));
+    // Another client's, or one with no kubectl command after it, stays on its own.
+    let mut curl = request(0, 1, "GET /version", None, Some(200));
+    curl.extend(request(20, 2, "GET /api/v1/pods", KUBECTL_GET, Some(200)));
+    assert_eq!(group_commands(&curl).len(), 2);
+    let alone = from_kubectl(request(0, 1, "GET /version", None, Some(200)));
+    assert_eq!(
+        outline(&group_commands(&alone)),
+        ["get: [GET /version get 200]"]
+    );
+}
+
+#[test]
+fn the_name_a_reviewer_reads_is_derived_and_a_false_claim_is_flagged() {
+    let events = [
+        request(
+            0,
+            1,
+            "GET /api/v1/namespaces/default/configmaps/app",
+            KUBECTL_GET,
+            Some(200),
+        ),
+        request(
+            5,
+            2,
+            "DELETE /api/v1/namespaces/default/configmaps/app",
+            KUBECTL_GET,
+            Some(200),
+        ),
+    ]
+    .concat();
+    let command = &group_commands(&events)[0];
+    assert_eq!(
+        command.command, "kubectl get",
+        "the claim, as SPEC §3 names commands"
+    );
+    assert_eq!(command.claimed.as_deref(), Some("kubectl get"));
+    assert_eq!(command.derived, "kubectl delete");
+    assert!(command
+        .mismatch
+        .as_deref()
+        .unwrap()
+        .contains("deleted configmaps/app"));
+    let json = serde_json::to_value(command).unwrap();
+    assert_eq!(json["derived"], "kubectl delete");
+    assert!(json["mismatch"].is_string());
+    let honest = &group_commands(&scenarios().swap_remove(0).1)[0];
+    assert_eq!(honest.derived, "kubectl get");
+    assert_eq!(honest.mismatch, None);
+    assert!(serde_json::to_value(honest)
+        .unwrap()
+        .get("mismatch")
+        .is_none());
+}
+
 #[test]
 fn a_command_takes_its_name_from_the_first_request_that_has_one() {
     let mut events = request(0, 1, "GET /api", Some(("", "k-1")), Some(200));

@@ -238,15 +238,23 @@ fn channel_name(channel: u8) -> &'static str {
     }
 }
 
-/// `14:02:11  kubectl get pods -n default  200`: the command kubectl named, with the object of
-/// its first resource request (`pods/web`) and namespace, an exec's command line, then the
-/// statuses its requests got. Only what the requests show; flags kubectl kept to itself are
-/// not guessed.
+/// `14:02:11  kubectl get pods -n default  200`: what the command did (derived from its
+/// requests' verbs, not from what the client claimed), with the object of its first resource
+/// request (`pods/web`) and namespace, an exec's command line, then the statuses its requests
+/// got. Only what the requests show; flags kubectl kept to itself are not guessed. When the
+/// client named another subcommand, its claim follows (`(client: kubectl describe)`); when the
+/// claim contradicts the requests, the line says so (`MISMATCH: …`).
 fn command_line(command: &Command) -> String {
     let time = output::time(command.started_at);
     let clock = time.get(11..19).unwrap_or(&time);
     let requests: Vec<&RequestSummary> = command.requests.iter().filter(|r| !r.discovery).collect();
-    let mut line = command.command.clone();
+    // A KMS older than derived names sends only the claim.
+    let did = if command.derived.is_empty() {
+        &command.command
+    } else {
+        &command.derived
+    };
+    let mut line = did.clone();
     if let Some(first) = requests.iter().find(|r| r.resource.is_some()) {
         let resource = first.resource.as_deref().unwrap_or_default();
         match &first.name {
@@ -278,7 +286,17 @@ fn command_line(command: &Command) -> String {
             statuses.push(status);
         }
     }
-    format!("{clock}  {line}  {}", statuses.join(" "))
+    let mut text = format!("{clock}  {line}  {}", statuses.join(" "));
+    if let Some(claim) = command.claimed.as_deref() {
+        let same = claim == did.as_str() || claim.starts_with(&format!("{did} "));
+        if !same {
+            let _ = write!(text, "  (client: {claim})");
+        }
+    }
+    if let Some(why) = &command.mismatch {
+        let _ = write!(text, "\n    MISMATCH: {why}");
+    }
+    text
 }
 
 /// The exec command and recording number of each stream of `command` that has one.
@@ -374,12 +392,17 @@ mod tests {
             kubectl_session: None,
             requests: vec![discovery, request(None, 200)],
             streams: Vec::new(),
+            derived: "kubectl get".into(),
+            claimed: Some("kubectl get".into()),
+            mismatch: None,
         };
         assert_eq!(
             command_line(&command),
             "14:02:11  kubectl get pods -n default  200"
         );
         command.command = "kubectl exec".into();
+        command.derived = "kubectl exec".into();
+        command.claimed = Some("kubectl exec".into());
         command.requests = vec![request(Some("web"), 200), request(Some("web"), 101)];
         command.streams = vec![StreamSummary {
             request_id: 1,
@@ -407,5 +430,42 @@ mod tests {
             command_line(&command),
             "14:02:11  kubectl exec pods/web -n default -- echo hi  [recording 1]  200 101"
         );
+    }
+
+    #[test]
+    fn the_line_shows_what_was_done_and_flags_a_false_claim() {
+        let mut delete = request(Some("app"), 200);
+        delete.method = "DELETE".into();
+        delete.verb = Verb::Delete;
+        delete.resource = Some("configmaps".into());
+        let command = Command {
+            command: "kubectl get".into(),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(50_531),
+            kubectl_session: None,
+            requests: vec![delete],
+            streams: Vec::new(),
+            derived: "kubectl delete".into(),
+            claimed: Some("kubectl get".into()),
+            mismatch: Some("the client said \"kubectl get\", but the command deleted".into()),
+        };
+        assert_eq!(
+            command_line(&command),
+            "14:02:11  kubectl delete configmaps/app -n default  200  (client: kubectl get)\n    \
+             MISMATCH: the client said \"kubectl get\", but the command deleted"
+        );
+        let describe = Command {
+            derived: "kubectl get".into(),
+            claimed: Some("kubectl describe".into()),
+            mismatch: None,
+            ..command.clone()
+        };
+        assert!(command_line(&describe).ends_with("(client: kubectl describe)"));
+        let create = Command {
+            derived: "kubectl create".into(),
+            claimed: Some("kubectl create configmap".into()),
+            mismatch: None,
+            ..command
+        };
+        assert!(!command_line(&create).contains("client:"));
     }
 }
