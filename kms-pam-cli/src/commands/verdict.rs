@@ -45,7 +45,7 @@ pub(crate) fn line(verdict: &ChainReport) -> String {
             let seal = if *sealed {
                 "head signed by KMS"
             } else {
-                "session not ended: no head signed yet"
+                "no head signed by KMS yet: the session has not ended, or never used its gateway"
             };
             format!("intact ({count} events, {seal})")
         }
