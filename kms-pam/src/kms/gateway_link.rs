@@ -6,6 +6,10 @@
 //! reached the feed retries with backoff and, once back, re-reads every watched session, so a
 //! change made while it was away is not missed. While KMS is away, admitted sessions keep running
 //! until their expiry (which the gateway enforces itself); new sessions cannot be admitted.
+//!
+//! KMS refusing the gateway's token (401: the gateway was revoked) is different from KMS being
+//! away: every watched session is cut at once, and no new one can be admitted, since every
+//! check with KMS fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -60,6 +64,15 @@ impl KmsSessionManager {
         }
     }
 
+    /// Cuts every watched session: KMS no longer accepts this gateway.
+    fn cut_all(&self) {
+        let mut watchers = self.lock();
+        for sender in watchers.values() {
+            sender.send_replace(SessionStatus::Terminated);
+        }
+        watchers.clear();
+    }
+
     /// Re-reads every watched session (after the feed lost track).
     async fn refresh_all(&self) {
         let ids: Vec<SessionId> = self.lock().keys().cloned().collect();
@@ -91,6 +104,15 @@ async fn feed(manager: Weak<KmsSessionManager>) {
                 if lost_track {
                     m.refresh_all().await;
                 }
+            }
+            Err(e) if e.code() == Some(ErrorCode::Unauthenticated) => {
+                tracing::error!(error = %e, "KMS refuses this gateway's token (revoked?): \
+                    cutting every session; a new `kms-pam gateway create` and enrollment bring \
+                    it back");
+                m.cut_all();
+                seq = None;
+                drop(m);
+                tokio::time::sleep(MAX_BACKOFF).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "KMS change feed interrupted");

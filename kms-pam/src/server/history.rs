@@ -1,4 +1,5 @@
-//! A session's recorded history as its owner and administrators read it: the commands run
+//! A session's recorded history as its owner, the project's administrators and its auditors
+//! read it: the commands run
 //! (`GET /v1/sessions/{id}`), the hash chain check (`/verify`) and exec replays
 //! (`/recordings/{n}`), all built from the events gateways delivered.
 
@@ -8,8 +9,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::AnyUser;
 use super::error::{ApiError, ApiPath, ApiQuery};
+use super::paths::{IdPath, RecordingPath};
+use super::rights::SessionCaller;
 use super::sessions::visible_session;
 use super::state::{now, AppState};
 use super::views;
@@ -34,11 +36,11 @@ fn yes() -> bool {
 /// `GET /v1/sessions/{id}?commands=false`.
 pub(crate) async fn show(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
+    caller: SessionCaller,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     ApiQuery(query): ApiQuery<DetailQuery>,
 ) -> Result<Json<SessionDetail>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     let commands = if query.commands {
         group_commands(&events(&state, &record.session.id).await?)
     } else {
@@ -53,10 +55,10 @@ pub(crate) async fn show(
 /// `GET /v1/sessions/{id}/verify`: checks the stored chain exactly as stored.
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
+    caller: SessionCaller,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<Json<ChainReport>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     let stored = state.store.session_events(&record.session.id).await?;
     let mut values = Vec::with_capacity(stored.len());
     for (position, event) in (1u64..).zip(&stored) {
@@ -77,10 +79,10 @@ pub(crate) async fn verify(
 /// `GET /v1/sessions/{id}/recordings/{n}`: the `n`-th recorded stream, replayed.
 pub(crate) async fn recording(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath((id, number)): ApiPath<(String, usize)>,
+    caller: SessionCaller,
+    ApiPath(RecordingPath { id, n: number }): ApiPath<RecordingPath>,
 ) -> Result<Json<RecordingView>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     let events = events(&state, &record.session.id).await?;
     let all = recordings(&events);
     let missing = || {

@@ -28,7 +28,8 @@ impl KmsClient {
     /// `GET /v1/sessions/{id}/verify` (owner, admin): the check of the session's hash chain.
     pub async fn verify_session(&self, id: &SessionId) -> Result<ChainReport, KmsError> {
         let segments = ["sessions", id.as_str(), "verify"];
-        self.call(Call::new(Method::GET, &segments)).await
+        self.call(Call::new(Method::GET, &segments).in_project())
+            .await
     }
 
     /// `GET /v1/sessions/{id}/recordings/{n}` (owner, admin): the `n`-th (1-based) recorded exec
@@ -40,7 +41,8 @@ impl KmsClient {
     ) -> Result<RecordingView, KmsError> {
         let number = number.to_string();
         let segments = ["sessions", id.as_str(), "recordings", number.as_str()];
-        self.call(Call::new(Method::GET, &segments)).await
+        self.call(Call::new(Method::GET, &segments).in_project())
+            .await
     }
 }
 

@@ -8,6 +8,7 @@ mod accounts;
 mod events;
 mod gateways;
 mod grants;
+mod projects;
 mod resources;
 mod sessions;
 mod setup;

@@ -115,6 +115,7 @@ impl Fixture {
                 user: self.user.clone(),
                 account: self.account.clone(),
                 gateway: self.gateway.clone(),
+                grant_id: None,
                 reason: Some("debug".into()),
                 created_at: t(created),
                 expires_at: t(expires),
