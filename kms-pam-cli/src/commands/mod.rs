@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod login;
 pub mod pam;
+pub mod project;
 pub mod server;
 pub mod user;
 pub mod whoami;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let globals = Globals {
         url: non_empty(cli.url),
         token: non_empty(cli.token),
+        project: non_empty(cli.project),
         output: cli.output,
     };
     match cli.command {
@@ -32,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whoami(args) => whoami::run(args, &globals).await,
         Command::User(args) => user::run(args, &globals).await,
         Command::Gateway(args) => gateway::run(args, &globals).await,
+        Command::Project(args) => project::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
     }
 }
@@ -43,6 +46,8 @@ pub struct Globals {
     pub url: Option<String>,
     /// `--token` / `KMS_PAM_TOKEN`.
     pub token: Option<String>,
+    /// `--project` / `KMS_PAM_PROJECT`.
+    pub project: Option<String>,
     /// `-o`.
     pub output: OutputFormat,
 }
@@ -62,14 +67,16 @@ impl Globals {
     }
 
     /// A client for the KMS: URL and token from the flags or environment, else from the login.
-    /// The stored token is only sent to the URL it was stored for.
+    /// The stored token and default project only apply to the URL they were stored for. The
+    /// client works in `--project`, else the stored default; with neither, in `default` through
+    /// the unprefixed routes (as before projects existed).
     pub fn client(&self) -> anyhow::Result<KmsClient> {
         let stored = config::load()?;
         let url = match (&self.url, &stored) {
             (Some(url), _) => url.clone(),
             (None, Some(stored)) => stored.url.clone(),
             (None, None) => bail!(
-                "no KMS URL: pass --url URL, set KMS_PAM_URL, or run `kms-pam login --url URL --token TOKEN`"
+                "no KMS URL: pass --url URL, set KMS_PAM_URL, or run `kms-pam login --url URL --token-file FILE`"
             ),
         };
         let token = match (&self.token, &stored) {
@@ -79,10 +86,18 @@ impl Globals {
         };
         if token.is_none() {
             bail!(
-                "no API token for {url}: pass --token, set KMS_PAM_TOKEN, or run `kms-pam login`"
+                "no API token for {url}: run `kms-pam login --token-file FILE`, set \
+                 KMS_PAM_TOKEN, or pass --token"
             );
         }
-        Ok(KmsClient::new(&url, token.map(Secret::new))?)
+        let stored_project = stored
+            .filter(|stored| same_url(&stored.url, &url))
+            .and_then(|stored| stored.project);
+        let client = KmsClient::new(&url, token.map(Secret::new))?;
+        Ok(match self.project.clone().or(stored_project) {
+            Some(project) => client.in_project(&project),
+            None => client,
+        })
     }
 }
 
