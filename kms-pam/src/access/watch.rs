@@ -136,3 +136,64 @@ impl AccessSession {
         Ok(SessionEnd::of(&view))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Session, SessionId};
+
+    fn view(status: SessionStatus, cause: Option<EndCause>) -> SessionView {
+        let now = SystemTime::now();
+        SessionView {
+            session: Session {
+                id: SessionId::new("s"),
+                user: "alice".into(),
+                resource: "prod".into(),
+                account: "admin".into(),
+                gateway: "gw".into(),
+                status,
+                created_at: now,
+                expires_at: now,
+                ended_at: None,
+                reason: None,
+            },
+            end_cause: cause,
+        }
+    }
+
+    #[test]
+    fn every_end_reads_as_what_happened() {
+        use EndCause as C;
+        use SessionStatus as S;
+        let cases = [
+            (S::Active, None, None),
+            (S::Expired, Some(C::Expiry), Some(SessionEnd::Expired)),
+            (S::Ended, Some(C::User), Some(SessionEnd::EndedElsewhere)),
+            (S::Ended, Some(C::Abandoned), Some(SessionEnd::Abandoned)),
+            (
+                S::Terminated,
+                Some(C::Termination),
+                Some(SessionEnd::Terminated),
+            ),
+            (S::Terminated, Some(C::Error), Some(SessionEnd::Failed)),
+            (S::Terminated, None, Some(SessionEnd::Terminated)),
+            (
+                S::Terminated,
+                Some(C::GrantDeleted),
+                Some(SessionEnd::Revoked(C::GrantDeleted)),
+            ),
+        ];
+        for (status, cause, expected) in cases {
+            assert_eq!(
+                SessionEnd::of(&view(status, cause)),
+                expected,
+                "{status} {cause:?}"
+            );
+        }
+        assert!(SessionEnd::Revoked(C::GatewayRevoked)
+            .describe()
+            .contains("gateway was revoked"));
+        assert!(!SessionEnd::Abandoned.is_normal());
+        assert!(SessionEnd::Expired.is_normal());
+    }
+}

@@ -204,3 +204,95 @@ impl CredentialStore for KmsCredentialStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::SystemTime;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::kms::api::SessionView;
+    use crate::secret::Secret;
+    use crate::session::Session;
+
+    /// A KMS that knows session `s1` (active) and answers change polls until `revoked` is set,
+    /// then refuses the gateway's token.
+    async fn kms(revoked: Arc<AtomicBool>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let now = SystemTime::now();
+        let view = SessionView {
+            session: Session {
+                id: SessionId::new("s1"),
+                user: "alice".into(),
+                resource: "prod".into(),
+                account: "admin".into(),
+                gateway: "gw".into(),
+                status: SessionStatus::Active,
+                created_at: now,
+                expires_at: now + Duration::from_secs(600),
+                ended_at: None,
+                reason: None,
+            },
+            end_cause: None,
+        };
+        let view = serde_json::to_string(&view).unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (revoked, view) = (revoked.clone(), view.clone());
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (revoked, view) = (revoked.clone(), view.clone());
+                    async move {
+                        let (status, body) = if revoked.load(Ordering::SeqCst) {
+                            (
+                                401,
+                                r#"{"error":{"code":"unauthenticated","message":"no"}}"#.into(),
+                            )
+                        } else if request.uri().path().starts_with("/v1/gateway/changes") {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            (200, r#"{"seq":1,"changes":[]}"#.to_owned())
+                        } else {
+                            (200, view)
+                        };
+                        let response = Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_refused_gateway_token_cuts_every_watched_session() {
+        let revoked = Arc::new(AtomicBool::new(false));
+        let url = kms(revoked.clone()).await;
+        let client = KmsClient::new(&url, Some(Secret::new("kmsg_x"))).unwrap();
+        let manager = KmsSessionManager::start(client);
+        let mut watch = manager.watch(&SessionId::new("s1")).await.unwrap();
+        assert_eq!(watch.current(), SessionStatus::Active);
+        revoked.store(true, Ordering::SeqCst);
+        let ended = tokio::time::timeout(Duration::from_secs(3), watch.ended()).await;
+        assert_eq!(ended.unwrap(), SessionStatus::Terminated);
+        let refused = manager.get(&SessionId::new("s1")).await;
+        assert!(matches!(refused, Err(SessionError::Unavailable(_))));
+    }
+}
