@@ -128,6 +128,11 @@ async fn feed(manager: Weak<KmsSessionManager>) {
 fn session_error(id: &SessionId, e: KmsError) -> SessionError {
     if e.is_not_found() {
         SessionError::NotFound(id.clone())
+    } else if e.code() == Some(ErrorCode::Unauthenticated) {
+        SessionError::Unavailable(format!(
+            "KMS refuses this gateway's token; the gateway was revoked and admits no session \
+             until it is enrolled again ({e})"
+        ))
     } else {
         SessionError::Unavailable(e.to_string())
     }
