@@ -179,9 +179,7 @@ impl Server {
                 cancel.cancel();
             }
         };
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
+        let served = serve_api(listener, app, signal).await;
         cancel.cancel();
         if let Err(e) = expiry.await {
             tracing::warn!(error = %e, "the session expiry task failed");
@@ -189,6 +187,53 @@ impl Server {
         store.close().await;
         served.map_err(ServerError::Serve)
     }
+}
+
+/// Most connections served at once; past it, new connections are closed at once.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Serves the router: accepts with backoff, at most [`MAX_CONNECTIONS`] at once, each with the
+/// KMS header timeout (slow-loris and idle connections are closed) and the peer address as
+/// axum's `ConnectInfo`; on `shutdown`, stops accepting and lets open requests finish.
+async fn serve_api(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use tower::ServiceExt as _;
+
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = crate::conn::accept(&listener, "KMS API") => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "KMS API connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request)
+            });
+        let stop = stopping.clone().cancelled_owned();
+        tasks.spawn(async move {
+            crate::conn::serve_http(tcp, service, crate::conn::HttpLimits::KMS, stop).await;
+            drop(slot);
+        });
+    }
+    // Graceful: open requests get the drain time of every listener, then connections close.
+    stopping.cancel();
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
 }
 
 /// Prepares storage ([`Server::open`]) and serves until `shutdown` resolves.

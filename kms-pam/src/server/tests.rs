@@ -4,6 +4,7 @@
 mod bootstrap;
 mod events;
 mod gateways;
+mod limits;
 mod rights;
 mod secrets;
 mod sessions;
