@@ -78,6 +78,11 @@ impl HttpLimits {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: crate::proxy::http2::MAX_HEADER_LIST_SIZE as usize,
     };
+    /// The gateway's metrics endpoint: tiny requests.
+    pub(crate) const METRICS: Self = Self {
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+    };
     /// The KMS API: small request heads; the header timeout also closes a keep-alive connection
     /// that stays idle that long (hyper starts it whenever it waits for a request head).
     #[cfg(feature = "server")]
