@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         gateway_addr.to_string(),
     )?;
     let serving = LocalServingCert::generate(Duration::from_secs(600))?;
-    let local_token = Secret::random(32);
+    let local_token = Secret::random(32)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("https://{}", listener.local_addr()?);
     let config = LocalProxyConfig::new(

@@ -18,6 +18,7 @@ pub const RESOURCE: &str = "demo";
 pub const ACCOUNT: &str = "admin";
 
 /// KMS, a gateway and a cluster, running.
+#[derive(Debug)]
 pub struct Demo {
     /// KMS base URL.
     pub kms_url: String,

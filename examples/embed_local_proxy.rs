@@ -1,7 +1,7 @@
 //! Run with: `cargo run -p kms-pam-examples --example embed_local_proxy`
 //!
 //! A tool of your own that opens a kms-pam session and serves the local proxy itself. The
-//! embedding is the five lines in `main` between the markers; `Demo` only starts a KMS, a
+//! embedding is the four lines in `main` between the markers; `Demo` only starts a KMS, a
 //! gateway and a cluster for it to talk to.
 
 use std::time::Duration;
@@ -20,11 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let request = AccessRequest::new(RESOURCE, ACCOUNT, Duration::from_secs(300));
     let session = open_session(&kms, request).await?;
     // The proxy is serving: point any Kubernetes client at it.
-    let kubectl = Kubectl::new(
-        &session.server_url(),
-        session.local_ca_pem(),
-        session.local_token().expose(),
-    )?;
+    let kubectl = Kubectl::for_session(&session)?;
     // --- end of the embedding ---
 
     let out = kubectl.run(&["get", "pods"]).await;

@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let cert = ca.sign_session_csr(&csr, &spec)?;
     let transport = TlsConnector::from_pem(ca.cert_pem(), &cert, key.key_pem(), gateway_addr)?;
     let serving = LocalServingCert::generate(Duration::from_secs(600))?;
-    let local_token = Secret::random(32);
+    let local_token = Secret::random(32)?;
     let config = LocalProxyConfig::new(
         local_token.clone(),
         serving.server_config()?,

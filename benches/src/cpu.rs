@@ -65,6 +65,7 @@ fn parse_machine(stat: &str) -> Option<f64> {
 pub const OTHERS: &str = "others";
 
 /// CPU readings of several processes at the start of a phase.
+#[derive(Debug)]
 pub struct CpuSampler {
     started: Instant,
     before: Vec<(&'static str, u32, f64)>,

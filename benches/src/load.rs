@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
 /// Where requests go, and how.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     /// The server.
     pub addr: SocketAddr,

@@ -19,6 +19,7 @@ pub const HTTP1: &[&[u8]] = &[b"http/1.1"];
 pub const HTTP2: &[&[u8]] = &[b"h2"];
 
 /// The stand-in API server, running.
+#[derive(Debug)]
 pub struct UpstreamNode {
     /// Its process.
     pub process: NodeProcess,
@@ -32,7 +33,7 @@ impl UpstreamNode {
     /// Starts it (`exe` is `bench-node`) with a large list of `large_list_bytes`.
     pub async fn start(exe: &Path, large_list_bytes: usize) -> anyhow::Result<Self> {
         let tls = ServerMaterial::generate("bench API server CA")?;
-        let token = Secret::random(32).expose().to_owned();
+        let token = Secret::random(32)?.expose().to_owned();
         let spec = UpstreamSpec {
             tls: tls.clone(),
             token: token.clone(),
@@ -71,6 +72,7 @@ pub enum Audit {
 }
 
 /// A local proxy and a gateway in front of an [`UpstreamNode`], each in its own process.
+#[derive(Debug)]
 pub struct KmsPath {
     /// The gateway process.
     pub gateway: NodeProcess,
@@ -104,7 +106,7 @@ impl KmsPath {
             }),
         };
         let gateway = NodeProcess::start(exe, Role::Gateway, &gateway_spec).await?;
-        let local_token = Secret::random(32).expose().to_owned();
+        let local_token = Secret::random(32)?.expose().to_owned();
         let local_spec = LocalProxySpec {
             local_token: local_token.clone(),
             kms_ca_pem: tunnel.gateway.ca_pem,

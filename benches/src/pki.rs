@@ -45,6 +45,7 @@ impl ServerMaterial {
 
 /// The KMS side of one session: CA, gateway certificate, and the session with its client
 /// certificate and key.
+#[derive(Debug)]
 pub struct TunnelMaterial {
     /// The KMS CA and the gateway's certificate.
     pub gateway: ServerMaterial,

@@ -21,6 +21,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running `bench-node`. Killed if dropped without [`NodeProcess::stop`].
+#[derive(Debug)]
 pub struct NodeProcess {
     role: Role,
     pid: u32,
@@ -127,6 +128,7 @@ pub fn find_kubectl() -> Option<PathBuf> {
 }
 
 /// A running `kubectl proxy` in front of the stand-in API server.
+#[derive(Debug)]
 pub struct KubectlProxy {
     child: Child,
     pid: u32,

@@ -34,6 +34,7 @@ use crate::fixtures::{CONFIGMAPS_PATH, PODS_PATH};
 const MAX_STREAMS: u32 = 100_000;
 
 /// What the stand-in serves.
+#[derive(Debug)]
 pub struct UpstreamConfig {
     /// The token clients must present.
     pub token: String,
@@ -173,6 +174,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A watch body: whatever the registry sends, for as long as the client keeps it open.
+#[derive(Debug)]
 pub struct EventBody {
     events: mpsc::Receiver<Bytes>,
 }

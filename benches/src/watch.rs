@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::load::Endpoint;
 
 /// Watches held open over one connection; dropping it (or [`Watches::close`]) cancels them.
+#[derive(Debug)]
 pub struct Watches {
     requested: usize,
     counts: watch::Receiver<Counts>,

@@ -12,7 +12,7 @@ use crate::output::OutputFormat;
 /// Just-in-time, audited kubectl access to Kubernetes clusters.
 #[derive(Debug, Parser)]
 #[command(name = "kms-pam", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// KMS URL (also accepted after most commands).
     #[arg(long = "url", env = "KMS_PAM_URL", value_name = "URL")]
     pub url: Option<String>,
@@ -40,7 +40,7 @@ pub struct Cli {
 
 /// `--url` after a command.
 #[derive(Debug, Clone, Default, Args)]
-pub struct KmsUrl {
+pub(crate) struct KmsUrl {
     /// KMS URL (env KMS_PAM_URL).
     #[arg(long = "url", id = "kms_url", global = true, value_name = "URL")]
     pub url: Option<String>,
@@ -48,7 +48,7 @@ pub struct KmsUrl {
 
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the KMS control plane.
     Server(server::ServerArgs),
     /// Run KMS and a gateway in one process, for trying things out.
@@ -69,7 +69,7 @@ pub enum Command {
 
 impl Command {
     /// Whether this command runs a service (and should log like one).
-    pub fn is_long_running_service(&self) -> bool {
+    pub(crate) fn is_long_running_service(&self) -> bool {
         matches!(self, Self::Server(_) | Self::Dev(_))
     }
 }

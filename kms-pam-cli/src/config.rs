@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// What `kms-pam login` stores.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     /// KMS base URL.
     pub url: String,
     /// The user's API token.
@@ -33,7 +33,7 @@ impl fmt::Debug for Config {
 }
 
 /// Where the login file lives.
-pub fn path() -> anyhow::Result<PathBuf> {
+pub(crate) fn path() -> anyhow::Result<PathBuf> {
     let absolute = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)
@@ -50,7 +50,7 @@ pub fn path() -> anyhow::Result<PathBuf> {
 }
 
 /// The stored login, if there is one.
-pub fn load() -> anyhow::Result<Option<Config>> {
+pub(crate) fn load() -> anyhow::Result<Option<Config>> {
     let path = path()?;
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -63,7 +63,7 @@ pub fn load() -> anyhow::Result<Option<Config>> {
 }
 
 /// Stores the login, replacing any previous one; returns the file's path.
-pub fn save(config: &Config) -> anyhow::Result<PathBuf> {
+pub(crate) fn save(config: &Config) -> anyhow::Result<PathBuf> {
     let path = path()?;
     let dir = path.parent().context("the login file has no directory")?;
     create_private_dir(dir)?;

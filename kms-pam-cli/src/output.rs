@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// `-o/--output`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// Aligned columns.
     #[default]
     Table,
@@ -17,14 +17,14 @@ pub enum OutputFormat {
 }
 
 /// A table printed with aligned columns.
-pub struct Table {
+pub(crate) struct Table {
     header: Vec<&'static str>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// A table with these column titles.
-    pub fn new(header: &[&'static str]) -> Self {
+    pub(crate) fn new(header: &[&'static str]) -> Self {
         Self {
             header: header.to_vec(),
             rows: Vec::new(),
@@ -32,12 +32,12 @@ impl Table {
     }
 
     /// Adds a row (one cell per column).
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
     /// Prints the table, or `empty` on stderr when there are no rows (like kubectl).
-    pub fn print(&self, empty: &str) -> anyhow::Result<()> {
+    pub(crate) fn print(&self, empty: &str) -> anyhow::Result<()> {
         if self.rows.is_empty() {
             eprintln!("{empty}");
             return Ok(());
@@ -76,14 +76,14 @@ impl Table {
 }
 
 /// Prints `value` as pretty JSON.
-pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("cannot encode the output")?;
     text.push('\n');
     print(&text)
 }
 
 /// Writes `text` to stdout. A closed pipe (`kms-pam … | head`) is not an error.
-pub fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -97,17 +97,17 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 }
 
 /// An instant in RFC 3339.
-pub fn time(t: SystemTime) -> String {
+pub(crate) fn time(t: SystemTime) -> String {
     kms_pam::time::format_rfc3339(t)
 }
 
 /// An optional instant, `-` when absent.
-pub fn time_or_dash(t: Option<SystemTime>) -> String {
+pub(crate) fn time_or_dash(t: Option<SystemTime>) -> String {
     t.map_or_else(|| "-".to_owned(), time)
 }
 
 /// How long ago `t` was: `5s ago`, `never`.
-pub fn ago(t: Option<SystemTime>) -> String {
+pub(crate) fn ago(t: Option<SystemTime>) -> String {
     match t {
         None => "never".to_owned(),
         Some(t) => {
@@ -118,12 +118,12 @@ pub fn ago(t: Option<SystemTime>) -> String {
 }
 
 /// A duration as users write it: `2h30m`.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     kms_pam::time::format_duration(d)
 }
 
 /// A text, `-` when absent or empty.
-pub fn or_dash(text: Option<&str>) -> String {
+pub(crate) fn or_dash(text: Option<&str>) -> String {
     match text {
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => "-".to_owned(),

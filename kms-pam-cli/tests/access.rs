@@ -1,6 +1,9 @@
 //! `kms-pam pam access` end to end on the CLI side: a fake KMS issues real session certificates
 //! (the gateway behind them is unreachable, which the local proxy only notices per request).
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashMap;

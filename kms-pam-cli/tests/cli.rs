@@ -2,6 +2,9 @@
 //! tiny fake KMS (canned answers over plain HTTP/1.1). The full flow with the real server and
 //! gateway lives in the workspace's end-to-end tests.
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -9,6 +9,9 @@
 //! that says so when it wakes, and the stale kubeconfig removed by the next `pam access`; and
 //! `gateway revoke` refusing the next tunnel. The cut latencies are printed (`--nocapture`).
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -4,6 +4,9 @@
 //! `kubectl get pods -w`; KMS down; and a search of everything the run produced for the
 //! service-account token.
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -4,6 +4,9 @@
 //! every event delivered once afterwards, and a row altered in the KMS database caught by
 //! `pam sessions verify`.
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! TLS → the gateway process → the API server double; metrics and health endpoints; clean exit on
 //! SIGTERM; clear errors for bad configuration.
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -109,7 +112,7 @@ async fn standalone_gateway_serves_kubectl_and_metrics() {
     )
     .expect("connector");
     let serving = LocalServingCert::generate(Duration::from_secs(600)).expect("local cert");
-    let local_token = Secret::random(32);
+    let local_token = Secret::random(32).expect("random");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("https://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();

@@ -16,10 +16,15 @@
 //! ```
 //!
 //! Everything is built from four small traits with in-memory and real implementations:
-//! [`SessionManager`], [`CredentialStore`], [`AuditSink`] and [`GatewayTransport`] (with its
-//! gateway half [`TunnelAcceptor`]), and a proxy engine ([`proxy`]) whose layers are assembled in
-//! one place per side and extended through [`proxy::ProxyHooks`]. `docs/architecture.md` in the
-//! repository draws the layers and the flow of one request and one exec stream.
+//! [`SessionManager`] (the read side a gateway needs: look a session up, learn when it stops),
+//! [`CredentialStore`], [`AuditSink`] and [`GatewayTransport`] (with its gateway half
+//! [`TunnelAcceptor`]), and a composable proxy engine ([`proxy`]): an embedder assembles the
+//! gateway's request path with [`proxy::Pipeline::builder`] — stages of their own
+//! ([`proxy::ProxyHooks`], with per-request state) around the built-in checks, a replaceable
+//! upstream client, observers ([`metrics::GatewayObserver`]) — and gives the local proxy stages
+//! too. [`access::open_session`] works with any [`access::SessionBroker`], KMS's or the
+//! embedder's own. `docs/architecture.md` in the repository draws the pipeline, the flow of one
+//! request and one exec stream.
 //!
 //! # Getting started
 //!

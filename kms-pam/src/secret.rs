@@ -46,23 +46,29 @@ impl Secret {
     }
 
     /// A fresh random secret of `bytes` random bytes, URL-safe base64 encoded.
-    pub fn random(bytes: usize) -> Self {
+    pub fn random(bytes: usize) -> Result<Self, RandomUnavailable> {
         use base64::Engine as _;
         let mut buf = Zeroizing::new(vec![0u8; bytes]);
-        fill_random(&mut buf);
-        Self::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*buf))
+        fill_random(&mut buf)?;
+        Ok(Self::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*buf),
+        ))
     }
 }
 
+/// The operating system's random number generator failed; no secret or key can be made (a
+/// predictable one must never be).
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomUnavailable;
+
 /// Fills `buf` from the operating system's CSPRNG (through ring, the one crypto stack we use).
-pub(crate) fn fill_random(buf: &mut [u8]) {
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), RandomUnavailable> {
     use rustls::crypto::ring::default_provider;
-    // The ring provider's secure random cannot fail on supported platforms; if it ever does, a
-    // predictable secret must not be produced, so this is one of the few justified panics.
     default_provider()
         .secure_random
         .fill(buf)
-        .expect("the operating system's random number generator failed");
+        .map_err(|_| RandomUnavailable)
 }
 
 impl fmt::Debug for Secret {
@@ -135,8 +141,8 @@ mod tests {
 
     #[test]
     fn random_secrets_differ_and_are_long_enough() {
-        let a = Secret::random(32);
-        let b = Secret::random(32);
+        let a = Secret::random(32).unwrap();
+        let b = Secret::random(32).unwrap();
         assert_ne!(a.expose(), b.expose());
         assert_eq!(a.expose().len(), 43);
     }

@@ -1,5 +1,8 @@
 //! End-to-end tests.
 
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod double;
 mod engine;
 mod hooks;

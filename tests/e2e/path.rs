@@ -22,7 +22,7 @@ async fn start(tunnel: Tunnel) -> InProcessPath {
 
 /// Every request the double saw carried exactly the account token, no impersonation header and
 /// nothing of the local token.
-pub fn assert_cluster_saw_only_account_token(path: &InProcessPath) {
+pub(crate) fn assert_cluster_saw_only_account_token(path: &InProcessPath) {
     let requests = path.double.requests();
     assert!(!requests.is_empty(), "the double saw no request");
     let expected = format!("Bearer {}", path.double.token());

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, Lines};
 
 /// The first nginx pod of the double.
-pub fn first_pod() -> String {
+pub(crate) fn first_pod() -> String {
     kms_pam_tests::apiserver::nginx_pod_names()
         .into_iter()
         .next()
@@ -13,7 +13,7 @@ pub fn first_pod() -> String {
 }
 
 /// Reads up to `n` lines within `limit`.
-pub async fn read_lines<R: AsyncBufRead + Unpin>(
+pub(crate) async fn read_lines<R: AsyncBufRead + Unpin>(
     lines: &mut Lines<R>,
     n: usize,
     limit: Duration,

@@ -258,7 +258,7 @@ async fn gateway_down_is_a_clear_502() {
     )
     .expect("connector");
     let cert = LocalServingCert::generate(Duration::from_secs(600)).expect("local cert");
-    let token = Secret::random(32);
+    let token = Secret::random(32).expect("random");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("https://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();

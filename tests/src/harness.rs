@@ -83,6 +83,7 @@ impl Default for PathOptions {
 }
 
 /// A running in-process path.
+#[derive(Debug)]
 pub struct InProcessPath {
     /// The API server double behind the gateway.
     pub double: ApiServerDouble,
@@ -189,7 +190,7 @@ impl InProcessPath {
             };
 
         let cert = LocalServingCert::generate(options.session_duration).expect("local cert");
-        let local_token = Secret::random(32);
+        let local_token = Secret::random(32).expect("random");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let local_url = format!("https://{}", listener.local_addr().expect("addr"));
         let tls = cert.server_config().expect("local TLS config");
@@ -268,4 +269,13 @@ async fn tls_tunnel(session: &Session) -> (TlsConnector, TlsTunnelAcceptor) {
     let connector = TlsConnector::from_pem(ca.cert_pem(), &cert, key.key_pem(), addr.to_string())
         .expect("connector");
     (connector, acceptor)
+}
+
+impl std::fmt::Debug for PathOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PathOptions")
+            .field("tunnel", &self.tunnel)
+            .field("session_duration", &self.session_duration)
+            .finish_non_exhaustive()
+    }
 }

@@ -82,6 +82,12 @@ impl Kubectl {
         Ok(Self { dir, kubeconfig })
     }
 
+    /// A kubectl for an open kms-pam session: its loopback proxy, CA and local token.
+    pub fn for_session(session: &kms_pam::access::AccessSession) -> std::io::Result<Self> {
+        let token = session.local_token().expose();
+        Self::new(&session.server_url(), session.local_ca_pem(), token)
+    }
+
     /// The kubeconfig this kubectl uses.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig

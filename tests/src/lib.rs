@@ -24,6 +24,9 @@
 //! # Feature flags
 //! None.
 
+// Test scaffolding: a set-up that fails (a port, a certificate) panics with its reason, by design.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod apiserver;
 pub mod harness;
 pub mod kubectl;

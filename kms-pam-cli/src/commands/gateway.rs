@@ -11,7 +11,7 @@ use crate::output::{self, Table};
 
 /// `gateway ...`.
 #[derive(Debug, Args)]
-pub struct GatewayArgs {
+pub(crate) struct GatewayArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -36,7 +36,7 @@ enum GatewayCommand {
 }
 
 /// Runs `gateway ...`.
-pub async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {

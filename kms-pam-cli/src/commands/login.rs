@@ -23,7 +23,7 @@ use crate::output;
 /// `login [--url URL] [--token-file FILE|-] [--project NAME]`; without a token option, the
 /// token is read from standard input.
 #[derive(Debug, Args)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     #[command(flatten)]
     kms: KmsUrl,
     /// Read the API token from FILE (`-`: standard input) instead of the command line.
@@ -32,7 +32,7 @@ pub struct LoginArgs {
 }
 
 /// Runs `login`.
-pub async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let url = match (&globals.url, config::load()?) {
         (Some(url), _) => url.clone(),

@@ -1,13 +1,13 @@
 //! One module per command; [`run`] dispatches and [`Globals`] turns the global flags (and the
 //! stored login) into a KMS client.
 
-pub mod gateway;
-pub mod login;
-pub mod pam;
-pub mod project;
-pub mod server;
-pub mod user;
-pub mod whoami;
+pub(crate) mod gateway;
+pub(crate) mod login;
+pub(crate) mod pam;
+pub(crate) mod project;
+pub(crate) mod server;
+pub(crate) mod user;
+pub(crate) mod whoami;
 
 use std::process::ExitCode;
 
@@ -20,7 +20,7 @@ use crate::config;
 use crate::output::OutputFormat;
 
 /// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let globals = Globals {
         url: non_empty(cli.url),
         token: non_empty(cli.token),
@@ -41,7 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The flags every command shares.
 #[derive(Clone, Debug)]
-pub struct Globals {
+pub(crate) struct Globals {
     /// `--url` / `KMS_PAM_URL`.
     pub url: Option<String>,
     /// `--token` / `KMS_PAM_TOKEN`.
@@ -54,7 +54,7 @@ pub struct Globals {
 
 impl Globals {
     /// These flags with a `--url` given after the command taking precedence.
-    pub fn with(&self, kms: &KmsUrl) -> Self {
+    pub(crate) fn with(&self, kms: &KmsUrl) -> Self {
         Self {
             url: non_empty(kms.url.clone()).or_else(|| self.url.clone()),
             ..self.clone()
@@ -62,7 +62,7 @@ impl Globals {
     }
 
     /// Whether `-o json` was asked for.
-    pub fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.output == OutputFormat::Json
     }
 
@@ -70,7 +70,7 @@ impl Globals {
     /// The stored token and default project only apply to the URL they were stored for. The
     /// client works in `--project`, else the stored default; with neither, in `default` through
     /// the unprefixed routes (as before projects existed).
-    pub fn client(&self) -> anyhow::Result<KmsClient> {
+    pub(crate) fn client(&self) -> anyhow::Result<KmsClient> {
         let stored = config::load()?;
         let url = match (&self.url, &stored) {
             (Some(url), _) => url.clone(),
@@ -111,7 +111,7 @@ fn same_url(a: &str, b: &str) -> bool {
 }
 
 /// Reads a secret from a file, or standard input for `-`, trimming the line break editors add.
-pub fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret> {
+pub(crate) fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret> {
     let shown = path.display();
     let text = zeroize::Zeroizing::new(if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())

@@ -14,7 +14,7 @@ use crate::output::{self, Table};
 
 /// `project ...`.
 #[derive(Debug, Args)]
-pub struct ProjectArgs {
+pub(crate) struct ProjectArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -101,7 +101,7 @@ impl From<Role> for ProjectRole {
 }
 
 /// Runs `project ...`.
-pub async fn run(args: ProjectArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ProjectArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {

@@ -23,7 +23,7 @@ const DEV_GATEWAY: &str = "dev";
 
 /// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL]`.
 #[derive(Debug, Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Address to serve the API on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
@@ -37,7 +37,7 @@ pub struct ServerArgs {
 
 /// `dev [--data-dir DIR] [--listen ADDR] [--gateway-listen ADDR]`.
 #[derive(Debug, Args)]
-pub struct DevArgs {
+pub(crate) struct DevArgs {
     /// Where KMS and the gateway keep their state (created 0700).
     #[arg(long, default_value = "kms-pam-dev", value_name = "DIR")]
     data_dir: PathBuf,
@@ -50,7 +50,7 @@ pub struct DevArgs {
 }
 
 /// Runs `server`.
-pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::new(args.data_dir).with_database(args.database);
     let server = Server::open(config).await?;
     announce_admin(&server)?;
@@ -61,7 +61,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `dev`: KMS, then its gateway `dev` (enrolled on the first start), until Ctrl+C. The
 /// gateway stops first, so it never sees its KMS vanish.
-pub async fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let server = Server::open(ServerConfig::new(&args.data_dir)).await?;
     announce_admin(&server)?;
     let admin_token_path = server.admin_token_path().to_owned();

@@ -12,7 +12,7 @@ use crate::output::{self, Table};
 
 /// `user ...`.
 #[derive(Debug, Args)]
-pub struct UserArgs {
+pub(crate) struct UserArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -65,7 +65,7 @@ enum TokenCommand {
 }
 
 /// Runs `user ...`.
-pub async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {

@@ -11,13 +11,13 @@ use crate::output;
 
 /// `whoami`.
 #[derive(Debug, Args)]
-pub struct WhoamiArgs {
+pub(crate) struct WhoamiArgs {
     #[command(flatten)]
     kms: KmsUrl,
 }
 
 /// Runs `whoami`.
-pub async fn run(args: WhoamiArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: WhoamiArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     let me = client.whoami().await?;

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-pub mod procs;
+pub(crate) mod procs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,11 +12,11 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 /// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_kms-pam");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kms-pam");
 
 /// One request as the fake KMS saw it.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// `METHOD target authorization` (`-` without authorization).
     pub line: String,
     /// The body.
@@ -27,14 +27,14 @@ type Handler = dyn Fn(&str, &str, &str) -> (u16, String) + Send + Sync;
 
 /// A fake KMS answering each request with `handler(method, path, body)`; query strings are not
 /// passed to the handler but are recorded.
-pub struct FakeKms {
+pub(crate) struct FakeKms {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl FakeKms {
     /// Serves `handler` on a free port.
-    pub fn start(
+    pub(crate) fn start(
         handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -52,7 +52,7 @@ impl FakeKms {
     }
 
     /// Answers from a table of `("METHOD /path", status, body)`; 404 `not_found` otherwise.
-    pub fn routes(routes: Vec<(&'static str, u16, String)>) -> Self {
+    pub(crate) fn routes(routes: Vec<(&'static str, u16, String)>) -> Self {
         Self::start(move |method, path, _| {
             let key = format!("{method} {path}");
             routes
@@ -63,7 +63,7 @@ impl FakeKms {
     }
 
     /// The request lines seen so far.
-    pub fn seen(&self) -> Vec<String> {
+    pub(crate) fn seen(&self) -> Vec<String> {
         self.seen
             .lock()
             .unwrap()
@@ -73,7 +73,7 @@ impl FakeKms {
     }
 
     /// The request bodies seen so far.
-    pub fn bodies(&self) -> Vec<String> {
+    pub(crate) fn bodies(&self) -> Vec<String> {
         self.seen
             .lock()
             .unwrap()
@@ -84,7 +84,7 @@ impl FakeKms {
 }
 
 /// `404 {"error":{"code":"not_found",...}}`.
-pub fn not_found() -> (u16, String) {
+pub(crate) fn not_found() -> (u16, String) {
     (
         404,
         r#"{"error":{"code":"not_found","message":"no such thing"}}"#.to_owned(),
@@ -131,7 +131,7 @@ fn answer(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
 }
 
 /// The binary, with a private HOME and config directory and no KMS settings from outside.
-pub fn command(home: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(home: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -145,20 +145,20 @@ pub fn command(home: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs the binary to completion.
-pub fn kms_pam(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn kms_pam(home: &Path, args: &[&str]) -> Output {
     command(home, args).output().unwrap()
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-pub fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// An error: exit 1, one `error: ` line, no panic.
-pub fn assert_one_line_error(output: &Output, expected: &str) {
+pub(crate) fn assert_one_line_error(output: &Output, expected: &str) {
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(1), "stderr: {err}");
     assert!(err.starts_with("error: "), "{err}");
@@ -167,7 +167,7 @@ pub fn assert_one_line_error(output: &Output, expected: &str) {
 }
 
 /// A URL where nothing listens.
-pub fn closed_port_url() -> String {
+pub(crate) fn closed_port_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
 }

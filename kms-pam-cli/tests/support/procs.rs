@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 /// The gateway binary, built beside the CLI by `cargo test --workspace`.
-pub fn gateway_bin() -> PathBuf {
+pub(crate) fn gateway_bin() -> PathBuf {
     let path = Path::new(super::BIN).with_file_name("kms-pam-gateway");
     assert!(
         path.exists(),
@@ -17,7 +17,7 @@ pub fn gateway_bin() -> PathBuf {
 }
 
 /// A port free right now on 127.0.0.1.
-pub async fn free_port() -> u16 {
+pub(crate) async fn free_port() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -25,7 +25,7 @@ pub async fn free_port() -> u16 {
 }
 
 /// What a finished CLI run printed.
-pub struct Out {
+pub(crate) struct Out {
     /// Exit code.
     pub code: Option<i32>,
     /// Standard output.
@@ -35,7 +35,7 @@ pub struct Out {
 }
 
 /// Runs `command` to the end within `limit`.
-pub async fn output_of(mut command: Command, limit: Duration) -> Out {
+pub(crate) async fn output_of(mut command: Command, limit: Duration) -> Out {
     let output = tokio::time::timeout(limit, command.output())
         .await
         .expect("kms-pam finished in time")

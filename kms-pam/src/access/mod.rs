@@ -259,7 +259,8 @@ fn start(
         key.key_pem(),
         created.gateway_address.clone(),
     )?;
-    let local_token = Secret::random(32);
+    let local_token =
+        Secret::random(32).map_err(|e| AccessError::Tls(TlsError::Generate(e.to_string())))?;
     let kubeconfig_contents = SessionKubeconfig::new(
         &request.resource,
         &request.account,

@@ -302,3 +302,81 @@ async fn dropping_an_open_session_cleans_up_in_the_background() {
     }
     panic!("the session was not ended: {:?}", fake.calls());
 }
+
+/// A control plane of an embedder's own, in memory: no KMS, no HTTP. It signs CSRs with its own
+/// CA and keeps the one session it granted.
+#[derive(Clone)]
+struct OwnBroker {
+    ca: Arc<CertificateAuthority>,
+    gateway_address: String,
+    session: Arc<Mutex<Option<SessionView>>>,
+    ended: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl SessionBroker for OwnBroker {
+    async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError> {
+        let view = new_session(request);
+        let spec = SessionCertSpec {
+            session_id: view.session.id.to_string(),
+            gateway: view.session.gateway.clone(),
+            user: view.session.user.clone(),
+            not_before: view.session.created_at,
+            not_after: view.session.expires_at,
+        };
+        let certificate = self
+            .ca
+            .sign_session_csr(&request.csr, &spec)
+            .map_err(|e| KmsError::Protocol(e.to_string()))?;
+        *self.session.lock().unwrap() = Some(view.clone());
+        Ok(CreatedSession {
+            certificate,
+            ca_certificate: self.ca.cert_pem().to_owned(),
+            gateway_address: self.gateway_address.clone(),
+            session: view,
+        })
+    }
+
+    async fn end_session(&self, _id: &SessionId) -> Result<SessionView, KmsError> {
+        self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut slot = self.session.lock().unwrap();
+        let view = slot.as_mut().unwrap();
+        view.session.status = SessionStatus::Ended;
+        Ok(view.clone())
+    }
+
+    async fn session_status(&self, _id: &SessionId) -> Result<SessionView, KmsError> {
+        Ok(self.session.lock().unwrap().clone().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_embedders_own_broker_opens_sessions_through_the_same_proxy() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broker = OwnBroker {
+        ca: Arc::new(CertificateAuthority::generate("own CA", HOUR).unwrap()),
+        gateway_address: closed.local_addr().unwrap().to_string(),
+        session: Arc::default(),
+        ended: Arc::default(),
+    };
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let access = open_session(&broker, request_with_file(&dir, HOUR))
+        .await
+        .unwrap();
+    // The CSR was signed by the broker; the private key never left this side.
+    assert!(access.kubeconfig_path().unwrap().exists());
+    let token = access.local_token().expose().to_owned();
+    assert_eq!(
+        get_through_proxy(&access, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get_through_proxy(&access, Some(&token)).await,
+        StatusCode::BAD_GATEWAY,
+        "the local check passed; the (absent) gateway is dialled with the broker's certificate"
+    );
+    let summary = access.close().await.unwrap();
+    assert_eq!(summary.session.session.status, SessionStatus::Ended);
+    assert_eq!(broker.ended.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -335,3 +335,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 #[path = "chain_tests.rs"]
 mod tests;
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ChainingSink<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainingSink")
+            .field("inner", &self.inner)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}

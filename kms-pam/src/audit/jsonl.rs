@@ -19,6 +19,7 @@ enum Command {
 
 /// Appends every event as one JSON line to a file (created with mode 0600). `flush` waits until
 /// everything recorded before it is written and `fsync`ed.
+#[derive(Debug)]
 pub struct JsonLinesSink {
     path: PathBuf,
     queue: mpsc::Sender<Command>,

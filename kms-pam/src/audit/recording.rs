@@ -170,6 +170,7 @@ pub fn start(
 
 /// The splice's end of a recording: a copy of each piece carried goes to the recorder task,
 /// never waiting for it.
+#[derive(Debug)]
 pub struct RecordingTap {
     queue: mpsc::Sender<(Direction, Bytes)>,
     stopped: [bool; 2],

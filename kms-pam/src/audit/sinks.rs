@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{AuditError, AuditEvent, AuditSink};
 
 /// Keeps every event in memory; for tests and examples.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryAuditSink {
     events: Mutex<Vec<AuditEvent>>,
 }
@@ -91,5 +91,13 @@ impl AuditSink for TeeAuditSink {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl std::fmt::Debug for TeeAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeeAuditSink")
+            .field("sinks", &self.sinks.len())
+            .finish()
     }
 }

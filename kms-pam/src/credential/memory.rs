@@ -10,7 +10,7 @@ use crate::secret::Secret;
 use crate::session::Session;
 
 /// Resources and accounts kept in maps, e.g. loaded from a standalone gateway's config file.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryCredentialStore {
     resources: RwLock<HashMap<String, Upstream>>,
     accounts: RwLock<HashMap<(String, String), Secret>>,

@@ -100,6 +100,7 @@ pub struct SessionEntry {
 }
 
 /// A loaded standalone configuration, ready to build a gateway from.
+#[derive(Debug)]
 pub struct Standalone {
     /// Gateway name.
     pub name: String,

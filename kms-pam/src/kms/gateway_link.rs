@@ -34,6 +34,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 type Watchers = Mutex<HashMap<SessionId, watch::Sender<SessionStatus>>>;
 
 /// Sessions as KMS knows them, for the gateway the client's token belongs to.
+#[derive(Debug)]
 pub struct KmsSessionManager {
     client: KmsClient,
     watchers: Arc<Watchers>,
@@ -164,6 +165,7 @@ impl SessionManager for KmsSessionManager {
 }
 
 /// Credentials fetched from KMS for sessions bound to this gateway.
+#[derive(Debug)]
 pub struct KmsCredentialStore {
     client: KmsClient,
 }

@@ -144,7 +144,7 @@ mod tests {
         let (gateway, _acceptor) = memory_gateway();
         let cert = crate::tls::LocalServingCert::generate(Duration::from_secs(60)).expect("cert");
         let config = LocalProxyConfig::new(
-            Secret::random(32),
+            Secret::random(32).unwrap(),
             cert.server_config().expect("tls"),
             Arc::new(gateway.connector(crate::session::SessionId::new("s"))),
         );

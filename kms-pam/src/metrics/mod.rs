@@ -22,6 +22,7 @@ struct RequestLabels {
 
 /// The gateway's counters and gauges, as a [`GatewayObserver`]. Cheap to update from the request
 /// path (atomics).
+#[derive(Debug)]
 pub struct GatewayMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,

@@ -22,7 +22,7 @@ pub fn empty() -> ProxyBody {
 }
 
 /// Boxes any body whose error converts into [`BoxError`].
-pub fn boxed<B>(body: B) -> ProxyBody
+pub(crate) fn boxed<B>(body: B) -> ProxyBody
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,

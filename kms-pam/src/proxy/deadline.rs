@@ -14,7 +14,7 @@ use crate::session::{SessionId, SessionStatus};
 /// gateway's session watcher, at expiry or on termination) calls [`SessionDeadline::end`]; every
 /// request checks it, and every open stream holds a [`SessionCut`] from it.
 #[derive(Debug)]
-pub struct SessionDeadline {
+pub(crate) struct SessionDeadline {
     session_id: SessionId,
     expires_at: SystemTime,
     ended: OnceLock<SessionStatus>,
@@ -23,7 +23,7 @@ pub struct SessionDeadline {
 
 impl SessionDeadline {
     /// A deadline for a session that is active now and expires at `expires_at`.
-    pub fn new(session_id: SessionId, expires_at: SystemTime) -> Arc<Self> {
+    pub(crate) fn new(session_id: SessionId, expires_at: SystemTime) -> Arc<Self> {
         Arc::new(Self {
             session_id,
             expires_at,
@@ -33,13 +33,13 @@ impl SessionDeadline {
     }
 
     /// Marks the session stopped with `status` and cuts its streams. Later calls change nothing.
-    pub fn end(&self, status: SessionStatus) {
+    pub(crate) fn end(&self, status: SessionStatus) {
         let _ = self.ended.set(status);
         self.cut.cancel();
     }
 
     /// The status if the session has stopped (also when past expiry before anyone called `end`).
-    pub fn stopped(&self) -> Option<SessionStatus> {
+    pub(crate) fn stopped(&self) -> Option<SessionStatus> {
         self.ended
             .get()
             .copied()
@@ -47,7 +47,7 @@ impl SessionDeadline {
     }
 
     /// Refuses a request of a stopped session.
-    pub fn check(&self) -> Result<(), ProxyError> {
+    pub(crate) fn check(&self) -> Result<(), ProxyError> {
         match self.stopped() {
             None => Ok(()),
             Some(status) => Err(ProxyError::session(self.message(status))),
@@ -55,7 +55,7 @@ impl SessionDeadline {
     }
 
     /// Resolves when the session is cut, with the `Status` to report.
-    pub fn cut(self: &Arc<Self>) -> SessionCut {
+    pub(crate) fn cut(self: &Arc<Self>) -> SessionCut {
         let me = Arc::clone(self);
         Box::pin(async move {
             me.cut.cancelled().await;
@@ -65,18 +65,22 @@ impl SessionDeadline {
     }
 
     /// A token cancelled when the session is cut.
-    pub fn token(&self) -> &CancellationToken {
+    pub(crate) fn token(&self) -> &CancellationToken {
         &self.cut
     }
 
     /// What the user reads when a stopped session refuses them.
-    pub fn message(&self, status: SessionStatus) -> String {
+    pub(crate) fn message(&self, status: SessionStatus) -> String {
         stopped_message(&self.session_id, status, self.expires_at)
     }
 }
 
 /// What the user reads when a session that stopped with `status` refuses them.
-pub fn stopped_message(id: &SessionId, status: SessionStatus, expires_at: SystemTime) -> String {
+pub(crate) fn stopped_message(
+    id: &SessionId,
+    status: SessionStatus,
+    expires_at: SystemTime,
+) -> String {
     match status {
         SessionStatus::Expired => format!(
             "kms-pam session {id} expired at {}; start a new one with `kms-pam pam access`",

@@ -95,7 +95,11 @@ impl GatewayProxy {
         // Request ids only need to be unique within a session; a random start keeps them unique
         // across gateway restarts too.
         let mut seed = [0u8; 4];
-        crate::secret::fill_random(&mut seed);
+        if crate::secret::fill_random(&mut seed).is_err() {
+            // Only uniqueness matters here: the clock will do.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            seed = now.map_or(0, |d| d.subsec_nanos()).to_le_bytes();
+        }
         Self {
             audit,
             pipeline,

@@ -19,22 +19,22 @@ use crate::audit::recording::{Direction, RecordingTap};
 use crate::kube::{Status, StreamKind};
 
 /// Resolves, with the `Status` to report, when the session a stream belongs to stops.
-pub type SessionCut = Pin<Box<dyn Future<Output = Status> + Send>>;
+pub(crate) type SessionCut = Pin<Box<dyn Future<Output = Status> + Send>>;
 
 /// The error a body ends with when its session was cut.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct SessionCutError(String);
+pub(crate) struct SessionCutError(String);
 
 /// A request body on its way upstream: counts bytes from the client.
-pub struct RequestBody {
+pub(crate) struct RequestBody {
     inner: ProxyBody,
     tap: Arc<RequestTap>,
 }
 
 impl RequestBody {
     /// Wraps a body.
-    pub fn new(inner: ProxyBody, tap: Arc<RequestTap>) -> Self {
+    pub(crate) fn new(inner: ProxyBody, tap: Arc<RequestTap>) -> Self {
         Self { inner, tap }
     }
 }
@@ -68,7 +68,7 @@ impl Body for RequestBody {
 /// A response body on its way to the client: counts bytes and ends when the session is cut. A
 /// watch ends with an `ERROR` event carrying the `Status` (kubectl prints it); other bodies end
 /// with an error, which aborts the response.
-pub struct ResponseBody {
+pub(crate) struct ResponseBody {
     inner: ProxyBody,
     tap: Arc<RequestTap>,
     cut: Option<SessionCut>,
@@ -84,7 +84,7 @@ enum CutState {
 
 impl ResponseBody {
     /// Wraps a body; `cut` stops it when the session ends.
-    pub fn new(inner: ProxyBody, tap: Arc<RequestTap>, cut: Option<SessionCut>) -> Self {
+    pub(crate) fn new(inner: ProxyBody, tap: Arc<RequestTap>, cut: Option<SessionCut>) -> Self {
         let watch = false;
         Self {
             inner,
@@ -96,7 +96,7 @@ impl ResponseBody {
     }
 
     /// Marks the body as a watch stream, so a cut ends it with an `ERROR` event.
-    pub fn watch(mut self, stream: Option<StreamKind>) -> Self {
+    pub(crate) fn watch(mut self, stream: Option<StreamKind>) -> Self {
         self.watch = stream == Some(StreamKind::Watch);
         self
     }
@@ -217,7 +217,7 @@ impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
 /// Carries bytes both ways between the client's and the server's upgraded connections until
 /// either side closes or the session is cut. Half-closes are passed on, so `exec -i` sees stdin's
 /// end. With a `recorder`, a copy of every piece goes to it (exec/attach recording).
-pub async fn splice(
+pub(crate) async fn splice(
     client: Upgraded,
     server: Upgraded,
     tap: Arc<RequestTap>,

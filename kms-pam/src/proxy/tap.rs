@@ -15,7 +15,7 @@ use crate::session::SessionId;
 
 /// One request's running totals. Shared (`Arc`) by the body wrappers; `Drop` emits the
 /// `RequestFinished` (and `StreamClosed`) events.
-pub struct RequestTap {
+pub(crate) struct RequestTap {
     sink: Arc<dyn AuditSink>,
     metrics: Arc<dyn GatewayObserver>,
     session_id: SessionId,
@@ -31,7 +31,7 @@ pub struct RequestTap {
 
 impl RequestTap {
     /// A tap for a request that has just arrived.
-    pub fn new(
+    pub(crate) fn new(
         sink: Arc<dyn AuditSink>,
         metrics: Arc<dyn GatewayObserver>,
         session_id: SessionId,
@@ -54,12 +54,12 @@ impl RequestTap {
     }
 
     /// The request id.
-    pub fn request_id(&self) -> u64 {
+    pub(crate) fn request_id(&self) -> u64 {
         self.request_id
     }
 
     /// Records an event of this request's session.
-    pub fn emit(&self, kind: AuditEventKind) {
+    pub(crate) fn emit(&self, kind: AuditEventKind) {
         emit(
             &*self.sink,
             &*self.metrics,
@@ -72,7 +72,7 @@ impl RequestTap {
     /// Records what an upgraded stream is and, for exec/attach over WebSocket, starts recording
     /// its bytes: the returned tap goes to the splice. The recorder does not hold this tap, so
     /// `StreamClosed` is not delayed by it; its last `StreamData` and `RecordingEnded` may follow.
-    pub fn start_recording(
+    pub(crate) fn start_recording(
         &self,
         details: StreamDetails,
         config: &RecordingConfig,
@@ -85,7 +85,7 @@ impl RequestTap {
 
     /// Records the status sent to the client; a long-running stream counts as opened when its
     /// response headers succeed.
-    pub fn set_status(&self, status: u16) {
+    pub(crate) fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::Relaxed);
         if let Some(stream) = self.stream {
             if (200..300).contains(&status) || status == 101 {
@@ -100,18 +100,18 @@ impl RequestTap {
     }
 
     /// Records why the request failed or was cut (the first reason wins).
-    pub fn set_error(&self, error: impl Into<String>) {
+    pub(crate) fn set_error(&self, error: impl Into<String>) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         slot.get_or_insert_with(|| error.into());
     }
 
     /// Counts bytes received from the client.
-    pub fn add_in(&self, n: usize) {
+    pub(crate) fn add_in(&self, n: usize) {
         self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Counts bytes sent to the client.
-    pub fn add_out(&self, n: usize) {
+    pub(crate) fn add_out(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

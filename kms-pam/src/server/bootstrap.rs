@@ -123,7 +123,7 @@ async fn ensure_admin(store: &dyn Store, token_path: &Path) -> Result<bool, Serv
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let (token, hash) = issue_token(USER_TOKEN_PREFIX);
+    let (token, hash) = issue_token(USER_TOKEN_PREFIX)?;
     write_private(token_path, &token).map_err(|source| ServerError::DataDir {
         path: token_path.to_owned(),
         source,

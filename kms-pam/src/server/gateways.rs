@@ -38,7 +38,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<CreateGateway>,
 ) -> Result<(StatusCode, Json<CreatedGateway>), ApiError> {
     validate::name("gateway", &body.name)?;
-    let (token, hash) = issue_token(ENROLLMENT_TOKEN_PREFIX);
+    let (token, hash) = issue_token(ENROLLMENT_TOKEN_PREFIX)?;
     let now = now();
     let expires_at = now + ENROLLMENT_VALIDITY;
     let gateway = match state.store.gateway_by_name(&body.name).await {
@@ -125,7 +125,7 @@ pub(crate) async fn enroll(
         state
             .ca
             .sign_gateway_csr(&body.csr, &gateway.name, &[host], GATEWAY_CERT_VALIDITY)?;
-    let (token, token_hash) = issue_token(GATEWAY_TOKEN_PREFIX);
+    let (token, token_hash) = issue_token(GATEWAY_TOKEN_PREFIX)?;
     let enrolled = state
         .store
         .complete_enrollment(Enrollment {

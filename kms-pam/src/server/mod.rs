@@ -58,7 +58,6 @@ mod tests;
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,7 +152,6 @@ pub enum ServerError {
 }
 
 /// A server whose storage is ready; [`Server::serve`] runs it.
-#[derive(Debug)]
 pub struct Server {
     state: AppState,
     admin_token_path: PathBuf,
@@ -224,11 +222,7 @@ impl Server {
                 cancel.cancel();
             }
         };
-        // The peer address is what refused authentications are logged and budgeted by.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
+        let served = serve_api(listener, app, signal).await;
         cancel.cancel();
         if let Err(e) = reaper.await {
             tracing::warn!(error = %e, "the session reaper failed");
@@ -238,6 +232,53 @@ impl Server {
     }
 }
 
+/// Most connections served at once; past it, new connections are closed at once.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Serves the router: accepts with backoff, at most [`MAX_CONNECTIONS`] at once, each with the
+/// KMS header timeout (slow-loris and idle connections are closed) and the peer address as
+/// axum's `ConnectInfo`; on `shutdown`, stops accepting and lets open requests finish.
+async fn serve_api(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use tower::ServiceExt as _;
+
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = crate::conn::accept(&listener, "KMS API") => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "KMS API connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request)
+            });
+        let stop = stopping.clone().cancelled_owned();
+        tasks.spawn(async move {
+            crate::conn::serve_http(tcp, service, crate::conn::HttpLimits::KMS, stop).await;
+            drop(slot);
+        });
+    }
+    // Graceful: open requests get the drain time of every listener, then connections close.
+    stopping.cancel();
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
 /// Prepares storage ([`Server::open`]) and serves until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
@@ -245,4 +286,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     Server::open(config).await?.serve(listener, shutdown).await
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("admin_token_path", &self.admin_token_path)
+            .field("admin_created", &self.admin_created)
+            .finish_non_exhaustive()
+    }
 }

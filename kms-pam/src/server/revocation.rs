@@ -102,7 +102,7 @@ pub(crate) async fn rotate_token(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<CreatedUser>, ApiError> {
     let user = state.store.user_by_name(&name).await?;
-    let (token, hash) = issue_token(USER_TOKEN_PREFIX);
+    let (token, hash) = issue_token(USER_TOKEN_PREFIX)?;
     state.store.rotate_user_token(&user.id, &hash).await?;
     let ended = end_sessions(&state, of_user(&user), EndCause::TokenRevoked, &admin.name).await?;
     tracing::info!(by = %admin.name, user = %user.name, sessions_ended = ended, "user token rotated");

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod events;
 mod gateways;
+mod limits;
 mod liveness;
 mod projects;
 mod revocation;

@@ -39,7 +39,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     validate::name("user", &body.name)?;
-    let (token, hash) = issue_token(USER_TOKEN_PREFIX);
+    let (token, hash) = issue_token(USER_TOKEN_PREFIX)?;
     let now = now();
     let user = state
         .store

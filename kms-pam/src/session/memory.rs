@@ -144,6 +144,14 @@ impl MemorySessionManager {
     }
 }
 
+impl std::fmt::Debug for MemorySessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemorySessionManager")
+            .field("sessions", &self.lock().len())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,12 +13,13 @@ use crate::session::SessionId;
 const PIPE_BUFFER: usize = 256 * 1024;
 
 /// The gateway end: accepts tunnels dialled through [`MemoryGateway::connector`].
+#[derive(Debug)]
 pub struct MemoryAcceptor {
     incoming: mpsc::Receiver<AcceptedTunnel>,
 }
 
 /// A handle to dial a [`MemoryAcceptor`]; clone it freely.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryGateway {
     dial: mpsc::Sender<AcceptedTunnel>,
 }
@@ -41,7 +42,7 @@ impl MemoryGateway {
 }
 
 /// The client end for one session.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryConnector {
     gateway: MemoryGateway,
     session_id: SessionId,

@@ -81,3 +81,11 @@ pub trait TunnelAcceptor: Send + 'static {
     /// The next authenticated tunnel.
     async fn accept(&mut self) -> Result<AcceptedTunnel, TransportError>;
 }
+
+impl std::fmt::Debug for AcceptedTunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptedTunnel")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}

@@ -28,7 +28,7 @@ const TERMINATED_BY_SIGTERM: u8 = 128 + 15;
 /// `pam access RESOURCE/ACCOUNT [--duration 1h] [--port 0] [--reason TEXT] [--kubeconfig PATH]
 /// [--merge] [-- COMMAND [ARGS...]]`.
 #[derive(Debug, Args)]
-pub struct AccessArgs {
+pub(crate) struct AccessArgs {
     /// RESOURCE/ACCOUNT.
     target: AccountRef,
     /// How long the session lasts.
@@ -72,7 +72,7 @@ enum Outcome {
 }
 
 /// Runs `pam access`.
-pub async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = globals.with(&args.kms).client()?;
     let target = target(&args, client.project())?;
     if let KubeconfigTarget::File(path) = &target {

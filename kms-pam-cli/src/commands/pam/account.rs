@@ -15,7 +15,7 @@ use crate::output::{self, Table};
 
 /// `pam account ...`.
 #[derive(Debug, Args)]
-pub struct AccountArgs {
+pub(crate) struct AccountArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -60,7 +60,7 @@ struct AccountRow {
 }
 
 /// Runs `pam account ...`.
-pub async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     match args.command {
         AccountCommand::Create {

@@ -13,7 +13,7 @@ use crate::output::{self, Table};
 
 /// `pam grant ...`.
 #[derive(Debug, Args)]
-pub struct GrantArgs {
+pub(crate) struct GrantArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -43,7 +43,7 @@ enum GrantCommand {
 }
 
 /// Runs `pam grant ...`.
-pub async fn run(args: GrantArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: GrantArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {

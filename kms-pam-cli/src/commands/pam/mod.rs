@@ -1,10 +1,10 @@
 //! `kms-pam pam ...`: resources, accounts, grants, sessions and access.
 
-pub mod access;
-pub mod account;
-pub mod grant;
-pub mod resource;
-pub mod sessions;
+pub(crate) mod access;
+pub(crate) mod account;
+pub(crate) mod grant;
+pub(crate) mod resource;
+pub(crate) mod sessions;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ use super::Globals;
 
 /// `pam ...`.
 #[derive(Debug, Args)]
-pub struct PamArgs {
+pub(crate) struct PamArgs {
     /// What to manage.
     #[command(subcommand)]
     pub command: PamCommand,
@@ -24,7 +24,7 @@ pub struct PamArgs {
 
 /// The `pam` commands.
 #[derive(Debug, Subcommand)]
-pub enum PamCommand {
+pub(crate) enum PamCommand {
     /// Kubernetes clusters reachable through a gateway.
     Resource(resource::ResourceArgs),
     /// Service accounts of a resource (their tokens stay in KMS).
@@ -38,7 +38,7 @@ pub enum PamCommand {
 }
 
 /// Runs `pam ...`.
-pub async fn run(args: PamArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: PamArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match args.command {
         PamCommand::Resource(args) => resource::run(args, globals).await,
         PamCommand::Account(args) => account::run(args, globals).await,
@@ -50,7 +50,7 @@ pub async fn run(args: PamArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 
 /// `RESOURCE/ACCOUNT`, as every account-level command names its account.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountRef {
+pub(crate) struct AccountRef {
     /// The resource.
     pub resource: String,
     /// The account on it.
@@ -84,7 +84,7 @@ impl fmt::Display for AccountRef {
 }
 
 /// The command a user runs to get access to an account.
-pub fn access_command(resource: &str, account: &str) -> String {
+pub(crate) fn access_command(resource: &str, account: &str) -> String {
     format!("kms-pam pam access {resource}/{account}")
 }
 

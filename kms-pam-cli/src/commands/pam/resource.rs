@@ -13,7 +13,7 @@ use crate::output::{self, Table};
 
 /// `pam resource ...`.
 #[derive(Debug, Args)]
-pub struct ResourceArgs {
+pub(crate) struct ResourceArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: ResourceCommand,
@@ -21,7 +21,7 @@ pub struct ResourceArgs {
 
 /// The `pam resource` commands. Only `create` has no KMS `--url`: there it names the API server.
 #[derive(Debug, Subcommand)]
-pub enum ResourceCommand {
+pub(crate) enum ResourceCommand {
     /// Register a cluster (admin). The KMS URL goes before `pam` here: `kms-pam --url KMS pam …`.
     Create(CreateArgs),
     /// List resources.
@@ -47,14 +47,14 @@ pub enum ResourceCommand {
 
 /// The kinds of resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ResourceKind {
+pub(crate) enum ResourceKind {
     /// A Kubernetes API server.
     Kubernetes,
 }
 
 /// `pam resource create kubernetes NAME --url URL --gateway GW [--ssl-verify=false] [--ca-cert FILE]`.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// Resource kind.
     #[arg(value_enum)]
     pub kind: ResourceKind,
@@ -75,7 +75,7 @@ pub struct CreateArgs {
 }
 
 /// Runs `pam resource ...`.
-pub async fn run(args: ResourceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ResourceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match args.command {
         ResourceCommand::Create(create) => self::create(create, globals).await,
         ResourceCommand::List { kms } => list(&globals.with(&kms)).await,

@@ -15,7 +15,7 @@ use crate::output::{self, Table};
 
 /// `pam sessions ...`.
 #[derive(Debug, Args)]
-pub struct SessionsArgs {
+pub(crate) struct SessionsArgs {
     #[command(flatten)]
     kms: KmsUrl,
     #[command(subcommand)]
@@ -57,7 +57,7 @@ enum SessionsCommand {
 }
 
 /// Runs `pam sessions ...`.
-pub async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {

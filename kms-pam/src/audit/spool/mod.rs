@@ -91,6 +91,7 @@ pub struct PendingBatch {
 
 /// The [`AuditSink`] side of a spool. Dropping it lets the writer sync what is queued and stop;
 /// call [`AuditSink::flush`] first where the end must be durable.
+#[derive(Debug)]
 pub struct SpoolSink {
     spool: Spool,
     writer: Option<tokio::task::JoinHandle<()>>,
@@ -391,3 +392,11 @@ fn failed(dir: &Path, error: impl std::fmt::Display) -> AuditError {
 
 #[cfg(test)]
 mod tests;
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}

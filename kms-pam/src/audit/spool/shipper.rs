@@ -52,6 +52,7 @@ impl Default for ShipperConfig {
 }
 
 /// Moves events from a [`Spool`] to an [`Uploader`] until shut down.
+#[derive(Debug)]
 pub struct SpoolShipper<U> {
     spool: Spool,
     uploader: U,
@@ -140,8 +141,9 @@ fn backoff(failures: u32, config: &ShipperConfig) -> Duration {
 
 /// Between half and all of `delay`, so gateways that lost KMS together do not retry together.
 fn jittered(delay: Duration) -> Duration {
-    let mut random = [0u8; 1];
-    crate::secret::fill_random(&mut random);
+    // Without randomness the full delay will do: jitter only spreads retries.
+    let mut random = [255u8; 1];
+    let _ = crate::secret::fill_random(&mut random);
     delay.mul_f64(0.5 + f64::from(random[0]) / 510.0)
 }
 

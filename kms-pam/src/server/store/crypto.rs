@@ -16,7 +16,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use zeroize::Zeroizing;
 
 use super::StoreError;
-use crate::secret::{fill_random, Secret};
+use crate::secret::{fill_random, RandomUnavailable, Secret};
 
 /// Length of the root key file: an AES-256 key.
 pub const ROOT_KEY_LEN: usize = 32;
@@ -52,11 +52,15 @@ impl fmt::Debug for TokenHash {
 }
 
 /// Makes a new API token `<prefix><43 chars of URL-safe base64>` (32 random bytes) and its hash.
-pub fn issue_token(prefix: &str) -> (Secret, TokenHash) {
-    let random = Secret::random(32);
+pub fn issue_token(prefix: &str) -> Result<(Secret, TokenHash), StoreError> {
+    let random = Secret::random(32).map_err(random_error)?;
     let token = Secret::new(format!("{prefix}{}", random.expose()));
     let hash = TokenHash::of(token.expose());
-    (token, hash)
+    Ok((token, hash))
+}
+
+fn random_error(e: RandomUnavailable) -> StoreError {
+    StoreError::Unavailable(e.to_string())
 }
 
 /// The AES-256-GCM key that seals secrets at rest.
@@ -78,7 +82,7 @@ impl RootKey {
     /// A fresh random key (not written anywhere).
     pub fn generate() -> Result<Self, StoreError> {
         let mut bytes = Zeroizing::new([0u8; ROOT_KEY_LEN]);
-        fill_random(&mut bytes[..]);
+        fill_random(&mut bytes[..]).map_err(random_error)?;
         Self::from_bytes(&bytes[..])
     }
 
@@ -111,7 +115,7 @@ impl RootKey {
     /// Creates a new key file (mode 0600, never overwriting an existing one) and returns the key.
     pub fn create(path: &Path) -> Result<Self, StoreError> {
         let mut bytes = Zeroizing::new([0u8; ROOT_KEY_LEN]);
-        fill_random(&mut bytes[..]);
+        fill_random(&mut bytes[..]).map_err(random_error)?;
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -127,7 +131,7 @@ impl RootKey {
     /// Seals `plaintext` with a fresh random nonce, bound to `aad`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce);
+        fill_random(&mut nonce).map_err(random_error)?;
         let mut in_out = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -211,11 +215,11 @@ mod tests {
 
     #[test]
     fn issued_tokens_carry_prefix_and_match_their_hash() {
-        let (token, hash) = issue_token("kmsu_");
+        let (token, hash) = issue_token("kmsu_").unwrap();
         assert!(token.expose().starts_with("kmsu_"));
         assert_eq!(token.expose().len(), 5 + 43);
         assert_eq!(TokenHash::of(token.expose()), hash);
-        assert_ne!(issue_token("kmsu_").1, hash);
+        assert_ne!(issue_token("kmsu_").unwrap().1, hash);
     }
 
     #[test]

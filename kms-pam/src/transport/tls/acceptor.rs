@@ -67,6 +67,7 @@ impl AcceptorStats {
 /// errors (e.g. out of file descriptors) are logged and retried, so `accept` returns
 /// [`TransportError::Closed`] only if the loop died. Dropping the acceptor stops the loop,
 /// closes the listener and aborts handshakes in flight.
+#[derive(Debug)]
 pub struct TlsTunnelAcceptor {
     ready: mpsc::Receiver<AcceptedTunnel>,
     stats: Arc<AcceptorStats>,

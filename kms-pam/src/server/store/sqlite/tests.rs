@@ -53,7 +53,7 @@ struct Fixture {
 async fn fixture(dir: &Path) -> Fixture {
     let store = open(dir).await;
     let project = store.ensure_project("default", t(0)).await.unwrap();
-    let (_, hash) = issue_token("kmsu_");
+    let (_, hash) = issue_token("kmsu_").unwrap();
     let user = store
         .create_user(NewUser {
             name: "alice".into(),
@@ -63,7 +63,7 @@ async fn fixture(dir: &Path) -> Fixture {
         })
         .await
         .unwrap();
-    let (_, enrollment) = issue_token("kmse_");
+    let (_, enrollment) = issue_token("kmse_").unwrap();
     let gateway = store
         .create_gateway(NewGateway {
             name: "gw".into(),
@@ -206,7 +206,7 @@ async fn account_tokens_are_sealed_and_bound_to_their_row() {
 async fn names_are_unique_and_lookups_report_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let f = fixture(dir.path()).await;
-    let (_, hash) = issue_token("kmsu_");
+    let (_, hash) = issue_token("kmsu_").unwrap();
     let dup = f
         .store
         .create_user(NewUser {

@@ -6,7 +6,7 @@ use super::*;
 async fn enrollment_tokens_are_single_use_and_expire() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let (_, enrollment) = issue_token("kmse_");
+    let (_, enrollment) = issue_token("kmse_").unwrap();
     let new = NewGateway {
         name: "gw".into(),
         enrollment: enrollment.clone(),
@@ -26,7 +26,7 @@ async fn enrollment_tokens_are_single_use_and_expire() {
         .check_enrollment("gw", &enrollment, t(1))
         .await
         .unwrap();
-    let (_, token) = issue_token("kmsg_");
+    let (_, token) = issue_token("kmsg_").unwrap();
     let finish = Enrollment {
         gateway_id: gateway.id.clone(),
         enrollment: enrollment.clone(),
