@@ -1,6 +1,7 @@
 //! One module per command; [`run`] dispatches and [`Globals`] turns the global flags (and the
 //! stored login) into a KMS client.
 
+pub mod console;
 pub mod gateway;
 pub mod login;
 pub mod pam;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(args, &globals).await,
         Command::Project(args) => project::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
+        Command::Console(args) => console::run(args, &globals).await,
     }
 }
 
