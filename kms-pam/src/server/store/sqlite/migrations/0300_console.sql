@@ -17,5 +17,3 @@ CREATE TABLE console_sessions (
     created_at   INTEGER NOT NULL,
     last_seen_at INTEGER NOT NULL
 );
-
-CREATE INDEX sessions_project_created ON sessions (project_id, created_at);
