@@ -116,7 +116,10 @@ pub(crate) async fn recording(
 
 /// The session's stored events that still parse, by `seq`. An unreadable row is left out with
 /// a warning; `verify` reports it.
-pub(super) async fn events(state: &AppState, session: &SessionId) -> Result<Vec<AuditEvent>, ApiError> {
+pub(super) async fn events(
+    state: &AppState,
+    session: &SessionId,
+) -> Result<Vec<AuditEvent>, ApiError> {
     let stored = state.store.session_events(session).await?;
     let mut events = Vec::with_capacity(stored.len());
     for event in stored {

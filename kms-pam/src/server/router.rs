@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::error::{unknown_route, wrong_method};
 use super::state::AppState;
 use super::{
-    accounts, changes, console, events, failures, gateway_api, gateways, grants, history, members, metrics,
-    projects, resources, revocation, sessions, users,
+    accounts, changes, console, events, failures, gateway_api, gateways, grants, history, members,
+    metrics, projects, resources, revocation, sessions, users,
 };
 
 /// Largest request body accepted.

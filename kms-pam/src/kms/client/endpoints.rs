@@ -66,7 +66,11 @@ impl KmsClient {
         let link: Link = self
             .call(Call::new(Method::POST, &["console", "links"]))
             .await?;
-        Ok(format!("{}{}", self.base_url().trim_end_matches('/'), link.path))
+        Ok(format!(
+            "{}{}",
+            self.base_url().trim_end_matches('/'),
+            link.path
+        ))
     }
 
     /// `POST /v1/users` (admin). The answer holds the new user's token, shown only this once.

@@ -84,7 +84,10 @@ async fn asset(Path(file): Path<String>) -> Response {
     (
         [
             (CONTENT_TYPE, HeaderValue::from_static(kind)),
-            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         body,
     )

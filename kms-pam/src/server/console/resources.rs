@@ -63,7 +63,11 @@ pub(super) async fn list(
             } }
         }
     };
-    Ok(answer(layout(&viewer.frame("resources"), "Resources", body)))
+    Ok(answer(layout(
+        &viewer.frame("resources"),
+        "Resources",
+        body,
+    )))
 }
 
 /// `GET /p/{project}/resources/{name}`.
@@ -75,7 +79,10 @@ pub(super) async fn show(
 ) -> Result<Response, PageError> {
     let project = &viewer.caller.project;
     let resource = state.store.resource(&project.id, &name).await?;
-    let accounts = state.store.accounts(&project.id, Some(&resource.name)).await?;
+    let accounts = state
+        .store
+        .accounts(&project.id, Some(&resource.name))
+        .await?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
     let status = status_name(views::gateway_status(&gateway, now()));
     let url = kms_url(&headers);
@@ -112,7 +119,11 @@ pub(super) async fn show(
             }
         }
     };
-    Ok(answer(layout(&viewer.frame("resources"), &resource.name, body)))
+    Ok(answer(layout(
+        &viewer.frame("resources"),
+        &resource.name,
+        body,
+    )))
 }
 
 /// The KMS URL as the browser reached it (what the CLI should use too).
@@ -120,7 +131,10 @@ fn kms_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("localhost");
     let https = headers
         .get("x-forwarded-proto")

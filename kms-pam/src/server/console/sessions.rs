@@ -99,13 +99,20 @@ pub(super) async fn list(
         text: given(&query.q),
         from: instant(&query.from),
         to: instant(&query.to),
-        offset: if export { 0 } else { (page - 1) * u64::from(PAGE_SIZE) },
+        offset: if export {
+            0
+        } else {
+            (page - 1) * u64::from(PAGE_SIZE)
+        },
         limit: if export { EXPORT_LIMIT } else { PAGE_SIZE },
     };
     let found = match whose_sessions(&state, caller, given(&query.user)).await {
         Some(user) => {
             search.user = user;
-            state.store.session_page(caller.project_id(), &search).await?
+            state
+                .store
+                .session_page(caller.project_id(), &search)
+                .await?
         }
         None => crate::server::store::SessionPage {
             sessions: Vec::new(),
@@ -113,10 +120,20 @@ pub(super) async fn list(
         },
     };
     let now = now();
-    let views: Vec<SessionView> = found.sessions.iter().map(|r| views::session(r, now)).collect();
+    let views: Vec<SessionView> = found
+        .sessions
+        .iter()
+        .map(|r| views::session(r, now))
+        .collect();
     match query.format.as_str() {
         "json" => return Ok(download("application/json", "sessions.json", json(&views)?)),
-        "csv" => return Ok(download("text/csv; charset=utf-8", "sessions.csv", csv(&views))),
+        "csv" => {
+            return Ok(download(
+                "text/csv; charset=utf-8",
+                "sessions.csv",
+                csv(&views),
+            ))
+        }
         _ => {}
     }
     let mut counts = Vec::with_capacity(found.sessions.len());
@@ -201,7 +218,11 @@ fn status_badge(view: &SessionView) -> Markup {
 
 fn row(project: &str, view: &SessionView, commands: usize, admin: bool, now: SystemTime) -> Markup {
     let s = &view.session;
-    let href = format!("{}/{}", project_path(project, "sessions"), segment(s.id.as_str()));
+    let href = format!(
+        "{}/{}",
+        project_path(project, "sessions"),
+        segment(s.id.as_str())
+    );
     let end = s.ended_at.unwrap_or(now);
     html! {
         tr {
@@ -248,10 +269,14 @@ fn csv(views: &[SessionView]) -> String {
             s.account.clone(),
             s.gateway.clone(),
             s.status.as_str().to_owned(),
-            v.end_cause.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            v.end_cause
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
             crate::time::format_rfc3339(s.created_at),
             crate::time::format_rfc3339(s.expires_at),
-            s.ended_at.map(crate::time::format_rfc3339).unwrap_or_default(),
+            s.ended_at
+                .map(crate::time::format_rfc3339)
+                .unwrap_or_default(),
             s.reason.clone().unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
@@ -377,15 +402,27 @@ pub(super) async fn show(
 
 fn chain_badge(report: &ChainReport) -> Markup {
     match report {
-        ChainReport::Intact { count } => html! { (badge("intact", "intact")) " " span.muted { (count) " events verified" } },
-        ChainReport::Broken { seq, reason, .. } => html! { (badge("broken", "broken")) " at event " (seq) ": " (reason) },
+        ChainReport::Intact { count } => {
+            html! { (badge("intact", "intact")) " " span.muted { (count) " events verified" } }
+        }
+        ChainReport::Broken { seq, reason, .. } => {
+            html! { (badge("broken", "broken")) " at event " (seq) ": " (reason) }
+        }
         ChainReport::Unknown => badge("broken", "unknown"),
     }
 }
 
 fn command_row(command: &Command, base: &str) -> Markup {
-    let namespace = command.requests.iter().find_map(|r| r.namespace.as_deref()).unwrap_or("");
-    let failed = command.requests.iter().filter(|r| r.status.is_none_or(|s| s >= 400)).count();
+    let namespace = command
+        .requests
+        .iter()
+        .find_map(|r| r.namespace.as_deref())
+        .unwrap_or("");
+    let failed = command
+        .requests
+        .iter()
+        .filter(|r| r.status.is_none_or(|s| s >= 400))
+        .count();
     let outcome = if failed == 0 {
         badge("active", "ok")
     } else {
@@ -427,7 +464,10 @@ pub(super) async fn recording(
     let record = session_of(&state, &viewer, &id).await?;
     let events = events(&state, &record.session.id).await?;
     let all = recordings(&events);
-    let found = n.checked_sub(1).and_then(|i| all.get(i)).ok_or(PageError::NotFound)?;
+    let found = n
+        .checked_sub(1)
+        .and_then(|i| all.get(i))
+        .ok_or(PageError::NotFound)?;
     let text = String::from_utf8_lossy(&replay(found)).into_owned();
     let name = format!("session-{}-recording-{n}.txt", record.session.id);
     Ok(download("text/plain; charset=utf-8", &name, text))

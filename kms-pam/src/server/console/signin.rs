@@ -283,11 +283,17 @@ pub(super) async fn login_token(
     let refused = || {
         (
             StatusCode::UNAUTHORIZED,
-            answer(login_page(Some("That token is not a valid, enabled user token."))),
+            answer(login_page(Some(
+                "That token is not a valid, enabled user token.",
+            ))),
         )
             .into_response()
     };
-    let user = match state.store.user_by_token(&TokenHash::of(token.expose())).await {
+    let user = match state
+        .store
+        .user_by_token(&TokenHash::of(token.expose()))
+        .await
+    {
         Ok(user) if !user.disabled => user,
         Ok(_) | Err(StoreError::NotFound(_)) => return Ok(refused()),
         Err(e) => return Err(e.into()),
@@ -302,24 +308,23 @@ pub(super) async fn login_link(
     uri: http::Uri,
     Path(code): Path<String>,
 ) -> Result<Response, PageError> {
-    let user = match state
-        .store
-        .redeem_console_link(&TokenHash::of(&code), now())
-        .await
-    {
-        Ok(user) if !user.disabled => user,
-        Ok(_) | Err(StoreError::NotFound(_)) => {
-            return Ok((
+    let user =
+        match state
+            .store
+            .redeem_console_link(&TokenHash::of(&code), now())
+            .await
+        {
+            Ok(user) if !user.disabled => user,
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok((
                 StatusCode::UNAUTHORIZED,
                 answer(login_page(Some(
                     "This sign-in link was already used or has expired (links last 60 seconds). \
                      Run kms-pam console again.",
                 ))),
             )
-                .into_response())
-        }
-        Err(e) => return Err(e.into()),
-    };
+                .into_response()),
+            Err(e) => return Err(e.into()),
+        };
     start_session(&state, &user, over_https(&headers, &uri)).await
 }
 
@@ -362,9 +367,7 @@ pub(super) async fn logout(
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static(
-            "kms_console=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        HeaderValue::from_static("kms_console=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     Ok(response)
 }

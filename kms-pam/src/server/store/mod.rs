@@ -25,8 +25,8 @@ pub use records::{
     SessionRecord, SessionSearch, SessionUpdate, UserRecord,
 };
 pub use traits::{
-    AccountStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore, ResourceStore, SessionStore,
-    SetupStore, Store, StoredCa, UserStore,
+    AccountStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore, ResourceStore,
+    SessionStore, SetupStore, Store, StoredCa, UserStore,
 };
 
 /// Why a store operation failed.

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use super::records::{
     AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
     GatewayRecord, GrantRecord, MemberRecord, NewAccount, NewGateway, NewGrant, NewResource,
-    NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord, SessionSearch,
-    SessionUpdate, UserRecord,
+    NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter, SessionPage,
+    SessionRecord, SessionSearch, SessionUpdate, UserRecord,
 };
 use super::{StoreError, TokenHash};
 use crate::kms::api::ProjectRole;
@@ -51,7 +51,7 @@ impl<T> Store for T where
         + GrantStore
         + SessionStore
         + EventStore
-    + ConsoleStore
+        + ConsoleStore
 {
 }
 

@@ -128,7 +128,9 @@ impl ConsoleStore for SqliteStore {
             query.push(" AND user_name = ").push_bind(user.clone());
         }
         if let Some(resource) = &search.resource {
-            query.push(" AND resource_name = ").push_bind(resource.clone());
+            query
+                .push(" AND resource_name = ")
+                .push_bind(resource.clone());
         }
         if let Some(from) = search.from {
             query.push(" AND created_at >= ").push_bind(secs(from));

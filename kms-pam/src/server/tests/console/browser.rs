@@ -37,7 +37,10 @@ impl Driver {
             .spawn()
             .expect("chromedriver (apt-get install chromium chromium-driver)");
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -52,9 +55,15 @@ impl Driver {
     async fn browser(&self) -> Client {
         let profile = tempfile::tempdir_in(self.profiles.path()).unwrap().keep();
         let args = json!([
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", "--window-size=1280,900",
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,900",
             format!("--user-data-dir={}", profile.display()),
         ]);
         let mut caps = serde_json::Map::new();
@@ -121,7 +130,11 @@ async fn console_browser() {
     };
     let events = kubectl(&second, payload);
     w.kms
-        .post("/v1/gateway/events", &w.gateway, json!({ "events": events }))
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": events }),
+        )
         .await
         .expect(http::StatusCode::OK);
 
@@ -130,7 +143,10 @@ async fn console_browser() {
     let base = format!("http://{}", w.kms.addr);
 
     // Sign in through the one-time link.
-    admin.goto(&link(&w.kms, &w.kms.admin.clone()).await).await.unwrap();
+    admin
+        .goto(&link(&w.kms, &w.kms.admin.clone()).await)
+        .await
+        .unwrap();
     let url = admin.current_url().await.unwrap();
     assert!(url.path().ends_with("/p/default/sessions"), "{url}");
     no_script_ran(&admin).await;
@@ -178,7 +194,10 @@ async fn console_browser() {
         .await
         .unwrap();
     let path = admin.find(Locator::Css("details td.mono")).await.unwrap();
-    assert_eq!(path.text().await.unwrap(), "/api/v1/namespaces/default/pods");
+    assert_eq!(
+        path.text().await.unwrap(),
+        "/api/v1/namespaces/default/pods"
+    );
     no_script_ran(&admin).await;
     shot(&admin, "session").await;
 
