@@ -6,7 +6,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{gateway, login, pam, project, server, user, whoami};
+use crate::commands::{console, gateway, login, pam, project, server, user, whoami};
 use crate::output::OutputFormat;
 
 /// Just-in-time, audited kubectl access to Kubernetes clusters.
@@ -65,6 +65,8 @@ pub(crate) enum Command {
     Project(project::ProjectArgs),
     /// Privileged access: resources, accounts, grants, sessions, access.
     Pam(pam::PamArgs),
+    /// Sign in to the web console with a one-time link (valid 60 s).
+    Console(console::ConsoleArgs),
 }
 
 impl Command {

@@ -1,6 +1,7 @@
 //! One module per command; [`run`] dispatches and [`Globals`] turns the global flags (and the
 //! stored login) into a KMS client.
 
+pub(crate) mod console;
 pub(crate) mod gateway;
 pub(crate) mod login;
 pub(crate) mod pam;
@@ -36,6 +37,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(args, &globals).await,
         Command::Project(args) => project::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
+        Command::Console(args) => console::run(args, &globals).await,
     }
 }
 

@@ -59,21 +59,29 @@ pub(crate) async fn verify(
     ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<Json<ChainReport>, ApiError> {
     let record = visible_session(&state, &caller, &id).await?;
-    let stored = state.store.session_events(&record.session.id).await?;
+    Ok(Json(chain_report(&state, &record.session.id).await?))
+}
+
+/// The result of checking the session's stored chain exactly as stored.
+pub(super) async fn chain_report(
+    state: &AppState,
+    session: &SessionId,
+) -> Result<ChainReport, ApiError> {
+    let stored = state.store.session_events(session).await?;
     let mut values = Vec::with_capacity(stored.len());
     for (position, event) in (1u64..).zip(&stored) {
         match serde_json::from_str::<Value>(&event.json) {
             Ok(value) => values.push(value),
             Err(e) => {
-                return Ok(Json(ChainReport::Broken {
+                return Ok(ChainReport::Broken {
                     seq: position,
                     event_id: event.id.clone(),
                     reason: format!("the stored event is not JSON any more (altered): {e}"),
-                }))
+                })
             }
         }
     }
-    Ok(Json(verify_chain_json(&values)))
+    Ok(verify_chain_json(&values))
 }
 
 /// `GET /v1/sessions/{id}/recordings/{n}`: the `n`-th recorded stream, replayed.
@@ -108,7 +116,10 @@ pub(crate) async fn recording(
 
 /// The session's stored events that still parse, by `seq`. An unreadable row is left out with
 /// a warning; `verify` reports it.
-async fn events(state: &AppState, session: &SessionId) -> Result<Vec<AuditEvent>, ApiError> {
+pub(super) async fn events(
+    state: &AppState,
+    session: &SessionId,
+) -> Result<Vec<AuditEvent>, ApiError> {
     let stored = state.store.session_events(session).await?;
     let mut events = Vec::with_capacity(stored.len());
     for event in stored {

@@ -30,6 +30,7 @@ mod accounts;
 mod auth;
 mod bootstrap;
 mod changes;
+mod console;
 mod error;
 mod events;
 mod failures;

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::error::{unknown_route, wrong_method};
 use super::state::AppState;
 use super::{
-    accounts, changes, events, failures, gateway_api, gateways, grants, history, members, metrics,
-    projects, resources, revocation, sessions, users,
+    accounts, changes, console, events, failures, gateway_api, gateways, grants, history, members,
+    metrics, projects, resources, revocation, sessions, users,
 };
 
 /// Largest request body accepted.
@@ -63,6 +63,7 @@ pub(crate) fn build(state: AppState) -> Router {
     let router = project_routes(router, "/v1");
     let router = project_routes(router, "/v1/projects/{project}");
     router
+        .merge(console::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(

@@ -182,21 +182,9 @@ pub(crate) async fn list(
         user: query.user,
         resource: query.resource,
     };
-    if !caller.reads_every_session() {
-        let own = &caller.user.name;
-        if filter
-            .user
-            .as_ref()
-            .is_some_and(|asked| !asked.eq_ignore_ascii_case(own))
-        {
-            return Ok(Json(Vec::new()));
-        }
-        filter.user = Some(own.clone());
-    } else if let Some(asked) = &filter.user {
-        // Names are unique regardless of case; sessions keep the name as it was spelt.
-        if let Ok(user) = state.store.user_by_name(asked).await {
-            filter.user = Some(user.name);
-        }
+    match whose_sessions(&state, &caller, filter.user.take()).await {
+        Some(user) => filter.user = user,
+        None => return Ok(Json(Vec::new())),
     }
     let now = now();
     let records = state.store.sessions(caller.project_id(), &filter).await?;
@@ -204,6 +192,34 @@ pub(crate) async fn list(
     // A session past its expiry but not yet marked is not active any more.
     let views = views.filter(|v| !query.active || v.session.status == SessionStatus::Active);
     Ok(Json(views.collect()))
+}
+
+/// Whose sessions `caller` sees when asking for `asked`'s (everybody's when `None`): `Some` of
+/// the user filter to apply, or `None` when there is nothing to show. Members see only their
+/// own sessions; administrators and auditors anybody's.
+pub(super) async fn whose_sessions(
+    state: &AppState,
+    caller: &InProject,
+    asked: Option<String>,
+) -> Option<Option<String>> {
+    if !caller.reads_every_session() {
+        let own = &caller.user.name;
+        if asked
+            .as_ref()
+            .is_some_and(|asked| !asked.eq_ignore_ascii_case(own))
+        {
+            return None;
+        }
+        return Some(Some(own.clone()));
+    }
+    match asked {
+        // Names are unique regardless of case; sessions keep the name as it was spelt.
+        Some(asked) => match state.store.user_by_name(&asked).await {
+            Ok(user) => Some(Some(user.name)),
+            Err(_) => Some(Some(asked)),
+        },
+        None => Some(None),
+    }
 }
 
 /// `POST /v1/sessions/{id}/end`: its owner, or a project administrator.
@@ -233,14 +249,26 @@ pub(crate) async fn terminate(
     ProjectAdmin(admin): ProjectAdmin,
     ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<Json<SessionView>, ApiError> {
+    terminate_in(&state, &admin, &id).await
+}
+
+/// Terminates the project's session `id` on behalf of `admin` (a project administrator).
+pub(super) async fn terminate_in(
+    state: &AppState,
+    admin: &InProject,
+    id: &str,
+) -> Result<Json<SessionView>, ApiError> {
+    if !admin.is_admin() {
+        return Err(admin.refused("terminating sessions: it takes a project administrator"));
+    }
     let not_found = || ApiError::not_found(format!("session {id} not found"));
-    let record = match state.store.session(&SessionId::new(id.as_str())).await {
+    let record = match state.store.session(&SessionId::new(id)).await {
         Ok(record) if record.project_id == admin.project.id => record,
         Ok(_) | Err(StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
     finish(
-        &state,
+        state,
         &record.session.id,
         EndCause::Termination,
         &admin.user.name,
@@ -248,7 +276,8 @@ pub(crate) async fn terminate(
     .await
 }
 
-async fn finish(
+/// Ends the session for `cause`, recording who did it; the answer is the session as it is now.
+pub(super) async fn finish(
     state: &AppState,
     id: &SessionId,
     cause: EndCause,
@@ -275,6 +304,21 @@ pub(super) async fn visible_session(
     caller: &SessionCaller,
     id: &str,
 ) -> Result<SessionRecord, ApiError> {
+    let record = readable_session(state, caller, id).await?;
+    let owner = record.user_id == caller.user.id;
+    if owner && record.session.status == SessionStatus::Active {
+        state.store.touch_session(&record.session.id, now()).await?;
+    }
+    Ok(record)
+}
+
+/// The session, if the caller may see it (as [`visible_session`]), without counting the read
+/// as the session's heartbeat: the web console reads sessions, it does not hold them open.
+pub(super) async fn readable_session(
+    state: &AppState,
+    caller: &SessionCaller,
+    id: &str,
+) -> Result<SessionRecord, ApiError> {
     let not_found = || ApiError::not_found(format!("session {id} not found"));
     let record = match state.store.session(&SessionId::new(id)).await {
         Ok(record) => record,
@@ -291,9 +335,6 @@ pub(super) async fn visible_session(
             None => project_not_found(&caller.project.name),
             Some(_) => not_found(),
         });
-    }
-    if owner && record.session.status == SessionStatus::Active {
-        state.store.touch_session(&record.session.id, now()).await?;
     }
     Ok(record)
 }

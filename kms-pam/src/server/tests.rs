@@ -2,6 +2,7 @@
 //! Every answer body is recorded so tests can check that no secret ever leaked into one.
 
 mod bootstrap;
+mod console;
 mod events;
 mod gateways;
 mod limits;

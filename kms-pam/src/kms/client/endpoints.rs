@@ -56,6 +56,23 @@ impl KmsClient {
         self.call(Call::new(Method::GET, &["whoami"])).await
     }
 
+    /// `POST /v1/console/links`: a one-time sign-in link to the web console for the caller
+    /// (valid 60 s). Returns its full URL.
+    pub async fn console_link(&self) -> Result<String, KmsError> {
+        #[derive(serde::Deserialize)]
+        struct Link {
+            path: String,
+        }
+        let link: Link = self
+            .call(Call::new(Method::POST, &["console", "links"]))
+            .await?;
+        Ok(format!(
+            "{}{}",
+            self.base_url().trim_end_matches('/'),
+            link.path
+        ))
+    }
+
     /// `POST /v1/users` (admin). The answer holds the new user's token, shown only this once.
     pub async fn create_user(&self, name: &str, admin: bool) -> Result<CreatedUser, KmsError> {
         let body = CreateUser {

@@ -21,12 +21,12 @@ pub use crypto::{RootKey, TokenHash};
 pub use records::{
     AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
     GatewayRecord, GrantRecord, MemberRecord, NewAccount, NewGateway, NewGrant, NewResource,
-    NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter, SessionRecord,
-    SessionUpdate, UserRecord,
+    NewSessionRecord, NewUser, ProjectRecord, ResourceRecord, SessionFilter, SessionPage,
+    SessionRecord, SessionSearch, SessionUpdate, UserRecord,
 };
 pub use traits::{
-    AccountStore, EventStore, GatewayStore, GrantStore, ProjectStore, ResourceStore, SessionStore,
-    SetupStore, Store, StoredCa, UserStore,
+    AccountStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore, ResourceStore,
+    SessionStore, SetupStore, Store, StoredCa, UserStore,
 };
 
 /// Why a store operation failed.

@@ -295,6 +295,38 @@ pub struct SessionFilter {
     pub resource: Option<String>,
 }
 
+/// One page of the console's session list ([`ConsoleStore::session_page`](super::ConsoleStore::session_page)):
+/// sessions matching every field that is set, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionSearch {
+    /// Only sessions with this status (`active`, `ended`, `expired`, `terminated`).
+    pub status: Option<String>,
+    /// Only this user's (by name as recorded).
+    pub user: Option<String>,
+    /// Only this resource's (by name).
+    pub resource: Option<String>,
+    /// Text found in the session's id, user, resource, account or reason, or in any of its
+    /// recorded events (so in its kubectl commands and request paths).
+    pub text: Option<String>,
+    /// Only sessions created at or after this instant.
+    pub from: Option<SystemTime>,
+    /// Only sessions created before this instant.
+    pub to: Option<SystemTime>,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u32,
+}
+
+/// What [`ConsoleStore::session_page`](super::ConsoleStore::session_page) finds.
+#[derive(Clone, Debug)]
+pub struct SessionPage {
+    /// The page's sessions, newest first.
+    pub sessions: Vec<SessionRecord>,
+    /// Whether more match after this page.
+    pub more: bool,
+}
+
 /// Which active sessions to end at once ([`SessionStore::end_sessions`](super::SessionStore::end_sessions)):
 /// those matching every field that is set. The default matches every active session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! and concurrent writers wait (busy timeout) instead of failing on a lock upgrade.
 
 mod accounts;
+mod console;
 mod events;
 mod gateways;
 mod grants;

@@ -15,13 +15,14 @@ use crate::server::store::{
 };
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
-const SELECT: &str = "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
+pub(super) const SELECT: &str =
+    "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
                       account_id, account_name, gateway_id, gateway_name, status, end_cause, \
                       reason, created_at, expires_at, ended_at, grant_id, \
                       COALESCE(last_seen_at, created_at) AS last_seen_at FROM sessions";
 
 #[derive(sqlx::FromRow)]
-struct SessionRow {
+pub(super) struct SessionRow {
     id: String,
     project_id: String,
     user_id: String,

@@ -34,7 +34,7 @@ impl From<UserRow> for UserRecord {
 }
 
 impl SqliteStore {
-    async fn user_by_id(&self, id: &str) -> Result<UserRecord, StoreError> {
+    pub(super) async fn user_by_id(&self, id: &str) -> Result<UserRecord, StoreError> {
         let row: Option<UserRow> = sqlx::query_as(&format!("{LIVE} AND id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
