@@ -6,7 +6,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{gateway, login, pam, server, user, verify_bundle, whoami};
+use crate::commands::{console, gateway, login, pam, project, server, user, verify_bundle, whoami};
 use crate::output::OutputFormat;
 
 /// Just-in-time, audited kubectl access to Kubernetes clusters.
@@ -16,7 +16,8 @@ pub(crate) struct Cli {
     /// KMS URL (also accepted after most commands).
     #[arg(long = "url", env = "KMS_PAM_URL", value_name = "URL")]
     pub url: Option<String>,
-    /// API token (default: the one stored by `kms-pam login`).
+    /// API token (default: the one stored by `kms-pam login`). Prefer `login --token-file` or
+    /// KMS_PAM_TOKEN: a token on the command line is visible to other local users.
     #[arg(
         long,
         env = "KMS_PAM_TOKEN",
@@ -25,6 +26,10 @@ pub(crate) struct Cli {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// PAM project of `pam` commands (default: the one stored by `login --project`, else
+    /// `default`).
+    #[arg(long, env = "KMS_PAM_PROJECT", global = true, value_name = "NAME")]
+    pub project: Option<String>,
     /// Output format of listings.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -52,12 +57,16 @@ pub(crate) enum Command {
     Login(login::LoginArgs),
     /// Show who the token belongs to.
     Whoami(whoami::WhoamiArgs),
-    /// Manage users (admin).
+    /// Manage users: create, disable, delete, rotate tokens (organisation admin).
     User(user::UserArgs),
-    /// Manage gateways.
+    /// Manage gateways: create, list, revoke.
     Gateway(gateway::GatewayArgs),
+    /// PAM projects and their members.
+    Project(project::ProjectArgs),
     /// Privileged access: resources, accounts, grants, sessions, access.
     Pam(pam::PamArgs),
+    /// Sign in to the web console with a one-time link (valid 60 s).
+    Console(console::ConsoleArgs),
     /// Verify a session bundle (`pam sessions export`) offline, against keys you trust.
     VerifyBundle(verify_bundle::VerifyBundleArgs),
 }
@@ -136,6 +145,20 @@ mod tests {
                 "http://kms",
             ],
             &["kms-pam", "user", "--url", "http://kms", "list"],
+            &[
+                "kms-pam", "project", "member", "add", "team-a", "bob", "--role", "auditor",
+            ],
+            &["kms-pam", "pam", "resource", "list", "--project", "team-a"],
+            &["kms-pam", "--project", "team-a", "pam", "sessions", "list"],
+            &["kms-pam", "user", "token", "rotate", "bob"],
+            &[
+                "kms-pam",
+                "login",
+                "--url",
+                "http://kms",
+                "--token-file",
+                "-",
+            ],
         ] {
             Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }

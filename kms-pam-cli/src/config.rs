@@ -1,5 +1,6 @@
 //! The login file: `$XDG_CONFIG_HOME/kms-pam/config.json` (else `~/.config/kms-pam/config.json`),
-//! holding the KMS URL and API token. Mode 0600 in a 0700 directory: it holds a credential.
+//! holding the KMS URL, API token and default PAM project. Mode 0600 in a 0700 directory: it
+//! holds a credential.
 
 use std::fmt;
 use std::fs;
@@ -16,6 +17,9 @@ pub(crate) struct Config {
     pub url: String,
     /// The user's API token.
     pub token: String,
+    /// The PAM project `pam` commands use when none is named (`login --project`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -23,6 +27,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("url", &self.url)
             .field("token", &"[redacted]")
+            .field("project", &self.project)
             .finish()
     }
 }
@@ -111,6 +116,7 @@ mod tests {
         let config = Config {
             url: "http://kms".into(),
             token: "kmsu_secret".into(),
+            project: None,
         };
         assert!(!format!("{config:?}").contains("kmsu_secret"));
     }

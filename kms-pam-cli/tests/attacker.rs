@@ -26,11 +26,27 @@ const METADATA_CHANGED: i32 = 5;
 
 /// One sealed session: `pam access` ran two kubectl commands and waited for the record.
 async fn session(world: &World) -> String {
+    let before = session_ids(world).await;
     let script = "kubectl get pods >/dev/null && kubectl get configmaps >/dev/null";
     let out = finish(access_with(world, &["--reason", "INC-42"], script)).await;
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    // Sessions opened within one second list in no particular order: take the new one.
+    let mut new: Vec<String> = session_ids(world)
+        .await
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(new.len(), 1, "one new session");
+    new.remove(0)
+}
+
+async fn session_ids(world: &World) -> Vec<String> {
     let list = world.json(&["pam", "sessions", "list", "-o", "json"]).await;
-    list[0]["id"].as_str().expect("id").to_owned()
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_owned())
+        .collect()
 }
 
 async fn database(world: &World) -> SqlitePool {

@@ -1,7 +1,6 @@
 //! Serving plumbing shared by every listener of the crate, one copy each: accepting with backoff
 //! on errors, and serving one HTTP connection (HTTP/1.1 with upgrades, or HTTP/2) with a drain.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -13,8 +12,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::proxy::ProxyBody;
 
 /// How long open requests get to finish when a connection is asked to stop, before it is dropped.
 pub(crate) const DRAIN: Duration = Duration::from_millis(500);
@@ -81,21 +78,34 @@ impl HttpLimits {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: crate::proxy::http2::MAX_HEADER_LIST_SIZE as usize,
     };
+    /// The gateway's metrics endpoint: tiny requests.
+    pub(crate) const METRICS: Self = Self {
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+    };
+    /// The KMS API: small request heads; the header timeout also closes a keep-alive connection
+    /// that stays idle that long (hyper starts it whenever it waits for a request head).
+    #[cfg(feature = "server")]
+    pub(crate) const KMS: Self = Self {
+        header_read_timeout: Duration::from_secs(15),
+        max_header_bytes: 64 * 1024,
+    };
 }
 
 /// Serves one connection (HTTP/1.1 with upgrades, or HTTP/2 with the path's flow-control
 /// windows) until it closes or `stop` resolves; then gives it [`DRAIN`] to finish and drops it.
 /// A connection whose first request head has not arrived within the header timeout is closed.
-pub(crate) async fn serve_http<I, S, F>(io: I, service: S, limits: HttpLimits, stop: F)
+pub(crate) async fn serve_http<I, S, B, F>(io: I, service: S, limits: HttpLimits, stop: F)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<ProxyBody>,
-            Error = Infallible,
-        > + Send
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Send
         + 'static,
     S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: Future<Output = ()>,
 {
     let first_request = Arc::new(AtomicBool::new(false));

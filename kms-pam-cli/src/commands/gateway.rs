@@ -1,4 +1,5 @@
-//! `kms-pam gateway create|list`.
+//! `kms-pam gateway create|list|revoke`. Gateways belong to the organisation and may serve
+//! resources of several projects.
 
 use std::process::ExitCode;
 
@@ -19,13 +20,19 @@ pub(crate) struct GatewayArgs {
 
 #[derive(Debug, Subcommand)]
 enum GatewayCommand {
-    /// Register a gateway and print its one-time enrollment token (valid 1 h).
+    /// Register a gateway and print its one-time enrollment token (valid 1 h). For a revoked
+    /// gateway: a new enrollment token, to enroll it again.
     Create {
         /// Gateway name.
         name: String,
     },
-    /// List gateways: address, online/offline, last heartbeat, audit key fingerprint.
+    /// List gateways: address, online/offline/revoked, last heartbeat, audit key fingerprint.
     List,
+    /// Revoke a gateway: its token is refused, its sessions end and their tunnels are cut.
+    Revoke {
+        /// Gateway name.
+        name: String,
+    },
 }
 
 /// Runs `gateway ...`.
@@ -69,6 +76,16 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
                 ]);
             }
             table.print("No gateways found.")?;
+        }
+        GatewayCommand::Revoke { name } => {
+            let gateway = client.revoke_gateway(&name).await?;
+            if globals.json() {
+                output::print_json(&gateway)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            output::print(&format!(
+                "Revoked gateway {name}: its token is refused and its sessions were ended. To                  bring it back, run `kms-pam gateway create {name}` and enroll it again with                  the new token (and a fresh data directory).\n"
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)

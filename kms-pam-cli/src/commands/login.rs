@@ -1,6 +1,12 @@
-//! `kms-pam login`: verify a token with `whoami`, then store it with the URL.
+//! `kms-pam login`: verify a token with `whoami`, then store it with the URL (and optionally a
+//! default PAM project).
+//!
+//! The token is best given in a file (`--token-file FILE`) or on standard input
+//! (`--token-file -`, or no token option at all): then it never appears in the process's command
+//! line, which other local users can read in `/proc`. `--token` and `KMS_PAM_TOKEN` work too.
 
 use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
@@ -9,16 +15,20 @@ use kms_pam::kms::api::PrincipalKind;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::Secret;
 
-use super::Globals;
+use super::{read_secret_file, Globals};
 use crate::cli::KmsUrl;
 use crate::config::{self, Config};
 use crate::output;
 
-/// `login [--url URL] [--token TOKEN]`; without a token, it is read from standard input.
+/// `login [--url URL] [--token-file FILE|-] [--project NAME]`; without a token option, the
+/// token is read from standard input.
 #[derive(Debug, Args)]
 pub(crate) struct LoginArgs {
     #[command(flatten)]
     kms: KmsUrl,
+    /// Read the API token from FILE (`-`: standard input) instead of the command line.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 /// Runs `login`.
@@ -27,13 +37,16 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
     let url = match (&globals.url, config::load()?) {
         (Some(url), _) => url.clone(),
         (None, Some(stored)) => stored.url,
-        (None, None) => bail!("login needs the KMS URL: kms-pam login --url URL --token TOKEN"),
+        (None, None) => {
+            bail!("login needs the KMS URL: kms-pam login --url URL --token-file FILE")
+        }
     };
-    let token = match &globals.token {
-        Some(token) => token.clone(),
-        None => read_token()?,
+    let token = match (&args.token_file, &globals.token) {
+        (Some(file), _) => read_secret_file(file)?,
+        (None, Some(token)) => Secret::new(token.clone()),
+        (None, None) => read_token()?,
     };
-    let client = KmsClient::new(&url, Some(Secret::new(token.clone())))?;
+    let client = KmsClient::new(&url, Some(token.clone()))?;
     let me = client.whoami().await?;
     if me.kind != PrincipalKind::User {
         bail!(
@@ -42,17 +55,29 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
             me.name
         );
     }
+    if let Some(project) = &globals.project {
+        client
+            .get_project(project)
+            .await
+            .with_context(|| format!("cannot use project {project} as the default"))?;
+    }
     let stored = Config {
         url: client.base_url().to_owned(),
-        token,
+        token: token.expose().to_owned(),
+        project: globals.project.clone(),
     };
     let path = config::save(&stored)?;
     if globals.json() {
         output::print_json(&me)?;
     } else {
         let role = if me.admin { " (admin)" } else { "" };
+        let project = stored
+            .project
+            .as_deref()
+            .map(|p| format!(" Default project: {p}."))
+            .unwrap_or_default();
         output::print(&format!(
-            "Logged in to {} as {}{role}. Saved to {}.\n",
+            "Logged in to {} as {}{role}.{project} Saved to {}.\n",
             stored.url,
             me.name,
             path.display()
@@ -62,21 +87,19 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
 }
 
 /// One line from standard input, so the token need not appear on the command line.
-fn read_token() -> anyhow::Result<String> {
+fn read_token() -> anyhow::Result<Secret> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("API token: ");
     }
-    let mut line = String::new();
+    let mut line = zeroize::Zeroizing::new(String::new());
     stdin
         .lock()
         .read_line(&mut line)
         .context("cannot read the token from standard input")?;
-    let token = line.trim().to_owned();
+    let token = Secret::new(line.trim());
     if token.is_empty() {
-        bail!(
-            "no token given: pass --token TOKEN, set KMS_PAM_TOKEN, or type it on standard input"
-        );
+        bail!("no token given: use --token-file FILE, set KMS_PAM_TOKEN, or type it on standard input");
     }
     Ok(token)
 }

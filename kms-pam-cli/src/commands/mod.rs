@@ -1,9 +1,11 @@
 //! One module per command; [`run`] dispatches and [`Globals`] turns the global flags (and the
 //! stored login) into a KMS client.
 
+pub(crate) mod console;
 pub(crate) mod gateway;
 pub(crate) mod login;
 pub(crate) mod pam;
+pub(crate) mod project;
 pub(crate) mod server;
 pub(crate) mod user;
 pub(crate) mod verdict;
@@ -25,6 +27,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let globals = Globals {
         url: non_empty(cli.url),
         token: non_empty(cli.token),
+        project: non_empty(cli.project),
         output: cli.output,
     };
     match cli.command {
@@ -34,7 +37,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whoami(args) => whoami::run(args, &globals).await,
         Command::User(args) => user::run(args, &globals).await,
         Command::Gateway(args) => gateway::run(args, &globals).await,
+        Command::Project(args) => project::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
+        Command::Console(args) => console::run(args, &globals).await,
         Command::VerifyBundle(args) => verify_bundle::run(args, &globals).await,
     }
 }
@@ -46,6 +51,8 @@ pub(crate) struct Globals {
     pub url: Option<String>,
     /// `--token` / `KMS_PAM_TOKEN`.
     pub token: Option<String>,
+    /// `--project` / `KMS_PAM_PROJECT`.
+    pub project: Option<String>,
     /// `-o`.
     pub output: OutputFormat,
 }
@@ -65,14 +72,16 @@ impl Globals {
     }
 
     /// A client for the KMS: URL and token from the flags or environment, else from the login.
-    /// The stored token is only sent to the URL it was stored for.
+    /// The stored token and default project only apply to the URL they were stored for. The
+    /// client works in `--project`, else the stored default; with neither, in `default` through
+    /// the unprefixed routes (as before projects existed).
     pub(crate) fn client(&self) -> anyhow::Result<KmsClient> {
         let stored = config::load()?;
         let url = match (&self.url, &stored) {
             (Some(url), _) => url.clone(),
             (None, Some(stored)) => stored.url.clone(),
             (None, None) => bail!(
-                "no KMS URL: pass --url URL, set KMS_PAM_URL, or run `kms-pam login --url URL --token TOKEN`"
+                "no KMS URL: pass --url URL, set KMS_PAM_URL, or run `kms-pam login --url URL --token-file FILE`"
             ),
         };
         let token = match (&self.token, &stored) {
@@ -82,10 +91,18 @@ impl Globals {
         };
         if token.is_none() {
             bail!(
-                "no API token for {url}: pass --token, set KMS_PAM_TOKEN, or run `kms-pam login`"
+                "no API token for {url}: run `kms-pam login --token-file FILE`, set \
+                 KMS_PAM_TOKEN, or pass --token"
             );
         }
-        Ok(KmsClient::new(&url, token.map(Secret::new))?)
+        let stored_project = stored
+            .filter(|stored| same_url(&stored.url, &url))
+            .and_then(|stored| stored.project);
+        let client = KmsClient::new(&url, token.map(Secret::new))?;
+        Ok(match self.project.clone().or(stored_project) {
+            Some(project) => client.in_project(&project),
+            None => client,
+        })
     }
 }
 

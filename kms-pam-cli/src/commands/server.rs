@@ -51,10 +51,7 @@ pub(crate) struct DevArgs {
 
 /// Runs `server`.
 pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = ServerConfig {
-        data_dir: args.data_dir,
-        database: args.database,
-    };
+    let config = ServerConfig::new(args.data_dir).with_database(args.database);
     let server = Server::open(config).await?;
     announce_admin(&server)?;
     let listener = bind(args.listen).await?;

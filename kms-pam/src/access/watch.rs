@@ -1,9 +1,14 @@
 //! Noticing that a session stopped by itself: expiry (local clock), termination or an end
 //! elsewhere (the KMS, polled every second), or the local proxy dying.
+//!
+//! The poll is also the session's heartbeat: KMS ends a session nobody has asked about for 30 s
+//! as abandoned, so a killed CLI does not leave it open.
 
 use std::time::{Duration, SystemTime};
 
 use super::AccessSession;
+use crate::kms::api::{ErrorCode, SessionView};
+use crate::kms::client::KmsError;
 use crate::session::{EndCause, SessionStatus};
 
 /// How often the KMS is asked about the session.
@@ -23,9 +28,33 @@ pub enum SessionEnd {
     EndedElsewhere,
     /// The local proxy stopped; [`AccessSession::close`] reports its error.
     ProxyStopped,
+    /// KMS ended it because this client stopped asking about it for too long (the process was
+    /// stopped, the machine slept, the network went away).
+    Abandoned,
+    /// Access was taken away: the user was disabled or removed from the project, the grant or
+    /// the gateway was revoked, the resource or account deleted. The cause says which.
+    Revoked(EndCause),
+    /// KMS no longer accepts the user's API token (the user was disabled or deleted, or the
+    /// token rotated); KMS ended the session.
+    TokenRefused,
 }
 
 impl SessionEnd {
+    /// How a session KMS reports as `view` ended, if it has.
+    pub fn of(view: &SessionView) -> Option<Self> {
+        Some(match (view.session.status, view.end_cause) {
+            (SessionStatus::Active, _) => return None,
+            (SessionStatus::Expired, _) => Self::Expired,
+            (SessionStatus::Ended, Some(EndCause::Abandoned)) => Self::Abandoned,
+            (SessionStatus::Ended, _) => Self::EndedElsewhere,
+            (SessionStatus::Terminated, Some(EndCause::Error)) => Self::Failed,
+            (SessionStatus::Terminated, None | Some(EndCause::Termination | EndCause::Unknown)) => {
+                Self::Terminated
+            }
+            (SessionStatus::Terminated, Some(cause)) => Self::Revoked(cause),
+        })
+    }
+
     /// A short phrase for messages: `session expired`.
     pub fn describe(self) -> &'static str {
         match self {
@@ -34,7 +63,39 @@ impl SessionEnd {
             Self::Failed => "session ended by KMS after an error",
             Self::EndedElsewhere => "session ended from elsewhere",
             Self::ProxyStopped => "the local proxy stopped",
+            Self::Abandoned => {
+                "session ended by KMS as abandoned: this client did not check in with KMS for \
+                 too long"
+            }
+            Self::Revoked(cause) => match cause {
+                EndCause::UserDisabled => "session terminated: your user was disabled",
+                EndCause::UserDeleted => "session terminated: your user was deleted",
+                EndCause::TokenRevoked => "session terminated: your API token was revoked",
+                EndCause::MembershipRemoved => {
+                    "session terminated: you were removed from the project"
+                }
+                EndCause::RoleChanged => {
+                    "session terminated: your role in the project no longer allows it"
+                }
+                EndCause::GrantDeleted => {
+                    "session terminated: the grant it was opened under was deleted"
+                }
+                EndCause::GatewayRevoked => "session terminated: its gateway was revoked",
+                EndCause::ResourceDeleted => "session terminated: its resource was deleted",
+                EndCause::AccountDeleted => "session terminated: its account was deleted",
+                _ => "session terminated: access was revoked",
+            },
+            Self::TokenRefused => {
+                "session ended: KMS no longer accepts your API token (your user was disabled or \
+                 deleted, or the token was rotated)"
+            }
         }
+    }
+
+    /// Whether the session ended normally as far as its user is concerned (expired, or ended
+    /// by them elsewhere): anything else is a failure to report.
+    pub fn is_normal(self) -> bool {
+        matches!(self, Self::Expired | Self::EndedElsewhere)
     }
 }
 
@@ -56,6 +117,9 @@ impl AccessSession {
                 polled = self.poll_once() => match polled {
                     Ok(Some(end)) => return end,
                     Ok(None) => warned = false,
+                    Err(error) if error.code() == Some(ErrorCode::Unauthenticated) => {
+                        return SessionEnd::TokenRefused;
+                    }
                     Err(error) if !warned => {
                         tracing::warn!(%error, "cannot check the session status; will keep trying");
                         warned = true;
@@ -66,17 +130,70 @@ impl AccessSession {
         }
     }
 
-    async fn poll_once(&self) -> Result<Option<SessionEnd>, crate::kms::client::KmsError> {
+    async fn poll_once(&self) -> Result<Option<SessionEnd>, KmsError> {
         tokio::time::sleep(POLL_INTERVAL).await;
         let view = self.broker.session_status(self.id()).await?;
-        Ok(match view.session.status {
-            SessionStatus::Active => None,
-            SessionStatus::Expired => Some(SessionEnd::Expired),
-            SessionStatus::Ended => Some(SessionEnd::EndedElsewhere),
-            SessionStatus::Terminated if view.end_cause == Some(EndCause::Error) => {
-                Some(SessionEnd::Failed)
-            }
-            SessionStatus::Terminated => Some(SessionEnd::Terminated),
-        })
+        Ok(SessionEnd::of(&view))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Session, SessionId};
+
+    fn view(status: SessionStatus, cause: Option<EndCause>) -> SessionView {
+        let now = SystemTime::now();
+        SessionView {
+            session: Session {
+                id: SessionId::new("s"),
+                user: "alice".into(),
+                resource: "prod".into(),
+                account: "admin".into(),
+                gateway: "gw".into(),
+                status,
+                created_at: now,
+                expires_at: now,
+                ended_at: None,
+                reason: None,
+            },
+            end_cause: cause,
+        }
+    }
+
+    #[test]
+    fn every_end_reads_as_what_happened() {
+        use EndCause as C;
+        use SessionStatus as S;
+        let cases = [
+            (S::Active, None, None),
+            (S::Expired, Some(C::Expiry), Some(SessionEnd::Expired)),
+            (S::Ended, Some(C::User), Some(SessionEnd::EndedElsewhere)),
+            (S::Ended, Some(C::Abandoned), Some(SessionEnd::Abandoned)),
+            (
+                S::Terminated,
+                Some(C::Termination),
+                Some(SessionEnd::Terminated),
+            ),
+            (S::Terminated, Some(C::Error), Some(SessionEnd::Failed)),
+            (S::Terminated, None, Some(SessionEnd::Terminated)),
+            (
+                S::Terminated,
+                Some(C::GrantDeleted),
+                Some(SessionEnd::Revoked(C::GrantDeleted)),
+            ),
+        ];
+        for (status, cause, expected) in cases {
+            assert_eq!(
+                SessionEnd::of(&view(status, cause)),
+                expected,
+                "{status} {cause:?}"
+            );
+        }
+        assert!(SessionEnd::Revoked(C::GatewayRevoked)
+            .describe()
+            .contains("gateway was revoked"));
+        assert!(!SessionEnd::Abandoned.is_normal());
+        assert!(SessionEnd::Expired.is_normal());
     }
 }

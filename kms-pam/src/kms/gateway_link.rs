@@ -6,6 +6,10 @@
 //! reached the feed retries with backoff and, once back, re-reads every watched session, so a
 //! change made while it was away is not missed. While KMS is away, admitted sessions keep running
 //! until their expiry (which the gateway enforces itself); new sessions cannot be admitted.
+//!
+//! KMS refusing the gateway's token (401: the gateway was revoked) is different from KMS being
+//! away: every watched session is cut at once, and no new one can be admitted, since every
+//! check with KMS fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -61,6 +65,15 @@ impl KmsSessionManager {
         }
     }
 
+    /// Cuts every watched session: KMS no longer accepts this gateway.
+    fn cut_all(&self) {
+        let mut watchers = self.lock();
+        for sender in watchers.values() {
+            sender.send_replace(SessionStatus::Terminated);
+        }
+        watchers.clear();
+    }
+
     /// Re-reads every watched session (after the feed lost track).
     async fn refresh_all(&self) {
         let ids: Vec<SessionId> = self.lock().keys().cloned().collect();
@@ -93,6 +106,15 @@ async fn feed(manager: Weak<KmsSessionManager>) {
                     m.refresh_all().await;
                 }
             }
+            Err(e) if e.code() == Some(ErrorCode::Unauthenticated) => {
+                tracing::error!(error = %e, "KMS refuses this gateway's token (revoked?): \
+                    cutting every session; a new `kms-pam gateway create` and enrollment bring \
+                    it back");
+                m.cut_all();
+                seq = None;
+                drop(m);
+                tokio::time::sleep(MAX_BACKOFF).await;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "KMS change feed interrupted");
                 seq = None;
@@ -107,6 +129,11 @@ async fn feed(manager: Weak<KmsSessionManager>) {
 fn session_error(id: &SessionId, e: KmsError) -> SessionError {
     if e.is_not_found() {
         SessionError::NotFound(id.clone())
+    } else if e.code() == Some(ErrorCode::Unauthenticated) {
+        SessionError::Unavailable(format!(
+            "KMS refuses this gateway's token; the gateway was revoked and admits no session \
+             until it is enrolled again ({e})"
+        ))
     } else {
         SessionError::Unavailable(e.to_string())
     }
@@ -180,5 +207,97 @@ impl CredentialStore for KmsCredentialStore {
         };
         Ok(SessionCredential::new(Upstream { url, tls }, answer.token)
             .with_recording(answer.recording))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::SystemTime;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::kms::api::SessionView;
+    use crate::secret::Secret;
+    use crate::session::Session;
+
+    /// A KMS that knows session `s1` (active) and answers change polls until `revoked` is set,
+    /// then refuses the gateway's token.
+    async fn kms(revoked: Arc<AtomicBool>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let now = SystemTime::now();
+        let view = SessionView {
+            session: Session {
+                id: SessionId::new("s1"),
+                user: "alice".into(),
+                resource: "prod".into(),
+                account: "admin".into(),
+                gateway: "gw".into(),
+                status: SessionStatus::Active,
+                created_at: now,
+                expires_at: now + Duration::from_secs(600),
+                ended_at: None,
+                reason: None,
+            },
+            end_cause: None,
+        };
+        let view = serde_json::to_string(&view).unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (revoked, view) = (revoked.clone(), view.clone());
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (revoked, view) = (revoked.clone(), view.clone());
+                    async move {
+                        let (status, body) = if revoked.load(Ordering::SeqCst) {
+                            (
+                                401,
+                                r#"{"error":{"code":"unauthenticated","message":"no"}}"#.into(),
+                            )
+                        } else if request.uri().path().starts_with("/v1/gateway/changes") {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            (200, r#"{"seq":1,"changes":[]}"#.to_owned())
+                        } else {
+                            (200, view)
+                        };
+                        let response = Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_refused_gateway_token_cuts_every_watched_session() {
+        let revoked = Arc::new(AtomicBool::new(false));
+        let url = kms(revoked.clone()).await;
+        let client = KmsClient::new(&url, Some(Secret::new("kmsg_x"))).unwrap();
+        let manager = KmsSessionManager::start(client);
+        let mut watch = manager.watch(&SessionId::new("s1")).await.unwrap();
+        assert_eq!(watch.current(), SessionStatus::Active);
+        revoked.store(true, Ordering::SeqCst);
+        let ended = tokio::time::timeout(Duration::from_secs(3), watch.ended()).await;
+        assert_eq!(ended.unwrap(), SessionStatus::Terminated);
+        let refused = manager.get(&SessionId::new("s1")).await;
+        assert!(matches!(refused, Err(SessionError::Unavailable(_))));
     }
 }

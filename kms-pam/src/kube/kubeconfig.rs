@@ -7,6 +7,7 @@
 //! (SPEC §2.5). It holds that token, so it is written with mode 0600 in a directory created 0700.
 
 mod merge;
+mod stale;
 
 use std::fs;
 use std::io::{self, Write};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 pub use merge::MergedKubeconfig;
+pub use stale::remove_stale_session_file;
 
 use crate::secret::Secret;
 
@@ -106,6 +108,26 @@ pub fn context_name(resource: &str, account: &str) -> String {
 pub fn default_session_path(resource: &str, account: &str) -> Result<PathBuf, KubeconfigError> {
     let file = format!("{}-{}.yaml", file_safe(resource), file_safe(account));
     Ok(home()?.join(".kube").join("kms-pam").join(file))
+}
+
+/// Where `pam access` writes a session kubeconfig by default for an account of `project`:
+/// [`default_session_path`] for the project `default` (or none), else
+/// `~/.kube/kms-pam/PROJECT/RESOURCE-ACCOUNT.yaml`, so sessions to same-named accounts of two
+/// projects do not share a file.
+pub fn default_session_path_in(
+    project: Option<&str>,
+    resource: &str,
+    account: &str,
+) -> Result<PathBuf, KubeconfigError> {
+    let path = default_session_path(resource, account)?;
+    match project.filter(|p| *p != crate::kms::api::DEFAULT_PROJECT) {
+        None => Ok(path),
+        Some(project) => {
+            let file = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Ok(dir.join(file_safe(project)).join(file))
+        }
+    }
 }
 
 /// The user's own kubeconfig, `~/.kube/config`: where `--merge` merges by default.

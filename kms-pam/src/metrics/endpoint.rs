@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::GatewayMetrics;
@@ -38,9 +37,8 @@ where
                 let (metrics, refresh) = (metrics.clone(), refresh.clone());
                 async move { Ok::<_, Infallible>(answer(&request, &metrics, refresh.as_ref())) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
+            let limits = crate::conn::HttpLimits::METRICS;
+            crate::conn::serve_http(tcp, service, limits, std::future::pending()).await;
         });
     }
 }

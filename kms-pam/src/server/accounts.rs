@@ -8,14 +8,16 @@ use axum::Json;
 use http::StatusCode;
 use serde::Deserialize;
 
-use super::auth::{AdminUser, AnyUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use super::sessions::terminate_active;
+use super::paths::AccountPath;
+use super::revocation::end_sessions;
+use super::rights::{InProject, ProjectAdmin};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{Account, CreateAccount};
 use crate::secret::Secret;
-use crate::server::store::{NewAccount, SessionFilter};
+use crate::server::store::{ActiveSessions, NewAccount};
+use crate::session::EndCause;
 
 /// Largest service-account token accepted (real ones are a few KiB).
 const MAX_TOKEN_LEN: usize = 64 * 1024;
@@ -23,8 +25,8 @@ const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// `POST /v1/resources/{resource}/accounts`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath(resource): ApiPath<String>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(AccountPath { resource, .. }): ApiPath<AccountPath>,
     ApiJson(body): ApiJson<CreateAccount>,
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
     // The body's token is a `Secret` from the moment it is read: zeroized on every path out.
@@ -43,11 +45,11 @@ pub(crate) async fn create(
         ));
     }
     let token = Secret::new(trimmed);
-    let resource = state.store.resource(state.project_id(), &resource).await?;
+    let resource = state.store.resource(admin.project_id(), &resource).await?;
     let account = state
         .store
         .create_account(NewAccount {
-            project_id: state.project_id().to_owned(),
+            project_id: admin.project_id().to_owned(),
             resource_id: resource.id,
             name: body.name,
             description: body.description,
@@ -57,7 +59,8 @@ pub(crate) async fn create(
         })
         .await?;
     tracing::info!(
-        by = %admin.name,
+        by = %admin.user.name,
+        project = %admin.project.name,
         account = %format!("{}/{}", account.resource, account.name),
         max = %crate::time::format_duration(Duration::from_secs(max)),
         "account created"
@@ -74,40 +77,41 @@ pub(crate) struct AccountsQuery {
 /// `GET /v1/accounts?resource=R`: members see only accounts they hold a grant for.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
+    caller: InProject,
     ApiQuery(query): ApiQuery<AccountsQuery>,
 ) -> Result<Json<Vec<Account>>, ApiError> {
-    let project = state.project_id();
+    let project = caller.project_id();
     let mut accounts = state
         .store
         .accounts(project, query.resource.as_deref())
         .await?;
-    if !user.admin {
-        let granted = state.store.grants(project, Some(&user.id)).await?;
+    if !caller.reads_every_session() {
+        let granted = state.store.grants(project, Some(&caller.user.id)).await?;
         accounts.retain(|a| granted.iter().any(|g| g.account_id == a.id));
     }
     Ok(Json(accounts.iter().map(views::account).collect()))
 }
 
 /// `DELETE /v1/resources/{resource}/accounts/{account}`: grants go too; active sessions are
-/// terminated first, then kept as history.
+/// terminated first (cause `account_deleted`), then kept as history.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath((resource, name)): ApiPath<(String, String)>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(path): ApiPath<AccountPath>,
 ) -> Result<StatusCode, ApiError> {
-    let project = state.project_id();
+    let (resource, name) = (path.resource, path.account.unwrap_or_default());
+    let project = admin.project_id();
     let account = state.store.account(project, &resource, &name).await?;
-    let filter = SessionFilter {
-        active_only: true,
-        resource: Some(resource.clone()),
-        ..SessionFilter::default()
+    let which = ActiveSessions {
+        account_id: Some(account.id.clone()),
+        ..ActiveSessions::default()
     };
-    terminate_active(&state, &filter, |s| s.account_id == account.id).await?;
+    end_sessions(&state, which, EndCause::AccountDeleted, &admin.user.name).await?;
     state
         .store
         .delete_account(project, &resource, &name)
         .await?;
-    tracing::info!(by = %admin.name, account = %format!("{resource}/{name}"), "account deleted");
+    tracing::info!(by = %admin.user.name, project = %admin.project.name,
+        account = %format!("{resource}/{name}"), "account deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use super::auth::{AnyUser, GatewayCaller};
 use super::error::{ApiError, ApiJson, ApiPath};
+use super::paths::IdPath;
+use super::rights::SessionCaller;
 use super::sessions::visible_session;
 use super::state::{now, AppState};
 use super::views;
@@ -243,10 +245,10 @@ pub(crate) async fn verify(
 /// `kms-pam verify-bundle` checks without KMS.
 pub(crate) async fn export(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
+    caller: SessionCaller,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<Json<SessionBundle>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     Ok(Json(bundle(&state, &record).await?))
 }
 

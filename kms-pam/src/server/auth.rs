@@ -1,13 +1,16 @@
 //! Who is calling: the bearer token names a user (`kmsu_…`) or an enrolled gateway (`kmsg_…`).
 //!
 //! Rights are enforced by the extractor a handler takes, so each handler's signature says who
-//! may call it: [`AdminUser`], [`AnyUser`], [`GatewayCaller`], or [`Caller`] (user or gateway).
-//! Tokens are looked up by their SHA-256 hash; a token is never logged or echoed.
+//! may call it: [`AdminUser`] (an organisation administrator), [`AnyUser`], [`GatewayCaller`],
+//! or [`Caller`] (user or gateway); a user's rights in a project are `rights.rs`'s. Tokens are
+//! looked up by their SHA-256 hash; a token is never logged or echoed. A disabled user's token,
+//! a rotated-away token and a revoked gateway's token all answer 401.
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use super::error::ApiError;
+use super::failures::record_caller;
 use super::state::AppState;
 use crate::kms::api::{GATEWAY_TOKEN_PREFIX, USER_TOKEN_PREFIX};
 use crate::server::store::{GatewayRecord, StoreError, TokenHash, UserRecord};
@@ -23,15 +26,15 @@ pub(crate) enum Caller {
 
 /// A user, administrator or not.
 #[derive(Debug, Clone)]
-pub(crate) struct AnyUser(pub UserRecord);
+pub(crate) struct AnyUser(pub(crate) UserRecord);
 
-/// An administrator.
+/// An organisation administrator.
 #[derive(Debug, Clone)]
-pub(crate) struct AdminUser(pub UserRecord);
+pub(crate) struct AdminUser(pub(crate) UserRecord);
 
 /// An enrolled gateway.
 #[derive(Debug, Clone)]
-pub(crate) struct GatewayCaller(pub GatewayRecord);
+pub(crate) struct GatewayCaller(pub(crate) GatewayRecord);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -43,13 +46,26 @@ impl FromRequestParts<AppState> for Caller {
             StoreError::NotFound(_) => ApiError::unauthenticated("invalid or revoked API token"),
             other => other.into(),
         };
+        let extensions = &parts.extensions;
         if token.starts_with(USER_TOKEN_PREFIX) {
+            record_caller(extensions, "unknown user token");
             let user = state.store.user_by_token(&hash).await.map_err(invalid)?;
+            if user.disabled {
+                record_caller(extensions, format!("user {} (disabled)", user.name));
+                return Err(ApiError::unauthenticated(format!(
+                    "user {} is disabled; an organisation administrator can enable it again",
+                    user.name
+                )));
+            }
+            record_caller(extensions, format!("user {}", user.name));
             Ok(Self::User(user))
         } else if token.starts_with(GATEWAY_TOKEN_PREFIX) {
+            record_caller(extensions, "unknown or revoked gateway token");
             let gateway = state.store.gateway_by_token(&hash).await.map_err(invalid)?;
+            record_caller(extensions, format!("gateway {}", gateway.name));
             Ok(Self::Gateway(gateway))
         } else {
+            record_caller(extensions, "a token that is not a kms-pam token");
             Err(ApiError::unauthenticated(
                 "not a kms-pam API token (expected kmsu_… or kmsg_…)",
             ))
@@ -78,7 +94,9 @@ impl FromRequestParts<AppState> for AdminUser {
         if user.admin {
             Ok(Self(user))
         } else {
-            Err(ApiError::forbidden("only administrators may do this"))
+            Err(ApiError::forbidden(
+                "only organisation administrators may do this",
+            ))
         }
     }
 }

@@ -12,15 +12,13 @@ use std::time::Duration;
 use super::state::now;
 use super::{ServerConfig, ServerError};
 use crate::audit::signing::SigningKey;
-use crate::kms::api::USER_TOKEN_PREFIX;
+use crate::kms::api::{DEFAULT_PROJECT, USER_TOKEN_PREFIX};
 use crate::secret::Secret;
 use crate::server::store::crypto::issue_token;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::{NewUser, ProjectRecord, Store, StoreError, StoredCa};
 use crate::tls::CertificateAuthority;
 
-/// The project everything lives in until project management lands.
-pub(crate) const DEFAULT_PROJECT: &str = "default";
 /// The bootstrapped administrator.
 pub(crate) const ADMIN_USER: &str = "admin";
 /// Lifetime of the KMS CA.
@@ -34,6 +32,15 @@ pub(crate) struct Prepared {
     pub(crate) audit_key: SigningKey,
     pub(crate) project: ProjectRecord,
     pub(crate) admin_created: bool,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("project", &self.project)
+            .field("admin_created", &self.admin_created)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) async fn prepare(config: &ServerConfig) -> Result<Prepared, ServerError> {

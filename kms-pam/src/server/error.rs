@@ -78,6 +78,16 @@ impl ApiError {
         error
     }
 
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The one-line message.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The contract code.
     #[cfg(test)]
     pub(crate) fn code(&self) -> ErrorCode {

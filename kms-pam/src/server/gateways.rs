@@ -1,6 +1,10 @@
 //! Gateway management and enrollment.
 //!
-//! `POST /v1/gateways` hands out a one-time enrollment token valid for an hour. The gateway
+//! Gateways belong to the organisation: one may serve resources of several projects.
+//!
+//! `POST /v1/gateways` hands out a one-time enrollment token valid for an hour; for a gateway
+//! that was revoked it hands out a new one, with which the gateway (a new instance of it, with a
+//! new key) enrolls again and keeps its resources. The gateway
 //! enrolls with it: KMS signs the gateway's CSR (its key never leaves the gateway) for the host
 //! it announced, issues its API token and spends the enrollment token, all or nothing.
 
@@ -12,6 +16,7 @@ use http::StatusCode;
 
 use super::auth::{AdminUser, AnyUser};
 use super::error::{ApiError, ApiJson};
+use super::failures::Attempt;
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{
@@ -36,16 +41,37 @@ pub(crate) async fn create(
     let (token, hash) = issue_token(ENROLLMENT_TOKEN_PREFIX)?;
     let now = now();
     let expires_at = now + ENROLLMENT_VALIDITY;
-    let gateway = state
-        .store
-        .create_gateway(NewGateway {
-            name: body.name,
-            enrollment: hash,
-            enrollment_expires_at: expires_at,
-            now,
-        })
-        .await?;
-    tracing::info!(by = %admin.name, gateway = %gateway.name, "gateway created");
+    let gateway = match state.store.gateway_by_name(&body.name).await {
+        Ok(revoked) if revoked.revoked => {
+            state
+                .store
+                .renew_enrollment(&revoked.id, &hash, expires_at, now)
+                .await?;
+            tracing::info!(by = %admin.name, gateway = %revoked.name,
+                "new enrollment token for a revoked gateway");
+            revoked
+        }
+        Ok(_) => {
+            return Err(ApiError::conflict(format!(
+                "gateway {} already exists",
+                body.name
+            )))
+        }
+        Err(StoreError::NotFound(_)) => {
+            let gateway = state
+                .store
+                .create_gateway(NewGateway {
+                    name: body.name,
+                    enrollment: hash,
+                    enrollment_expires_at: expires_at,
+                    now,
+                })
+                .await?;
+            tracing::info!(by = %admin.name, gateway = %gateway.name, "gateway created");
+            gateway
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((
         StatusCode::CREATED,
         Json(CreatedGateway {
@@ -82,8 +108,10 @@ pub(crate) async fn list(
 /// `POST /v1/gateways/enroll`: authenticated by the enrollment token in the body.
 pub(crate) async fn enroll(
     State(state): State<AppState>,
+    attempt: Attempt,
     ApiJson(body): ApiJson<EnrollGateway>,
 ) -> Result<Json<EnrolledGateway>, ApiError> {
+    attempt.record(format!("enrollment of gateway {:?}", body.name));
     // One answer for an unknown gateway, a wrong, spent or expired token: nothing to probe.
     let refused = || {
         ApiError::unauthenticated(format!(

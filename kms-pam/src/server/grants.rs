@@ -1,29 +1,51 @@
-//! Grants: which user may open sessions for which account, and for how long at most.
+//! Grants: which member of a project may open sessions for which account, and for how long at
+//! most. Deleting a grant ends the sessions opened under it.
 
 use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
 
-use super::auth::AdminUser;
 use super::error::{ApiError, ApiJson, ApiPath};
+use super::paths::IdPath;
+use super::revocation::end_sessions;
+use super::rights::{role_in, ProjectAdmin, ProjectReader};
 use super::state::{now, AppState};
 use super::views;
-use crate::kms::api::{CreateGrant, Grant};
-use crate::server::store::NewGrant;
+use crate::kms::api::{CreateGrant, Grant, ProjectRole};
+use crate::server::store::{ActiveSessions, NewGrant};
+use crate::session::EndCause;
 use crate::time::format_duration;
 
-/// `POST /v1/grants`: the grant's maximum defaults to the account's and may not exceed it.
+/// `POST /v1/grants`: the user must be a member (or administrator) of the project; the grant's
+/// maximum defaults to the account's and may not exceed it.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
+    ProjectAdmin(admin): ProjectAdmin,
     ApiJson(body): ApiJson<CreateGrant>,
 ) -> Result<(StatusCode, Json<Grant>), ApiError> {
-    let project = state.project_id();
+    let project = admin.project_id();
     let account = state
         .store
         .account(project, &body.resource, &body.account)
         .await?;
     let user = state.store.user_by_name(&body.user).await?;
+    match role_in(&state, &admin.project, &user).await? {
+        Some(ProjectRole::Admin | ProjectRole::Member) => {}
+        Some(_) => {
+            return Err(ApiError::conflict(format!(
+                "{} is an auditor of project {}: auditors open no sessions; make them a member \
+                 first (kms-pam project member add {} {} --role member)",
+                user.name, admin.project.name, admin.project.name, user.name
+            )))
+        }
+        None => {
+            return Err(ApiError::conflict(format!(
+                "{} is not a member of project {}; add them first (kms-pam project member add \
+                 {} {} --role member)",
+                user.name, admin.project.name, admin.project.name, user.name
+            )))
+        }
+    }
     let max = body.max_duration_secs.unwrap_or(account.max_duration_secs);
     if max == 0 || max > account.max_duration_secs {
         return Err(ApiError::invalid(format!(
@@ -43,7 +65,8 @@ pub(crate) async fn create(
         })
         .await?;
     tracing::info!(
-        by = %admin.name,
+        by = %admin.user.name,
+        project = %admin.project.name,
         grant = %grant.id,
         user = %grant.user,
         account = %format!("{}/{}", grant.resource, grant.account),
@@ -52,22 +75,29 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(views::grant(&grant))))
 }
 
-/// `GET /v1/grants`.
+/// `GET /v1/grants`: project administrators and auditors.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
+    ProjectReader(reader): ProjectReader,
 ) -> Result<Json<Vec<Grant>>, ApiError> {
-    let grants = state.store.grants(state.project_id(), None).await?;
+    let grants = state.store.grants(reader.project_id(), None).await?;
     Ok(Json(grants.iter().map(views::grant).collect()))
 }
 
-/// `DELETE /v1/grants/{id}`. Sessions already opened under the grant run to their end.
+/// `DELETE /v1/grants/{id}`: the sessions opened under the grant end (cause `grant_deleted`).
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath(id): ApiPath<String>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_grant(state.project_id(), &id).await?;
-    tracing::info!(by = %admin.name, grant = %id, "grant deleted");
+    let grant = state.store.grant(admin.project_id(), &id).await?;
+    state.store.delete_grant(admin.project_id(), &id).await?;
+    let which = ActiveSessions {
+        grant_id: Some(grant.id.clone()),
+        ..ActiveSessions::default()
+    };
+    let ended = end_sessions(&state, which, EndCause::GrantDeleted, &admin.user.name).await?;
+    tracing::info!(by = %admin.user.name, project = %admin.project.name, grant = %id,
+        user = %grant.user, sessions_ended = ended, "grant deleted");
     Ok(StatusCode::NO_CONTENT)
 }

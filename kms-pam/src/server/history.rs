@@ -1,4 +1,5 @@
-//! A session's recorded history as its owner and administrators read it: the commands run
+//! A session's recorded history as its owner, the project's administrators and its auditors
+//! read it: the commands run
 //! (`GET /v1/sessions/{id}`), the hash chain check (`/verify`) and exec replays
 //! (`/recordings/{n}`), all built from the events gateways delivered.
 
@@ -8,8 +9,9 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::audit_trail;
-use super::auth::AnyUser;
 use super::error::{ApiError, ApiPath, ApiQuery};
+use super::paths::{IdPath, RecordingPath};
+use super::rights::SessionCaller;
 use super::sessions::visible_session;
 use super::state::{now, AppState};
 use super::views;
@@ -33,11 +35,11 @@ fn yes() -> bool {
 /// `GET /v1/sessions/{id}?commands=false`.
 pub(crate) async fn show(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
+    caller: SessionCaller,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     ApiQuery(query): ApiQuery<DetailQuery>,
 ) -> Result<Json<SessionDetail>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     let commands = if query.commands {
         group_commands(&events(&state, &record.session.id).await?)
     } else {
@@ -55,20 +57,20 @@ pub(crate) async fn show(
 /// gateway's signatures, KMS's signed head and the metadata (`audit_trail`).
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
+    caller: SessionCaller,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<Json<ChainReport>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     Ok(Json(audit_trail::verify(&state, &record).await?))
 }
 
 /// `GET /v1/sessions/{id}/recordings/{n}`: the `n`-th recorded stream, replayed.
 pub(crate) async fn recording(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath((id, number)): ApiPath<(String, usize)>,
+    caller: SessionCaller,
+    ApiPath(RecordingPath { id, n: number }): ApiPath<RecordingPath>,
 ) -> Result<Json<RecordingView>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
+    let record = visible_session(&state, &caller, &id).await?;
     let events = events(&state, &record.session.id).await?;
     let all = recordings(&events);
     let missing = || {
@@ -95,7 +97,10 @@ pub(crate) async fn recording(
 
 /// The session's stored events that still parse, by `seq`. An unreadable row is left out with
 /// a warning; `verify` reports it.
-async fn events(state: &AppState, session: &SessionId) -> Result<Vec<AuditEvent>, ApiError> {
+pub(super) async fn events(
+    state: &AppState,
+    session: &SessionId,
+) -> Result<Vec<AuditEvent>, ApiError> {
     let stored = state.store.session_events(session).await?;
     let mut events = Vec::with_capacity(stored.len());
     for event in stored {

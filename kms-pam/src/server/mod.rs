@@ -20,22 +20,34 @@
 //! ```
 //!
 //! or in one call, [`serve`]. Handlers live one file per area; rights are enforced by the
-//! extractor each handler takes (`auth.rs`); errors become answers in one place (`error.rs`).
+//! extractor each handler takes (`auth.rs` for who is calling, `rights.rs` for their role in
+//! the project a route touches); errors become answers in one place (`error.rs`); refused
+//! authentications are logged, counted and slowed in one middleware (`failures.rs`). Taking
+//! access away (`revocation.rs`) and the reaper (`reaper.rs`: expiry, abandonment) end sessions
+//! through the same status change gateways follow (`changes.rs`).
 
 mod accounts;
 mod audit_trail;
 mod auth;
 mod bootstrap;
 mod changes;
+mod console;
 mod error;
 mod events;
-mod expiry;
+mod failures;
 mod gateway_api;
 mod gateways;
 mod grants;
 mod history;
+mod members;
+mod metrics;
+mod paths;
+mod projects;
+mod reaper;
 mod recording;
 mod resources;
+mod revocation;
+mod rights;
 mod router;
 mod sessions;
 mod state;
@@ -51,23 +63,34 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::changes::ChangeFeed;
-use self::state::AppState;
+use self::failures::FailureBudget;
+use self::metrics::KmsMetrics;
+use self::state::{now, AppState};
 use self::store::StoreError;
 use crate::tls::TlsError;
 
-/// Where the server keeps its state.
+/// How long a session's client may stop asking KMS about it before KMS ends it as abandoned
+/// (SPEC §7).
+pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(30);
+
+/// Where the server keeps its state, and how it treats sessions.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Data directory (created with mode 0700): `kms.db`, `root.key`, `admin.token`.
     pub data_dir: PathBuf,
     /// Database URL; `None` means SQLite at `DATA/kms.db`. Only `sqlite:` URLs are supported
     /// so far.
     pub database: Option<String>,
+    /// A session whose owner's client has not asked KMS about it for longer than this is ended
+    /// with cause `abandoned` ([`DEFAULT_ABANDON_AFTER`]; whole seconds, at least one).
+    pub abandon_after: Duration,
 }
 
 impl ServerConfig {
@@ -76,7 +99,22 @@ impl ServerConfig {
         Self {
             data_dir: data_dir.into(),
             database: None,
+            abandon_after: DEFAULT_ABANDON_AFTER,
         }
+    }
+
+    /// With the store at this URL (`sqlite://PATH`) instead of `DATA/kms.db`.
+    pub fn with_database(mut self, database: Option<String>) -> Self {
+        self.database = database;
+        self
+    }
+
+    /// With sessions ended as abandoned after this long without a word from their client
+    /// (rounded up to whole seconds; tests use a few seconds).
+    pub fn with_abandon_after(mut self, after: Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.abandon_after = Duration::from_secs(secs.max(1));
+        self
     }
 
     /// `DATA/admin.token`: where the first start writes the admin's API token (mode 0600).
@@ -136,16 +174,21 @@ pub struct Server {
 impl Server {
     /// Prepares storage: data directory, database and migrations, root key, KMS CA, project
     /// `default`, and on the first start the user `admin` with its token file. Later starts
-    /// reuse all of it.
+    /// reuse all of it; every session still active gets a fresh heartbeat, so the time this KMS
+    /// was away does not count against its clients.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
         let prepared = bootstrap::prepare(&config).await?;
         let seq = prepared.store.latest_seq().await?;
+        prepared.store.touch_active_sessions(now()).await?;
         let state = AppState {
             store: prepared.store,
             ca: Arc::new(prepared.ca),
-            project: Arc::new(prepared.project),
+            default_project: Arc::new(prepared.project),
             feed: ChangeFeed::new(seq),
             shutdown: CancellationToken::new(),
+            abandon_after: config.abandon_after,
+            metrics: Arc::new(KmsMetrics::new()),
+            failures: Arc::new(FailureBudget::default()),
             audit_key: Arc::new(prepared.audit_key),
         };
         Ok(Self {
@@ -177,8 +220,9 @@ impl Server {
         self.state.ca.cert_pem()
     }
 
-    /// Serves the API on `listener` until `shutdown` resolves, with the expiry task running
-    /// beside it. Pending long polls answer at once on shutdown; in-flight requests finish.
+    /// Serves the API (and `/metrics`) on `listener` until `shutdown` resolves, with the reaper
+    /// (expiry, abandonment) running beside it. Pending long polls answer at once on shutdown;
+    /// in-flight requests finish.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -188,7 +232,7 @@ impl Server {
             tracing::info!(%addr, "KMS API listening");
         }
         let cancel = self.state.shutdown.clone();
-        let expiry = expiry::spawn(self.state.clone());
+        let reaper = reaper::spawn(self.state.clone());
         let store = self.state.store.clone();
         let app = router::build(self.state);
         let signal = {
@@ -198,16 +242,61 @@ impl Server {
                 cancel.cancel();
             }
         };
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
+        let served = serve_api(listener, app, signal).await;
         cancel.cancel();
-        if let Err(e) = expiry.await {
-            tracing::warn!(error = %e, "the session expiry task failed");
+        if let Err(e) = reaper.await {
+            tracing::warn!(error = %e, "the session reaper failed");
         }
         store.close().await;
         served.map_err(ServerError::Serve)
     }
+}
+
+/// Most connections served at once; past it, new connections are closed at once.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Serves the router: accepts with backoff, at most [`MAX_CONNECTIONS`] at once, each with the
+/// KMS header timeout (slow-loris and idle connections are closed) and the peer address as
+/// axum's `ConnectInfo`; on `shutdown`, stops accepting and lets open requests finish.
+async fn serve_api(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use tower::ServiceExt as _;
+
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = crate::conn::accept(&listener, "KMS API") => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "KMS API connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request)
+            });
+        let stop = stopping.clone().cancelled_owned();
+        tasks.spawn(async move {
+            crate::conn::serve_http(tcp, service, crate::conn::HttpLimits::KMS, stop).await;
+            drop(slot);
+        });
+    }
+    // Graceful: open requests get the drain time of every listener, then connections close.
+    stopping.cancel();
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
 }
 
 /// Prepares storage ([`Server::open`]) and serves until `shutdown` resolves.

@@ -1,21 +1,24 @@
-//! PAM resources: Kubernetes clusters reached through a gateway.
+//! PAM resources: Kubernetes clusters of a project, reached through a gateway (gateways belong
+//! to the organisation and may serve several projects).
 
 use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
 
-use super::auth::{AdminUser, AnyUser};
 use super::error::{ApiError, ApiJson, ApiPath};
-use super::sessions::terminate_active;
+use super::paths::NamePath;
+use super::revocation::end_sessions;
+use super::rights::{InProject, ProjectAdmin};
 use super::state::{now, AppState};
 use super::{recording, validate, views};
 use crate::kms::api::{CreateResource, Resource, ResourceKind};
-use crate::server::store::{NewResource, SessionFilter, StoreError};
+use crate::server::store::{ActiveSessions, NewResource, StoreError};
+use crate::session::EndCause;
 
 /// `POST /v1/resources`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
+    ProjectAdmin(admin): ProjectAdmin,
     ApiJson(body): ApiJson<CreateResource>,
 ) -> Result<(StatusCode, Json<Resource>), ApiError> {
     // The only resource kind so far; any other name reads as `Unknown`.
@@ -45,7 +48,7 @@ pub(crate) async fn create(
     let resource = state
         .store
         .create_resource(NewResource {
-            project_id: state.project_id().to_owned(),
+            project_id: admin.project_id().to_owned(),
             name: body.name,
             kind: body.kind.as_str().to_owned(),
             url: body.url,
@@ -56,7 +59,8 @@ pub(crate) async fn create(
         })
         .await?;
     recording::save(&state, &resource.id, &body.recording).await?;
-    tracing::info!(by = %admin.name, resource = %resource.name, "resource created");
+    tracing::info!(by = %admin.user.name, project = %admin.project.name,
+        resource = %resource.name, "resource created");
     let view = recording::with_policy(&state, &resource.id, views::resource(&resource)).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -64,9 +68,9 @@ pub(crate) async fn create(
 /// `GET /v1/resources`.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    AnyUser(_): AnyUser,
+    caller: InProject,
 ) -> Result<Json<Vec<Resource>>, ApiError> {
-    let resources = state.store.resources(state.project_id()).await?;
+    let resources = state.store.resources(caller.project_id()).await?;
     let mut views = Vec::with_capacity(resources.len());
     for resource in &resources {
         views.push(recording::with_policy(&state, &resource.id, views::resource(resource)).await?);
@@ -77,32 +81,33 @@ pub(crate) async fn list(
 /// `GET /v1/resources/{name}`.
 pub(crate) async fn show(
     State(state): State<AppState>,
-    AnyUser(_): AnyUser,
-    ApiPath(name): ApiPath<String>,
+    caller: InProject,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> Result<Json<Resource>, ApiError> {
-    let resource = state.store.resource(state.project_id(), &name).await?;
+    let resource = state.store.resource(caller.project_id(), &name).await?;
     let view = recording::with_policy(&state, &resource.id, views::resource(&resource)).await?;
     Ok(Json(view))
 }
 
 /// `DELETE /v1/resources/{name}`: its accounts and grants go too; its active sessions are
-/// terminated first (they could not get their credential any more), then kept as history.
+/// terminated first (cause `resource_deleted`: they could not get their credential any more),
+/// then kept as history.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath(name): ApiPath<String>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> Result<StatusCode, ApiError> {
-    let resource = state.store.resource(state.project_id(), &name).await?;
-    let filter = SessionFilter {
-        active_only: true,
-        resource: Some(resource.name.clone()),
-        ..SessionFilter::default()
+    let resource = state.store.resource(admin.project_id(), &name).await?;
+    let which = ActiveSessions {
+        resource_id: Some(resource.id.clone()),
+        ..ActiveSessions::default()
     };
-    terminate_active(&state, &filter, |s| s.resource_id == resource.id).await?;
+    end_sessions(&state, which, EndCause::ResourceDeleted, &admin.user.name).await?;
     state
         .store
-        .delete_resource(state.project_id(), &name)
+        .delete_resource(admin.project_id(), &name)
         .await?;
-    tracing::info!(by = %admin.name, resource = %name, "resource deleted");
+    tracing::info!(by = %admin.user.name, project = %admin.project.name, resource = %name,
+        "resource deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,15 +1,20 @@
 //! The route table of docs/api.md, assembled in one visible place.
+//!
+//! A project's routes (resources, accounts, grants, sessions) are mounted twice: under
+//! `/v1/projects/{project}`, and directly under `/v1` for the project `default`, so SPEC §3's
+//! commands and older clients keep working unchanged. Every route answers through the refusal
+//! middleware (`failures.rs`), which logs, counts and budgets 401s and 403s.
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
 use super::error::{unknown_route, wrong_method};
 use super::state::AppState;
 use super::{
-    accounts, audit_trail, changes, events, gateway_api, gateways, grants, history, resources,
-    sessions, users,
+    accounts, audit_trail, changes, console, events, failures, gateway_api, gateways, grants,
+    history, members, metrics, projects, resources, revocation, sessions, users,
 };
 
 /// Largest request body accepted.
@@ -19,37 +24,31 @@ pub(crate) const EVENTS_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The API router over `state`.
 pub(crate) fn build(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/healthz", get(healthz))
         .route("/v1/whoami", get(users::whoami))
         .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{name}", delete(revocation::delete))
+        .route("/v1/users/{name}/disable", post(revocation::disable))
+        .route("/v1/users/{name}/enable", post(revocation::enable))
+        .route("/v1/users/{name}/token", post(revocation::rotate_token))
         .route("/v1/gateways", post(gateways::create).get(gateways::list))
         .route("/v1/gateways/enroll", post(gateways::enroll))
         .route(
-            "/v1/resources",
-            post(resources::create).get(resources::list),
+            "/v1/gateways/{name}/revoke",
+            post(revocation::revoke_gateway),
         )
+        .route("/v1/projects", post(projects::create).get(projects::list))
         .route(
-            "/v1/resources/{name}",
-            get(resources::show).delete(resources::delete),
+            "/v1/projects/{project}",
+            get(projects::show).delete(projects::delete),
         )
-        .route("/v1/resources/{resource}/accounts", post(accounts::create))
+        .route("/v1/projects/{project}/members", get(members::list))
         .route(
-            "/v1/resources/{resource}/accounts/{account}",
-            delete(accounts::delete),
+            "/v1/projects/{project}/members/{user}",
+            axum::routing::put(members::set).delete(members::remove),
         )
-        .route("/v1/accounts", get(accounts::list))
-        .route("/v1/grants", post(grants::create).get(grants::list))
-        .route("/v1/grants/{id}", delete(grants::delete))
-        .route("/v1/sessions", post(sessions::create).get(sessions::list))
-        .route("/v1/sessions/{id}", get(history::show))
-        .route("/v1/sessions/{id}/verify", get(history::verify))
-        .route("/v1/sessions/{id}/export", get(audit_trail::export))
-        .route("/v1/audit/keys", get(audit_trail::keys))
-        .route("/v1/gateway/audit-key", post(audit_trail::register_key))
-        .route("/v1/sessions/{id}/recordings/{n}", get(history::recording))
-        .route("/v1/sessions/{id}/end", post(sessions::end))
-        .route("/v1/sessions/{id}/terminate", post(sessions::terminate))
         .route("/v1/gateway/heartbeat", post(gateway_api::heartbeat))
         .route("/v1/gateway/sessions/{id}", get(gateway_api::session))
         .route(
@@ -57,14 +56,59 @@ pub(crate) fn build(state: AppState) -> Router {
             get(gateway_api::credential),
         )
         .route("/v1/gateway/changes", get(changes::changes))
+        .route("/v1/gateway/audit-key", post(audit_trail::register_key))
+        .route("/v1/audit/keys", get(audit_trail::keys))
         .route(
             "/v1/gateway/events",
             post(events::ingest).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
-        )
+        );
+    let router = project_routes(router, "/v1");
+    let router = project_routes(router, "/v1/projects/{project}");
+    router
+        .merge(console::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            failures::watch_refusals,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The routes of a PAM project, under `prefix`.
+fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
+    router
+        .route(
+            &at("/resources"),
+            post(resources::create).get(resources::list),
+        )
+        .route(
+            &at("/resources/{name}"),
+            get(resources::show).delete(resources::delete),
+        )
+        .route(
+            &at("/resources/{resource}/accounts"),
+            post(accounts::create),
+        )
+        .route(
+            &at("/resources/{resource}/accounts/{account}"),
+            delete(accounts::delete),
+        )
+        .route(&at("/accounts"), get(accounts::list))
+        .route(&at("/grants"), post(grants::create).get(grants::list))
+        .route(&at("/grants/{id}"), delete(grants::delete))
+        .route(&at("/sessions"), post(sessions::create).get(sessions::list))
+        .route(&at("/sessions/{id}"), get(history::show))
+        .route(&at("/sessions/{id}/verify"), get(history::verify))
+        .route(&at("/sessions/{id}/export"), get(audit_trail::export))
+        .route(
+            &at("/sessions/{id}/recordings/{n}"),
+            get(history::recording),
+        )
+        .route(&at("/sessions/{id}/end"), post(sessions::end))
+        .route(&at("/sessions/{id}/terminate"), post(sessions::terminate))
 }
 
 /// `GET /v1/healthz`.

@@ -1,6 +1,7 @@
 //! Sessions as users see them: request one (the certificate is signed from the CLI's CSR), list,
-//! show, end; administrators also terminate. Members only ever see their own sessions: another
-//! user's session answers 404, exactly like one that does not exist.
+//! show, end; project administrators also terminate. Members see only their own sessions;
+//! administrators and auditors every session of the project. Somebody else's session answers
+//! 404, exactly like one that does not exist.
 
 use std::time::Duration;
 
@@ -9,39 +10,34 @@ use axum::Json;
 use http::StatusCode;
 use serde::Deserialize;
 
-use super::auth::{AdminUser, AnyUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::paths::IdPath;
+use super::revocation::record_ended;
+use super::rights::{project_not_found, InProject, ProjectAdmin, SessionCaller};
 use super::state::{now, AppState};
 use super::{validate, views};
-use crate::kms::api::{CreateSession, CreatedSession, SessionView};
+use crate::kms::api::{CreateSession, CreatedSession, ProjectRole, SessionView};
 use crate::server::store::{
-    AccountRecord, NewSessionRecord, SessionFilter, SessionRecord, StoreError, UserRecord,
+    AccountRecord, EndedSessions, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter,
+    SessionRecord, StoreError,
 };
 use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::format_duration;
 use crate::tls::SessionCertSpec;
 
-/// `POST /v1/sessions`.
+/// `POST /v1/sessions`: administrators need no grant, members need one, auditors may not.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
+    caller: InProject,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     validate::text("reason", body.reason.as_deref())?;
-    let (account, max) = allowed_account(&state, &user, &body.resource, &body.account).await?;
+    let (account, max, grant_id) =
+        allowed_account(&state, &caller, &body.resource, &body.account).await?;
     check_duration(body.duration_secs, max, &account)?;
     let resource = state.store.resource_by_id(&account.resource_id).await?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
-    let address = match (&gateway.address, gateway.enrolled) {
-        (Some(address), true) => address.clone(),
-        _ => {
-            return Err(ApiError::conflict(format!(
-                "gateway {} of resource {} has not enrolled yet; start kms-pam-gateway with \
-                 its enrollment token first",
-                gateway.name, resource.name
-            )))
-        }
-    };
+    let address = usable_gateway(&gateway, &resource)?;
     let created_at = now();
     let expires_at = created_at + Duration::from_secs(body.duration_secs);
     let id = SessionId::new_random();
@@ -50,7 +46,7 @@ pub(crate) async fn create(
         &SessionCertSpec {
             session_id: id.to_string(),
             gateway: gateway.name.clone(),
-            user: user.name.clone(),
+            user: caller.user.name.clone(),
             not_before: created_at,
             not_after: expires_at,
         },
@@ -59,10 +55,11 @@ pub(crate) async fn create(
         .store
         .create_session(NewSessionRecord {
             id,
-            project_id: state.project_id().to_owned(),
-            user,
+            project_id: caller.project_id().to_owned(),
+            user: caller.user,
             account,
             gateway,
+            grant_id,
             reason: body.reason,
             created_at,
             expires_at,
@@ -71,7 +68,7 @@ pub(crate) async fn create(
     state.feed.publish(update.seq);
     let session = &update.record.session;
     tracing::info!(
-        session = %session.id, user = %session.user,
+        session = %session.id, user = %session.user, project = %caller.project.name,
         account = %format!("{}/{}", session.resource, session.account),
         duration = %format_duration(Duration::from_secs(body.duration_secs)),
         "session opened"
@@ -87,26 +84,51 @@ pub(crate) async fn create(
     ))
 }
 
-/// The account and the longest session `user` may open on it. Members without a grant are
-/// refused the same way whether or not the account exists.
+/// The address CLIs dial, if the gateway can take sessions.
+fn usable_gateway(gateway: &GatewayRecord, resource: &ResourceRecord) -> Result<String, ApiError> {
+    if gateway.revoked {
+        return Err(ApiError::conflict(format!(
+            "gateway {} of resource {} was revoked; an organisation administrator must enroll it \
+             again (kms-pam gateway create {})",
+            gateway.name, resource.name, gateway.name
+        )));
+    }
+    match (&gateway.address, gateway.enrolled) {
+        (Some(address), true) => Ok(address.clone()),
+        _ => Err(ApiError::conflict(format!(
+            "gateway {} of resource {} has not enrolled yet; start kms-pam-gateway with its \
+             enrollment token first",
+            gateway.name, resource.name
+        ))),
+    }
+}
+
+/// The account, the longest session the caller may open on it, and the grant that allows it
+/// (none for administrators). Members without a grant are refused the same way whether or not
+/// the account exists.
 async fn allowed_account(
     state: &AppState,
-    user: &UserRecord,
+    caller: &InProject,
     resource: &str,
     account: &str,
-) -> Result<(AccountRecord, u64), ApiError> {
+) -> Result<(AccountRecord, u64, Option<String>), ApiError> {
+    if caller.role == ProjectRole::Auditor {
+        return Err(caller.refused("opening sessions: auditors read sessions, they open none"));
+    }
     let found = state
         .store
-        .account(state.project_id(), resource, account)
+        .account(caller.project_id(), resource, account)
         .await;
-    if user.admin {
+    if caller.is_admin() {
         let account = found?;
         let max = account.max_duration_secs;
-        return Ok((account, max));
+        return Ok((account, max, None));
     }
     let no_grant = || {
         ApiError::forbidden(format!(
-            "you hold no grant for {resource}/{account}; ask an administrator for one"
+            "you hold no grant for {resource}/{account} in project {}; ask a project \
+             administrator for one",
+            caller.project.name
         ))
     };
     let account = match found {
@@ -116,11 +138,11 @@ async fn allowed_account(
     };
     let grant = state
         .store
-        .grant_for(&account.id, &user.id)
+        .grant_for(&account.id, &caller.user.id)
         .await?
         .ok_or_else(no_grant)?;
     let max = account.max_duration_secs.min(grant.max_duration_secs);
-    Ok((account, max))
+    Ok((account, max, Some(grant.id)))
 }
 
 /// Refuses (rather than shortens) a duration above the maximum, naming the maximum.
@@ -152,7 +174,7 @@ pub(crate) struct SessionsQuery {
 /// `GET /v1/sessions?active=true&user=U&resource=R`: members get their own only.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    AnyUser(user): AnyUser,
+    caller: InProject,
     ApiQuery(query): ApiQuery<SessionsQuery>,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     let mut filter = SessionFilter {
@@ -160,50 +182,102 @@ pub(crate) async fn list(
         user: query.user,
         resource: query.resource,
     };
-    if !user.admin {
-        if filter
-            .user
-            .as_ref()
-            .is_some_and(|asked| *asked != user.name)
-        {
-            return Ok(Json(Vec::new()));
-        }
-        filter.user = Some(user.name.clone());
+    match whose_sessions(&state, &caller, filter.user.take()).await {
+        Some(user) => filter.user = user,
+        None => return Ok(Json(Vec::new())),
     }
     let now = now();
-    let records = state.store.sessions(state.project_id(), &filter).await?;
+    let records = state.store.sessions(caller.project_id(), &filter).await?;
     let views = records.iter().map(|r| views::session(r, now));
     // A session past its expiry but not yet marked is not active any more.
     let views = views.filter(|v| !query.active || v.session.status == SessionStatus::Active);
     Ok(Json(views.collect()))
 }
 
-/// `POST /v1/sessions/{id}/end`: owner or admin.
-pub(crate) async fn end(
-    State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<SessionView>, ApiError> {
-    let record = visible_session(&state, &user, &id).await?;
-    finish(&state, &record.session.id, EndCause::User, &user.name).await
+/// Whose sessions `caller` sees when asking for `asked`'s (everybody's when `None`): `Some` of
+/// the user filter to apply, or `None` when there is nothing to show. Members see only their
+/// own sessions; administrators and auditors anybody's.
+pub(super) async fn whose_sessions(
+    state: &AppState,
+    caller: &InProject,
+    asked: Option<String>,
+) -> Option<Option<String>> {
+    if !caller.reads_every_session() {
+        let own = &caller.user.name;
+        if asked
+            .as_ref()
+            .is_some_and(|asked| !asked.eq_ignore_ascii_case(own))
+        {
+            return None;
+        }
+        return Some(Some(own.clone()));
+    }
+    match asked {
+        // Names are unique regardless of case; sessions keep the name as it was spelt.
+        Some(asked) => match state.store.user_by_name(&asked).await {
+            Ok(user) => Some(Some(user.name)),
+            Err(_) => Some(Some(asked)),
+        },
+        None => Some(None),
+    }
 }
 
-/// `POST /v1/sessions/{id}/terminate`: admin only.
+/// `POST /v1/sessions/{id}/end`: its owner, or a project administrator.
+pub(crate) async fn end(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> Result<Json<SessionView>, ApiError> {
+    let record = visible_session(&state, &caller, &id).await?;
+    let owner = record.user_id == caller.user.id;
+    if !owner && caller.role != Some(ProjectRole::Admin) {
+        return Err(ApiError::forbidden(
+            "auditors read sessions; only their owner or a project administrator ends them",
+        ));
+    }
+    let cause = if owner {
+        EndCause::User
+    } else {
+        EndCause::Termination
+    };
+    finish(&state, &record.session.id, cause, &caller.user.name).await
+}
+
+/// `POST /v1/sessions/{id}/terminate`: project administrators.
 pub(crate) async fn terminate(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath(id): ApiPath<String>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> Result<Json<SessionView>, ApiError> {
+    terminate_in(&state, &admin, &id).await
+}
+
+/// Terminates the project's session `id` on behalf of `admin` (a project administrator).
+pub(super) async fn terminate_in(
+    state: &AppState,
+    admin: &InProject,
+    id: &str,
+) -> Result<Json<SessionView>, ApiError> {
+    if !admin.is_admin() {
+        return Err(admin.refused("terminating sessions: it takes a project administrator"));
+    }
+    let not_found = || ApiError::not_found(format!("session {id} not found"));
+    let record = match state.store.session(&SessionId::new(id)).await {
+        Ok(record) if record.project_id == admin.project.id => record,
+        Ok(_) | Err(StoreError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
     finish(
-        &state,
-        &SessionId::new(id),
+        state,
+        &record.session.id,
         EndCause::Termination,
-        &admin.name,
+        &admin.user.name,
     )
     .await
 }
 
-async fn finish(
+/// Ends the session for `cause`, recording who did it; the answer is the session as it is now.
+pub(super) async fn finish(
     state: &AppState,
     id: &SessionId,
     cause: EndCause,
@@ -211,47 +285,56 @@ async fn finish(
 ) -> Result<Json<SessionView>, ApiError> {
     let now = now();
     let update = state.store.end_session(id, cause, now).await?;
-    state.feed.publish(update.seq);
-    if update.seq.is_some() {
-        let status = update.record.session.status;
-        tracing::info!(session = %id, %by, %status, "session ended");
+    if let Some(seq) = update.seq {
+        let ended = EndedSessions {
+            ids: vec![id.clone()],
+            seq: Some(seq),
+        };
+        let cause = update.record.end_cause.unwrap_or(cause);
+        record_ended(state, &ended, cause, by);
     }
     Ok(Json(views::session(&update.record, now)))
 }
 
-/// The session, if `user` may see it (their own, or any for an administrator).
+/// The session, if the caller may see it: their own, or any of the project for its
+/// administrators and auditors. Read by its owner, it also counts as the session's heartbeat
+/// (`pam access` reads it every second; see `reaper.rs`).
 pub(super) async fn visible_session(
     state: &AppState,
-    user: &UserRecord,
+    caller: &SessionCaller,
+    id: &str,
+) -> Result<SessionRecord, ApiError> {
+    let record = readable_session(state, caller, id).await?;
+    let owner = record.user_id == caller.user.id;
+    if owner && record.session.status == SessionStatus::Active {
+        state.store.touch_session(&record.session.id, now()).await?;
+    }
+    Ok(record)
+}
+
+/// The session, if the caller may see it (as [`visible_session`]), without counting the read
+/// as the session's heartbeat: the web console reads sessions, it does not hold them open.
+pub(super) async fn readable_session(
+    state: &AppState,
+    caller: &SessionCaller,
     id: &str,
 ) -> Result<SessionRecord, ApiError> {
     let not_found = || ApiError::not_found(format!("session {id} not found"));
     let record = match state.store.session(&SessionId::new(id)).await {
         Ok(record) => record,
+        Err(StoreError::NotFound(_)) if caller.role.is_none() => {
+            return Err(project_not_found(&caller.project.name))
+        }
         Err(StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if record.project_id != state.project_id() || !(user.admin || record.user_id == user.id) {
-        return Err(not_found());
+    let owner = record.user_id == caller.user.id;
+    let reader = matches!(caller.role, Some(ProjectRole::Admin | ProjectRole::Auditor));
+    if record.project_id != caller.project.id || !(owner || reader) {
+        return Err(match caller.role {
+            None => project_not_found(&caller.project.name),
+            Some(_) => not_found(),
+        });
     }
     Ok(record)
-}
-
-/// Terminates the active sessions matching `filter` and `keep`, e.g. before their account is
-/// deleted, so their gateways drop them at once.
-pub(crate) async fn terminate_active(
-    state: &AppState,
-    filter: &SessionFilter,
-    keep: impl Fn(&SessionRecord) -> bool,
-) -> Result<(), ApiError> {
-    let records = state.store.sessions(state.project_id(), filter).await?;
-    let now = now();
-    for record in records.iter().filter(|r| keep(r)) {
-        let update = state
-            .store
-            .end_session(&record.session.id, EndCause::Termination, now)
-            .await?;
-        state.feed.publish(update.seq);
-    }
-    Ok(())
 }

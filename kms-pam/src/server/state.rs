@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::changes::ChangeFeed;
+use super::failures::FailureBudget;
+use super::metrics::KmsMetrics;
 use crate::audit::signing::SigningKey;
 use crate::server::store::{ProjectRecord, Store};
 use crate::tls::CertificateAuthority;
@@ -17,20 +19,29 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     /// The KMS CA.
     pub(crate) ca: Arc<CertificateAuthority>,
-    /// The project every request works in until project management lands (`default`).
-    pub(crate) project: Arc<ProjectRecord>,
+    /// The project `default`, where the routes without a project prefix work (it cannot be
+    /// deleted, so it is looked up once).
+    pub(crate) default_project: Arc<ProjectRecord>,
     /// Wakes long-polling gateways when the change log grows.
     pub(crate) feed: ChangeFeed,
-    /// Cancelled when the server shuts down, so long polls and the expiry task stop at once.
+    /// Cancelled when the server shuts down, so long polls and the reaper stop at once.
     pub(crate) shutdown: CancellationToken,
+    /// How long a session's client may stay silent before the session counts as abandoned.
+    pub(crate) abandon_after: Duration,
+    /// The `/metrics` counters.
+    pub(crate) metrics: Arc<KmsMetrics>,
+    /// The per-source budget of failed authentications.
+    pub(crate) failures: Arc<FailureBudget>,
     /// KMS's audit key: signs session heads. Read from its file, never from the database.
     pub(crate) audit_key: Arc<SigningKey>,
 }
 
-impl AppState {
-    /// The project id requests work in.
-    pub(crate) fn project_id(&self) -> &str {
-        &self.project.id
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("default_project", &self.default_project.name)
+            .field("abandon_after", &self.abandon_after)
+            .finish_non_exhaustive()
     }
 }
 

@@ -2,8 +2,13 @@
 //! Every answer body is recorded so tests can check that no secret ever leaked into one.
 
 mod bootstrap;
+mod console;
 mod events;
 mod gateways;
+mod limits;
+mod liveness;
+mod projects;
+mod revocation;
 mod rights;
 mod secrets;
 mod sessions;
@@ -79,9 +84,20 @@ impl Kms {
         Self::start_in(tempfile::tempdir().unwrap()).await
     }
 
+    /// Starts with the configuration `configure` makes of the default one.
+    pub(super) async fn start_with(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = configure(ServerConfig::new(Self::data_dir_of(dir.path())));
+        Self::serve(dir, config).await
+    }
+
     /// Starts on `dir/data`, reading the admin token from the file the first start wrote.
     pub(super) async fn start_in(dir: TempDir) -> Self {
         let config = ServerConfig::new(Self::data_dir_of(dir.path()));
+        Self::serve(dir, config).await
+    }
+
+    async fn serve(dir: TempDir, config: ServerConfig) -> Self {
         let server = Server::open(config.clone()).await.unwrap();
         let admin = std::fs::read_to_string(config.admin_token_path()).unwrap();
         let ca_pem = server.ca_certificate_pem().to_owned();
@@ -181,6 +197,31 @@ impl Kms {
         self.call(Method::POST, path, Some(token), body).await
     }
 
+    pub(super) async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), Value::Null)
+            .await
+    }
+
+    /// Creates project `name`.
+    pub(super) async fn project(&self, name: &str) {
+        self.post("/v1/projects", &self.admin, json!({ "name": name }))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+
+    /// Makes `user` a member of `project` with `role`.
+    pub(super) async fn member(&self, project: &str, user: &str, role: &str) {
+        let path = format!("/v1/projects/{project}/members/{user}");
+        self.call(
+            Method::PUT,
+            &path,
+            Some(&self.admin),
+            json!({ "role": role }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
     /// Creates a user and returns its token.
     pub(super) async fn user(&self, name: &str, admin: bool) -> String {
         let body = json!({"name": name, "admin": admin});
@@ -214,37 +255,89 @@ impl Kms {
     }
 
     /// Creates resource `resource` on `gateway` with account `admin` (max 1 h) holding
-    /// [`SA_TOKEN`].
+    /// [`SA_TOKEN`], in the project `default`.
     pub(super) async fn resource(&self, resource: &str, gateway: &str) {
+        self.resource_at("/v1", resource, gateway).await;
+    }
+
+    /// [`Self::resource`] under the routes at `prefix` (`/v1/projects/P`).
+    pub(super) async fn resource_at(&self, prefix: &str, resource: &str, gateway: &str) {
         let body = json!({"kind": "kubernetes", "name": resource, "gateway": gateway,
                           "url": "https://10.0.0.1:6443", "ssl_verify": true});
-        self.post("/v1/resources", &self.admin, body)
+        self.post(&format!("{prefix}/resources"), &self.admin, body)
             .await
             .expect(StatusCode::CREATED);
         let body = json!({"name": "admin", "token": SA_TOKEN, "max_duration_secs": 3600});
-        let path = format!("/v1/resources/{resource}/accounts");
+        let path = format!("{prefix}/resources/{resource}/accounts");
         self.post(&path, &self.admin, body)
             .await
             .expect(StatusCode::CREATED);
     }
 
-    /// Grants `resource/admin` to `user` for at most `max_secs`.
+    /// Grants `resource/admin` to `user` for at most `max_secs`, in the project `default`.
     pub(super) async fn grant(&self, resource: &str, user: &str, max_secs: u64) -> String {
+        self.grant_at("/v1", resource, user, max_secs).await
+    }
+
+    /// [`Self::grant`] under the routes at `prefix`.
+    pub(super) async fn grant_at(
+        &self,
+        prefix: &str,
+        resource: &str,
+        user: &str,
+        max_secs: u64,
+    ) -> String {
         let body = json!({"resource": resource, "account": "admin", "user": user,
                           "max_duration_secs": max_secs});
-        let grant = self.post("/v1/grants", &self.admin, body).await;
+        let grant = self
+            .post(&format!("{prefix}/grants"), &self.admin, body)
+            .await;
         grant.expect(StatusCode::CREATED)["id"]
             .as_str()
             .unwrap()
             .to_owned()
     }
 
-    /// Requests a session for `resource/admin` with a fresh CSR.
+    /// Requests a session for `resource/admin` with a fresh CSR, in the project `default`.
     pub(super) async fn open_session(&self, token: &str, resource: &str, secs: u64) -> Reply {
-        let (_key, csr) = SessionKey::generate().unwrap();
-        let body = json!({"resource": resource, "account": "admin", "duration_secs": secs,
-                          "reason": "testing", "csr": csr});
-        self.post("/v1/sessions", token, body).await
+        self.open_session_at("/v1", token, resource, secs).await
+    }
+
+    /// [`Self::open_session`] under the routes at `prefix`.
+    pub(super) async fn open_session_at(
+        &self,
+        prefix: &str,
+        token: &str,
+        resource: &str,
+        secs: u64,
+    ) -> Reply {
+        self.post(
+            &format!("{prefix}/sessions"),
+            token,
+            session_body(resource, secs),
+        )
+        .await
+    }
+
+    /// Opens a session and returns its id.
+    pub(super) async fn session_id(&self, prefix: &str, token: &str, resource: &str) -> String {
+        let created = self.open_session_at(prefix, token, resource, 300).await;
+        created.expect(StatusCode::CREATED)["session"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The text of `GET /metrics`.
+    pub(super) async fn metrics(&self) -> String {
+        let request = http::Request::builder()
+            .uri(format!("http://{}/metrics", self.addr))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = self.client.request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 
     /// Asserts that no recorded answer except the credential endpoint's holds `secret`.
@@ -259,4 +352,11 @@ impl Kms {
             assert!(!body.contains(secret), "{path} answered a secret: {body}");
         }
     }
+}
+
+/// The body of `POST /v1/sessions` for `resource/admin`, with a fresh CSR.
+pub(super) fn session_body(resource: &str, secs: u64) -> Value {
+    let (_key, csr) = SessionKey::generate().unwrap();
+    json!({"resource": resource, "account": "admin", "duration_secs": secs,
+           "reason": "testing", "csr": csr})
 }

@@ -3,12 +3,12 @@
 use std::time::{Duration, SystemTime};
 
 use crate::kms::api::{
-    Account, Gateway, GatewayStatus, Grant, RecordingPolicy, Resource, ResourceKind, SessionView,
-    User,
+    Account, Gateway, GatewayStatus, Grant, Member, Project, ProjectRole, RecordingPolicy,
+    Resource, ResourceKind, SessionView, User,
 };
-use crate::server::store::UserRecord;
 use crate::server::store::{
-    AccountRecord, GatewayRecord, GrantRecord, ResourceRecord, SessionRecord,
+    AccountRecord, GatewayRecord, GrantRecord, MemberRecord, ProjectRecord, ResourceRecord,
+    SessionRecord, UserRecord,
 };
 use crate::session::{EndCause, SessionStatus};
 
@@ -19,12 +19,33 @@ pub(crate) fn user(record: &UserRecord) -> User {
     User {
         name: record.name.clone(),
         admin: record.admin,
+        disabled: record.disabled,
         created_at: record.created_at,
     }
 }
 
-/// `pending` until enrolled, then `online` or `offline` by the last heartbeat.
+pub(crate) fn project(record: &ProjectRecord, role: Option<ProjectRole>) -> Project {
+    Project {
+        name: record.name.clone(),
+        role,
+        created_at: record.created_at,
+    }
+}
+
+pub(crate) fn member(record: &MemberRecord) -> Member {
+    Member {
+        user: record.user.clone(),
+        role: record.role,
+        created_at: record.created_at,
+    }
+}
+
+/// `revoked` from its revocation until it enrolls again, `pending` until enrolled, then
+/// `online` or `offline` by the last heartbeat.
 pub(crate) fn gateway_status(record: &GatewayRecord, now: SystemTime) -> GatewayStatus {
+    if record.revoked {
+        return GatewayStatus::Revoked;
+    }
     if !record.enrolled {
         return GatewayStatus::Pending;
     }
@@ -114,6 +135,7 @@ mod tests {
             address: None,
             enrolled: false,
             last_heartbeat: None,
+            revoked: false,
             created_at: at(0),
         };
         assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Pending);
@@ -127,6 +149,8 @@ mod tests {
             GatewayStatus::Online,
             "clock skew is not offline"
         );
+        gw.revoked = true;
+        assert_eq!(gateway_status(&gw, at(100)), GatewayStatus::Revoked);
     }
 
     #[test]
@@ -150,6 +174,8 @@ mod tests {
             resource_id: "r".into(),
             account_id: "a".into(),
             gateway_id: "g".into(),
+            grant_id: None,
+            last_seen_at: at(0),
         };
         assert_eq!(
             session(&record, at(9)).session.status,

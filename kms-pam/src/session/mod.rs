@@ -71,9 +71,11 @@ impl fmt::Display for SessionStatus {
     }
 }
 
-/// Why a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Why a session ended. Serialized snake_case (`user`, `grant_deleted`); a cause this version
+/// does not know (from a newer KMS) reads as [`EndCause::Unknown`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EndCause {
     /// Its user ended it.
     User,
@@ -83,16 +85,112 @@ pub enum EndCause {
     Termination,
     /// The CLI or gateway failed and ended it.
     Error,
+    /// Its CLI stopped polling KMS (killed, asleep, cut off) for longer than KMS waits.
+    Abandoned,
+    /// Its user was disabled.
+    UserDisabled,
+    /// Its user was deleted.
+    UserDeleted,
+    /// Its user's API token was rotated (the old one revoked).
+    TokenRevoked,
+    /// Its user was removed from the session's project.
+    MembershipRemoved,
+    /// Its user's role in the project changed to one that could not have opened it.
+    RoleChanged,
+    /// The grant it was opened under was deleted.
+    GrantDeleted,
+    /// The gateway serving it was revoked.
+    GatewayRevoked,
+    /// Its resource was deleted.
+    ResourceDeleted,
+    /// Its account was deleted.
+    AccountDeleted,
+    /// A cause this version does not know (from a newer KMS).
+    #[serde(other)]
+    Unknown,
 }
 
 impl EndCause {
-    /// The status a session ended for this cause has.
+    /// Every cause this version knows, `Unknown` aside.
+    pub const ALL: [Self; 14] = [
+        Self::User,
+        Self::Expiry,
+        Self::Termination,
+        Self::Error,
+        Self::Abandoned,
+        Self::UserDisabled,
+        Self::UserDeleted,
+        Self::TokenRevoked,
+        Self::MembershipRemoved,
+        Self::RoleChanged,
+        Self::GrantDeleted,
+        Self::GatewayRevoked,
+        Self::ResourceDeleted,
+        Self::AccountDeleted,
+    ];
+
+    /// The status a session ended for this cause has: `ended` when its user or its user's
+    /// client let it go, `expired` at expiry, `terminated` when it was taken away.
     pub fn status(self) -> SessionStatus {
         match self {
-            Self::User => SessionStatus::Ended,
+            Self::User | Self::Abandoned => SessionStatus::Ended,
             Self::Expiry => SessionStatus::Expired,
-            Self::Termination | Self::Error => SessionStatus::Terminated,
+            _ => SessionStatus::Terminated,
         }
+    }
+
+    /// The cause as it appears on the wire and in the store (`grant_deleted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Expiry => "expiry",
+            Self::Termination => "termination",
+            Self::Error => "error",
+            Self::Abandoned => "abandoned",
+            Self::UserDisabled => "user_disabled",
+            Self::UserDeleted => "user_deleted",
+            Self::TokenRevoked => "token_revoked",
+            Self::MembershipRemoved => "membership_removed",
+            Self::RoleChanged => "role_changed",
+            Self::GrantDeleted => "grant_deleted",
+            Self::GatewayRevoked => "gateway_revoked",
+            Self::ResourceDeleted => "resource_deleted",
+            Self::AccountDeleted => "account_deleted",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The cause named `name` (as [`Self::as_str`] writes it), if this version knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|cause| cause.as_str() == name)
+    }
+
+    /// Why the session ended, as a phrase for people: `the grant it was opened under was
+    /// deleted`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::User => "its user ended it",
+            Self::Expiry => "it expired",
+            Self::Termination => "an administrator terminated it",
+            Self::Error => "KMS or the gateway ended it after an error",
+            Self::Abandoned => "its client stopped checking in with KMS for too long (abandoned)",
+            Self::UserDisabled => "its user was disabled",
+            Self::UserDeleted => "its user was deleted",
+            Self::TokenRevoked => "its user's API token was revoked",
+            Self::MembershipRemoved => "its user was removed from the project",
+            Self::RoleChanged => "its user's role in the project no longer allows it",
+            Self::GrantDeleted => "the grant it was opened under was deleted",
+            Self::GatewayRevoked => "its gateway was revoked",
+            Self::ResourceDeleted => "its resource was deleted",
+            Self::AccountDeleted => "its account was deleted",
+            Self::Unknown => "KMS ended it for a reason this version does not know",
+        }
+    }
+}
+
+impl fmt::Display for EndCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -242,5 +340,33 @@ impl SessionWatch {
             },
             () = tokio::time::sleep(left) => SessionStatus::Expired,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_causes_are_snake_case_and_old_values_still_read() {
+        for cause in EndCause::ALL {
+            let json = serde_json::to_string(&cause).unwrap();
+            assert_eq!(json, format!("\"{}\"", cause.as_str()));
+            assert_eq!(serde_json::from_str::<EndCause>(&json).unwrap(), cause);
+            assert_eq!(EndCause::from_name(cause.as_str()), Some(cause));
+        }
+        for (old, cause) in [
+            ("user", EndCause::User),
+            ("expiry", EndCause::Expiry),
+            ("termination", EndCause::Termination),
+            ("error", EndCause::Error),
+        ] {
+            assert_eq!(EndCause::from_name(old), Some(cause));
+        }
+        let newer: EndCause = serde_json::from_str("\"moon_phase\"").unwrap();
+        assert_eq!(newer, EndCause::Unknown);
+        assert_eq!(EndCause::from_name("moon_phase"), None);
+        assert_eq!(EndCause::Abandoned.status(), SessionStatus::Ended);
+        assert_eq!(EndCause::GrantDeleted.status(), SessionStatus::Terminated);
     }
 }

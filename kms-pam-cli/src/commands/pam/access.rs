@@ -9,8 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::Args;
-use kms_pam::access::{open_session, AccessRequest, AccessSession, SessionEnd};
-use kms_pam::kube::kubeconfig::{default_kubeconfig_path, default_session_path, KubeconfigTarget};
+use kms_pam::access::{open_session, AccessError, AccessRequest, AccessSession, SessionEnd};
+use kms_pam::kms::api::ErrorCode;
+use kms_pam::kube::kubeconfig::{
+    default_kubeconfig_path, default_session_path_in, remove_stale_session_file, KubeconfigTarget,
+};
 
 use super::AccountRef;
 use crate::cli::KmsUrl;
@@ -37,8 +40,9 @@ pub(crate) struct AccessArgs {
     /// Why you need access (kept with the session).
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
-    /// Where to write the session kubeconfig (default ~/.kube/kms-pam/RESOURCE-ACCOUNT.yaml);
-    /// with --merge, the kubeconfig to merge into (default ~/.kube/config).
+    /// Where to write the session kubeconfig (default ~/.kube/kms-pam/RESOURCE-ACCOUNT.yaml, or
+    /// ~/.kube/kms-pam/PROJECT/… outside `default`); with --merge, the kubeconfig to merge into
+    /// (default ~/.kube/config).
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
     /// Add the session's context to your kubeconfig and make it current, until the session ends.
@@ -70,10 +74,20 @@ enum Outcome {
 /// Runs `pam access`.
 pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = globals.with(&args.kms).client()?;
+    let target = target(&args, client.project())?;
+    if let KubeconfigTarget::File(path) = &target {
+        if remove_stale_session_file(path).await? {
+            eprintln!(
+                "Removed {}, left by an earlier session to {} that did not end cleanly.",
+                path.display(),
+                args.target
+            );
+        }
+    }
     let mut request =
         AccessRequest::new(&args.target.resource, &args.target.account, args.duration)
             .with_port(args.port)
-            .with_kubeconfig(target(&args)?);
+            .with_kubeconfig(target);
     request.reason = args.reason.clone();
     let mut signals = Signals::new()?;
     let access = open_session(&client, request).await?;
@@ -95,16 +109,36 @@ pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<E
     let closed = access.close().await;
     // A command can finish on its own because the gateway cut it (a watch ends when the session
     // is terminated) before the termination is seen here: the final status tells.
-    let cut_short = matches!(outcome, Outcome::CommandExited(_))
-        && closed.as_ref().is_ok_and(|summary| {
-            summary.session.session.status == kms_pam::session::SessionStatus::Terminated
-        });
+    let cut_short = match (&outcome, &closed) {
+        (Outcome::CommandExited(_), Ok(summary)) => {
+            SessionEnd::of(&summary.session).filter(|end| !end.is_normal())
+        }
+        _ => None,
+    };
+    let refused_already = matches!(
+        outcome,
+        Outcome::Stopped(SessionEnd::TokenRefused) | Outcome::CommandCut(SessionEnd::TokenRefused)
+    );
     let mut code = report(outcome);
-    if cut_short {
+    if let Some(end) = cut_short {
         eprintln!(
-            "error: session {id} was terminated by an administrator; the command was cut short"
+            "error: session {id}: {}; the command was cut short",
+            end.describe()
         );
         code = ExitCode::FAILURE;
+    }
+    if let Err(AccessError::Kms(error)) = &closed {
+        if error.code() == Some(ErrorCode::Unauthenticated) {
+            // The token was refused mid-session: KMS ended the session when it took access away.
+            if !refused_already {
+                eprintln!(
+                    "error: session {id}: {}",
+                    SessionEnd::TokenRefused.describe()
+                );
+            }
+            eprintln!("KMS said: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
     }
     match closed {
         Ok(summary) => {
@@ -131,11 +165,13 @@ pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<E
     }
 }
 
-fn target(args: &AccessArgs) -> anyhow::Result<KubeconfigTarget> {
+fn target(args: &AccessArgs, project: Option<&str>) -> anyhow::Result<KubeconfigTarget> {
     let AccountRef { resource, account } = &args.target;
     Ok(match (&args.kubeconfig, args.merge) {
         (Some(path), false) => KubeconfigTarget::File(path.clone()),
-        (None, false) => KubeconfigTarget::File(default_session_path(resource, account)?),
+        (None, false) => {
+            KubeconfigTarget::File(default_session_path_in(project, resource, account)?)
+        }
         (Some(path), true) => KubeconfigTarget::Merge(path.clone()),
         (None, true) => KubeconfigTarget::Merge(default_kubeconfig_path()?),
     })
@@ -233,7 +269,7 @@ async fn run_command(
 fn report(outcome: Outcome) -> ExitCode {
     match outcome {
         Outcome::Interrupted => ExitCode::SUCCESS,
-        Outcome::Stopped(end @ (SessionEnd::Expired | SessionEnd::EndedElsewhere)) => {
+        Outcome::Stopped(end) if end.is_normal() => {
             eprintln!("{}.", capitalized(end.describe()));
             ExitCode::SUCCESS
         }

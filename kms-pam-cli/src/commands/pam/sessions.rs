@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use kms_pam::kms::api::{Command, RequestSummary, SessionDetail, SessionView};
 use kms_pam::kms::client::SessionFilter;
-use kms_pam::session::SessionId;
+use kms_pam::session::{EndCause, SessionId};
 
 use crate::cli::KmsUrl;
 use crate::commands::{verdict, Globals};
@@ -177,7 +177,7 @@ fn list(sessions: &[SessionView]) -> anyhow::Result<()> {
             s.user.clone(),
             format!("{}/{}", s.resource, s.account),
             s.gateway.clone(),
-            s.status.to_string(),
+            status_with_cause(view),
             output::time(s.created_at),
             output::time(s.expires_at),
             output::time_or_dash(s.ended_at),
@@ -187,10 +187,19 @@ fn list(sessions: &[SessionView]) -> anyhow::Result<()> {
     table.print("No sessions found.")
 }
 
+/// `active`, `ended`, `expired`; with the cause when it is not the obvious one:
+/// `ended (abandoned)`, `terminated (user_disabled)`.
+fn status_with_cause(view: &SessionView) -> String {
+    match view.end_cause {
+        Some(EndCause::User | EndCause::Expiry) | None => view.session.status.to_string(),
+        Some(cause) => format!("{} ({cause})", view.session.status),
+    }
+}
+
 fn describe(detail: &SessionDetail) -> String {
     let s = &detail.session.session;
     let status = match detail.session.end_cause {
-        Some(cause) => format!("{} ({})", s.status, format!("{cause:?}").to_lowercase()),
+        Some(cause) => format!("{} ({cause})", s.status),
         None => s.status.to_string(),
     };
     let mut out = String::new();

@@ -1,5 +1,5 @@
 //! The closed vocabularies of the API: error codes, principal kinds, gateway statuses, resource
-//! kinds. Each serializes as the lowercase string docs/api.md lists, and each has an `Unknown`
+//! kinds, project roles. Each serializes as the lowercase string docs/api.md lists, and each has an `Unknown`
 //! that any other string reads as, so a client keeps working against a newer KMS that added a
 //! value (it shows `unknown` for it instead of failing to read the whole answer).
 
@@ -103,6 +103,8 @@ pub enum GatewayStatus {
     Offline,
     /// Created, not enrolled yet.
     Pending,
+    /// Revoked: its token and tunnels are refused until it enrolls again.
+    Revoked,
     /// A status this version does not know (from a newer KMS).
     #[serde(other)]
     Unknown,
@@ -115,6 +117,7 @@ impl GatewayStatus {
             Self::Online => "online",
             Self::Offline => "offline",
             Self::Pending => "pending",
+            Self::Revoked => "revoked",
             Self::Unknown => "unknown",
         }
     }
@@ -150,6 +153,41 @@ impl ResourceKind {
     }
 }
 
+/// A user's role in a PAM project (`Member.role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProjectRole {
+    /// Manages the project: resources, accounts, grants, members, every session.
+    Admin,
+    /// Opens sessions on the accounts granted to them; sees their own sessions.
+    Member,
+    /// Reads every session of the project; changes nothing.
+    Auditor,
+    /// A role this version does not know (from a newer KMS).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ProjectRole {
+    /// The role as it appears on the wire (`auditor`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+            Self::Auditor => "auditor",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The role named `name`; `None` for any other name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Admin, Self::Member, Self::Auditor]
+            .into_iter()
+            .find(|role| role.as_str() == name)
+    }
+}
+
 macro_rules! display_as_str {
     ($($type:ty),*) => {$(
         impl fmt::Display for $type {
@@ -160,7 +198,13 @@ macro_rules! display_as_str {
     )*};
 }
 
-display_as_str!(ErrorCode, PrincipalKind, GatewayStatus, ResourceKind);
+display_as_str!(
+    ErrorCode,
+    PrincipalKind,
+    GatewayStatus,
+    ResourceKind,
+    ProjectRole
+);
 
 #[cfg(test)]
 mod tests {
@@ -204,5 +248,12 @@ mod tests {
             ResourceKind::from_name("kubernetes"),
             ResourceKind::Kubernetes
         );
+        let role: ProjectRole = serde_json::from_str(r#""owner""#).unwrap();
+        assert_eq!(role, ProjectRole::Unknown);
+        assert_eq!(
+            ProjectRole::from_name("auditor"),
+            Some(ProjectRole::Auditor)
+        );
+        assert_eq!(ProjectRole::from_name("unknown"), None);
     }
 }

@@ -2,7 +2,7 @@
 //! server and read by the client, so neither side digs through untyped JSON.
 //!
 //! Codes and statuses are enums ([`ErrorCode`], [`PrincipalKind`], [`GatewayStatus`],
-//! [`ResourceKind`]) that read an unknown value as `Unknown`; tokens are [`Secret`]s, whose
+//! [`ResourceKind`], [`ProjectRole`]) that read an unknown value as `Unknown`; tokens are [`Secret`]s, whose
 //! `Debug` prints `[redacted]` while their JSON carries the value; a session's history is the
 //! [`audit`](crate::audit) module's own types ([`SessionDetail`], [`Command`],
 //! [`RequestSummary`], [`StreamSummary`]), and `sessions verify` answers a [`ChainReport`].
@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 mod codes;
+mod projects;
 mod sessions;
 
-pub use codes::{ErrorCode, GatewayStatus, PrincipalKind, ResourceKind};
+pub use codes::{ErrorCode, GatewayStatus, PrincipalKind, ProjectRole, ResourceKind};
+pub use projects::{CreateProject, Member, Project, SetMember, DEFAULT_PROJECT};
 pub use sessions::*;
 
 /// Prefix of user API tokens.
@@ -56,10 +58,14 @@ pub struct WhoAmI {
 /// A user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    /// Name.
+    /// Name (unique regardless of case).
     pub name: String,
-    /// Administrator.
+    /// Organisation administrator: manages users, gateways and projects, and administers every
+    /// project.
     pub admin: bool,
+    /// Disabled: its token is refused until an administrator enables it again.
+    #[serde(default)]
+    pub disabled: bool,
     /// Creation time.
     #[serde(with = "crate::time::rfc3339")]
     pub created_at: SystemTime,
@@ -306,6 +312,7 @@ mod tests {
             user: User {
                 name: "alice".into(),
                 admin: false,
+                disabled: false,
                 created_at: SystemTime::UNIX_EPOCH,
             },
             token: "kmsu_secret".into(),

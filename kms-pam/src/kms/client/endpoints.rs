@@ -1,4 +1,5 @@
-//! One typed method per endpoint of docs/api.md.
+//! One typed method per endpoint of docs/api.md: the ones every user calls, the PAM project's
+//! and the gateway's (the organisation's administration is in `admin.rs`).
 
 use std::time::Duration;
 
@@ -55,6 +56,23 @@ impl KmsClient {
         self.call(Call::new(Method::GET, &["whoami"])).await
     }
 
+    /// `POST /v1/console/links`: a one-time sign-in link to the web console for the caller
+    /// (valid 60 s). Returns its full URL.
+    pub async fn console_link(&self) -> Result<String, KmsError> {
+        #[derive(serde::Deserialize)]
+        struct Link {
+            path: String,
+        }
+        let link: Link = self
+            .call(Call::new(Method::POST, &["console", "links"]))
+            .await?;
+        Ok(format!(
+            "{}{}",
+            self.base_url().trim_end_matches('/'),
+            link.path
+        ))
+    }
+
     /// `POST /v1/users` (admin). The answer holds the new user's token, shown only this once.
     pub async fn create_user(&self, name: &str, admin: bool) -> Result<CreatedUser, KmsError> {
         let body = CreateUser {
@@ -105,24 +123,29 @@ impl KmsClient {
 
     /// `POST /v1/resources` (admin).
     pub async fn create_resource(&self, request: &CreateResource) -> Result<Resource, KmsError> {
-        self.call(Call::new(Method::POST, &["resources"]).json(request)?)
-            .await
+        self.call(
+            Call::new(Method::POST, &["resources"])
+                .json(request)?
+                .in_project(),
+        )
+        .await
     }
 
     /// `GET /v1/resources`.
     pub async fn list_resources(&self) -> Result<Vec<Resource>, KmsError> {
-        self.call(Call::new(Method::GET, &["resources"])).await
+        self.call(Call::new(Method::GET, &["resources"]).in_project())
+            .await
     }
 
     /// `GET /v1/resources/{name}`.
     pub async fn get_resource(&self, name: &str) -> Result<Resource, KmsError> {
-        self.call(Call::new(Method::GET, &["resources", name]))
+        self.call(Call::new(Method::GET, &["resources", name]).in_project())
             .await
     }
 
     /// `DELETE /v1/resources/{name}` (admin); its accounts and grants go too.
     pub async fn delete_resource(&self, name: &str) -> Result<(), KmsError> {
-        self.call_no_answer(Call::new(Method::DELETE, &["resources", name]))
+        self.call_no_answer(Call::new(Method::DELETE, &["resources", name]).in_project())
             .await
     }
 
@@ -134,13 +157,17 @@ impl KmsClient {
         request: &CreateAccount,
     ) -> Result<Account, KmsError> {
         let segments = ["resources", resource, "accounts"];
-        self.call(Call::new(Method::POST, &segments).json(request)?)
-            .await
+        self.call(
+            Call::new(Method::POST, &segments)
+                .json(request)?
+                .in_project(),
+        )
+        .await
     }
 
     /// `GET /v1/accounts[?resource=R]`: members see only the accounts granted to them.
     pub async fn list_accounts(&self, resource: Option<&str>) -> Result<Vec<Account>, KmsError> {
-        let mut call = Call::new(Method::GET, &["accounts"]);
+        let mut call = Call::new(Method::GET, &["accounts"]).in_project();
         if let Some(resource) = resource {
             call.query.push(("resource", resource.to_owned()));
         }
@@ -150,24 +177,29 @@ impl KmsClient {
     /// `DELETE /v1/resources/{resource}/accounts/{account}` (admin).
     pub async fn delete_account(&self, resource: &str, account: &str) -> Result<(), KmsError> {
         let segments = ["resources", resource, "accounts", account];
-        self.call_no_answer(Call::new(Method::DELETE, &segments))
+        self.call_no_answer(Call::new(Method::DELETE, &segments).in_project())
             .await
     }
 
     /// `POST /v1/grants` (admin).
     pub async fn create_grant(&self, request: &CreateGrant) -> Result<Grant, KmsError> {
-        self.call(Call::new(Method::POST, &["grants"]).json(request)?)
-            .await
+        self.call(
+            Call::new(Method::POST, &["grants"])
+                .json(request)?
+                .in_project(),
+        )
+        .await
     }
 
     /// `GET /v1/grants` (admin).
     pub async fn list_grants(&self) -> Result<Vec<Grant>, KmsError> {
-        self.call(Call::new(Method::GET, &["grants"])).await
+        self.call(Call::new(Method::GET, &["grants"]).in_project())
+            .await
     }
 
     /// `DELETE /v1/grants/{id}` (admin).
     pub async fn delete_grant(&self, id: &str) -> Result<(), KmsError> {
-        self.call_no_answer(Call::new(Method::DELETE, &["grants", id]))
+        self.call_no_answer(Call::new(Method::DELETE, &["grants", id]).in_project())
             .await
     }
 
@@ -177,8 +209,12 @@ impl KmsClient {
         &self,
         request: &CreateSession,
     ) -> Result<CreatedSession, KmsError> {
-        self.call(Call::new(Method::POST, &["sessions"]).json(request)?)
-            .await
+        self.call(
+            Call::new(Method::POST, &["sessions"])
+                .json(request)?
+                .in_project(),
+        )
+        .await
     }
 
     /// `GET /v1/sessions?…`: members see only their own.
@@ -186,36 +222,40 @@ impl KmsClient {
         &self,
         filter: &SessionFilter,
     ) -> Result<Vec<SessionView>, KmsError> {
-        let mut call = Call::new(Method::GET, &["sessions"]);
+        let mut call = Call::new(Method::GET, &["sessions"]).in_project();
         call.query = filter.query();
         self.call(call).await
     }
 
-    /// `GET /v1/sessions/{id}?commands=false` (owner, admin): the session without its commands
-    /// (`commands` is empty), cheap enough to poll; [`KmsClient::session_detail`] has them.
+    /// `GET /v1/sessions/{id}?commands=false` (owner, admin, auditor): the session without its
+    /// commands (`commands` is empty), cheap enough to poll; [`KmsClient::session_detail`] has
+    /// them. Asked by the session's owner, it is also the session's heartbeat: KMS ends a
+    /// session nobody has asked about for 30 s (cause `abandoned`).
     pub async fn get_session(&self, id: &SessionId) -> Result<SessionDetail, KmsError> {
         let segments = ["sessions", id.as_str()];
-        let mut call = Call::new(Method::GET, &segments);
+        let mut call = Call::new(Method::GET, &segments).in_project();
         call.query = vec![("commands", "false".to_owned())];
         self.call(call).await
     }
 
     /// `GET /v1/sessions/{id}` (owner, admin): the session and every command run in it.
     pub async fn session_detail(&self, id: &SessionId) -> Result<SessionDetail, KmsError> {
-        self.call(Call::new(Method::GET, &["sessions", id.as_str()]))
+        self.call(Call::new(Method::GET, &["sessions", id.as_str()]).in_project())
             .await
     }
 
     /// `POST /v1/sessions/{id}/end` (owner, admin).
     pub async fn end_session(&self, id: &SessionId) -> Result<SessionView, KmsError> {
-        self.call(Call::new(Method::POST, &["sessions", id.as_str(), "end"]))
+        let segments = ["sessions", id.as_str(), "end"];
+        self.call(Call::new(Method::POST, &segments).in_project())
             .await
     }
 
     /// `POST /v1/sessions/{id}/terminate` (admin): ends an active session everywhere at once.
     pub async fn terminate_session(&self, id: &SessionId) -> Result<SessionView, KmsError> {
         let segments = ["sessions", id.as_str(), "terminate"];
-        self.call(Call::new(Method::POST, &segments)).await
+        self.call(Call::new(Method::POST, &segments).in_project())
+            .await
     }
 
     /// `GET /v1/gateway/sessions/{id}` (gateway token): a session bound to the caller.

@@ -31,14 +31,16 @@ impl KmsClient {
     /// `GET /v1/sessions/{id}/verify` (owner, admin): the check of the session's hash chain.
     pub async fn verify_session(&self, id: &SessionId) -> Result<ChainReport, KmsError> {
         let segments = ["sessions", id.as_str(), "verify"];
-        self.call(Call::new(Method::GET, &segments)).await
+        self.call(Call::new(Method::GET, &segments).in_project())
+            .await
     }
 
-    /// `GET /v1/sessions/{id}/export` (owner, admin): the session's record as a self-contained
-    /// bundle, for `kms-pam verify-bundle`.
+    /// `GET /v1/sessions/{id}/export` (owner, admin, auditor): the session's record as a
+    /// self-contained bundle, for `kms-pam verify-bundle`.
     pub async fn export_session(&self, id: &SessionId) -> Result<SessionBundle, KmsError> {
         let segments = ["sessions", id.as_str(), "export"];
-        self.call(Call::new(Method::GET, &segments)).await
+        self.call(Call::new(Method::GET, &segments).in_project())
+            .await
     }
 
     /// `GET /v1/audit/keys`: KMS's audit key and every gateway's.
@@ -63,7 +65,8 @@ impl KmsClient {
     ) -> Result<RecordingView, KmsError> {
         let number = number.to_string();
         let segments = ["sessions", id.as_str(), "recordings", number.as_str()];
-        self.call(Call::new(Method::GET, &segments)).await
+        self.call(Call::new(Method::GET, &segments).in_project())
+            .await
     }
 }
 

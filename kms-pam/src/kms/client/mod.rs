@@ -12,11 +12,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A client works in one PAM project: [`KmsClient::in_project`] scopes the project's calls
+//! (resources, accounts, grants, sessions) to `/v1/projects/{project}/…`; without it they use the
+//! unprefixed routes, which are the project `default`'s.
+//!
 //! Plain `http://` and `https://` URLs are accepted; HTTPS is verified against the system roots
 //! (or a given CA bundle, see [`KmsClient::with_tls`]) with rustls and the `ring` provider.
 //! Every call has a deadline: 5 s to connect, [`REQUEST_TIMEOUT`] for the answer (long polls get
 //! their wait on top).
 
+mod admin;
 mod endpoints;
 mod error;
 mod events;
@@ -58,6 +63,8 @@ pub struct KmsClient {
     /// The base URL as shown in messages, without a trailing slash.
     shown: Arc<str>,
     authorization: Option<HeaderValue>,
+    /// The PAM project of project-scoped calls; `None`: the unprefixed routes (`default`).
+    project: Option<Arc<str>>,
     http: HttpClient,
 }
 
@@ -84,8 +91,24 @@ impl KmsClient {
             base,
             shown,
             authorization,
+            project: None,
             http,
         })
+    }
+
+    /// The same KMS, with the calls of one PAM project (resources, accounts, grants, sessions)
+    /// going to that project (`/v1/projects/{project}/…`).
+    pub fn in_project(&self, project: &str) -> Self {
+        Self {
+            project: Some(project.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The project this client's project-scoped calls go to; `None` means the unprefixed routes,
+    /// which are the project `default`'s.
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
     }
 
     /// The same KMS, authenticated with another token (e.g. the gateway token received at
@@ -102,11 +125,16 @@ impl KmsClient {
         &self.shown
     }
 
-    /// `base/v1/SEGMENTS?QUERY`, each segment percent-encoded.
-    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+    /// `base/v1/[projects/PROJECT/]SEGMENTS?QUERY`, each segment percent-encoded; the project
+    /// prefix only for project-scoped calls of a client [`in_project`](Self::in_project).
+    fn url(&self, segments: &[&str], scoped: bool, query: &[(&str, String)]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().push("v1").extend(segments);
+            path.pop_if_empty().push("v1");
+            if let (true, Some(project)) = (scoped, &self.project) {
+                path.push("projects").push(project);
+            }
+            path.extend(segments);
         }
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -166,7 +194,7 @@ impl KmsClient {
     }
 
     fn build(&self, call: &Call<'_>) -> Result<Request<Full<Bytes>>, KmsError> {
-        let url = self.url(call.segments, &call.query);
+        let url = self.url(call.segments, call.scoped, &call.query);
         let mut builder = Request::builder()
             .method(call.method.clone())
             .uri(url.as_str())
@@ -202,6 +230,7 @@ impl fmt::Debug for KmsClient {
         f.debug_struct("KmsClient")
             .field("base_url", &self.shown)
             .field("authenticated", &self.authorization.is_some())
+            .field("project", &self.project)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +243,8 @@ struct Call<'a> {
     body: Option<Vec<u8>>,
     /// How long the KMS may hold the answer on purpose (long polls).
     extra_wait: Duration,
+    /// Whether the path is one of a PAM project's (prefixed for a client in a project).
+    scoped: bool,
 }
 
 impl<'a> Call<'a> {
@@ -224,7 +255,14 @@ impl<'a> Call<'a> {
             query: Vec::new(),
             body: None,
             extra_wait: Duration::ZERO,
+            scoped: false,
         }
+    }
+
+    /// A call of the client's PAM project: resources, accounts, grants, sessions.
+    fn in_project(mut self) -> Self {
+        self.scoped = true;
+        self
     }
 
     fn json(mut self, body: &impl serde::Serialize) -> Result<Self, KmsError> {

@@ -239,3 +239,33 @@ fn debug_never_shows_the_token() {
     assert!(!debug.contains("kmsu_test-token"), "{debug}");
     assert_eq!(kms.base_url(), "https://kms.example.com");
 }
+
+#[tokio::test]
+async fn a_client_in_a_project_scopes_only_the_projects_calls() {
+    let (url, seen) = fake_kms(200, "[]").await;
+    let plain = client(&url);
+    let scoped = plain.in_project("team a");
+    assert_eq!(scoped.project(), Some("team a"));
+    plain.list_resources().await.unwrap();
+    scoped.list_resources().await.unwrap();
+    scoped
+        .list_sessions(&SessionFilter {
+            active: true,
+            ..SessionFilter::default()
+        })
+        .await
+        .unwrap();
+    scoped.list_gateways().await.unwrap();
+    scoped.list_projects().await.unwrap();
+    let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(
+        uris,
+        [
+            "/v1/resources",
+            "/v1/projects/team%20a/resources",
+            "/v1/projects/team%20a/sessions?active=true",
+            "/v1/gateways",
+            "/v1/projects",
+        ]
+    );
+}

@@ -1,9 +1,9 @@
-//! Storage of the KMS control plane: users, gateways, PAM resources, accounts, grants, sessions,
+//! Storage of the KMS control plane: projects and their members, users, gateways, PAM resources, accounts, grants, sessions,
 //! the session change log and the sessions' audit events.
 //!
-//! [`Store`] is the sum of small per-entity traits ([`SetupStore`], [`UserStore`],
-//! [`GatewayStore`], [`ResourceStore`], [`AccountStore`], [`GrantStore`], [`SessionStore`],
-//! [`EventStore`], [`AuditStore`]), so
+//! [`Store`] is the sum of small per-entity traits ([`SetupStore`], [`ProjectStore`],
+//! [`UserStore`], [`GatewayStore`], [`ResourceStore`], [`AccountStore`], [`GrantStore`],
+//! [`SessionStore`], [`EventStore`], [`AuditStore`]), so
 //! handlers depend on one `Arc<dyn Store>` while each backend implements one entity per file.
 //! [`sqlite::SqliteStore`] is the embedded default; the schema is written in portable SQL (TEXT
 //! UUID ids, INTEGER unix seconds, `$n` placeholders, a `project_id` on every PAM row) so that a
@@ -19,14 +19,14 @@ mod traits;
 
 pub use crypto::{RootKey, TokenHash};
 pub use records::{
-    AccountRecord, ChangeRecord, Enrollment, EventLink, EventRecord, GatewayRecord, GrantRecord,
-    HeadRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser,
-    ProjectRecord, RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionRecord,
-    SessionUpdate, UserRecord,
+    AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
+    GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount, NewGateway, NewGrant,
+    NewResource, NewSessionRecord, NewUser, ProjectRecord, RecordingPolicyRecord, ResourceRecord,
+    SessionFilter, SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
 };
 pub use traits::{
-    AccountStore, AuditStore, EventStore, GatewayStore, GrantStore, ResourceStore, SessionStore,
-    SetupStore, Store, StoredCa, UserStore,
+    AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore,
+    ResourceStore, SessionStore, SetupStore, Store, StoredCa, UserStore,
 };
 
 /// Why a store operation failed.

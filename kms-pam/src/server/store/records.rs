@@ -6,6 +6,7 @@
 
 use std::time::SystemTime;
 
+use crate::kms::api::ProjectRole;
 use crate::secret::Secret;
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
@@ -18,6 +19,23 @@ pub struct ProjectRecord {
     pub id: String,
     /// Name (`default` always exists).
     pub name: String,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// A user's membership of a project.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The project.
+    pub project_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The user's name.
+    pub user: String,
+    /// Their role.
+    pub role: ProjectRole,
+    /// When they joined or their role last changed.
+    pub created_at: SystemTime,
 }
 
 /// A user of the KMS API.
@@ -25,10 +43,12 @@ pub struct ProjectRecord {
 pub struct UserRecord {
     /// Identifier.
     pub id: String,
-    /// Unique name.
+    /// Name, unique regardless of case.
     pub name: String,
-    /// Administrator.
+    /// Organisation administrator.
     pub admin: bool,
+    /// Disabled: its token is refused.
+    pub disabled: bool,
     /// Creation time.
     pub created_at: SystemTime,
 }
@@ -59,6 +79,8 @@ pub struct GatewayRecord {
     pub enrolled: bool,
     /// Last heartbeat (enrollment counts as one).
     pub last_heartbeat: Option<SystemTime>,
+    /// Revoked and not enrolled again since.
+    pub revoked: bool,
     /// Creation time.
     pub created_at: SystemTime,
 }
@@ -233,6 +255,10 @@ pub struct SessionRecord {
     pub account_id: String,
     /// Gateway id.
     pub gateway_id: String,
+    /// The grant it was opened under; `None` when its user needed none (an administrator).
+    pub grant_id: Option<String>,
+    /// When its user's client last asked about it (its heartbeat; creation counts as one).
+    pub last_seen_at: SystemTime,
 }
 
 /// What is needed to record a new active session.
@@ -248,6 +274,8 @@ pub struct NewSessionRecord {
     pub account: AccountRecord,
     /// The gateway serving it.
     pub gateway: GatewayRecord,
+    /// The grant it is opened under; `None` for an administrator, who needs none.
+    pub grant_id: Option<String>,
     /// Reason given by the user.
     pub reason: Option<String>,
     /// Creation time.
@@ -265,6 +293,69 @@ pub struct SessionFilter {
     pub user: Option<String>,
     /// Only this resource's (by name, so history of deleted resources stays searchable).
     pub resource: Option<String>,
+}
+
+/// One page of the console's session list ([`ConsoleStore::session_page`](super::ConsoleStore::session_page)):
+/// sessions matching every field that is set, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionSearch {
+    /// Only sessions with this status (`active`, `ended`, `expired`, `terminated`).
+    pub status: Option<String>,
+    /// Only this user's (by name as recorded).
+    pub user: Option<String>,
+    /// Only this resource's (by name).
+    pub resource: Option<String>,
+    /// Text found in the session's id, user, resource, account or reason, or in any of its
+    /// recorded events (so in its kubectl commands and request paths).
+    pub text: Option<String>,
+    /// Only sessions created at or after this instant.
+    pub from: Option<SystemTime>,
+    /// Only sessions created before this instant.
+    pub to: Option<SystemTime>,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u32,
+}
+
+/// What [`ConsoleStore::session_page`](super::ConsoleStore::session_page) finds.
+#[derive(Clone, Debug)]
+pub struct SessionPage {
+    /// The page's sessions, newest first.
+    pub sessions: Vec<SessionRecord>,
+    /// Whether more match after this page.
+    pub more: bool,
+}
+
+/// Which active sessions to end at once ([`SessionStore::end_sessions`](super::SessionStore::end_sessions)):
+/// those matching every field that is set. The default matches every active session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActiveSessions {
+    /// Only this project's.
+    pub project_id: Option<String>,
+    /// Only this user's.
+    pub user_id: Option<String>,
+    /// Only those served by this gateway.
+    pub gateway_id: Option<String>,
+    /// Only those opened under this grant.
+    pub grant_id: Option<String>,
+    /// Only this resource's.
+    pub resource_id: Option<String>,
+    /// Only this account's.
+    pub account_id: Option<String>,
+    /// Only those opened without a grant (by an administrator).
+    pub without_grant: bool,
+    /// Only those whose client was last seen before this instant (abandoned).
+    pub seen_before: Option<SystemTime>,
+}
+
+/// Sessions ended by one [`SessionStore::end_sessions`](super::SessionStore::end_sessions) call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndedSessions {
+    /// The sessions that ended.
+    pub ids: Vec<SessionId>,
+    /// The last change sequence number written, if any session ended.
+    pub seq: Option<u64>,
 }
 
 /// A session after a write, with the change sequence number the write produced, if it

@@ -6,12 +6,13 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::records::{
-    AccountRecord, ChangeRecord, Enrollment, EventLink, EventRecord, GatewayRecord, GrantRecord,
-    HeadRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser,
-    ProjectRecord, RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionRecord,
-    SessionUpdate, UserRecord,
+    AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
+    GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount, NewGateway, NewGrant,
+    NewResource, NewSessionRecord, NewUser, ProjectRecord, RecordingPolicyRecord, ResourceRecord,
+    SessionFilter, SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
 };
 use super::{StoreError, TokenHash};
+use crate::kms::api::ProjectRole;
 use crate::secret::Secret;
 use crate::session::{EndCause, SessionId};
 use crate::tls::PrivateKeyPem;
@@ -28,6 +29,7 @@ pub struct StoredCa {
 /// Everything the KMS keeps. Implemented for every type that implements all entity traits.
 pub trait Store:
     SetupStore
+    + ProjectStore
     + UserStore
     + GatewayStore
     + ResourceStore
@@ -35,12 +37,14 @@ pub trait Store:
     + GrantStore
     + SessionStore
     + EventStore
+    + ConsoleStore
     + AuditStore
 {
 }
 
 impl<T> Store for T where
     T: SetupStore
+        + ProjectStore
         + UserStore
         + GatewayStore
         + ResourceStore
@@ -48,6 +52,7 @@ impl<T> Store for T where
         + GrantStore
         + SessionStore
         + EventStore
+        + ConsoleStore
         + AuditStore
 {
 }
@@ -72,20 +77,84 @@ pub trait SetupStore: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Users and their API tokens.
+/// PAM projects and their members. A deleted project keeps its sessions' history in the
+/// database but is gone from every answer, and its name is free again.
+#[async_trait]
+pub trait ProjectStore: Send + Sync + 'static {
+    /// Creates a project. `Conflict` if the name is taken.
+    async fn create_project(
+        &self,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<ProjectRecord, StoreError>;
+
+    /// All projects, by name.
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+
+    /// The project named `name`.
+    async fn project(&self, name: &str) -> Result<ProjectRecord, StoreError>;
+
+    /// Deletes a project with its memberships. `Conflict` while it still has resources.
+    async fn delete_project(&self, id: &str, now: SystemTime) -> Result<(), StoreError>;
+
+    /// The project's members, by user name.
+    async fn members(&self, project_id: &str) -> Result<Vec<MemberRecord>, StoreError>;
+
+    /// The user's role in the project, if they are a member.
+    async fn role_of(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<Option<ProjectRole>, StoreError>;
+
+    /// The projects the user is a member of, with their role, by project name.
+    async fn memberships(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(ProjectRecord, ProjectRole)>, StoreError>;
+
+    /// Makes the user a member with `role`, or changes their role. Returns the role they had.
+    async fn set_member(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: ProjectRole,
+        now: SystemTime,
+    ) -> Result<Option<ProjectRole>, StoreError>;
+
+    /// Removes the user from the project together with their grants there, atomically.
+    /// `NotFound` if they were not a member.
+    async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<(), StoreError>;
+}
+
+/// Users and their API tokens. A deleted user is gone from every answer (their sessions'
+/// history keeps their name) and their name is free again.
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
-    /// Creates a user. `Conflict` if the name is taken.
+    /// Creates a user. `Conflict` if the name is taken, regardless of case.
     async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError>;
 
     /// All users, by name.
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
-    /// The user named `name`.
+    /// The user named `name`, regardless of case.
     async fn user_by_name(&self, name: &str) -> Result<UserRecord, StoreError>;
 
-    /// The user holding the token with this hash.
+    /// The user holding the token with this hash (disabled or not).
     async fn user_by_token(&self, token: &TokenHash) -> Result<UserRecord, StoreError>;
+
+    /// Disables the user (`Some(when)`) or enables them again (`None`).
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled: Option<SystemTime>,
+    ) -> Result<UserRecord, StoreError>;
+
+    /// Replaces the user's token hash: the old token stops working at once.
+    async fn rotate_user_token(&self, id: &str, token: &TokenHash) -> Result<(), StoreError>;
+
+    /// Deletes the user with their grants and memberships; their token stops working.
+    async fn delete_user(&self, id: &str, now: SystemTime) -> Result<(), StoreError>;
 }
 
 /// Gateways, their enrollment tokens and heartbeats.
@@ -127,6 +196,19 @@ pub trait GatewayStore: Send + Sync + 'static {
         &self,
         gateway_id: &str,
         address: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes the gateway: its token stops working and its unspent enrollment tokens are
+    /// spent. It stays revoked until it enrolls again with a new enrollment token.
+    async fn revoke_gateway(&self, id: &str, now: SystemTime) -> Result<GatewayRecord, StoreError>;
+
+    /// Adds a one-time enrollment token to an existing gateway (after a revocation).
+    async fn renew_enrollment(
+        &self,
+        gateway_id: &str,
+        enrollment: &TokenHash,
+        expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<(), StoreError>;
 }
@@ -199,6 +281,9 @@ pub trait GrantStore: Send + Sync + 'static {
         user_id: Option<&str>,
     ) -> Result<Vec<GrantRecord>, StoreError>;
 
+    /// The grant `id` of the project.
+    async fn grant(&self, project_id: &str, id: &str) -> Result<GrantRecord, StoreError>;
+
     /// The grant of `account_id` to `user_id`, if any.
     async fn grant_for(
         &self,
@@ -242,6 +327,22 @@ pub trait SessionStore: Send + Sync + 'static {
     /// last sequence number written, if any session changed.
     async fn expire_sessions(&self, now: SystemTime) -> Result<Option<u64>, StoreError>;
 
+    /// Ends every active session `which` matches for `cause`, in one transaction (those already
+    /// past their expiry as expired, like [`Self::end_session`]).
+    async fn end_sessions(
+        &self,
+        which: &ActiveSessions,
+        cause: EndCause,
+        now: SystemTime,
+    ) -> Result<EndedSessions, StoreError>;
+
+    /// Records that the session's client asked about it at `now` (its heartbeat).
+    async fn touch_session(&self, id: &SessionId, now: SystemTime) -> Result<(), StoreError>;
+
+    /// Records a heartbeat for every active session at once: a KMS that was away gives every
+    /// client a fresh start instead of counting its own absence against them.
+    async fn touch_active_sessions(&self, now: SystemTime) -> Result<u64, StoreError>;
+
     /// The highest sequence number written so far (0 when none).
     async fn latest_seq(&self) -> Result<u64, StoreError>;
 
@@ -284,6 +385,55 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Every stored event of `session`, by `seq`.
     async fn session_events(&self, session: &SessionId) -> Result<Vec<EventRecord>, StoreError>;
+}
+
+/// What the web console keeps: one-time sign-in codes and signed-in browsers, both by the hash of
+/// what their holder presents; and the session list one page at a time.
+#[async_trait]
+pub trait ConsoleStore: Send + Sync + 'static {
+    /// Stores a one-time sign-in code for `user_id`, valid until `expires_at`.
+    async fn create_console_link(
+        &self,
+        code: &TokenHash,
+        user_id: &str,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Spends the sign-in code and returns its user, if it is unspent and still valid at `now`;
+    /// `NotFound` otherwise, whatever the reason.
+    async fn redeem_console_link(
+        &self,
+        code: &TokenHash,
+        now: SystemTime,
+    ) -> Result<UserRecord, StoreError>;
+
+    /// Records a signed-in browser of `user_id`.
+    async fn create_console_session(
+        &self,
+        id: &TokenHash,
+        user_id: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// The user of the signed-in browser `id` if it was seen after `idle_since` (and records
+    /// that it was seen `now`); `NotFound` if it is unknown, idle too long, or its user deleted.
+    async fn console_session_user(
+        &self,
+        id: &TokenHash,
+        idle_since: SystemTime,
+        now: SystemTime,
+    ) -> Result<UserRecord, StoreError>;
+
+    /// Forgets the signed-in browser `id` (sign-out). Unknown ids are not an error.
+    async fn delete_console_session(&self, id: &TokenHash) -> Result<(), StoreError>;
+
+    /// One page of the project's sessions matching `search`, newest first.
+    async fn session_page(
+        &self,
+        project_id: &str,
+        search: &SessionSearch,
+    ) -> Result<SessionPage, StoreError>;
 }
 
 /// What makes sessions' records hold against whoever can write the database: the gateways'

@@ -95,10 +95,8 @@ async fn an_unsafe_or_lost_root_key_stops_the_start() {
 #[tokio::test]
 async fn other_databases_are_refused_without_echoing_the_url() {
     let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        data_dir: dir.path().join("data"),
-        database: Some("postgres://kms:hunter2@db/kms".to_owned()),
-    };
+    let config = ServerConfig::new(dir.path().join("data"))
+        .with_database(Some("postgres://kms:hunter2@db/kms".to_owned()));
     let err = Server::open(config).await.err().unwrap();
     assert!(matches!(err, ServerError::UnsupportedDatabase(_)));
     assert!(!err.to_string().contains("hunter2"), "{err}");
@@ -108,10 +106,8 @@ async fn other_databases_are_refused_without_echoing_the_url() {
 async fn an_explicit_sqlite_url_is_used() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("elsewhere.db");
-    let config = ServerConfig {
-        data_dir: dir.path().join("data"),
-        database: Some(format!("sqlite://{}", db.display())),
-    };
+    let config = ServerConfig::new(dir.path().join("data"))
+        .with_database(Some(format!("sqlite://{}", db.display())));
     Server::open(config).await.unwrap();
     assert!(db.exists());
     assert!(!dir.path().join("data/kms.db").exists());

@@ -1,4 +1,5 @@
-//! Gateways, enrollment tokens and heartbeats.
+//! Gateways, enrollment tokens, heartbeats and revocation. A revoked gateway has no token hash
+//! (so its token matches nothing) and `revoked_at` set, until it enrolls again.
 
 use std::time::SystemTime;
 
@@ -10,7 +11,7 @@ use crate::server::store::{
 };
 
 const COLUMNS: &str = "g.id, g.name, g.address, g.token_hash IS NOT NULL AS enrolled, \
-                       g.last_heartbeat, g.created_at";
+                       g.last_heartbeat, g.revoked_at IS NOT NULL AS revoked, g.created_at";
 
 #[derive(sqlx::FromRow)]
 struct GatewayRow {
@@ -19,6 +20,7 @@ struct GatewayRow {
     address: Option<String>,
     enrolled: bool,
     last_heartbeat: Option<i64>,
+    revoked: bool,
     created_at: i64,
 }
 
@@ -30,6 +32,7 @@ impl From<GatewayRow> for GatewayRecord {
             address: row.address,
             enrolled: row.enrolled,
             last_heartbeat: opt_time(row.last_heartbeat),
+            revoked: row.revoked,
             created_at: time(row.created_at),
         }
     }
@@ -83,6 +86,7 @@ impl GatewayStore for SqliteStore {
             address: None,
             enrolled: false,
             last_heartbeat: None,
+            revoked: false,
             created_at: time(now),
         })
     }
@@ -157,7 +161,7 @@ impl GatewayStore for SqliteStore {
         }
         sqlx::query(
             "UPDATE gateways SET token_hash = $1, address = $2, enrolled_at = $3, \
-             last_heartbeat = $3 WHERE id = $4",
+             last_heartbeat = $3, revoked_at = NULL WHERE id = $4",
         )
         .bind(enrollment.token.as_str())
         .bind(&enrollment.address)
@@ -187,6 +191,52 @@ impl GatewayStore for SqliteStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("gateway {gateway_id}")));
         }
+        Ok(())
+    }
+
+    async fn revoke_gateway(&self, id: &str, now: SystemTime) -> Result<GatewayRecord, StoreError> {
+        let now = secs(now);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let revoked =
+            sqlx::query("UPDATE gateways SET token_hash = NULL, revoked_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if revoked.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("gateway {id}")));
+        }
+        sqlx::query(
+            "UPDATE enrollment_tokens SET spent_at = $1 WHERE gateway_id = $2 AND spent_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.gateway_by_id(id).await
+    }
+
+    async fn renew_enrollment(
+        &self,
+        gateway_id: &str,
+        enrollment: &TokenHash,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (token_hash, gateway_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(enrollment.as_str())
+        .bind(gateway_id)
+        .bind(secs(expires_at))
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 }

@@ -97,6 +97,17 @@ impl GrantStore for SqliteStore {
         rows.into_iter().map(GrantRecord::try_from).collect()
     }
 
+    async fn grant(&self, project_id: &str, id: &str) -> Result<GrantRecord, StoreError> {
+        let sql = format!("{SELECT} WHERE gr.project_id = $1 AND gr.id = $2");
+        let row: Option<GrantRow> = sqlx::query_as(&sql)
+            .bind(project_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found(row, || format!("grant {id}"))?.try_into()
+    }
+
     async fn grant_for(
         &self,
         account_id: &str,

@@ -6,9 +6,11 @@
 
 mod accounts;
 mod audit;
+mod console;
 mod events;
 mod gateways;
 mod grants;
+mod projects;
 mod resources;
 mod sessions;
 mod setup;

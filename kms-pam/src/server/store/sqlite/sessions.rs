@@ -10,17 +10,19 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::{db_error, found, opt_time, secs, time, SqliteStore};
 use crate::server::store::{
-    ChangeRecord, NewSessionRecord, SessionFilter, SessionRecord, SessionStore, SessionUpdate,
-    StoreError,
+    ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionRecord,
+    SessionStore, SessionUpdate, StoreError,
 };
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
-const SELECT: &str = "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
+pub(super) const SELECT: &str =
+    "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
                       account_id, account_name, gateway_id, gateway_name, status, end_cause, \
-                      reason, created_at, expires_at, ended_at FROM sessions";
+                      reason, created_at, expires_at, ended_at, grant_id, \
+                      COALESCE(last_seen_at, created_at) AS last_seen_at FROM sessions";
 
 #[derive(sqlx::FromRow)]
-struct SessionRow {
+pub(super) struct SessionRow {
     id: String,
     project_id: String,
     user_id: String,
@@ -37,6 +39,8 @@ struct SessionRow {
     created_at: i64,
     expires_at: i64,
     ended_at: Option<i64>,
+    grant_id: Option<String>,
+    last_seen_at: i64,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -62,6 +66,8 @@ impl TryFrom<SessionRow> for SessionRecord {
             resource_id: row.resource_id,
             account_id: row.account_id,
             gateway_id: row.gateway_id,
+            grant_id: row.grant_id,
+            last_seen_at: time(row.last_seen_at),
         })
     }
 }
@@ -78,25 +84,43 @@ fn parse_status(s: &str) -> Result<SessionStatus, StoreError> {
     }
 }
 
-fn cause_str(cause: EndCause) -> &'static str {
+fn parse_cause(s: &str) -> Result<EndCause, StoreError> {
+    EndCause::from_name(s).ok_or_else(|| StoreError::Corrupt(format!("unknown end cause {s:?}")))
+}
+
+/// `cause` as stored; `Unknown` is not a cause anybody can record.
+fn cause_to_db(cause: EndCause) -> Result<&'static str, StoreError> {
     match cause {
-        EndCause::User => "user",
-        EndCause::Expiry => "expiry",
-        EndCause::Termination => "termination",
-        EndCause::Error => "error",
+        EndCause::Unknown => Err(StoreError::Invalid("unknown end cause".to_owned())),
+        known => Ok(known.as_str()),
     }
 }
 
-fn parse_cause(s: &str) -> Result<EndCause, StoreError> {
-    [
-        EndCause::User,
-        EndCause::Expiry,
-        EndCause::Termination,
-        EndCause::Error,
-    ]
-    .into_iter()
-    .find(|cause| cause_str(*cause) == s)
-    .ok_or_else(|| StoreError::Corrupt(format!("unknown end cause {s:?}")))
+/// Appends ` AND column = value` for each condition of `which` that is set.
+fn push_conditions(query: &mut QueryBuilder<'_, Sqlite>, which: &ActiveSessions) {
+    let columns = [
+        ("project_id", &which.project_id),
+        ("user_id", &which.user_id),
+        ("gateway_id", &which.gateway_id),
+        ("grant_id", &which.grant_id),
+        ("resource_id", &which.resource_id),
+        ("account_id", &which.account_id),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            query
+                .push(format!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    if which.without_grant {
+        query.push(" AND grant_id IS NULL");
+    }
+    if let Some(before) = which.seen_before {
+        query
+            .push(" AND COALESCE(last_seen_at, created_at) < ")
+            .push_bind(secs(before));
+    }
 }
 
 fn seq_from_db(seq: i64) -> Result<u64, StoreError> {
@@ -134,8 +158,8 @@ impl SessionStore for SqliteStore {
         sqlx::query(
             "INSERT INTO sessions (id, project_id, user_id, user_name, resource_id, \
              resource_name, account_id, account_name, gateway_id, gateway_name, status, reason, \
-             created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13)",
+             created_at, expires_at, grant_id, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12)",
         )
         .bind(id)
         .bind(&new.project_id)
@@ -150,6 +174,7 @@ impl SessionStore for SqliteStore {
         .bind(&new.reason)
         .bind(now)
         .bind(secs(new.expires_at))
+        .bind(&new.grant_id)
         .execute(&mut *tx)
         .await
         .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;
@@ -215,7 +240,7 @@ impl SessionStore for SqliteStore {
         )
         .bind(now)
         .bind(cause.status().as_str())
-        .bind(cause_str(cause))
+        .bind(cause_to_db(cause)?)
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await
@@ -250,6 +275,70 @@ impl SessionStore for SqliteStore {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(last)
+    }
+
+    async fn end_sessions(
+        &self,
+        which: &ActiveSessions,
+        cause: EndCause,
+        now: SystemTime,
+    ) -> Result<EndedSessions, StoreError> {
+        let now = secs(now);
+        let mut query =
+            QueryBuilder::<Sqlite>::new("UPDATE sessions SET status = CASE WHEN expires_at <= ");
+        // As in `end_session`: one already past its expiry ends as expired.
+        query
+            .push_bind(now)
+            .push(" THEN 'expired' ELSE ")
+            .push_bind(cause.status().as_str())
+            .push(" END, end_cause = CASE WHEN expires_at <= ")
+            .push_bind(now)
+            .push(" THEN 'expiry' ELSE ")
+            .push_bind(cause_to_db(cause)?)
+            .push(" END, ended_at = CASE WHEN expires_at <= ")
+            .push_bind(now)
+            .push(" THEN expires_at ELSE ")
+            .push_bind(now)
+            .push(" END WHERE status = 'active'");
+        push_conditions(&mut query, which);
+        query.push(" RETURNING id, gateway_id, status");
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let ended: Vec<(String, String, String)> = query
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let mut result = EndedSessions::default();
+        for (session_id, gateway_id, status) in ended {
+            result.seq = Some(log_change(&mut tx, &session_id, &gateway_id, &status, now).await?);
+            result.ids.push(SessionId::new(session_id));
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(result)
+    }
+
+    async fn touch_session(&self, id: &SessionId, now: SystemTime) -> Result<(), StoreError> {
+        let now = secs(now);
+        // At most one write per session and second, whoever polls how often.
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 \
+             WHERE id = $2 AND status = 'active' AND COALESCE(last_seen_at, 0) < $1",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn touch_active_sessions(&self, now: SystemTime) -> Result<u64, StoreError> {
+        let touched = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE status = 'active'")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(touched.rows_affected())
     }
 
     async fn latest_seq(&self) -> Result<u64, StoreError> {

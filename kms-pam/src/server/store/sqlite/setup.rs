@@ -1,4 +1,4 @@
-//! Projects and the stored CA.
+//! The project `default` and the stored CA.
 
 use std::time::SystemTime;
 
@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::{db_error, new_id, secs, SqliteStore};
 use crate::server::store::crypto::CA_KEY_AAD;
-use crate::server::store::{ProjectRecord, SetupStore, StoreError, StoredCa};
+use crate::server::store::{ProjectRecord, ProjectStore, SetupStore, StoreError, StoredCa};
 use crate::tls::PrivateKeyPem;
 
 /// Setting holding the CA certificate (PEM, clear).
@@ -32,13 +32,7 @@ impl SetupStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        let (id, name): (String, String) =
-            sqlx::query_as("SELECT id, name FROM projects WHERE name = $1")
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_error)?;
-        Ok(ProjectRecord { id, name })
+        self.project(name).await
     }
 
     async fn ca(&self) -> Result<Option<StoredCa>, StoreError> {

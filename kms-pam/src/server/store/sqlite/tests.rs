@@ -11,6 +11,7 @@ use crate::server::store::*;
 use crate::session::{EndCause, SessionId, SessionStatus};
 
 mod lifecycle;
+mod migrations;
 
 /// Whether any file in `dir` holds `needle`. SQLite may fold its `-wal` file into the database
 /// and delete it at any moment after the server stops, so side files are read first and a
@@ -115,6 +116,7 @@ impl Fixture {
                 user: self.user.clone(),
                 account: self.account.clone(),
                 gateway: self.gateway.clone(),
+                grant_id: None,
                 reason: Some("debug".into()),
                 created_at: t(created),
                 expires_at: t(expires),

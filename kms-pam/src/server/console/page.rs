@@ -1,0 +1,169 @@
+//! The layout every page shares, the small pieces tables repeat, and the one place failures
+//! become pages.
+
+use std::time::{Duration, SystemTime};
+
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use http::StatusCode;
+use maud::{html, Markup, DOCTYPE};
+
+use crate::server::error::ApiError;
+use crate::server::store::{ProjectRecord, UserRecord};
+use crate::time::{format_duration, format_rfc3339};
+
+/// Who is looking, and where: what the header needs.
+#[derive(Debug, Clone)]
+pub(super) struct Frame {
+    /// The signed-in user.
+    pub(super) user: UserRecord,
+    /// The projects they may switch to, by name.
+    pub(super) projects: Vec<ProjectRecord>,
+    /// The project the page is in, if any.
+    pub(super) project: Option<String>,
+    /// The nav entry to mark (`sessions`, `resources`, `members`, `gateways`).
+    pub(super) tab: &'static str,
+    /// Reload the page every so many seconds (live sessions), if set.
+    pub(super) refresh: Option<u32>,
+}
+
+/// A whole page: header with project switcher and nav, then `body`.
+pub(super) fn layout(frame: &Frame, title: &str, body: Markup) -> Markup {
+    let project = frame.project.as_deref().unwrap_or("default");
+    let tab = |name: &str| if frame.tab == name { "current" } else { "" };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · kms-pam" }
+                link rel="stylesheet" href="/assets/console.css";
+                script src="/assets/console.js" defer {}
+            }
+            body data-refresh=[frame.refresh] {
+                header.top {
+                    a.brand href="/" { "kms-pam" }
+                    form method="get" action="/" {
+                        label {
+                            span.hide-narrow { "Project " }
+                            select name="project" aria-label="Project" {
+                                @for p in &frame.projects {
+                                    option value=(p.name) selected[p.name == project] { (p.name) }
+                                }
+                            }
+                        }
+                        " "
+                        button.secondary type="submit" { "Go" }
+                    }
+                    nav {
+                        a class=(tab("sessions")) href={"/p/" (project) "/sessions"} { "Sessions" }
+                        a class=(tab("resources")) href={"/p/" (project) "/resources"} { "Resources" }
+                        a class=(tab("members")) href={"/p/" (project) "/members"} { "Members" }
+                        a class=(tab("gateways")) href="/gateways" { "Gateways" }
+                    }
+                    div.who {
+                        span { (frame.user.name) @if frame.user.admin { " (org admin)" } }
+                        form method="post" action="/logout" {
+                            button.secondary type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A page outside the signed-in layout (sign-in, errors).
+pub(super) fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · kms-pam" }
+                link rel="stylesheet" href="/assets/console.css";
+            }
+            body {
+                header.top { a.brand href="/" { "kms-pam" } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug)]
+pub(super) enum PageError {
+    /// Not signed in (or signed out, expired, disabled): go to `/login`.
+    SignIn,
+    /// Does not exist, or the user may not see it.
+    NotFound,
+    /// A form posted from another site.
+    CrossSite,
+    /// What the API would have answered.
+    Api(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        match e.status() {
+            StatusCode::UNAUTHORIZED => Self::SignIn,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            _ => Self::Api(e),
+        }
+    }
+}
+
+impl From<crate::server::store::StoreError> for PageError {
+    fn from(e: crate::server::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            Self::SignIn => return Redirect::to("/login").into_response(),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or nothing you may see.".to_owned(),
+            ),
+            Self::CrossSite => (
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "This form was not sent from the console itself.".to_owned(),
+            ),
+            Self::Api(e) => (e.status(), "Something went wrong", e.message().to_owned()),
+        };
+        let body = html! {
+            h1 { (status.as_u16()) " · " (title) }
+            div.card { p { (message) } p { a href="/" { "Back to the console" } } }
+        };
+        (status, Html(bare(title, body).into_string())).into_response()
+    }
+}
+
+/// A rendered page as an answer.
+pub(super) fn answer(markup: Markup) -> Response {
+    Html(markup.into_string()).into_response()
+}
+
+/// `2025-01-02 15:04:05 UTC`.
+pub(super) fn when(t: SystemTime) -> String {
+    let text = format_rfc3339(t);
+    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+/// The time between two instants, for people (`1h 5m`).
+pub(super) fn span(from: SystemTime, to: SystemTime) -> String {
+    let secs = to.duration_since(from).unwrap_or_default().as_secs();
+    format_duration(Duration::from_secs(secs))
+}
+
+/// A coloured status label.
+pub(super) fn badge(class: &str, text: &str) -> Markup {
+    html! { span class={"badge " (class)} { (text) } }
+}

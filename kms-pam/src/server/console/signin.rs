@@ -1,0 +1,373 @@
+//! Signing in and out, and who is looking.
+//!
+//! `kms-pam console` asks `POST /v1/console/links` (bearer-authenticated) for a one-time code:
+//! single use, valid [`LINK_TTL`], bound to the caller, stored hashed. `/login/link/{code}`
+//! spends it and starts a console session; `/login` takes an API token instead. A console
+//! session is a random cookie value whose hash the store keeps; it ends at `/logout`, after
+//! [`IDLE_LIMIT`] without a request, or as soon as its user is disabled or deleted. Every form
+//! that changes something is refused unless the browser says it came from the console itself.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use maud::html;
+use serde::{Deserialize, Serialize};
+
+use super::page::{answer, bare, Frame, PageError};
+use crate::secret::Secret;
+use crate::server::auth::AnyUser;
+use crate::server::error::ApiError;
+use crate::server::rights::{role_in, InProject, ProjectScope};
+use crate::server::state::{now, AppState};
+use crate::server::store::{ProjectRecord, StoreError, TokenHash, UserRecord};
+
+/// How long a sign-in code from `kms-pam console` stays valid.
+pub(super) const LINK_TTL: Duration = Duration::from_secs(60);
+/// A console session ends after this long without a request.
+pub(super) const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
+/// The console cookie's name.
+const COOKIE_NAME: &str = "kms_console";
+
+/// `POST /v1/console/links` answer.
+#[derive(Debug, Serialize)]
+pub(super) struct CreatedLink {
+    /// Path of the one-time sign-in link, relative to the KMS URL.
+    path: String,
+    /// Seconds it stays valid.
+    expires_in_secs: u64,
+}
+
+/// `POST /v1/console/links`: a one-time sign-in code for the calling user.
+pub(super) async fn create_link(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+) -> Result<(StatusCode, Json<CreatedLink>), ApiError> {
+    let code = Secret::random(32).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let now = now();
+    state
+        .store
+        .create_console_link(&TokenHash::of(code.expose()), &user.id, now + LINK_TTL, now)
+        .await?;
+    tracing::info!(user = %user.name, "console sign-in link issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedLink {
+            path: format!("/login/link/{}", code.expose()),
+            expires_in_secs: LINK_TTL.as_secs(),
+        }),
+    ))
+}
+
+/// The value of the console cookie, if the request has one.
+fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether the request came over HTTPS (directly or through a proxy that says so).
+fn over_https(parts_headers: &HeaderMap, uri: &http::Uri) -> bool {
+    uri.scheme_str() == Some("https")
+        || parts_headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// Refuses a state-changing request the browser did not send from the console's own pages:
+/// `Sec-Fetch-Site` must say `same-origin`, or else `Origin` must be this host.
+pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return if site == "same-origin" {
+            Ok(())
+        } else {
+            Err(PageError::CrossSite)
+        };
+    }
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => {
+            let bare = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            if bare == Some(host) {
+                Ok(())
+            } else {
+                Err(PageError::CrossSite)
+            }
+        }
+        _ => Err(PageError::CrossSite),
+    }
+}
+
+/// A signed-in console user (an enabled user with a live console session).
+#[derive(Debug, Clone)]
+pub(super) struct ConsoleUser(pub(super) UserRecord);
+
+impl FromRequestParts<AppState> for ConsoleUser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let value = cookie_value(&parts.headers).ok_or(PageError::SignIn)?;
+        let now = now();
+        let user = state
+            .store
+            .console_session_user(&TokenHash::of(value), now - IDLE_LIMIT, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => PageError::SignIn,
+                other => other.into(),
+            })?;
+        if user.disabled {
+            return Err(PageError::SignIn);
+        }
+        Ok(Self(user))
+    }
+}
+
+/// The projects `user` may switch to: all for organisation administrators, else theirs.
+pub(super) async fn projects_of(
+    state: &AppState,
+    user: &UserRecord,
+) -> Result<Vec<ProjectRecord>, PageError> {
+    if user.admin {
+        return Ok(state.store.projects().await?);
+    }
+    let memberships = state.store.memberships(&user.id).await?;
+    Ok(memberships.into_iter().map(|(p, _)| p).collect())
+}
+
+/// A signed-in user with a role in the route's project, exactly as the API's [`InProject`]
+/// decides it; anybody else gets the 404 page.
+#[derive(Debug, Clone)]
+pub(super) struct ConsoleProject {
+    /// The user, project and role.
+    pub(super) caller: InProject,
+    /// The header of the page.
+    pub(super) frame: Frame,
+}
+
+impl ConsoleProject {
+    /// The frame with `tab` marked.
+    pub(super) fn frame(&self, tab: &'static str) -> Frame {
+        Frame {
+            tab,
+            ..self.frame.clone()
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ConsoleProject {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let ConsoleUser(user) = ConsoleUser::from_request_parts(parts, state).await?;
+        let ProjectScope(project) = ProjectScope::from_request_parts(parts, state).await?;
+        let role = role_in(state, &project, &user)
+            .await?
+            .ok_or(PageError::NotFound)?;
+        let frame = Frame {
+            projects: projects_of(state, &user).await?,
+            project: Some(project.name.clone()),
+            user: user.clone(),
+            tab: "",
+            refresh: None,
+        };
+        Ok(Self {
+            caller: InProject {
+                user,
+                project,
+                role,
+            },
+            frame,
+        })
+    }
+}
+
+/// Query of `/`.
+#[derive(Debug, Deserialize)]
+pub(super) struct HomeQuery {
+    project: Option<String>,
+}
+
+/// `GET /`: the sessions page of the chosen project, else of the user's first.
+pub(super) async fn home(
+    State(state): State<AppState>,
+    ConsoleUser(user): ConsoleUser,
+    Query(query): Query<HomeQuery>,
+) -> Result<Response, PageError> {
+    let projects = projects_of(&state, &user).await?;
+    let chosen = query
+        .project
+        .filter(|name| projects.iter().any(|p| &p.name == name))
+        .or_else(|| projects.first().map(|p| p.name.clone()));
+    match chosen {
+        Some(name) => Ok(Redirect::to(&project_path(&name, "sessions")).into_response()),
+        None => Ok(answer(bare(
+            "No project",
+            html! {
+                h1 { "No project yet" }
+                div.card { p { "You are not a member of any project. Ask a project administrator to add you: "
+                    code { "kms-pam project member add PROJECT " (user.name) " --role member" } } }
+            },
+        ))),
+    }
+}
+
+/// `/p/{project}/{page}` with the project name percent-encoded.
+pub(super) fn project_path(project: &str, page: &str) -> String {
+    format!("/p/{}/{page}", segment(project))
+}
+
+/// One path segment, percent-encoded.
+pub(super) fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The sign-in page, with `error` shown above the form.
+fn login_page(error: Option<&str>) -> maud::Markup {
+    bare(
+        "Sign in",
+        html! {
+            h1 { "Sign in to kms-pam" }
+            div.card {
+                p { "Run " code { "kms-pam console" } " in a terminal where you are logged in: it opens a one-time sign-in link. Or paste your API token:" }
+                @if let Some(error) = error { p.field-error role="alert" { (error) } }
+                form.stack method="post" action="/login" {
+                    label { "API token" input type="password" name="token" autocomplete="off" required; }
+                    div { button type="submit" { "Sign in" } }
+                }
+            }
+        },
+    )
+}
+
+/// `GET /login`.
+pub(super) async fn login_form() -> Response {
+    answer(login_page(None))
+}
+
+/// `/login` form.
+#[derive(Deserialize)]
+pub(super) struct TokenForm {
+    token: String,
+}
+
+impl std::fmt::Debug for TokenForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenForm { .. }")
+    }
+}
+
+/// `POST /login`: signs in with an API token.
+pub(super) async fn login_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: http::Uri,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let token = Secret::new(form.token.trim());
+    let refused = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            answer(login_page(Some(
+                "That token is not a valid, enabled user token.",
+            ))),
+        )
+            .into_response()
+    };
+    let user = match state
+        .store
+        .user_by_token(&TokenHash::of(token.expose()))
+        .await
+    {
+        Ok(user) if !user.disabled => user,
+        Ok(_) | Err(StoreError::NotFound(_)) => return Ok(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    start_session(&state, &user, over_https(&headers, &uri)).await
+}
+
+/// `GET /login/link/{code}`: spends a one-time code from `kms-pam console`.
+pub(super) async fn login_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: http::Uri,
+    Path(code): Path<String>,
+) -> Result<Response, PageError> {
+    let user =
+        match state
+            .store
+            .redeem_console_link(&TokenHash::of(&code), now())
+            .await
+        {
+            Ok(user) if !user.disabled => user,
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok((
+                StatusCode::UNAUTHORIZED,
+                answer(login_page(Some(
+                    "This sign-in link was already used or has expired (links last 60 seconds). \
+                     Run kms-pam console again.",
+                ))),
+            )
+                .into_response()),
+            Err(e) => return Err(e.into()),
+        };
+    start_session(&state, &user, over_https(&headers, &uri)).await
+}
+
+/// Starts a console session for `user` and sends them home with its cookie.
+async fn start_session(
+    state: &AppState,
+    user: &UserRecord,
+    secure: bool,
+) -> Result<Response, PageError> {
+    let value = Secret::random(32).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    state
+        .store
+        .create_console_session(&TokenHash::of(value.expose()), &user.id, now())
+        .await?;
+    tracing::info!(user = %user.name, "console sign-in");
+    let cookie = format!(
+        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        value.expose(),
+        IDLE_LIMIT.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut response = Redirect::to("/").into_response();
+    let cookie = HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?;
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// `POST /logout`: ends the console session.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    if let Some(value) = cookie_value(&headers) {
+        state
+            .store
+            .delete_console_session(&TokenHash::of(value))
+            .await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("kms_console=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}

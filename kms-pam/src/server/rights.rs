@@ -1,0 +1,177 @@
+//! Rights inside a PAM project (docs/api.md "Rights").
+//!
+//! A project's routes exist twice: under `/v1/projects/{project}/…`, and without the prefix for
+//! the project `default` (SPEC §3's commands, older clients). [`ProjectScope`] resolves which
+//! project a request works in. [`InProject`] is a user with a role there (organisation
+//! administrators are administrators of every project) and refuses everybody else with
+//! `not_found`, so nobody learns that a project they are not in exists; [`ProjectAdmin`] and
+//! [`ProjectReader`] narrow it to administrators, and to administrators and auditors. Session
+//! routes take [`SessionCaller`] instead: a session's owner may always read and end it, even
+//! after losing the membership it was opened under, so their CLI can say why it ended.
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use http::request::Parts;
+
+use super::auth::AnyUser;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::kms::api::ProjectRole;
+use crate::server::store::{ProjectRecord, StoreError, UserRecord};
+
+/// The project a request works in.
+#[derive(Debug, Clone)]
+pub(crate) struct ProjectScope(pub(crate) ProjectRecord);
+
+impl FromRequestParts<AppState> for ProjectScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(e.body_text()))?;
+        let named = params
+            .iter()
+            .find(|(key, _)| *key == "project")
+            .map(|(_, value)| value.to_owned());
+        match named {
+            None => Ok(Self((*state.default_project).clone())),
+            Some(name) => match state.store.project(&name).await {
+                Ok(project) => Ok(Self(project)),
+                Err(StoreError::NotFound(_)) => Err(project_not_found(&name)),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+/// The one answer for a project that does not exist and one the caller is not in.
+pub(crate) fn project_not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("project {name} not found"))
+}
+
+/// The role `user` has in `project`: administrator for an organisation administrator, else
+/// their membership's, if any.
+pub(crate) async fn role_in(
+    state: &AppState,
+    project: &ProjectRecord,
+    user: &UserRecord,
+) -> Result<Option<ProjectRole>, ApiError> {
+    if user.admin {
+        return Ok(Some(ProjectRole::Admin));
+    }
+    Ok(state.store.role_of(&project.id, &user.id).await?)
+}
+
+/// A user with a role in the route's project.
+#[derive(Debug, Clone)]
+pub(crate) struct InProject {
+    /// The user.
+    pub(crate) user: UserRecord,
+    /// The project.
+    pub(crate) project: ProjectRecord,
+    /// Their role there.
+    pub(crate) role: ProjectRole,
+}
+
+impl InProject {
+    /// The project's id.
+    pub(crate) fn project_id(&self) -> &str {
+        &self.project.id
+    }
+
+    /// Whether they manage the project.
+    pub(crate) fn is_admin(&self) -> bool {
+        self.role == ProjectRole::Admin
+    }
+
+    /// Whether they read every session of the project (administrators and auditors).
+    pub(crate) fn reads_every_session(&self) -> bool {
+        matches!(self.role, ProjectRole::Admin | ProjectRole::Auditor)
+    }
+
+    /// The refusal of something their role does not allow.
+    pub(crate) fn refused(&self, what: &str) -> ApiError {
+        ApiError::forbidden(format!(
+            "your role in project {} ({}) does not allow {what}",
+            self.project.name, self.role
+        ))
+    }
+}
+
+impl FromRequestParts<AppState> for InProject {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AnyUser(user) = AnyUser::from_request_parts(parts, state).await?;
+        let ProjectScope(project) = ProjectScope::from_request_parts(parts, state).await?;
+        match role_in(state, &project, &user).await? {
+            Some(role) => Ok(Self {
+                user,
+                project,
+                role,
+            }),
+            None => Err(project_not_found(&project.name)),
+        }
+    }
+}
+
+/// An administrator of the route's project.
+#[derive(Debug, Clone)]
+pub(crate) struct ProjectAdmin(pub(crate) InProject);
+
+impl FromRequestParts<AppState> for ProjectAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = InProject::from_request_parts(parts, state).await?;
+        if caller.is_admin() {
+            Ok(Self(caller))
+        } else {
+            Err(caller.refused("this: it takes a project administrator"))
+        }
+    }
+}
+
+/// An administrator or auditor of the route's project: someone who reads all of it.
+#[derive(Debug, Clone)]
+pub(crate) struct ProjectReader(pub(crate) InProject);
+
+impl FromRequestParts<AppState> for ProjectReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = InProject::from_request_parts(parts, state).await?;
+        if caller.reads_every_session() {
+            Ok(Self(caller))
+        } else {
+            Err(caller.refused("this: it takes a project administrator or auditor"))
+        }
+    }
+}
+
+/// A user asking about a session of the route's project, with their role there if they have
+/// one; whether they may see that session is [`super::sessions::visible_session`]'s to say.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionCaller {
+    /// The user.
+    pub(crate) user: UserRecord,
+    /// The project.
+    pub(crate) project: ProjectRecord,
+    /// Their role there, if any.
+    pub(crate) role: Option<ProjectRole>,
+}
+
+impl FromRequestParts<AppState> for SessionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AnyUser(user) = AnyUser::from_request_parts(parts, state).await?;
+        let ProjectScope(project) = ProjectScope::from_request_parts(parts, state).await?;
+        let role = role_in(state, &project, &user).await?;
+        Ok(Self {
+            user,
+            project,
+            role,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! Upgrading a database written before projects and revocation (migrations 1-2) keeps every
+//! row in `default` and its users working.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use super::*;
+use crate::kms::api::ProjectRole;
+
+#[tokio::test]
+async fn an_old_database_is_upgraded_with_its_rows_in_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kms.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let old = Migrator {
+        migrations: Cow::Owned(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version <= 2)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    old.run(&pool).await.unwrap();
+    for sql in [
+        "INSERT INTO projects VALUES ('p0', 'default', 1)",
+        "INSERT INTO users VALUES ('u1', 'admin', 1, 'h1', 1)",
+        "INSERT INTO users VALUES ('u2', 'bob', 0, 'h2', 2)",
+        "INSERT INTO users VALUES ('u3', 'Bob', 0, 'h3', 3)",
+        "INSERT INTO gateways (id, name, token_hash, address, created_at) \
+         VALUES ('g1', 'gw', 'hg', '127.0.0.1:1', 1)",
+        "INSERT INTO resources VALUES ('r1', 'p0', 'prod', 'kubernetes', 'https://k', 'g1', 1, \
+         NULL, 1)",
+        "INSERT INTO sessions (id, project_id, user_id, user_name, resource_id, resource_name, \
+         account_id, account_name, gateway_id, gateway_name, status, created_at, expires_at) \
+         VALUES ('s1', 'p0', 'u2', 'bob', 'r1', 'prod', 'a1', 'admin', 'g1', 'gw', 'active', \
+         100, 4000000000)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open_path(&path, &dir.path().join("root.key"))
+        .await
+        .unwrap();
+    let default = store.project("default").await.unwrap();
+    assert_eq!(default.id, "p0");
+    assert_eq!(store.resources("p0").await.unwrap()[0].name, "prod");
+    let members: Vec<(String, ProjectRole)> = store
+        .members("p0")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user, m.role))
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            ("Bob-u3".to_owned(), ProjectRole::Member),
+            ("bob".to_owned(), ProjectRole::Member)
+        ],
+        "non-admins stay in default; the younger of two names differing by case is renamed"
+    );
+    assert_eq!(store.user_by_name("BOB").await.unwrap().id, "u2");
+    assert!(!store.user_by_name("admin").await.unwrap().disabled);
+    let session = store.session(&SessionId::new("s1")).await.unwrap();
+    assert_eq!(session.grant_id, None);
+    assert_eq!(session.last_seen_at, UNIX_EPOCH + Duration::from_secs(100));
+    assert!(!store.gateway_by_name("gw").await.unwrap().revoked);
+}

@@ -1,0 +1,275 @@
+//! The console in a real headless Chromium, driven through chromedriver (WebDriver): sign in
+//! through a one-time link, find a session by searching for its command, open it, see its
+//! commands; stored-XSS payloads stay inert text; a member gets 404 on another user's session.
+//! Screenshots of each page go to `target/console-screenshots/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+
+use super::{kubectl, world};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: tokio::process::Child,
+    port: u16,
+    profiles: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let child = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (apt-get install chromium chromium-driver)");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            child,
+            port,
+            profiles: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let profile = tempfile::tempdir_in(self.profiles.path()).unwrap().keep();
+        let args = json!([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,900",
+            format!("--user-data-dir={}", profile.display()),
+        ]);
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": CHROMIUM, "args": args }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("WebDriver session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// A one-time sign-in link for `token`'s user, as `kms-pam console --no-browser` prints it.
+async fn link(kms: &super::Kms, token: &str) -> String {
+    let made = kms
+        .post("/v1/console/links", token, Value::Null)
+        .await
+        .expect(http::StatusCode::CREATED);
+    format!("http://{}{}", kms.addr, made["path"].as_str().unwrap())
+}
+
+async fn no_script_ran(browser: &Client) {
+    assert_ne!(browser.title().await.unwrap(), "pwned");
+    let pwned = browser
+        .execute("return window.pwned === undefined;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, json!(true), "a stored payload ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_browser() {
+    let payload = "<script>window.pwned=1;document.title='pwned'</script><img src=x onerror=\"window.pwned=2\">";
+    let w = world(payload, "kubectl rollout").await;
+    // A second session of alice, whose recorded Kubectl-Command is the payload.
+    let second = {
+        let mut body = super::session_body("prod", 600);
+        body["reason"] = json!("second");
+        let created = w.kms.post("/v1/sessions", &w.alice, body).await;
+        created.expect(http::StatusCode::CREATED)["session"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let events = kubectl(&second, payload);
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": events }),
+        )
+        .await
+        .expect(http::StatusCode::OK);
+
+    let driver = Driver::start().await;
+    let admin = driver.browser().await;
+    let base = format!("http://{}", w.kms.addr);
+
+    // Sign in through the one-time link.
+    admin
+        .goto(&link(&w.kms, &w.kms.admin.clone()).await)
+        .await
+        .unwrap();
+    let url = admin.current_url().await.unwrap();
+    assert!(url.path().ends_with("/p/default/sessions"), "{url}");
+    no_script_ran(&admin).await;
+    shot(&admin, "sessions").await;
+
+    // Search for the command: exactly alice's first session matches.
+    let search = admin.find(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys("rollout").await.unwrap();
+    admin
+        .find(Locator::Css("form.filters button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The click only starts the navigation: wait for the filtered page before counting rows.
+    for _ in 0..100 {
+        let url = admin.current_url().await.unwrap();
+        if url.query().is_some_and(|q| q.contains("q=rollout")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rows = admin.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    // The payload reason is shown literally, and no script ran.
+    let reason = admin
+        .find(Locator::Css("tbody tr td:nth-child(8)"))
+        .await
+        .unwrap();
+    assert_eq!(reason.text().await.unwrap(), payload);
+    no_script_ran(&admin).await;
+    shot(&admin, "sessions-search").await;
+
+    // Open it: its command is there, with its requests.
+    admin
+        .find(Locator::Css("tbody tr td a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The line leads with what the requests did (a read), the client's claim beside it.
+    let codes = admin
+        .find_all(Locator::Css("details summary code"))
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    for code in codes {
+        shown.push(code.text().await.unwrap());
+    }
+    assert_eq!(shown, ["kubectl get", "kubectl rollout"]);
+    admin
+        .find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let path = admin.find(Locator::Css("details td.mono")).await.unwrap();
+    assert_eq!(
+        path.text().await.unwrap(),
+        "/api/v1/namespaces/default/pods"
+    );
+    no_script_ran(&admin).await;
+    shot(&admin, "session").await;
+
+    // The session whose recorded command is the payload: shown literally, inert.
+    admin
+        .goto(&format!("{base}/p/default/sessions/{second}"))
+        .await
+        .unwrap();
+    // Shown as what the client claimed, beside what the request did.
+    let codes = admin
+        .find_all(Locator::Css("details summary code"))
+        .await
+        .unwrap();
+    let claim = codes.last().expect("the claimed command");
+    assert_eq!(claim.text().await.unwrap(), payload);
+    no_script_ran(&admin).await;
+
+    for (page, name) in [
+        ("/p/default/resources", "resources"),
+        ("/p/default/resources/prod", "resource"),
+        ("/p/default/members", "members"),
+        ("/gateways", "gateways"),
+    ] {
+        admin.goto(&format!("{base}{page}")).await.unwrap();
+        shot(&admin, name).await;
+    }
+    // Terminate, with the confirmation step.
+    admin
+        .goto(&format!(
+            "{base}/p/default/sessions/{}/terminate",
+            w.admin_session
+        ))
+        .await
+        .unwrap();
+    shot(&admin, "terminate").await;
+    admin
+        .find(Locator::Css("button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let badge = admin.find(Locator::Css("h1 .badge")).await.unwrap();
+    assert_eq!(badge.text().await.unwrap(), "terminated · termination");
+    admin.close().await.unwrap();
+
+    // A member's browser: their own session opens, another user's is the 404 page.
+    let member = driver.browser().await;
+    member.goto(&link(&w.kms, &w.alice).await).await.unwrap();
+    member
+        .goto(&format!("{base}/p/default/sessions/{second}"))
+        .await
+        .unwrap();
+    assert!(member.title().await.unwrap().starts_with("Session"));
+    member
+        .goto(&format!("{base}/p/default/sessions/{}", w.admin_session))
+        .await
+        .unwrap();
+    assert!(member.title().await.unwrap().starts_with("Not found"));
+    shot(&member, "not-found").await;
+    member.close().await.unwrap();
+}

@@ -1,0 +1,89 @@
+//! The KMS listener's limits: a slow-loris crowd is closed within the header timeout while the
+//! API keeps answering; an idle keep-alive connection is closed too.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::Kms;
+use crate::conn::HttpLimits;
+
+/// The header timeout plus room for a loaded machine.
+fn closed_within() -> Duration {
+    HttpLimits::KMS.header_read_timeout + Duration::from_secs(6)
+}
+
+/// Writes one byte of a request head a second until the server closes the connection; returns
+/// how long that took (`None`: still open after `give_up`).
+async fn dribble(mut tcp: TcpStream, give_up: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    for byte in b"GET /v1/whoami HTTP/1.1\r\nHost: kms\r\n".iter().cycle() {
+        if started.elapsed() > give_up {
+            return None;
+        }
+        if tcp.write_all(&[*byte]).await.is_err() {
+            return Some(started.elapsed());
+        }
+        let read = tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_loris_crowd_is_closed_within_the_header_timeout_and_the_api_still_answers() {
+    let kms = Kms::start().await;
+    let addr = kms.addr;
+    let give_up = closed_within() + Duration::from_secs(4);
+    let mut crowd = tokio::task::JoinSet::new();
+    for _ in 0..500 {
+        crowd.spawn(async move {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            dribble(tcp, give_up).await
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let admin = kms.admin.clone();
+    kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
+
+    let mut closed = Vec::new();
+    while let Some(outcome) = crowd.join_next().await {
+        closed.push(outcome.expect("join"));
+    }
+    let open = closed.iter().filter(|c| c.is_none()).count();
+    assert_eq!(open, 0, "{open} slow connections were never closed");
+    let slowest = closed.iter().flatten().max().copied().unwrap_or_default();
+    assert!(
+        slowest <= closed_within(),
+        "slowest close after {slowest:?}"
+    );
+    kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
+    kms.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let kms = Kms::start().await;
+    let mut tcp = TcpStream::connect(kms.addr).await.expect("connect");
+    tcp.write_all(b"GET /v1/healthz HTTP/1.1\r\nHost: kms\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.expect("answer");
+    assert!(n > 0);
+    let started = Instant::now();
+    // Then nothing: the server closes the idle connection after the header timeout.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(closed_within(), tcp.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "idle connection still open after {:?}",
+        started.elapsed()
+    );
+    kms.stop().await;
+}

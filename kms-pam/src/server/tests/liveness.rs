@@ -1,0 +1,115 @@
+//! Sessions nobody holds end by themselves (cause `abandoned`), and refused requests are
+//! visible and slowed without slowing anybody with a valid token.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use serde_json::Value;
+
+use super::Kms;
+use crate::server::failures::{BURST, STEP};
+
+#[tokio::test]
+async fn a_session_whose_owner_stops_polling_ends_as_abandoned_and_the_gateway_hears_it() {
+    let kms = Kms::start_with(|c| c.with_abandon_after(Duration::from_secs(2))).await;
+    let gateway = kms.gateway("gw").await;
+    kms.resource("prod", "gw").await;
+    let alice = kms.user("alice", false).await;
+    kms.grant("prod", "alice", 600).await;
+    let held = kms.session_id("/v1", &alice, "prod").await;
+    let dropped = kms.session_id("/v1", &alice, "prod").await;
+    let seq = kms
+        .get("/v1/gateway/changes?after=0", &gateway)
+        .await
+        .expect(StatusCode::OK)["seq"]
+        .as_u64()
+        .unwrap();
+    // The owner polls one session every half second, as `pam access` does every second; an
+    // administrator reading the other does not keep it alive.
+    let started = Instant::now();
+    let mut abandoned = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        kms.get(&format!("/v1/sessions/{held}?commands=false"), &alice)
+            .await
+            .expect(StatusCode::OK);
+        let other = kms
+            .get(&format!("/v1/sessions/{dropped}"), &kms.admin)
+            .await;
+        let other = other.expect(StatusCode::OK);
+        if other["status"] != "active" {
+            abandoned = Some(other);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let abandoned = abandoned.expect("the unheld session ended");
+    assert_eq!(
+        (
+            abandoned["status"].as_str(),
+            abandoned["end_cause"].as_str()
+        ),
+        (Some("ended"), Some("abandoned"))
+    );
+    let changes = kms
+        .get(&format!("/v1/gateway/changes?after={seq}"), &gateway)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        changes["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["session_id"] == dropped.as_str() && c["status"] == "ended"),
+        "{changes}"
+    );
+    let held = kms.get(&format!("/v1/sessions/{held}"), &alice).await;
+    assert_eq!(held.expect(StatusCode::OK)["status"], "active");
+    assert!(kms
+        .metrics()
+        .await
+        .contains(r#"kms_pam_kms_sessions_ended_total{cause="abandoned"} 1"#),);
+}
+
+#[tokio::test]
+async fn refusals_are_counted_and_bad_tokens_slowed_but_never_a_good_one() {
+    let kms = Kms::start().await;
+    let member = kms.user("alice", false).await;
+    assert_eq!(
+        kms.get("/v1/users", &member).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Within the burst, failures are answered at once.
+    for _ in 0..BURST as usize {
+        let started = Instant::now();
+        let reply = kms.get("/v1/whoami", "kmsu_guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(started.elapsed() < STEP, "{:?}", started.elapsed());
+    }
+    // Beyond it, each failure waits longer; a valid token from the same source does not wait.
+    let started = Instant::now();
+    assert_eq!(
+        kms.get("/v1/whoami", "kmsu_guess").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let slowed = started.elapsed();
+    assert!(slowed >= STEP, "{slowed:?}");
+    let started = Instant::now();
+    kms.get("/v1/whoami", &member).await.expect(StatusCode::OK);
+    assert!(started.elapsed() < slowed, "{:?}", started.elapsed());
+    // Requests without any credential are refused and counted, but cost nothing.
+    let started = Instant::now();
+    let anonymous = kms
+        .call(http::Method::GET, "/v1/whoami", None, Value::Null)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() < STEP);
+    let metrics = kms.metrics().await;
+    for series in [
+        r#"kms_pam_kms_auth_refusals_total{status="401",route="/v1/whoami"} 12"#,
+        r#"kms_pam_kms_auth_refusals_total{status="403",route="/v1/users"} 1"#,
+        "kms_pam_kms_auth_delayed_total 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    assert!(!metrics.contains("kmsu_"), "no token in the metrics");
+}
