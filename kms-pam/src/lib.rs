@@ -60,6 +60,7 @@
 pub mod access;
 pub mod audit;
 pub mod credential;
+pub mod fsutil;
 pub mod gateway;
 pub mod kms;
 pub mod kube;

@@ -264,28 +264,10 @@ fn load(dir: &Path) -> Result<Identity, GatewayError> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_error(dir, e))?;
-    }
-    Ok(())
+    crate::fsutil::create_private_dir(dir).map_err(|e| io_error(dir, e))?;
+    crate::fsutil::restrict_dir(dir).map_err(|e| io_error(dir, e))
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), GatewayError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    use std::io::Write as _;
-    let mut file = options.open(path).map_err(|e| io_error(path, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| io_error(path, e))
+    crate::fsutil::replace_file(path, text.as_bytes(), mode).map_err(|e| io_error(path, e))
 }
