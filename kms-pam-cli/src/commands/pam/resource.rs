@@ -170,10 +170,10 @@ fn tls_mode(resource: &Resource) -> &'static str {
 fn describe(resource: &Resource) -> String {
     format!(
         "Name:     {}\nKind:     {}\nURL:      {}\nGateway:  {}\nTLS:      {}\nCreated:  {}\n",
-        resource.name,
-        resource.kind,
-        resource.url,
-        resource.gateway,
+        output::inert(&resource.name),
+        output::inert(&resource.kind),
+        output::inert(&resource.url),
+        output::inert(&resource.gateway),
         tls_mode(resource),
         output::time(resource.created_at)
     )
