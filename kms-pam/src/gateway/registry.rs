@@ -101,7 +101,7 @@ impl SessionRegistry {
             .credential(&session)
             .await
             .map_err(credential_error)?;
-        let upstream = self.upstream(&credential.upstream)?;
+        let upstream = self.upstream(&session.resource, &credential.upstream)?;
         let expires_at = peer
             .not_after
             .map_or(session.expires_at, |t| t.min(session.expires_at));
@@ -157,13 +157,19 @@ impl SessionRegistry {
         }
     }
 
-    /// One pooled client per distinct upstream (URL and TLS settings), shared across sessions.
-    fn upstream(&self, upstream: &Upstream) -> Result<Arc<UpstreamClient>, ProxyError> {
-        let key = serde_json::to_string(upstream).unwrap_or_else(|_| upstream.url.to_string());
+    /// One pooled client per resource and upstream (URL and TLS settings), shared across
+    /// sessions; the resource is named in its TLS failures.
+    fn upstream(
+        &self,
+        resource: &str,
+        upstream: &Upstream,
+    ) -> Result<Arc<UpstreamClient>, ProxyError> {
+        let key = serde_json::to_string(&(resource, upstream))
+            .unwrap_or_else(|_| format!("{resource} {}", upstream.url));
         if let Some(client) = lock(&self.upstreams).get(&key) {
             return Ok(client.clone());
         }
-        let client = Arc::new(UpstreamClient::new(upstream)?);
+        let client = Arc::new(UpstreamClient::for_resource(resource, upstream)?);
         Ok(lock(&self.upstreams).entry(key).or_insert(client).clone())
     }
 }

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use super::body::ProxyBody;
 use super::error::ProxyError;
 use crate::credential::Upstream;
-use crate::tls::{upstream_client_config, UpstreamAlpn};
+use crate::tls::{explain_upstream_tls_error, upstream_client_config, UpstreamAlpn, UpstreamTls};
 
 /// How long to wait for a TCP connection to the API server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,18 +31,27 @@ pub struct UpstreamClient {
     base_path: String,
     requests: HttpsClient,
     upgrades: HttpsClient,
+    /// The resource named in TLS failure messages, and how it verifies the server.
+    resource: String,
+    tls: UpstreamTls,
 }
 
 impl UpstreamClient {
     /// Builds the clients; fails when the URL or the TLS material is unusable.
     pub fn new(upstream: &Upstream) -> Result<Self, ProxyError> {
+        Self::for_resource(upstream.url.as_str(), upstream)
+    }
+
+    /// [`UpstreamClient::new`] for the PAM resource `resource`, which TLS failures name.
+    pub fn for_resource(resource: &str, upstream: &Upstream) -> Result<Self, ProxyError> {
         let url = &upstream.url;
+        // Never plain HTTP: the account's token would cross the network in cleartext.
         let scheme = match url.scheme() {
             "https" => Scheme::HTTPS,
-            "http" => Scheme::HTTP,
             other => {
                 return Err(ProxyError::upstream(format!(
-                    "API server URL {url} has unsupported scheme {other:?}: use https://"
+                    "API server URL {url} has scheme {other:?}; the gateway sends the account's \
+                     token only over https://: recreate the resource with an https:// URL"
                 )))
             }
         };
@@ -55,6 +64,8 @@ impl UpstreamClient {
             base_path: url.path().trim_end_matches('/').to_owned(),
             requests: client(upstream, UpstreamAlpn::Http2AndHttp1)?,
             upgrades: client(upstream, UpstreamAlpn::Http1Only)?,
+            resource: resource.to_owned(),
+            tls: upstream.tls.clone(),
         })
     }
 
@@ -89,6 +100,9 @@ impl UpstreamClient {
             &self.requests
         };
         client.request(request).await.map_err(|e| {
+            if let Some(message) = explain_upstream_tls_error(&e, &self.resource, &self.tls) {
+                return ProxyError::upstream(message);
+            }
             let detail = error_chain(&e);
             if detail.contains("timed out") {
                 ProxyError::upstream_timeout(format!(
@@ -122,7 +136,7 @@ fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyE
     tls.alpn_protocols.clear();
     let builder = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_or_http();
+        .https_only();
     let connector = match alpn {
         UpstreamAlpn::Http1Only => builder.enable_http1().wrap_connector(http),
         _ => builder.enable_http1().enable_http2().wrap_connector(http),
