@@ -45,7 +45,8 @@ pub struct KmsGateway {
     pub name: String,
     /// Where the gateway keeps its identity (created 0700; key and token files 0600).
     pub data_dir: PathBuf,
-    /// The address CLIs dial (`host:port`).
+    /// The address CLIs dial (`host:port`); never an unspecified address such as `0.0.0.0`
+    /// (see [`check_advertised_address`]).
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<String>,
@@ -73,6 +74,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
+    check_advertised_address(&config.advertise)?;
     let anonymous =
         KmsClient::new(&config.kms_url, None).map_err(|e| GatewayError::Config(e.to_string()))?;
     let identity = load_or_enroll(&anonymous, &config).await?;
@@ -181,6 +183,25 @@ impl Tracking {
     }
 }
 
+/// Refuses an advertised address CLIs cannot dial: `0.0.0.0` or `::` means "every interface" to
+/// a listener, but "this machine" (the CLI's own) to whoever connects, and the gateway's
+/// certificate would be issued for it.
+pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
+    let host = advertise
+        .rsplit_once(':')
+        .map_or(advertise, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => Err(GatewayError::Config(format!(
+            "the advertised address {advertise} is unspecified (every interface), which CLIs \
+             cannot dial; advertise the name or address they reach this gateway at \
+             (--advertise HOST:PORT)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 async fn heartbeats(client: KmsClient, address: String) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
@@ -270,4 +291,51 @@ fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), GatewayError> {
     crate::fsutil::replace_file(path, text.as_bytes(), mode).map_err(|e| io_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unspecified_address_is_never_advertised() {
+        for bad in ["0.0.0.0:8443", "[::]:8443", "[0:0:0:0:0:0:0:0]:443"] {
+            let err = check_advertised_address(bad).unwrap_err().to_string();
+            assert!(err.contains("--advertise HOST:PORT"), "{bad}: {err}");
+        }
+        for good in [
+            "gw1.internal:8443",
+            "10.0.0.5:8443",
+            "[fd00::5]:8443",
+            "127.0.0.1:1",
+        ] {
+            assert!(check_advertised_address(good).is_ok(), "{good}");
+        }
+    }
+
+    #[tokio::test]
+    async fn serve_refuses_it_before_contacting_kms() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = KmsGateway {
+            // Nothing listens there: reaching KMS would fail differently.
+            kms_url: "http://127.0.0.1:1".to_owned(),
+            name: "gw-1".to_owned(),
+            data_dir: dir.path().join("data"),
+            advertise: "0.0.0.0:8443".to_owned(),
+            enroll_token: Some("enroll".to_owned()),
+            audit: Arc::new(crate::audit::MemoryAuditSink::new()),
+            hooks: Arc::new(crate::proxy::NoHooks),
+            metrics_listener: None,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = serve(listener, config, std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unspecified"), "{err}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing enrolled or saved"
+        );
+    }
 }

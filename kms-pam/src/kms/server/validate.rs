@@ -65,6 +65,15 @@ pub(crate) fn address(value: &str) -> Result<String, ApiError> {
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(invalid());
     }
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid address {value:?}: an unspecified address cannot be dialled; give the \
+             address CLIs reach the gateway at"
+        )));
+    }
     Ok(host.to_owned())
 }
 
@@ -140,6 +149,8 @@ mod tests {
             "::1:8443",
             "[::1:8443",
             "a b:1",
+            "0.0.0.0:8443",
+            "[::]:8443",
         ] {
             assert!(address(bad).is_err(), "{bad}");
         }
