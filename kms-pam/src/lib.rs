@@ -66,6 +66,8 @@ pub mod kms;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+#[cfg(test)]
+mod proptests;
 pub mod proxy;
 pub mod secret;
 pub mod session;
