@@ -361,3 +361,16 @@ fn the_templates_are_valid_bodies() {
         assert!(decodes(&template), "{template}");
     }
 }
+
+/// Regression (found by this target): without serde_json's exact float parsing, a number in a
+/// command's extra fields lost its last digit on every decode-encode round.
+#[test]
+fn numbers_in_extra_fields_survive_a_round_trip_exactly() {
+    let json = r#"{"command":"kubectl get","started_at":"2026-01-01T10:01:00.000Z",
+        "requests":[],"kubectl_session":2.9267819996249756e97}"#;
+    let first: SessionCommand = serde_json::from_str(json).unwrap();
+    let text = serde_json::to_string(&first).unwrap();
+    let second: SessionCommand = serde_json::from_str(&text).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(text, serde_json::to_string(&second).unwrap());
+}
