@@ -3,8 +3,8 @@
 //! written to `DATA/admin.token` (0600).
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,11 +73,7 @@ fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
         path: dir.to_owned(),
         source,
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error)?;
+    crate::fsutil::create_private_dir(dir).map_err(io_error)?;
     let mode = fs::metadata(dir).map_err(io_error)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         tracing::warn!(
@@ -142,20 +138,7 @@ async fn ensure_admin(store: &dyn Store, token_path: &Path) -> Result<bool, Serv
 
 /// Writes `secret` to `path` with mode 0600, replacing it atomically (temporary file + rename).
 fn write_private(path: &Path, secret: &Secret) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(secret.expose().as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
+    crate::fsutil::write_private(path, secret.expose().as_bytes())
 }
 
 #[cfg(test)]

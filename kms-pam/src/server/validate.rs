@@ -65,15 +65,28 @@ pub(crate) fn address(value: &str) -> Result<String, ApiError> {
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(invalid());
     }
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid address {value:?}: an unspecified address cannot be dialled; give the \
+             address CLIs reach the gateway at"
+        )));
+    }
     Ok(host.to_owned())
 }
 
-/// An `https://` (or `http://`) API server URL with a host.
+/// An `https://` API server URL with a host. Plain `http://` would carry the service-account
+/// token in cleartext (issue 15).
 pub(crate) fn server_url(value: &str) -> Result<(), ApiError> {
     let invalid = |why: &str| ApiError::invalid(format!("invalid API server URL {value:?}: {why}"));
     let url = url::Url::parse(value).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(invalid("the scheme must be https"));
+    if url.scheme() != "https" {
+        return Err(ApiError::invalid(format!(
+            "API server URLs must use https:// (the gateway sends the account's token to it); \
+             got {value:?}"
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
@@ -136,6 +149,8 @@ mod tests {
             "::1:8443",
             "[::1:8443",
             "a b:1",
+            "0.0.0.0:8443",
+            "[::]:8443",
         ] {
             assert!(address(bad).is_err(), "{bad}");
         }
@@ -145,6 +160,9 @@ mod tests {
     fn urls_bundles_and_durations() {
         assert!(server_url("https://10.0.0.1:6443").is_ok());
         assert!(server_url("ftp://x").is_err());
+        let err = server_url("http://10.0.0.1:8080").unwrap_err();
+        assert_eq!(err.code(), crate::kms::api::ErrorCode::Invalid);
+        assert!(format!("{err:?}").contains("must use https://"), "{err:?}");
         assert!(server_url("not a url").is_err());
         assert!(ca_bundle("nothing").is_err());
         let ca = crate::tls::CertificateAuthority::generate("t", Duration::from_secs(60)).unwrap();
