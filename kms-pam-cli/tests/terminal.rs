@@ -51,8 +51,9 @@ fn fake_kms() -> FakeKms {
     let h = json(HOSTILE);
     let detail = format!(
         r#"{},"commands":[{{"command":{h},"started_at":"2026-01-01T10:01:00Z","requests":[
-        {{"time":"2026-01-01T10:01:00Z","method":"GET","path":{h},"status":200,"verb":{h},
-          "resource":{h},"namespace":{h},"name":{h}}}]}}]}}"#,
+        {{"time":"2026-01-01T10:01:00Z","request_id":1,"method":"GET","path":{h},"status":200,
+          "verb":{h},"resource":{h},"namespace":{h},"name":{h},"discovery":false,
+          "bytes_in":0,"bytes_out":10,"duration_ms":1}}]}}]}}"#,
         session(HOSTILE)
     );
     FakeKms::routes(vec![

@@ -280,7 +280,8 @@ fn describe_request(request: &RequestSummary) -> String {
     let status = request
         .status
         .map_or_else(|| "-".to_owned(), |s| s.to_string());
-    let mut what = request.verb.to_string();
+    // A verb unknown to this version arrives as text (`Verb::Other`): anyone's text.
+    let mut what = inert(&request.verb.to_string()).into_owned();
     for part in [&request.resource, &request.name].into_iter().flatten() {
         what.push(' ');
         what.push_str(&inert(part));
