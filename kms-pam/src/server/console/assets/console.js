@@ -14,6 +14,13 @@
       });
     });
   });
+  // Confirmations: <form data-confirm="QUESTION"> asks before it is sent. Without this file
+  // the form is sent at once (the server still checks rights and origin).
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+    });
+  });
   // Live refresh: <body data-refresh="SECONDS"> reloads while a session is active, unless a
   // <details> element is open (the reader is looking at something).
   var every = parseInt(document.body.getAttribute("data-refresh") || "0", 10);

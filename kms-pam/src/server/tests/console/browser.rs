@@ -238,7 +238,12 @@ async fn console_browser() {
         .click()
         .await
         .unwrap();
-    let badge = admin.find(Locator::Css("h1 .badge")).await.unwrap();
+    // The click navigates: wait for the session page rather than race it.
+    let badge = admin
+        .wait()
+        .for_element(Locator::Css("h1 .badge.terminated"))
+        .await
+        .unwrap();
     assert_eq!(badge.text().await.unwrap(), "terminated · termination");
     admin.close().await.unwrap();
 
