@@ -136,10 +136,12 @@ pub(super) async fn list(
         }
         _ => {}
     }
-    let mut counts = Vec::with_capacity(found.sessions.len());
-    for record in &found.sessions {
-        counts.push(group_commands(&events(&state, &record.session.id).await?).len());
-    }
+    let ids: Vec<_> = found
+        .sessions
+        .iter()
+        .map(|r| r.session.id.clone())
+        .collect();
+    let counts = state.store.command_counts(&ids).await?;
     let base = project_path(&caller.project.name, "sessions");
     let filters = query.filters();
     let link = |page: u64| {
@@ -216,7 +218,7 @@ fn status_badge(view: &SessionView) -> Markup {
     badge(status, &text)
 }
 
-fn row(project: &str, view: &SessionView, commands: usize, admin: bool, now: SystemTime) -> Markup {
+fn row(project: &str, view: &SessionView, commands: u64, admin: bool, now: SystemTime) -> Markup {
     let s = &view.session;
     let href = format!(
         "{}/{}",
