@@ -540,7 +540,7 @@ fn three_requests(session: &str) -> Vec<AuditEvent> {
             info: RequestInfo::classify(&http::Method::GET, path, None),
             kubectl_command: invocation.map(|_| "kubectl get pods".into()),
             kubectl_session: invocation.map(Into::into),
-            user_agent: None,
+            user_agent: (id == 1).then(|| "kubectl/v1.32.0 <linux/amd64>".into()),
         };
         chained
             .record(AuditEvent::now(
@@ -590,4 +590,11 @@ async fn the_sessions_page_counts_commands_as_the_session_groups_them() {
     };
     assert_eq!(count_of(&w.admin_session), grouped.to_string());
     assert_eq!(count_of(&w.alice_session), "1");
+    let detail = format!("/p/default/sessions/{}", w.admin_session);
+    let detail = page(&w.kms, Method::GET, &detail, Some(&admin), &[], None).await;
+    assert!(
+        detail.text.contains("kubectl/v1.32.0 &lt;linux/amd64&gt;"),
+        "the first request's user agent, escaped: {}",
+        detail.text
+    );
 }
