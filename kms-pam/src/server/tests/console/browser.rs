@@ -411,5 +411,40 @@ async fn console_browser_forms() {
         "the token is never rendered"
     );
     shot(&admin, "access").await;
+
+    // Live refresh: an active session's page takes in new commands without a reload (a marker
+    // set in the page survives).
+    admin
+        .goto(&format!("{base}/p/default/sessions/{}", w.admin_session))
+        .await
+        .unwrap();
+    admin
+        .execute("window.kept = 1; return true;", vec![])
+        .await
+        .unwrap();
+    let events = super::three_requests(&w.admin_session);
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": events }),
+        )
+        .await
+        .expect(http::StatusCode::OK);
+    admin
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath("//h2[contains(., 'Commands (2)')]"))
+        .await
+        .unwrap();
+    let kept = admin
+        .execute("return window.kept === 1;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        json!(true),
+        "the page was reloaded instead of refreshed in place"
+    );
     admin.close().await.unwrap();
 }
