@@ -81,7 +81,13 @@ pub(crate) async fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
                 return Err(e);
             }
         };
-    output::print(&dev_guide(&kms_url, &gateway_addr, &admin_token_path))?;
+    let console = console_line(&kms_url, &admin_token_path).await;
+    output::print(&dev_guide(
+        &kms_url,
+        &gateway_addr,
+        &admin_token_path,
+        &console,
+    ))?;
     let served = kms_mode::serve(gateway_listener, gateway, shutdown_signal()).await;
     kms_stop.cancel();
     let kms_result = kms.await.context("the KMS task failed")?;
@@ -110,9 +116,7 @@ async fn enrollment_token(
     kms_url: &str,
     admin_token_path: &Path,
 ) -> anyhow::Result<Option<Secret>> {
-    let token = std::fs::read_to_string(admin_token_path)
-        .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
-    let admin = KmsClient::new(kms_url, Some(Secret::new(token.trim())))?;
+    let admin = admin_client(kms_url, admin_token_path)?;
     let gateways = admin.list_gateways().await?;
     match gateways.iter().find(|g| g.name == DEV_GATEWAY) {
         None => {
@@ -123,6 +127,29 @@ async fn enrollment_token(
             "gateway {DEV_GATEWAY:?} was created but never enrolled; remove the data directory to start over"
         ),
         Some(_) => Ok(None),
+    }
+}
+
+/// A client of the dev KMS acting as its administrator.
+fn admin_client(kms_url: &str, admin_token_path: &Path) -> anyhow::Result<KmsClient> {
+    let token = std::fs::read_to_string(admin_token_path)
+        .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
+    Ok(KmsClient::new(kms_url, Some(Secret::new(token.trim())))?)
+}
+
+/// The admin's one-time sign-in link to the web console, as the last line `dev` prints. The
+/// dev server keeps running without it: the line then says how to get one later.
+async fn console_line(kms_url: &str, admin_token_path: &Path) -> String {
+    let link = match admin_client(kms_url, admin_token_path) {
+        Ok(admin) => admin.console_link().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match link {
+        Ok(link) => format!(
+            "Web console (sign-in link for admin, works once within 60 s; later run \
+             `kms-pam console`):\n\n  {link}\n\n"
+        ),
+        Err(e) => format!("Web console: no sign-in link ({e:#}); run `kms-pam console`.\n\n"),
     }
 }
 
@@ -142,7 +169,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path) -> String {
+fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path, console: &str) -> String {
     format!(
         "KMS:      {kms_url}\nGateway:  {DEV_GATEWAY} at {gateway_addr}\n\n\
          Try it, in another terminal:\n\n  \
@@ -151,7 +178,7 @@ fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path) -> String {
          kms-pam pam resource create kubernetes my-cluster --url https://API-SERVER:6443 \
          --gateway {DEV_GATEWAY} --ca-cert ca.pem\n  \
          kms-pam pam account create my-cluster/admin --token-file sa.token\n  \
-         kms-pam pam access my-cluster/admin\n\nPress Ctrl+C to stop.\n",
+         kms-pam pam access my-cluster/admin\n\n{console}Press Ctrl+C to stop.\n",
         admin_token.display()
     )
 }

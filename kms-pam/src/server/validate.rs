@@ -6,6 +6,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::error::ApiError;
+use crate::secret::Secret;
 use crate::time::format_duration;
 
 /// Longest name of a user, gateway, resource or account.
@@ -14,6 +15,8 @@ const MAX_NAME: usize = 63;
 const MAX_TEXT: usize = 1024;
 /// Longest session an account may allow.
 pub(crate) const MAX_ACCOUNT_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Largest service-account token accepted (real ones are a few KiB).
+const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Account maximum when none is given.
 pub(crate) const DEFAULT_ACCOUNT_DURATION: Duration = Duration::from_secs(8 * 3600);
 
@@ -118,6 +121,19 @@ pub(crate) fn max_duration(secs: u64) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// A service-account token: trimmed, non-empty, without whitespace, at most 64 KiB. The message
+/// never quotes the token.
+pub(crate) fn account_token(token: &Secret) -> Result<Secret, ApiError> {
+    let trimmed = token.expose().trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_TOKEN_LEN || trimmed.contains(char::is_whitespace)
+    {
+        return Err(ApiError::invalid(
+            "token must be a non-empty service-account token without whitespace (at most 64 KiB)",
+        ));
+    }
+    Ok(Secret::new(trimmed))
 }
 
 #[cfg(test)]

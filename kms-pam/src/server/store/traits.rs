@@ -432,4 +432,8 @@ pub trait ConsoleStore: Send + Sync + 'static {
         project_id: &str,
         search: &SessionSearch,
     ) -> Result<SessionPage, StoreError>;
+
+    /// How many kubectl commands (as [`crate::audit::group_commands`] groups them) each of
+    /// `sessions` holds, in the same order; answered from an index, without reading the events.
+    async fn command_counts(&self, sessions: &[SessionId]) -> Result<Vec<u64>, StoreError>;
 }

@@ -2,6 +2,7 @@
 //! and in a real headless Chromium driven through chromedriver (`console_browser`).
 
 mod browser;
+mod forms;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -523,4 +524,77 @@ async fn the_token_form_signs_in_and_refuses_bad_tokens() {
     assert_eq!(good.status, StatusCode::SEE_OTHER);
     let cookie = good.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+/// Three requests: two of one kubectl invocation (`Kubectl-Session` k1) and one from a client
+/// without the header, chained for `session`.
+fn three_requests(session: &str) -> Vec<AuditEvent> {
+    let chained = ChainingSink::new(MemoryAuditSink::new());
+    let path = "/api/v1/namespaces/default/pods";
+    for (id, invocation) in [(1, Some("k1")), (2, Some("k1")), (3, None)] {
+        let started = RequestStarted {
+            request_id: id,
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            info: RequestInfo::classify(&http::Method::GET, path, None),
+            kubectl_command: invocation.map(|_| "kubectl get pods".into()),
+            kubectl_session: invocation.map(Into::into),
+            user_agent: (id == 1).then(|| "kubectl/v1.32.0 <linux/amd64>".into()),
+        };
+        chained
+            .record(AuditEvent::now(
+                SessionId::new(session),
+                AuditEventKind::RequestStarted(Box::new(started)),
+            ))
+            .unwrap();
+    }
+    chained.inner().events()
+}
+
+#[tokio::test]
+async fn the_sessions_page_counts_commands_as_the_session_groups_them() {
+    let w = world("count", "kubectl get pods").await;
+    let events = three_requests(&w.admin_session);
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": events }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let grouped = w
+        .kms
+        .get(&format!("/v1/sessions/{}", w.admin_session), &w.kms.admin)
+        .await
+        .expect(StatusCode::OK);
+    let grouped = grouped["commands"].as_array().unwrap().len();
+    assert_eq!(grouped, 2);
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    let list = page(
+        &w.kms,
+        Method::GET,
+        "/p/default/sessions",
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
+    // The Commands column (7th) of each session's row.
+    let count_of = |id: &str| {
+        let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let row = &list.text[list.text.find(&format!("/sessions/{encoded}\"")).unwrap()..];
+        let cell = row.split("<td>").nth(6).unwrap();
+        cell[..cell.find('<').unwrap()].to_owned()
+    };
+    assert_eq!(count_of(&w.admin_session), grouped.to_string());
+    assert_eq!(count_of(&w.alice_session), "1");
+    let detail = format!("/p/default/sessions/{}", w.admin_session);
+    let detail = page(&w.kms, Method::GET, &detail, Some(&admin), &[], None).await;
+    assert!(
+        detail.text.contains("kubectl/v1.32.0 &lt;linux/amd64&gt;"),
+        "the first request's user agent, escaped: {}",
+        detail.text
+    );
 }
