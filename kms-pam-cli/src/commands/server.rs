@@ -21,7 +21,7 @@ use crate::output;
 /// The gateway `kms-pam dev` runs.
 const DEV_GATEWAY: &str = "dev";
 
-/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL]`.
+/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL] [--root-key PATH]`.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
     /// Address to serve the API on.
@@ -30,9 +30,14 @@ pub(crate) struct ServerArgs {
     /// Where the database, root key and admin token live (created 0700).
     #[arg(long, default_value = "kms-pam-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// Store to use (default: SQLite in DATA_DIR).
-    #[arg(long, value_name = "URL")]
+    /// Store to use: sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite in
+    /// DATA_DIR).
+    #[arg(long, env = "KMS_PAM_DATABASE", value_name = "URL")]
     database: Option<String>,
+    /// Root key file sealing secrets at rest (default: DATA_DIR/root.key); every replica on
+    /// one PostgreSQL database must be given the same file.
+    #[arg(long, env = "KMS_PAM_ROOT_KEY_FILE", value_name = "PATH")]
+    root_key: Option<PathBuf>,
 }
 
 /// `dev [--data-dir DIR] [--listen ADDR] [--gateway-listen ADDR]`.
@@ -51,7 +56,9 @@ pub(crate) struct DevArgs {
 
 /// Runs `server`.
 pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = ServerConfig::new(args.data_dir).with_database(args.database);
+    let config = ServerConfig::new(args.data_dir)
+        .with_database(args.database)
+        .with_root_key(args.root_key);
     let server = Server::open(config).await?;
     announce_admin(&server)?;
     let listener = bind(args.listen).await?;

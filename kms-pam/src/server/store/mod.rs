@@ -13,8 +13,11 @@
 //! CA key sealed with AES-256-GCM under a root key kept in its own file.
 
 pub mod crypto;
+pub mod postgres;
 mod records;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
 mod traits;
 
 pub use crypto::{RootKey, TokenHash};
