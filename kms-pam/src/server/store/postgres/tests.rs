@@ -82,3 +82,49 @@ async fn replicas_ending_the_same_sessions_end_each_once() {
     seen.dedup();
     assert_eq!(seen.len(), 20, "every session ended exactly once");
 }
+
+#[tokio::test]
+async fn overlapping_uploads_on_two_replicas_store_each_event_once() {
+    let (a, b, _dir) = replicas().await;
+    let f = fixture(a.clone()).await;
+    let session = f.session(1, 100).await.record.session.id;
+    let events: Vec<EventRecord> = (1..=40)
+        .map(|seq| EventRecord {
+            id: format!("event-{seq}"),
+            session_id: session.clone(),
+            seq,
+            hash: format!("hash-{seq}"),
+            json: "{}".to_owned(),
+        })
+        .collect();
+    // A gateway retrying a batch on the other replica while the first attempt is in flight,
+    // each attempt carrying the earlier events again and more.
+    let mut tasks = Vec::new();
+    for (i, store) in [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let batch = events[..10 * (i + 1)].to_vec();
+        tasks.push(tokio::spawn(async move {
+            store.insert_events(&batch, t(2)).await.unwrap()
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        stored += task.await.unwrap();
+    }
+    assert_eq!(stored, 40, "each event stored by exactly one attempt");
+    let kept = b.session_events(&session).await.unwrap();
+    assert_eq!(kept.len(), 40);
+    assert!(kept.iter().zip(1..).all(|(e, seq)| e.seq == seq));
+    let head = a.event_head(&session).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (40, "hash-40"));
+
+    // Another event at a stored position is refused, not stored beside it.
+    let forged = EventRecord {
+        id: "forged".to_owned(),
+        ..events[4].clone()
+    };
+    let err = b.insert_events(&[forged], t(3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
