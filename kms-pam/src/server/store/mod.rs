@@ -15,6 +15,7 @@
 //! CA key sealed with AES-256-GCM under a root key kept in its own file.
 
 pub mod crypto;
+pub mod migrate;
 pub mod postgres;
 mod records;
 pub mod sqlite;
