@@ -14,6 +14,7 @@ use super::{ServerConfig, ServerError};
 use crate::kms::api::{DEFAULT_PROJECT, USER_TOKEN_PREFIX};
 use crate::secret::Secret;
 use crate::server::store::crypto::issue_token;
+use crate::server::store::postgres::PostgresStore;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::{NewUser, ProjectRecord, Store, StoreError, StoredCa};
 use crate::tls::CertificateAuthority;
@@ -44,12 +45,16 @@ impl std::fmt::Debug for Prepared {
 pub(crate) async fn prepare(config: &ServerConfig) -> Result<Prepared, ServerError> {
     create_data_dir(&config.data_dir)?;
     let key_file = config.root_key_path();
-    let store = match config.database.as_deref() {
-        None => SqliteStore::open_path(&config.data_dir.join("kms.db"), &key_file).await?,
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url, &key_file).await?,
+    let store: Arc<dyn Store> = match config.database.as_deref() {
+        None => Arc::new(SqliteStore::open_path(&config.data_dir.join("kms.db"), &key_file).await?),
+        Some(url) if url.starts_with("sqlite:") => {
+            Arc::new(SqliteStore::open_url(url, &key_file).await?)
+        }
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            Arc::new(PostgresStore::open_url(url, &key_file).await?)
+        }
         Some(url) => return Err(ServerError::UnsupportedDatabase(scheme_of(url))),
     };
-    let store: Arc<dyn Store> = Arc::new(store);
     let project = store.ensure_project(DEFAULT_PROJECT, now()).await?;
     let ca = load_or_create_ca(store.as_ref()).await?;
     let admin_created = ensure_admin(store.as_ref(), &config.admin_token_path()).await?;
