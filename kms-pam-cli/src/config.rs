@@ -4,10 +4,10 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use kms_pam::fsutil;
 use serde::{Deserialize, Serialize};
 
 /// What `kms-pam login` stores.
@@ -66,45 +66,14 @@ pub(crate) fn load() -> anyhow::Result<Option<Config>> {
 pub(crate) fn save(config: &Config) -> anyhow::Result<PathBuf> {
     let path = path()?;
     let dir = path.parent().context("the login file has no directory")?;
-    create_private_dir(dir)?;
-    let json = serde_json::to_vec_pretty(config).context("cannot encode the login")?;
-    // Written next to the target and renamed over it, so a crash never leaves half a file.
-    let staging = dir.join(".config.json.tmp");
-    write_private(&staging, &json)?;
-    fs::rename(&staging, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    fsutil::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The directory is ours alone (`kms-pam/`), so an older, wider mode is narrowed.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let _ = fs::remove_file(path);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+    fsutil::restrict_dir(dir).with_context(|| format!("cannot restrict {}", dir.display()))?;
+    let json = serde_json::to_vec_pretty(config).context("cannot encode the login")?;
+    // Replaced through a temporary file and a rename, so a crash never leaves half a file.
+    fsutil::write_private(&path, &json)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 #[cfg(test)]

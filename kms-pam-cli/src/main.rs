@@ -26,8 +26,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// One line on stderr: messages may quote what others typed (a name, a reason), so control
+/// characters, line breaks included, are spelled out.
 fn report(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", output::inert(&format!("{error:#}")));
     ExitCode::FAILURE
 }
 

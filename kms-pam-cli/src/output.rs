@@ -1,5 +1,13 @@
 //! Printing results: aligned tables for people, JSON for scripts (`-o json`).
+//!
+//! Much of what is printed was typed by someone else: a member's `--reason`, a resource name, a
+//! request path kubectl sent. Text for people therefore never carries control characters to the
+//! terminal: [`inert`] spells them out (`\u{1b}`), every table cell goes through it, and
+//! [`print`] does the same to whatever else reaches it, line breaks aside. JSON is printed
+//! exactly as serde wrote it (control characters are escaped there by JSON itself).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
@@ -31,9 +39,10 @@ impl Table {
         }
     }
 
-    /// Adds a row (one cell per column).
+    /// Adds a row (one cell per column); control characters in a cell are made [`inert`].
     pub(crate) fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|c| inert(&c).into_owned()).collect());
     }
 
     /// Prints the table, or `empty` on stderr when there are no rows (like kubectl).
@@ -75,15 +84,46 @@ impl Table {
     }
 }
 
-/// Prints `value` as pretty JSON.
+/// Prints `value` as pretty JSON, exactly.
 pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("cannot encode the output")?;
     text.push('\n');
-    print(&text)
+    write_stdout(&text)
 }
 
-/// Writes `text` to stdout. A closed pipe (`kms-pam … | head`) is not an error.
+/// Writes text for people to stdout: line breaks are kept, every other control character is made
+/// [`inert`]. Fields that may hold a line break of their own are passed through [`inert`] first.
 pub(crate) fn print(text: &str) -> anyhow::Result<()> {
+    let lines: Vec<Cow<'_, str>> = text.split('\n').map(inert).collect();
+    write_stdout(&lines.join("\n"))
+}
+
+/// Text someone else may have written, safe to show on a terminal: control characters (C0 with
+/// ESC, BEL, CR, LF and TAB; DEL; C1) and the Unicode controls that reorder text are written out
+/// as `\u{1b}`, so they can neither drive the terminal nor fake a line of output.
+pub(crate) fn inert(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    // `is_control` is Unicode category Cc: U+0000-U+001F, U+007F-U+009F.
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Writes to stdout. A closed pipe (`kms-pam … | head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -122,10 +162,10 @@ pub(crate) fn duration(d: Duration) -> String {
     kms_pam::time::format_duration(d)
 }
 
-/// A text, `-` when absent or empty.
+/// A text, `-` when absent or empty, made [`inert`].
 pub(crate) fn or_dash(text: Option<&str>) -> String {
     match text {
-        Some(t) if !t.is_empty() => t.to_owned(),
+        Some(t) if !t.is_empty() => inert(t).into_owned(),
         _ => "-".to_owned(),
     }
 }
@@ -143,6 +183,21 @@ mod tests {
             table.render(),
             "NAME         STATUS\ngw-1         online\ngateway-two  offline\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_spelled_out() {
+        let hostile = "ok\x1b]0;pwned\x07\r\nforged\trow\x7f\u{9b}31m\u{202e}txt";
+        assert_eq!(
+            inert(hostile),
+            "ok\\u{1b}]0;pwned\\u{7}\\u{d}\\u{a}forged\\u{9}row\\u{7f}\\u{9b}31m\\u{202e}txt"
+        );
+        assert!(matches!(inert("plain ünïcode"), Cow::Borrowed(_)));
+        let mut table = Table::new(&["REASON"]);
+        table.row(vec![hostile.to_owned()]);
+        let rendered = table.render();
+        assert_eq!(rendered.lines().count(), 2, "{rendered}");
+        assert!(!rendered.chars().any(|c| c.is_control() && c != '\n'));
     }
 
     #[test]

@@ -341,3 +341,69 @@ fn a_command_that_cannot_start_exits_127_and_ends_the_session() {
     assert_eq!(sessions.statuses(), [SessionStatus::Ended]);
     assert!(!home.path().join(".kube/kms-pam/prod-admin.yaml").exists());
 }
+
+/// Issue 15 point 1: another user can write the directory `--kubeconfig` points into. A planted
+/// link is not followed, a careless shared directory is refused, and the session is ended.
+#[test]
+fn a_kubeconfig_another_user_could_read_is_refused_and_the_session_ended() {
+    let (kms, sessions) = Sessions::start();
+    let home = tempfile::tempdir().unwrap();
+    let stolen = home.path().join("attacker-reads-this");
+    std::fs::write(&stolen, "").unwrap();
+    let sticky = home.path().join("tmp");
+    let shared = home.path().join("shared");
+    for (dir, mode) in [(&sticky, 0o1777), (&shared, 0o777)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let planted = sticky.join("kubeconfig.yaml");
+    std::os::unix::fs::symlink(&stolen, &planted).unwrap();
+    let cases = [
+        (planted.clone(), false, "symbolic link"),
+        (planted.clone(), true, "symbolic link"),
+        (
+            shared.join("kubeconfig.yaml"),
+            false,
+            "writable by other users",
+        ),
+        (shared.join("config"), true, "writable by other users"),
+    ];
+    for (path, merge, expected) in &cases {
+        let mut args = vec![
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "access",
+            "prod/admin",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+        ];
+        if *merge {
+            args.push("--merge");
+        }
+        args.extend(["--", "true"]);
+        let output = kms_pam(home.path(), &args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{path:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(expected),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&stolen).unwrap(), "");
+        assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+    }
+    assert!(std::fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A refusal found before asking KMS (the stale-kubeconfig check reads the path first) costs
+    // no session; one found after it ends the session it had opened. None is left active.
+    let statuses = sessions.statuses();
+    assert!(statuses.len() <= cases.len(), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == SessionStatus::Ended),
+        "{statuses:?}"
+    );
+}

@@ -26,7 +26,8 @@ struct Args {
     /// This gateway's name, as created with `kms-pam gateway create NAME`.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// The address CLIs dial (default: the listen address).
+    /// The address CLIs dial, HOST:PORT (default: the listen address; required when that is
+    /// unspecified, such as the default 0.0.0.0).
     #[arg(long, value_name = "ADDR")]
     advertise: Option<String>,
     /// One-time enrollment token (first run only).
@@ -52,6 +53,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.kms_url.is_some() {
+        check_advertise(&args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -113,6 +117,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// A gateway must never advertise an unspecified address (`0.0.0.0`, `::`): CLIs would dial
+/// their own machine and the certificate would name no reachable host. Nothing is derived: the
+/// operator says which address CLIs reach. A usage error (exit 2) otherwise.
+fn check_advertise(args: &Args) {
+    use clap::CommandFactory as _;
+    let problem = match &args.advertise {
+        Some(advertise) => kms_mode::check_advertised_address(advertise)
+            .err()
+            .map(|_| {
+                format!(
+                    "--advertise {advertise} is unspecified (every interface), which CLIs \
+                     cannot dial; give the name or address they reach this gateway at"
+                )
+            }),
+        None if args.listen.ip().is_unspecified() => Some(format!(
+            "--listen {} accepts on every interface, which is not an address CLIs can dial; \
+             pass --advertise HOST:PORT with the name or address they reach this gateway at",
+            args.listen
+        )),
+        None => None,
+    };
+    if let Some(problem) = problem {
+        Args::command()
+            .error(clap::error::ErrorKind::MissingRequiredArgument, problem)
+            .exit();
+    }
 }
 
 /// Ctrl+C or SIGTERM.

@@ -35,6 +35,8 @@ pub(crate) struct ClientSettings {
     pub(crate) pool_idle_timeout: Option<Duration>,
     /// HTTP/2 stream and connection windows; `None` keeps hyper's defaults.
     pub(crate) http2_windows: Option<(u32, u32)>,
+    /// Refuse `http://` URLs (the gateway's upstream: a token must never cross in cleartext).
+    pub(crate) https_only: bool,
 }
 
 impl Default for ClientSettings {
@@ -45,6 +47,7 @@ impl Default for ClientSettings {
             connect_timeout: Duration::from_secs(10),
             pool_idle_timeout: None,
             http2_windows: None,
+            https_only: false,
         }
     }
 }
@@ -74,9 +77,12 @@ where
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(settings.connect_timeout));
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
+    let builder = HttpsConnectorBuilder::new().with_tls_config(tls);
+    let builder = if settings.https_only {
+        builder.https_only()
+    } else {
+        builder.https_or_http()
+    };
     let connector = match settings.alpn {
         UpstreamAlpn::Http1Only => builder.enable_http1().wrap_connector(http),
         UpstreamAlpn::Http2AndHttp1 => builder.enable_http1().enable_http2().wrap_connector(http),

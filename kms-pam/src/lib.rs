@@ -70,12 +70,15 @@ pub mod audit;
 mod bearer;
 mod conn;
 pub mod credential;
+pub mod fsutil;
 pub mod gateway;
 mod http_client;
 pub mod kms;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+#[cfg(test)]
+mod proptests;
 pub mod proxy;
 pub mod secret;
 #[cfg(feature = "server")]

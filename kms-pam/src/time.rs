@@ -68,11 +68,20 @@ pub mod rfc3339_millis {
         s.collect_str(&humantime::format_rfc3339_millis(*t))
     }
 
-    /// Deserializes.
+    /// Deserializes, to whole milliseconds: the value is then exactly what its serialization
+    /// says, so nothing rides along outside what an event's hash covers (found by the spool
+    /// property test: `…06.5138` read back as an event its hash vouched for).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let raw = String::deserialize(d)?;
         super::parse_rfc3339(&raw)
+            .and_then(to_millis)
             .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {raw:?}")))
+    }
+
+    fn to_millis(t: SystemTime) -> Option<SystemTime> {
+        let since = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+        let millis = u64::try_from(since.as_millis()).ok()?;
+        Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(millis))
     }
 }
 
@@ -125,5 +134,25 @@ mod tests {
         assert!(s.ends_with('Z'), "{s}");
         assert_eq!(parse_rfc3339(&s), Some(t));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(with = "rfc3339_millis")]
+        time: SystemTime,
+    }
+
+    /// Regression (spool property test): a flipped `Z` left `.5138` digits the millisecond
+    /// serialization, and so the event hash, did not cover.
+    #[test]
+    fn event_times_are_read_to_the_millisecond_they_are_written_with() {
+        let at = |json: &str| serde_json::from_str::<Event>(json).unwrap().time;
+        let written = at(r#"{"time":"2026-11-30T05:43:06.513Z"}"#);
+        assert_eq!(at(r#"{"time":"2026-11-30T05:43:06.5138"}"#), written);
+        assert_eq!(at(r#"{"time":"2026-11-30T05:43:06.513999999Z"}"#), written);
+        assert_eq!(
+            humantime::format_rfc3339_millis(written).to_string(),
+            "2026-11-30T05:43:06.513Z"
+        );
     }
 }

@@ -171,8 +171,12 @@ async fn wrong_upstream_ca_is_a_clear_502() {
     .await;
     let out = path.kubectl.run(&["get", "pods"]).await;
     assert!(!out.success());
+    // Issue 15 point 7: a sentence naming the resource and the fix, through real kubectl.
     assert!(
-        out.stderr.contains("unreachable") && out.stderr.contains("certificate"),
+        out.stderr.contains(
+            "the API server's certificate is not signed by the CA configured for resource double; \
+             recreate the resource with --ca-cert"
+        ),
         "{}",
         out.stderr
     );

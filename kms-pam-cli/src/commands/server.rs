@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+use clap::{Args, Subcommand};
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms_mode::{self, KmsGateway};
 use kms_pam::kms::api::GatewayStatus;
@@ -21,18 +21,27 @@ use crate::output;
 /// The gateway `kms-pam dev` runs.
 const DEV_GATEWAY: &str = "dev";
 
-/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL]`.
+/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL] [--root-key PATH]`, or
+/// `server migrate-store --from URL --to URL`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ServerArgs {
+    #[command(subcommand)]
+    command: Option<ServerCommand>,
     /// Address to serve the API on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
     /// Where the database, root key and admin token live (created 0700).
     #[arg(long, default_value = "kms-pam-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// Store to use (default: SQLite in DATA_DIR).
-    #[arg(long, value_name = "URL")]
+    /// Store to use: sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite in
+    /// DATA_DIR).
+    #[arg(long, env = "KMS_PAM_DATABASE", value_name = "URL")]
     database: Option<String>,
+    /// Root key file sealing secrets at rest (default: DATA_DIR/root.key); every replica on
+    /// one PostgreSQL database must be given the same file.
+    #[arg(long, env = "KMS_PAM_ROOT_KEY_FILE", value_name = "PATH")]
+    root_key: Option<PathBuf>,
 }
 
 /// `dev [--data-dir DIR] [--listen ADDR] [--gateway-listen ADDR]`.
@@ -49,9 +58,46 @@ pub(crate) struct DevArgs {
     gateway_listen: SocketAddr,
 }
 
+/// What `server` does besides serving.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// Copies a SQLite store into an empty PostgreSQL database and verifies the copy (row
+    /// counts, every session's event chain). Stop the server first; keep the root key.
+    MigrateStore(MigrateStoreArgs),
+}
+
+/// `server migrate-store --from sqlite://PATH --to postgres://USER@HOST:PORT/DB`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateStoreArgs {
+    /// The store to copy (read only).
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// The empty database to copy it into.
+    #[arg(long, value_name = "URL")]
+    to: String,
+}
+
+/// Runs `server migrate-store`.
+async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<ExitCode> {
+    let report = kms_pam::server::store::migrate::migrate_urls(&args.from, &args.to).await?;
+    for (table, rows) in &report.rows {
+        println!("{table:<18} {rows:>8} rows");
+    }
+    println!(
+        "verified: row counts equal, {} session event chains identical",
+        report.sessions_verified
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `server`.
 pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = ServerConfig::new(args.data_dir).with_database(args.database);
+    if let Some(ServerCommand::MigrateStore(migrate)) = args.command {
+        return migrate_store(migrate).await;
+    }
+    let config = ServerConfig::new(args.data_dir)
+        .with_database(args.database)
+        .with_root_key(args.root_key);
     let server = Server::open(config).await?;
     announce_admin(&server)?;
     let listener = bind(args.listen).await?;
@@ -81,7 +127,13 @@ pub(crate) async fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
                 return Err(e);
             }
         };
-    output::print(&dev_guide(&kms_url, &gateway_addr, &admin_token_path))?;
+    let console = console_line(&kms_url, &admin_token_path).await;
+    output::print(&dev_guide(
+        &kms_url,
+        &gateway_addr,
+        &admin_token_path,
+        &console,
+    ))?;
     let served = kms_mode::serve(gateway_listener, gateway, shutdown_signal()).await;
     kms_stop.cancel();
     let kms_result = kms.await.context("the KMS task failed")?;
@@ -110,9 +162,7 @@ async fn enrollment_token(
     kms_url: &str,
     admin_token_path: &Path,
 ) -> anyhow::Result<Option<Secret>> {
-    let token = std::fs::read_to_string(admin_token_path)
-        .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
-    let admin = KmsClient::new(kms_url, Some(Secret::new(token.trim())))?;
+    let admin = admin_client(kms_url, admin_token_path)?;
     let gateways = admin.list_gateways().await?;
     match gateways.iter().find(|g| g.name == DEV_GATEWAY) {
         None => {
@@ -123,6 +173,29 @@ async fn enrollment_token(
             "gateway {DEV_GATEWAY:?} was created but never enrolled; remove the data directory to start over"
         ),
         Some(_) => Ok(None),
+    }
+}
+
+/// A client of the dev KMS acting as its administrator.
+fn admin_client(kms_url: &str, admin_token_path: &Path) -> anyhow::Result<KmsClient> {
+    let token = std::fs::read_to_string(admin_token_path)
+        .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
+    Ok(KmsClient::new(kms_url, Some(Secret::new(token.trim())))?)
+}
+
+/// The admin's one-time sign-in link to the web console, as the last line `dev` prints. The
+/// dev server keeps running without it: the line then says how to get one later.
+async fn console_line(kms_url: &str, admin_token_path: &Path) -> String {
+    let link = match admin_client(kms_url, admin_token_path) {
+        Ok(admin) => admin.console_link().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match link {
+        Ok(link) => format!(
+            "Web console (sign-in link for admin, works once within 60 s; later run \
+             `kms-pam console`):\n\n  {link}\n\n"
+        ),
+        Err(e) => format!("Web console: no sign-in link ({e:#}); run `kms-pam console`.\n\n"),
     }
 }
 
@@ -144,7 +217,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path) -> String {
+fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path, console: &str) -> String {
     format!(
         "KMS:      {kms_url}\nGateway:  {DEV_GATEWAY} at {gateway_addr}\n\n\
          Try it, in another terminal:\n\n  \
@@ -153,7 +226,7 @@ fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path) -> String {
          kms-pam pam resource create kubernetes my-cluster --url https://API-SERVER:6443 \
          --gateway {DEV_GATEWAY} --ca-cert ca.pem\n  \
          kms-pam pam account create my-cluster/admin --token-file sa.token\n  \
-         kms-pam pam access my-cluster/admin\n\nPress Ctrl+C to stop.\n",
+         kms-pam pam access my-cluster/admin\n\n{console}Press Ctrl+C to stop.\n",
         admin_token.display()
     )
 }

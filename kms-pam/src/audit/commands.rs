@@ -4,9 +4,11 @@
 //! (`kubectl get`) on every request; requests sharing a `Kubectl-Session` are one command, named
 //! by its `Kubectl-Command`. A request without the header (another client) is a command of its
 //! own, named by its verb (`list`, `get`, …). Commands are ordered by their first request.
-//! kubectl's first discovery request goes out without its headers (`GET /version?timeout=5s`,
-//! from its version dispatcher, `User-Agent: kubectl-dispatcher/…`); it is folded into the
-//! kubectl command that follows it.
+//! kubectl's first request goes out without its headers (`GET /version?timeout=5s`, from its
+//! version dispatcher, `User-Agent: kubectl-dispatcher/…`); it is folded into the kubectl
+//! command that follows it (or, when none follows, the one before it), so it is never a command
+//! of its own — as the console's command count (an index over each event's invocation, store
+//! migration 0302) counts it.
 //!
 //! `Kubectl-Command` is only what the client claims. Each command also says what its requests
 //! did (`derived`: `kubectl delete` when one deleted), and `mismatch` says why when the claim
@@ -16,7 +18,7 @@
 //! the server serializes them and the client reads them back, so the CLI works with typed fields.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -214,9 +216,6 @@ impl<'e> Outcomes<'e> {
     }
 }
 
-/// How long after a header-less kubectl discovery request the command it belongs to may start.
-const FOLD_WINDOW: Duration = Duration::from_secs(10);
-
 /// Groups a session's events into commands, oldest first. Events may come in any order; requests
 /// are matched to their ends, streams and recordings by session and request id.
 pub fn group_commands(events: &[AuditEvent]) -> Vec<Command> {
@@ -263,26 +262,13 @@ impl<'e> Grouping<'e> {
             stream: outcomes.stream((&event.session_id, request.request_id)),
         };
         let invocation = invocation(request);
-        if invocation.is_none() && arrival.summary.discovery && from_kubectl(request) {
+        if invocation.is_none() && from_kubectl_dispatcher(request) {
             self.pending.push(arrival);
             return;
         }
-        let folds = invocation.is_some()
-            && from_kubectl(request)
-            && self.pending.iter().all(|p| {
-                event
-                    .time
-                    .duration_since(p.event.time)
-                    .is_ok_and(|d| d <= FOLD_WINDOW)
-            });
-        let pending = std::mem::take(&mut self.pending);
-        if folds {
-            for early in pending {
-                self.place(early, invocation.map(|i| (&event.session_id, i)));
-            }
-        } else {
-            for early in pending {
-                self.place(early, None);
+        if let Some(id) = invocation {
+            for early in std::mem::take(&mut self.pending) {
+                self.place(early, Some((&event.session_id, id)));
             }
         }
         self.place(arrival, invocation.map(|i| (&event.session_id, i)));
@@ -324,8 +310,16 @@ impl<'e> Grouping<'e> {
     }
 
     fn finish(mut self) -> Vec<Command> {
+        // No kubectl command after them: the last one before them. None at all (a kubectl that
+        // gave up after its version check): a command of their own, so nothing is hidden.
         for early in std::mem::take(&mut self.pending) {
-            self.place(early, None);
+            let last = self
+                .by_invocation
+                .iter()
+                .filter(|(key, _)| *key.0 == early.event.session_id)
+                .max_by_key(|(_, index)| **index)
+                .map(|(key, _)| *key);
+            self.place(early, last);
         }
         for (command, claim) in self.commands.iter_mut().zip(self.claims) {
             claims::judge(command, claim);
@@ -344,12 +338,13 @@ fn invocation(request: &RequestStarted) -> Option<&str> {
     request.kubectl_session.as_deref().filter(|s| !s.is_empty())
 }
 
-/// kubectl itself (`kubectl/v1.32.4 …`) or its version dispatcher (`kubectl-dispatcher/v1.0 …`).
-fn from_kubectl(request: &RequestStarted) -> bool {
+/// kubectl's version dispatcher (`kubectl-dispatcher/v1.0 …`), which checks `/version` before
+/// kubectl proper runs.
+fn from_kubectl_dispatcher(request: &RequestStarted) -> bool {
     request
         .user_agent
         .as_deref()
-        .is_some_and(|ua| ua.starts_with("kubectl/") || ua.starts_with("kubectl-dispatcher/"))
+        .is_some_and(|ua| ua.starts_with("kubectl-dispatcher/"))
 }
 
 #[path = "commands_claims.rs"]

@@ -285,35 +285,55 @@ fn from_kubectl(mut events: Vec<AuditEvent>) -> Vec<AuditEvent> {
     events
 }
 
+/// kubectl 1.32's first request, as its version dispatcher sends it: no `Kubectl-*` headers.
+fn dispatcher_version(ms: u64, id: u64) -> Vec<AuditEvent> {
+    let mut events = request(ms, id, "GET /version?timeout=5s", None, Some(200));
+    if let AuditEventKind::RequestStarted(started) = &mut events[0].kind {
+        started.user_agent = Some("kubectl-dispatcher/v1.0 (linux/amd64)".into());
+    }
+    events
+}
+
 #[test]
 fn kubectls_header_less_first_request_is_folded_into_its_command() {
-    let events = from_kubectl(
-        [
-            request(0, 1, "GET /version?timeout=32s", None, Some(200)),
-            request(10, 2, "GET /api?timeout=32s", KUBECTL_GET, Some(200)),
-            request(
-                20,
-                3,
-                "GET /api/v1/namespaces/default/pods?limit=500",
-                KUBECTL_GET,
-                Some(200),
-            ),
-        ]
-        .concat(),
-    );
+    let pods = "GET /api/v1/namespaces/default/pods?limit=500";
+    let events = [
+        dispatcher_version(0, 1),
+        from_kubectl(request(
+            10,
+            2,
+            "GET /api?timeout=32s",
+            KUBECTL_GET,
+            Some(200),
+        )),
+        from_kubectl(request(20, 3, pods, KUBECTL_GET, Some(200))),
+    ]
+    .concat();
     let commands = group_commands(&events);
     assert_eq!(
         outline(&commands),
         ["kubectl get: [GET /version get 200, GET /api get 200, GET /api/v1/namespaces/default/pods list 200]"]
     );
     assert_eq!(commands[0].started_at, at(0));
-    // Another client's, or one with no kubectl command after it, stays on its own.
+
+    // Another client's header-less request stays a command of its own.
     let mut curl = request(0, 1, "GET /version", None, Some(200));
     curl.extend(request(20, 2, "GET /api/v1/pods", KUBECTL_GET, Some(200)));
     assert_eq!(group_commands(&curl).len(), 2);
-    let alone = from_kubectl(request(0, 1, "GET /version", None, Some(200)));
+
+    // With no kubectl command after it, it joins the one before; with none at all, it is shown
+    // on its own rather than hidden.
+    let late = [
+        request(0, 1, "GET /api/v1/pods", KUBECTL_GET, Some(200)),
+        dispatcher_version(50, 2),
+    ]
+    .concat();
     assert_eq!(
-        outline(&group_commands(&alone)),
+        outline(&group_commands(&late)),
+        ["kubectl get: [GET /api/v1/pods list 200, GET /version get 200]"]
+    );
+    assert_eq!(
+        outline(&group_commands(&dispatcher_version(0, 1))),
         ["get: [GET /version get 200]"]
     );
 }

@@ -28,13 +28,11 @@ pub struct JsonLinesSink {
 impl JsonLinesSink {
     /// Opens (or creates) `path` for appending and starts the writer task.
     pub async fn open(path: &Path) -> Result<Self, AuditError> {
-        let mut options = tokio::fs::OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let file = options
-            .open(path)
+        let opened = path.to_owned();
+        let file = tokio::task::spawn_blocking(move || crate::fsutil::open_private(&opened, false))
             .await
+            .map_err(|e| AuditError::Failed(format!("cannot open {}: {e}", path.display())))?
+            .map(tokio::fs::File::from_std)
             .map_err(|e| AuditError::Failed(format!("cannot open {}: {e}", path.display())))?;
         let (queue, commands) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(file, commands, path.to_owned()));

@@ -50,7 +50,8 @@ pub struct KmsGateway {
     pub name: String,
     /// Where the gateway keeps its identity (created 0700; key and token files 0600).
     pub data_dir: PathBuf,
-    /// The address CLIs dial (`host:port`).
+    /// The address CLIs dial (`host:port`); never an unspecified address such as `0.0.0.0`
+    /// (see [`check_advertised_address`]).
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
@@ -138,6 +139,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
+    check_advertised_address(&config.advertise)?;
     let anonymous =
         KmsClient::new(&config.kms_url, None).map_err(|e| GatewayError::Config(e.to_string()))?;
     let identity = load_or_enroll(&anonymous, &config).await?;
@@ -250,6 +252,25 @@ impl Tracking {
             Ok(Err(e)) => tracing::warn!(error = %e, depth, "audit events stay spooled"),
             Err(_) => tracing::warn!(depth, "audit events stay spooled (KMS too slow)"),
         }
+    }
+}
+
+/// Refuses an advertised address CLIs cannot dial: `0.0.0.0` or `::` means "every interface" to
+/// a listener, but "this machine" (the CLI's own) to whoever connects, and the gateway's
+/// certificate would be issued for it.
+pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
+    let host = advertise
+        .rsplit_once(':')
+        .map_or(advertise, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => Err(GatewayError::Config(format!(
+            "the advertised address {advertise} is unspecified (every interface), which CLIs \
+             cannot dial; advertise the name or address they reach this gateway at \
+             (--advertise HOST:PORT)"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -374,28 +395,54 @@ async fn register_audit_key(
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_error(dir, e))?;
-    }
-    Ok(())
+    crate::fsutil::create_private_dir(dir).map_err(|e| io_error(dir, e))?;
+    crate::fsutil::restrict_dir(dir).map_err(|e| io_error(dir, e))
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), GatewayError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
+    crate::fsutil::replace_file(path, text.as_bytes(), mode).map_err(|e| io_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unspecified_address_is_never_advertised() {
+        for bad in ["0.0.0.0:8443", "[::]:8443", "[0:0:0:0:0:0:0:0]:443"] {
+            let err = check_advertised_address(bad).unwrap_err().to_string();
+            assert!(err.contains("--advertise HOST:PORT"), "{bad}: {err}");
+        }
+        for good in [
+            "gw1.internal:8443",
+            "10.0.0.5:8443",
+            "[fd00::5]:8443",
+            "127.0.0.1:1",
+        ] {
+            assert!(check_advertised_address(good).is_ok(), "{good}");
+        }
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    use std::io::Write as _;
-    let mut file = options.open(path).map_err(|e| io_error(path, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| io_error(path, e))
+
+    #[tokio::test]
+    async fn serve_refuses_it_before_contacting_kms() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens at the KMS URL: reaching KMS would fail differently.
+        let config = KmsGateway::new(
+            "http://127.0.0.1:1",
+            "gw-1",
+            dir.path().join("data"),
+            "0.0.0.0:8443",
+        )
+        .with_enroll_token(Some(Secret::new("enroll")));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = serve(listener, config, std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unspecified"), "{err}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing enrolled or saved"
+        );
+    }
 }

@@ -108,7 +108,9 @@ impl SessionRegistry {
             .credential(&session)
             .await
             .map_err(credential_error)?;
-        let upstream = self.connector.connect(&credential.upstream)?;
+        let upstream = self
+            .connector
+            .connect(&session.resource, &credential.upstream)?;
         let expires_at = peer
             .not_after
             .map_or(session.expires_at, |t| t.min(session.expires_at));

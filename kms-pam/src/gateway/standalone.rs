@@ -163,6 +163,13 @@ pub fn load(path: &Path) -> Result<Standalone, StandaloneError> {
 
     let credentials = MemoryCredentialStore::new();
     for r in &file.resources {
+        if r.url.scheme() != "https" {
+            return Err(invalid(format!(
+                "resource {}: API server URLs must use https:// (the gateway sends the account's \
+                 token to it), not {}",
+                r.name, r.url
+            )));
+        }
         let tls = match (&r.ca_cert, r.ssl_verify) {
             (_, false) => UpstreamTls::InsecureSkipVerify,
             (Some(ca), true) => UpstreamTls::CaBundle(read(&at(ca))?),
@@ -339,6 +346,17 @@ mod tests {
         );
         let err = load(&dir.join("orphan.yaml")).err().unwrap().to_string();
         assert!(err.contains("unknown resource"), "{err}");
+        write(
+            &dir,
+            "http.yaml",
+            "name: gw\ntls: {ca_cert: ca.pem, cert: gw.pem, key: gw.key}\n\
+            resources:\n  - {name: prod, url: 'http://10.0.0.1:8080'}\n",
+        );
+        let err = load(&dir.join("http.yaml")).err().unwrap().to_string();
+        assert!(
+            err.contains("http.yaml") && err.contains("must use https://"),
+            "{err}"
+        );
         let err = load(&dir.join("missing.yaml")).err().unwrap().to_string();
         assert!(
             err.contains("cannot read") && err.contains("missing.yaml"),

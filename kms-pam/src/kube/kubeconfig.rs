@@ -4,13 +4,15 @@
 //! A session kubeconfig names one cluster, user and context, all called
 //! `kms-pam/RESOURCE/ACCOUNT`: the cluster is the local proxy (`https://127.0.0.1:PORT`, trusted
 //! through `certificate-authority-data`), the user carries the per-session local bearer token
-//! (SPEC §2.5). It holds that token, so it is written with mode 0600 in a directory created 0700.
+//! (SPEC §2.5). It holds that token, so it is written with mode 0600 in a directory created 0700,
+//! by replacing the file, never through a symbolic link and never into a directory or file
+//! another user controls ([`crate::fsutil`]).
 
 mod merge;
 mod stale;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -20,6 +22,7 @@ use zeroize::Zeroizing;
 pub use merge::MergedKubeconfig;
 pub use stale::remove_stale_session_file;
 
+use crate::fsutil;
 use crate::secret::Secret;
 
 /// What a session kubeconfig points kubectl at.
@@ -272,45 +275,23 @@ fn render(value: &impl Serialize) -> Result<Zeroizing<String>, KubeconfigError> 
         .map_err(|e| KubeconfigError::Render(e.to_string()))
 }
 
+/// Reads a kubeconfig, `None` when absent; never through a symbolic link.
 fn read_optional(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KubeconfigError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(KubeconfigError::io("read", path, e)),
-    }
+    fsutil::read_no_follow(path)
+        .map(|bytes| bytes.map(Zeroizing::new))
+        .map_err(|e| KubeconfigError::io("read", path, e))
 }
 
-/// Writes a file only its owner can read, creating missing directories only its owner can enter.
-/// An existing file is narrowed to 0600 before anything is written into it.
+/// Writes a file only its owner can read (0600), creating missing directories only its owner can
+/// enter (0700). The file is replaced, never written into, and a link or a file or directory
+/// another user controls is refused ([`fsutil::write_private`]).
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), KubeconfigError> {
-    let fail = |action, e| KubeconfigError::io(action, path, e);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(dir)
-            .map_err(|e| KubeconfigError::io("create directory", dir, e))?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| fail("create", e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail("restrict permissions of", e))?;
-    }
-    file.set_len(0).map_err(|e| fail("write", e))?;
-    file.write_all(contents).map_err(|e| fail("write", e))
+    fsutil::write_private(path, contents).map_err(|e| KubeconfigError::io("write", path, e))
 }
 
-/// Rewrites an existing file in place, keeping its owner, mode and any symlink pointing at it.
-fn write_in_place(path: &Path, contents: &[u8]) -> Result<(), KubeconfigError> {
-    fs::write(path, contents).map_err(|e| KubeconfigError::io("write", path, e))
+/// Replaces a file with `contents` and file mode `mode`, under the same rules.
+fn replace_with_mode(path: &Path, contents: &[u8], mode: u32) -> Result<(), KubeconfigError> {
+    fsutil::replace_file(path, contents, mode).map_err(|e| KubeconfigError::io("write", path, e))
 }
 
 #[derive(Serialize)]

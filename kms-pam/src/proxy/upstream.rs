@@ -18,7 +18,7 @@ use super::body::{self, ProxyBody};
 use super::error::ProxyError;
 use crate::credential::Upstream;
 use crate::http_client::{https_client, ClientSettings, ConnectionFailure};
-use crate::tls::UpstreamAlpn;
+use crate::tls::{explain_upstream_tls_error, UpstreamAlpn, UpstreamTls};
 
 /// Sends a session's requests to its API server.
 ///
@@ -44,8 +44,13 @@ pub trait UpstreamClient: Send + Sync + 'static {
 ///
 /// Failure semantics: an `Err` refuses the session's tunnel with that error as a `Status`.
 pub trait UpstreamConnector: Send + Sync + 'static {
-    /// The client for `upstream` (URL and TLS settings of the session's resource).
-    fn connect(&self, upstream: &Upstream) -> Result<Arc<dyn UpstreamClient>, ProxyError>;
+    /// The client for `upstream`, the URL and TLS settings of the PAM resource named `resource`
+    /// (which error messages name).
+    fn connect(
+        &self,
+        resource: &str,
+        upstream: &Upstream,
+    ) -> Result<Arc<dyn UpstreamClient>, ProxyError>;
 }
 
 /// The default connector: one pool of HTTPS connections per distinct upstream (URL and TLS
@@ -72,13 +77,19 @@ impl fmt::Debug for PooledConnector {
 }
 
 impl UpstreamConnector for PooledConnector {
-    fn connect(&self, upstream: &Upstream) -> Result<Arc<dyn UpstreamClient>, ProxyError> {
-        let key = serde_json::to_string(upstream).unwrap_or_else(|_| upstream.url.to_string());
+    fn connect(
+        &self,
+        resource: &str,
+        upstream: &Upstream,
+    ) -> Result<Arc<dyn UpstreamClient>, ProxyError> {
+        // Keyed by resource too: its name is in the pool's error messages.
+        let settings = serde_json::to_string(upstream).unwrap_or_else(|_| upstream.url.to_string());
+        let key = format!("{resource}\n{settings}");
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = Arc::new(PooledClient::new(upstream)?);
+        let client = Arc::new(PooledClient::for_resource(resource, upstream)?);
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -87,7 +98,11 @@ impl UpstreamConnector for PooledConnector {
 /// Every session on the same client, whatever its upstream: for an in-process API server, a
 /// test double, or a client that routes by itself.
 impl<C: UpstreamClient> UpstreamConnector for Arc<C> {
-    fn connect(&self, _upstream: &Upstream) -> Result<Arc<dyn UpstreamClient>, ProxyError> {
+    fn connect(
+        &self,
+        _resource: &str,
+        _upstream: &Upstream,
+    ) -> Result<Arc<dyn UpstreamClient>, ProxyError> {
         Ok(self.clone())
     }
 }
@@ -107,18 +122,23 @@ pub(crate) struct PooledClient {
     base_path: String,
     requests: HttpsClient,
     upgrades: HttpsClient,
+    /// The resource named in TLS failure messages, and how it verifies the server.
+    resource: String,
+    tls: UpstreamTls,
 }
 
 impl PooledClient {
-    /// Builds the clients; fails when the URL or the TLS material is unusable.
-    pub(crate) fn new(upstream: &Upstream) -> Result<Self, ProxyError> {
+    /// Builds the clients for the PAM resource `resource` (which TLS failures name); fails when
+    /// the URL or the TLS material is unusable.
+    pub(crate) fn for_resource(resource: &str, upstream: &Upstream) -> Result<Self, ProxyError> {
         let url = &upstream.url;
+        // Never plain HTTP: the account's token would cross the network in cleartext.
         let scheme = match url.scheme() {
             "https" => Scheme::HTTPS,
-            "http" => Scheme::HTTP,
             other => {
                 return Err(ProxyError::upstream(format!(
-                    "API server URL {url} has unsupported scheme {other:?}: use https://"
+                    "API server URL {url} has scheme {other:?}; the gateway sends the account's \
+                     token only over https://: recreate the resource with an https:// URL"
                 )))
             }
         };
@@ -131,6 +151,8 @@ impl PooledClient {
             base_path: url.path().trim_end_matches('/').to_owned(),
             requests: client(upstream, UpstreamAlpn::Http2AndHttp1)?,
             upgrades: client(upstream, UpstreamAlpn::Http1Only)?,
+            resource: resource.to_owned(),
+            tls: upstream.tls.clone(),
         })
     }
 
@@ -166,6 +188,9 @@ impl PooledClient {
             &self.requests
         };
         client.request(request).await.map_err(|e| {
+            if let Some(message) = explain_upstream_tls_error(&e, &self.resource, &self.tls) {
+                return ProxyError::upstream(message);
+            }
             let detail = error_chain(&e);
             if ConnectionFailure::of(&e).0 == ConnectionFailure::Timeout {
                 ProxyError::upstream_timeout(format!(
@@ -196,6 +221,7 @@ impl UpstreamClient for PooledClient {
 
 fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyError> {
     let settings = ClientSettings {
+        https_only: true,
         tls: Some(upstream.tls.clone()),
         alpn,
         connect_timeout: CONNECT_TIMEOUT,

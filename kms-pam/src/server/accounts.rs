@@ -15,12 +15,8 @@ use super::rights::{InProject, ProjectAdmin};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{Account, CreateAccount};
-use crate::secret::Secret;
 use crate::server::store::{ActiveSessions, NewAccount};
 use crate::session::EndCause;
-
-/// Largest service-account token accepted (real ones are a few KiB).
-const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 /// `POST /v1/resources/{resource}/accounts`.
 pub(crate) async fn create(
@@ -37,14 +33,7 @@ pub(crate) async fn create(
         .max_duration_secs
         .unwrap_or(validate::DEFAULT_ACCOUNT_DURATION.as_secs());
     validate::max_duration(max)?;
-    let trimmed = token.expose().trim();
-    if trimmed.is_empty() || trimmed.len() > MAX_TOKEN_LEN || trimmed.contains(char::is_whitespace)
-    {
-        return Err(ApiError::invalid(
-            "token must be a non-empty service-account token without whitespace (at most 64 KiB)",
-        ));
-    }
-    let token = Secret::new(trimmed);
+    let token = validate::account_token(&token)?;
     let resource = state.store.resource(admin.project_id(), &resource).await?;
     let account = state
         .store

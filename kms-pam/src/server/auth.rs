@@ -91,6 +91,13 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let AnyUser(user) = AnyUser::from_request_parts(parts, state).await?;
+        Self::of(user)
+    }
+}
+
+impl AdminUser {
+    /// `user` if they administer the organisation, else the API's refusal.
+    pub(crate) fn of(user: UserRecord) -> Result<Self, ApiError> {
         if user.admin {
             Ok(Self(user))
         } else {

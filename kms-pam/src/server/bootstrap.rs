@@ -3,8 +3,8 @@
 //! written to `DATA/admin.token` (0600).
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::audit::signing::SigningKey;
 use crate::kms::api::{DEFAULT_PROJECT, USER_TOKEN_PREFIX};
 use crate::secret::Secret;
 use crate::server::store::crypto::issue_token;
+use crate::server::store::postgres::PostgresStore;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::{NewUser, ProjectRecord, Store, StoreError, StoredCa};
 use crate::tls::CertificateAuthority;
@@ -46,12 +47,16 @@ impl std::fmt::Debug for Prepared {
 pub(crate) async fn prepare(config: &ServerConfig) -> Result<Prepared, ServerError> {
     create_data_dir(&config.data_dir)?;
     let key_file = config.root_key_path();
-    let store = match config.database.as_deref() {
-        None => SqliteStore::open_path(&config.data_dir.join("kms.db"), &key_file).await?,
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url, &key_file).await?,
+    let store: Arc<dyn Store> = match config.database.as_deref() {
+        None => Arc::new(SqliteStore::open_path(&config.data_dir.join("kms.db"), &key_file).await?),
+        Some(url) if url.starts_with("sqlite:") => {
+            Arc::new(SqliteStore::open_url(url, &key_file).await?)
+        }
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            Arc::new(PostgresStore::open_url(url, &key_file).await?)
+        }
         Some(url) => return Err(ServerError::UnsupportedDatabase(scheme_of(url))),
     };
-    let store: Arc<dyn Store> = Arc::new(store);
     let project = store.ensure_project(DEFAULT_PROJECT, now()).await?;
     let ca = load_or_create_ca(store.as_ref()).await?;
     let admin_created = ensure_admin(store.as_ref(), &config.admin_token_path()).await?;
@@ -84,11 +89,7 @@ fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
         path: dir.to_owned(),
         source,
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error)?;
+    crate::fsutil::create_private_dir(dir).map_err(io_error)?;
     let mode = fs::metadata(dir).map_err(io_error)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         tracing::warn!(
@@ -153,20 +154,7 @@ async fn ensure_admin(store: &dyn Store, token_path: &Path) -> Result<bool, Serv
 
 /// Writes `secret` to `path` with mode 0600, replacing it atomically (temporary file + rename).
 fn write_private(path: &Path, secret: &Secret) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(secret.expose().as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
+    crate::fsutil::write_private(path, secret.expose().as_bytes())
 }
 
 #[cfg(test)]

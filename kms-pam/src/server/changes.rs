@@ -2,8 +2,9 @@
 //!
 //! The log lives in the store, so it survives restarts and a gateway that reconnects with an old
 //! `after` gets every change since then. The in-process [`ChangeFeed`] only wakes waiting polls
-//! early; each poll also re-reads the log every second, so a change written by another process
-//! (a future replica) is still seen within a second.
+//! early; [`follow_store`] feeds it the changes other replicas commit (PostgreSQL `NOTIFY`), and
+//! each poll also re-reads the log every second, so a change missed by both is still seen within
+//! a second.
 //!
 //! Answers (`seq` is never 0): `after=0` → the current `seq`, no changes (a fresh gateway
 //! starts from now).
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 use super::auth::GatewayCaller;
 use super::error::{ApiError, ApiQuery};
 use super::state::AppState;
+use super::store::StoreError;
 use crate::kms::api::{Changes, SessionChange};
 
 /// Longest wait a gateway may ask for.
@@ -59,6 +61,32 @@ impl ChangeFeed {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.0.subscribe()
     }
+}
+
+/// Wakes this replica's waiting polls for changes committed by any process sharing the store,
+/// until shutdown; `None` when the store has no notification channel.
+pub(crate) async fn follow_store(
+    state: &AppState,
+) -> Result<Option<tokio::task::JoinHandle<()>>, StoreError> {
+    let Some(mut notifications) = state.store.change_notifications().await? else {
+        return Ok(None);
+    };
+    let feed = state.feed.clone();
+    let shutdown = state.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                seq = notifications.recv() => match seq {
+                    Some(seq) => feed.publish(Some(seq)),
+                    None => {
+                        tracing::warn!("change notifications stopped; polls fall back to re-reading the log every second");
+                        break;
+                    }
+                },
+            }
+        }
+    })))
 }
 
 /// Query of `GET /v1/gateway/changes`.

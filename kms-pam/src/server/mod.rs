@@ -85,9 +85,12 @@ pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(30);
 pub struct ServerConfig {
     /// Data directory (created with mode 0700): `kms.db`, `root.key`, `admin.token`.
     pub data_dir: PathBuf,
-    /// Database URL; `None` means SQLite at `DATA/kms.db`. Only `sqlite:` URLs are supported
-    /// so far.
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`; `None` means SQLite at
+    /// `DATA/kms.db`.
     pub database: Option<String>,
+    /// The root key file sealing secrets at rest; `None` means `DATA/root.key`. Replicas sharing
+    /// a PostgreSQL database must all be given the same file (docs/operations.md).
+    pub root_key: Option<PathBuf>,
     /// A session whose owner's client has not asked KMS about it for longer than this is ended
     /// with cause `abandoned` ([`DEFAULT_ABANDON_AFTER`]; whole seconds, at least one).
     pub abandon_after: Duration,
@@ -99,11 +102,19 @@ impl ServerConfig {
         Self {
             data_dir: data_dir.into(),
             database: None,
+            root_key: None,
             abandon_after: DEFAULT_ABANDON_AFTER,
         }
     }
 
-    /// With the store at this URL (`sqlite://PATH`) instead of `DATA/kms.db`.
+    /// With the root key read from (or, on an empty database, created at) this file instead of
+    /// `DATA/root.key`.
+    pub fn with_root_key(mut self, root_key: Option<PathBuf>) -> Self {
+        self.root_key = root_key;
+        self
+    }
+
+    /// With the store at this URL (`sqlite://PATH` or `postgres://…`) instead of `DATA/kms.db`.
     pub fn with_database(mut self, database: Option<String>) -> Self {
         self.database = database;
         self
@@ -122,16 +133,18 @@ impl ServerConfig {
         self.data_dir.join("admin.token")
     }
 
-    /// `DATA/root.key`: the key sealing secrets at rest (mode 0600), beside the database.
+    /// The key sealing secrets at rest (mode 0600): the configured file, else `DATA/root.key`.
     pub fn root_key_path(&self) -> PathBuf {
-        self.data_dir.join("root.key")
+        self.root_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("root.key"))
     }
 
-    /// `DATA/audit.key`: KMS's Ed25519 key (PKCS#8, mode 0600) that signs the heads of ended
-    /// sessions, beside the root key and never in the database; created on the first start.
-    /// Replicas sharing a database must share it too.
+    /// `audit.key` beside the root key (`DATA/audit.key` by default): KMS's Ed25519 key
+    /// (PKCS#8, mode 0600) that signs the heads of ended sessions, never in the database;
+    /// created on the first start. Replicas share it as they share the root key.
     pub fn audit_key_path(&self) -> PathBuf {
-        self.data_dir.join("audit.key")
+        self.root_key_path().with_file_name("audit.key")
     }
 }
 
@@ -157,7 +170,7 @@ pub enum ServerError {
     #[error("KMS audit key: {0}")]
     AuditKey(#[from] crate::audit::signing::SigningError),
     /// `--database` names a store this build does not have (only the scheme is shown).
-    #[error("unsupported database {0:?}: only SQLite (sqlite://PATH) is available so far")]
+    #[error("unsupported database {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedDatabase(String),
     /// Accepting connections failed.
     #[error("serving the API: {0}")]
@@ -233,6 +246,7 @@ impl Server {
         }
         let cancel = self.state.shutdown.clone();
         let reaper = reaper::spawn(self.state.clone());
+        let notifications = changes::follow_store(&self.state).await?;
         let store = self.state.store.clone();
         let app = router::build(self.state);
         let signal = {
@@ -246,6 +260,12 @@ impl Server {
         cancel.cancel();
         if let Err(e) = reaper.await {
             tracing::warn!(error = %e, "the session reaper failed");
+        }
+        if let Some(Err(e)) = match notifications {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            tracing::warn!(error = %e, "following the store's change notifications failed");
         }
         store.close().await;
         served.map_err(ServerError::Serve)

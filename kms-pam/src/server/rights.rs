@@ -124,6 +124,14 @@ impl FromRequestParts<AppState> for ProjectAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = InProject::from_request_parts(parts, state).await?;
+        Self::of(caller)
+    }
+}
+
+impl ProjectAdmin {
+    /// `caller` if they administer the project, else the API's refusal (the console's forms
+    /// decide with this too).
+    pub(crate) fn of(caller: InProject) -> Result<Self, ApiError> {
         if caller.is_admin() {
             Ok(Self(caller))
         } else {

@@ -6,6 +6,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::error::ApiError;
+use crate::secret::Secret;
 use crate::time::format_duration;
 
 /// Longest name of a user, gateway, resource or account.
@@ -14,6 +15,8 @@ const MAX_NAME: usize = 63;
 const MAX_TEXT: usize = 1024;
 /// Longest session an account may allow.
 pub(crate) const MAX_ACCOUNT_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Largest service-account token accepted (real ones are a few KiB).
+const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Account maximum when none is given.
 pub(crate) const DEFAULT_ACCOUNT_DURATION: Duration = Duration::from_secs(8 * 3600);
 
@@ -65,15 +68,28 @@ pub(crate) fn address(value: &str) -> Result<String, ApiError> {
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(invalid());
     }
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid address {value:?}: an unspecified address cannot be dialled; give the \
+             address CLIs reach the gateway at"
+        )));
+    }
     Ok(host.to_owned())
 }
 
-/// An `https://` (or `http://`) API server URL with a host.
+/// An `https://` API server URL with a host. Plain `http://` would carry the service-account
+/// token in cleartext (issue 15).
 pub(crate) fn server_url(value: &str) -> Result<(), ApiError> {
     let invalid = |why: &str| ApiError::invalid(format!("invalid API server URL {value:?}: {why}"));
     let url = url::Url::parse(value).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(invalid("the scheme must be https"));
+    if url.scheme() != "https" {
+        return Err(ApiError::invalid(format!(
+            "API server URLs must use https:// (the gateway sends the account's token to it); \
+             got {value:?}"
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
@@ -107,6 +123,19 @@ pub(crate) fn max_duration(secs: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A service-account token: trimmed, non-empty, without whitespace, at most 64 KiB. The message
+/// never quotes the token.
+pub(crate) fn account_token(token: &Secret) -> Result<Secret, ApiError> {
+    let trimmed = token.expose().trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_TOKEN_LEN || trimmed.contains(char::is_whitespace)
+    {
+        return Err(ApiError::invalid(
+            "token must be a non-empty service-account token without whitespace (at most 64 KiB)",
+        ));
+    }
+    Ok(Secret::new(trimmed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +165,8 @@ mod tests {
             "::1:8443",
             "[::1:8443",
             "a b:1",
+            "0.0.0.0:8443",
+            "[::]:8443",
         ] {
             assert!(address(bad).is_err(), "{bad}");
         }
@@ -145,6 +176,9 @@ mod tests {
     fn urls_bundles_and_durations() {
         assert!(server_url("https://10.0.0.1:6443").is_ok());
         assert!(server_url("ftp://x").is_err());
+        let err = server_url("http://10.0.0.1:8080").unwrap_err();
+        assert_eq!(err.code(), crate::kms::api::ErrorCode::Invalid);
+        assert!(format!("{err:?}").contains("must use https://"), "{err:?}");
         assert!(server_url("not a url").is_err());
         assert!(ca_bundle("nothing").is_err());
         let ca = crate::tls::CertificateAuthority::generate("t", Duration::from_secs(60)).unwrap();

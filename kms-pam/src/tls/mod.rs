@@ -19,6 +19,7 @@ mod identity;
 mod local;
 mod secret;
 mod upstream;
+mod upstream_verify;
 
 #[cfg(test)]
 mod test_support;
@@ -31,3 +32,4 @@ pub use identity::{GatewayIdentity, SessionIdentity, GATEWAY_URI_PREFIX, SESSION
 pub use local::LocalServingCert;
 pub use secret::PrivateKeyPem;
 pub use upstream::{upstream_client_config, UpstreamAlpn, UpstreamTls};
+pub use upstream_verify::explain_upstream_tls_error;

@@ -8,7 +8,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
 
-use super::config::{config_error, crypto_provider, root_store};
+use super::config::{config_error, crypto_provider, parse_certs, root_store};
+use super::upstream_verify::UpstreamVerifier;
 use super::TlsError;
 
 /// How the gateway verifies an API server's certificate, per resource.
@@ -40,7 +41,8 @@ pub enum UpstreamAlpn {
 }
 
 /// Builds the client configuration for an API server connection. TLS 1.2 and 1.3; the server
-/// name comes from the resource URL when connecting (DNS name or IP address).
+/// name comes from the resource URL when connecting (DNS name or IP address). As with kubectl, a
+/// server certificate that is itself in the CA bundle is trusted (see `upstream_verify`).
 ///
 /// Loading the system roots reads the OS store, so build this once per resource and reuse it.
 pub fn upstream_client_config(
@@ -51,8 +53,18 @@ pub fn upstream_client_config(
         .with_safe_default_protocol_versions()
         .map_err(config_error)?;
     let mut config = match tls {
-        UpstreamTls::SystemRoots => builder.with_root_certificates(system_roots()?),
-        UpstreamTls::CaBundle(ca_pem) => builder.with_root_certificates(root_store(ca_pem)?),
+        UpstreamTls::SystemRoots => {
+            let verifier = UpstreamVerifier::new(system_roots()?, Vec::new())?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        UpstreamTls::CaBundle(ca_pem) => {
+            let verifier = UpstreamVerifier::new(root_store(ca_pem)?, parse_certs(ca_pem)?)?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
         UpstreamTls::InsecureSkipVerify => {
             tracing::warn!(
                 "API server certificate verification is disabled for this resource (ssl-verify=false)"

@@ -155,7 +155,10 @@ pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<E
             Ok(code)
         }
         Err(e) => {
-            eprintln!("error: closing session {id}: {e}");
+            eprintln!(
+                "error: closing session {id}: {}",
+                output::inert(&e.to_string())
+            );
             Ok(if code == ExitCode::SUCCESS {
                 ExitCode::FAILURE
             } else {
@@ -279,7 +282,7 @@ fn report(outcome: Outcome) -> ExitCode {
         }
         Outcome::CommandExited(code) => ExitCode::from(code),
         Outcome::CommandNotRun(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::inert(&format!("{e:#}")));
             ExitCode::from(COMMAND_NOT_RUN)
         }
         Outcome::CommandCut(end) => {

@@ -201,6 +201,10 @@ async fn list(globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 fn tls_mode(resource: &Resource) -> &'static str {
+    // Resources stored before plain HTTP was refused: the gateway will not use them.
+    if !resource.url.starts_with("https://") {
+        return "none (not https; refused)";
+    }
     match (resource.ssl_verify, resource.ca_cert.is_some()) {
         (false, _) => "not verified",
         (true, true) => "CA bundle",
@@ -212,10 +216,10 @@ fn describe(resource: &Resource) -> String {
     format!(
         "Name:       {}\nKind:       {}\nURL:        {}\nGateway:    {}\nTLS:        {}\n\
          Recording:  {}\nCreated:    {}\n",
-        resource.name,
+        output::inert(&resource.name),
         resource.kind,
-        resource.url,
-        resource.gateway,
+        output::inert(&resource.url),
+        output::inert(&resource.gateway),
         tls_mode(resource),
         recording(&resource.recording),
         output::time(resource.created_at)
@@ -240,6 +244,40 @@ fn recording(policy: &RecordingPolicy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resource(url: &str, ssl_verify: bool, ca_cert: Option<&str>) -> Resource {
+        Resource {
+            name: "prod".into(),
+            kind: kms_pam::kms::api::ResourceKind::Kubernetes,
+            url: url.into(),
+            gateway: "gw-1".into(),
+            ssl_verify,
+            ca_cert: ca_cert.map(str::to_owned),
+            created_at: std::time::SystemTime::UNIX_EPOCH,
+            recording: RecordingPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn tls_column_says_what_the_gateway_does() {
+        assert_eq!(
+            tls_mode(&resource("https://k:6443", true, None)),
+            "system roots"
+        );
+        assert_eq!(
+            tls_mode(&resource("https://k:6443", true, Some("PEM"))),
+            "CA bundle"
+        );
+        assert_eq!(
+            tls_mode(&resource("https://k:6443", false, None)),
+            "not verified"
+        );
+        // A plain-HTTP resource stored before such URLs were refused is no "system roots".
+        assert_eq!(
+            tls_mode(&resource("http://k:8080", true, None)),
+            "none (not https; refused)"
+        );
+    }
 
     #[test]
     fn sizes_read_with_binary_units() {

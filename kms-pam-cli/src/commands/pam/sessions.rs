@@ -11,7 +11,7 @@ use kms_pam::session::{EndCause, SessionId};
 
 use crate::cli::KmsUrl;
 use crate::commands::{verdict, Globals};
-use crate::output::{self, Table};
+use crate::output::{self, inert, Table};
 
 /// `pam sessions ...`.
 #[derive(Debug, Args)]
@@ -158,7 +158,9 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
             } else {
                 output::print(&format!(
                     "Session {} of {} is {}.\n",
-                    view.session.id, view.session.user, view.session.status
+                    view.session.id,
+                    inert(&view.session.user),
+                    view.session.status
                 ))?;
             }
         }
@@ -208,10 +210,10 @@ fn describe(detail: &SessionDetail) -> String {
         "Session:  {}\nUser:     {}\nAccount:  {}/{}\nGateway:  {}\nStatus:   {status}\n\
          Created:  {}\nExpires:  {}\nEnded:    {}\nReason:   {}\n",
         s.id,
-        s.user,
-        s.resource,
-        s.account,
-        s.gateway,
+        inert(&s.user),
+        inert(&s.resource),
+        inert(&s.account),
+        inert(&s.gateway),
         output::time(s.created_at),
         output::time(s.expires_at),
         output::time_or_dash(s.ended_at),
@@ -263,24 +265,24 @@ fn command_line(command: &Command) -> String {
     } else {
         &command.derived
     };
-    let mut line = did.clone();
+    let mut line = inert(did).into_owned();
     if let Some(first) = requests.iter().find(|r| r.resource.is_some()) {
-        let resource = first.resource.as_deref().unwrap_or_default();
+        let resource = inert(first.resource.as_deref().unwrap_or_default());
         match &first.name {
             Some(name) => {
-                let _ = write!(line, " {resource}/{name}");
+                let _ = write!(line, " {resource}/{}", inert(name));
             }
             None => {
                 let _ = write!(line, " {resource}");
             }
         }
         if let Some(namespace) = &first.namespace {
-            let _ = write!(line, " -n {namespace}");
+            let _ = write!(line, " -n {}", inert(namespace));
         }
     }
     for (argv, recording) in stream_commands(command) {
         if !argv.is_empty() {
-            let _ = write!(line, " -- {}", argv.join(" "));
+            let _ = write!(line, " -- {}", inert(&argv.join(" ")));
         }
         if let Some(n) = recording {
             let _ = write!(line, "  [recording {n}]");
@@ -326,15 +328,20 @@ fn describe_request(request: &RequestSummary) -> String {
     let status = request
         .status
         .map_or_else(|| "-".to_owned(), |s| s.to_string());
-    let mut what = request.verb.to_string();
+    // A verb unknown to this version arrives as text (`Verb::Other`): anyone's text.
+    let mut what = inert(&request.verb.to_string()).into_owned();
     for part in [&request.resource, &request.name].into_iter().flatten() {
         what.push(' ');
-        what.push_str(part);
+        what.push_str(&inert(part));
     }
     if let Some(namespace) = &request.namespace {
-        what.push_str(&format!(" in {namespace}"));
+        what.push_str(&format!(" in {}", inert(namespace)));
     }
-    format!("{status:<3}  {what}  {} {}", request.method, request.path)
+    format!(
+        "{status:<3}  {what}  {} {}",
+        inert(&request.method),
+        inert(&request.path)
+    )
 }
 
 /// Writes `bytes` to a new file readable by its owner only (a bundle holds every command).

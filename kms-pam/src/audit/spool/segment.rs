@@ -40,18 +40,14 @@ pub(super) fn path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{PREFIX}{number:020}{SUFFIX}"))
 }
 
-/// Creates a file only its owner can read (mode 0600).
+/// Creates a file only its owner can read (mode 0600), never through a symbolic link; `new`
+/// fails if the name is taken, otherwise an existing file is emptied.
 pub(super) fn create_private(path: &Path, new: bool) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true);
     if new {
-        options.create_new(true);
+        crate::fsutil::create_new_private(path)
     } else {
-        options.create(true).truncate(true);
+        crate::fsutil::open_private(path, true)
     }
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }
 
 /// Makes a directory's entries (a new or renamed file) durable.
@@ -78,11 +74,7 @@ fn list(dir: &Path) -> io::Result<Vec<u64>> {
 /// Opens the directory (creating it, mode 0700), drops segments already acknowledged, cuts torn
 /// tails, counts what is pending and rebuilds the chain heads.
 pub(super) fn recover(dir: &Path) -> io::Result<Recovered> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
+    crate::fsutil::create_private_dir(dir)?;
     let acked = heads::read_ack(dir)?;
     let mut heads = heads::read_heads(dir)?;
     let numbers = list(dir)?;

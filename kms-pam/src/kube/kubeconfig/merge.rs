@@ -13,7 +13,7 @@ use yaml_serde::{Mapping, Value};
 use zeroize::Zeroizing;
 
 use super::{
-    read_optional, render, write_in_place, write_private, KubeconfigError, SessionKubeconfig,
+    read_optional, render, replace_with_mode, write_private, KubeconfigError, SessionKubeconfig,
 };
 
 const LISTS: [&str; 3] = ["clusters", "users", "contexts"];
@@ -27,14 +27,18 @@ pub struct MergedKubeconfig {
     previous_context: Option<String>,
     /// The file before the merge; `None` when it did not exist.
     original: Option<Zeroizing<Vec<u8>>>,
+    /// Its mode then, given back with its contents.
+    original_mode: u32,
     /// The file as the merge left it.
     written: Zeroizing<String>,
 }
 
 impl MergedKubeconfig {
     /// Adds (or replaces) the cluster, user and context named `config.name` in the kubeconfig at
-    /// `path` and makes that context current. A missing file is created with mode 0600; an
-    /// existing one keeps its mode. A file that is not a kubeconfig is left untouched.
+    /// `path` and makes that context current. The file is replaced with one of mode 0600 (it now
+    /// holds a bearer token), under the rules of [`crate::fsutil::write_private`]: a symbolic
+    /// link, or a file or directory another user controls, is refused. A file that is not a
+    /// kubeconfig is left untouched.
     pub fn merge(path: &Path, config: &SessionKubeconfig) -> Result<Self, KubeconfigError> {
         let original = read_optional(path)?;
         let mut document = parse(path, original.as_deref().map(Vec::as_slice))?;
@@ -55,15 +59,14 @@ impl MergedKubeconfig {
         }
         document.insert(CURRENT_CONTEXT.into(), config.name.clone().into());
         let written = render(&document)?;
-        match original {
-            Some(_) => write_in_place(path, written.as_bytes())?,
-            None => write_private(path, written.as_bytes())?,
-        }
+        let original_mode = original.as_ref().map_or(0o600, |_| mode_of(path));
+        write_private(path, written.as_bytes())?;
         Ok(Self {
             path: path.to_owned(),
             name: config.name.clone(),
             previous_context,
             original,
+            original_mode,
             written,
         })
     }
@@ -81,7 +84,7 @@ impl MergedKubeconfig {
         };
         if now.as_slice() == self.written.as_bytes() {
             return match &self.original {
-                Some(original) => write_in_place(&self.path, original),
+                Some(original) => replace_with_mode(&self.path, original, self.original_mode),
                 None => fs::remove_file(&self.path)
                     .map_err(|e| KubeconfigError::io("remove", &self.path, e)),
             };
@@ -104,7 +107,22 @@ impl MergedKubeconfig {
                 None => document.remove(CURRENT_CONTEXT),
             };
         }
-        write_in_place(&self.path, render(&document)?.as_bytes())
+        // Other sessions' entries may still be in it: it stays 0600.
+        write_private(&self.path, render(&document)?.as_bytes())
+    }
+}
+
+/// The permission bits of an existing file (0600 if they cannot be read).
+fn mode_of(path: &Path) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        0o600
     }
 }
 

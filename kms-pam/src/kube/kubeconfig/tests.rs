@@ -116,10 +116,15 @@ fn merge_then_restore_gives_back_the_original_bytes() {
         doc["contexts"][0]["context"]["namespace"].as_str(),
         Some("team")
     );
-    assert_eq!(mode(&path), 0o640, "an existing file keeps its mode");
+    assert_eq!(mode(&path), 0o600, "it holds the session's token now");
 
     merged.restore().unwrap();
     assert_eq!(fs::read_to_string(&path).unwrap(), USER_CONFIG);
+    assert_eq!(
+        mode(&path),
+        0o640,
+        "its own mode comes back with its contents"
+    );
 }
 
 #[test]
@@ -193,6 +198,95 @@ fn a_file_that_is_not_a_kubeconfig_is_left_untouched() {
         );
         assert_eq!(fs::read_to_string(&path).unwrap(), contents);
     }
+}
+
+/// A directory like /tmp (sticky) or a careless shared one (0777), as another user would find it.
+fn shared_dir(root: &Path, name: &str, dir_mode: u32) -> PathBuf {
+    let dir = root.join(name);
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(dir_mode)).unwrap();
+    dir
+}
+
+fn targets(path: &Path) -> [KubeconfigTarget; 2] {
+    [
+        KubeconfigTarget::File(path.to_owned()),
+        KubeconfigTarget::Merge(path.to_owned()),
+    ]
+}
+
+#[test]
+fn a_symlink_planted_where_the_kubeconfig_goes_is_refused_and_not_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = shared_dir(root.path(), "tmp", 0o1777);
+    let stolen = root.path().join("attacker-reads-this");
+    fs::write(&stolen, "").unwrap();
+    let path = dir.join("kubeconfig.yaml");
+    std::os::unix::fs::symlink(&stolen, &path).unwrap();
+    for target in targets(&path) {
+        let err = InstalledKubeconfig::install(&target, &session("admin")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read_to_string(&stolen).unwrap(), "", "{target:?}");
+        assert!(fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+#[test]
+fn a_directory_others_can_write_is_refused_before_anything_is_written() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = shared_dir(root.path(), "shared", 0o777);
+    let path = dir.join("kubeconfig.yaml");
+    for target in targets(&path) {
+        let err = InstalledKubeconfig::install(&target, &session("admin")).unwrap_err();
+        assert!(err.to_string().contains("writable by other users"), "{err}");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "{target:?}");
+    }
+    // A file the user created there earlier is not written into either.
+    fs::write(&path, USER_CONFIG).unwrap();
+    for target in targets(&path) {
+        assert!(InstalledKubeconfig::install(&target, &session("admin")).is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), USER_CONFIG);
+    }
+}
+
+#[test]
+fn a_file_another_user_created_first_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = shared_dir(root.path(), "tmp", 0o1777);
+    let path = dir.join("kubeconfig.yaml");
+    fs::write(&path, USER_CONFIG).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+    if std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_err() {
+        eprintln!("not root: cannot make a file of another user; skipped");
+        return;
+    }
+    for target in targets(&path) {
+        let err = InstalledKubeconfig::install(&target, &session("admin")).unwrap_err();
+        assert!(err.to_string().contains("belongs to another user"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), USER_CONFIG);
+    }
+}
+
+#[test]
+fn in_a_sticky_directory_the_users_own_file_is_replaced_with_a_private_one() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = shared_dir(root.path(), "tmp", 0o1777);
+    let path = dir.join("kubeconfig.yaml");
+    fs::write(&path, USER_CONFIG).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let merged = MergedKubeconfig::merge(&path, &session("admin")).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    merged.restore().unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), USER_CONFIG);
+    let installed =
+        InstalledKubeconfig::install(&KubeconfigTarget::File(path.clone()), &session("admin"))
+            .unwrap();
+    assert_eq!(mode(&path), 0o600);
+    installed.remove().unwrap();
+    assert!(!path.exists());
 }
 
 #[test]

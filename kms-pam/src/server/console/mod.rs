@@ -7,6 +7,9 @@
 //! in one place ([`page::PageError`]): what the user may not see is a 404 like what does not
 //! exist.
 
+mod accounts;
+mod forms;
+mod org;
 mod page;
 mod resources;
 mod sessions;
@@ -40,7 +43,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login/link/{code}", get(signin::login_link))
         .route("/logout", post(signin::logout))
         .route("/assets/{file}", get(asset))
-        .route("/gateways", get(resources::gateways))
+        .route("/gateways", get(org::gateways).post(org::create_gateway))
+        .route("/gateways/{name}/revoke", post(org::revoke_gateway))
         .route("/p/{project}/sessions", get(sessions::list))
         .route("/p/{project}/sessions/{id}", get(sessions::show))
         .route(
@@ -51,9 +55,23 @@ pub(crate) fn routes() -> Router<AppState> {
             "/p/{project}/sessions/{id}/recordings/{n}",
             get(sessions::recording),
         )
-        .route("/p/{project}/resources", get(resources::list))
-        .route("/p/{project}/resources/{name}", get(resources::show))
-        .route("/p/{project}/members", get(resources::members))
+        .route(
+            "/p/{project}/resources",
+            get(resources::list).post(resources::create),
+        )
+        .route("/p/{project}/resources/{name}", get(accounts::show))
+        .route(
+            "/p/{project}/resources/{name}/accounts",
+            post(accounts::create),
+        )
+        .route(
+            "/p/{project}/members",
+            get(org::members).post(org::set_member),
+        )
+        .route(
+            "/p/{project}/members/{user}/remove",
+            post(org::remove_member),
+        )
         .layer(middleware::from_fn(security_headers));
     Router::new()
         .route("/v1/console/links", post(signin::create_link))

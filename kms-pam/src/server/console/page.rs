@@ -167,3 +167,19 @@ pub(super) fn span(from: SystemTime, to: SystemTime) -> String {
 pub(super) fn badge(class: &str, text: &str) -> Markup {
     html! { span class={"badge " (class)} { (text) } }
 }
+
+/// The KMS URL as the browser reached it (what the CLI should use too).
+pub(super) fn kms_url(headers: &http::HeaderMap) -> String {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    format!("{}://{host}", if https { "https" } else { "http" })
+}

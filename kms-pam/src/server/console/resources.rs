@@ -1,21 +1,25 @@
-//! The Resources page, a resource's page (connection, accounts, the Access panel with the exact
-//! CLI command), the Members page and the Gateways page. Read-only so far: resources, accounts,
-//! members and gateways are added with the CLI (docs/cli.md).
+//! The Resources page and its **Add resource** form (project administrators).
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
-use axum::response::Response;
-use http::HeaderMap;
-use maud::html;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use http::{HeaderMap, StatusCode};
+use maud::{html, Markup};
+use serde::Deserialize;
 
-use super::page::{answer, badge, layout, when, Frame, PageError};
-use super::signin::{project_path, projects_of, segment, ConsoleProject, ConsoleUser};
+use super::forms::{field, reshown, FieldErrors};
+use super::page::{badge, layout, PageError};
+use super::signin::{project_path, same_origin, segment, ConsoleProject};
+use crate::kms::api::{CreateResource, ResourceKind};
+use crate::server::error::ApiJson;
+use crate::server::rights::ProjectAdmin;
 use crate::server::state::{now, AppState};
-use crate::server::views;
-use crate::time::format_duration;
+use crate::server::{resources as api, validate, views};
 
-fn status_name(status: crate::kms::api::GatewayStatus) -> &'static str {
+/// A gateway's status as a badge class and label.
+pub(super) fn status_name(status: crate::kms::api::GatewayStatus) -> &'static str {
     use crate::kms::api::GatewayStatus::*;
     match status {
         Online => "online",
@@ -26,32 +30,126 @@ fn status_name(status: crate::kms::api::GatewayStatus) -> &'static str {
     }
 }
 
+/// The Add resource form as sent (and as re-shown with its errors).
+#[derive(Debug, Deserialize)]
+pub(super) struct ResourceForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    gateway: String,
+    /// A checkbox: present (`on`) when ticked.
+    ssl_verify: Option<String>,
+    #[serde(default)]
+    ca_cert: String,
+}
+
+impl Default for ResourceForm {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            url: String::new(),
+            gateway: String::new(),
+            ssl_verify: Some("on".to_owned()),
+            ca_cert: String::new(),
+        }
+    }
+}
+
 /// `GET /p/{project}/resources`.
 pub(super) async fn list(
     State(state): State<AppState>,
     viewer: ConsoleProject,
 ) -> Result<Response, PageError> {
+    let errors = FieldErrors::default();
+    let markup = list_page(&state, &viewer, &ResourceForm::default(), &errors).await?;
+    Ok(reshown(&errors, markup))
+}
+
+/// `POST /p/{project}/resources`: the Add resource form, through `POST /v1/resources`'s handler.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    viewer: ConsoleProject,
+    headers: HeaderMap,
+    Form(form): Form<ResourceForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let admin = ProjectAdmin::of(viewer.caller.clone())?;
+    let mut errors = FieldErrors::default();
+    let name = form.name.trim().to_owned();
+    let url = form.url.trim().to_owned();
+    let ca_cert = Some(form.ca_cert.trim().to_owned()).filter(|pem| !pem.is_empty());
+    errors.check("name", validate::name("resource", &name));
+    errors.check("url", validate::server_url(&url));
+    if form.gateway.is_empty() {
+        errors.add("gateway", "choose the gateway that reaches this API server");
+    }
+    if let Some(pem) = &ca_cert {
+        errors.check("ca_cert", validate::ca_bundle(pem));
+    }
+    if errors.is_empty() {
+        let body = CreateResource {
+            kind: ResourceKind::Kubernetes,
+            name,
+            url,
+            gateway: form.gateway.clone(),
+            ssl_verify: form.ssl_verify.is_some(),
+            ca_cert,
+            // The default: streams the gateway cannot record are refused (the CLI sets others).
+            recording: Default::default(),
+        };
+        match api::create(State(state.clone()), admin, ApiJson(body)).await {
+            Ok((_, Json(resource))) => {
+                let to = format!(
+                    "{}/{}",
+                    project_path(&viewer.caller.project.name, "resources"),
+                    segment(&resource.name)
+                );
+                return Ok(Redirect::to(&to).into_response());
+            }
+            Err(e) => errors.api(
+                e,
+                &[
+                    (StatusCode::CONFLICT, "name"),
+                    (StatusCode::NOT_FOUND, "gateway"),
+                ],
+            )?,
+        }
+    }
+    let markup = list_page(&state, &viewer, &form, &errors).await?;
+    Ok(reshown(&errors, markup))
+}
+
+/// The Resources page, with the Add resource form (for administrators) holding `form`.
+async fn list_page(
+    state: &AppState,
+    viewer: &ConsoleProject,
+    form: &ResourceForm,
+    errors: &FieldErrors,
+) -> Result<Markup, PageError> {
     let project = &viewer.caller.project;
     let resources = state.store.resources(&project.id).await?;
     let accounts = state.store.accounts(&project.id, None).await?;
     let now = now();
-    let gateways: HashMap<String, &'static str> = state
-        .store
-        .gateways()
-        .await?
+    let gateways = state.store.gateways().await?;
+    let statuses: HashMap<&str, &'static str> = gateways
         .iter()
-        .map(|g| (g.id.clone(), status_name(views::gateway_status(g, now))))
+        .map(|g| (g.id.as_str(), status_name(views::gateway_status(g, now))))
         .collect();
     let body = html! {
         h1 { "Resources" }
         @if resources.is_empty() {
-            div.card.empty { p { "No resource in this project yet. A project administrator adds one with "
-                code { "kms-pam pam resource create NAME --url https://API-SERVER --gateway GATEWAY" } "." } }
+            div.card.empty { p {
+                "No resource in this project yet. "
+                @if viewer.caller.is_admin() { "Add the first one below, or with " } @else { "A project administrator adds one with " }
+                code { "kms-pam pam resource create NAME --url https://API-SERVER --gateway GATEWAY" } "."
+            } }
         } @else {
             div.scroll { table {
                 thead { tr { th { "Name" } th { "API URL" } th { "Gateway" } th { "TLS" } th { "Accounts" } } }
                 tbody { @for r in &resources {
-                    @let status = gateways.get(&r.gateway_id).copied().unwrap_or("unknown");
+                    @let status = statuses.get(r.gateway_id.as_str()).copied().unwrap_or("unknown");
                     tr {
                         td { a href={(project_path(&project.name, "resources")) "/" (segment(&r.name))} { (r.name) } }
                         td.mono { (r.url) }
@@ -62,141 +160,32 @@ pub(super) async fn list(
                 } }
             } }
         }
-    };
-    Ok(answer(layout(
-        &viewer.frame("resources"),
-        "Resources",
-        body,
-    )))
-}
-
-/// `GET /p/{project}/resources/{name}`.
-pub(super) async fn show(
-    State(state): State<AppState>,
-    viewer: ConsoleProject,
-    headers: HeaderMap,
-    Path((_, name)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let project = &viewer.caller.project;
-    let resource = state.store.resource(&project.id, &name).await?;
-    let accounts = state
-        .store
-        .accounts(&project.id, Some(&resource.name))
-        .await?;
-    let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
-    let status = status_name(views::gateway_status(&gateway, now()));
-    let url = kms_url(&headers);
-    let body = html! {
-        h1 { "Resource " (resource.name) }
-        div.card { dl.meta {
-            dt { "Kind" } dd { (resource.kind) }
-            dt { "API URL" } dd.mono { (resource.url) }
-            dt { "Gateway" } dd { (gateway.name) " " (badge(status, status)) }
-            dt { "TLS" } dd { @if resource.ssl_verify { "certificate verified" } @else { "not verified" } @if resource.ca_cert.is_some() { " against its own CA bundle" } }
-            dt { "Created" } dd { (when(resource.created_at)) }
-        } }
-        h2 { "Accounts" }
-        @if accounts.is_empty() {
-            div.card.empty { p { "No account yet. A project administrator adds one with "
-                code { "kms-pam pam account create " (resource.name) "/NAME --token-file TOKEN" } "." } }
-        } @else {
-            @for (i, a) in accounts.iter().enumerate() {
-                @let id = format!("access-{i}");
-                @let hours = (a.max_duration_secs / 3600).clamp(1, 4);
-                @let command = format!("kms-pam --url {url} pam access {}/{} --project {} --duration {hours}h", resource.name, a.name, project.name);
-                div.card {
-                    p { strong { (a.name) } @if let Some(d) = &a.description { " — " (d) } }
-                    p.muted { "Longest session: " (format_duration(std::time::Duration::from_secs(a.max_duration_secs))) ". Token: stored sealed, never shown." }
-                    details {
-                        summary { "Access" }
-                        p { "Run this in a terminal to open a session and get a kubeconfig:" }
-                        div.command-line {
-                            code id=(id) { (command) }
-                            button.secondary type="button" data-copy=(id) hidden { "Copy" }
+        @if viewer.caller.is_admin() {
+            @let usable: Vec<_> = gateways.iter().filter(|g| !g.revoked).collect();
+            h2 id="add-resource" { "Add resource" }
+            div.card {
+                (errors.whole_form())
+                form.stack method="post" action=(project_path(&project.name, "resources")) {
+                    label { "Kind" select name="kind" disabled { option selected { "Kubernetes" } } }
+                    (field(errors, "name", "Name", html! { input type="text" name="name" value=(form.name) required autocomplete="off"; }))
+                    (field(errors, "url", "API server URL", html! { input type="url" name="url" value=(form.url) placeholder="https://10.0.0.1:6443" required; }))
+                    (field(errors, "gateway", "Gateway", html! {
+                        select name="gateway" required {
+                            option value="" { "Choose a gateway" }
+                            @for g in &usable { option value=(g.name) selected[g.name == form.gateway] { (g.name) } }
                         }
-                    }
+                        @if usable.is_empty() { span.muted { "No gateway yet: an organisation administrator creates one on the Gateways page." } }
+                    }))
+                    (field(errors, "ssl_verify", "Verify the API server's TLS certificate", html! {
+                        input.switch type="checkbox" name="ssl_verify" checked[form.ssl_verify.is_some()];
+                    }))
+                    (field(errors, "ca_cert", "CA certificate (PEM, optional: the cluster's own CA)", html! {
+                        textarea name="ca_cert" rows="5" placeholder="-----BEGIN CERTIFICATE-----" { (form.ca_cert) }
+                    }))
+                    div { button type="submit" { "Add resource" } }
                 }
             }
         }
     };
-    Ok(answer(layout(
-        &viewer.frame("resources"),
-        &resource.name,
-        body,
-    )))
-}
-
-/// The KMS URL as the browser reached it (what the CLI should use too).
-fn kms_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("localhost");
-    let https = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    format!("{}://{host}", if https { "https" } else { "http" })
-}
-
-/// `GET /p/{project}/members`.
-pub(super) async fn members(
-    State(state): State<AppState>,
-    viewer: ConsoleProject,
-) -> Result<Response, PageError> {
-    let members = state.store.members(viewer.caller.project_id()).await?;
-    let body = html! {
-        h1 { "Members" }
-        @if members.is_empty() {
-            div.card.empty { p { "No member yet. " code { "kms-pam project member add " (viewer.caller.project.name) " USER --role member" } } }
-        } @else {
-            div.scroll { table {
-                thead { tr { th { "User" } th { "Role" } th { "Since" } } }
-                tbody { @for m in &members { tr { td { (m.user) } td { (m.role) } td { (when(m.created_at)) } } } }
-            } }
-        }
-    };
-    Ok(answer(layout(&viewer.frame("members"), "Members", body)))
-}
-
-/// `GET /gateways`: organisation administrators only (the API's rule); 404 for anybody else.
-pub(super) async fn gateways(
-    State(state): State<AppState>,
-    ConsoleUser(user): ConsoleUser,
-) -> Result<Response, PageError> {
-    if !user.admin {
-        return Err(PageError::NotFound);
-    }
-    let now = now();
-    let gateways = state.store.gateways().await?;
-    let frame = Frame {
-        projects: projects_of(&state, &user).await?,
-        project: None,
-        user,
-        tab: "gateways",
-        refresh: None,
-    };
-    let body = html! {
-        h1 { "Gateways" }
-        @if gateways.is_empty() {
-            div.card.empty { p { "No gateway yet. " code { "kms-pam gateway create NAME" } " prints its enrollment command." } }
-        } @else {
-            div.scroll { table {
-                thead { tr { th { "Name" } th { "Status" } th { "Address" } th { "Last heartbeat" } } }
-                tbody { @for g in &gateways {
-                    @let status = status_name(views::gateway_status(g, now));
-                    tr {
-                        td { (g.name) }
-                        td { (badge(status, status)) }
-                        td.mono { (g.address.as_deref().unwrap_or("—")) }
-                        td { @match g.last_heartbeat { Some(t) => (when(t)), None => "never" } }
-                    }
-                } }
-            } }
-        }
-    };
-    Ok(answer(layout(&frame, "Gateways", body)))
+    Ok(layout(&viewer.frame("resources"), "Resources", body))
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::page::{answer, badge, layout, span, when, PageError};
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::audit::recording::{recordings, replay};
-use crate::audit::{group_commands, ChainReport, Command};
+use crate::audit::{group_commands, AuditEvent, AuditEventKind, ChainReport, Command};
 use crate::kms::api::{SessionDetail, SessionView};
 use crate::server::audit_trail;
 use crate::server::history::events;
@@ -137,10 +137,12 @@ pub(super) async fn list(
         }
         _ => {}
     }
-    let mut counts = Vec::with_capacity(found.sessions.len());
-    for record in &found.sessions {
-        counts.push(group_commands(&events(&state, &record.session.id).await?).len());
-    }
+    let ids: Vec<_> = found
+        .sessions
+        .iter()
+        .map(|r| r.session.id.clone())
+        .collect();
+    let counts = state.store.command_counts(&ids).await?;
     let base = project_path(&caller.project.name, "sessions");
     let filters = query.filters();
     let link = |page: u64| {
@@ -217,7 +219,7 @@ fn status_badge(view: &SessionView) -> Markup {
     badge(status, &text)
 }
 
-fn row(project: &str, view: &SessionView, commands: usize, admin: bool, now: SystemTime) -> Markup {
+fn row(project: &str, view: &SessionView, commands: u64, admin: bool, now: SystemTime) -> Markup {
     let s = &view.session;
     let href = format!(
         "{}/{}",
@@ -321,6 +323,19 @@ pub(super) struct ShowQuery {
     format: String,
 }
 
+/// The `User-Agent` of the session's first request that sent one (kubectl's names its version
+/// and platform).
+fn first_user_agent(events: &[AuditEvent]) -> Option<&str> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditEventKind::RequestStarted(r) => Some((e.time, r.user_agent.as_deref()?)),
+            _ => None,
+        })
+        .min_by_key(|(time, _)| *time)
+        .map(|(_, agent)| agent)
+}
+
 /// `GET /p/{project}/sessions/{id}` (`?format=json` exports it).
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -344,6 +359,7 @@ pub(super) async fn show(
     }
     let chain = audit_trail::verify(&state, &record).await?;
     let recorded = recordings(&events);
+    let agent = first_user_agent(&events);
     let s = &view.session;
     let base = format!(
         "{}/{}",
@@ -361,6 +377,7 @@ pub(super) async fn show(
             dt { "Status" } dd { (status_badge(&view))
                 @if let Some(cause) = view.end_cause { " " span.muted { (cause.describe()) } } }
             dt { "Reason" } dd { (s.reason.as_deref().unwrap_or("—")) }
+            dt { "User agent" } dd.mono { (agent.unwrap_or("—")) }
             dt { "Created" } dd { (when(s.created_at)) }
             dt { "Expires" } dd { (when(s.expires_at)) }
             dt { "Ended" } dd { @match s.ended_at { Some(t) => (when(t)), None => "ongoing" } }

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -116,12 +116,7 @@ impl RootKey {
     pub fn create(path: &Path) -> Result<Self, StoreError> {
         let mut bytes = Zeroizing::new([0u8; ROOT_KEY_LEN]);
         fill_random(&mut bytes[..]).map_err(random_error)?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io_error(path, &e))?;
+        let mut file = crate::fsutil::create_new_private(path).map_err(|e| io_error(path, &e))?;
         file.write_all(&bytes[..])
             .and_then(|()| file.sync_all())
             .map_err(|e| io_error(path, &e))?;

@@ -5,16 +5,22 @@
 //! [`UserStore`], [`GatewayStore`], [`ResourceStore`], [`AccountStore`], [`GrantStore`],
 //! [`SessionStore`], [`EventStore`], [`AuditStore`]), so
 //! handlers depend on one `Arc<dyn Store>` while each backend implements one entity per file.
-//! [`sqlite::SqliteStore`] is the embedded default; the schema is written in portable SQL (TEXT
-//! UUID ids, INTEGER unix seconds, `$n` placeholders, a `project_id` on every PAM row) so that a
-//! PostgreSQL store is a small later step. docs/api.md ("Storage") describes the schema.
+//! [`sqlite::SqliteStore`] is the embedded default; [`postgres::PostgresStore`] serves any number
+//! of replicas sharing one database. Both run the same portable SQL (TEXT UUID ids, unix seconds,
+//! `$n` placeholders, a `project_id` on every PAM row), each with its own migrations mirrored
+//! one-to-one by number, and the same test suite. docs/api.md ("Storage") describes the schema,
+//! docs/operations.md the replicas.
 //!
 //! Secrets at rest ([`crypto`]): API tokens only as SHA-256 hashes; service-account tokens and the
 //! CA key sealed with AES-256-GCM under a root key kept in its own file.
 
 pub mod crypto;
+pub mod migrate;
+pub mod postgres;
 mod records;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
 mod traits;
 
 pub use crypto::{RootKey, TokenHash};

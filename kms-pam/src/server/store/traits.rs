@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 
 use super::records::{
     AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
@@ -355,6 +356,15 @@ pub trait SessionStore: Send + Sync + 'static {
         up_to: u64,
         limit: u32,
     ) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Sequence numbers of changes as they commit, including those written by other processes
+    /// sharing the database, so every replica wakes its waiting polls at once; `None` when the
+    /// engine has no such channel (one process owns the database). Best effort: a lost or
+    /// dropped notification only delays a poll to its next re-read of the log. The channel
+    /// closes when the store's listener fails for good.
+    async fn change_notifications(&self) -> Result<Option<mpsc::Receiver<u64>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// The audit events of sessions, kept once each and append-only (docs/session-tracking.md).
@@ -434,6 +444,10 @@ pub trait ConsoleStore: Send + Sync + 'static {
         project_id: &str,
         search: &SessionSearch,
     ) -> Result<SessionPage, StoreError>;
+
+    /// How many kubectl commands (as [`crate::audit::group_commands`] groups them) each of
+    /// `sessions` holds, in the same order; answered from an index, without reading the events.
+    async fn command_counts(&self, sessions: &[SessionId]) -> Result<Vec<u64>, StoreError>;
 }
 
 /// What makes sessions' records hold against whoever can write the database: the gateways'

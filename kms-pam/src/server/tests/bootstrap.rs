@@ -96,7 +96,7 @@ async fn an_unsafe_or_lost_root_key_stops_the_start() {
 async fn other_databases_are_refused_without_echoing_the_url() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig::new(dir.path().join("data"))
-        .with_database(Some("postgres://kms:hunter2@db/kms".to_owned()));
+        .with_database(Some("mysql://kms:hunter2@db/kms".to_owned()));
     let err = Server::open(config).await.err().unwrap();
     assert!(matches!(err, ServerError::UnsupportedDatabase(_)));
     assert!(!err.to_string().contains("hunter2"), "{err}");
@@ -111,4 +111,34 @@ async fn an_explicit_sqlite_url_is_used() {
     Server::open(config).await.unwrap();
     assert!(db.exists());
     assert!(!dir.path().join("data/kms.db").exists());
+}
+
+#[tokio::test]
+async fn replicas_on_one_postgres_database_share_the_ca_and_the_admin() {
+    let url = crate::server::store::postgres::test_cluster::TestCluster::shared()
+        .fresh_database()
+        .await;
+    let shared = tempfile::tempdir().unwrap();
+    let key = shared.path().join("root.key");
+    let replica = |name: &str| {
+        ServerConfig::new(shared.path().join(name))
+            .with_database(Some(url.clone()))
+            .with_root_key(Some(key.clone()))
+    };
+    let a = Server::open(replica("a")).await.unwrap();
+    let b = Server::open(replica("b")).await.unwrap();
+    assert!(
+        a.admin_created() && !b.admin_created(),
+        "one admin for all replicas"
+    );
+    assert_eq!(a.ca_certificate_pem(), b.ca_certificate_pem());
+    assert_eq!(mode(&key), 0o600);
+    assert!(!shared.path().join("a/root.key").exists());
+
+    // A replica given another key cannot open the CA the first one sealed.
+    let stranger = ServerConfig::new(shared.path().join("c"))
+        .with_database(Some(url.clone()))
+        .with_root_key(Some(shared.path().join("other.key")));
+    let err = Server::open(stranger).await.err().unwrap();
+    assert!(err.to_string().contains("root key"), "{err}");
 }

@@ -2,6 +2,7 @@
 //! and in a real headless Chromium driven through chromedriver (`console_browser`).
 
 mod browser;
+mod forms;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -526,6 +527,80 @@ async fn the_token_form_signs_in_and_refuses_bad_tokens() {
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
 
+/// Three requests: two of one kubectl invocation (`Kubectl-Session` k1) and one from a client
+/// without the header, chained for `session`.
+fn three_requests(session: &str) -> Vec<AuditEvent> {
+    let chained = ChainingSink::new(MemoryAuditSink::new())
+        .with_signer(std::sync::Arc::new(super::gateway_audit_key("gw")));
+    let path = "/api/v1/namespaces/default/pods";
+    for (id, invocation) in [(1, Some("k1")), (2, Some("k1")), (3, None)] {
+        let started = RequestStarted {
+            request_id: id,
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            info: RequestInfo::classify(&http::Method::GET, path, None),
+            kubectl_command: invocation.map(|_| "kubectl get pods".into()),
+            kubectl_session: invocation.map(Into::into),
+            user_agent: (id == 1).then(|| "kubectl/v1.32.0 <linux/amd64>".into()),
+        };
+        chained
+            .record(AuditEvent::now(
+                SessionId::new(session),
+                AuditEventKind::RequestStarted(Box::new(started)),
+            ))
+            .unwrap();
+    }
+    chained.inner().events()
+}
+
+#[tokio::test]
+async fn the_sessions_page_counts_commands_as_the_session_groups_them() {
+    let w = world("count", "kubectl get pods").await;
+    let events = three_requests(&w.admin_session);
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": events }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let grouped = w
+        .kms
+        .get(&format!("/v1/sessions/{}", w.admin_session), &w.kms.admin)
+        .await
+        .expect(StatusCode::OK);
+    let grouped = grouped["commands"].as_array().unwrap().len();
+    assert_eq!(grouped, 2);
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    let list = page(
+        &w.kms,
+        Method::GET,
+        "/p/default/sessions",
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
+    // The Commands column (7th) of each session's row.
+    let count_of = |id: &str| {
+        let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let row = &list.text[list.text.find(&format!("/sessions/{encoded}\"")).unwrap()..];
+        let cell = row.split("<td>").nth(6).unwrap();
+        cell[..cell.find('<').unwrap()].to_owned()
+    };
+    assert_eq!(count_of(&w.admin_session), grouped.to_string());
+    assert_eq!(count_of(&w.alice_session), "1");
+    let detail = format!("/p/default/sessions/{}", w.admin_session);
+    let detail = page(&w.kms, Method::GET, &detail, Some(&admin), &[], None).await;
+    assert!(
+        detail.text.contains("kubectl/v1.32.0 &lt;linux/amd64&gt;"),
+        "the first request's user agent, escaped: {}",
+        detail.text
+    );
+}
+
 /// Issue 14 point 3 in the console: a command leads with what its requests did, and a claim
 /// they contradict (a `kubectl get` that deleted) is flagged with why.
 #[tokio::test]
@@ -605,4 +680,73 @@ async fn stored_head(w: &World) -> String {
     let events = bundle["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
     events[1]["hash"].as_str().unwrap().to_owned()
+}
+
+/// kubectl's header-less first request (its version dispatcher's `GET /version`) is folded into
+/// the command after it, by the API's grouping and by the Sessions page's count alike.
+#[tokio::test]
+async fn the_count_folds_kubectls_header_less_first_request() {
+    let w = world("count", "kubectl get pods").await;
+    let chained = ChainingSink::new(MemoryAuditSink::new())
+        .with_signer(std::sync::Arc::new(super::gateway_audit_key("gw")));
+    let requests = [
+        ("/version", None, "kubectl-dispatcher/v1.0 (linux/amd64)"),
+        (
+            "/api/v1/namespaces/default/pods",
+            Some("k9"),
+            "kubectl/v1.32.4",
+        ),
+    ];
+    for (id, (path, invocation, agent)) in (1..).zip(requests) {
+        let started = RequestStarted {
+            request_id: id,
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            info: RequestInfo::classify(&http::Method::GET, path, None),
+            kubectl_command: invocation.map(|_| "kubectl get".into()),
+            kubectl_session: invocation.map(Into::into),
+            user_agent: Some(agent.into()),
+        };
+        chained
+            .record(AuditEvent::now(
+                SessionId::new(&w.admin_session),
+                AuditEventKind::RequestStarted(Box::new(started)),
+            ))
+            .unwrap();
+    }
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": chained.inner().events() }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let grouped = w
+        .kms
+        .get(&format!("/v1/sessions/{}", w.admin_session), &w.kms.admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        grouped["commands"].as_array().unwrap().len(),
+        1,
+        "{grouped}"
+    );
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    let list = page(
+        &w.kms,
+        Method::GET,
+        "/p/default/sessions",
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
+    // The Commands column (7th) of the session's row.
+    let encoded =
+        percent_encoding::utf8_percent_encode(&w.admin_session, percent_encoding::NON_ALPHANUMERIC);
+    let row = &list.text[list.text.find(&format!("/sessions/{encoded}\"")).unwrap()..];
+    let cell = row.split("<td>").nth(6).unwrap();
+    assert_eq!(&cell[..cell.find('<').unwrap()], "1", "{}", list.text);
 }

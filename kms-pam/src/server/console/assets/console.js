@@ -1,25 +1,53 @@
 // kms-pam console: progressive enhancement only; every page works without this file.
 "use strict";
 (function () {
-  // Copy buttons: <button data-copy="ID"> copies the text of element ID.
-  document.querySelectorAll("button[data-copy]").forEach(function (button) {
-    button.hidden = false;
-    button.addEventListener("click", function () {
-      var target = document.getElementById(button.getAttribute("data-copy"));
-      if (!target || !navigator.clipboard) { return; }
-      navigator.clipboard.writeText(target.textContent).then(function () {
-        var label = button.textContent;
-        button.textContent = "Copied";
-        setTimeout(function () { button.textContent = label; }, 1500);
+  // Copy buttons and confirmations inside `root` (the page, or a refreshed <main>).
+  function enhance(root) {
+    // <button data-copy="ID"> copies the text of element ID.
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var target = document.getElementById(button.getAttribute("data-copy"));
+        if (!target || !navigator.clipboard) { return; }
+        navigator.clipboard.writeText(target.textContent).then(function () {
+          var label = button.textContent;
+          button.textContent = "Copied";
+          setTimeout(function () { button.textContent = label; }, 1500);
+        });
       });
     });
-  });
-  // Live refresh: <body data-refresh="SECONDS"> reloads while a session is active, unless a
-  // <details> element is open (the reader is looking at something).
+    // <form data-confirm="QUESTION"> asks before it is sent. Without this file the form is
+    // sent at once (the server still checks rights and origin).
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+  enhance(document);
+  // Live refresh: <body data-refresh="SECONDS"> (an active session) fetches the page again and
+  // swaps its <main> in place, without a reload, unless a <details> element is open (the reader
+  // is looking at something). It stops once the page no longer asks for it (the session
+  // ended); if the fetch fails it falls back to a plain reload.
   var every = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
   if (every > 0) {
-    setInterval(function () {
-      if (!document.querySelector("details[open]")) { window.location.reload(); }
+    var timer = setInterval(function () {
+      if (document.querySelector("details[open]")) { return; }
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok || response.redirected) { throw new Error("status " + response.status); }
+          return response.text();
+        })
+        .then(function (text) {
+          var next = new DOMParser().parseFromString(text, "text/html");
+          var main = next.querySelector("main");
+          if (!main) { throw new Error("no main"); }
+          document.querySelector("main").replaceWith(main);
+          document.title = next.title;
+          enhance(main);
+          if (!next.body.hasAttribute("data-refresh")) { clearInterval(timer); }
+        })
+        .catch(function () { window.location.reload(); });
     }, every * 1000);
   }
 })();

@@ -10,6 +10,7 @@ use super::{db_error, found, secs, SqliteStore};
 use crate::server::store::{
     ConsoleStore, SessionPage, SessionRecord, SessionSearch, StoreError, TokenHash, UserRecord,
 };
+use crate::session::SessionId;
 
 /// `text` as a `LIKE` pattern matching it anywhere, with `\` escaping `%`, `_` and itself.
 fn contains_pattern(text: &str) -> String {
@@ -173,5 +174,34 @@ impl ConsoleStore for SqliteStore {
             .map(SessionRecord::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SessionPage { sessions, more })
+    }
+
+    async fn command_counts(&self, sessions: &[SessionId]) -> Result<Vec<u64>, StoreError> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT session_id, COUNT(DISTINCT invocation) FROM session_events \
+             WHERE invocation IS NOT NULL AND session_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for id in sessions {
+            ids.push_bind(id.as_str().to_owned());
+        }
+        query.push(") GROUP BY session_id");
+        let rows: Vec<(String, i64)> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let counts: std::collections::HashMap<String, i64> = rows.into_iter().collect();
+        Ok(sessions
+            .iter()
+            .map(|id| {
+                counts
+                    .get(id.as_str())
+                    .map_or(0, |n| u64::try_from(*n).unwrap_or(0))
+            })
+            .collect())
     }
 }

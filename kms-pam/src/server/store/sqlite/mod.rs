@@ -16,9 +16,7 @@ mod sessions;
 mod setup;
 mod users;
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -112,12 +110,7 @@ fn precreate_private(path: &Path) -> Result<(), StoreError> {
     if name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:") {
         return Ok(());
     }
-    match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match crate::fsutil::create_new_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::Unavailable(format!("{}: {e}", path.display()))),

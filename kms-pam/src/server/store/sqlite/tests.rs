@@ -1,16 +1,16 @@
-//! SQLite store tests: opening, sealing, uniqueness; `lifecycle` covers enrollment and sessions.
+//! SQLite-only store tests: file modes, the key file, raw ciphertext, old-schema upgrades; the
+//! engine-independent suite is `store::suite`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::*;
 use crate::secret::Secret;
-use crate::server::store::crypto::issue_token;
+use crate::server::store::suite::{self, t, Fixture, SA_TOKEN};
 use crate::server::store::*;
-use crate::session::{EndCause, SessionId, SessionStatus};
+use crate::session::SessionId;
 
-mod lifecycle;
 mod migrations;
 
 /// Whether any file in `dir` holds `needle`. SQLite may fold its `-wal` file into the database
@@ -29,101 +29,14 @@ pub(crate) fn files_contain(dir: &std::path::Path, needle: &str) -> bool {
     })
 }
 
-const SA_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.sa-token-at-rest-7f3c";
-
-fn t(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
-}
-
 async fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open_path(&dir.join("kms.db"), &dir.join("root.key"))
         .await
         .unwrap()
 }
 
-/// A project with a user, an enrolled gateway, a resource and an account.
-struct Fixture {
-    store: SqliteStore,
-    project: ProjectRecord,
-    user: UserRecord,
-    gateway: GatewayRecord,
-    account: AccountRecord,
-}
-
 async fn fixture(dir: &Path) -> Fixture {
-    let store = open(dir).await;
-    let project = store.ensure_project("default", t(0)).await.unwrap();
-    let (_, hash) = issue_token("kmsu_").unwrap();
-    let user = store
-        .create_user(NewUser {
-            name: "alice".into(),
-            admin: false,
-            token: hash,
-            now: t(0),
-        })
-        .await
-        .unwrap();
-    let (_, enrollment) = issue_token("kmse_").unwrap();
-    let gateway = store
-        .create_gateway(NewGateway {
-            name: "gw".into(),
-            enrollment,
-            enrollment_expires_at: t(3600),
-            now: t(0),
-        })
-        .await
-        .unwrap();
-    let resource = store
-        .create_resource(NewResource {
-            project_id: project.id.clone(),
-            name: "prod".into(),
-            kind: "kubernetes".into(),
-            url: "https://10.0.0.1:6443".into(),
-            gateway_id: gateway.id.clone(),
-            ssl_verify: true,
-            ca_cert: None,
-            now: t(0),
-        })
-        .await
-        .unwrap();
-    let account = store
-        .create_account(NewAccount {
-            project_id: project.id.clone(),
-            resource_id: resource.id.clone(),
-            name: "admin".into(),
-            description: None,
-            max_duration_secs: 3600,
-            token: Secret::new(SA_TOKEN),
-            now: t(0),
-        })
-        .await
-        .unwrap();
-    Fixture {
-        store,
-        project,
-        user,
-        gateway,
-        account,
-    }
-}
-
-impl Fixture {
-    async fn session(&self, created: u64, expires: u64) -> SessionUpdate {
-        self.store
-            .create_session(NewSessionRecord {
-                id: SessionId::new_random(),
-                project_id: self.project.id.clone(),
-                user: self.user.clone(),
-                account: self.account.clone(),
-                gateway: self.gateway.clone(),
-                grant_id: None,
-                reason: Some("debug".into()),
-                created_at: t(created),
-                expires_at: t(expires),
-            })
-            .await
-            .unwrap()
-    }
+    suite::fixture(Arc::new(open(dir).await)).await
 }
 
 #[tokio::test]
@@ -200,81 +113,6 @@ async fn account_tokens_are_sealed_and_bound_to_their_row() {
         store.account_token(&f.account).await.unwrap().expose(),
         SA_TOKEN
     );
-}
-
-#[tokio::test]
-async fn names_are_unique_and_lookups_report_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = fixture(dir.path()).await;
-    let (_, hash) = issue_token("kmsu_").unwrap();
-    let dup = f
-        .store
-        .create_user(NewUser {
-            name: "alice".into(),
-            admin: true,
-            token: hash,
-            now: t(1),
-        })
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(dup, StoreError::Conflict(ref m) if m.contains("alice")),
-        "{dup}"
-    );
-    let missing = f.store.user_by_name("bob").await.unwrap_err();
-    assert!(matches!(missing, StoreError::NotFound(_)));
-    let grant = NewGrant {
-        project_id: f.project.id.clone(),
-        account_id: f.account.id.clone(),
-        user_id: f.user.id.clone(),
-        max_duration_secs: 600,
-        now: t(1),
-    };
-    let created = f.store.create_grant(grant.clone()).await.unwrap();
-    assert_eq!(
-        (created.resource.as_str(), created.account.as_str()),
-        ("prod", "admin")
-    );
-    assert!(matches!(
-        f.store.create_grant(grant).await,
-        Err(StoreError::Conflict(_))
-    ));
-    let found = f.store.grant_for(&f.account.id, &f.user.id).await.unwrap();
-    assert_eq!(found, Some(created));
-}
-
-#[tokio::test]
-async fn deleting_a_resource_removes_accounts_and_grants_but_keeps_sessions() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = fixture(dir.path()).await;
-    let grant = NewGrant {
-        project_id: f.project.id.clone(),
-        account_id: f.account.id.clone(),
-        user_id: f.user.id.clone(),
-        max_duration_secs: 600,
-        now: t(1),
-    };
-    f.store.create_grant(grant).await.unwrap();
-    let session = f.session(1, 100).await.record;
-    f.store
-        .delete_resource(&f.project.id, "prod")
-        .await
-        .unwrap();
-    assert!(f
-        .store
-        .accounts(&f.project.id, None)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(f
-        .store
-        .grants(&f.project.id, None)
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(f.store.session(&session.session.id).await.unwrap(), session);
-    let again = f.store.delete_resource(&f.project.id, "prod").await;
-    assert!(matches!(again, Err(StoreError::NotFound(_))));
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The console in a real headless Chromium, driven through chromedriver (WebDriver): sign in
 //! through a one-time link, find a session by searching for its command, open it, see its
-//! commands; stored-XSS payloads stay inert text; a member gets 404 on another user's session.
+//! commands; stored-XSS payloads stay inert text; a member gets 404 on another user's session;
+//! and (`console_browser_forms`) add a resource and an account through the forms, open Access,
+//! read the command and change its duration.
 //! Screenshots of each page go to `target/console-screenshots/`.
 
 use std::path::PathBuf;
@@ -253,7 +255,12 @@ async fn console_browser() {
         .click()
         .await
         .unwrap();
-    let badge = admin.find(Locator::Css("h1 .badge")).await.unwrap();
+    // The click navigates: wait for the session page rather than race it.
+    let badge = admin
+        .wait()
+        .for_element(Locator::Css("h1 .badge.terminated"))
+        .await
+        .unwrap();
     assert_eq!(badge.text().await.unwrap(), "terminated · termination");
     admin.close().await.unwrap();
 
@@ -272,4 +279,187 @@ async fn console_browser() {
     assert!(member.title().await.unwrap().starts_with("Not found"));
     shot(&member, "not-found").await;
     member.close().await.unwrap();
+}
+
+/// The submit button of the form posting to `action`.
+fn submit_of(action: &str) -> String {
+    format!("form[action='{action}'] button[type=submit]")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_browser_forms() {
+    let w = world("forms", "kubectl get pods").await;
+    let driver = Driver::start().await;
+    let admin = driver.browser().await;
+    let base = format!("http://{}", w.kms.addr);
+    admin
+        .goto(&link(&w.kms, &w.kms.admin.clone()).await)
+        .await
+        .unwrap();
+
+    // Add resource: a refused name comes back next to its field, then the fixed form goes in.
+    admin
+        .goto(&format!("{base}/p/default/resources"))
+        .await
+        .unwrap();
+    let field = |name: &str| format!("form[action='/p/default/resources'] [name={name}]");
+    let name = admin.find(Locator::Css(&field("name"))).await.unwrap();
+    name.send_keys("bad name!").await.unwrap();
+    let url = admin.find(Locator::Css(&field("url"))).await.unwrap();
+    url.send_keys("https://10.0.0.2:6443").await.unwrap();
+    let gateway = admin.find(Locator::Css(&field("gateway"))).await.unwrap();
+    gateway.select_by_value("gw").await.unwrap();
+    let submit = submit_of("/p/default/resources");
+    admin
+        .find(Locator::Css(&submit))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = admin
+        .wait()
+        .for_element(Locator::Css("label[data-field=name] .field-error"))
+        .await
+        .unwrap();
+    assert!(error
+        .text()
+        .await
+        .unwrap()
+        .contains("invalid resource name"));
+    shot(&admin, "add-resource-error").await;
+    let name = admin.find(Locator::Css(&field("name"))).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("staging").await.unwrap();
+    let gateway = admin.find(Locator::Css(&field("gateway"))).await.unwrap();
+    gateway.select_by_value("gw").await.unwrap();
+    admin
+        .find(Locator::Css(&submit))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The resource's page: Add account.
+    let accounts = "/p/default/resources/staging/accounts";
+    let field = |name: &str| format!("form[action='{accounts}'] [name={name}]");
+    let account = admin
+        .wait()
+        .for_element(Locator::Css(&field("name")))
+        .await
+        .unwrap();
+    account.send_keys("ops").await.unwrap();
+    let description = admin
+        .find(Locator::Css(&field("description")))
+        .await
+        .unwrap();
+    description.send_keys("operators").await.unwrap();
+    let token = admin.find(Locator::Css(&field("token"))).await.unwrap();
+    token
+        .send_keys(crate::server::tests::SA_TOKEN)
+        .await
+        .unwrap();
+    let max = admin
+        .find(Locator::Css(&field("max_duration")))
+        .await
+        .unwrap();
+    max.clear().await.unwrap();
+    max.send_keys("2h").await.unwrap();
+    shot(&admin, "add-account").await;
+    admin
+        .find(Locator::Css(&submit_of(accounts)))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Access: open the panel, read the command, change the duration.
+    let summary = admin
+        .wait()
+        .for_element(Locator::Css("#account-0 details summary"))
+        .await
+        .unwrap();
+    summary.click().await.unwrap();
+    let command = admin.find(Locator::Css("#access-0")).await.unwrap();
+    assert_eq!(
+        command.text().await.unwrap(),
+        format!("kms-pam --url {base} pam access staging/ops --project default --duration 2h")
+    );
+    let copy = admin
+        .find(Locator::Css("button[data-copy=access-0]"))
+        .await
+        .unwrap();
+    assert!(
+        copy.is_displayed().await.unwrap(),
+        "console.js shows the copy button"
+    );
+    let duration = admin
+        .find(Locator::Css("#account-0 input[name=duration]"))
+        .await
+        .unwrap();
+    duration.clear().await.unwrap();
+    duration.send_keys("30m").await.unwrap();
+    admin
+        .find(Locator::Css("#account-0 form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let updated = admin
+        .wait()
+        .for_element(Locator::XPath(
+            "//code[@id='access-0'][contains(., '--duration 30m')]",
+        ))
+        .await
+        .unwrap();
+    assert!(updated
+        .text()
+        .await
+        .unwrap()
+        .ends_with("staging/ops --project default --duration 30m"));
+    let source = admin.source().await.unwrap();
+    assert!(
+        !source.contains(crate::server::tests::SA_TOKEN),
+        "the token is never rendered"
+    );
+    shot(&admin, "access").await;
+
+    // Live refresh: an active session's page takes in new commands without a reload (a marker
+    // set in the page survives).
+    admin
+        .goto(&format!("{base}/p/default/sessions/{}", w.admin_session))
+        .await
+        .unwrap();
+    admin
+        .execute("window.kept = 1; return true;", vec![])
+        .await
+        .unwrap();
+    let events = super::three_requests(&w.admin_session);
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": events }),
+        )
+        .await
+        .expect(http::StatusCode::OK);
+    admin
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath("//h2[contains(., 'Commands (2)')]"))
+        .await
+        .unwrap();
+    let kept = admin
+        .execute("return window.kept === 1;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        json!(true),
+        "the page was reloaded instead of refreshed in place"
+    );
+    admin.close().await.unwrap();
 }

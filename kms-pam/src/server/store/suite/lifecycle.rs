@@ -1,11 +1,8 @@
-//! Enrollment and session life in the SQLite store.
+//! Enrollment and session life, on every engine.
 
 use super::*;
 
-#[tokio::test]
-async fn enrollment_tokens_are_single_use_and_expire() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub(super) async fn enrollment_tokens_are_single_use_and_expire(store: Arc<dyn Store>) {
     let (_, enrollment) = issue_token("kmse_").unwrap();
     let new = NewGateway {
         name: "gw".into(),
@@ -58,10 +55,8 @@ async fn enrollment_tokens_are_single_use_and_expire() {
     );
 }
 
-#[tokio::test]
-async fn session_changes_are_logged_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = fixture(dir.path()).await;
+pub(super) async fn session_changes_are_logged_in_order(store: Arc<dyn Store>) {
+    let f = fixture(store).await;
     assert_eq!(f.store.latest_seq().await.unwrap(), 0);
     let a = f.session(0, 100).await;
     let b = f.session(0, 10).await;
@@ -125,10 +120,10 @@ async fn session_changes_are_logged_in_order() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn ending_a_session_past_expiry_records_expiry_and_filters_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = fixture(dir.path()).await;
+pub(super) async fn ending_a_session_past_expiry_records_expiry_and_filters_work(
+    store: Arc<dyn Store>,
+) {
+    let f = fixture(store).await;
     let s = f.session(0, 10).await.record.session.id;
     let live = f.session(1, 100).await.record.session.id;
     let ended = f

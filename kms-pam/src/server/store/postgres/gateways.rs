@@ -1,0 +1,242 @@
+//! Gateways, enrollment tokens, heartbeats and revocation. A revoked gateway has no token hash
+//! (so its token matches nothing) and `revoked_at` set, until it enrolls again.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::{db_error, found, new_id, opt_time, secs, time, unique_error, PostgresStore};
+use crate::server::store::{
+    Enrollment, GatewayRecord, GatewayStore, NewGateway, StoreError, TokenHash,
+};
+
+const COLUMNS: &str = "g.id, g.name, g.address, g.token_hash IS NOT NULL AS enrolled, \
+                       g.last_heartbeat, g.revoked_at IS NOT NULL AS revoked, g.created_at";
+
+#[derive(sqlx::FromRow)]
+struct GatewayRow {
+    id: String,
+    name: String,
+    address: Option<String>,
+    enrolled: bool,
+    last_heartbeat: Option<i64>,
+    revoked: bool,
+    created_at: i64,
+}
+
+impl From<GatewayRow> for GatewayRecord {
+    fn from(row: GatewayRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            address: row.address,
+            enrolled: row.enrolled,
+            last_heartbeat: opt_time(row.last_heartbeat),
+            revoked: row.revoked,
+            created_at: time(row.created_at),
+        }
+    }
+}
+
+impl PostgresStore {
+    async fn gateway_where(
+        &self,
+        condition: &str,
+        value: &str,
+        what: impl FnOnce() -> String,
+    ) -> Result<GatewayRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM gateways g WHERE {condition}");
+        let row: Option<GatewayRow> = sqlx::query_as(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found(row, what).map(GatewayRecord::from)
+    }
+}
+
+#[async_trait]
+impl GatewayStore for PostgresStore {
+    async fn create_gateway(&self, new: NewGateway) -> Result<GatewayRecord, StoreError> {
+        let id = new_id();
+        let now = secs(new.now);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("INSERT INTO gateways (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(&new.name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_error(e, || format!("gateway {} already exists", new.name)))?;
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (token_hash, gateway_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(new.enrollment.as_str())
+        .bind(&id)
+        .bind(secs(new.enrollment_expires_at))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(GatewayRecord {
+            id,
+            name: new.name,
+            address: None,
+            enrolled: false,
+            last_heartbeat: None,
+            revoked: false,
+            created_at: time(now),
+        })
+    }
+
+    async fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError> {
+        let rows: Vec<GatewayRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM gateways g ORDER BY g.name"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(rows.into_iter().map(GatewayRecord::from).collect())
+    }
+
+    async fn gateway_by_name(&self, name: &str) -> Result<GatewayRecord, StoreError> {
+        self.gateway_where("g.name = $1", name, || format!("gateway {name}"))
+            .await
+    }
+
+    async fn gateway_by_id(&self, id: &str) -> Result<GatewayRecord, StoreError> {
+        self.gateway_where("g.id = $1", id, || format!("gateway {id}"))
+            .await
+    }
+
+    async fn gateway_by_token(&self, token: &TokenHash) -> Result<GatewayRecord, StoreError> {
+        self.gateway_where("g.token_hash = $1", token.as_str(), || {
+            "gateway token".to_owned()
+        })
+        .await
+    }
+
+    async fn check_enrollment(
+        &self,
+        name: &str,
+        enrollment: &TokenHash,
+        now: SystemTime,
+    ) -> Result<GatewayRecord, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM gateways g \
+             JOIN enrollment_tokens e ON e.gateway_id = g.id \
+             WHERE g.name = $1 AND e.token_hash = $2 AND e.spent_at IS NULL AND e.expires_at > $3"
+        );
+        let row: Option<GatewayRow> = sqlx::query_as(&sql)
+            .bind(name)
+            .bind(enrollment.as_str())
+            .bind(secs(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found(row, || "valid enrollment token".to_owned()).map(GatewayRecord::from)
+    }
+
+    async fn complete_enrollment(
+        &self,
+        enrollment: Enrollment,
+    ) -> Result<GatewayRecord, StoreError> {
+        let now = secs(enrollment.now);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let spent = sqlx::query(
+            "UPDATE enrollment_tokens SET spent_at = $1 \
+             WHERE token_hash = $2 AND gateway_id = $3 AND spent_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(enrollment.enrollment.as_str())
+        .bind(&enrollment.gateway_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if spent.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "the enrollment token was used or expired meanwhile".to_owned(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE gateways SET token_hash = $1, address = $2, enrolled_at = $3, \
+             last_heartbeat = $3, revoked_at = NULL WHERE id = $4",
+        )
+        .bind(enrollment.token.as_str())
+        .bind(&enrollment.address)
+        .bind(now)
+        .bind(&enrollment.gateway_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.gateway_by_id(&enrollment.gateway_id).await
+    }
+
+    async fn record_heartbeat(
+        &self,
+        gateway_id: &str,
+        address: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let updated =
+            sqlx::query("UPDATE gateways SET address = $1, last_heartbeat = $2 WHERE id = $3")
+                .bind(address)
+                .bind(secs(now))
+                .bind(gateway_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("gateway {gateway_id}")));
+        }
+        Ok(())
+    }
+
+    async fn revoke_gateway(&self, id: &str, now: SystemTime) -> Result<GatewayRecord, StoreError> {
+        let now = secs(now);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let revoked =
+            sqlx::query("UPDATE gateways SET token_hash = NULL, revoked_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if revoked.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("gateway {id}")));
+        }
+        sqlx::query(
+            "UPDATE enrollment_tokens SET spent_at = $1 WHERE gateway_id = $2 AND spent_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.gateway_by_id(id).await
+    }
+
+    async fn renew_enrollment(
+        &self,
+        gateway_id: &str,
+        enrollment: &TokenHash,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (token_hash, gateway_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(enrollment.as_str())
+        .bind(gateway_id)
+        .bind(secs(expires_at))
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}

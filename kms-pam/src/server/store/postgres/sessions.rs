@@ -1,0 +1,404 @@
+//! Sessions and the session change log.
+//!
+//! A status change and its log entry are written in one transaction, whose first statement is
+//! the write, so sequence numbers follow commit order (SQLite has one writer at a time).
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder, Transaction};
+use tokio::sync::mpsc;
+
+use super::{db_error, found, opt_time, secs, time, PostgresStore};
+use crate::server::store::{
+    ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionRecord,
+    SessionStore, SessionUpdate, StoreError,
+};
+use crate::session::{EndCause, Session, SessionId, SessionStatus};
+
+pub(super) const SELECT: &str =
+    "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
+                      account_id, account_name, gateway_id, gateway_name, status, end_cause, \
+                      reason, created_at, expires_at, ended_at, grant_id, \
+                      COALESCE(last_seen_at, created_at) AS last_seen_at FROM sessions";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    id: String,
+    project_id: String,
+    user_id: String,
+    user_name: String,
+    resource_id: String,
+    resource_name: String,
+    account_id: String,
+    account_name: String,
+    gateway_id: String,
+    gateway_name: String,
+    status: String,
+    end_cause: Option<String>,
+    reason: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    ended_at: Option<i64>,
+    grant_id: Option<String>,
+    last_seen_at: i64,
+}
+
+impl TryFrom<SessionRow> for SessionRecord {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            session: Session {
+                id: SessionId::new(row.id),
+                user: row.user_name,
+                resource: row.resource_name,
+                account: row.account_name,
+                gateway: row.gateway_name,
+                status: parse_status(&row.status)?,
+                created_at: time(row.created_at),
+                expires_at: time(row.expires_at),
+                ended_at: opt_time(row.ended_at),
+                reason: row.reason,
+            },
+            end_cause: row.end_cause.as_deref().map(parse_cause).transpose()?,
+            project_id: row.project_id,
+            user_id: row.user_id,
+            resource_id: row.resource_id,
+            account_id: row.account_id,
+            gateway_id: row.gateway_id,
+            grant_id: row.grant_id,
+            last_seen_at: time(row.last_seen_at),
+        })
+    }
+}
+
+fn parse_status(s: &str) -> Result<SessionStatus, StoreError> {
+    match s {
+        "active" => Ok(SessionStatus::Active),
+        "ended" => Ok(SessionStatus::Ended),
+        "expired" => Ok(SessionStatus::Expired),
+        "terminated" => Ok(SessionStatus::Terminated),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown session status {other:?}"
+        ))),
+    }
+}
+
+fn parse_cause(s: &str) -> Result<EndCause, StoreError> {
+    EndCause::from_name(s).ok_or_else(|| StoreError::Corrupt(format!("unknown end cause {s:?}")))
+}
+
+/// `cause` as stored; `Unknown` is not a cause anybody can record.
+fn cause_to_db(cause: EndCause) -> Result<&'static str, StoreError> {
+    match cause {
+        EndCause::Unknown => Err(StoreError::Invalid("unknown end cause".to_owned())),
+        known => Ok(known.as_str()),
+    }
+}
+
+/// Appends ` AND column = value` for each condition of `which` that is set.
+fn push_conditions(query: &mut QueryBuilder<'_, Postgres>, which: &ActiveSessions) {
+    let columns = [
+        ("project_id", &which.project_id),
+        ("user_id", &which.user_id),
+        ("gateway_id", &which.gateway_id),
+        ("grant_id", &which.grant_id),
+        ("resource_id", &which.resource_id),
+        ("account_id", &which.account_id),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            query
+                .push(format!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    if which.without_grant {
+        query.push(" AND grant_id IS NULL");
+    }
+    if let Some(before) = which.seen_before {
+        query
+            .push(" AND COALESCE(last_seen_at, created_at) < ")
+            .push_bind(secs(before));
+    }
+}
+
+fn seq_from_db(seq: i64) -> Result<u64, StoreError> {
+    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative sequence {seq}")))
+}
+
+/// Key of the advisory lock serialising appends to the session change log.
+const CHANGE_LOG_LOCK: i64 = 0x6b6d_735f_7061_6d01;
+
+/// Appends one change to the log inside `tx` and returns its sequence number.
+///
+/// Identity values are handed out before commit, so two concurrent appenders could commit 8
+/// before 7 and a poll that read 8 would never see 7. The transaction-scoped advisory lock
+/// makes appends commit in sequence order; the `NOTIFY` is delivered at commit, to every replica.
+async fn log_change(
+    tx: &mut Transaction<'_, Postgres>,
+    session_id: &str,
+    gateway_id: &str,
+    status: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHANGE_LOG_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let (seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO session_changes (session_id, gateway_id, status, changed_at) \
+         VALUES ($1, $2, $3, $4) RETURNING seq",
+    )
+    .bind(session_id)
+    .bind(gateway_id)
+    .bind(status)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(super::CHANGES_CHANNEL)
+        .bind(seq.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    seq_from_db(seq)
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create_session(&self, new: NewSessionRecord) -> Result<SessionUpdate, StoreError> {
+        let id = new.id.as_str();
+        let now = secs(new.created_at);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, project_id, user_id, user_name, resource_id, \
+             resource_name, account_id, account_name, gateway_id, gateway_name, status, reason, \
+             created_at, expires_at, grant_id, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12)",
+        )
+        .bind(id)
+        .bind(&new.project_id)
+        .bind(&new.user.id)
+        .bind(&new.user.name)
+        .bind(&new.account.resource_id)
+        .bind(&new.account.resource)
+        .bind(&new.account.id)
+        .bind(&new.account.name)
+        .bind(&new.gateway.id)
+        .bind(&new.gateway.name)
+        .bind(&new.reason)
+        .bind(now)
+        .bind(secs(new.expires_at))
+        .bind(&new.grant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;
+        let seq = log_change(&mut tx, id, &new.gateway.id, "active", now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(SessionUpdate {
+            record: self.session(&new.id).await?,
+            seq: Some(seq),
+        })
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<SessionRecord, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(&format!("{SELECT} WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found(row, || format!("session {id}"))?.try_into()
+    }
+
+    async fn sessions(
+        &self,
+        project_id: &str,
+        filter: &SessionFilter,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(SELECT);
+        query.push(" WHERE project_id = ").push_bind(project_id);
+        if filter.active_only {
+            query.push(" AND status = 'active'");
+        }
+        if let Some(user) = &filter.user {
+            query.push(" AND user_name = ").push_bind(user);
+        }
+        if let Some(resource) = &filter.resource {
+            query.push(" AND resource_name = ").push_bind(resource);
+        }
+        query.push(" ORDER BY created_at DESC, id");
+        let rows: Vec<SessionRow> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(SessionRecord::try_from).collect()
+    }
+
+    async fn end_session(
+        &self,
+        id: &SessionId,
+        cause: EndCause,
+        now: SystemTime,
+    ) -> Result<SessionUpdate, StoreError> {
+        let now = secs(now);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // A session already past its expiry ends as expired, whatever ended it: that is what
+        // happened first, and what the expiry task would have recorded a moment later.
+        let changed: Option<(String, String)> = sqlx::query_as(
+            "UPDATE sessions SET \
+               status = CASE WHEN expires_at <= $1 THEN 'expired' ELSE $2 END, \
+               end_cause = CASE WHEN expires_at <= $1 THEN 'expiry' ELSE $3 END, \
+               ended_at = CASE WHEN expires_at <= $1 THEN expires_at ELSE $1 END \
+             WHERE id = $4 AND status = 'active' \
+             RETURNING status, gateway_id",
+        )
+        .bind(now)
+        .bind(cause.status().as_str())
+        .bind(cause_to_db(cause)?)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let seq = match changed {
+            Some((status, gateway_id)) => {
+                Some(log_change(&mut tx, id.as_str(), &gateway_id, &status, now).await?)
+            }
+            None => None,
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(SessionUpdate {
+            record: self.session(id).await?,
+            seq,
+        })
+    }
+
+    async fn expire_sessions(&self, now: SystemTime) -> Result<Option<u64>, StoreError> {
+        let now = secs(now);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let expired: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE sessions SET status = 'expired', end_cause = 'expiry', ended_at = expires_at \
+             WHERE status = 'active' AND expires_at <= $1 RETURNING id, gateway_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let mut last = None;
+        for (session_id, gateway_id) in &expired {
+            last = Some(log_change(&mut tx, session_id, gateway_id, "expired", now).await?);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(last)
+    }
+
+    async fn end_sessions(
+        &self,
+        which: &ActiveSessions,
+        cause: EndCause,
+        now: SystemTime,
+    ) -> Result<EndedSessions, StoreError> {
+        let now = secs(now);
+        let mut query =
+            QueryBuilder::<Postgres>::new("UPDATE sessions SET status = CASE WHEN expires_at <= ");
+        // As in `end_session`: one already past its expiry ends as expired.
+        query
+            .push_bind(now)
+            .push(" THEN 'expired' ELSE ")
+            .push_bind(cause.status().as_str())
+            .push(" END, end_cause = CASE WHEN expires_at <= ")
+            .push_bind(now)
+            .push(" THEN 'expiry' ELSE ")
+            .push_bind(cause_to_db(cause)?)
+            .push(" END, ended_at = CASE WHEN expires_at <= ")
+            .push_bind(now)
+            .push(" THEN expires_at ELSE ")
+            .push_bind(now)
+            .push(" END WHERE status = 'active'");
+        push_conditions(&mut query, which);
+        query.push(" RETURNING id, gateway_id, status");
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let ended: Vec<(String, String, String)> = query
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let mut result = EndedSessions::default();
+        for (session_id, gateway_id, status) in ended {
+            result.seq = Some(log_change(&mut tx, &session_id, &gateway_id, &status, now).await?);
+            result.ids.push(SessionId::new(session_id));
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(result)
+    }
+
+    async fn touch_session(&self, id: &SessionId, now: SystemTime) -> Result<(), StoreError> {
+        let now = secs(now);
+        // At most one write per session and second, whoever polls how often.
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 \
+             WHERE id = $2 AND status = 'active' AND COALESCE(last_seen_at, 0) < $1",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn touch_active_sessions(&self, now: SystemTime) -> Result<u64, StoreError> {
+        let touched = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE status = 'active'")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(touched.rows_affected())
+    }
+
+    async fn latest_seq(&self) -> Result<u64, StoreError> {
+        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM session_changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        seq_from_db(seq)
+    }
+
+    async fn change_notifications(&self) -> Result<Option<mpsc::Receiver<u64>>, StoreError> {
+        super::notify::listen(&self.pool).await.map(Some)
+    }
+
+    async fn changes(
+        &self,
+        gateway_id: &str,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, session_id, status FROM session_changes \
+             WHERE gateway_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(gateway_id)
+        .bind(bound(after))
+        .bind(bound(up_to))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(seq, session_id, status)| {
+                Ok(ChangeRecord {
+                    seq: seq_from_db(seq)?,
+                    session_id: SessionId::new(session_id),
+                    status: parse_status(&status)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,130 @@
+//! PostgreSQL-only: what replicas sharing one database rely on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::server::store::postgres::test_cluster::TestCluster;
+use crate::server::store::postgres::PostgresStore;
+use crate::server::store::suite::{fixture, t};
+use crate::server::store::*;
+use crate::session::EndCause;
+
+/// Two stores ("replicas") on one fresh database with one shared root key.
+async fn replicas() -> (Arc<dyn Store>, Arc<dyn Store>, tempfile::TempDir) {
+    let url = TestCluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.key");
+    let a = PostgresStore::open_url(&url, &key).await.unwrap();
+    let b = PostgresStore::open_url(&url, &key).await.unwrap();
+    (Arc::new(a), Arc::new(b), dir)
+}
+
+#[tokio::test]
+async fn a_change_on_one_replica_is_notified_on_the_other() {
+    let (a, b, _dir) = replicas().await;
+    let mut on_b = b.change_notifications().await.unwrap().unwrap();
+    let f = fixture(a).await;
+    let created = f.session(1, 100).await;
+    let seq = tokio::time::timeout(Duration::from_secs(1), on_b.recv())
+        .await
+        .expect("notified within a second")
+        .unwrap();
+    assert_eq!(Some(seq), created.seq);
+}
+
+#[tokio::test]
+async fn replicas_ending_the_same_sessions_end_each_once() {
+    let (a, b, _dir) = replicas().await;
+    let f = fixture(a.clone()).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(f.session(1, 50).await.record.session.id);
+    }
+    let before = a.latest_seq().await.unwrap();
+    // Both replicas reap expiry and end every session by hand at the same moment.
+    let mut tasks = Vec::new();
+    for store in [a.clone(), b.clone()] {
+        let ids = ids.clone();
+        let reaper = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ended = 0;
+            for id in &ids {
+                if store
+                    .end_session(id, EndCause::Termination, t(10))
+                    .await
+                    .unwrap()
+                    .seq
+                    .is_some()
+                {
+                    ended += 1;
+                }
+            }
+            ended
+        }));
+        tasks.push(tokio::spawn(async move {
+            reaper.expire_sessions(t(60)).await.unwrap();
+            0
+        }));
+    }
+    let mut by_hand = 0;
+    for task in tasks {
+        by_hand += task.await.unwrap();
+    }
+    let after = a.latest_seq().await.unwrap();
+    assert_eq!(after - before, 20, "one change per session");
+    assert!(by_hand <= 20);
+    let changes = b.changes(&f.gateway.id, before, after, 100).await.unwrap();
+    let mut seen: Vec<_> = changes
+        .iter()
+        .map(|c| c.session_id.as_str().to_owned())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 20, "every session ended exactly once");
+}
+
+#[tokio::test]
+async fn overlapping_uploads_on_two_replicas_store_each_event_once() {
+    let (a, b, _dir) = replicas().await;
+    let f = fixture(a.clone()).await;
+    let session = f.session(1, 100).await.record.session.id;
+    let events: Vec<EventRecord> = (1..=40)
+        .map(|seq| EventRecord {
+            id: format!("event-{seq}"),
+            session_id: session.clone(),
+            seq,
+            hash: format!("hash-{seq}"),
+            json: "{}".to_owned(),
+        })
+        .collect();
+    // A gateway retrying a batch on the other replica while the first attempt is in flight,
+    // each attempt carrying the earlier events again and more.
+    let mut tasks = Vec::new();
+    for (i, store) in [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let batch = events[..10 * (i + 1)].to_vec();
+        tasks.push(tokio::spawn(async move {
+            store.insert_events(&batch, t(2)).await.unwrap()
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        stored += task.await.unwrap();
+    }
+    assert_eq!(stored, 40, "each event stored by exactly one attempt");
+    let kept = b.session_events(&session).await.unwrap();
+    assert_eq!(kept.len(), 40);
+    assert!(kept.iter().zip(1..).all(|(e, seq)| e.seq == seq));
+    let head = a.event_head(&session).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (40, "hash-40"));
+
+    // Another event at a stored position is refused, not stored beside it.
+    let forged = EventRecord {
+        id: "forged".to_owned(),
+        ..events[4].clone()
+    };
+    let err = b.insert_events(&[forged], t(3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}

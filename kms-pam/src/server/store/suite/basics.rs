@@ -1,0 +1,94 @@
+//! Users, grants, resources and the CA, on every engine.
+
+use super::*;
+
+pub(super) async fn names_are_unique_and_lookups_report_not_found(store: Arc<dyn Store>) {
+    let f = fixture(store).await;
+    let (_, hash) = issue_token("kmsu_").unwrap();
+    let dup = f
+        .store
+        .create_user(NewUser {
+            name: "alice".into(),
+            admin: true,
+            token: hash,
+            now: t(1),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(dup, StoreError::Conflict(ref m) if m.contains("alice")),
+        "{dup}"
+    );
+    let missing = f.store.user_by_name("bob").await.unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)));
+    let grant = NewGrant {
+        project_id: f.project.id.clone(),
+        account_id: f.account.id.clone(),
+        user_id: f.user.id.clone(),
+        max_duration_secs: 600,
+        now: t(1),
+    };
+    let created = f.store.create_grant(grant.clone()).await.unwrap();
+    assert_eq!(
+        (created.resource.as_str(), created.account.as_str()),
+        ("prod", "admin")
+    );
+    assert!(matches!(
+        f.store.create_grant(grant).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let found = f.store.grant_for(&f.account.id, &f.user.id).await.unwrap();
+    assert_eq!(found, Some(created));
+}
+
+pub(super) async fn deleting_a_resource_removes_accounts_and_grants_but_keeps_sessions(
+    store: Arc<dyn Store>,
+) {
+    let f = fixture(store).await;
+    let grant = NewGrant {
+        project_id: f.project.id.clone(),
+        account_id: f.account.id.clone(),
+        user_id: f.user.id.clone(),
+        max_duration_secs: 600,
+        now: t(1),
+    };
+    f.store.create_grant(grant).await.unwrap();
+    let session = f.session(1, 100).await.record;
+    f.store
+        .delete_resource(&f.project.id, "prod")
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .accounts(&f.project.id, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(f
+        .store
+        .grants(&f.project.id, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(f.store.session(&session.session.id).await.unwrap(), session);
+    let again = f.store.delete_resource(&f.project.id, "prod").await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))));
+}
+
+pub(super) async fn the_ca_is_stored_once(store: Arc<dyn Store>) {
+    assert!(store.ca().await.unwrap().is_none());
+    let ca =
+        crate::tls::CertificateAuthority::generate("test CA", Duration::from_secs(3600)).unwrap();
+    let stored = StoredCa {
+        cert_pem: ca.cert_pem().to_owned(),
+        key: ca.key_pem().clone(),
+    };
+    store.save_ca(&stored).await.unwrap();
+    assert!(matches!(
+        store.save_ca(&stored).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let loaded = store.ca().await.unwrap().unwrap();
+    assert_eq!(loaded.cert_pem, stored.cert_pem);
+    assert_eq!(loaded.key.expose_secret(), stored.key.expose_secret());
+}
