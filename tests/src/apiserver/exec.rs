@@ -255,6 +255,11 @@ struct Session {
 
 impl Session {
     async fn run(mut self) {
+        // A real exec reaches its process through kubelet and the container runtime, which takes
+        // milliseconds. kubectl 1.32's WebSocket client once dropped output sent right after the
+        // upgrade ("Unknown stream id 1, discarding message"; seen on a loaded machine), so the
+        // double answers no faster than a kubelet could.
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         let actions = self.program.start();
         if let Some(exit) = self.perform(actions).await {
             return self.finish(exit).await;
