@@ -119,25 +119,29 @@ async fn main() -> anyhow::Result<()> {
             events[i].push(reading);
         }
     }
+    let session_ranges: Vec<(f64, f64)> = sessions.iter().map(|r| range(r)).collect();
+    let event_ranges: Vec<(f64, f64)> = events.iter().map(|r| range(r)).collect();
     let sessions: Vec<Reading> = sessions.into_iter().map(median).collect();
     let events: Vec<Reading> = events.into_iter().map(median).collect();
-    for (title, readings) in [
-        ("sessions opened per second", &sessions),
-        ("audit events ingested per second", &events),
+    for (title, readings, ranges) in [
+        ("sessions opened per second", &sessions, &session_ranges),
+        ("audit events ingested per second", &events, &event_ranges),
     ] {
         println!("\n{title} (median of {} rounds)", sizes.rounds);
         let mut table = Table::new([
             "deployment",
             "per second",
+            "range",
             "vs SQLite",
             "bench cores",
             "postgres cores",
             "others",
         ]);
-        for (d, r) in deployments.iter().zip(readings.iter()) {
+        for ((d, r), (low, high)) in deployments.iter().zip(readings.iter()).zip(ranges) {
             table.row([
                 d.name.to_owned(),
                 format!("{:.0}", r.per_second),
+                format!("{low:.0}–{high:.0}"),
                 format!(
                     "{:.2}",
                     r.per_second / readings[0].per_second.max(f64::EPSILON)
@@ -175,6 +179,15 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(cluster);
     Ok(())
+}
+
+/// The lowest and highest rate of the rounds.
+fn range(readings: &[Reading]) -> (f64, f64) {
+    readings
+        .iter()
+        .fold((f64::INFINITY, 0.0), |(low, high), r| {
+            (low.min(r.per_second), high.max(r.per_second))
+        })
 }
 
 /// The reading whose rate is the median; CPU figures from the same round.
