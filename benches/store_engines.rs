@@ -54,13 +54,16 @@ struct Sizes {
     rounds: usize,
 }
 
+/// A server task and the sender that stops it.
+type Serving = (oneshot::Sender<()>, JoinHandle<Result<(), ServerError>>);
+
 /// One deployment: its servers (stopped on drop of the senders) and clients per replica.
 struct Deployment {
     name: &'static str,
     admins: Vec<KmsClient>,
     gateways: Vec<KmsClient>,
     audit_key: Arc<SigningKey>,
-    stops: Vec<(oneshot::Sender<()>, JoinHandle<Result<(), ServerError>>)>,
+    stops: Vec<Serving>,
     _dir: tempfile::TempDir,
 }
 
