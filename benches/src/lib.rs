@@ -13,13 +13,15 @@
 //!   processes and `kubectl proxy`; [`path`]: the stand-in API server and the kms-pam path;
 //! - [`load`]: the HTTP/1.1 load generator; [`watch`]: many watches over one HTTP/2 connection;
 //! - [`rss`]: resident memory of a process; [`cpu`]: its CPU time; [`report`]: tables, goals
-//!   and JSON.
+//!   and JSON;
+//! - [`pg`]: a throwaway PostgreSQL cluster (`store_engines`).
 
 pub mod cpu;
 pub mod fixtures;
 pub mod load;
 pub mod node;
 pub mod path;
+pub mod pg;
 pub mod pki;
 pub mod report;
 pub mod rss;

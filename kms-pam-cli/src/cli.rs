@@ -13,7 +13,8 @@ use crate::output::OutputFormat;
 #[derive(Debug, Parser)]
 #[command(name = "kms-pam", version, propagate_version = true)]
 pub(crate) struct Cli {
-    /// KMS URL (also accepted after most commands).
+    /// KMS URL (also accepted after most commands); several replicas' URLs separated by commas
+    /// (failover: the next is used when one cannot be reached).
     #[arg(long = "url", env = "KMS_PAM_URL", value_name = "URL")]
     pub url: Option<String>,
     /// API token (default: the one stored by `kms-pam login`). Prefer `login --token-file` or
@@ -41,7 +42,7 @@ pub(crate) struct Cli {
 /// `--url` after a command.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct KmsUrl {
-    /// KMS URL (env KMS_PAM_URL).
+    /// KMS URL (env KMS_PAM_URL); several replicas' URLs separated by commas.
     #[arg(long = "url", id = "kms_url", global = true, value_name = "URL")]
     pub url: Option<String>,
 }

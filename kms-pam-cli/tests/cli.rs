@@ -189,6 +189,42 @@ fn login_verifies_and_stores_a_private_config_then_whoami_uses_it() {
 }
 
 #[test]
+fn several_kms_urls_fail_over_and_login_keeps_the_list() {
+    let home = tempfile::tempdir().unwrap();
+    let (down_a, down_b) = (closed_port_url(), closed_port_url());
+    let both_down = format!("{down_a},{down_b}");
+    let output = kms_pam(
+        home.path(),
+        &["--url", &both_down, "--token", "t", "whoami"],
+    );
+    assert_eq!(
+        stderr(&output),
+        format!("error: cannot reach KMS at {down_a}, {down_b}: connection refused\n")
+    );
+    assert_eq!(output.status.code(), Some(1));
+
+    // The first replica down, the second answers; login stores both, in order.
+    let kms = FakeKms::routes(vec![("GET /v1/whoami", 200, WHOAMI_ADMIN.to_owned())]);
+    let list = format!("{down_a},{}", kms.url);
+    let output = kms_pam(
+        home.path(),
+        &["login", "--url", &list, "--token", "kmsu_abc"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let path = home.path().join("config/kms-pam/config.json");
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored["url"], list.as_str());
+    let output = kms_pam(home.path(), &["whoami"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("admin (admin user) at {}\n", kms.url),
+        "whoami names the replica that answered"
+    );
+    assert_eq!(kms.seen().len(), 2, "{:?}", kms.seen());
+}
+
+#[test]
 fn a_refused_login_stores_nothing() {
     let refused = r#"{"error":{"code":"unauthenticated","message":"invalid API token"}}"#;
     let kms = FakeKms::routes(vec![("GET /v1/whoami", 401, refused.to_owned())]);

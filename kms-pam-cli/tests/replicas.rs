@@ -5,130 +5,33 @@
 //! `pam sessions terminate` sent to A, then (a second watch) to B, each cuts the watch within 1 s
 //! (the second only through B's `NOTIFY` reaching A's waiting poll); `sessions show` on either
 //! replica shows the same commands. The cut latencies are printed (`--nocapture`).
+//!
+//! Failover: the gateway is given both URLs (`--kms-url A,B`) and so is the CLI (`KMS_PAM_URL`,
+//! A first, so that its polls too have to move); replica A is SIGKILLed during a
+//! `kubectl get pods -w` session; the gateway's change feed and audit uploads and the CLI's status
+//! polls carry on through B: a terminate sent to B still cuts the watch, the CLI never reports
+//! that it cannot check the session, and the database holds each of the gateway's events once.
 
 // Tests: a failed set-up panics with its reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
+use kms_pam_tests::apiserver::{nginx_pod_names, ApiServerDouble, DoubleConfig};
 use serde_json::Value;
+use sqlx::PgPool;
 use tokio::process::{Child, Command};
 
 mod support;
 
+use support::pg::Cluster;
 use support::procs::{free_port, gateway_bin, output_of};
 use support::BIN as CLI;
 
 /// SPEC §2.9: a terminated session's stream is cut within this.
 const CUT_BOUND: Duration = Duration::from_secs(1);
-
-/// A throwaway PostgreSQL cluster, stopped (and its directory removed) on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-fn pg_tool(name: &str) -> PathBuf {
-    if let Some(dir) = std::env::var_os("KMS_PAM_PG_BIN") {
-        return PathBuf::from(dir).join(name);
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
-                .filter(|p| p.exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
-}
-
-/// Runs a PostgreSQL tool, as the `postgres` user when we are root (initdb refuses root).
-fn pg_run(name: &str, args: &[&str]) {
-    let tool = pg_tool(name);
-    let mut command = if is_root() {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&tool);
-        c
-    } else {
-        std::process::Command::new(&tool)
-    };
-    let out = command
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (is PostgreSQL installed?)", tool.display()));
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Cluster {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("cluster dir");
-        if is_root() {
-            let ok = std::process::Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(ok.success());
-        }
-        let data = dir.path().join("data").to_string_lossy().into_owned();
-        pg_run(
-            "initdb",
-            &["-D", &data, "-U", "kms", "--auth=trust", "--no-sync"],
-        );
-        let port = free_port().await;
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.path().display()
-        );
-        let log = dir.path().join("pg.log").to_string_lossy().into_owned();
-        pg_run(
-            "pg_ctl",
-            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
-        );
-        Self { dir, port }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://kms@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Never panic here: this also runs while a failed test unwinds.
-        let data = self.dir.path().join("data");
-        let mut command = if is_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(pg_tool("pg_ctl"));
-            c
-        } else {
-            std::process::Command::new(pg_tool("pg_ctl"))
-        };
-        let _ = command
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 /// The CLI against `url` as the holder of `token`.
 fn cli(home: &Path, url: &str, token: &str, args: &[&str]) -> Command {
@@ -204,12 +107,31 @@ async fn answering(home: &Path, url: &str, token: &str) {
     panic!("{url} never answered");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
+/// Both replicas on one cluster, the gateway enrolled through A (and given `gateway_urls`),
+/// resource `prod`, account `prod/admin`, and user `alice` granted it; set up through B.
+struct Deployment {
+    double: ApiServerDouble,
+    home: std::path::PathBuf,
+    a: String,
+    b: String,
+    replica_a: Child,
+    _replica_b: Child,
+    _gateway: Child,
+    admin: String,
+    alice: String,
+    // Last: dropped after the processes that use them.
+    root: tempfile::TempDir,
+    cluster: Cluster,
+}
+
+async fn deploy(gateway_urls: &[&str]) -> Deployment {
     let cluster = Cluster::start().await;
-    let double = ApiServerDouble::start(DoubleConfig::default())
-        .await
-        .expect("double");
+    // Pod watches see only the changes a test makes.
+    let quiet = DoubleConfig {
+        watch_tick: None,
+        ..DoubleConfig::default()
+    };
+    let double = ApiServerDouble::start(quiet).await.expect("double");
     let root = tempfile::tempdir().expect("root");
     let home = root.path().join("home");
     std::fs::create_dir(&home).unwrap();
@@ -219,7 +141,7 @@ async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
     std::fs::write(&sa_file, double.token()).unwrap();
     let (ca_file, sa_file) = (ca_file.to_str().unwrap(), sa_file.to_str().unwrap());
 
-    let (_a, a) = replica(root.path(), "a", &cluster.url()).await;
+    let (replica_a, a) = replica(root.path(), "a", &cluster.url()).await;
     let token_file = root.path().join("a/admin.token");
     wait_until("admin.token", Duration::from_secs(30), || {
         token_file.exists()
@@ -230,19 +152,23 @@ async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
         .unwrap()
         .trim()
         .to_owned();
-    let (_b, b) = replica(root.path(), "b", &cluster.url()).await;
+    let (replica_b, b) = replica(root.path(), "b", &cluster.url()).await;
     answering(&home, &b, &admin).await;
     assert!(
         !root.path().join("b/admin.token").exists(),
         "one admin for both"
     );
 
-    // The gateway is created and enrolled through A and polls A.
+    // The gateway is created and enrolled through A, the first of its URLs.
     let created = json(&home, &a, &admin, &["gateway", "create", "gw1"]).await;
     let enroll = created["enrollment_token"].as_str().expect("enrollment");
+    let gateway_urls: Vec<&str> = gateway_urls
+        .iter()
+        .map(|n| if *n == "a" { a.as_str() } else { b.as_str() })
+        .collect();
     let gw_port = free_port().await;
-    let _gateway = Command::new(gateway_bin())
-        .args(["--kms-url", &a, "--name", "gw1"])
+    let gateway = Command::new(gateway_bin())
+        .args(["--kms-url", &gateway_urls.join(","), "--name", "gw1"])
         .args(["--listen", &format!("127.0.0.1:{gw_port}")])
         .args(["--enroll-token", enroll])
         .arg("--data-dir")
@@ -263,7 +189,7 @@ async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
     }
     assert!(online, "the gateway never came online (as seen from B)");
 
-    // Set-up through B; alice works through B.
+    // Set-up through B.
     let url = double.url();
     let resource = [
         "pam",
@@ -292,52 +218,82 @@ async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
     let alice = alice["token"].as_str().expect("token").to_owned();
     let grant = ["pam", "grant", "create", "prod/admin", "--user", "alice"];
     ok(&home, &b, &admin, &grant).await;
+    Deployment {
+        double,
+        home,
+        a,
+        b,
+        replica_a,
+        _replica_b: replica_b,
+        _gateway: gateway,
+        admin,
+        alice,
+        root,
+        cluster,
+    }
+}
 
-    let watch = [
-        "pam",
-        "access",
-        "prod/admin",
-        "--duration",
-        "10m",
-        "--",
-        "kubectl",
-        "get",
-        "pods",
-        "-w",
-    ];
+const WATCH: [&str; 10] = [
+    "pam",
+    "access",
+    "prod/admin",
+    "--duration",
+    "10m",
+    "--",
+    "kubectl",
+    "get",
+    "pods",
+    "-w",
+];
+
+/// The id of the one active session, as `url` lists it.
+async fn active_session(d: &Deployment, url: &str) -> String {
+    let sessions = json(&d.home, url, &d.admin, &["pam", "sessions", "list"]).await;
+    sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "active")
+        .and_then(|s| s["id"].as_str())
+        .expect("an active session")
+        .to_owned()
+}
+
+/// Sends `pam sessions terminate` to `url` and returns how long after its answer the watch
+/// was cut.
+async fn terminate_and_time_the_cut(d: &Deployment, url: &str, id: &str) -> Duration {
+    ok(
+        &d.home,
+        url,
+        &d.admin,
+        &["pam", "sessions", "terminate", id],
+    )
+    .await;
+    let answered = Instant::now();
+    wait_until("the watch to be cut", Duration::from_secs(10), || {
+        d.double.open_streams() == 0
+    })
+    .await;
+    answered.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
+    let d = deploy(&["a"]).await;
+    let (home, a, b) = (&d.home, &d.a, &d.b);
     let mut ids = Vec::new();
-    for terminate_on in [&a, &b] {
-        let mut child = cli(&home, &b, &alice, &watch);
+    for terminate_on in [a, b] {
+        let mut child = cli(home, b, &d.alice, &WATCH);
         child.stdout(Stdio::null()).stderr(Stdio::null());
         let child = child.spawn().expect("pam access -w");
         wait_until(
             "the watch to reach the cluster",
             Duration::from_secs(30),
-            || double.open_streams() > 0,
+            || d.double.open_streams() > 0,
         )
         .await;
-        let sessions = json(&home, terminate_on, &admin, &["pam", "sessions", "list"]).await;
-        let id = sessions
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["status"] == "active")
-            .and_then(|s| s["id"].as_str())
-            .expect("an active session")
-            .to_owned();
-        ok(
-            &home,
-            terminate_on,
-            &admin,
-            &["pam", "sessions", "terminate", &id],
-        )
-        .await;
-        let answered = Instant::now();
-        wait_until("the watch to be cut", Duration::from_secs(10), || {
-            double.open_streams() == 0
-        })
-        .await;
-        let cut = answered.elapsed();
+        let id = active_session(&d, terminate_on).await;
+        let cut = terminate_and_time_the_cut(&d, terminate_on, &id).await;
         println!("terminate on {terminate_on}: watch cut {cut:?} after the answer");
         assert!(
             cut <= CUT_BOUND,
@@ -349,20 +305,10 @@ async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
 
     // Both replicas show every command of both sessions, once the gateway's uploads land.
     for id in &ids {
-        let commands = |show: &Value| -> Vec<String> {
-            show["commands"]
-                .as_array()
-                .map(|c| {
-                    c.iter()
-                        .map(|c| c["command"].as_str().unwrap_or_default().to_owned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let mut seen = Vec::new();
         for _ in 0..100 {
-            let on_a = json(&home, &a, &admin, &["pam", "sessions", "show", id]).await;
-            let on_b = json(&home, &b, &admin, &["pam", "sessions", "show", id]).await;
+            let on_a = json(home, a, &d.admin, &["pam", "sessions", "show", id]).await;
+            let on_b = json(home, b, &d.admin, &["pam", "sessions", "show", id]).await;
             seen = commands(&on_a);
             if !seen.is_empty() && seen == commands(&on_b) {
                 break;
@@ -374,5 +320,138 @@ async fn two_replicas_on_postgres_serve_one_gateway_and_one_cli() {
             "session {id} commands: {seen:?}"
         );
     }
-    drop(cluster);
+}
+
+fn commands(show: &Value) -> Vec<String> {
+    show["commands"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| c["command"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(rows, distinct seqs, lowest seq, highest seq)` of a session's events in the database.
+async fn stored_events(db: &PgPool, id: &str) -> (i64, i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT seq), COALESCE(MIN(seq), -1), COALESCE(MAX(seq), -1) \
+         FROM session_events WHERE session_id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+    .expect("count the session's events")
+}
+
+/// The events the gateway recorded for session `id`, from its own JSON-lines audit log.
+fn gateway_events(d: &Deployment, id: &str) -> usize {
+    let log =
+        std::fs::read_to_string(d.root.path().join("gw-data/audit.jsonl")).unwrap_or_default();
+    log.lines().filter(|line| line.contains(id)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_a_killed_mid_session_the_gateway_and_the_cli_carry_on_through_b() {
+    let mut d = deploy(&["a", "b"]).await;
+    let db = PgPool::connect(&d.cluster.url()).await.expect("connect");
+    let both = format!("{},{}", d.a, d.b);
+    let mut child = cli(&d.home, &both, &d.alice, &WATCH);
+    child.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = child.spawn().expect("pam access -w");
+    wait_until(
+        "the watch to reach the cluster",
+        Duration::from_secs(30),
+        || d.double.open_streams() > 0,
+    )
+    .await;
+    let id = active_session(&d, &d.b.clone()).await;
+    // The gateway uploads to A until A dies: its first events are in before the kill.
+    let mut before = (0, 0, 0, 0);
+    for _ in 0..300 {
+        before = stored_events(&db, &id).await;
+        if before.0 > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(before.0 > 0, "no event of {id} reached the database");
+
+    d.replica_a.start_kill().expect("SIGKILL replica A");
+    d.replica_a.wait().await.expect("replica A gone");
+    // A few of the CLI's once-a-second polls and the gateway's uploads happen without A.
+    let pod = nginx_pod_names().remove(0);
+    d.double.emit_pod_event("default", &pod);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(d.double.open_streams(), 1, "the watch outlives replica A");
+
+    // The gateway's change feed now waits on B, so B's terminate reaches it.
+    let cut = terminate_and_time_the_cut(&d, &d.b.clone(), &id).await;
+    println!("A killed; terminate on B: watch cut {cut:?} after the answer");
+    assert!(cut <= CUT_BOUND, "cut after {cut:?}");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("pam access ended")
+        .expect("pam access output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        stdout.matches(pod.as_str()).count(),
+        2,
+        "the watch listed {pod}, then its change made after the kill: {stdout}"
+    );
+    assert!(
+        !stderr.contains("cannot check the session status"),
+        "the CLI lost track of its session: {stderr}"
+    );
+
+    // Every event the gateway recorded is in the database once, the chain whole and sealed.
+    let mut stored = before;
+    let mut recorded = 0;
+    for _ in 0..300 {
+        stored = stored_events(&db, &id).await;
+        recorded = gateway_events(&d, &id);
+        if stored.0 as usize == recorded && stored.0 > before.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rows, distinct, low, high) = stored;
+    println!(
+        "{id}: {rows} events in the database ({} before the kill), {recorded} recorded",
+        before.0
+    );
+    assert!(
+        rows > before.0,
+        "events after the kill reached B: {stored:?}"
+    );
+    assert_eq!(
+        rows as usize, recorded,
+        "each recorded event stored: {stored:?}"
+    );
+    assert_eq!(
+        (distinct, high - low + 1),
+        (rows, rows),
+        "no gap, no repeat"
+    );
+    let verify = output_of(
+        cli(&d.home, &d.b, &d.admin, &["pam", "sessions", "verify", &id]),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    assert!(
+        verify
+            .stdout
+            .starts_with(&format!("intact ({rows} events, head signed by KMS")),
+        "{}",
+        verify.stdout
+    );
+    let show = json(&d.home, &d.b, &d.admin, &["pam", "sessions", "show", &id]).await;
+    assert_eq!(show["status"], "terminated");
+    assert!(commands(&show).iter().any(|c| c == "kubectl get"), "{show}");
+    db.close().await;
 }

@@ -20,9 +20,16 @@ use tokio::net::TcpListener;
 #[command(name = "kms-pam-gateway", version, about)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["kms_url", "config"])))]
 struct Args {
-    /// KMS base URL: sessions and credentials come from KMS.
-    #[arg(long, value_name = "URL", env = "KMS_PAM_URL", requires = "name")]
-    kms_url: Option<String>,
+    /// KMS base URL: sessions and credentials come from KMS. With KMS replicas, repeat it or
+    /// separate the URLs with commas: calls go on to the next URL when one cannot be reached.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KMS_PAM_URL",
+        requires = "name",
+        value_delimiter = ','
+    )]
+    kms_url: Vec<String>,
     /// This gateway's name, as created with `kms-pam gateway create NAME`.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -53,7 +60,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.kms_url.is_some() {
+    if !args.kms_url.is_empty() {
         check_advertise(&args);
     }
     tracing_subscriber::fmt()
@@ -106,7 +113,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(name = %file.name, listen = %local, "standalone gateway starting");
         let options = StandaloneOptions::new(audit).with_metrics_listener(metrics_listener);
         standalone::serve(listener, file, options, shutdown_signal()).await?;
-    } else if let (Some(kms_url), Some(name)) = (args.kms_url, args.name) {
+    } else if let (false, Some(name)) = (args.kms_url.is_empty(), args.name) {
+        let kms_url = args.kms_url.join(",");
         tracing::info!(%name, listen = %local, %kms_url, "gateway starting");
         let advertise = args.advertise.unwrap_or_else(|| local.to_string());
         let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
@@ -161,4 +169,27 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_urls_may_be_repeated_or_comma_separated() {
+        let args = Args::try_parse_from([
+            "kms-pam-gateway",
+            "--kms-url",
+            "http://a:1,http://b:2",
+            "--kms-url",
+            "http://c:3",
+            "--name",
+            "gw1",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.kms_url, ["http://a:1", "http://b:2", "http://c:3"]);
+        let standalone =
+            Args::try_parse_from(["kms-pam-gateway", "--config", "gw.yaml"]).map(|a| a.kms_url);
+        assert!(standalone.is_ok_and(|urls| urls.is_empty()));
+    }
 }

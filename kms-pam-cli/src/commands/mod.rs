@@ -111,8 +111,15 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
+/// Whether two KMS URLs (or comma-separated lists of replicas' URLs) are the same, ignoring
+/// trailing slashes and spaces around the commas.
 fn same_url(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
+    let urls = |list: &str| -> Vec<String> {
+        list.split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .collect()
+    };
+    urls(a) == urls(b)
 }
 
 /// Reads a secret from a file, or standard input for `-`, trimming the line break editors add.
@@ -129,4 +136,20 @@ pub(crate) fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret>
         bail!("token file {shown} is empty");
     }
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_url;
+
+    #[test]
+    fn a_stored_login_matches_the_same_urls_written_differently() {
+        assert!(same_url("http://kms:8080/", "http://kms:8080"));
+        assert!(same_url(
+            "http://a:1/,http://b:2",
+            "http://a:1, http://b:2/"
+        ));
+        assert!(!same_url("http://a:1,http://b:2", "http://b:2,http://a:1"));
+        assert!(!same_url("http://a:1,http://b:2", "http://a:1"));
+    }
 }

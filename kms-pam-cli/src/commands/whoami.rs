@@ -30,7 +30,11 @@ pub(crate) async fn run(args: WhoamiArgs, globals: &Globals) -> anyhow::Result<E
             (PrincipalKind::Gateway, _) => "gateway",
             _ => "unknown kind of principal",
         };
-        output::print(&format!("{} ({role}) at {}\n", me.name, client.base_url()))?;
+        output::print(&format!(
+            "{} ({role}) at {}\n",
+            me.name,
+            client.current_url()
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

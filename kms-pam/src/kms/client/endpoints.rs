@@ -68,7 +68,7 @@ impl KmsClient {
             .await?;
         Ok(format!(
             "{}{}",
-            self.base_url().trim_end_matches('/'),
+            self.current_url().trim_end_matches('/'),
             link.path
         ))
     }

@@ -20,11 +20,19 @@
 //! (or a given CA bundle, see [`KmsClient::with_tls`]) with rustls and the `ring` provider.
 //! Every call has a deadline: 5 s to connect, [`REQUEST_TIMEOUT`] for the answer (long polls get
 //! their wait on top).
+//!
+//! KMS replicas (SPEC §9): give several base URLs separated by commas
+//! (`http://kms-a:8080,http://kms-b:8080`). Calls go to the replica that answered last; when a
+//! connection to it cannot be made they go on to the next URL, while an HTTP answer (even an
+//! error) never sends a call elsewhere. A request that may have reached a replica before its
+//! connection broke is retried elsewhere only when it is a `GET`. When no URL answers, the error
+//! names each of them.
 
 mod admin;
 mod endpoints;
 mod error;
 mod events;
+mod failover;
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,6 +48,7 @@ use url::Url;
 pub use endpoints::SessionFilter;
 pub use error::{ConnectionFailure, KmsError};
 
+use self::failover::{Replica, Replicas, Unanswered};
 use crate::http_client::{https_client, ClientSettings, HttpsClient};
 use crate::kms::api::ErrorBody;
 use crate::secret::Secret;
@@ -54,14 +63,13 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 type HttpClient = HttpsClient<Full<Bytes>>;
 
-/// A client of one KMS, optionally authenticated with an API or gateway token.
+/// A client of one KMS (or of several replicas of one KMS), optionally authenticated with an
+/// API or gateway token.
 ///
-/// Cheap to clone: clones share the connection pool.
+/// Cheap to clone: clones share the connection pool and the replica in use.
 #[derive(Clone)]
 pub struct KmsClient {
-    base: Url,
-    /// The base URL as shown in messages, without a trailing slash.
-    shown: Arc<str>,
+    replicas: Arc<Replicas>,
     authorization: Option<HeaderValue>,
     /// The PAM project of project-scoped calls; `None`: the unprefixed routes (`default`).
     project: Option<Arc<str>>,
@@ -70,8 +78,8 @@ pub struct KmsClient {
 
 impl KmsClient {
     /// A client for the KMS at `base_url` (`http://` or `https://`, optionally with a path
-    /// prefix), sending `token` as a bearer token when given. HTTPS is verified against the
-    /// system roots.
+    /// prefix; or several replicas' URLs separated by commas), sending `token` as a bearer token
+    /// when given. HTTPS is verified against the system roots.
     pub fn new(base_url: &str, token: Option<Secret>) -> Result<Self, KmsError> {
         Self::with_tls(base_url, token, &UpstreamTls::SystemRoots)
     }
@@ -83,13 +91,11 @@ impl KmsClient {
         token: Option<Secret>,
         tls: &UpstreamTls,
     ) -> Result<Self, KmsError> {
-        let base = parse_base_url(base_url)?;
-        let shown: Arc<str> = base.as_str().trim_end_matches('/').into();
+        let replicas = Replicas::parse(base_url)?;
         let authorization = token.map(|t| bearer(&t)).transpose()?;
-        let http = http_client(base.scheme() == "https", tls)?;
+        let http = http_client(replicas.any_https(), tls)?;
         Ok(Self {
-            base,
-            shown,
+            replicas: Arc::new(replicas),
             authorization,
             project: None,
             http,
@@ -120,15 +126,28 @@ impl KmsClient {
         })
     }
 
-    /// The KMS base URL, without a trailing slash.
+    /// The KMS base URL, without a trailing slash; with several replicas, all of them,
+    /// comma-separated (as given, which is what to pass on to another client or gateway).
     pub fn base_url(&self) -> &str {
-        &self.shown
+        self.replicas.shown()
+    }
+
+    /// The base URL of the replica calls go to now (the one that answered last), without a
+    /// trailing slash.
+    pub fn current_url(&self) -> &str {
+        &self.replicas.current().shown
     }
 
     /// `base/v1/[projects/PROJECT/]SEGMENTS?QUERY`, each segment percent-encoded; the project
     /// prefix only for project-scoped calls of a client [`in_project`](Self::in_project).
-    fn url(&self, segments: &[&str], scoped: bool, query: &[(&str, String)]) -> Url {
-        let mut url = self.base.clone();
+    fn url(
+        &self,
+        replica: &Replica,
+        segments: &[&str],
+        scoped: bool,
+        query: &[(&str, String)],
+    ) -> Url {
+        let mut url = replica.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().push("v1");
             if let (true, Some(project)) = (scoped, &self.project) {
@@ -158,43 +177,83 @@ impl KmsClient {
         self.send(call).await.map(drop)
     }
 
-    /// Sends one request; a non-2xx answer becomes an error.
+    /// Sends one request, to the replicas in turn as the failover policy says (see `failover`);
+    /// a non-2xx answer becomes an error.
     async fn send(&self, call: Call<'_>) -> Result<(StatusCode, Bytes), KmsError> {
         let what = call.describe();
-        let request = self.build(&call)?;
+        let mut failures = Vec::new();
+        for (i, replica) in self.replicas.order() {
+            match self.send_to(replica, &call, &what).await? {
+                Ok((status, body)) => {
+                    self.replicas.answered(i);
+                    if status.is_success() {
+                        return Ok((status, body));
+                    }
+                    return Err(api_error(status, &body, &what));
+                }
+                Err(unanswered) => {
+                    self.replicas.failed(i);
+                    let next = failover::try_next(&call.method, &unanswered);
+                    failures.push((replica.shown.clone(), unanswered.error));
+                    if !next {
+                        return Err(failover::none_answered(failures));
+                    }
+                    tracing::debug!(kms = %replica.shown, %what, "KMS replica unreachable; trying the next");
+                }
+            }
+        }
+        Err(failover::none_answered(failures))
+    }
+
+    /// One attempt at one replica: the status and body it answered, or how it did not answer
+    /// (the inner error). The outer error is for failures no other replica would change.
+    async fn send_to(
+        &self,
+        replica: &Replica,
+        call: &Call<'_>,
+        what: &str,
+    ) -> Result<Result<(StatusCode, Bytes), Unanswered>, KmsError> {
+        let request = self.build(replica, call)?;
         let deadline = REQUEST_TIMEOUT + call.extra_wait;
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| self.unreachable(&e))?;
+            let response = self.http.request(request).await.map_err(|e| Unanswered {
+                never_sent: e.is_connect(),
+                error: unreachable(replica, &e),
+            })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
-                .await
-                .map_err(|e| match e.downcast_ref::<hyper::Error>() {
-                    Some(hyper_error) => self.unreachable(hyper_error),
-                    None => KmsError::Protocol(format!("answer to {what}: {e}")),
-                })?
-                .to_bytes();
-            Ok::<_, KmsError>((status, body))
+                .await;
+            Ok::<_, Unanswered>((status, body))
         };
-        let (status, body) = tokio::time::timeout(deadline, exchange)
-            .await
-            .map_err(|_| KmsError::Unreachable {
-                url: self.shown.to_string(),
-                failure: ConnectionFailure::Timeout,
-                detail: format!("no answer to {what} within {}s", deadline.as_secs()),
-            })??;
-        if status.is_success() {
-            return Ok((status, body));
+        let (status, body) = match tokio::time::timeout(deadline, exchange).await {
+            Ok(Ok(answered)) => answered,
+            Ok(Err(unanswered)) => return Ok(Err(unanswered)),
+            Err(_) => {
+                return Ok(Err(Unanswered {
+                    never_sent: false,
+                    error: KmsError::Unreachable {
+                        url: replica.shown.to_string(),
+                        failure: ConnectionFailure::Timeout,
+                        detail: format!("no answer to {what} within {}s", deadline.as_secs()),
+                    },
+                }))
+            }
+        };
+        match body {
+            Ok(body) => Ok(Ok((status, body.to_bytes()))),
+            Err(e) => match e.downcast_ref::<hyper::Error>() {
+                Some(hyper_error) => Ok(Err(Unanswered {
+                    never_sent: false,
+                    error: unreachable(replica, hyper_error),
+                })),
+                None => Err(KmsError::Protocol(format!("answer to {what}: {e}"))),
+            },
         }
-        Err(api_error(status, &body, &what))
     }
 
-    fn build(&self, call: &Call<'_>) -> Result<Request<Full<Bytes>>, KmsError> {
-        let url = self.url(call.segments, call.scoped, &call.query);
+    fn build(&self, replica: &Replica, call: &Call<'_>) -> Result<Request<Full<Bytes>>, KmsError> {
+        let url = self.url(replica, call.segments, call.scoped, &call.query);
         let mut builder = Request::builder()
             .method(call.method.clone())
             .uri(url.as_str())
@@ -214,21 +273,21 @@ impl KmsClient {
             .body(body)
             .map_err(|e| KmsError::Config(format!("cannot build a request for {url}: {e}")))
     }
+}
 
-    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> KmsError {
-        let (failure, detail) = ConnectionFailure::of(error);
-        KmsError::Unreachable {
-            url: self.shown.to_string(),
-            failure,
-            detail,
-        }
+fn unreachable(replica: &Replica, error: &(dyn std::error::Error + 'static)) -> KmsError {
+    let (failure, detail) = ConnectionFailure::of(error);
+    KmsError::Unreachable {
+        url: replica.shown.to_string(),
+        failure,
+        detail,
     }
 }
 
 impl fmt::Debug for KmsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KmsClient")
-            .field("base_url", &self.shown)
+            .field("base_url", &self.replicas.shown())
             .field("authenticated", &self.authorization.is_some())
             .field("project", &self.project)
             .finish_non_exhaustive()
@@ -276,21 +335,6 @@ impl<'a> Call<'a> {
     fn describe(&self) -> String {
         format!("{} /v1/{}", self.method, self.segments.join("/"))
     }
-}
-
-fn parse_base_url(base_url: &str) -> Result<Url, KmsError> {
-    let invalid = |why: &str| KmsError::Config(format!("invalid KMS URL {base_url:?}: {why}"));
-    let url = Url::parse(base_url.trim()).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("use an http:// or https:// URL"));
-    }
-    if url.host().is_none() || url.cannot_be_a_base() {
-        return Err(invalid("it has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("remove the query or fragment"));
-    }
-    Ok(url)
 }
 
 fn bearer(token: &Secret) -> Result<HeaderValue, KmsError> {

@@ -269,3 +269,120 @@ async fn a_client_in_a_project_scopes_only_the_projects_calls() {
         ]
     );
 }
+
+/// A URL where nothing listens (a port bound, then let go).
+async fn refusing_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// A URL whose server reads each request and hangs up without answering (a replica killed
+/// while it held the call). Counts the requests it swallowed.
+async fn cutting_url() -> (String, Arc<Mutex<usize>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            if tcp.read(&mut buf).await.unwrap_or(0) > 0 {
+                *seen.lock().unwrap() += 1;
+            }
+            drop(tcp);
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn a_refused_connection_sends_the_call_to_the_next_url_which_then_sticks() {
+    let down = refusing_url().await;
+    let (up, seen) = fake_kms(200, r#"{"name":"alice","kind":"user","admin":true}"#).await;
+    let kms = client(&format!("{down},{up}"));
+    assert_eq!(kms.base_url(), format!("{down},{up}"));
+    assert_eq!(kms.current_url(), down);
+    assert_eq!(kms.whoami().await.unwrap().name, "alice");
+    assert_eq!(
+        kms.current_url(),
+        up,
+        "the replica that answered is used next"
+    );
+    // A POST too: a refused connection means the request was never sent.
+    // The console link points at the replica that answered.
+    let (up_post, seen_post) = fake_kms(201, r#"{"path":"/login/link/c1"}"#).await;
+    let posting = client(&format!("{down},{up_post}"));
+    let link = posting.console_link().await.unwrap();
+    assert_eq!(link, format!("{up_post}/login/link/c1"));
+    assert_eq!(seen_post.lock().unwrap()[0].method, "POST");
+    // Clones share the replica in use.
+    let clone = kms.in_project("p");
+    assert_eq!(clone.current_url(), up);
+    kms.whoami().await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_http_error_answer_is_the_answer_no_failover() {
+    let (url_a, seen_a) = fake_kms(
+        503,
+        r#"{"error":{"code":"unavailable","message":"database down"}}"#,
+    )
+    .await;
+    let (url_b, seen_b) = fake_kms(200, r#"{"name":"alice","kind":"user","admin":true}"#).await;
+    let kms = client(&format!("{url_a},{url_b}"));
+    let err = kms.whoami().await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    let (url_c, _) = fake_kms(404, r#"{"error":{"code":"not_found","message":"no"}}"#).await;
+    let err = client(&format!("{url_c},{url_b}"))
+        .whoami()
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(seen_a.lock().unwrap().len(), 1);
+    assert!(seen_b.lock().unwrap().is_empty(), "B was never asked");
+    assert_eq!(kms.current_url(), url_a);
+}
+
+#[tokio::test]
+async fn a_cut_after_sending_retries_reads_but_not_writes() {
+    let (cut, swallowed) = cutting_url().await;
+    let (up, seen) = fake_kms(200, r#"{"name":"alice","kind":"user","admin":true}"#).await;
+    let kms = client(&format!("{cut},{up}"));
+    kms.whoami().await.unwrap();
+    assert_eq!(*swallowed.lock().unwrap(), 1);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the GET went on to the next URL"
+    );
+
+    let writes = client(&format!("{cut},{up}"));
+    let err = writes.end_session(&SessionId::new("s1")).await.unwrap_err();
+    assert!(
+        matches!(err, KmsError::Unreachable { ref url, .. } if *url == cut),
+        "{err:?}"
+    );
+    assert_eq!(*swallowed.lock().unwrap(), 2);
+    assert_eq!(seen.lock().unwrap().len(), 1, "the POST was not sent twice");
+    assert_eq!(
+        writes.current_url(),
+        up,
+        "the next call starts at the next URL"
+    );
+}
+
+#[tokio::test]
+async fn when_every_url_is_down_the_error_names_them_all() {
+    let (a, b) = (refusing_url().await, refusing_url().await);
+    let err = client(&format!("{a},{b}")).whoami().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot reach KMS at {a}, {b}: connection refused")
+    );
+    assert!(err.is_transient());
+    assert_eq!(err.connection_failure(), Some(ConnectionFailure::Refused));
+}
