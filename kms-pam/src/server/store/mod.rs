@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod migrate;
 pub mod postgres;
 mod records;
+mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;

@@ -7,17 +7,26 @@
 //! [`CHANGES_CHANNEL`] so every replica wakes its waiting polls; ending a session is a conditional
 //! `UPDATE … WHERE status = 'active'`, so concurrent reapers end it once.
 
+#[path = "../portable/accounts.rs"]
 mod accounts;
+#[path = "../portable/audit.rs"]
 mod audit;
 mod console;
+#[path = "../portable/events.rs"]
 mod events;
+#[path = "../portable/gateways.rs"]
 mod gateways;
+#[path = "../portable/grants.rs"]
 mod grants;
 mod notify;
+#[path = "../portable/projects.rs"]
 mod projects;
+#[path = "../portable/resources.rs"]
 mod resources;
 mod sessions;
+#[path = "../portable/setup.rs"]
 mod setup;
+#[path = "../portable/users.rs"]
 mod users;
 
 #[cfg(test)]
@@ -27,13 +36,19 @@ mod tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use super::crypto::RootKey;
+use super::sql::{
+    db_error, duration_from_db, duration_to_db, found, new_id, opt_time, secs, time, unique_error,
+};
 use super::StoreError;
+
+/// The store the engine-neutral modules in `../portable` are compiled for here.
+type EngineStore = PostgresStore;
 
 /// The migrations compiled into the binary (`src/server/store/postgres/migrations`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/store/postgres/migrations");
@@ -116,60 +131,4 @@ async fn has_sealed_values(pool: &PgPool) -> Result<bool, StoreError> {
     .await
     .map_err(db_error)?;
     Ok(count > 0)
-}
-
-/// Maps a database error; callers turn unique violations into a `Conflict` naming the row.
-fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound("row".to_owned()),
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("already exists".to_owned())
-        }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Invalid("refers to something that does not exist".to_owned())
-        }
-        sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-/// [`db_error`], with a unique violation reported as `Conflict(what())`.
-fn unique_error(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-    match db_error(e) {
-        StoreError::Conflict(_) => StoreError::Conflict(what()),
-        other => other,
-    }
-}
-
-/// The row, or `NotFound(what())`.
-fn found<T>(row: Option<T>, what: impl FnOnce() -> String) -> Result<T, StoreError> {
-    row.ok_or_else(|| StoreError::NotFound(what()))
-}
-
-fn secs(t: SystemTime) -> i64 {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    i64::try_from(secs).unwrap_or(i64::MAX)
-}
-
-fn time(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
-fn opt_time(secs: Option<i64>) -> Option<SystemTime> {
-    secs.map(time)
-}
-
-fn duration_to_db(secs: u64) -> Result<i64, StoreError> {
-    i64::try_from(secs).map_err(|_| StoreError::Invalid(format!("duration {secs}s is too long")))
-}
-
-fn duration_from_db(secs: i64) -> Result<u64, StoreError> {
-    u64::try_from(secs).map_err(|_| StoreError::Corrupt(format!("negative duration {secs}")))
-}
-
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }

@@ -2,6 +2,7 @@
 //! row in `default` and its users working.
 
 use std::borrow::Cow;
+use std::time::UNIX_EPOCH;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;

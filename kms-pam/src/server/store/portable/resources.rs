@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{db_error, found, new_id, secs, time, unique_error, SqliteStore};
+use super::{db_error, found, new_id, secs, time, unique_error, EngineStore};
 use crate::server::store::{NewResource, ResourceRecord, ResourceStore, StoreError};
 
 const SELECT: &str = "SELECT r.id, r.project_id, r.name, r.kind, r.url, r.gateway_id, \
@@ -41,7 +41,7 @@ impl From<ResourceRow> for ResourceRecord {
 }
 
 #[async_trait]
-impl ResourceStore for SqliteStore {
+impl ResourceStore for EngineStore {
     async fn create_resource(&self, new: NewResource) -> Result<ResourceRecord, StoreError> {
         let id = new_id();
         sqlx::query(

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, found, new_id, secs, time, unique_error, PostgresStore};
+use super::{db_error, found, new_id, secs, time, unique_error, EngineStore};
 use crate::server::store::{NewUser, StoreError, TokenHash, UserRecord, UserStore};
 
 const LIVE: &str = "SELECT id, name, admin, disabled_at IS NOT NULL AS disabled, created_at \
@@ -33,7 +33,7 @@ impl From<UserRow> for UserRecord {
     }
 }
 
-impl PostgresStore {
+impl EngineStore {
     pub(super) async fn user_by_id(&self, id: &str) -> Result<UserRecord, StoreError> {
         let row: Option<UserRow> = sqlx::query_as(&format!("{LIVE} AND id = $1"))
             .bind(id)
@@ -45,7 +45,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl UserStore for PostgresStore {
+impl UserStore for EngineStore {
     async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError> {
         let id = new_id();
         sqlx::query(

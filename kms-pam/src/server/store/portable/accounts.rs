@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{
     db_error, duration_from_db, duration_to_db, found, new_id, secs, time, unique_error,
-    SqliteStore,
+    EngineStore,
 };
 use crate::secret::Secret;
 use crate::server::store::crypto::account_token_aad;
@@ -43,7 +43,7 @@ impl TryFrom<AccountRow> for AccountRecord {
     }
 }
 
-impl SqliteStore {
+impl EngineStore {
     async fn account_where(
         &self,
         condition: &str,
@@ -61,7 +61,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl AccountStore for SqliteStore {
+impl AccountStore for EngineStore {
     async fn create_account(&self, new: NewAccount) -> Result<AccountRecord, StoreError> {
         let id = new_id();
         let sealed = self

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{
     db_error, duration_from_db, duration_to_db, found, new_id, secs, time, unique_error,
-    PostgresStore,
+    EngineStore,
 };
 use crate::server::store::{GrantRecord, GrantStore, NewGrant, StoreError};
 
@@ -48,7 +48,7 @@ impl TryFrom<GrantRow> for GrantRecord {
 }
 
 #[async_trait]
-impl GrantStore for PostgresStore {
+impl GrantStore for EngineStore {
     async fn create_grant(&self, new: NewGrant) -> Result<GrantRecord, StoreError> {
         let id = new_id();
         sqlx::query(

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, secs, SqliteStore};
+use super::{db_error, secs, EngineStore};
 use crate::server::store::{EventLink, EventRecord, EventStore, StoreError};
 use crate::session::SessionId;
 
@@ -49,7 +49,7 @@ fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
 }
 
 #[async_trait]
-impl EventStore for SqliteStore {
+impl EventStore for EngineStore {
     async fn event_head(&self, session: &SessionId) -> Result<Option<EventLink>, StoreError> {
         let row: Option<LinkRow> = sqlx::query_as(
             "SELECT seq, id, hash FROM session_events WHERE session_id = $1 \

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, found, new_id, opt_time, secs, time, unique_error, SqliteStore};
+use super::{db_error, found, new_id, opt_time, secs, time, unique_error, EngineStore};
 use crate::server::store::{
     Enrollment, GatewayRecord, GatewayStore, NewGateway, StoreError, TokenHash,
 };
@@ -38,7 +38,7 @@ impl From<GatewayRow> for GatewayRecord {
     }
 }
 
-impl SqliteStore {
+impl EngineStore {
     async fn gateway_where(
         &self,
         condition: &str,
@@ -56,7 +56,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl GatewayStore for SqliteStore {
+impl GatewayStore for EngineStore {
     async fn create_gateway(&self, new: NewGateway) -> Result<GatewayRecord, StoreError> {
         let id = new_id();
         let now = secs(new.now);

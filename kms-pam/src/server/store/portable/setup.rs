@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, new_id, secs, SqliteStore};
+use super::{db_error, new_id, secs, EngineStore};
 use crate::server::store::crypto::CA_KEY_AAD;
 use crate::server::store::{ProjectRecord, ProjectStore, SetupStore, StoreError, StoredCa};
 use crate::tls::PrivateKeyPem;
@@ -15,7 +15,7 @@ pub(super) const CA_CERT_SETTING: &str = "ca_cert";
 pub(super) const CA_KEY_SETTING: &str = "ca_key";
 
 #[async_trait]
-impl SetupStore for SqliteStore {
+impl SetupStore for EngineStore {
     async fn ensure_project(
         &self,
         name: &str,
@@ -80,7 +80,7 @@ impl SetupStore for SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl EngineStore {
     async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row: Option<(Vec<u8>,)> =
             sqlx::query_as("SELECT value FROM kms_settings WHERE name = $1")

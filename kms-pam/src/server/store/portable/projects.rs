@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, found, new_id, secs, time, unique_error, PostgresStore};
+use super::{db_error, found, new_id, secs, time, unique_error, EngineStore};
 use crate::kms::api::ProjectRole;
 use crate::server::store::{MemberRecord, ProjectRecord, ProjectStore, StoreError};
 
@@ -42,7 +42,7 @@ fn role_to_db(role: ProjectRole) -> Result<&'static str, StoreError> {
 }
 
 #[async_trait]
-impl ProjectStore for PostgresStore {
+impl ProjectStore for EngineStore {
     async fn create_project(
         &self,
         name: &str,

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, secs, time, SqliteStore};
+use super::{db_error, secs, time, EngineStore};
 use crate::server::store::{
     AuditStore, EventRecord, HeadRecord, RecordingPolicyRecord, StoreError,
 };
@@ -21,7 +21,7 @@ fn bytes_from_db(n: Option<i64>) -> Result<Option<u64>, StoreError> {
 }
 
 #[async_trait]
-impl AuditStore for SqliteStore {
+impl AuditStore for EngineStore {
     async fn set_gateway_audit_key(
         &self,
         gateway_id: &str,
