@@ -65,6 +65,10 @@ pub(crate) fn routes() -> Router<AppState> {
             post(accounts::create),
         )
         .route(
+            "/p/{project}/resources/{name}/accounts/{account}",
+            get(accounts::edit_form).post(accounts::update),
+        )
+        .route(
             "/p/{project}/members",
             get(org::members).post(org::set_member),
         )

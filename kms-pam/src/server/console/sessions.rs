@@ -323,8 +323,8 @@ pub(super) struct ShowQuery {
     format: String,
 }
 
-/// The `User-Agent` of the session's first request that sent one (kubectl's names its version
-/// and platform).
+/// The `User-Agent` of the session's first request through the gateway that sent one (kubectl's
+/// names its version and platform).
 fn first_user_agent(events: &[AuditEvent]) -> Option<&str> {
     events
         .iter()
@@ -353,6 +353,7 @@ pub(super) async fn show(
             session: view,
             commands,
             audit: Some(audit_trail::progress(&state, &record).await?),
+            client: views::session_client(&record),
         };
         let name = format!("session-{}.json", record.session.id);
         return Ok(download("application/json", &name, json(&detail)?));
@@ -377,7 +378,9 @@ pub(super) async fn show(
             dt { "Status" } dd { (status_badge(&view))
                 @if let Some(cause) = view.end_cause { " " span.muted { (cause.describe()) } } }
             dt { "Reason" } dd { (s.reason.as_deref().unwrap_or("—")) }
-            dt { "User agent" } dd.mono { (agent.unwrap_or("—")) }
+            dt { "Client address" } dd.mono { (record.client_address.as_deref().unwrap_or("—")) }
+            dt { "User agent" } dd.mono { (record.user_agent.as_deref().unwrap_or("—")) }
+            dt { "kubectl user agent" } dd.mono { (agent.unwrap_or("—")) }
             dt { "Created" } dd { (when(s.created_at)) }
             dt { "Expires" } dd { (when(s.expires_at)) }
             dt { "Ended" } dd { @match s.ended_at { Some(t) => (when(t)), None => "ongoing" } }

@@ -25,7 +25,7 @@ mod traits;
 
 pub use crypto::{RootKey, TokenHash};
 pub use records::{
-    AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
+    AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
     GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount, NewGateway, NewGrant,
     NewResource, NewSessionRecord, NewUser, ProjectRecord, RecordingPolicyRecord, ResourceRecord,
     SessionFilter, SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,

@@ -266,7 +266,18 @@ async fn rights_on_every_console_route() {
             "/p/default/resources/prod".into(),
             [200, 200, 200, 200],
         ),
-        ("members", "/p/default/members".into(), [200, 200, 200, 200]),
+        // As `GET /v1/projects/{p}/members`: administrators and auditors read it.
+        ("members", "/p/default/members".into(), [200, 403, 200, 403]),
+        (
+            "account edit form",
+            "/p/default/resources/prod/accounts/admin".into(),
+            [200, 403, 403, 403],
+        ),
+        (
+            "no account",
+            "/p/default/resources/prod/accounts/nope".into(),
+            [404, 403, 403, 403],
+        ),
         (
             "other project",
             "/p/team/sessions".into(),
@@ -749,4 +760,84 @@ async fn the_count_folds_kubectls_header_less_first_request() {
     let row = &list.text[list.text.find(&format!("/sessions/{encoded}\"")).unwrap()..];
     let cell = row.split("<td>").nth(6).unwrap();
     assert_eq!(&cell[..cell.find('<').unwrap()], "1", "{}", list.text);
+}
+
+/// Opens a session on `prod` for `token` with `user_agent` as the request's `User-Agent`.
+async fn session_with_agent(kms: &Kms, token: &str, user_agent: &[u8]) -> String {
+    let body = serde_json::to_vec(&session_body("prod", 600)).unwrap();
+    let request = http::Request::post(format!("http://{}/v1/sessions", kms.addr))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("user-agent", http::HeaderValue::from_bytes(user_agent).unwrap())
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = kms.client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let created: Value = serde_json::from_slice(&bytes).unwrap();
+    created["session"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_session_page_shows_where_the_session_was_requested_from() {
+    let w = world("origin", "kubectl get pods").await;
+    let payload = "kms-pam/0.1.0 <img src=x onerror=\"window.pwned=1\">";
+    let id = session_with_agent(&w.kms, &w.alice, payload.as_bytes()).await;
+    let alice = sign_in(&w.kms, &w.alice).await;
+    let path = format!("/p/default/sessions/{id}");
+    let shown = page(&w.kms, Method::GET, &path, Some(&alice), &[], None).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    let text = &shown.text;
+    let address = &text[text.find("Client address").unwrap()..];
+    assert!(
+        address.starts_with("Client address</dt><dd class=\"mono\">127.0.0.1</dd>"),
+        "the peer KMS saw: {address}"
+    );
+    assert!(
+        text.contains("kms-pam/0.1.0 &lt;img src=x onerror=&quot;window.pwned=1&quot;&gt;"),
+        "the CLI's user agent, escaped: {text}"
+    );
+    assert!(!text.contains("<img src=x"), "{text}");
+
+    // The JSON export of the session and the API's show carry both.
+    let export = format!("{path}?format=json");
+    let export = page(&w.kms, Method::GET, &export, Some(&alice), &[], None).await;
+    let export: Value = serde_json::from_str(&export.text).unwrap();
+    assert_eq!(export["client"]["address"], "127.0.0.1");
+    assert_eq!(export["client"]["user_agent"], payload);
+    let api = w
+        .kms
+        .get(&format!("/v1/sessions/{id}"), &w.alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api["client"], export["client"]);
+
+    // Control characters are dropped and a long agent is cut; without one, the page says so.
+    let long = format!("kms-pam/0.1.0\t{}", "x".repeat(1_000));
+    let id = session_with_agent(&w.kms, &w.alice, long.as_bytes()).await;
+    let api = w
+        .kms
+        .get(&format!("/v1/sessions/{id}"), &w.alice)
+        .await
+        .expect(StatusCode::OK);
+    let kept = api["client"]["user_agent"].as_str().unwrap();
+    assert_eq!(kept.chars().count(), 256, "{kept}");
+    assert!(kept.starts_with("kms-pam/0.1.0x"), "{kept}");
+    let plain = w.kms.session_id("/v1", &w.alice.clone(), "prod").await;
+    let api = w
+        .kms
+        .get(&format!("/v1/sessions/{plain}"), &w.alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api["client"]["address"], "127.0.0.1");
+    assert!(api["client"].get("user_agent").is_none(), "{api}");
+    let path = format!("/p/default/sessions/{plain}");
+    let shown = page(&w.kms, Method::GET, &path, Some(&alice), &[], None).await;
+    assert!(
+        shown
+            .text
+            .contains("User agent</dt><dd class=\"mono\">—</dd>"),
+        "{}",
+        shown.text
+    );
 }
