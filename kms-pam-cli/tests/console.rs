@@ -304,6 +304,23 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
     fill(&browser, &field("max_duration"), "2h").await;
     click(&browser, &format!("form[action='{accounts}'] button[type=submit]")).await;
 
+    // Its Edit form: the token field is blank, "token unchanged", never filled in.
+    click(&browser, "#account-0 a[href$='/accounts/ops']").await;
+    let token = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("input[name=token]"))
+        .await
+        .expect("the edit form");
+    assert_eq!(
+        token.attr("placeholder").await.expect("placeholder").as_deref(),
+        Some("token unchanged")
+    );
+    assert_eq!(token.prop("value").await.expect("value").as_deref(), Some(""));
+    assert!(!browser.source().await.expect("source").contains(double.token()));
+    shot(&browser, "flow-edit-account").await;
+    click(&browser, "form[action$='/accounts/ops'] button[type=submit]").await;
+
     // Access: the command to copy.
     click(&browser, "#account-0 details summary").await;
     let copied = browser
