@@ -444,6 +444,14 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
     let agent = concat!("User agent</dt><dd class=\"mono\">kms-pam/", env!("CARGO_PKG_VERSION"));
     assert!(page.contains(agent), "the CLI's user agent");
     assert!(page.contains(&id));
+    // console.js fetches the audit chain check into the page.
+    let verdict = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#chain .badge"))
+        .await
+        .expect("the chain verdict in the page");
+    assert_eq!(verdict.text().await.expect("text"), "intact");
     no_script_ran(&browser).await;
     shot(&browser, "flow-session").await;
 

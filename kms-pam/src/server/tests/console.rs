@@ -251,6 +251,12 @@ async fn rights_on_every_console_route() {
             format!("{theirs}?format=json"),
             [200, 404, 200, 404],
         ),
+        ("alice's chain", format!("{mine}/verify"), [200, 200, 200, 404]),
+        (
+            "other's chain",
+            format!("{theirs}/verify"),
+            [200, 404, 200, 404],
+        ),
         (
             "terminate form",
             format!("{theirs}/terminate"),
@@ -436,12 +442,21 @@ async fn search_filters_pages_and_exports() {
     assert_eq!(csv.text.lines().count(), 2, "{}", csv.text);
     assert!(csv.text.contains("\"rotate certs\""));
     let detail = get(format!("/p/default/sessions/{}", w.alice_session)).await;
+    assert!(detail.text.contains("kubectl rollout"), "{}", detail.text);
+    assert!(detail.text.contains("/api/v1/namespaces/default/pods"));
+    // The chain check is its own page, linked (and fetched by console.js) from the session's.
+    let verify = format!("/p/default/sessions/{}/verify", w.alice_session);
     assert!(
-        detail.text.contains("kubectl rollout") && detail.text.contains("intact"),
+        detail.text.contains(&format!("data-verify=\"{}\"", verify.replace('-', "%2D"))),
         "{}",
         detail.text
     );
-    assert!(detail.text.contains("/api/v1/namespaces/default/pods"));
+    let verdict = get(verify).await;
+    assert!(
+        verdict.text.contains("id=\"chain-verdict\"") && verdict.text.contains(">intact<"),
+        "{}",
+        verdict.text
+    );
 }
 
 #[tokio::test]
@@ -840,4 +855,72 @@ async fn the_session_page_shows_where_the_session_was_requested_from() {
         "{}",
         shown.text
     );
+}
+
+/// `n` kubectl invocations of one request each, chained for `session` and signed by `gw`.
+fn many_commands(session: &str, n: u64) -> Vec<AuditEvent> {
+    let chained = ChainingSink::new(MemoryAuditSink::new())
+        .with_signer(std::sync::Arc::new(super::gateway_audit_key("gw")));
+    for id in 1..=n {
+        // Each in its own namespace, which its row shows.
+        let path = format!("/api/v1/namespaces/ns{id}/pods");
+        let started = RequestStarted {
+            request_id: id,
+            method: "GET".into(),
+            path: path.clone(),
+            query: None,
+            info: RequestInfo::classify(&http::Method::GET, &path, None),
+            kubectl_command: Some("kubectl get pods".into()),
+            kubectl_session: Some(format!("k{id}")),
+            user_agent: None,
+        };
+        chained
+            .record(AuditEvent::now(
+                SessionId::new(session),
+                AuditEventKind::RequestStarted(Box::new(started)),
+            ))
+            .unwrap();
+    }
+    chained.inner().events()
+}
+
+#[tokio::test]
+async fn a_long_command_log_comes_in_pages() {
+    let w = world("long", "kubectl get pods").await;
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": many_commands(&w.admin_session, 450) }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    let base = format!("/p/default/sessions/{}", w.admin_session);
+    let at = |page: &str| format!("{base}{page}");
+    let rows = |text: &str| text.matches("<details>").count();
+    let first = page(&w.kms, Method::GET, &base, Some(&admin), &[], None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.text.contains("Commands (450)"), "the whole count");
+    assert_eq!(rows(&first.text), 200);
+    assert!(first.text.contains("Commands 1–200 of 450 · page 1 of 3"));
+    assert!(first.text.contains("<td>ns1</td>") && !first.text.contains("<td>ns201</td>"));
+    let last = page(&w.kms, Method::GET, &at("?page=3"), Some(&admin), &[], None).await;
+    assert_eq!(rows(&last.text), 50);
+    assert!(last.text.contains("<td>ns450</td>") && !last.text.contains("<td>ns400</td>"));
+    assert!(last.text.contains("Commands 401–450 of 450 · page 3 of 3"));
+    let beyond = page(&w.kms, Method::GET, &at("?page=99"), Some(&admin), &[], None).await;
+    assert_eq!(beyond.status, StatusCode::OK);
+    assert_eq!(rows(&beyond.text), 50, "past the end: the last page");
+    let zero = page(&w.kms, Method::GET, &at("?page=0"), Some(&admin), &[], None).await;
+    assert_eq!(rows(&zero.text), 200, "page 0: the first");
+    let junk = page(&w.kms, Method::GET, &at("?page=x"), Some(&admin), &[], None).await;
+    assert_eq!(junk.status, StatusCode::BAD_REQUEST);
+    // The JSON export holds every command, whatever the page.
+    let export = page(&w.kms, Method::GET, &at("?format=json&page=2"), Some(&admin), &[], None).await;
+    let export: Value = serde_json::from_str(&export.text).unwrap();
+    assert_eq!(export["commands"].as_array().unwrap().len(), 450);
+    // The chain check of all 450 events, on its own page.
+    let verdict = page(&w.kms, Method::GET, &at("/verify"), Some(&admin), &[], None).await;
+    assert!(verdict.text.contains("450 events verified"), "{}", verdict.text);
 }
