@@ -22,7 +22,7 @@ use fantoccini::{Client, Locator};
 use kms_pam_tests::apiserver::{nginx_pod_names, ApiServerDouble, DoubleConfig};
 use support::browser::{no_script_ran, shot, Driver};
 use support::procs::{free_port, output_of, Out};
-use support::world::{kms_and_gateway, kill, wait_until, World};
+use support::world::{kill, kms_and_gateway, wait_until, World};
 use support::BIN;
 
 /// `GET url` over plain HTTP/1.1; the status line and headers of the answer.
@@ -254,7 +254,10 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
     let console = engineer(&world, &["console", "--no-browser"]);
     let console = output_of(console, Duration::from_secs(30)).await;
     assert_eq!(console.code, Some(0), "{}", console.stderr);
-    assert!(!console.stdout.contains(&world.admin), "the API token is not printed");
+    assert!(
+        !console.stdout.contains(&world.admin),
+        "the API token is not printed"
+    );
     let link = link_in(&console.stdout);
 
     let driver = Driver::start().await;
@@ -286,7 +289,11 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
         )
         .await
         .expect("the verify-SSL switch");
-    assert_eq!(verify, serde_json::json!(true), "SSL verification is on by default");
+    assert_eq!(
+        verify,
+        serde_json::json!(true),
+        "SSL verification is on by default"
+    );
     fill(&browser, &field("ca_cert"), double.ca_pem()).await;
     shot(&browser, "flow-add-resource").await;
     click(
@@ -302,7 +309,11 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
     fill(&browser, &field("description"), "on-call operators").await;
     fill(&browser, &field("token"), double.token()).await;
     fill(&browser, &field("max_duration"), "2h").await;
-    click(&browser, &format!("form[action='{accounts}'] button[type=submit]")).await;
+    click(
+        &browser,
+        &format!("form[action='{accounts}'] button[type=submit]"),
+    )
+    .await;
 
     // Its Edit form: the token field is blank, "token unchanged", never filled in.
     click(&browser, "#account-0 a[href$='/accounts/ops']").await;
@@ -313,13 +324,28 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
         .await
         .expect("the edit form");
     assert_eq!(
-        token.attr("placeholder").await.expect("placeholder").as_deref(),
+        token
+            .attr("placeholder")
+            .await
+            .expect("placeholder")
+            .as_deref(),
         Some("token unchanged")
     );
-    assert_eq!(token.prop("value").await.expect("value").as_deref(), Some(""));
-    assert!(!browser.source().await.expect("source").contains(double.token()));
+    assert_eq!(
+        token.prop("value").await.expect("value").as_deref(),
+        Some("")
+    );
+    assert!(!browser
+        .source()
+        .await
+        .expect("source")
+        .contains(double.token()));
     shot(&browser, "flow-edit-account").await;
-    click(&browser, "form[action$='/accounts/ops'] button[type=submit]").await;
+    click(
+        &browser,
+        "form[action$='/accounts/ops'] button[type=submit]",
+    )
+    .await;
 
     // Access: the command to copy.
     click(&browser, "#account-0 details summary").await;
@@ -335,7 +361,11 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
         format!("kms-pam --url {base} pam access staging/ops --project default --duration 2h")
     );
     assert!(
-        !browser.source().await.expect("source").contains(double.token()),
+        !browser
+            .source()
+            .await
+            .expect("source")
+            .contains(double.token()),
         "the token is never rendered"
     );
     shot(&browser, "flow-access").await;
@@ -365,7 +395,12 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
     assert!(pods.stdout.contains(&pod), "{}", pods.stdout);
     let described = kubectl(world.home.path(), &kubeconfig, &["describe", "pod", &pod]).await;
     assert!(described.stdout.contains(&pod), "{}", described.stdout);
-    let exec = kubectl(world.home.path(), &kubeconfig, &["exec", &pod, "--", "echo", "hello-from-exec"]).await;
+    let exec = kubectl(
+        world.home.path(),
+        &kubeconfig,
+        &["exec", &pod, "--", "echo", "hello-from-exec"],
+    )
+    .await;
     assert!(exec.stdout.contains("hello-from-exec"), "{}", exec.stdout);
 
     // End it as its banner says: Ctrl+C.
@@ -441,7 +476,10 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
         page.contains("Client address</dt><dd class=\"mono\">127.0.0.1</dd>"),
         "the client address"
     );
-    let agent = concat!("User agent</dt><dd class=\"mono\">kms-pam/", env!("CARGO_PKG_VERSION"));
+    let agent = concat!(
+        "User agent</dt><dd class=\"mono\">kms-pam/",
+        env!("CARGO_PKG_VERSION")
+    );
     assert!(page.contains(agent), "the CLI's user agent");
     assert!(page.contains(&id));
     // console.js fetches the audit chain check into the page.
@@ -484,7 +522,10 @@ async fn console_flow_in_a_real_browser_with_the_cli_kubectl_and_gateway() {
         .for_element(Locator::Css("h1 .badge.terminated"))
         .await
         .expect("the terminated session's page");
-    assert_eq!(badge.text().await.expect("text"), "terminated · termination");
+    assert_eq!(
+        badge.text().await.expect("text"),
+        "terminated · termination"
+    );
     shot(&browser, "flow-terminated").await;
     let watched = tokio::time::timeout(Duration::from_secs(15), watch.wait_with_output())
         .await

@@ -65,7 +65,11 @@ pub(crate) async fn update(
     ApiPath(path): ApiPath<AccountPath>,
     ApiJson(body): ApiJson<UpdateAccount>,
 ) -> Result<Json<Account>, ApiError> {
-    let token = body.token.as_ref().map(validate::account_token).transpose()?;
+    let token = body
+        .token
+        .as_ref()
+        .map(validate::account_token)
+        .transpose()?;
     let (resource, name) = (path.resource, path.account.unwrap_or_default());
     let account = state
         .store

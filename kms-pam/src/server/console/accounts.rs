@@ -172,7 +172,8 @@ async fn resource_page(
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
     let status = status_name(views::gateway_status(&gateway, now()));
     let policy = crate::server::recording::policy(state, &resource.id).await?;
-    let cap = |cap: Option<u64>| cap.map_or_else(|| "the gateway's".to_owned(), |b| format!("{b} bytes"));
+    let cap =
+        |cap: Option<u64>| cap.map_or_else(|| "the gateway's".to_owned(), |b| format!("{b} bytes"));
     let url = kms_url(headers);
     let here = format!(
         "{}/{}",
@@ -285,7 +286,10 @@ pub(super) async fn edit_form(
         max_duration: format_duration(Duration::from_secs(account.max_duration_secs)),
     };
     let errors = FieldErrors::default();
-    Ok(reshown(&errors, edit_page(&viewer, &resource, &name, &form, &errors)))
+    Ok(reshown(
+        &errors,
+        edit_page(&viewer, &resource, &name, &form, &errors),
+    ))
 }
 
 /// `POST /p/{project}/resources/{name}/accounts/{account}`: the Edit account form, through
@@ -343,7 +347,10 @@ pub(super) async fn update(
             Err(e) => errors.api(e, &[])?,
         }
     }
-    Ok(reshown(&errors, edit_page(&viewer, &resource, &name, &form, &errors)))
+    Ok(reshown(
+        &errors,
+        edit_page(&viewer, &resource, &name, &form, &errors),
+    ))
 }
 
 /// The Edit account page holding `form` (never its token).

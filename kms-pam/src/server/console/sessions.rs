@@ -469,7 +469,11 @@ pub(super) async fn verify(
             p { a href=(back) { "Back to the session" } }
         }
     };
-    Ok(answer(layout(&viewer.frame("sessions"), "Audit chain", body)))
+    Ok(answer(layout(
+        &viewer.frame("sessions"),
+        "Audit chain",
+        body,
+    )))
 }
 
 /// The verdict of `sessions verify`, as a badge and its reason.

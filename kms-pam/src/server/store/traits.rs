@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::records::{
-    AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
-    GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount, NewGateway, NewGrant,
-    NewResource, NewSessionRecord, NewUser, ProjectRecord, RecordingPolicyRecord, ResourceRecord,
-    SessionFilter, SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
+    AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
+    EventLink, EventRecord, GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount,
+    NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
+    SessionSearch, SessionUpdate, UserRecord,
 };
 use super::{StoreError, TokenHash};
 use crate::kms::api::ProjectRole;

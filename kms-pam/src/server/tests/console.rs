@@ -251,7 +251,11 @@ async fn rights_on_every_console_route() {
             format!("{theirs}?format=json"),
             [200, 404, 200, 404],
         ),
-        ("alice's chain", format!("{mine}/verify"), [200, 200, 200, 404]),
+        (
+            "alice's chain",
+            format!("{mine}/verify"),
+            [200, 200, 200, 404],
+        ),
         (
             "other's chain",
             format!("{theirs}/verify"),
@@ -447,7 +451,9 @@ async fn search_filters_pages_and_exports() {
     // The chain check is its own page, linked (and fetched by console.js) from the session's.
     let verify = format!("/p/default/sessions/{}/verify", w.alice_session);
     assert!(
-        detail.text.contains(&format!("data-verify=\"{}\"", verify.replace('-', "%2D"))),
+        detail
+            .text
+            .contains(&format!("data-verify=\"{}\"", verify.replace('-', "%2D"))),
         "{}",
         detail.text
     );
@@ -783,7 +789,10 @@ async fn session_with_agent(kms: &Kms, token: &str, user_agent: &[u8]) -> String
     let request = http::Request::post(format!("http://{}/v1/sessions", kms.addr))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .header("user-agent", http::HeaderValue::from_bytes(user_agent).unwrap())
+        .header(
+            "user-agent",
+            http::HeaderValue::from_bytes(user_agent).unwrap(),
+        )
         .body(Full::new(Bytes::from(body)))
         .unwrap();
     let response = kms.client.request(request).await.unwrap();
@@ -909,7 +918,15 @@ async fn a_long_command_log_comes_in_pages() {
     assert_eq!(rows(&last.text), 50);
     assert!(last.text.contains("<td>ns450</td>") && !last.text.contains("<td>ns400</td>"));
     assert!(last.text.contains("Commands 401–450 of 450 · page 3 of 3"));
-    let beyond = page(&w.kms, Method::GET, &at("?page=99"), Some(&admin), &[], None).await;
+    let beyond = page(
+        &w.kms,
+        Method::GET,
+        &at("?page=99"),
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(beyond.status, StatusCode::OK);
     assert_eq!(rows(&beyond.text), 50, "past the end: the last page");
     let zero = page(&w.kms, Method::GET, &at("?page=0"), Some(&admin), &[], None).await;
@@ -917,10 +934,22 @@ async fn a_long_command_log_comes_in_pages() {
     let junk = page(&w.kms, Method::GET, &at("?page=x"), Some(&admin), &[], None).await;
     assert_eq!(junk.status, StatusCode::BAD_REQUEST);
     // The JSON export holds every command, whatever the page.
-    let export = page(&w.kms, Method::GET, &at("?format=json&page=2"), Some(&admin), &[], None).await;
+    let export = page(
+        &w.kms,
+        Method::GET,
+        &at("?format=json&page=2"),
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
     let export: Value = serde_json::from_str(&export.text).unwrap();
     assert_eq!(export["commands"].as_array().unwrap().len(), 450);
     // The chain check of all 450 events, on its own page.
     let verdict = page(&w.kms, Method::GET, &at("/verify"), Some(&admin), &[], None).await;
-    assert!(verdict.text.contains("450 events verified"), "{}", verdict.text);
+    assert!(
+        verdict.text.contains("450 events verified"),
+        "{}",
+        verdict.text
+    );
 }

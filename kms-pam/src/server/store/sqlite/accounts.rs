@@ -8,9 +8,7 @@ use super::{
 };
 use crate::secret::Secret;
 use crate::server::store::crypto::account_token_aad;
-use crate::server::store::{
-    AccountChange, AccountRecord, AccountStore, NewAccount, StoreError,
-};
+use crate::server::store::{AccountChange, AccountRecord, AccountStore, NewAccount, StoreError};
 
 const SELECT: &str = "SELECT a.id, a.project_id, a.resource_id, r.name AS resource, a.name, \
                       a.description, a.max_duration_secs, a.created_at \

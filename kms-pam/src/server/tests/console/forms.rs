@@ -381,7 +381,10 @@ async fn edit_account_form_keeps_the_token_unless_a_new_one_is_typed() {
     assert_eq!(shown.status, StatusCode::OK);
     assert!(shown.text.contains("value=\"1h\""), "{}", shown.text);
     assert!(shown.text.contains("placeholder=\"token unchanged\""));
-    assert!(!shown.text.contains(SA_TOKEN), "the token is never rendered");
+    assert!(
+        !shown.text.contains(SA_TOKEN),
+        "the token is never rendered"
+    );
     let resource = page(
         &w.kms,
         Method::GET,
@@ -391,7 +394,10 @@ async fn edit_account_form_keeps_the_token_unless_a_new_one_is_typed() {
         None,
     )
     .await;
-    assert!(resource.text.contains(&format!("href=\"{path}\"")), "an Edit link");
+    assert!(
+        resource.text.contains(&format!("href=\"{path}\"")),
+        "an Edit link"
+    );
     let member_view = page(
         &w.kms,
         Method::GET,
@@ -411,15 +417,25 @@ async fn edit_account_form_keeps_the_token_unless_a_new_one_is_typed() {
     ];
     let refused = post(&w, path, &admin, &bad).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(field_error(&refused, "token").unwrap().contains("token must be"));
+    assert!(field_error(&refused, "token")
+        .unwrap()
+        .contains("token must be"));
     assert!(field_error(&refused, "max_duration").is_some());
     assert!(!refused.text.contains("secret with spaces"));
     assert!(refused.text.contains("&lt;b&gt;ops&lt;/b&gt;"), "escaped");
 
     // A member, a cross-site form: refused, nothing changed.
-    let blank = [("description", "on-call"), ("token", ""), ("max_duration", "2h")];
+    let blank = [
+        ("description", "on-call"),
+        ("token", ""),
+        ("max_duration", "2h"),
+    ];
     let answer = post(&w, path, &alice, &blank).await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN, "a member may not edit");
+    assert_eq!(
+        answer.status,
+        StatusCode::FORBIDDEN,
+        "a member may not edit"
+    );
     let answer = page(
         &w.kms,
         Method::POST,
@@ -454,7 +470,11 @@ async fn edit_account_form_keeps_the_token_unless_a_new_one_is_typed() {
 
     // A new token replaces it; it shows nowhere.
     let rotated = "eyJhbGciOiJSUzI1NiJ9.rotated-by-the-console.sig";
-    let with_token = [("description", ""), ("token", rotated), ("max_duration", "30m")];
+    let with_token = [
+        ("description", ""),
+        ("token", rotated),
+        ("max_duration", "30m"),
+    ];
     let saved = post(&w, path, &admin, &with_token).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
     assert_eq!(token_for_a_new_session(&w).await, rotated);
@@ -463,7 +483,10 @@ async fn edit_account_form_keeps_the_token_unless_a_new_one_is_typed() {
         .get("/v1/accounts?resource=prod", &w.kms.admin)
         .await
         .expect(StatusCode::OK);
-    assert!(accounts[0].get("description").is_none_or(Value::is_null), "cleared");
+    assert!(
+        accounts[0].get("description").is_none_or(Value::is_null),
+        "cleared"
+    );
     assert_eq!(accounts[0]["max_duration_secs"], 1800);
     let shown = page(&w.kms, Method::GET, path, Some(&admin), &[], None).await;
     assert!(!shown.text.contains(rotated) && !shown.text.contains(SA_TOKEN));
@@ -498,7 +521,10 @@ async fn add_resource_form_sets_the_recording_policy() {
     let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
     let path = "/p/default/resources";
     let shown = page(&w.kms, Method::GET, path, Some(&admin), &[], None).await;
-    assert!(shown.text.contains("<option value=\"deny\" selected>"), "deny by default");
+    assert!(
+        shown.text.contains("<option value=\"deny\" selected>"),
+        "deny by default"
+    );
 
     let base = [
         ("name", "rec"),
