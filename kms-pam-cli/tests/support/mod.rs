@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub(crate) mod browser;
 pub(crate) mod pg;
 pub(crate) mod procs;
 pub(crate) mod world;

@@ -191,6 +191,40 @@ pub(crate) async fn kill(child: &mut Child) {
 
 /// Starts KMS and an enrolled gateway, with resource `prod` and account `prod/admin`.
 pub(crate) async fn world(double: &ApiServerDouble) -> (World, Child, Child) {
+    let (world, server, gateway) = kms_and_gateway().await;
+    let home = world.home.path();
+    std::fs::write(home.join("ca.pem"), double.ca_pem()).expect("ca");
+    std::fs::write(home.join("sa"), double.token()).expect("sa token");
+    let ca = home.join("ca.pem").to_string_lossy().into_owned();
+    let sa = home.join("sa").to_string_lossy().into_owned();
+    let url = double.url();
+    let resource = [
+        "pam",
+        "resource",
+        "create",
+        "kubernetes",
+        "prod",
+        "--url",
+        &url,
+    ];
+    world
+        .ok(&[&resource[..], &["--gateway", "gw1", "--ca-cert", &ca]].concat())
+        .await;
+    world
+        .ok(&[
+            "pam",
+            "account",
+            "create",
+            "prod/admin",
+            "--token-file",
+            &sa,
+        ])
+        .await;
+    (world, server, gateway)
+}
+
+/// Starts KMS and gateway `gw1`, enrolled and online; no resource yet.
+pub(crate) async fn kms_and_gateway() -> (World, Child, Child) {
     let home = tempfile::tempdir().expect("home");
     let kms_port = free_port().await;
     let world = World {
@@ -224,34 +258,6 @@ pub(crate) async fn world(double: &ApiServerDouble) -> (World, Child, Child) {
             .contains("\"online\"")
     })
     .await;
-    let home = world.home.path();
-    std::fs::write(home.join("ca.pem"), double.ca_pem()).expect("ca");
-    std::fs::write(home.join("sa"), double.token()).expect("sa token");
-    let ca = home.join("ca.pem").to_string_lossy().into_owned();
-    let sa = home.join("sa").to_string_lossy().into_owned();
-    let url = double.url();
-    let resource = [
-        "pam",
-        "resource",
-        "create",
-        "kubernetes",
-        "prod",
-        "--url",
-        &url,
-    ];
-    world
-        .ok(&[&resource[..], &["--gateway", "gw1", "--ca-cert", &ca]].concat())
-        .await;
-    world
-        .ok(&[
-            "pam",
-            "account",
-            "create",
-            "prod/admin",
-            "--token-file",
-            &sa,
-        ])
-        .await;
     (world, server, gateway)
 }
 

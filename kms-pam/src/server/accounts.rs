@@ -14,8 +14,8 @@ use super::revocation::end_sessions;
 use super::rights::{InProject, ProjectAdmin};
 use super::state::{now, AppState};
 use super::{validate, views};
-use crate::kms::api::{Account, CreateAccount};
-use crate::server::store::{ActiveSessions, NewAccount};
+use crate::kms::api::{Account, CreateAccount, UpdateAccount};
+use crate::server::store::{AccountChange, ActiveSessions, NewAccount};
 use crate::session::EndCause;
 
 /// `POST /v1/resources/{resource}/accounts`.
@@ -55,6 +55,53 @@ pub(crate) async fn create(
         "account created"
     );
     Ok((StatusCode::CREATED, Json(views::account(&account))))
+}
+
+/// `PATCH /v1/resources/{resource}/accounts/{account}`: replaces the fields given; without a
+/// token the sealed one stays. Sessions already open keep the expiry they were given.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(path): ApiPath<AccountPath>,
+    ApiJson(body): ApiJson<UpdateAccount>,
+) -> Result<Json<Account>, ApiError> {
+    let token = body
+        .token
+        .as_ref()
+        .map(validate::account_token)
+        .transpose()?;
+    let (resource, name) = (path.resource, path.account.unwrap_or_default());
+    let account = state
+        .store
+        .account(admin.project_id(), &resource, &name)
+        .await?;
+    let description = match body.description {
+        Some(d) if d.trim().is_empty() => None,
+        Some(d) => Some(d),
+        None => account.description.clone(),
+    };
+    validate::text("description", description.as_deref())?;
+    let max = body.max_duration_secs.unwrap_or(account.max_duration_secs);
+    validate::max_duration(max)?;
+    let rotated = token.is_some();
+    let updated = state
+        .store
+        .update_account(AccountChange {
+            id: account.id,
+            description,
+            max_duration_secs: max,
+            token,
+        })
+        .await?;
+    tracing::info!(
+        by = %admin.user.name,
+        project = %admin.project.name,
+        account = %format!("{}/{}", updated.resource, updated.name),
+        max = %crate::time::format_duration(Duration::from_secs(max)),
+        token = if rotated { "replaced" } else { "unchanged" },
+        "account updated"
+    );
+    Ok(Json(views::account(&updated)))
 }
 
 /// Query of `GET /v1/accounts`.

@@ -50,6 +50,7 @@ pub(crate) async fn show(
         session: views::session(&record, now()),
         commands,
         audit,
+        client: views::session_client(&record),
     }))
 }
 

@@ -94,7 +94,7 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         )
         .route(
             &at("/resources/{resource}/accounts/{account}"),
-            delete(accounts::delete),
+            delete(accounts::delete).patch(accounts::update),
         )
         .route(&at("/accounts"), get(accounts::list))
         .route(&at("/grants"), post(grants::create).get(grants::list))

@@ -3,10 +3,12 @@
 //! administrators and auditors every session of the project. Somebody else's session answers
 //! 404, exactly like one that does not exist.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::Json;
+use http::request::Parts;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -25,10 +27,50 @@ use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::format_duration;
 use crate::tls::SessionCertSpec;
 
+/// Longest `User-Agent` kept with a session, in characters.
+const USER_AGENT_LIMIT: usize = 256;
+
+/// Where a request came from: the network peer KMS saw and the `User-Agent` it sent (client
+/// text: control characters dropped, at most [`USER_AGENT_LIMIT`] characters).
+#[derive(Debug, Default)]
+pub(crate) struct RequestOrigin {
+    address: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|value| {
+                String::from_utf8_lossy(value.as_bytes())
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_LIMIT)
+                    .collect::<String>()
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|agent| !agent.is_empty());
+        Ok(Self {
+            address,
+            user_agent,
+        })
+    }
+}
+
 /// `POST /v1/sessions`: administrators need no grant, members need one, auditors may not.
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: InProject,
+    origin: RequestOrigin,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     validate::text("reason", body.reason.as_deref())?;
@@ -63,6 +105,8 @@ pub(crate) async fn create(
             reason: body.reason,
             created_at,
             expires_at,
+            client_address: origin.address,
+            user_agent: origin.user_agent,
         })
         .await?;
     state.feed.publish(update.seq);

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::kms::api::{
     Account, Gateway, GatewayStatus, Grant, Member, Project, ProjectRole, RecordingPolicy,
-    Resource, ResourceKind, SessionView, User,
+    Resource, ResourceKind, SessionClient, SessionView, User,
 };
 use crate::server::store::{
     AccountRecord, GatewayRecord, GrantRecord, MemberRecord, ProjectRecord, ResourceRecord,
@@ -107,6 +107,15 @@ pub(crate) fn grant(record: &GrantRecord) -> Grant {
 
 /// The session as of `now`: one still marked active past its expiry is shown as the expiry
 /// task will record it a moment later, so no answer ever calls an expired session active.
+/// Where `record` was requested from; `None` when nothing was recorded (sessions older than
+/// migration 0600).
+pub(crate) fn session_client(record: &SessionRecord) -> Option<SessionClient> {
+    (record.client_address.is_some() || record.user_agent.is_some()).then(|| SessionClient {
+        address: record.client_address.clone(),
+        user_agent: record.user_agent.clone(),
+    })
+}
+
 pub(crate) fn session(record: &SessionRecord, now: SystemTime) -> SessionView {
     let mut session = record.session.clone();
     let mut end_cause = record.end_cause;
@@ -176,6 +185,8 @@ mod tests {
             gateway_id: "g".into(),
             grant_id: None,
             last_seen_at: at(0),
+            client_address: None,
+            user_agent: None,
         };
         assert_eq!(
             session(&record, at(9)).session.status,

@@ -238,6 +238,21 @@ pub struct CreateAccount {
     pub max_duration_secs: Option<u64>,
 }
 
+/// `PATCH /v1/resources/{r}/accounts/{a}` body: each field given replaces the account's; an
+/// absent field leaves it as it is (so an absent token means "token unchanged").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateAccount {
+    /// New description; an empty one clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// New longest session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_secs: Option<u64>,
+    /// A new service-account token (stored encrypted, never returned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+}
+
 /// A grant: a user may open sessions for an account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {

@@ -104,6 +104,20 @@ pub struct SessionDetail {
     /// How far the session's record has reached KMS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditProgress>,
+    /// Where the session was requested from, as KMS saw the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<SessionClient>,
+}
+
+/// Where a session was requested from, as KMS saw its `POST /v1/sessions`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClient {
+    /// The network peer of the request (with a proxy in front of KMS, the proxy's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The request's `User-Agent` (the CLI sends `kms-pam/VERSION`); client-supplied text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// How far a session's record has reached KMS: `pam access` waits, after ending a session,

@@ -1,6 +1,7 @@
 //! A resource's page: its connection card, its **Accounts** with the **Add account** form
 //! (project administrators), and each account's **Access** panel whose duration field (a GET
-//! form, no script needed) changes the CLI command shown.
+//! form, no script needed) changes the CLI command shown; and an account's **Edit** form, whose
+//! token field is write-only (left blank: "token unchanged").
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::forms::{field, reshown, FieldErrors};
 use super::page::{badge, kms_url, layout, when, PageError};
 use super::resources::status_name;
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
-use crate::kms::api::CreateAccount;
+use crate::kms::api::{CreateAccount, UpdateAccount};
 use crate::secret::Secret;
 use crate::server::error::{ApiJson, ApiPath};
 use crate::server::paths::AccountPath;
@@ -170,6 +171,9 @@ async fn resource_page(
         .await?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
     let status = status_name(views::gateway_status(&gateway, now()));
+    let policy = crate::server::recording::policy(state, &resource.id).await?;
+    let cap =
+        |cap: Option<u64>| cap.map_or_else(|| "the gateway's".to_owned(), |b| format!("{b} bytes"));
     let url = kms_url(headers);
     let here = format!(
         "{}/{}",
@@ -183,6 +187,10 @@ async fn resource_page(
             dt { "API URL" } dd.mono { (resource.url) }
             dt { "Gateway" } dd { (gateway.name) " " (badge(status, status)) }
             dt { "TLS" } dd { @if resource.ssl_verify { "certificate verified" } @else { "not verified" } @if resource.ca_cert.is_some() { " against its own CA bundle" } }
+            dt { "Recording" } dd {
+                @if policy.unrecorded_streams == crate::audit::recording::UnrecordedStreams::Allow { "unrecordable streams let through unrecorded" } @else { "unrecordable streams refused" }
+                "; cap per stream " (cap(policy.max_bytes)) ", input cap " (cap(policy.max_input_bytes))
+            }
             dt { "Created" } dd { (when(resource.created_at)) }
         } }
         h2 { "Accounts" }
@@ -200,7 +208,8 @@ async fn resource_page(
             @let command = format!("kms-pam --url {url} pam access {}/{} --project {} --duration {duration}", resource.name, a.name, project.name);
             div.card id={"account-" (i)} {
                 p { strong { (a.name) } @if let Some(d) = &a.description { " — " (d) } }
-                p.muted { "Longest session: " (format_duration(Duration::from_secs(a.max_duration_secs))) ". Token: stored sealed, never shown." }
+                p.muted { "Longest session: " (format_duration(Duration::from_secs(a.max_duration_secs))) ". Token: stored sealed, never shown."
+                    @if viewer.caller.is_admin() { " " a href={(here) "/accounts/" (segment(&a.name))} { "Edit" } } }
                 details open[chosen] {
                     summary { "Access" }
                     form.filters method="get" action={(here) "#account-" (i)} {
@@ -236,4 +245,142 @@ async fn resource_page(
         }
     };
     Ok(layout(&viewer.frame("resources"), &resource.name, body))
+}
+
+/// The Edit account form. A blank token means "token unchanged"; a token is never rendered
+/// back, even with errors.
+#[derive(Default, Deserialize)]
+pub(super) struct EditForm {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    token: Secret,
+    #[serde(default)]
+    max_duration: String,
+}
+
+impl std::fmt::Debug for EditForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditForm")
+            .field("description", &self.description)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /p/{project}/resources/{name}/accounts/{account}`: the Edit account form (project
+/// administrators).
+pub(super) async fn edit_form(
+    State(state): State<AppState>,
+    viewer: ConsoleProject,
+    Path((_, resource, name)): Path<(String, String, String)>,
+) -> Result<Response, PageError> {
+    ProjectAdmin::of(viewer.caller.clone())?;
+    let account = state
+        .store
+        .account(&viewer.caller.project.id, &resource, &name)
+        .await?;
+    let form = EditForm {
+        description: account.description.clone().unwrap_or_default(),
+        token: Secret::default(),
+        max_duration: format_duration(Duration::from_secs(account.max_duration_secs)),
+    };
+    let errors = FieldErrors::default();
+    Ok(reshown(
+        &errors,
+        edit_page(&viewer, &resource, &name, &form, &errors),
+    ))
+}
+
+/// `POST /p/{project}/resources/{name}/accounts/{account}`: the Edit account form, through
+/// `PATCH /v1/resources/{name}/accounts/{account}`'s handler.
+pub(super) async fn update(
+    State(state): State<AppState>,
+    viewer: ConsoleProject,
+    headers: HeaderMap,
+    Path((_, resource, name)): Path<(String, String, String)>,
+    Form(form): Form<EditForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let admin = ProjectAdmin::of(viewer.caller.clone())?;
+    let mut errors = FieldErrors::default();
+    let description = form.description.trim().to_owned();
+    errors.check(
+        "description",
+        validate::text("description", Some(description.as_str())),
+    );
+    let token = if form.token.expose().trim().is_empty() {
+        None
+    } else {
+        errors.check("token", validate::account_token(&form.token))
+    };
+    let max = match parse_duration(&form.max_duration) {
+        Ok(d) => errors.check(
+            "max_duration",
+            validate::max_duration(d.as_secs()).map(|()| d),
+        ),
+        Err(message) => {
+            errors.add("max_duration", &message);
+            None
+        }
+    };
+    if let (true, Some(max)) = (errors.is_empty(), max) {
+        let body = UpdateAccount {
+            description: Some(description),
+            max_duration_secs: Some(max.as_secs()),
+            token,
+        };
+        let path = AccountPath {
+            resource: resource.clone(),
+            account: Some(name.clone()),
+        };
+        match api::update(State(state.clone()), admin, ApiPath(path), ApiJson(body)).await {
+            Ok(Json(_)) => {
+                let to = format!(
+                    "{}/{}",
+                    project_path(&viewer.caller.project.name, "resources"),
+                    segment(&resource)
+                );
+                return Ok(Redirect::to(&to).into_response());
+            }
+            Err(e) if e.status() == StatusCode::NOT_FOUND => return Err(PageError::NotFound),
+            Err(e) => errors.api(e, &[])?,
+        }
+    }
+    Ok(reshown(
+        &errors,
+        edit_page(&viewer, &resource, &name, &form, &errors),
+    ))
+}
+
+/// The Edit account page holding `form` (never its token).
+fn edit_page(
+    viewer: &ConsoleProject,
+    resource: &str,
+    name: &str,
+    form: &EditForm,
+    errors: &FieldErrors,
+) -> Markup {
+    let back = format!(
+        "{}/{}",
+        project_path(&viewer.caller.project.name, "resources"),
+        segment(resource)
+    );
+    let here = format!("{back}/accounts/{}", segment(name));
+    let body = html! {
+        h1 { "Edit account " (resource) "/" (name) }
+        div.card {
+            (errors.whole_form())
+            form.stack method="post" action=(here) {
+                (field(errors, "description", "Description (optional)", html! { input type="text" name="description" value=(form.description); }))
+                (field(errors, "token", "Service-account token (write-only: leave blank and the stored token stays)", html! {
+                    input type="password" name="token" autocomplete="off" placeholder="token unchanged";
+                }))
+                p.muted { "Token: stored sealed, never shown. Blank means token unchanged." }
+                (field(errors, "max_duration", "Longest session", html! { input type="text" name="max_duration" value=(form.max_duration) size="8" required; }))
+                div { button type="submit" { "Save account" } " " a href=(back) { "Cancel" } }
+            }
+        }
+    };
+    layout(&viewer.frame("resources"), &format!("Edit {name}"), body)
 }

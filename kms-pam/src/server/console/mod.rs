@@ -51,6 +51,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/p/{project}/sessions/{id}/terminate",
             get(sessions::confirm_terminate).post(sessions::terminate),
         )
+        .route("/p/{project}/sessions/{id}/verify", get(sessions::verify))
         .route(
             "/p/{project}/sessions/{id}/recordings/{n}",
             get(sessions::recording),
@@ -63,6 +64,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/p/{project}/resources/{name}/accounts",
             post(accounts::create),
+        )
+        .route(
+            "/p/{project}/resources/{name}/accounts/{account}",
+            get(accounts::edit_form).post(accounts::update),
         )
         .route(
             "/p/{project}/members",

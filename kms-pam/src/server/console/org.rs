@@ -114,6 +114,13 @@ async fn members_page(
     form: &MemberForm,
     errors: &FieldErrors,
 ) -> Result<Markup, PageError> {
+    // The API's rule for `GET .../members`: administrators and auditors read the list.
+    if !viewer.caller.reads_every_session() {
+        return Err(viewer
+            .caller
+            .refused("the member list: it takes a project administrator or auditor")
+            .into());
+    }
     let project = &viewer.caller.project;
     let members = state.store.members(&project.id).await?;
     let admin = viewer.caller.is_admin();
@@ -257,6 +264,7 @@ async fn gateways_page(
     let frame = Frame {
         projects: projects_of(state, &user).await?,
         project: None,
+        members: user.admin,
         user,
         tab: "gateways",
         refresh: None,

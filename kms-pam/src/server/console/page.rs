@@ -24,6 +24,9 @@ pub(super) struct Frame {
     pub(super) tab: &'static str,
     /// Reload the page every so many seconds (live sessions), if set.
     pub(super) refresh: Option<u32>,
+    /// Whether the user may read the project's members (administrators and auditors, as the
+    /// API allows): the Members tab shows only then.
+    pub(super) members: bool,
 }
 
 /// A whole page: header with project switcher and nav, then `body`.
@@ -58,7 +61,9 @@ pub(super) fn layout(frame: &Frame, title: &str, body: Markup) -> Markup {
                     nav {
                         a class=(tab("sessions")) href={"/p/" (project) "/sessions"} { "Sessions" }
                         a class=(tab("resources")) href={"/p/" (project) "/resources"} { "Resources" }
-                        a class=(tab("members")) href={"/p/" (project) "/members"} { "Members" }
+                        @if frame.members {
+                            a class=(tab("members")) href={"/p/" (project) "/members"} { "Members" }
+                        }
                         a class=(tab("gateways")) href="/gateways" { "Gateways" }
                     }
                     div.who {

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use super::forms::{field, reshown, FieldErrors};
 use super::page::{badge, layout, PageError};
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
+use crate::audit::recording::{RecordingPolicy, UnrecordedStreams};
 use crate::kms::api::{CreateResource, ResourceKind};
 use crate::server::error::ApiJson;
 use crate::server::rights::ProjectAdmin;
 use crate::server::state::{now, AppState};
-use crate::server::{resources as api, validate, views};
+use crate::server::{recording, resources as api, validate, views};
 
 /// A gateway's status as a badge class and label.
 pub(super) fn status_name(status: crate::kms::api::GatewayStatus) -> &'static str {
@@ -43,6 +44,15 @@ pub(super) struct ResourceForm {
     ssl_verify: Option<String>,
     #[serde(default)]
     ca_cert: String,
+    /// `deny` (the default) or `allow`: streams the gateway cannot record.
+    #[serde(default)]
+    unrecorded_streams: String,
+    /// Recording cap per stream (a size; blank: the gateway's).
+    #[serde(default)]
+    recording_max_bytes: String,
+    /// Input recording cap per stream (a size; blank: the gateway's).
+    #[serde(default)]
+    recording_input_max_bytes: String,
 }
 
 impl Default for ResourceForm {
@@ -53,8 +63,68 @@ impl Default for ResourceForm {
             gateway: String::new(),
             ssl_verify: Some("on".to_owned()),
             ca_cert: String::new(),
+            unrecorded_streams: "deny".to_owned(),
+            recording_max_bytes: String::new(),
+            recording_input_max_bytes: String::new(),
         }
     }
+}
+
+/// `4096`, `64KiB`, `1MiB`, `2GiB` (K, M, G and KB, MB, GB read as powers of 1024 too), as the
+/// CLI's `--recording-max-bytes` reads them; blank is `None`.
+fn parse_size(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a size such as 4096, 64KiB or 1MiB".to_owned())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err("unknown size unit; use KiB, MiB or GiB".to_owned()),
+    };
+    number
+        .checked_mul(1 << shift)
+        .map(Some)
+        .ok_or_else(|| "this size is too large".to_owned())
+}
+
+/// The form's recording policy, each refusal next to its field.
+fn recording_of(form: &ResourceForm, errors: &mut FieldErrors) -> RecordingPolicy {
+    let unrecorded = match form.unrecorded_streams.as_str() {
+        "" | "deny" => UnrecordedStreams::Deny,
+        "allow" => UnrecordedStreams::Allow,
+        _ => {
+            errors.add("unrecorded_streams", "choose deny or allow");
+            UnrecordedStreams::Deny
+        }
+    };
+    let mut cap = |field: &'static str, text: &str| match parse_size(text) {
+        Ok(size) => {
+            let alone = RecordingPolicy::deny().with_max_bytes(size);
+            errors.check(field, recording::validate(&alone)).and(size)
+        }
+        Err(message) => {
+            errors.add(field, &message);
+            None
+        }
+    };
+    let max = cap("recording_max_bytes", &form.recording_max_bytes);
+    let input = cap("recording_input_max_bytes", &form.recording_input_max_bytes);
+    let policy = RecordingPolicy::deny()
+        .with_unrecorded_streams(unrecorded)
+        .with_max_bytes(max)
+        .with_max_input_bytes(input);
+    errors.check("recording_input_max_bytes", recording::validate(&policy));
+    policy
 }
 
 /// `GET /p/{project}/resources`.
@@ -88,6 +158,7 @@ pub(super) async fn create(
     if let Some(pem) = &ca_cert {
         errors.check("ca_cert", validate::ca_bundle(pem));
     }
+    let recording = recording_of(&form, &mut errors);
     if errors.is_empty() {
         let body = CreateResource {
             kind: ResourceKind::Kubernetes,
@@ -96,8 +167,7 @@ pub(super) async fn create(
             gateway: form.gateway.clone(),
             ssl_verify: form.ssl_verify.is_some(),
             ca_cert,
-            // The default: streams the gateway cannot record are refused (the CLI sets others).
-            recording: Default::default(),
+            recording,
         };
         match api::create(State(state.clone()), admin, ApiJson(body)).await {
             Ok((_, Json(resource))) => {
@@ -181,6 +251,18 @@ async fn list_page(
                     }))
                     (field(errors, "ca_cert", "CA certificate (PEM, optional: the cluster's own CA)", html! {
                         textarea name="ca_cert" rows="5" placeholder="-----BEGIN CERTIFICATE-----" { (form.ca_cert) }
+                    }))
+                    (field(errors, "unrecorded_streams", "Streams the gateway cannot record (SPDY exec/attach, port-forward)", html! {
+                        select name="unrecorded_streams" {
+                            option value="deny" selected[form.unrecorded_streams != "allow"] { "Refuse them, saying why (recommended)" }
+                            option value="allow" selected[form.unrecorded_streams == "allow"] { "Let them through unrecorded" }
+                        }
+                    }))
+                    (field(errors, "recording_max_bytes", "Recording cap per stream (optional: 64KiB, 1MiB; blank: the gateway's, 1MiB)", html! {
+                        input type="text" name="recording_max_bytes" value=(form.recording_max_bytes) size="10" autocomplete="off";
+                    }))
+                    (field(errors, "recording_input_max_bytes", "Input recording cap per stream (optional; blank: the gateway's, 8MiB)", html! {
+                        input type="text" name="recording_input_max_bytes" value=(form.recording_input_max_bytes) size="10" autocomplete="off";
                     }))
                     div { button type="submit" { "Add resource" } }
                 }

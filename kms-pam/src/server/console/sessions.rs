@@ -29,6 +29,8 @@ use crate::time::parse_rfc3339;
 
 /// Rows per page.
 const PAGE_SIZE: u32 = 50;
+/// Commands per page of a session's command log.
+const COMMANDS_PER_PAGE: usize = 200;
 /// Most rows an export holds.
 const EXPORT_LIMIT: u32 = 10_000;
 
@@ -321,10 +323,13 @@ async fn session_of(
 pub(super) struct ShowQuery {
     #[serde(default)]
     format: String,
+    /// The page of the command log (1-based).
+    #[serde(default)]
+    page: Option<usize>,
 }
 
-/// The `User-Agent` of the session's first request that sent one (kubectl's names its version
-/// and platform).
+/// The `User-Agent` of the session's first request through the gateway that sent one (kubectl's
+/// names its version and platform).
 fn first_user_agent(events: &[AuditEvent]) -> Option<&str> {
     events
         .iter()
@@ -353,12 +358,20 @@ pub(super) async fn show(
             session: view,
             commands,
             audit: Some(audit_trail::progress(&state, &record).await?),
+            client: views::session_client(&record),
         };
         let name = format!("session-{}.json", record.session.id);
         return Ok(download("application/json", &name, json(&detail)?));
     }
-    let chain = audit_trail::verify(&state, &record).await?;
     let recorded = recordings(&events);
+    // The command log in pages: rendering thousands of rows (each with its requests) is what
+    // made a long session's page slow, and no reader takes them in at once.
+    let pages = commands.len().div_ceil(COMMANDS_PER_PAGE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let first = (page - 1) * COMMANDS_PER_PAGE;
+    let shown = commands
+        .get(first..commands.len().min(first + COMMANDS_PER_PAGE))
+        .unwrap_or_default();
     let agent = first_user_agent(&events);
     let s = &view.session;
     let base = format!(
@@ -377,12 +390,18 @@ pub(super) async fn show(
             dt { "Status" } dd { (status_badge(&view))
                 @if let Some(cause) = view.end_cause { " " span.muted { (cause.describe()) } } }
             dt { "Reason" } dd { (s.reason.as_deref().unwrap_or("—")) }
-            dt { "User agent" } dd.mono { (agent.unwrap_or("—")) }
+            dt { "Client address" } dd.mono { (record.client_address.as_deref().unwrap_or("—")) }
+            dt { "User agent" } dd.mono { (record.user_agent.as_deref().unwrap_or("—")) }
+            dt { "kubectl user agent" } dd.mono { (agent.unwrap_or("—")) }
             dt { "Created" } dd { (when(s.created_at)) }
             dt { "Expires" } dd { (when(s.expires_at)) }
             dt { "Ended" } dd { @match s.ended_at { Some(t) => (when(t)), None => "ongoing" } }
             dt { "Duration" } dd { (span(s.created_at, s.ended_at.unwrap_or(now))) }
-            dt { "Audit chain" } dd { (chain_badge(&chain)) }
+            // Checking the chain verifies every event's signature (thousands in a long session):
+            // its own route, which console.js fills in here; without script, a link to it.
+            dt { "Audit chain" } dd #chain data-verify={(base) "/verify"} {
+                a href={(base) "/verify"} { "Check the audit chain" }
+            }
         } }
         p {
             a href={(base) "?format=json"} { "Export as JSON" }
@@ -390,14 +409,21 @@ pub(super) async fn show(
                 " · " a.button href={(base) "/terminate"} { "Terminate" }
             }
         }
-        h2 { "Commands (" (commands.len()) ")" }
+        h2 #commands { "Commands (" (commands.len()) ")" }
         @if commands.is_empty() {
             div.card.empty { p { "No kubectl command recorded yet." @if active { " This page refreshes while the session is active." } } }
         } @else {
             div.scroll { table {
                 thead { tr { th { "Time" } th { "Command" } th { "Namespace" } th { "Outcome" } } }
-                tbody { @for command in &commands { (command_row(command, &base)) } }
+                tbody { @for command in shown { (command_row(command, &base)) } }
             } }
+            @if pages > 1 {
+                div.pager {
+                    @if page > 1 { a href={(base) "?page=" (page - 1) "#commands"} { "← Earlier" } }
+                    span.muted { "Commands " (first + 1) "–" (first + shown.len()) " of " (commands.len()) " · page " (page) " of " (pages) }
+                    @if page < pages { a href={(base) "?page=" (page + 1) "#commands"} { "Later →" } }
+                }
+            }
         }
         @if !recorded.is_empty() {
             h2 { "Recordings" }
@@ -417,6 +443,37 @@ pub(super) async fn show(
         frame.refresh = Some(5);
     }
     Ok(answer(layout(&frame, "Session", body)))
+}
+
+/// `GET /p/{project}/sessions/{id}/verify`: the audit chain check of `sessions verify` (the
+/// chain, every event's gateway signature, KMS's signed head, the metadata), as its own page;
+/// the session page fetches its `#chain-verdict` into place.
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    viewer: ConsoleProject,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let record = session_of(&state, &viewer, &id).await?;
+    let chain = audit_trail::verify(&state, &record).await?;
+    let s = &record.session;
+    let back = format!(
+        "{}/{}",
+        project_path(&viewer.caller.project.name, "sessions"),
+        segment(s.id.as_str())
+    );
+    let body = html! {
+        h1 { "Audit chain of session " (s.resource) "/" (s.account) }
+        div.card {
+            p #chain-verdict { (chain_badge(&chain)) }
+            p.muted { "Each stored event's hash link and the gateway's signature on it, KMS's signed head and the session's metadata, checked as stored (as " code { "kms-pam pam sessions verify" } " does)." }
+            p { a href=(back) { "Back to the session" } }
+        }
+    };
+    Ok(answer(layout(
+        &viewer.frame("sessions"),
+        "Audit chain",
+        body,
+    )))
 }
 
 /// The verdict of `sessions verify`, as a badge and its reason.

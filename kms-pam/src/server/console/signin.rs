@@ -178,21 +178,20 @@ impl FromRequestParts<AppState> for ConsoleProject {
         let role = role_in(state, &project, &user)
             .await?
             .ok_or(PageError::NotFound)?;
+        let caller = InProject {
+            user,
+            project,
+            role,
+        };
         let frame = Frame {
-            projects: projects_of(state, &user).await?,
-            project: Some(project.name.clone()),
-            user: user.clone(),
+            projects: projects_of(state, &caller.user).await?,
+            project: Some(caller.project.name.clone()),
+            user: caller.user.clone(),
             tab: "",
             refresh: None,
+            members: caller.reads_every_session(),
         };
-        Ok(Self {
-            caller: InProject {
-                user,
-                project,
-                role,
-            },
-            frame,
-        })
+        Ok(Self { caller, frame })
     }
 }
 

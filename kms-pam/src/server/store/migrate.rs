@@ -138,6 +138,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("ended_at", Int),
             ("grant_id", Text),
             ("last_seen_at", Int),
+            ("client_address", Text),
+            ("user_agent", Text),
         ],
     ),
     (

@@ -26,10 +26,11 @@ mod traits;
 
 pub use crypto::{RootKey, TokenHash};
 pub use records::{
-    AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
-    GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount, NewGateway, NewGrant,
-    NewResource, NewSessionRecord, NewUser, ProjectRecord, RecordingPolicyRecord, ResourceRecord,
-    SessionFilter, SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
+    AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
+    EventLink, EventRecord, GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount,
+    NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
+    SessionSearch, SessionUpdate, UserRecord,
 };
 pub use traits::{
     AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore,

@@ -181,6 +181,20 @@ pub struct AccountRecord {
     pub created_at: SystemTime,
 }
 
+/// A change to an account: its description and longest session are replaced; its token only when
+/// one is given (`None` keeps the sealed token as it is).
+#[derive(Clone, Debug)]
+pub struct AccountChange {
+    /// The account's id.
+    pub id: String,
+    /// New description (`None` clears it).
+    pub description: Option<String>,
+    /// New longest session.
+    pub max_duration_secs: u64,
+    /// A new service-account token, sealed by the store before it is written.
+    pub token: Option<Secret>,
+}
+
 /// What is needed to create an account.
 #[derive(Clone, Debug)]
 pub struct NewAccount {
@@ -259,6 +273,10 @@ pub struct SessionRecord {
     pub grant_id: Option<String>,
     /// When its user's client last asked about it (its heartbeat; creation counts as one).
     pub last_seen_at: SystemTime,
+    /// The network address KMS saw the session requested from (`None` before migration 0600).
+    pub client_address: Option<String>,
+    /// The `User-Agent` of the client that requested it (the CLI names itself and its version).
+    pub user_agent: Option<String>,
 }
 
 /// What is needed to record a new active session.
@@ -282,6 +300,10 @@ pub struct NewSessionRecord {
     pub created_at: SystemTime,
     /// Expiry.
     pub expires_at: SystemTime,
+    /// The network address the request came from.
+    pub client_address: Option<String>,
+    /// The requesting client's `User-Agent`.
+    pub user_agent: Option<String>,
 }
 
 /// Which sessions to list.

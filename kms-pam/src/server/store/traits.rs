@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::records::{
-    AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment, EventLink, EventRecord,
-    GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount, NewGateway, NewGrant,
-    NewResource, NewSessionRecord, NewUser, ProjectRecord, RecordingPolicyRecord, ResourceRecord,
-    SessionFilter, SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
+    AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
+    EventLink, EventRecord, GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount,
+    NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
+    SessionSearch, SessionUpdate, UserRecord,
 };
 use super::{StoreError, TokenHash};
 use crate::kms::api::ProjectRole;
@@ -238,6 +239,10 @@ pub trait ResourceStore: Send + Sync + 'static {
 pub trait AccountStore: Send + Sync + 'static {
     /// Creates an account, sealing its token. `Conflict` if the name is taken on the resource.
     async fn create_account(&self, new: NewAccount) -> Result<AccountRecord, StoreError>;
+
+    /// Replaces an account's description and longest session, and its token when the change
+    /// holds one (sealed like at creation). `NotFound` if the account is gone.
+    async fn update_account(&self, change: AccountChange) -> Result<AccountRecord, StoreError>;
 
     /// The project's accounts, by resource and name; only `resource`'s when given.
     async fn accounts(

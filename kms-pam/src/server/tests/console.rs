@@ -252,6 +252,16 @@ async fn rights_on_every_console_route() {
             [200, 404, 200, 404],
         ),
         (
+            "alice's chain",
+            format!("{mine}/verify"),
+            [200, 200, 200, 404],
+        ),
+        (
+            "other's chain",
+            format!("{theirs}/verify"),
+            [200, 404, 200, 404],
+        ),
+        (
             "terminate form",
             format!("{theirs}/terminate"),
             [200, 404, 404, 404],
@@ -266,7 +276,18 @@ async fn rights_on_every_console_route() {
             "/p/default/resources/prod".into(),
             [200, 200, 200, 200],
         ),
-        ("members", "/p/default/members".into(), [200, 200, 200, 200]),
+        // As `GET /v1/projects/{p}/members`: administrators and auditors read it.
+        ("members", "/p/default/members".into(), [200, 403, 200, 403]),
+        (
+            "account edit form",
+            "/p/default/resources/prod/accounts/admin".into(),
+            [200, 403, 403, 403],
+        ),
+        (
+            "no account",
+            "/p/default/resources/prod/accounts/nope".into(),
+            [404, 403, 403, 403],
+        ),
         (
             "other project",
             "/p/team/sessions".into(),
@@ -425,12 +446,23 @@ async fn search_filters_pages_and_exports() {
     assert_eq!(csv.text.lines().count(), 2, "{}", csv.text);
     assert!(csv.text.contains("\"rotate certs\""));
     let detail = get(format!("/p/default/sessions/{}", w.alice_session)).await;
+    assert!(detail.text.contains("kubectl rollout"), "{}", detail.text);
+    assert!(detail.text.contains("/api/v1/namespaces/default/pods"));
+    // The chain check is its own page, linked (and fetched by console.js) from the session's.
+    let verify = format!("/p/default/sessions/{}/verify", w.alice_session);
     assert!(
-        detail.text.contains("kubectl rollout") && detail.text.contains("intact"),
+        detail
+            .text
+            .contains(&format!("data-verify=\"{}\"", verify.replace('-', "%2D"))),
         "{}",
         detail.text
     );
-    assert!(detail.text.contains("/api/v1/namespaces/default/pods"));
+    let verdict = get(verify).await;
+    assert!(
+        verdict.text.contains("id=\"chain-verdict\"") && verdict.text.contains(">intact<"),
+        "{}",
+        verdict.text
+    );
 }
 
 #[tokio::test]
@@ -749,4 +781,175 @@ async fn the_count_folds_kubectls_header_less_first_request() {
     let row = &list.text[list.text.find(&format!("/sessions/{encoded}\"")).unwrap()..];
     let cell = row.split("<td>").nth(6).unwrap();
     assert_eq!(&cell[..cell.find('<').unwrap()], "1", "{}", list.text);
+}
+
+/// Opens a session on `prod` for `token` with `user_agent` as the request's `User-Agent`.
+async fn session_with_agent(kms: &Kms, token: &str, user_agent: &[u8]) -> String {
+    let body = serde_json::to_vec(&session_body("prod", 600)).unwrap();
+    let request = http::Request::post(format!("http://{}/v1/sessions", kms.addr))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            http::HeaderValue::from_bytes(user_agent).unwrap(),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = kms.client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let created: Value = serde_json::from_slice(&bytes).unwrap();
+    created["session"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_session_page_shows_where_the_session_was_requested_from() {
+    let w = world("origin", "kubectl get pods").await;
+    let payload = "kms-pam/0.1.0 <img src=x onerror=\"window.pwned=1\">";
+    let id = session_with_agent(&w.kms, &w.alice, payload.as_bytes()).await;
+    let alice = sign_in(&w.kms, &w.alice).await;
+    let path = format!("/p/default/sessions/{id}");
+    let shown = page(&w.kms, Method::GET, &path, Some(&alice), &[], None).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    let text = &shown.text;
+    let address = &text[text.find("Client address").unwrap()..];
+    assert!(
+        address.starts_with("Client address</dt><dd class=\"mono\">127.0.0.1</dd>"),
+        "the peer KMS saw: {address}"
+    );
+    assert!(
+        text.contains("kms-pam/0.1.0 &lt;img src=x onerror=&quot;window.pwned=1&quot;&gt;"),
+        "the CLI's user agent, escaped: {text}"
+    );
+    assert!(!text.contains("<img src=x"), "{text}");
+
+    // The JSON export of the session and the API's show carry both.
+    let export = format!("{path}?format=json");
+    let export = page(&w.kms, Method::GET, &export, Some(&alice), &[], None).await;
+    let export: Value = serde_json::from_str(&export.text).unwrap();
+    assert_eq!(export["client"]["address"], "127.0.0.1");
+    assert_eq!(export["client"]["user_agent"], payload);
+    let api = w
+        .kms
+        .get(&format!("/v1/sessions/{id}"), &w.alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api["client"], export["client"]);
+
+    // Control characters are dropped and a long agent is cut; without one, the page says so.
+    let long = format!("kms-pam/0.1.0\t{}", "x".repeat(1_000));
+    let id = session_with_agent(&w.kms, &w.alice, long.as_bytes()).await;
+    let api = w
+        .kms
+        .get(&format!("/v1/sessions/{id}"), &w.alice)
+        .await
+        .expect(StatusCode::OK);
+    let kept = api["client"]["user_agent"].as_str().unwrap();
+    assert_eq!(kept.chars().count(), 256, "{kept}");
+    assert!(kept.starts_with("kms-pam/0.1.0x"), "{kept}");
+    let plain = w.kms.session_id("/v1", &w.alice.clone(), "prod").await;
+    let api = w
+        .kms
+        .get(&format!("/v1/sessions/{plain}"), &w.alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api["client"]["address"], "127.0.0.1");
+    assert!(api["client"].get("user_agent").is_none(), "{api}");
+    let path = format!("/p/default/sessions/{plain}");
+    let shown = page(&w.kms, Method::GET, &path, Some(&alice), &[], None).await;
+    assert!(
+        shown
+            .text
+            .contains("User agent</dt><dd class=\"mono\">—</dd>"),
+        "{}",
+        shown.text
+    );
+}
+
+/// `n` kubectl invocations of one request each, chained for `session` and signed by `gw`.
+fn many_commands(session: &str, n: u64) -> Vec<AuditEvent> {
+    let chained = ChainingSink::new(MemoryAuditSink::new())
+        .with_signer(std::sync::Arc::new(super::gateway_audit_key("gw")));
+    for id in 1..=n {
+        // Each in its own namespace, which its row shows.
+        let path = format!("/api/v1/namespaces/ns{id}/pods");
+        let started = RequestStarted {
+            request_id: id,
+            method: "GET".into(),
+            path: path.clone(),
+            query: None,
+            info: RequestInfo::classify(&http::Method::GET, &path, None),
+            kubectl_command: Some("kubectl get pods".into()),
+            kubectl_session: Some(format!("k{id}")),
+            user_agent: None,
+        };
+        chained
+            .record(AuditEvent::now(
+                SessionId::new(session),
+                AuditEventKind::RequestStarted(Box::new(started)),
+            ))
+            .unwrap();
+    }
+    chained.inner().events()
+}
+
+#[tokio::test]
+async fn a_long_command_log_comes_in_pages() {
+    let w = world("long", "kubectl get pods").await;
+    w.kms
+        .post(
+            "/v1/gateway/events",
+            &w.gateway,
+            json!({ "events": many_commands(&w.admin_session, 450) }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    let base = format!("/p/default/sessions/{}", w.admin_session);
+    let at = |page: &str| format!("{base}{page}");
+    let rows = |text: &str| text.matches("<details>").count();
+    let first = page(&w.kms, Method::GET, &base, Some(&admin), &[], None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.text.contains("Commands (450)"), "the whole count");
+    assert_eq!(rows(&first.text), 200);
+    assert!(first.text.contains("Commands 1–200 of 450 · page 1 of 3"));
+    assert!(first.text.contains("<td>ns1</td>") && !first.text.contains("<td>ns201</td>"));
+    let last = page(&w.kms, Method::GET, &at("?page=3"), Some(&admin), &[], None).await;
+    assert_eq!(rows(&last.text), 50);
+    assert!(last.text.contains("<td>ns450</td>") && !last.text.contains("<td>ns400</td>"));
+    assert!(last.text.contains("Commands 401–450 of 450 · page 3 of 3"));
+    let beyond = page(
+        &w.kms,
+        Method::GET,
+        &at("?page=99"),
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(beyond.status, StatusCode::OK);
+    assert_eq!(rows(&beyond.text), 50, "past the end: the last page");
+    let zero = page(&w.kms, Method::GET, &at("?page=0"), Some(&admin), &[], None).await;
+    assert_eq!(rows(&zero.text), 200, "page 0: the first");
+    let junk = page(&w.kms, Method::GET, &at("?page=x"), Some(&admin), &[], None).await;
+    assert_eq!(junk.status, StatusCode::BAD_REQUEST);
+    // The JSON export holds every command, whatever the page.
+    let export = page(
+        &w.kms,
+        Method::GET,
+        &at("?format=json&page=2"),
+        Some(&admin),
+        &[],
+        None,
+    )
+    .await;
+    let export: Value = serde_json::from_str(&export.text).unwrap();
+    assert_eq!(export["commands"].as_array().unwrap().len(), 450);
+    // The chain check of all 450 events, on its own page.
+    let verdict = page(&w.kms, Method::GET, &at("/verify"), Some(&admin), &[], None).await;
+    assert!(
+        verdict.text.contains("450 events verified"),
+        "{}",
+        verdict.text
+    );
 }

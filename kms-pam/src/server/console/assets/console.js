@@ -1,8 +1,39 @@
 // kms-pam console: progressive enhancement only; every page works without this file.
 "use strict";
 (function () {
+  // The audit chain verdict last fetched, and when: a live refresh reuses it for a minute
+  // (checking a long session's chain verifies thousands of signatures).
+  var verdict = null;
+  var verifiedAt = 0;
+  // <dd data-verify="URL">: the chain check is its own page, fetched after this one; its
+  // #chain-verdict replaces the link (which stays if the fetch fails).
+  function verify(slot) {
+    if (verdict && Date.now() - verifiedAt < 60000) {
+      slot.replaceChildren(verdict.cloneNode(true));
+      return;
+    }
+    fetch(slot.getAttribute("data-verify"), { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok || response.redirected) { throw new Error("status " + response.status); }
+        return response.text();
+      })
+      .then(function (text) {
+        var found = new DOMParser().parseFromString(text, "text/html").getElementById("chain-verdict");
+        if (!found) { return; }
+        var span = document.createElement("span");
+        span.className = "verdict";
+        span.replaceChildren.apply(span, Array.from(found.childNodes).map(function (node) {
+          return document.importNode(node, true);
+        }));
+        verdict = span;
+        verifiedAt = Date.now();
+        slot.replaceChildren(span.cloneNode(true));
+      })
+      .catch(function () {});
+  }
   // Copy buttons and confirmations inside `root` (the page, or a refreshed <main>).
   function enhance(root) {
+    root.querySelectorAll("[data-verify]").forEach(verify);
     // <button data-copy="ID"> copies the text of element ID.
     root.querySelectorAll("button[data-copy]").forEach(function (button) {
       button.hidden = false;

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::secret::Secret;
 use crate::server::store::crypto::account_token_aad;
-use crate::server::store::{AccountRecord, AccountStore, NewAccount, StoreError};
+use crate::server::store::{AccountChange, AccountRecord, AccountStore, NewAccount, StoreError};
 
 const SELECT: &str = "SELECT a.id, a.project_id, a.resource_id, r.name AS resource, a.name, \
                       a.description, a.max_duration_secs, a.created_at \
@@ -84,6 +84,35 @@ impl AccountStore for EngineStore {
         .await
         .map_err(|e| unique_error(e, || format!("account {} already exists", new.name)))?;
         self.account_by_id(&id).await
+    }
+
+    async fn update_account(&self, change: AccountChange) -> Result<AccountRecord, StoreError> {
+        let account = self.account_by_id(&change.id).await?;
+        let sealed = match &change.token {
+            Some(token) => Some(
+                self.key()
+                    .seal_secret(&account_token_aad(&account.resource_id, &account.id), token)?,
+            ),
+            None => None,
+        };
+        let updated = sqlx::query(
+            "UPDATE accounts SET description = $1, max_duration_secs = $2, \
+             token_sealed = COALESCE($3, token_sealed) WHERE id = $4",
+        )
+        .bind(&change.description)
+        .bind(duration_to_db(change.max_duration_secs)?)
+        .bind(sealed)
+        .bind(&account.id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "account {}/{}",
+                account.resource, account.name
+            )));
+        }
+        self.account_by_id(&account.id).await
     }
 
     async fn accounts(

@@ -19,7 +19,8 @@ pub(super) const SELECT: &str =
     "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
                       account_id, account_name, gateway_id, gateway_name, status, end_cause, \
                       reason, created_at, expires_at, ended_at, grant_id, \
-                      COALESCE(last_seen_at, created_at) AS last_seen_at FROM sessions";
+                      COALESCE(last_seen_at, created_at) AS last_seen_at, client_address, user_agent \
+                      FROM sessions";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
@@ -41,6 +42,8 @@ pub(super) struct SessionRow {
     ended_at: Option<i64>,
     grant_id: Option<String>,
     last_seen_at: i64,
+    client_address: Option<String>,
+    user_agent: Option<String>,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -68,6 +71,8 @@ impl TryFrom<SessionRow> for SessionRecord {
             gateway_id: row.gateway_id,
             grant_id: row.grant_id,
             last_seen_at: time(row.last_seen_at),
+            client_address: row.client_address,
+            user_agent: row.user_agent,
         })
     }
 }
@@ -158,8 +163,9 @@ impl SessionStore for SqliteStore {
         sqlx::query(
             "INSERT INTO sessions (id, project_id, user_id, user_name, resource_id, \
              resource_name, account_id, account_name, gateway_id, gateway_name, status, reason, \
-             created_at, expires_at, grant_id, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12)",
+             created_at, expires_at, grant_id, last_seen_at, client_address, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12, \
+             $15, $16)",
         )
         .bind(id)
         .bind(&new.project_id)
@@ -175,6 +181,8 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(secs(new.expires_at))
         .bind(&new.grant_id)
+        .bind(&new.client_address)
+        .bind(&new.user_agent)
         .execute(&mut *tx)
         .await
         .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;

@@ -92,3 +92,47 @@ pub(super) async fn the_ca_is_stored_once(store: Arc<dyn Store>) {
     assert_eq!(loaded.cert_pem, stored.cert_pem);
     assert_eq!(loaded.key.expose_secret(), stored.key.expose_secret());
 }
+
+pub(super) async fn an_account_edit_keeps_its_token_unless_given_one(store: Arc<dyn Store>) {
+    let f = fixture(store).await;
+    let id = f.account.id.clone();
+    let kept = f
+        .store
+        .update_account(AccountChange {
+            id: id.clone(),
+            description: Some("on-call".into()),
+            max_duration_secs: 7200,
+            token: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.description.as_deref(), Some("on-call"));
+    assert_eq!(kept.max_duration_secs, 7200);
+    assert_eq!((kept.name.as_str(), kept.created_at), ("admin", t(0)));
+    let token = f.store.account_token(&kept).await.unwrap();
+    assert_eq!(token.expose(), SA_TOKEN, "no token given: unchanged");
+    let replaced = f
+        .store
+        .update_account(AccountChange {
+            id: id.clone(),
+            description: None,
+            max_duration_secs: 600,
+            token: Some(Secret::new("eyJ.rotated.sig")),
+        })
+        .await
+        .unwrap();
+    assert_eq!(replaced.description, None);
+    assert_eq!(replaced.max_duration_secs, 600);
+    let token = f.store.account_token(&replaced).await.unwrap();
+    assert_eq!(token.expose(), "eyJ.rotated.sig");
+    let gone = f
+        .store
+        .update_account(AccountChange {
+            id: "no-such-account".into(),
+            description: None,
+            max_duration_secs: 600,
+            token: None,
+        })
+        .await;
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
+}

@@ -55,6 +55,24 @@ pub(super) async fn enrollment_tokens_are_single_use_and_expire(store: Arc<dyn S
     );
 }
 
+pub(super) async fn a_session_keeps_where_it_was_requested_from(store: Arc<dyn Store>) {
+    let f = fixture(store).await;
+    let created = f.session(0, 100).await.record;
+    assert_eq!(created.client_address.as_deref(), Some("192.0.2.7"));
+    assert_eq!(created.user_agent.as_deref(), Some("kms-pam/0.1.0"));
+    let id = created.session.id.clone();
+    let ended = f
+        .store
+        .end_session(&id, EndCause::User, t(5))
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(ended.client_address.as_deref(), Some("192.0.2.7"));
+    assert_eq!(ended.user_agent.as_deref(), Some("kms-pam/0.1.0"));
+    let read = f.store.session(&id).await.unwrap();
+    assert_eq!(read, ended);
+}
+
 pub(super) async fn session_changes_are_logged_in_order(store: Arc<dyn Store>) {
     let f = fixture(store).await;
     assert_eq!(f.store.latest_seq().await.unwrap(), 0);

@@ -133,6 +133,8 @@ impl Fixture {
                 reason: Some("debug".into()),
                 created_at: t(created),
                 expires_at: t(expires),
+                client_address: Some("192.0.2.7".into()),
+                user_agent: Some("kms-pam/0.1.0".into()),
             })
             .await
             .unwrap()
@@ -146,8 +148,10 @@ macro_rules! run_suite {
             basics::names_are_unique_and_lookups_report_not_found,
             basics::deleting_a_resource_removes_accounts_and_grants_but_keeps_sessions,
             basics::the_ca_is_stored_once,
+            basics::an_account_edit_keeps_its_token_unless_given_one,
             lifecycle::enrollment_tokens_are_single_use_and_expire,
             lifecycle::session_changes_are_logged_in_order,
+            lifecycle::a_session_keeps_where_it_was_requested_from,
             lifecycle::ending_a_session_past_expiry_records_expiry_and_filters_work,
             audit::audit_keys_heads_and_recording_policies_are_kept
         );
