@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime_for(role) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!(
@@ -41,6 +41,21 @@ fn main() -> ExitCode {
             eprintln!("bench-node {}: {e:#}", role.as_str());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The local proxy runs on one thread, as `kms-pam pam access` runs it (it serves one user);
+/// `BENCH_LOCAL_RUNTIME=multi-thread` gives it tokio's multi-thread runtime instead, to compare.
+/// The other roles run on the multi-thread runtime, as the gateway binary does.
+fn runtime_for(role: Role) -> std::io::Result<tokio::runtime::Runtime> {
+    let multi = role != Role::LocalProxy
+        || std::env::var("BENCH_LOCAL_RUNTIME").is_ok_and(|v| v == "multi-thread");
+    if multi {
+        tokio::runtime::Runtime::new()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     }
 }
 
