@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per small request in the local proxy and the gateway, counted by callgrind.
 #
-# Run with: benches/instructions.sh [small1|small32]   (from the workspace root; ~2 min)
+# Run with: benches/instructions.sh [small1|small32]   (from the workspace root; ~1 min)
+#      or:  BENCH_LOW=1 BENCH_HIGH=3 benches/instructions.sh large   (instructions per large list)
 #
 # Runs `proxy_path` twice with a fixed number of small-list requests (BENCH_REQUESTS, low then
 # high) with the two proxies under callgrind, and divides the difference of their instruction

@@ -24,8 +24,8 @@ mod goals;
 const BENCH_NODE: &str = env!("CARGO_BIN_EXE_bench-node");
 
 /// `BENCH_REQUESTS=N`: each small-list phase sends N requests in all (after one warm-up request
-/// per connection) instead of running for a time; `benches/instructions.sh` uses it to count
-/// instructions per request.
+/// per connection) instead of running for a time, and the large-list phase N lists;
+/// `benches/instructions.sh` uses it to count instructions per request.
 fn fixed_requests() -> Option<u64> {
     std::env::var("BENCH_REQUESTS").ok()?.parse().ok()
 }
@@ -90,7 +90,7 @@ impl Settings {
             path: format!("{CONFIGMAPS_PATH}?{LIST_QUERY}"),
             connections: 1,
             warmup: Phase::Requests(self.large_warmup_requests),
-            measure: Phase::Requests(self.large_measure_requests),
+            measure: Phase::Requests(fixed_requests().unwrap_or(self.large_measure_requests)),
         }
     }
 }
