@@ -14,7 +14,8 @@ phase=${1:-small1}
 low=${BENCH_LOW:-400}
 high=${BENCH_HIGH:-1200}
 out=${BENCH_OUT:-$(mktemp -d)}
-for n in "$low" "$high"; do
+# BENCH_REUSE=1: only recount the profiles already in $BENCH_OUT.
+[ -n "${BENCH_REUSE:-}" ] || for n in "$low" "$high"; do
     mkdir -p "$out/$n"
     BENCH_QUICK=1 BENCH_PHASES=$phase BENCH_REQUESTS=$n KUBECTL=/nonexistent \
     BENCH_NODE_WRAP="valgrind --tool=callgrind --callgrind-out-file=$out/$n/%q{BENCH_NODE_ROLE}.%p.out" \
@@ -25,9 +26,9 @@ done
 # The total of one callgrind output file (its `totals:` line; the first event is Ir).
 total() { awk '/^totals:/ {print $2}' "$1"; }
 for role in local-proxy gateway; do
-    # In pid order, (c) started before (d).
-    lows=$(ls "$out/$low/$role".*.out | sort -t. -k2 -n)
-    highs=$(ls "$out/$high/$role".*.out | sort -t. -k2 -n)
+    # Oldest first: (c) stops, writing its profile, before (d) starts (pids may wrap).
+    lows=$(ls -tr "$out/$low/$role".*.out)
+    highs=$(ls -tr "$out/$high/$role".*.out)
     set -- c d
     for pair in $(paste -d, <(echo "$lows") <(echo "$highs")); do
         a=${pair%,*}
