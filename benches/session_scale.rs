@@ -236,8 +236,7 @@ async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
     let end = rss::read(pid)?;
 
     // Every watch is still live: one event each, through the gateway.
-    let fire = Request::post("http://kms-pam.gateway/bench/fire")
-        .body(Empty::<Bytes>::new())?;
+    let fire = Request::post("http://kms-pam.gateway/bench/fire").body(Empty::<Bytes>::new())?;
     let fired = tunnels[0].sender.clone().send_request(fire).await?;
     fired.into_body().collect().await?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -378,10 +377,15 @@ async fn small_list(mut sender: http2::SendRequest<Empty<Bytes>>) -> anyhow::Res
 
 /// A GET in the form the local proxy sends through the tunnel.
 fn get(path_and_query: &str) -> anyhow::Result<Request<Empty<Bytes>>> {
-    Ok(Request::get(format!("http://kms-pam.gateway{path_and_query}"))
-        .header("user-agent", "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9")
-        .header("accept", "application/json")
-        .body(Empty::new())?)
+    Ok(
+        Request::get(format!("http://kms-pam.gateway{path_and_query}"))
+            .header(
+                "user-agent",
+                "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9",
+            )
+            .header("accept", "application/json")
+            .body(Empty::new())?,
+    )
 }
 
 /// A KMS in-process; `m` sessions opened (kubeconfig written) and closed one after another.
@@ -447,7 +451,10 @@ fn print(g: &GatewayScale, k: &KmsSessions) {
         .collect::<Vec<_>>()
         .join(", ");
     let rows = [
-        ("sessions (tunnel + certificate + watch each)", g.sessions.to_string()),
+        (
+            "sessions (tunnel + certificate + watch each)",
+            g.sessions.to_string(),
+        ),
         (
             "tunnels opened",
             format!(
@@ -464,7 +471,10 @@ fn print(g: &GatewayScale, k: &KmsSessions) {
                 kib_to_mib(g.end_kb)
             ),
         ),
-        ("memory per session", format!("{:.1} KiB", g.kib_per_session)),
+        (
+            "memory per session",
+            format!("{:.1} KiB", g.kib_per_session),
+        ),
         (
             "periodic small lists",
             format!("{} ({} failed)", g.requests, g.errors),
@@ -491,7 +501,10 @@ fn print(g: &GatewayScale, k: &KmsSessions) {
     let rows = [
         ("sessions opened and closed", k.sessions.to_string()),
         ("open + close cycles", format!("{:.1}/s", k.cycle_per_s)),
-        ("opens (1 / mean open time)", format!("{:.1}/s", k.open_per_s)),
+        (
+            "opens (1 / mean open time)",
+            format!("{:.1}/s", k.open_per_s),
+        ),
         (
             "open until kubeconfig ready, p50 / p99",
             format!("{:.1} / {:.1} ms", k.open_p50_ms, k.open_p99_ms),

@@ -48,4 +48,3 @@ pub async fn seed_world(
         .await?;
     Ok(KmsClient::new(url, Some(enrolled.gateway_token))?)
 }
-

@@ -24,7 +24,11 @@ fn main() -> ExitCode {
     // at `warn`): without any, every span of h2 and hyper is also offered to the `log` crate
     // (tracing's `log` feature, which sqlx turns on), ~6k instructions per request that no
     // deployed process pays.
-    let default = if role == Role::Gateway { "info" } else { "warn" };
+    let default = if role == Role::Gateway {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| default.to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
