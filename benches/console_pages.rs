@@ -18,9 +18,7 @@ use kms_pam::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
     RequestStarted,
 };
-use kms_pam::kms::api::{
-    CreateAccount, CreateResource, CreateSession, EnrollGateway, ResourceKind,
-};
+use kms_pam::kms::api::CreateSession;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::kube::RequestInfo;
 use kms_pam::server::{Server, ServerConfig};
@@ -49,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let admin = KmsClient::new(&url, Some(Secret::new(token.trim())))?;
 
     let audit_key = std::sync::Arc::new(kms_pam::audit::signing::SigningKey::generate()?.0);
-    let gateway = seed_world(&admin, &url, &audit_key).await?;
+    let gateway = kms_pam_benches::kms::seed_world(&admin, &url, &audit_key).await?;
     let started = Instant::now();
     let mut last = None;
     for i in 0..SESSIONS {
@@ -136,48 +134,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop.send(());
     serving.await??;
     Ok(())
-}
-
-/// Gateway `gw` (enrolled), resource `prod` with account `admin`; the gateway's client.
-async fn seed_world(
-    admin: &KmsClient,
-    url: &str,
-    audit_key: &kms_pam::audit::signing::SigningKey,
-) -> anyhow::Result<KmsClient> {
-    let created = admin.create_gateway("gw").await?;
-    let (_key, csr) = generate_csr("gw")?;
-    let enrolled = admin
-        .enroll_gateway(&EnrollGateway {
-            name: "gw".into(),
-            enrollment_token: created.enrollment_token,
-            csr,
-            address: "127.0.0.1:9".into(),
-            audit_key: Some(audit_key.public_key()),
-        })
-        .await?;
-    admin
-        .create_resource(&CreateResource {
-            kind: ResourceKind::Kubernetes,
-            name: "prod".into(),
-            url: "https://10.0.0.1:6443".into(),
-            gateway: "gw".into(),
-            ssl_verify: true,
-            ca_cert: None,
-            recording: Default::default(),
-        })
-        .await?;
-    admin
-        .create_account(
-            "prod",
-            &CreateAccount {
-                name: "admin".into(),
-                token: Secret::new("eyJhbGciOiJSUzI1NiJ9.YmVuY2g.sig"),
-                description: None,
-                max_duration_secs: None,
-            },
-        )
-        .await?;
-    Ok(KmsClient::new(url, Some(enrolled.gateway_token))?)
 }
 
 /// `COMMANDS` kubectl invocations of one request each, chained for `session` and signed with

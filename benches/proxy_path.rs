@@ -7,7 +7,6 @@
 //! `target/bench/proxy_path.json`. `BENCH_PHASES=small1,small32,large` picks phases (for
 //! profiling). See docs/performance.md.
 
-use std::path::Path;
 use std::time::Duration;
 
 use kms_pam_benches::cpu::{CpuSampler, CpuShare};
@@ -23,6 +22,13 @@ use serde::Serialize;
 mod goals;
 
 const BENCH_NODE: &str = env!("CARGO_BIN_EXE_bench-node");
+
+/// `BENCH_REQUESTS=N`: each small-list phase sends N requests in all (after one warm-up request
+/// per connection) instead of running for a time, and the large-list phase N lists;
+/// `benches/instructions.sh` uses it to count instructions per request.
+fn fixed_requests() -> Option<u64> {
+    std::env::var("BENCH_REQUESTS").ok()?.parse().ok()
+}
 
 /// A proxy's memory may grow by at most this much while streaming large lists and still count
 /// as flat: a quarter of one list, so that buffering a whole body cannot pass.
@@ -60,11 +66,22 @@ impl Settings {
     }
 
     fn small(&self, connections: usize) -> Load {
+        let (warmup, measure) = match fixed_requests() {
+            // For instruction counts: the same work in every run, whatever the machine's speed.
+            Some(total) => (
+                Phase::Requests(1),
+                Phase::Requests((total / connections as u64).max(1)),
+            ),
+            None => (
+                Phase::For(Duration::from_secs_f64(self.small_warmup_s)),
+                Phase::For(Duration::from_secs_f64(self.small_measure_s)),
+            ),
+        };
         Load {
             path: format!("{PODS_PATH}?{LIST_QUERY}"),
             connections,
-            warmup: Phase::For(Duration::from_secs_f64(self.small_warmup_s)),
-            measure: Phase::For(Duration::from_secs_f64(self.small_measure_s)),
+            warmup,
+            measure,
         }
     }
 
@@ -73,7 +90,7 @@ impl Settings {
             path: format!("{CONFIGMAPS_PATH}?{LIST_QUERY}"),
             connections: 1,
             warmup: Phase::Requests(self.large_warmup_requests),
-            measure: Phase::Requests(self.large_measure_requests),
+            measure: Phase::Requests(fixed_requests().unwrap_or(self.large_measure_requests)),
         }
     }
 }
@@ -155,7 +172,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::new(kms_pam_benches::quick_mode());
-    let exe = Path::new(BENCH_NODE);
+    let exe = kms_pam_benches::node_exe(BENCH_NODE);
+    let exe = exe.as_path();
     println!("proxy_path: {settings:?}");
     let upstream = UpstreamNode::start(exe, LARGE_LIST_BYTES).await?;
     let context = (&settings, upstream.process.pid());

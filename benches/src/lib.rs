@@ -1,5 +1,5 @@
 //! Support for the kms-pam benchmarks; the benchmarks themselves are the `[[bench]]` targets
-//! (`proxy_path`, `watch_streams`, `hot_path`), and docs/performance.md says how to run them.
+//! (`proxy_path`, `watch_streams`, `session_scale`, `hot_path`, `console_pages`), and docs/performance.md says how to run them.
 //!
 //! Each process under test runs on its own, so that its memory can be read from `/proc`:
 //! the bench target is the client, and it spawns `bench-node` once per role (the fast API server
@@ -12,12 +12,14 @@
 //! - [`node`]: what each `bench-node` role runs; [`spawn`]: starting and stopping those
 //!   processes and `kubectl proxy`; [`path`]: the stand-in API server and the kms-pam path;
 //! - [`load`]: the HTTP/1.1 load generator; [`watch`]: many watches over one HTTP/2 connection;
+//! - [`kms`]: a KMS world (gateway, resource, account) for the control-plane benchmarks;
 //! - [`rss`]: resident memory of a process; [`cpu`]: its CPU time; [`report`]: tables, goals
 //!   and JSON;
 //! - [`pg`]: a throwaway PostgreSQL cluster (`store_engines`).
 
 pub mod cpu;
 pub mod fixtures;
+pub mod kms;
 pub mod load;
 pub mod node;
 pub mod path;
@@ -41,4 +43,10 @@ pub fn output_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace.join("target"), std::path::PathBuf::from)
         .join("bench")
+}
+
+/// The `bench-node` binary to spawn: `$BENCH_NODE_EXE` if set (e.g. a copy built from an earlier
+/// commit, to compare before and after in one sitting), else `built`, the one Cargo built.
+pub fn node_exe(built: &str) -> std::path::PathBuf {
+    std::env::var_os("BENCH_NODE_EXE").map_or_else(|| built.into(), std::path::PathBuf::from)
 }

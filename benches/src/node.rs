@@ -3,7 +3,7 @@
 //!
 //! The gateway and the local proxy are the library's own `serve` entry points, wired as the
 //! gateway binary and `kms-pam pam access` wire them; only the KMS is replaced by in-memory
-//! stores holding one session.
+//! stores holding the sessions of the benchmark.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,8 +98,8 @@ pub struct GatewaySpec {
     pub name: String,
     /// The KMS CA and the gateway's certificate.
     pub tls: ServerMaterial,
-    /// The one session it admits.
-    pub session: Session,
+    /// The sessions it admits (all on one resource and account).
+    pub sessions: Vec<Session>,
     /// The API server's URL.
     pub upstream_url: String,
     /// The API server's CA.
@@ -165,11 +165,14 @@ where
         url: spec.upstream_url.parse().context("upstream URL")?,
         tls: UpstreamTls::CaBundle(spec.upstream_ca_pem),
     };
-    let (resource, account) = (spec.session.resource.clone(), spec.session.account.clone());
+    let first = spec.sessions.first().context("no session")?;
+    let (resource, account) = (first.resource.clone(), first.account.clone());
     credentials.add_resource(resource.clone(), upstream);
     credentials.add_account(resource, account, Secret::new(spec.token));
     let sessions = MemorySessionManager::new();
-    sessions.insert(spec.session);
+    for session in spec.sessions {
+        sessions.insert(session);
+    }
     let audit: Arc<dyn AuditSink> = match &spec.audit {
         AuditSpec::Null => Arc::new(NullAuditSink),
         AuditSpec::JsonLines(path) => Arc::new(JsonLinesSink::open(path).await?),

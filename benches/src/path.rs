@@ -97,7 +97,7 @@ impl KmsPath {
         let gateway_spec = GatewaySpec {
             name: GATEWAY_NAME.into(),
             tls: tunnel.gateway.clone(),
-            session: tunnel.session.clone(),
+            sessions: vec![tunnel.session.clone()],
             upstream_url: upstream.url(),
             upstream_ca_pem: upstream.tls.ca_pem.clone(),
             token: upstream.token.clone(),

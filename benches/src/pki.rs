@@ -60,12 +60,42 @@ pub struct TunnelMaterial {
 impl TunnelMaterial {
     /// A KMS CA, a certificate for gateway `gateway_name` on loopback, and one session.
     pub fn generate(gateway_name: &str) -> anyhow::Result<Self> {
-        let ca = CertificateAuthority::generate("kms-pam bench KMS CA", VALIDITY)?;
-        let issued = ca.issue_server_cert(&LOOPBACK.map(str::to_owned), VALIDITY)?;
-        let now = SystemTime::now();
+        let (gateway, mut sessions) = generate_sessions(gateway_name, 1)?;
+        let one = sessions.pop().context("no session")?;
+        Ok(Self {
+            gateway,
+            session: one.session,
+            session_cert_pem: one.cert_pem,
+            session_key_pem: one.key_pem,
+        })
+    }
+}
+
+/// One session of many bound to one gateway: its own key and certificate.
+#[derive(Clone, Debug)]
+pub struct SessionMaterial {
+    /// The session, active for an hour.
+    pub session: Session,
+    /// Its certificate, signed from a CSR as KMS does.
+    pub cert_pem: String,
+    /// Its key, generated on the client side.
+    pub key_pem: String,
+}
+
+/// A KMS CA, a certificate for gateway `gateway_name` on loopback, and `n` sessions bound to
+/// it, each with its own key and certificate (as `n` users' `pam access` would have).
+pub fn generate_sessions(
+    gateway_name: &str,
+    n: usize,
+) -> anyhow::Result<(ServerMaterial, Vec<SessionMaterial>)> {
+    let ca = CertificateAuthority::generate("kms-pam bench KMS CA", VALIDITY)?;
+    let issued = ca.issue_server_cert(&LOOPBACK.map(str::to_owned), VALIDITY)?;
+    let now = SystemTime::now();
+    let mut sessions = Vec::with_capacity(n);
+    for i in 0..n {
         let session = Session {
             id: SessionId::new_random(),
-            user: "bench".into(),
+            user: format!("bench{i}"),
             resource: "bench".into(),
             account: "admin".into(),
             gateway: gateway_name.into(),
@@ -83,18 +113,18 @@ impl TunnelMaterial {
             not_before: session.created_at,
             not_after: session.expires_at,
         };
-        let session_cert_pem = ca.sign_session_csr(&csr, &spec)?;
-        Ok(Self {
-            gateway: ServerMaterial {
-                ca_pem: ca.cert_pem().to_owned(),
-                cert_pem: issued.cert_pem,
-                key_pem: issued.key.expose_secret().to_owned(),
-            },
+        sessions.push(SessionMaterial {
+            cert_pem: ca.sign_session_csr(&csr, &spec)?,
+            key_pem: key.key_pem().expose_secret().to_owned(),
             session,
-            session_cert_pem,
-            session_key_pem: key.key_pem().expose_secret().to_owned(),
-        })
+        });
     }
+    let gateway = ServerMaterial {
+        ca_pem: ca.cert_pem().to_owned(),
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key.expose_secret().to_owned(),
+    };
+    Ok((gateway, sessions))
 }
 
 /// A rustls server configuration for `cert_pem` and `key_pem`, offering `alpn`.

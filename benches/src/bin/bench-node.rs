@@ -3,7 +3,8 @@
 //!
 //! Reads its spec as one JSON line on stdin, prints one `Ready` JSON line on stdout, and serves
 //! until stdin is closed (then shuts down gracefully, flushing the gateway's audit log).
-//! `BENCH_NODE_LOG` (a tracing filter, e.g. `h2=debug`) turns on logging to stderr.
+//! Logs to stderr at the binaries' levels; `BENCH_NODE_LOG` (a tracing filter, e.g. `h2=debug`)
+//! replaces them.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -19,13 +20,21 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    if let Ok(filter) = std::env::var("BENCH_NODE_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // A subscriber as the binaries install one (the gateway logs at `info`, `kms-pam pam access`
+    // at `warn`): without any, every span of h2 and hyper is also offered to the `log` crate
+    // (tracing's `log` feature, which sqlx turns on), ~6k instructions per request that no
+    // deployed process pays.
+    let default = if role == Role::Gateway {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| default.to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match runtime_for(role) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!(
@@ -41,6 +50,21 @@ fn main() -> ExitCode {
             eprintln!("bench-node {}: {e:#}", role.as_str());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The local proxy runs on one thread, as `kms-pam pam access` runs it (it serves one user);
+/// `BENCH_LOCAL_RUNTIME=multi-thread` gives it tokio's multi-thread runtime instead, to compare.
+/// The other roles run on the multi-thread runtime, as the gateway binary does.
+fn runtime_for(role: Role) -> std::io::Result<tokio::runtime::Runtime> {
+    let multi = role != Role::LocalProxy
+        || std::env::var("BENCH_LOCAL_RUNTIME").is_ok_and(|v| v == "multi-thread");
+    if multi {
+        tokio::runtime::Runtime::new()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     }
 }
 

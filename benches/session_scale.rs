@@ -1,0 +1,518 @@
+//! Many sessions at once, and sessions opened back to back.
+//!
+//! Run with: `cargo bench -p kms-pam-benches --bench session_scale` (`BENCH_QUICK=1`: 100
+//! sessions, shorter phases; `SCALE_SESSIONS=N` to pick N).
+//!
+//! (1) **One gateway, N concurrent sessions.** The gateway runs in its own process (`bench-node
+//! gateway`, JSON-lines audit, as the gateway binary) in front of the stand-in API server. This
+//! process plays N users' local proxies: N mTLS tunnels, each with its own session certificate,
+//! each holding one watch open and sending a small list every few seconds (spread evenly). Read:
+//! how fast the tunnels open, the gateway's memory per session (RSS with N tunnels and watches
+//! open, less RSS idle, over N), p50/p99 of the periodic requests, the gateway's CPU meanwhile,
+//! and whether every watch still delivers an event at the end.
+//!
+//! (2) **KMS opening sessions back to back.** A real KMS in-process (SQLite store) and the
+//! library's `open_session` (what `kms-pam pam access` does: key and CSR, session, local proxy
+//! with its own certificate, kubeconfig written): sessions per second and p50/p99 until the
+//! kubeconfig is ready, each session closed before the next.
+//!
+//! Writes `target/bench/session_scale.json`. See docs/performance.md.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kms_pam::access::{open_session, AccessRequest};
+use kms_pam::kms::client::KmsClient;
+use kms_pam::kube::kubeconfig::KubeconfigTarget;
+use kms_pam::server::{Server, ServerConfig};
+use kms_pam::tls::PrivateKeyPem;
+use kms_pam::transport::tls::TlsConnector;
+use kms_pam::transport::GatewayTransport as _;
+use kms_pam::Secret;
+use kms_pam_benches::cpu::{CpuSampler, CpuShare};
+use kms_pam_benches::fixtures::{LIST_QUERY, PODS_PATH};
+use kms_pam_benches::node::{AuditSpec, GatewaySpec, Role};
+use kms_pam_benches::path::{UpstreamNode, GATEWAY_NAME};
+use kms_pam_benches::pki::{self, SessionMaterial};
+use kms_pam_benches::report::{self, Machine, Table};
+use kms_pam_benches::rss::{self, kib_to_mib};
+use kms_pam_benches::spawn::NodeProcess;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+const BENCH_NODE: &str = env!("CARGO_BIN_EXE_bench-node");
+
+/// Tunnels being opened at once: users arrive together, but not all in the same instant.
+const OPEN_CONCURRENCY: usize = 16;
+/// The HTTP/2 windows kubectl (Go) opens: 4 MiB per stream, 1 GiB per connection.
+const CLIENT_WINDOWS: (u32, u32) = (4 << 20, 1 << 30);
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Settings {
+    quick: bool,
+    sessions: usize,
+    /// Each session sends a small list this often.
+    request_interval_s: f64,
+    /// How long the periodic requests are measured.
+    measure_s: f64,
+    /// Sessions KMS opens back to back.
+    kms_sessions: usize,
+}
+
+impl Settings {
+    fn new(quick: bool) -> Self {
+        let sessions = std::env::var("SCALE_SESSIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 100 } else { 1_000 });
+        Self {
+            quick,
+            sessions,
+            request_interval_s: 3.0,
+            measure_s: if quick { 6.0 } else { 30.0 },
+            kms_sessions: if quick { 20 } else { 200 },
+        }
+    }
+}
+
+/// Part (1)'s figures.
+#[derive(Clone, Debug, Serialize)]
+struct GatewayScale {
+    sessions: usize,
+    tunnels_open_s: f64,
+    tunnels_per_s: f64,
+    tunnel_open_p50_ms: f64,
+    tunnel_open_p99_ms: f64,
+    idle_kb: u64,
+    open_kb: u64,
+    end_kb: u64,
+    peak_kb: u64,
+    kib_per_session: f64,
+    requests: u64,
+    errors: u64,
+    request_p50_us: f64,
+    request_p99_us: f64,
+    cpu_cores: Vec<CpuShare>,
+    gateway_cpu_us_per_request: f64,
+    watches_delivered: usize,
+}
+
+/// Part (2)'s figures.
+#[derive(Clone, Debug, Serialize)]
+struct KmsSessions {
+    sessions: usize,
+    /// Opened and closed, one after another.
+    cycle_per_s: f64,
+    /// Opens alone: 1 / mean time to a ready kubeconfig.
+    open_per_s: f64,
+    open_p50_ms: f64,
+    open_p99_ms: f64,
+    close_p50_ms: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::new(kms_pam_benches::quick_mode());
+    println!("session_scale: {settings:?}");
+    check_descriptors(settings.sessions)?;
+    let gateway = gateway_scale(&settings).await?;
+    let kms = kms_sessions(settings.kms_sessions).await?;
+    print(&gateway, &kms);
+    let json = serde_json::json!({
+        "benchmark": "session_scale",
+        "machine": Machine::describe(),
+        "settings": settings,
+        "gateway": gateway,
+        "kms": kms,
+    });
+    let written = report::write_json("session_scale.json", &json)?;
+    println!("wrote {}", written.display());
+    Ok(())
+}
+
+/// N tunnels take N descriptors here and N in the gateway (plus a few): the soft limit must
+/// allow that. Raising it needs `setrlimit` (unsafe, which this workspace forbids), so say how.
+fn check_descriptors(sessions: usize) -> anyhow::Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < sessions + 256 => bail!(
+            "{sessions} tunnels need more than {soft} open files: run `ulimit -n {}` first \
+             (at most `ulimit -Hn`)",
+            sessions + 256
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// One session's tunnel, as its local proxy holds it.
+struct Tunnel {
+    sender: http2::SendRequest<Empty<Bytes>>,
+}
+
+async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
+    let n = settings.sessions;
+    let exe = kms_pam_benches::node_exe(BENCH_NODE);
+    let exe = exe.as_path();
+    let upstream = UpstreamNode::start(exe, 1 << 20).await?;
+    let made = Instant::now();
+    let (material, sessions) = pki::generate_sessions(GATEWAY_NAME, n)?;
+    println!("{n} session certificates in {:.1?}", made.elapsed());
+    let audit = tempfile::tempdir()?;
+    let spec = GatewaySpec {
+        name: GATEWAY_NAME.into(),
+        tls: material.clone(),
+        sessions: sessions.iter().map(|s| s.session.clone()).collect(),
+        upstream_url: upstream.url(),
+        upstream_ca_pem: upstream.tls.ca_pem.clone(),
+        token: upstream.token.clone(),
+        audit: AuditSpec::JsonLines(audit.path().join("audit.jsonl")),
+    };
+    let gateway = NodeProcess::start(exe, Role::Gateway, &spec).await?;
+    let pid = gateway.pid();
+    let addr = gateway.ready.addr.to_string();
+    let idle = rss::read(pid)?;
+
+    let opened = Instant::now();
+    let (tunnels, open_times) = open_tunnels(&material.ca_pem, &sessions, &addr).await?;
+    let tunnels_open_s = opened.elapsed().as_secs_f64();
+    println!("{n} tunnels open in {tunnels_open_s:.2} s");
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let mut watches = JoinSet::new();
+    for tunnel in &tunnels {
+        let response = tunnel
+            .sender
+            .clone()
+            .send_request(get(&format!("{PODS_PATH}?watch=true"))?)
+            .await?;
+        if !response.status().is_success() {
+            bail!("a watch was refused: {}", response.status());
+        }
+        let delivered = delivered.clone();
+        watches.spawn(async move {
+            let mut body = response.into_body();
+            while let Some(Ok(frame)) = body.frame().await {
+                if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    // Let the gateway settle (buffers, audit writer) before reading its memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open = rss::read(pid)?;
+    println!(
+        "{n} watches open; gateway RSS {:.1} MiB (idle {:.1})",
+        kib_to_mib(open.now_kb),
+        kib_to_mib(idle.now_kb)
+    );
+
+    let everyone = [
+        ("client", std::process::id()),
+        ("upstream", upstream.process.pid()),
+        ("gateway", pid),
+    ];
+    let sampler = CpuSampler::start(&everyone)?;
+    let periodic = periodic_requests(&tunnels, settings).await?;
+    let cpu_cores = sampler.finish()?;
+    let end = rss::read(pid)?;
+
+    // Every watch is still live: one event each, through the gateway.
+    let fire = Request::post("http://kms-pam.gateway/bench/fire").body(Empty::<Bytes>::new())?;
+    let fired = tunnels[0].sender.clone().send_request(fire).await?;
+    fired.into_body().collect().await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while delivered.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let watches_delivered = delivered.load(Ordering::Relaxed);
+    let gateway_cores = cpu_cores
+        .iter()
+        .find(|c| c.role == "gateway")
+        .map_or(0.0, |c| c.cores);
+    drop(tunnels);
+    watches.abort_all();
+    gateway.stop().await?;
+    upstream.process.stop().await?;
+
+    let mut open_times = open_times;
+    open_times.sort_unstable();
+    Ok(GatewayScale {
+        sessions: n,
+        tunnels_open_s,
+        tunnels_per_s: n as f64 / tunnels_open_s,
+        tunnel_open_p50_ms: percentile(&open_times, 0.50) / 1e3,
+        tunnel_open_p99_ms: percentile(&open_times, 0.99) / 1e3,
+        idle_kb: idle.now_kb,
+        open_kb: open.now_kb,
+        end_kb: end.now_kb,
+        peak_kb: end.peak_kb,
+        kib_per_session: open.now_kb.saturating_sub(idle.now_kb) as f64 / n as f64,
+        requests: periodic.requests,
+        errors: periodic.errors,
+        request_p50_us: percentile(&periodic.latencies_us, 0.50),
+        request_p99_us: percentile(&periodic.latencies_us, 0.99),
+        gateway_cpu_us_per_request: gateway_cores * settings.measure_s * 1e6
+            / periodic.requests.max(1) as f64,
+        cpu_cores,
+        watches_delivered,
+    })
+}
+
+/// Opens one tunnel per session, [`OPEN_CONCURRENCY`] at a time; returns them in order and how
+/// long each took (TCP, mutual TLS, HTTP/2 handshake), in microseconds.
+async fn open_tunnels(
+    ca_pem: &str,
+    sessions: &[SessionMaterial],
+    addr: &str,
+) -> anyhow::Result<(Vec<Tunnel>, Vec<u64>)> {
+    let gate = Arc::new(Semaphore::new(OPEN_CONCURRENCY));
+    let mut opening = JoinSet::new();
+    for (i, session) in sessions.iter().enumerate() {
+        let key = PrivateKeyPem::new(session.key_pem.clone());
+        let connector = TlsConnector::from_pem(ca_pem, &session.cert_pem, &key, addr.to_owned())?;
+        let gate = gate.clone();
+        opening.spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            let begun = Instant::now();
+            let io = connector.connect().await?;
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(CLIENT_WINDOWS.0)
+                .initial_connection_window_size(CLIENT_WINDOWS.1)
+                .handshake(TokioIo::new(io))
+                .await?;
+            tokio::spawn(connection);
+            let took = begun.elapsed().as_micros() as u64;
+            anyhow::Ok((i, Tunnel { sender }, took))
+        });
+    }
+    let mut tunnels: Vec<Option<Tunnel>> = (0..sessions.len()).map(|_| None).collect();
+    let mut times = Vec::with_capacity(sessions.len());
+    while let Some(done) = opening.join_next().await {
+        let (i, tunnel, took) = done.context("tunnel task panicked")??;
+        tunnels[i] = Some(tunnel);
+        times.push(took);
+    }
+    Ok((tunnels.into_iter().flatten().collect(), times))
+}
+
+struct Periodic {
+    requests: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+}
+
+/// Every session sends a small list each `request_interval_s`, the sessions' first requests
+/// spread evenly over one interval, for `measure_s`.
+async fn periodic_requests(tunnels: &[Tunnel], settings: &Settings) -> anyhow::Result<Periodic> {
+    let interval = Duration::from_secs_f64(settings.request_interval_s);
+    let until = tokio::time::Instant::now() + Duration::from_secs_f64(settings.measure_s);
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = JoinSet::new();
+    let n = tunnels.len().max(1) as u32;
+    for (i, tunnel) in tunnels.iter().enumerate() {
+        let sender = tunnel.sender.clone();
+        let errors = errors.clone();
+        let offset = interval * i as u32 / n;
+        workers.spawn(async move {
+            let start = tokio::time::Instant::now() + offset;
+            let mut ticks = tokio::time::interval_at(start, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut latencies = Vec::new();
+            loop {
+                ticks.tick().await;
+                if tokio::time::Instant::now() >= until {
+                    return latencies;
+                }
+                let begun = Instant::now();
+                match small_list(sender.clone()).await {
+                    Ok(()) => latencies.push(begun.elapsed().as_micros() as u64),
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+    let mut latencies_us = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        latencies_us.extend(done.context("request worker panicked")?);
+    }
+    latencies_us.sort_unstable();
+    Ok(Periodic {
+        requests: latencies_us.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        latencies_us,
+    })
+}
+
+async fn small_list(mut sender: http2::SendRequest<Empty<Bytes>>) -> anyhow::Result<()> {
+    let response = sender
+        .send_request(get(&format!("{PODS_PATH}?{LIST_QUERY}"))?)
+        .await?;
+    if !response.status().is_success() {
+        bail!("status {}", response.status());
+    }
+    response.into_body().collect().await?;
+    Ok(())
+}
+
+/// A GET in the form the local proxy sends through the tunnel.
+fn get(path_and_query: &str) -> anyhow::Result<Request<Empty<Bytes>>> {
+    Ok(
+        Request::get(format!("http://kms-pam.gateway{path_and_query}"))
+            .header(
+                "user-agent",
+                "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9",
+            )
+            .header("accept", "application/json")
+            .body(Empty::new())?,
+    )
+}
+
+/// A KMS in-process; `m` sessions opened (kubeconfig written) and closed one after another.
+async fn kms_sessions(m: usize) -> anyhow::Result<KmsSessions> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::open(ServerConfig::new(dir.path().join("data"))).await?;
+    let token = std::fs::read_to_string(server.admin_token_path())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let admin = KmsClient::new(&url, Some(Secret::new(token.trim())))?;
+    let audit_key = kms_pam::audit::signing::SigningKey::generate()?.0;
+    kms_pam_benches::kms::seed_world(&admin, &url, &audit_key).await?;
+
+    let (mut opens, mut closes) = (Vec::with_capacity(m), Vec::with_capacity(m));
+    let begun = Instant::now();
+    for i in 0..m {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{i}"));
+        let request = AccessRequest::new("prod", "admin", Duration::from_secs(600))
+            .with_reason("benchmark")
+            .with_kubeconfig(KubeconfigTarget::File(kubeconfig));
+        let started = Instant::now();
+        let access = open_session(&admin, request).await?;
+        opens.push(started.elapsed().as_micros() as u64);
+        let closing = Instant::now();
+        access.close().await?;
+        closes.push(closing.elapsed().as_micros() as u64);
+    }
+    let cycle = begun.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    serving.await??;
+    let mean_open_s = opens.iter().sum::<u64>() as f64 / 1e6 / m.max(1) as f64;
+    opens.sort_unstable();
+    closes.sort_unstable();
+    Ok(KmsSessions {
+        sessions: m,
+        cycle_per_s: m as f64 / cycle,
+        open_per_s: 1.0 / mean_open_s,
+        open_p50_ms: percentile(&opens, 0.50) / 1e3,
+        open_p99_ms: percentile(&opens, 0.99) / 1e3,
+        close_p50_ms: percentile(&closes, 0.50) / 1e3,
+    })
+}
+
+/// The `q` quantile of sorted samples.
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64
+}
+
+fn print(g: &GatewayScale, k: &KmsSessions) {
+    let mut table = Table::new(["gateway, concurrent sessions", "value"]);
+    let cores = g
+        .cpu_cores
+        .iter()
+        .map(|c| format!("{} {:.2}", c.role, c.cores))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = [
+        (
+            "sessions (tunnel + certificate + watch each)",
+            g.sessions.to_string(),
+        ),
+        (
+            "tunnels opened",
+            format!(
+                "{:.0}/s ({OPEN_CONCURRENCY} at a time); p50 {:.1} ms, p99 {:.1} ms",
+                g.tunnels_per_s, g.tunnel_open_p50_ms, g.tunnel_open_p99_ms
+            ),
+        ),
+        (
+            "gateway RSS idle / open / after requests",
+            format!(
+                "{:.1} / {:.1} / {:.1} MiB",
+                kib_to_mib(g.idle_kb),
+                kib_to_mib(g.open_kb),
+                kib_to_mib(g.end_kb)
+            ),
+        ),
+        (
+            "memory per session",
+            format!("{:.1} KiB", g.kib_per_session),
+        ),
+        (
+            "periodic small lists",
+            format!("{} ({} failed)", g.requests, g.errors),
+        ),
+        (
+            "latency p50 / p99",
+            format!("{:.0} / {:.0} µs", g.request_p50_us, g.request_p99_us),
+        ),
+        ("cores busy", cores),
+        (
+            "gateway CPU per request",
+            format!("{:.0} µs", g.gateway_cpu_us_per_request),
+        ),
+        (
+            "watches delivering at the end",
+            format!("{} of {}", g.watches_delivered, g.sessions),
+        ),
+    ];
+    for (name, value) in rows {
+        table.row([name.to_owned(), value]);
+    }
+    println!("\n{}", table.render());
+    let mut table = Table::new(["KMS, sessions back to back", "value"]);
+    let rows = [
+        ("sessions opened and closed", k.sessions.to_string()),
+        ("open + close cycles", format!("{:.1}/s", k.cycle_per_s)),
+        (
+            "opens (1 / mean open time)",
+            format!("{:.1}/s", k.open_per_s),
+        ),
+        (
+            "open until kubeconfig ready, p50 / p99",
+            format!("{:.1} / {:.1} ms", k.open_p50_ms, k.open_p99_ms),
+        ),
+        ("close, p50", format!("{:.1} ms", k.close_p50_ms)),
+    ];
+    for (name, value) in rows {
+        table.row([name.to_owned(), value]);
+    }
+    println!("{}", table.render());
+}
