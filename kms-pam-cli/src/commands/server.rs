@@ -79,7 +79,7 @@ pub(crate) struct MigrateStoreArgs {
 
 /// Runs `server migrate-store`.
 async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<ExitCode> {
-    let report = kms_pam::server::store::migrate::migrate_urls(&args.from, &args.to).await?;
+    let report = kms_pam::server::migrate_urls(&args.from, &args.to).await?;
     for (table, rows) in &report.rows {
         println!("{table:<18} {rows:>8} rows");
     }

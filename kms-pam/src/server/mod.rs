@@ -1,5 +1,6 @@
 //! The KMS control plane (`kms-pam server`, feature `server`): the HTTP API of docs/api.md
-//! ([`serve`], [`Server`]) over its storage ([`store`]). Its JSON shapes are
+//! ([`serve`], [`Server`]) over its storage (a private `store` module: the `Store` trait and its
+//! SQLite and PostgreSQL engines; [`migrate_urls`] copies one into the other). Its JSON shapes are
 //! [`kms::api`](crate::kms::api), which the client shares.
 //!
 //! Starting is two steps so the CLI can tell the operator where the admin token is before it
@@ -51,7 +52,7 @@ mod rights;
 mod router;
 mod sessions;
 mod state;
-pub mod store;
+pub(crate) mod store;
 mod users;
 mod validate;
 mod views;
@@ -72,7 +73,8 @@ use self::changes::ChangeFeed;
 use self::failures::FailureBudget;
 use self::metrics::KmsMetrics;
 use self::state::{now, AppState};
-use self::store::StoreError;
+pub use self::store::migrate::{migrate_urls, MigrationReport};
+pub use self::store::StoreError;
 use crate::tls::TlsError;
 
 /// How long a session's client may stop asking KMS about it before KMS ends it as abandoned

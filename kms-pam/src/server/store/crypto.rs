@@ -19,27 +19,22 @@ use super::StoreError;
 use crate::secret::{fill_random, RandomUnavailable, Secret};
 
 /// Length of the root key file: an AES-256 key.
-pub const ROOT_KEY_LEN: usize = 32;
+pub(crate) const ROOT_KEY_LEN: usize = 32;
 const SEALED_VERSION: u8 = 1;
 
 /// The SHA-256 hash (lowercase hex) of an API token: the only form in which tokens are stored.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TokenHash(String);
+pub(crate) struct TokenHash(String);
 
 impl TokenHash {
     /// Hashes a presented or freshly issued token.
-    pub fn of(token: &str) -> Self {
+    pub(crate) fn of(token: &str) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         Self(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    /// Wraps a hash read back from the store.
-    pub fn from_stored(hex: String) -> Self {
-        Self(hex)
-    }
-
     /// The hash as lowercase hex.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -52,7 +47,7 @@ impl fmt::Debug for TokenHash {
 }
 
 /// Makes a new API token `<prefix><43 chars of URL-safe base64>` (32 random bytes) and its hash.
-pub fn issue_token(prefix: &str) -> Result<(Secret, TokenHash), StoreError> {
+pub(crate) fn issue_token(prefix: &str) -> Result<(Secret, TokenHash), StoreError> {
     let random = Secret::random(32).map_err(random_error)?;
     let token = Secret::new(format!("{prefix}{}", random.expose()));
     let hash = TokenHash::of(token.expose());
@@ -64,13 +59,13 @@ fn random_error(e: RandomUnavailable) -> StoreError {
 }
 
 /// The AES-256-GCM key that seals secrets at rest.
-pub struct RootKey {
+pub(crate) struct RootKey {
     key: LessSafeKey,
 }
 
 impl RootKey {
     /// Builds a key from raw bytes (tests, and the file loader).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| {
             StoreError::Corrupt(format!("root key must be exactly {ROOT_KEY_LEN} bytes"))
         })?;
@@ -80,7 +75,8 @@ impl RootKey {
     }
 
     /// A fresh random key (not written anywhere).
-    pub fn generate() -> Result<Self, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn generate() -> Result<Self, StoreError> {
         let mut bytes = Zeroizing::new([0u8; ROOT_KEY_LEN]);
         fill_random(&mut bytes[..]).map_err(random_error)?;
         Self::from_bytes(&bytes[..])
@@ -88,7 +84,7 @@ impl RootKey {
 
     /// Loads the key file, or returns `None` when it does not exist. Refuses a file that group
     /// or others may read, or that is not exactly [`ROOT_KEY_LEN`] bytes.
-    pub fn load(path: &Path) -> Result<Option<Self>, StoreError> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Self>, StoreError> {
         let meta = match fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -113,7 +109,7 @@ impl RootKey {
     }
 
     /// Creates a new key file (mode 0600, never overwriting an existing one) and returns the key.
-    pub fn create(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn create(path: &Path) -> Result<Self, StoreError> {
         let mut bytes = Zeroizing::new([0u8; ROOT_KEY_LEN]);
         fill_random(&mut bytes[..]).map_err(random_error)?;
         let mut file = crate::fsutil::create_new_private(path).map_err(|e| io_error(path, &e))?;
@@ -124,7 +120,7 @@ impl RootKey {
     }
 
     /// Seals `plaintext` with a fresh random nonce, bound to `aad`.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce).map_err(random_error)?;
         let mut in_out = plaintext.to_vec();
@@ -144,7 +140,7 @@ impl RootKey {
 
     /// Opens a value sealed by [`Self::seal`] with the same `aad`. Fails (`Corrupt`) when the
     /// value was altered, sealed under another key, or belongs to another row.
-    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let corrupt = || StoreError::Corrupt("a sealed value does not decrypt".to_owned());
         let (version, rest) = sealed.split_first().ok_or_else(corrupt)?;
         if *version != SEALED_VERSION || rest.len() < NONCE_LEN {
@@ -163,12 +159,12 @@ impl RootKey {
     }
 
     /// Seals a secret string.
-    pub fn seal_secret(&self, aad: &[u8], secret: &Secret) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn seal_secret(&self, aad: &[u8], secret: &Secret) -> Result<Vec<u8>, StoreError> {
         self.seal(aad, secret.expose().as_bytes())
     }
 
     /// Opens a sealed secret string.
-    pub fn open_secret(&self, aad: &[u8], sealed: &[u8]) -> Result<Secret, StoreError> {
+    pub(crate) fn open_secret(&self, aad: &[u8], sealed: &[u8]) -> Result<Secret, StoreError> {
         let bytes = self.open(aad, sealed)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| StoreError::Corrupt("a sealed secret is not UTF-8".to_owned()))?;
@@ -183,12 +179,12 @@ impl fmt::Debug for RootKey {
 }
 
 /// Associated data binding an account token to its row.
-pub fn account_token_aad(resource_id: &str, account_id: &str) -> Vec<u8> {
+pub(crate) fn account_token_aad(resource_id: &str, account_id: &str) -> Vec<u8> {
     format!("kms-pam/account-token/v1\0{resource_id}\0{account_id}").into_bytes()
 }
 
 /// Associated data binding the CA private key to its setting.
-pub const CA_KEY_AAD: &[u8] = b"kms-pam/ca-key/v1";
+pub(crate) const CA_KEY_AAD: &[u8] = b"kms-pam/ca-key/v1";
 
 fn io_error(path: &Path, e: &io::Error) -> StoreError {
     StoreError::Unavailable(format!("{}: {e}", path.display()))

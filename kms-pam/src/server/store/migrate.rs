@@ -243,8 +243,11 @@ fn read(row: &SqliteRow, i: usize, kind: Kind) -> Result<Value, StoreError> {
     })
 }
 
-/// [`sqlite_to_postgres`] between database URLs: `sqlite://PATH` (opened read-only) and
-/// `postgres://USER@HOST:PORT/DB`; other pairs are refused (`Invalid`).
+/// Copies every row of the SQLite store at `from` (`sqlite://PATH`, opened read-only) into the
+/// migrated, empty PostgreSQL database at `to` (`postgres://USER@HOST:PORT/DB`) in one
+/// PostgreSQL transaction, then verifies the copy: row counts per table and every session's
+/// event chain. A destination that already holds users or projects is refused (`Conflict`);
+/// other URL pairs are refused (`Invalid`). On any failure nothing is committed.
 pub async fn migrate_urls(from: &str, to: &str) -> Result<MigrationReport, StoreError> {
     use std::str::FromStr;
 
@@ -275,7 +278,7 @@ pub async fn migrate_urls(from: &str, to: &str) -> Result<MigrationReport, Store
 ///
 /// Refuses a destination that already holds users or projects (`Conflict`); the source is
 /// only read. On any failure nothing is committed.
-pub async fn sqlite_to_postgres(
+pub(crate) async fn sqlite_to_postgres(
     from: &SqlitePool,
     to: &PgPool,
 ) -> Result<MigrationReport, StoreError> {

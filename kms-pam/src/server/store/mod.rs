@@ -14,25 +14,25 @@
 //! Secrets at rest ([`crypto`]): API tokens only as SHA-256 hashes; service-account tokens and the
 //! CA key sealed with AES-256-GCM under a root key kept in its own file.
 
-pub mod crypto;
-pub mod migrate;
-pub mod postgres;
+pub(crate) mod crypto;
+pub(crate) mod migrate;
+pub(crate) mod postgres;
 mod records;
 mod sql;
-pub mod sqlite;
+pub(crate) mod sqlite;
 #[cfg(test)]
 mod suite;
 mod traits;
 
-pub use crypto::{RootKey, TokenHash};
-pub use records::{
+pub(crate) use crypto::TokenHash;
+pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
     EventLink, EventRecord, GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount,
     NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
     RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
     SessionSearch, SessionUpdate, UserRecord,
 };
-pub use traits::{
+pub(crate) use traits::{
     AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore,
     ResourceStore, SessionStore, SetupStore, Store, StoredCa, UserStore,
 };

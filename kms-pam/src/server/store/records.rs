@@ -14,7 +14,7 @@ use super::crypto::TokenHash;
 
 /// A PAM project: the owner of resources, accounts, grants and sessions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProjectRecord {
+pub(crate) struct ProjectRecord {
     /// Identifier.
     pub id: String,
     /// Name (`default` always exists).
@@ -25,7 +25,7 @@ pub struct ProjectRecord {
 
 /// A user's membership of a project.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberRecord {
+pub(crate) struct MemberRecord {
     /// The project.
     pub project_id: String,
     /// The user.
@@ -40,7 +40,7 @@ pub struct MemberRecord {
 
 /// A user of the KMS API.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserRecord {
+pub(crate) struct UserRecord {
     /// Identifier.
     pub id: String,
     /// Name, unique regardless of case.
@@ -55,7 +55,7 @@ pub struct UserRecord {
 
 /// What is needed to create a user.
 #[derive(Clone, Debug)]
-pub struct NewUser {
+pub(crate) struct NewUser {
     /// Unique name.
     pub name: String,
     /// Administrator.
@@ -68,7 +68,7 @@ pub struct NewUser {
 
 /// A gateway, enrolled or not.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayRecord {
+pub(crate) struct GatewayRecord {
     /// Identifier.
     pub id: String,
     /// Unique name.
@@ -87,7 +87,7 @@ pub struct GatewayRecord {
 
 /// What is needed to create a gateway: its name and its one-time enrollment token.
 #[derive(Clone, Debug)]
-pub struct NewGateway {
+pub(crate) struct NewGateway {
     /// Unique name.
     pub name: String,
     /// Hash of the enrollment token.
@@ -100,7 +100,7 @@ pub struct NewGateway {
 
 /// The last step of an enrollment, applied only if the enrollment token is still unspent.
 #[derive(Clone, Debug)]
-pub struct Enrollment {
+pub(crate) struct Enrollment {
     /// The gateway.
     pub gateway_id: String,
     /// Hash of the enrollment token being spent.
@@ -115,7 +115,7 @@ pub struct Enrollment {
 
 /// A PAM resource (a Kubernetes cluster).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceRecord {
+pub(crate) struct ResourceRecord {
     /// Identifier.
     pub id: String,
     /// Owning project.
@@ -140,7 +140,7 @@ pub struct ResourceRecord {
 
 /// What is needed to create a resource.
 #[derive(Clone, Debug)]
-pub struct NewResource {
+pub(crate) struct NewResource {
     /// Owning project.
     pub project_id: String,
     /// Name, unique in the project.
@@ -162,7 +162,7 @@ pub struct NewResource {
 /// A PAM account. Its token is kept sealed and read only through
 /// [`AccountStore::account_token`](super::AccountStore::account_token).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountRecord {
+pub(crate) struct AccountRecord {
     /// Identifier.
     pub id: String,
     /// Owning project.
@@ -184,7 +184,7 @@ pub struct AccountRecord {
 /// A change to an account: its description and longest session are replaced; its token only when
 /// one is given (`None` keeps the sealed token as it is).
 #[derive(Clone, Debug)]
-pub struct AccountChange {
+pub(crate) struct AccountChange {
     /// The account's id.
     pub id: String,
     /// New description (`None` clears it).
@@ -197,7 +197,7 @@ pub struct AccountChange {
 
 /// What is needed to create an account.
 #[derive(Clone, Debug)]
-pub struct NewAccount {
+pub(crate) struct NewAccount {
     /// Owning project.
     pub project_id: String,
     /// Resource id.
@@ -216,7 +216,7 @@ pub struct NewAccount {
 
 /// A grant: a user may open sessions for an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrantRecord {
+pub(crate) struct GrantRecord {
     /// Identifier.
     pub id: String,
     /// Owning project.
@@ -239,7 +239,7 @@ pub struct GrantRecord {
 
 /// What is needed to create a grant.
 #[derive(Clone, Debug)]
-pub struct NewGrant {
+pub(crate) struct NewGrant {
     /// Owning project.
     pub project_id: String,
     /// Account id.
@@ -254,7 +254,7 @@ pub struct NewGrant {
 
 /// A session with the ids the store keeps beside the names.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionRecord {
+pub(crate) struct SessionRecord {
     /// The session as the API shows it.
     pub session: Session,
     /// Why it ended.
@@ -281,7 +281,7 @@ pub struct SessionRecord {
 
 /// What is needed to record a new active session.
 #[derive(Clone, Debug)]
-pub struct NewSessionRecord {
+pub(crate) struct NewSessionRecord {
     /// Identifier (also in the session certificate, so chosen before the insert).
     pub id: SessionId,
     /// Owning project.
@@ -308,7 +308,7 @@ pub struct NewSessionRecord {
 
 /// Which sessions to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionFilter {
+pub(crate) struct SessionFilter {
     /// Only sessions still marked active.
     pub active_only: bool,
     /// Only this user's.
@@ -320,7 +320,7 @@ pub struct SessionFilter {
 /// One page of the console's session list ([`ConsoleStore::session_page`](super::ConsoleStore::session_page)):
 /// sessions matching every field that is set, newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionSearch {
+pub(crate) struct SessionSearch {
     /// Only sessions with this status (`active`, `ended`, `expired`, `terminated`).
     pub status: Option<String>,
     /// Only this user's (by name as recorded).
@@ -342,7 +342,7 @@ pub struct SessionSearch {
 
 /// What [`ConsoleStore::session_page`](super::ConsoleStore::session_page) finds.
 #[derive(Clone, Debug)]
-pub struct SessionPage {
+pub(crate) struct SessionPage {
     /// The page's sessions, newest first.
     pub sessions: Vec<SessionRecord>,
     /// Whether more match after this page.
@@ -352,7 +352,7 @@ pub struct SessionPage {
 /// Which active sessions to end at once ([`SessionStore::end_sessions`](super::SessionStore::end_sessions)):
 /// those matching every field that is set. The default matches every active session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ActiveSessions {
+pub(crate) struct ActiveSessions {
     /// Only this project's.
     pub project_id: Option<String>,
     /// Only this user's.
@@ -373,7 +373,7 @@ pub struct ActiveSessions {
 
 /// Sessions ended by one [`SessionStore::end_sessions`](super::SessionStore::end_sessions) call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EndedSessions {
+pub(crate) struct EndedSessions {
     /// The sessions that ended.
     pub ids: Vec<SessionId>,
     /// The last change sequence number written, if any session ended.
@@ -383,7 +383,7 @@ pub struct EndedSessions {
 /// A session after a write, with the change sequence number the write produced, if it
 /// changed the status.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionUpdate {
+pub(crate) struct SessionUpdate {
     /// The session as it is now.
     pub record: SessionRecord,
     /// Sequence number of the recorded status change; `None` when nothing changed.
@@ -392,7 +392,7 @@ pub struct SessionUpdate {
 
 /// One entry of the session change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeRecord {
+pub(crate) struct ChangeRecord {
     /// Position in the log (strictly increasing, never reused).
     pub seq: u64,
     /// The session.
@@ -403,7 +403,7 @@ pub struct ChangeRecord {
 
 /// One audit event of a session as stored: its chain position and the JSON text its hash covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventRecord {
+pub(crate) struct EventRecord {
     /// The event id (the idempotency key of uploads).
     pub id: String,
     /// Its session.
@@ -419,7 +419,7 @@ pub struct EventRecord {
 /// Where a session's stored chain stands at one position: enough to link the next event and to
 /// recognise an event sent again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventLink {
+pub(crate) struct EventLink {
     /// Position in the chain.
     pub seq: u64,
     /// Event id.
@@ -430,7 +430,7 @@ pub struct EventLink {
 
 /// KMS's signed head of a session, as stored: the JSON that was signed and the signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeadRecord {
+pub(crate) struct HeadRecord {
     /// The session.
     pub session_id: SessionId,
     /// The signed [`SessionHead`](crate::audit::evidence::SessionHead), as JSON text.
@@ -443,7 +443,7 @@ pub struct HeadRecord {
 
 /// A resource's recording policy as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordingPolicyRecord {
+pub(crate) struct RecordingPolicyRecord {
     /// `deny` or `allow`.
     pub unrecorded_streams: String,
     /// Recording cap in bytes, when the resource sets one.

@@ -21,7 +21,7 @@ use crate::tls::PrivateKeyPem;
 
 /// The KMS certificate authority as stored: certificate in clear, key sealed.
 #[derive(Debug, Clone)]
-pub struct StoredCa {
+pub(crate) struct StoredCa {
     /// CA certificate (PEM).
     pub cert_pem: String,
     /// CA private key (PEM), already unsealed.
@@ -29,7 +29,7 @@ pub struct StoredCa {
 }
 
 /// Everything the KMS keeps. Implemented for every type that implements all entity traits.
-pub trait Store:
+pub(crate) trait Store:
     SetupStore
     + ProjectStore
     + UserStore
@@ -61,7 +61,7 @@ impl<T> Store for T where
 
 /// What the first start creates: projects and the CA.
 #[async_trait]
-pub trait SetupStore: Send + Sync + 'static {
+pub(crate) trait SetupStore: Send + Sync + 'static {
     /// The project named `name`, created if absent.
     async fn ensure_project(
         &self,
@@ -82,7 +82,7 @@ pub trait SetupStore: Send + Sync + 'static {
 /// PAM projects and their members. A deleted project keeps its sessions' history in the
 /// database but is gone from every answer, and its name is free again.
 #[async_trait]
-pub trait ProjectStore: Send + Sync + 'static {
+pub(crate) trait ProjectStore: Send + Sync + 'static {
     /// Creates a project. `Conflict` if the name is taken.
     async fn create_project(
         &self,
@@ -132,7 +132,7 @@ pub trait ProjectStore: Send + Sync + 'static {
 /// Users and their API tokens. A deleted user is gone from every answer (their sessions'
 /// history keeps their name) and their name is free again.
 #[async_trait]
-pub trait UserStore: Send + Sync + 'static {
+pub(crate) trait UserStore: Send + Sync + 'static {
     /// Creates a user. `Conflict` if the name is taken, regardless of case.
     async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError>;
 
@@ -161,7 +161,7 @@ pub trait UserStore: Send + Sync + 'static {
 
 /// Gateways, their enrollment tokens and heartbeats.
 #[async_trait]
-pub trait GatewayStore: Send + Sync + 'static {
+pub(crate) trait GatewayStore: Send + Sync + 'static {
     /// Creates a pending gateway with its enrollment token. `Conflict` if the name is taken.
     async fn create_gateway(&self, new: NewGateway) -> Result<GatewayRecord, StoreError>;
 
@@ -217,7 +217,7 @@ pub trait GatewayStore: Send + Sync + 'static {
 
 /// PAM resources.
 #[async_trait]
-pub trait ResourceStore: Send + Sync + 'static {
+pub(crate) trait ResourceStore: Send + Sync + 'static {
     /// Creates a resource. `Conflict` if the name is taken in the project.
     async fn create_resource(&self, new: NewResource) -> Result<ResourceRecord, StoreError>;
 
@@ -236,7 +236,7 @@ pub trait ResourceStore: Send + Sync + 'static {
 
 /// PAM accounts and their sealed service-account tokens.
 #[async_trait]
-pub trait AccountStore: Send + Sync + 'static {
+pub(crate) trait AccountStore: Send + Sync + 'static {
     /// Creates an account, sealing its token. `Conflict` if the name is taken on the resource.
     async fn create_account(&self, new: NewAccount) -> Result<AccountRecord, StoreError>;
 
@@ -276,7 +276,7 @@ pub trait AccountStore: Send + Sync + 'static {
 
 /// Grants of accounts to users.
 #[async_trait]
-pub trait GrantStore: Send + Sync + 'static {
+pub(crate) trait GrantStore: Send + Sync + 'static {
     /// Creates a grant. `Conflict` if the user already holds one for the account.
     async fn create_grant(&self, new: NewGrant) -> Result<GrantRecord, StoreError>;
 
@@ -306,7 +306,7 @@ pub trait GrantStore: Send + Sync + 'static {
 /// Every status change (creation included) appends one [`ChangeRecord`] in the same
 /// transaction, with a sequence number that only grows; that log is what gateways follow.
 #[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
+pub(crate) trait SessionStore: Send + Sync + 'static {
     /// Records a new active session.
     async fn create_session(&self, new: NewSessionRecord) -> Result<SessionUpdate, StoreError>;
 
@@ -377,7 +377,7 @@ pub trait SessionStore: Send + Sync + 'static {
 /// The store keeps what it is given; checking the hash chain is the caller's, with
 /// [`EventStore::event_head`] and [`EventStore::event_links`] to link a batch to what is stored.
 #[async_trait]
-pub trait EventStore: Send + Sync + 'static {
+pub(crate) trait EventStore: Send + Sync + 'static {
     /// The last stored event of `session`, if any.
     async fn event_head(&self, session: &SessionId) -> Result<Option<EventLink>, StoreError>;
 
@@ -405,7 +405,7 @@ pub trait EventStore: Send + Sync + 'static {
 /// What the web console keeps: one-time sign-in codes and signed-in browsers, both by the hash of
 /// what their holder presents; and the session list one page at a time.
 #[async_trait]
-pub trait ConsoleStore: Send + Sync + 'static {
+pub(crate) trait ConsoleStore: Send + Sync + 'static {
     /// Stores a one-time sign-in code for `user_id`, valid until `expires_at`.
     async fn create_console_link(
         &self,
@@ -459,7 +459,7 @@ pub trait ConsoleStore: Send + Sync + 'static {
 /// audit keys, KMS's signed heads of ended sessions, and each resource's recording policy
 /// (docs/session-tracking.md).
 #[async_trait]
-pub trait AuditStore: Send + Sync + 'static {
+pub(crate) trait AuditStore: Send + Sync + 'static {
     /// Sets the gateway's audit key (base64 Ed25519 public key), replacing any earlier one (a
     /// new enrollment brings a new key).
     async fn set_gateway_audit_key(

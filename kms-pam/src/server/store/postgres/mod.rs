@@ -7,25 +7,34 @@
 //! [`CHANGES_CHANNEL`] so every replica wakes its waiting polls; ending a session is a conditional
 //! `UPDATE … WHERE status = 'active'`, so concurrent reapers end it once.
 
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/accounts.rs"]
 mod accounts;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/audit.rs"]
 mod audit;
 mod console;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/events.rs"]
 mod events;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/gateways.rs"]
 mod gateways;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/grants.rs"]
 mod grants;
 mod notify;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/projects.rs"]
 mod projects;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/resources.rs"]
 mod resources;
 mod sessions;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/setup.rs"]
 mod setup;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/users.rs"]
 mod users;
 
@@ -54,14 +63,14 @@ type EngineStore = PostgresStore;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/store/postgres/migrations");
 
 /// The `NOTIFY` channel announcing a new session change (payload: its sequence number).
-pub const CHANGES_CHANNEL: &str = "kms_pam_session_changes";
+pub(crate) const CHANGES_CHANNEL: &str = "kms_pam_session_changes";
 
 /// How long a pool waits for a free connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The PostgreSQL implementation of [`Store`](super::Store).
 #[derive(Clone, Debug)]
-pub struct PostgresStore {
+pub(crate) struct PostgresStore {
     pool: PgPool,
     root_key: Arc<RootKey>,
 }
@@ -73,7 +82,10 @@ impl PostgresStore {
     ///
     /// Every replica must be given the same key file (see docs/operations.md): a replica that
     /// created its own would fail to open the CA key the first one stored.
-    pub async fn open_url(url: &str, key_file: &std::path::Path) -> Result<Self, StoreError> {
+    pub(crate) async fn open_url(
+        url: &str,
+        key_file: &std::path::Path,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("database URL: {e}")))?;
         let pool = PgPoolOptions::new()
@@ -101,7 +113,7 @@ impl PostgresStore {
     }
 
     /// Wraps an already migrated pool and a key (tests, embedding).
-    pub fn with_pool(pool: PgPool, root_key: RootKey) -> Self {
+    pub(crate) fn with_pool(pool: PgPool, root_key: RootKey) -> Self {
         Self {
             pool,
             root_key: Arc::new(root_key),
@@ -109,7 +121,7 @@ impl PostgresStore {
     }
 
     /// Applies pending migrations to `pool` (tests, `migrate-store`).
-    pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         MIGRATOR
             .run(pool)
             .await

@@ -4,24 +4,33 @@
 //! Write transactions begin with their write statement, so SQLite takes the write lock at once
 //! and concurrent writers wait (busy timeout) instead of failing on a lock upgrade.
 
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/accounts.rs"]
 mod accounts;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/audit.rs"]
 mod audit;
 mod console;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/events.rs"]
 mod events;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/gateways.rs"]
 mod gateways;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/grants.rs"]
 mod grants;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/projects.rs"]
 mod projects;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/resources.rs"]
 mod resources;
 mod sessions;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/setup.rs"]
 mod setup;
+#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/users.rs"]
 mod users;
 
@@ -51,7 +60,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The SQLite implementation of [`Store`](super::Store).
 #[derive(Clone, Debug)]
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     pool: SqlitePool,
     root_key: Arc<RootKey>,
 }
@@ -59,7 +68,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed, mode 0600) the database file at `path`; see
     /// [`Self::open_url`].
-    pub async fn open_path(path: &Path, key_file: &Path) -> Result<Self, StoreError> {
+    pub(crate) async fn open_path(path: &Path, key_file: &Path) -> Result<Self, StoreError> {
         Self::open_with(SqliteConnectOptions::new().filename(path), key_file).await
     }
 
@@ -68,7 +77,7 @@ impl SqliteStore {
     ///
     /// Refuses to open when the key file is readable by group or others, or when it is missing
     /// while the database already holds sealed values (a new key could not open them).
-    pub async fn open_url(url: &str, key_file: &Path) -> Result<Self, StoreError> {
+    pub(crate) async fn open_url(url: &str, key_file: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("database URL: {e}")))?;
         Self::open_with(options, key_file).await
@@ -106,7 +115,7 @@ impl SqliteStore {
     }
 
     /// Wraps an already migrated pool and a key (tests, embedding).
-    pub fn with_pool(pool: SqlitePool, root_key: RootKey) -> Self {
+    pub(crate) fn with_pool(pool: SqlitePool, root_key: RootKey) -> Self {
         Self {
             pool,
             root_key: Arc::new(root_key),
