@@ -7,6 +7,9 @@
 //! [`CHANGES_CHANNEL`] so every replica wakes its waiting polls; ending a session is a conditional
 //! `UPDATE … WHERE status = 'active'`, so concurrent reapers end it once.
 
+// The engine-neutral modules in ../portable are compiled into each engine on purpose.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../portable/accounts.rs"]
 mod accounts;
 #[path = "../portable/audit.rs"]

@@ -4,6 +4,9 @@
 //! Write transactions begin with their write statement, so SQLite takes the write lock at once
 //! and concurrent writers wait (busy timeout) instead of failing on a lock upgrade.
 
+// The engine-neutral modules in ../portable are compiled into each engine on purpose.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../portable/accounts.rs"]
 mod accounts;
 #[path = "../portable/audit.rs"]
