@@ -9,7 +9,13 @@
 //! it are missing) is refused with `conflict` too: the shipper keeps the batch and retries, and a
 //! gateway ships each session's events in order, so the gap closes once the earlier batch lands.
 //! An event whose content does not match its hash, or that is not signed with the calling
-//! gateway's audit key, is refused with `invalid`. A batch that delivers a session's signed end
+//! gateway's audit key, is refused with `invalid`; these checks run first, outside any lock.
+//!
+//! The chain checks run inside the store's append transaction, which holds each session's append
+//! lock until it commits ([`EventStore::append_events`](crate::server::store::EventStore)): with
+//! several replicas, an upload arriving at one while another still stores the session's previous
+//! upload waits for it and links to it, rather than being refused for a gap about to close. A
+//! refused upload stores nothing, for any of its sessions. A batch that delivers a session's signed end
 //! has KMS sign the session's head (`audit_trail`).
 
 use std::collections::BTreeMap;
@@ -25,7 +31,7 @@ use crate::audit::chain::{event_hash, GENESIS_HASH};
 use crate::audit::signing::{event_message, PublicKey};
 use crate::audit::{AuditEvent, AuditEventKind};
 use crate::kms::api::{UploadEvents, UploadedEvents};
-use crate::server::store::{EventLink, EventRecord, GatewayRecord, StoreError};
+use crate::server::store::{EventLink, EventRecord, EventSpan, GatewayRecord, StoreError};
 use crate::session::SessionId;
 
 /// Most events accepted in one call.
@@ -59,30 +65,62 @@ pub(crate) async fn ingest(
                 gateway.name
             ))
         })?;
-    let mut new = Vec::new();
-    let mut duplicates = 0u64;
+    let mut checked: BTreeMap<SessionId, Vec<Checked>> = BTreeMap::new();
+    let mut spans = Vec::new();
     let mut ended = Vec::new();
+    let mut received = 0u64;
     for (session, mut events) in by_session {
         check_bound(&state, &gateway, &session).await?;
         events.sort_by_key(|e| e.seq);
-        let linked = link(&state, &session, &events, &key).await?;
-        duplicates += (events.len() - linked.len()) as u64;
-        new.extend(linked);
-        if events
-            .last()
-            .is_some_and(|e| matches!(e.kind, AuditEventKind::SessionEnded { .. }))
-        {
-            ended.push(session);
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            continue;
+        };
+        spans.push(EventSpan {
+            session_id: session.clone(),
+            first_seq: first.seq,
+            last_seq: last.seq,
+        });
+        if matches!(last.kind, AuditEventKind::SessionEnded { .. }) {
+            ended.push(session.clone());
         }
+        received += events.len() as u64;
+        let events = events
+            .into_iter()
+            .map(|event| {
+                Ok(Checked {
+                    json: check_content(&event, &key)?,
+                    event,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?;
+        checked.insert(session, events);
     }
-    let stored = state.store.insert_events(&new, now()).await?;
+    // Linking runs inside the store's transaction, under each session's append lock: a batch
+    // whose predecessors another replica is still storing waits for them and links to them.
+    let link_session = |session: &SessionId, head: Option<EventLink>, stored: &[EventLink]| {
+        checked.get(session).map_or_else(
+            || Ok(Vec::new()),
+            |events| link(session, events, head, stored),
+        )
+    };
+    let stored = state
+        .store
+        .append_events(&spans, now(), &link_session)
+        .await?;
     audit_trail::seal_delivered(&state, &ended).await;
-    // Ids stored by a concurrent call of the same batch count as duplicates too.
-    duplicates += new.len() as u64 - stored;
+    // Events found stored (sent again, or stored by a concurrent call of the same batch that
+    // took the lock first) are duplicates.
+    let duplicates = received.saturating_sub(stored);
     if stored > 0 {
         tracing::debug!(gateway = %gateway.name, stored, duplicates, "audit events stored");
     }
     Ok(Json(UploadedEvents { stored, duplicates }))
+}
+
+/// An uploaded event whose hash and signature were checked, with its JSON text.
+struct Checked {
+    event: AuditEvent,
+    json: String,
 }
 
 /// Refuses events of a session that does not exist or is bound to another gateway.
@@ -104,38 +142,28 @@ async fn check_bound(
     }
 }
 
-/// The events of one session (sorted by `seq`) that are new, checked against the stored chain.
-async fn link(
-    state: &AppState,
+/// The events of one session (sorted by `seq`, content checked) that are new, checked against
+/// the stored chain: its `head` and the `stored` events in the batch's `seq` range.
+fn link(
     session: &SessionId,
-    events: &[AuditEvent],
-    key: &PublicKey,
-) -> Result<Vec<EventRecord>, ApiError> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Ok(Vec::new());
-    };
-    let stored_head = state.store.event_head(session).await?;
-    let head_seq = stored_head.as_ref().map_or(0, |h| h.seq);
-    let resent: BTreeMap<u64, EventLink> = if first.seq <= head_seq {
-        let to = last.seq.min(head_seq);
-        let links = state.store.event_links(session, first.seq, to).await?;
-        links.into_iter().map(|l| (l.seq, l)).collect()
-    } else {
-        BTreeMap::new()
-    };
-    let mut head = stored_head.map_or_else(
+    events: &[Checked],
+    head: Option<EventLink>,
+    stored: &[EventLink],
+) -> Result<Vec<EventRecord>, StoreError> {
+    let head_seq = head.as_ref().map_or(0, |h| h.seq);
+    let resent: BTreeMap<u64, &EventLink> = stored.iter().map(|l| (l.seq, l)).collect();
+    let mut head = head.map_or_else(
         || (0, GENESIS_HASH.to_owned()),
         |link| (link.seq, link.hash),
     );
     let mut new = Vec::new();
-    for event in events {
-        let json = check_content(event, key)?;
+    for Checked { event, json } in events {
         let id = event.id.to_string();
         if event.seq <= head_seq {
             match resent.get(&event.seq) {
                 Some(stored) if stored.id == id && stored.hash == event.hash => continue,
                 _ => {
-                    return Err(ApiError::conflict(format!(
+                    return Err(StoreError::Conflict(format!(
                         "session {session} already holds another event at seq {} (event {id} \
                          refused)",
                         event.seq
@@ -150,14 +178,14 @@ async fn link(
             continue; // the same event twice in one batch
         }
         if event.seq != head.0 + 1 {
-            return Err(ApiError::conflict(format!(
+            return Err(StoreError::Conflict(format!(
                 "event {id} (seq {}) cannot be linked yet: session {session}'s events are \
                  stored up to seq {}; send the missing events first",
                 event.seq, head.0
             )));
         }
         if event.prev_hash != head.1 {
-            return Err(ApiError::conflict(format!(
+            return Err(StoreError::Conflict(format!(
                 "event {id} (seq {}) does not continue session {session}'s stored chain: its \
                  prev_hash is not the hash of seq {}",
                 event.seq, head.0
@@ -169,7 +197,7 @@ async fn link(
             session_id: session.clone(),
             seq: event.seq,
             hash: event.hash.clone(),
-            json,
+            json: json.clone(),
         });
     }
     Ok(new)

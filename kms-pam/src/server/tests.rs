@@ -8,6 +8,7 @@ mod gateways;
 mod limits;
 mod liveness;
 mod projects;
+mod replicas;
 mod revocation;
 mod rights;
 mod secrets;

@@ -443,7 +443,9 @@ mod tests {
                 json: "{}".to_owned(),
             })
             .collect();
-        sqlite.insert_events(&events, t(6)).await.unwrap();
+        crate::server::store::suite::events::append_as_given(&*sqlite, &events, t(6))
+            .await
+            .unwrap();
         let seq = sqlite.latest_seq().await.unwrap();
         sqlite.close().await;
 

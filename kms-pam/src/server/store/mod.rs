@@ -27,14 +27,14 @@ mod traits;
 pub(crate) use crypto::TokenHash;
 pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
-    EventLink, EventRecord, GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount,
-    NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,
+    NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
     RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
     SessionSearch, SessionUpdate, UserRecord,
 };
 pub(crate) use traits::{
-    AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, ProjectStore,
-    ResourceStore, SessionStore, SetupStore, Store, StoredCa, UserStore,
+    AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, LinkEvents,
+    ProjectStore, ResourceStore, SessionStore, SetupStore, Store, StoredCa, UserStore,
 };
 
 /// Why a store operation failed.

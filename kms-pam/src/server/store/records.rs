@@ -416,6 +416,17 @@ pub(crate) struct EventRecord {
     pub json: String,
 }
 
+/// One session's part of an upload: the range of `seq` its events cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EventSpan {
+    /// The session.
+    pub session_id: SessionId,
+    /// The lowest `seq` uploaded.
+    pub first_seq: u64,
+    /// The highest `seq` uploaded.
+    pub last_seq: u64,
+}
+
 /// Where a session's stored chain stands at one position: enough to link the next event and to
 /// recognise an event sent again.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 
 use super::records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
-    EventLink, EventRecord, GatewayRecord, GrantRecord, HeadRecord, MemberRecord, NewAccount,
-    NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,
+    NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
     RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
     SessionSearch, SessionUpdate, UserRecord,
 };
@@ -372,30 +372,37 @@ pub(crate) trait SessionStore: Send + Sync + 'static {
     }
 }
 
+/// Links the uploaded events of one session to its stored chain, inside
+/// [`EventStore::append_events`]'s transaction: given the session, its stored head (`None`
+/// before its first event) and the stored events in the upload's `seq` range, returns the events
+/// to store, or refuses the whole upload (`Conflict` or `Invalid`, returned as they are).
+pub(crate) type LinkEvents<'a> = dyn Fn(&SessionId, Option<EventLink>, &[EventLink]) -> Result<Vec<EventRecord>, StoreError>
+    + Send
+    + Sync
+    + 'a;
+
 /// The audit events of sessions, kept once each and append-only (docs/session-tracking.md).
 ///
-/// The store keeps what it is given; checking the hash chain is the caller's, with
-/// [`EventStore::event_head`] and [`EventStore::event_links`] to link a batch to what is stored.
+/// The store keeps what it is given; checking the hash chain is the caller's `link`, which
+/// [`EventStore::append_events`] runs while it holds each session's append lock, so what it
+/// checks against is what the new events are stored after, even with several KMS replicas.
 #[async_trait]
 pub(crate) trait EventStore: Send + Sync + 'static {
-    /// The last stored event of `session`, if any.
-    async fn event_head(&self, session: &SessionId) -> Result<Option<EventLink>, StoreError>;
-
-    /// The stored events of `session` with `from <= seq <= to`, by `seq`.
-    async fn event_links(
+    /// Appends uploaded events in one transaction. It first takes the append lock of every
+    /// span's session (callers pass each session once), held until commit: appends to one
+    /// session, from any replica, run one after another, the next waiting for the lock rather
+    /// than reading a head about to move. Then, per span, it reads the session's stored head and
+    /// its stored events with `first_seq <= seq <= last_seq`, calls `link` and inserts what it
+    /// returns; an id already stored is skipped. Returns how many events were new. `link` runs
+    /// under the locks, so it should be quick (no I/O).
+    ///
+    /// Failure stores nothing: `link`'s error as it is; `Conflict` if another event already
+    /// holds a session's `seq`; `Invalid` if a session does not exist.
+    async fn append_events(
         &self,
-        session: &SessionId,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<EventLink>, StoreError>;
-
-    /// Stores `events` in one transaction; an id already stored is skipped. Returns how many
-    /// were new. `Conflict` if another event already holds a session's `seq` (nothing is
-    /// stored then); `Invalid` if an event's session does not exist.
-    async fn insert_events(
-        &self,
-        events: &[EventRecord],
+        spans: &[EventSpan],
         received_at: SystemTime,
+        link: &LinkEvents<'_>,
     ) -> Result<u64, StoreError>;
 
     /// Every stored event of `session`, by `seq`.

@@ -32,7 +32,7 @@ async fn world() -> (Kms, String, String, String, String) {
 }
 
 /// `kubectl get pods` as a gateway records it: started and finished, chained.
-fn kubectl_get(session: &str, count: u64) -> Vec<AuditEvent> {
+pub(super) fn kubectl_get(session: &str, count: u64) -> Vec<AuditEvent> {
     let chained =
         ChainingSink::new(MemoryAuditSink::new()).with_signer(Arc::new(gateway_audit_key("gw")));
     for id in 1..=count {
@@ -67,7 +67,7 @@ fn kubectl_get(session: &str, count: u64) -> Vec<AuditEvent> {
     chained.inner().events()
 }
 
-async fn upload(kms: &Kms, token: &str, events: &[AuditEvent]) -> super::Reply {
+pub(super) async fn upload(kms: &Kms, token: &str, events: &[AuditEvent]) -> super::Reply {
     kms.post("/v1/gateway/events", token, json!({ "events": events }))
         .await
 }

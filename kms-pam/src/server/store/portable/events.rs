@@ -1,5 +1,11 @@
 //! Session audit events: one row per event id, unique per `(session_id, seq)`.
 //!
+//! An upload is appended in one transaction that first takes each session's append lock (the
+//! engine's `begin_event_append`: SQLite's write lock, PostgreSQL advisory locks), then reads the
+//! stored chain, has the caller link the upload to it and inserts. So an upload handled by one
+//! replica waits while another replica appends to the same session, and then links to what that
+//! one stored, instead of being refused for a gap that is about to close.
+//!
 //! Inserts skip ids already stored (`ON CONFLICT (id) DO NOTHING`), so a batch a gateway sends
 //! again changes nothing; a different event at a taken `seq` violates the unique key and the
 //! whole batch is refused.
@@ -9,7 +15,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{db_error, secs, EngineStore};
-use crate::server::store::{EventLink, EventRecord, EventStore, StoreError};
+use crate::server::store::{EventLink, EventRecord, EventSpan, EventStore, LinkEvents, StoreError};
 use crate::session::SessionId;
 
 #[derive(sqlx::FromRow)]
@@ -50,66 +56,63 @@ fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl EventStore for EngineStore {
-    async fn event_head(&self, session: &SessionId) -> Result<Option<EventLink>, StoreError> {
-        let row: Option<LinkRow> = sqlx::query_as(
-            "SELECT seq, id, hash FROM session_events WHERE session_id = $1 \
-             ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(session.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        row.map(EventLink::try_from).transpose()
-    }
-
-    async fn event_links(
+    async fn append_events(
         &self,
-        session: &SessionId,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<EventLink>, StoreError> {
-        let rows: Vec<LinkRow> = sqlx::query_as(
-            "SELECT seq, id, hash FROM session_events \
-             WHERE session_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
-        )
-        .bind(session.as_str())
-        .bind(seq_to_db(from)?)
-        .bind(seq_to_db(to)?)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.into_iter().map(EventLink::try_from).collect()
-    }
-
-    async fn insert_events(
-        &self,
-        events: &[EventRecord],
+        spans: &[EventSpan],
         received_at: SystemTime,
+        link: &LinkEvents<'_>,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let sessions: Vec<&SessionId> = spans.iter().map(|s| &s.session_id).collect();
+        let mut tx = super::begin_event_append(&self.pool, &sessions).await?;
         let mut inserted = 0;
-        for event in events {
-            let done = sqlx::query(
-                "INSERT INTO session_events (id, session_id, seq, hash, event, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        for span in spans {
+            let session = span.session_id.as_str();
+            let head: Option<LinkRow> = sqlx::query_as(
+                "SELECT seq, id, hash FROM session_events WHERE session_id = $1 \
+                 ORDER BY seq DESC LIMIT 1",
             )
-            .bind(&event.id)
-            .bind(event.session_id.as_str())
-            .bind(seq_to_db(event.seq)?)
-            .bind(&event.hash)
-            .bind(&event.json)
-            .bind(secs(received_at))
-            .execute(&mut *tx)
+            .bind(session)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| {
-                super::unique_error(e, || {
-                    format!(
-                        "session {} already holds another event at seq {}",
-                        event.session_id, event.seq
-                    )
-                })
-            })?;
-            inserted += done.rows_affected();
+            .map_err(db_error)?;
+            let head = head.map(EventLink::try_from).transpose()?;
+            let stored: Vec<LinkRow> = sqlx::query_as(
+                "SELECT seq, id, hash FROM session_events \
+                 WHERE session_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+            )
+            .bind(session)
+            .bind(seq_to_db(span.first_seq)?)
+            .bind(seq_to_db(span.last_seq)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let stored = stored
+                .into_iter()
+                .map(EventLink::try_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            for event in link(&span.session_id, head, &stored)? {
+                let done = sqlx::query(
+                    "INSERT INTO session_events (id, session_id, seq, hash, event, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&event.id)
+                .bind(event.session_id.as_str())
+                .bind(seq_to_db(event.seq)?)
+                .bind(&event.hash)
+                .bind(&event.json)
+                .bind(secs(received_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    super::unique_error(e, || {
+                        format!(
+                            "session {} already holds another event at seq {}",
+                            event.session_id, event.seq
+                        )
+                    })
+                })?;
+                inserted += done.rows_affected();
+            }
         }
         tx.commit().await.map_err(db_error)?;
         Ok(inserted)

@@ -5,36 +5,32 @@
 //! advisory lock, so sequence numbers become visible in order (a poll reading `seq > after` never
 //! skips a number that commits later), and each append sends a `NOTIFY` on
 //! [`CHANGES_CHANNEL`] so every replica wakes its waiting polls; ending a session is a conditional
-//! `UPDATE … WHERE status = 'active'`, so concurrent reapers end it once.
+//! `UPDATE … WHERE status = 'active'`, so concurrent reapers end it once; appending a session's
+//! audit events takes a transaction-scoped advisory lock per session, so two replicas handling
+//! uploads of one session append one after the other, each linking to what the other stored.
 
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
+// The engine-neutral modules in ../portable are compiled into each engine on purpose.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../portable/accounts.rs"]
 mod accounts;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/audit.rs"]
 mod audit;
 mod console;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/events.rs"]
 mod events;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/gateways.rs"]
 mod gateways;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/grants.rs"]
 mod grants;
 mod notify;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/projects.rs"]
 mod projects;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/resources.rs"]
 mod resources;
 mod sessions;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/setup.rs"]
 mod setup;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/users.rs"]
 mod users;
 
@@ -48,13 +44,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use super::crypto::RootKey;
 use super::sql::{
     db_error, duration_from_db, duration_to_db, found, new_id, opt_time, secs, time, unique_error,
 };
 use super::StoreError;
+use crate::session::SessionId;
 
 /// The store the engine-neutral modules in `../portable` are compiled for here.
 type EngineStore = PostgresStore;
@@ -143,4 +140,41 @@ async fn has_sealed_values(pool: &PgPool) -> Result<bool, StoreError> {
     .await
     .map_err(db_error)?;
     Ok(count > 0)
+}
+
+/// First key of the advisory locks serialising appends to one session's events (the second is
+/// [`event_lock_key`]); the two-key lock space does not overlap the change log's one-key lock.
+pub(crate) const EVENT_APPEND_LOCK: i32 = 0x6b6d_7301;
+
+/// The second advisory lock key of `session`'s event appends: the first 32 bits of the SHA-256
+/// of its id. Two sessions sharing a key only wait for each other's appends.
+pub(crate) fn event_lock_key(session: &SessionId) -> i32 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, session.as_str().as_bytes());
+    match *digest.as_ref() {
+        [a, b, c, d, ..] => i32::from_be_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// Begins an event append (`../portable/events.rs`) holding the advisory lock of each of
+/// `sessions` until it commits or rolls back. Locks are taken in key order, so two appends
+/// covering the same sessions cannot deadlock. Under read committed, every statement after the
+/// locks sees what the previous holder committed.
+async fn begin_event_append(
+    pool: &PgPool,
+    sessions: &[&SessionId],
+) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut keys: Vec<i32> = sessions.iter().map(|s| event_lock_key(s)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(EVENT_APPEND_LOCK)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(tx)
 }

@@ -2,35 +2,30 @@
 //! applied on open, secrets sealed under a root key kept in a separate file.
 //!
 //! Write transactions begin with their write statement, so SQLite takes the write lock at once
-//! and concurrent writers wait (busy timeout) instead of failing on a lock upgrade.
+//! and concurrent writers wait (busy timeout) instead of failing on a lock upgrade; an event
+//! append, which must read the chain before it writes, begins `IMMEDIATE` for the same reason.
 
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
+// The engine-neutral modules in ../portable are compiled into each engine on purpose.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../portable/accounts.rs"]
 mod accounts;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/audit.rs"]
 mod audit;
 mod console;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/events.rs"]
 mod events;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/gateways.rs"]
 mod gateways;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/grants.rs"]
 mod grants;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/projects.rs"]
 mod projects;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/resources.rs"]
 mod resources;
 mod sessions;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/setup.rs"]
 mod setup;
-#[allow(clippy::duplicate_mod)] // compiled once per engine, on purpose
 #[path = "../portable/users.rs"]
 mod users;
 
@@ -41,13 +36,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::crypto::RootKey;
 use super::sql::{
     db_error, duration_from_db, duration_to_db, found, new_id, opt_time, secs, time, unique_error,
 };
 use super::StoreError;
+use crate::session::SessionId;
 
 /// The store the engine-neutral modules in `../portable` are compiled for here.
 type EngineStore = SqliteStore;
@@ -125,6 +121,17 @@ impl SqliteStore {
     fn key(&self) -> &RootKey {
         &self.root_key
     }
+}
+
+/// Begins an event append (`../portable/events.rs`) holding the database's write lock, which
+/// also serialises appends to any one session: the append reads the session's chain before it
+/// writes, and a deferred transaction would read without the lock (another writer could append
+/// in between) and then fail to upgrade.
+async fn begin_event_append(
+    pool: &SqlitePool,
+    _sessions: &[&SessionId],
+) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
 }
 
 /// Creates the database file with mode 0600 before SQLite does, since SQLite would use the

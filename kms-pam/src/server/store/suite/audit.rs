@@ -42,7 +42,9 @@ pub(super) async fn audit_keys_heads_and_recording_policies_are_kept(store: Arc<
             json: format!("{{\"seq\":{seq}}}"),
         })
         .collect();
-    store.insert_events(&events, t(5)).await.unwrap();
+    super::events::append_as_given(&*store, &events, t(5))
+        .await
+        .unwrap();
     assert_eq!(
         store.last_event(&session).await.unwrap().as_ref(),
         events.last()

@@ -16,6 +16,7 @@ use crate::session::{EndCause, SessionId, SessionStatus};
 
 mod audit;
 mod basics;
+pub(crate) mod events;
 mod lifecycle;
 
 /// A store and what must live as long as it (the directory of its file or root key).
@@ -141,7 +142,8 @@ impl Fixture {
     }
 }
 
-/// One `#[tokio::test]` per suite test, each on a fresh store from `$open`.
+/// One `#[tokio::test]` per suite test, each on a fresh store from `$open`. Two worker threads,
+/// so a test can hold one store call inside its transaction while it drives another.
 macro_rules! run_suite {
     ($open:path) => {
         run_suite!($open;
@@ -153,12 +155,14 @@ macro_rules! run_suite {
             lifecycle::session_changes_are_logged_in_order,
             lifecycle::a_session_keeps_where_it_was_requested_from,
             lifecycle::ending_a_session_past_expiry_records_expiry_and_filters_work,
-            audit::audit_keys_heads_and_recording_policies_are_kept
+            audit::audit_keys_heads_and_recording_policies_are_kept,
+            events::an_append_waits_for_the_one_before_it_and_links_to_it,
+            events::the_same_upload_appended_twice_at_once_is_stored_once
         );
     };
     ($open:path; $($module:ident :: $test:ident),*) => {
         $(
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
                 let opened = $open().await;
                 super::$module::$test(opened.store.clone()).await;
