@@ -11,5 +11,6 @@ mod limits;
 mod path;
 mod public_api;
 mod recording;
+mod shutdown;
 mod support;
 mod tunnel;

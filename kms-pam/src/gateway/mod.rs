@@ -26,9 +26,10 @@ use crate::proxy::{rescue, GatewayProxy, Pipeline};
 use crate::session::SessionManager;
 use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor};
 
-/// How long upgraded streams (exec, attach) get at shutdown to end and write their last audit
-/// events before the audit sink is flushed.
-const SPLICE_GRACE: Duration = Duration::from_secs(2);
+/// The default of [`GatewayConfig::drain_timeout`]: open requests are cut when the gateway stops
+/// and write their last events within milliseconds; this bounds one that hangs (a sink that
+/// blocks, an upstream that never answers), so a stop never waits forever.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a gateway is made of: its name, the three traits it depends on, and its request
 /// [`Pipeline`].
@@ -44,6 +45,10 @@ pub struct GatewayConfig {
     pub audit: Arc<dyn AuditSink>,
     /// Stages, upstream client, observers and recording settings.
     pub pipeline: Pipeline,
+    /// At shutdown, how long the requests still open (their streams cut, their connections
+    /// closed) get to write their last audit events before the sink is flushed; events written
+    /// later may be lost, and the count of such requests is logged as an error.
+    pub drain_timeout: Duration,
 }
 
 impl GatewayConfig {
@@ -61,12 +66,19 @@ impl GatewayConfig {
             credentials,
             audit,
             pipeline: Pipeline::default(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 
     /// Runs `pipeline` instead of the default one.
     pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
         self.pipeline = pipeline;
+        self
+    }
+
+    /// Gives the open requests `timeout` at shutdown instead of [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
         self
     }
 }
@@ -76,6 +88,7 @@ impl std::fmt::Debug for GatewayConfig {
         f.debug_struct("GatewayConfig")
             .field("name", &self.name)
             .field("pipeline", &self.pipeline)
+            .field("drain_timeout", &self.drain_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -92,9 +105,10 @@ pub enum GatewayError {
     Config(String),
 }
 
-/// Serves tunnels from `acceptor` until `shutdown` resolves (or the acceptor closes), then stops
-/// accepting, gives open requests a moment, closes what is left, waits briefly for upgraded
-/// streams to write their last audit events and flushes the audit sink.
+/// Serves tunnels from `acceptor` until `shutdown` resolves (or the acceptor closes), then stops:
+/// it stops accepting, ends the open streams (watches, follows, exec), gives plain requests their
+/// connection's drain, closes the connections, waits (at most [`GatewayConfig::drain_timeout`])
+/// until every request has written its last audit events, and only then flushes the audit sink.
 pub async fn serve<A, F>(
     mut acceptor: A,
     config: GatewayConfig,
@@ -112,6 +126,7 @@ where
         config.pipeline.observer.clone(),
         config.pipeline.connector.clone(),
     );
+    let drain_timeout = config.drain_timeout;
     let proxy = Arc::new(GatewayProxy::new(config.pipeline, config.audit.clone()));
     let stopping = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -129,10 +144,19 @@ where
             () = &mut shutdown => break Ok(()),
         }
     };
+    drop(acceptor);
+    proxy.stop_streams();
     stopping.cancel();
     tasks.close();
     tasks.wait().await;
-    proxy.wait_splices(SPLICE_GRACE).await;
+    // The connections are gone, but hyper's per-stream tasks may still hold response bodies,
+    // whose taps write the requests' last events when dropped: those must reach the sink before
+    // it is flushed, and before the runtime (whose blocking pool a file sink may use) stops.
+    let unfinished = proxy.drain(drain_timeout).await;
+    if unfinished > 0 {
+        tracing::error!(unfinished, timeout = ?drain_timeout,
+            "requests still open at shutdown; their last audit events may be lost");
+    }
     if let Err(e) = config.audit.flush().await {
         tracing::error!(error = %e, "audit flush at shutdown failed");
     }
@@ -151,7 +175,12 @@ async fn serve_tunnel(
             let cut = session.deadline().token().clone();
             let service = service_fn(move |request| {
                 let (proxy, session) = (proxy.clone(), session.clone());
-                async move { Ok::<_, Infallible>(proxy.handle(&session, request).await) }
+                // Counted now, while the connection runs: its task may start after the drain.
+                let admitted = proxy.admit();
+                async move {
+                    let response = proxy.handle_admitted(&session, request, admitted).await;
+                    Ok::<_, Infallible>(response)
+                }
             });
             let stop = async move {
                 tokio::select! {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::body::{self, BoxError, ProxyBody};
@@ -16,15 +17,15 @@ use super::deadline::SessionDeadline;
 use super::error::{rescue_for, ProxyError};
 use super::headers;
 use super::hooks::{ProxySide, RequestContext, RequestOutcome};
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, InFlightGuard};
 use super::pipeline::Pipeline;
 use super::recording_gate;
-use super::stream::{splice, RequestBody, ResponseBody};
+use super::stream::{splice, RequestBody, ResponseBody, SessionCut};
 use super::tap::RequestTap;
 use super::upstream::UpstreamClient;
 use crate::audit::recording::{RecordingPolicy, UnrecordedStreams};
 use crate::audit::{AuditEventKind, AuditSink, RequestStarted, StreamDetails};
-use crate::kube::RequestInfo;
+use crate::kube::{RequestInfo, Status};
 use crate::secret::Secret;
 use crate::session::{Session, SessionStatus};
 
@@ -106,6 +107,11 @@ pub struct GatewayProxy {
     /// Upgraded streams outlive their request; tracked so their last audit events are written
     /// before the gateway flushes at shutdown.
     splices: TaskTracker,
+    /// Every request whose last audit events are not written yet (its tap not dropped), counted
+    /// from the moment the connection hands it over: the gateway's final flush waits for them.
+    pending: InFlight,
+    /// Cancelled when the gateway stops: open streams (watches, follows, upgraded streams) end.
+    stopping: CancellationToken,
 }
 
 impl GatewayProxy {
@@ -124,6 +130,8 @@ impl GatewayProxy {
             pipeline,
             next_request_id: AtomicU64::new(u64::from(u32::from_le_bytes(seed)) << 32),
             splices: TaskTracker::new(),
+            pending: InFlight::default(),
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -132,11 +140,32 @@ impl GatewayProxy {
         &self.pipeline
     }
 
-    /// Waits (at most `limit`) until every upgraded stream has ended and written its last audit
-    /// events; streams still open then are left to be cut with their connections.
-    pub(crate) async fn wait_splices(&self, limit: std::time::Duration) {
+    /// Counts a request from the moment its connection hands it over (before its handler first
+    /// runs), so that [`GatewayProxy::drain`] cannot miss one whose task has not started yet.
+    pub(crate) fn admit(&self) -> InFlightGuard {
+        self.pending.enter()
+    }
+
+    /// Ends the open streams (watches and follows with a `Status`, upgraded streams by closing
+    /// them); requests arriving later get streams that end at once. Plain requests are left to
+    /// finish within their connection's drain.
+    pub(crate) fn stop_streams(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Waits, at most `limit`, until every request has written its last audit events (its tap
+    /// dropped, upgraded streams and their recorders ended). Returns how many requests and
+    /// stream tasks have not.
+    pub(crate) async fn drain(&self, limit: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
         self.splices.close();
-        let _ = tokio::time::timeout(limit, self.splices.wait()).await;
+        let _ = tokio::time::timeout_at(deadline, self.splices.wait()).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if self.pending.idle(left).await {
+            0
+        } else {
+            self.pending.count() + self.splices.len()
+        }
     }
 
     /// Handles one request; never fails: errors are answered with a `Status`. Any body type
@@ -145,6 +174,20 @@ impl GatewayProxy {
         &self,
         session: &GatewaySession,
         request: Request<B>,
+    ) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.handle_admitted(session, request, self.admit()).await
+    }
+
+    /// [`GatewayProxy::handle`] for a request counted by [`GatewayProxy::admit`].
+    pub(crate) async fn handle_admitted<B>(
+        &self,
+        session: &GatewaySession,
+        request: Request<B>,
+        admitted: InFlightGuard,
     ) -> Response<ProxyBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -162,7 +205,8 @@ impl GatewayProxy {
             request_id,
             stream,
         )
-        .with_in_flight(session.in_flight.enter());
+        .with_in_flight(session.in_flight.enter())
+        .with_in_flight(admitted);
         tap.emit(AuditEventKind::RequestStarted(Box::new(started(
             request_id, &parts, &info,
         ))));
@@ -178,7 +222,11 @@ impl GatewayProxy {
         let (response, cut) = match self.forward(session, &mut ctx, parts, body, &tap).await {
             Ok(response) => {
                 self.log(&ctx, response.status(), None);
-                (response, Some(session.deadline.cut()))
+                let cut = match stream {
+                    Some(_) => self.stream_cut(session),
+                    None => session.deadline.cut(),
+                };
+                (response, Some(cut))
             }
             Err(error) => {
                 tracing::info!(session = %session.session.id, request = request_id,
@@ -191,6 +239,21 @@ impl GatewayProxy {
         };
         tap.set_status(response.status().as_u16());
         response.map(|b| body::boxed(ResponseBody::new(b, tap, cut).watch(stream)))
+    }
+
+    /// Resolves when the session is cut or the gateway stops: a stream outlives any drain.
+    fn stream_cut(&self, session: &GatewaySession) -> SessionCut {
+        let (session_cut, stopping) = (session.deadline.cut(), self.stopping.clone());
+        Box::pin(async move {
+            tokio::select! {
+                status = session_cut => status,
+                () = stopping.cancelled() => Status::failure(
+                    503,
+                    "ServiceUnavailable",
+                    "the kms-pam gateway is shutting down; run the command again to reconnect",
+                ),
+            }
+        })
     }
 
     fn log(&self, ctx: &RequestContext<'_>, status: StatusCode, error: Option<&ProxyError>) {
@@ -268,7 +331,7 @@ impl GatewayProxy {
             if let Some(task) = task {
                 self.splices.spawn(task.run());
             }
-            let (tap, cut) = (tap.clone(), session.deadline.cut());
+            let (tap, cut) = (tap.clone(), self.stream_cut(session));
             self.splices.spawn(async move {
                 match tokio::try_join!(client_upgrade, server_upgrade) {
                     Ok((client, server)) => splice(client, server, tap, Some(cut), recorder).await,

@@ -1,6 +1,7 @@
-//! Counting what a session still has in flight (requests whose end is not recorded yet, stream
-//! recorders still writing), so that the gateway records the session's end after them: the end
-//! is the last event of the session's signed record.
+//! Counting what a session (or the whole gateway) still has in flight (requests whose end is not
+//! recorded yet, stream recorders still writing), so that the gateway records the session's end
+//! after them (the end is the last event of the session's signed record), and flushes its audit
+//! sink at shutdown only once they have written their last events.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,7 +47,6 @@ impl InFlight {
     }
 
     /// How many units are in flight.
-    #[cfg(test)]
     pub(crate) fn count(&self) -> usize {
         self.0.count.load(Ordering::Acquire)
     }

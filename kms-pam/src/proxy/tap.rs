@@ -28,8 +28,9 @@ pub(crate) struct RequestTap {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     error: Mutex<Option<String>>,
-    /// Keeps the session's end from being recorded before this request's.
-    in_flight: Option<InFlightGuard>,
+    /// Keeps the session's end, and the gateway's final audit flush at shutdown, from coming
+    /// before this request's end.
+    in_flight: Vec<InFlightGuard>,
 }
 
 impl RequestTap {
@@ -53,15 +54,16 @@ impl RequestTap {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             error: Mutex::new(None),
-            in_flight: None,
+            in_flight: Vec::new(),
         })
     }
 
-    /// Counts this request as the session's unfinished work until its end is recorded.
+    /// Counts this request as unfinished work (of its session, of the gateway) until its end is
+    /// recorded.
     pub(crate) fn with_in_flight(self: Arc<Self>, guard: InFlightGuard) -> Arc<Self> {
         match Arc::try_unwrap(self) {
             Ok(mut tap) => {
-                tap.in_flight = Some(guard);
+                tap.in_flight.push(guard);
                 Arc::new(tap)
             }
             Err(shared) => shared,
@@ -94,10 +96,11 @@ impl RequestTap {
     ) -> Option<(RecordingTap, RecorderTask)> {
         let (sink, metrics) = (self.sink.clone(), self.metrics.clone());
         let (session_id, request_id) = (self.session_id.clone(), self.request_id);
-        // The recorder may write after the request's end; it holds the session's end back too.
-        let guard = self.in_flight.as_ref().map(InFlightGuard::another);
+        // The recorder may write after the request's end; it holds the session's end (and the
+        // gateway's final flush) back too.
+        let guards: Vec<_> = self.in_flight.iter().map(InFlightGuard::another).collect();
         let emit_event = move |kind| {
-            let _keep = &guard;
+            let _keep = &guards;
             emit(&*sink, &*metrics, &session_id, request_id, kind)
         };
         recording::start(details, config, Box::new(emit_event))
