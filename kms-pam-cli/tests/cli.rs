@@ -425,6 +425,103 @@ fn account_create_sends_the_token_file_contents_trimmed() {
 }
 
 #[test]
+fn account_update_sends_only_what_is_given_and_keeps_the_token() {
+    let account = r#"{"resource":"prod","name":"admin","description":"on-call",
+        "max_duration_secs":3600,"created_at":"2026-01-01T10:00:00Z"}"#;
+    let kms = FakeKms::routes(vec![(
+        "PATCH /v1/resources/prod/accounts/admin",
+        200,
+        account.to_owned(),
+    )]);
+    let home = tempfile::tempdir().unwrap();
+    let base = [
+        "--url", &kms.url, "--token", "t", "pam", "account", "update",
+    ];
+    let output = kms_pam(
+        home.path(),
+        &[
+            &base[..],
+            &[
+                "prod/admin",
+                "--description",
+                "on-call",
+                "--max-duration",
+                "1h",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("token unchanged"),
+        "{}",
+        stdout(&output)
+    );
+    let sent: serde_json::Value = serde_json::from_str(&kms.bodies()[0]).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"description": "on-call", "max_duration_secs": 3600}),
+        "no token field: the stored one stays"
+    );
+
+    // A new token from a file is sent, and never printed.
+    let file = home.path().join("new.token");
+    std::fs::write(&file, "eyJ.rotated-sa-token\n").unwrap();
+    let output = kms_pam(
+        home.path(),
+        &[
+            &base[..],
+            &["prod/admin", "--token-file", file.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains("token replaced") && !out.contains("rotated-sa-token"),
+        "{out}"
+    );
+    let sent: serde_json::Value = serde_json::from_str(&kms.bodies()[1]).unwrap();
+    assert_eq!(sent, serde_json::json!({"token": "eyJ.rotated-sa-token"}));
+}
+
+#[test]
+fn account_update_with_nothing_to_change_or_an_unreadable_token_file_sends_nothing() {
+    let kms = FakeKms::routes(vec![]);
+    let home = tempfile::tempdir().unwrap();
+    let base = [
+        "--url", &kms.url, "--token", "t", "pam", "account", "update",
+    ];
+    let output = kms_pam(home.path(), &[&base[..], &["prod/admin"]].concat());
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("nothing to change"),
+        "{}",
+        stderr(&output)
+    );
+    let missing = home.path().join("no-such.token");
+    let output = kms_pam(
+        home.path(),
+        &[
+            &base[..],
+            &["prod/admin", "--token-file", missing.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("no-such.token"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        kms.seen().is_empty(),
+        "nothing reached KMS: {:?}",
+        kms.seen()
+    );
+}
+
+#[test]
 fn resource_create_sends_the_recording_policy() {
     let resource = r#"{"name":"lab","kind":"kubernetes","url":"https://10.0.0.2:6443",
         "gateway":"gw1","ssl_verify":true,"ca_cert":null,"created_at":"2026-01-01T10:00:00Z",

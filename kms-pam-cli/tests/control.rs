@@ -377,6 +377,28 @@ async fn projects_roles_and_revocation_with_real_processes() {
         sa_file,
     ];
     w.ok(&pat, &account).await;
+    // The project admin edits it without a token: the stored one stays (the sessions below run
+    // on it); an auditor may not edit it.
+    let update = [
+        "--project",
+        "team-a",
+        "pam",
+        "account",
+        "update",
+        "prod/admin",
+        "--description",
+        "on-call",
+        "--max-duration",
+        "2h",
+    ];
+    let out = w.ok(&pat, &update).await;
+    assert!(out.contains("token unchanged"), "{out}");
+    let accounts = w
+        .json(&pat, &["--project", "team-a", "pam", "account", "list"])
+        .await;
+    assert_eq!(accounts[0]["description"], "on-call");
+    assert_eq!(accounts[0]["max_duration_secs"], 7200);
+    w.refused(&audrey, &update, "auditor").await;
     for user in ["alice", "bob", "carl"] {
         let grant = [
             "--project",

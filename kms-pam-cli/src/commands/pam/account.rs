@@ -1,11 +1,11 @@
-//! `kms-pam pam account create|list|delete`.
+//! `kms-pam pam account create|update|list|delete`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use kms_pam::kms::api::{Account, CreateAccount};
+use kms_pam::kms::api::{Account, CreateAccount, UpdateAccount};
 use serde::Serialize;
 
 use super::{access_command, AccountRef};
@@ -36,6 +36,21 @@ enum AccountCommand {
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
         /// Longest session allowed (default 8h).
+        #[arg(long, value_name = "DURATION", value_parser = kms_pam::time::parse_duration)]
+        max_duration: Option<Duration>,
+    },
+    /// Change an account (admin): only what is given changes; without --token-file the stored
+    /// token stays as it is.
+    Update {
+        /// RESOURCE/ACCOUNT.
+        target: AccountRef,
+        /// File holding a new service-account token; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// New description; an empty one clears it.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// New longest session.
         #[arg(long, value_name = "DURATION", value_parser = kms_pam::time::parse_duration)]
         max_duration: Option<Duration>,
     },
@@ -87,6 +102,39 @@ pub(crate) async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<
                     "Created account {target} (sessions up to {}). Access it with:\n\n  {}\n",
                     output::duration(Duration::from_secs(account.max_duration_secs)),
                     access_command(&account.resource, &account.name)
+                ))?;
+            }
+        }
+        AccountCommand::Update {
+            target,
+            token_file,
+            description,
+            max_duration,
+        } => {
+            if token_file.is_none() && description.is_none() && max_duration.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --token-file, --description or --max-duration"
+                );
+            }
+            // Read first: a bad file must fail before anything is sent.
+            let token = token_file.as_deref().map(read_secret_file).transpose()?;
+            let replaced = token.is_some();
+            let request = UpdateAccount {
+                description,
+                max_duration_secs: max_duration.map(|d| d.as_secs()),
+                token,
+            };
+            let account = globals
+                .client()?
+                .update_account(&target.resource, &target.account, &request)
+                .await?;
+            if globals.json() {
+                output::print_json(&row(account))?;
+            } else {
+                output::print(&format!(
+                    "Updated account {target} (sessions up to {}; token {}).\n",
+                    output::duration(Duration::from_secs(account.max_duration_secs)),
+                    if replaced { "replaced" } else { "unchanged" }
                 ))?;
             }
         }
