@@ -20,5 +20,7 @@ fuzz_target!(|data: &[u8]| {
         CreateGrant, CreateSession, Heartbeat, UploadEvents, ErrorBody, WhoAmI, User,
         CreatedUser, Gateway, CreatedGateway, EnrolledGateway, Resource, Account, Grant,
         SessionView, CreatedSession, Changes, SessionDetail, UploadedEvents,
-        SessionVerification, RecordingView, GatewayCredential);
+        RecordingView, GatewayCredential, UpdateAccount, Project, CreateProject, Member,
+        SetMember, SessionChange, SessionClient, AuditProgress, AuditKeys, GatewayAuditKey,
+        RegisterAuditKey);
 });
