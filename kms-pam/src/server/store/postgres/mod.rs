@@ -16,6 +16,7 @@
 mod accounts;
 #[path = "../portable/audit.rs"]
 mod audit;
+#[path = "../portable/console.rs"]
 mod console;
 #[path = "../portable/events.rs"]
 mod events;
@@ -28,6 +29,7 @@ mod notify;
 mod projects;
 #[path = "../portable/resources.rs"]
 mod resources;
+#[path = "../portable/sessions.rs"]
 mod sessions;
 #[path = "../portable/setup.rs"]
 mod setup;
@@ -55,6 +57,44 @@ use crate::session::SessionId;
 
 /// The store the engine-neutral modules in `../portable` are compiled for here.
 type EngineStore = PostgresStore;
+/// The sqlx database of this engine, for the portable modules' query builders.
+type EngineDb = sqlx::Postgres;
+
+/// Key of the advisory lock serialising appends to the session change log.
+const CHANGE_LOG_LOCK: i64 = 0x6b6d_735f_7061_6d01;
+
+/// Before a change-log append. Identity values are handed out before commit, so two concurrent
+/// appenders could commit 8 before 7 and a poll that read 8 would never see 7: the
+/// transaction-scoped advisory lock makes appends commit in sequence order.
+async fn serialise_change_log(tx: &mut sqlx::Transaction<'_, EngineDb>) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHANGE_LOG_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// After a change-log append: a `NOTIFY`, delivered at commit to every replica.
+async fn announce_change(
+    tx: &mut sqlx::Transaction<'_, EngineDb>,
+    seq: u64,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(seq.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// The change feed across replicas: `LISTEN` on [`CHANGES_CHANNEL`].
+async fn change_notifications(
+    pool: &PgPool,
+) -> Result<Option<tokio::sync::mpsc::Receiver<u64>>, StoreError> {
+    notify::listen(pool).await.map(Some)
+}
 
 /// The migrations compiled into the binary (`src/server/store/postgres/migrations`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/store/postgres/migrations");

@@ -12,6 +12,7 @@
 mod accounts;
 #[path = "../portable/audit.rs"]
 mod audit;
+#[path = "../portable/console.rs"]
 mod console;
 #[path = "../portable/events.rs"]
 mod events;
@@ -23,6 +24,7 @@ mod grants;
 mod projects;
 #[path = "../portable/resources.rs"]
 mod resources;
+#[path = "../portable/sessions.rs"]
 mod sessions;
 #[path = "../portable/setup.rs"]
 mod setup;
@@ -47,6 +49,28 @@ use crate::session::SessionId;
 
 /// The store the engine-neutral modules in `../portable` are compiled for here.
 type EngineStore = SqliteStore;
+/// The sqlx database of this engine, for the portable modules' query builders.
+type EngineDb = sqlx::Sqlite;
+
+/// Before a change-log append: nothing, SQLite has one writer at a time.
+async fn serialise_change_log(_tx: &mut sqlx::Transaction<'_, EngineDb>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// After a change-log append: nothing to wake, polls of this one process re-read the log.
+async fn announce_change(
+    _tx: &mut sqlx::Transaction<'_, EngineDb>,
+    _seq: u64,
+) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// No change feed across processes: one SQLite file has one KMS.
+async fn change_notifications(
+    _pool: &SqlitePool,
+) -> Result<Option<tokio::sync::mpsc::Receiver<u64>>, StoreError> {
+    Ok(None)
+}
 
 /// The migrations compiled into the binary (`src/store/sqlite/migrations`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/store/sqlite/migrations");

@@ -1,15 +1,17 @@
 //! Sessions and the session change log.
 //!
-//! A status change and its log entry are written in one transaction, whose first statement is
-//! the write, so sequence numbers follow commit order (SQLite has one writer at a time).
+//! A status change and its log entry are written in one transaction, and sequence numbers follow
+//! commit order: SQLite has one writer at a time (the transaction's first statement is the
+//! write); PostgreSQL takes a lock on the log first and announces each entry to every replica
+//! (the engine's `serialise_change_log` and `announce_change`).
 
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{QueryBuilder, Transaction};
 use tokio::sync::mpsc;
 
-use super::{db_error, found, opt_time, secs, time, PostgresStore};
+use super::{db_error, found, opt_time, secs, time, EngineDb, EngineStore};
 use crate::server::store::{
     ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionRecord,
     SessionStore, SessionUpdate, StoreError,
@@ -103,7 +105,7 @@ fn cause_to_db(cause: EndCause) -> Result<&'static str, StoreError> {
 }
 
 /// Appends ` AND column = value` for each condition of `which` that is set.
-fn push_conditions(query: &mut QueryBuilder<'_, Postgres>, which: &ActiveSessions) {
+fn push_conditions(query: &mut QueryBuilder<'_, EngineDb>, which: &ActiveSessions) {
     let columns = [
         ("project_id", &which.project_id),
         ("user_id", &which.user_id),
@@ -133,26 +135,15 @@ fn seq_from_db(seq: i64) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative sequence {seq}")))
 }
 
-/// Key of the advisory lock serialising appends to the session change log.
-const CHANGE_LOG_LOCK: i64 = 0x6b6d_735f_7061_6d01;
-
 /// Appends one change to the log inside `tx` and returns its sequence number.
-///
-/// Identity values are handed out before commit, so two concurrent appenders could commit 8
-/// before 7 and a poll that read 8 would never see 7. The transaction-scoped advisory lock
-/// makes appends commit in sequence order; the `NOTIFY` is delivered at commit, to every replica.
 async fn log_change(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, EngineDb>,
     session_id: &str,
     gateway_id: &str,
     status: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(CHANGE_LOG_LOCK)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    super::serialise_change_log(tx).await?;
     let (seq,): (i64,) = sqlx::query_as(
         "INSERT INTO session_changes (session_id, gateway_id, status, changed_at) \
          VALUES ($1, $2, $3, $4) RETURNING seq",
@@ -164,17 +155,13 @@ async fn log_change(
     .fetch_one(&mut **tx)
     .await
     .map_err(db_error)?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(super::CHANGES_CHANNEL)
-        .bind(seq.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    seq_from_db(seq)
+    let seq = seq_from_db(seq)?;
+    super::announce_change(tx, seq).await?;
+    Ok(seq)
 }
 
 #[async_trait]
-impl SessionStore for PostgresStore {
+impl SessionStore for EngineStore {
     async fn create_session(&self, new: NewSessionRecord) -> Result<SessionUpdate, StoreError> {
         let id = new.id.as_str();
         let now = secs(new.created_at);
@@ -227,7 +214,7 @@ impl SessionStore for PostgresStore {
         project_id: &str,
         filter: &SessionFilter,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut query = QueryBuilder::<Postgres>::new(SELECT);
+        let mut query = QueryBuilder::<EngineDb>::new(SELECT);
         query.push(" WHERE project_id = ").push_bind(project_id);
         if filter.active_only {
             query.push(" AND status = 'active'");
@@ -312,7 +299,7 @@ impl SessionStore for PostgresStore {
     ) -> Result<EndedSessions, StoreError> {
         let now = secs(now);
         let mut query =
-            QueryBuilder::<Postgres>::new("UPDATE sessions SET status = CASE WHEN expires_at <= ");
+            QueryBuilder::<EngineDb>::new("UPDATE sessions SET status = CASE WHEN expires_at <= ");
         // As in `end_session`: one already past its expiry ends as expired.
         query
             .push_bind(now)
@@ -377,7 +364,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn change_notifications(&self) -> Result<Option<mpsc::Receiver<u64>>, StoreError> {
-        super::notify::listen(&self.pool).await.map(Some)
+        super::change_notifications(&self.pool).await
     }
 
     async fn changes(

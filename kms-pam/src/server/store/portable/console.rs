@@ -3,10 +3,10 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 use super::sessions::{SessionRow, SELECT};
-use super::{db_error, found, secs, SqliteStore};
+use super::{db_error, found, secs, EngineDb, EngineStore};
 use crate::server::store::{
     ConsoleStore, SessionPage, SessionRecord, SessionSearch, StoreError, TokenHash, UserRecord,
 };
@@ -27,7 +27,7 @@ fn contains_pattern(text: &str) -> String {
 }
 
 #[async_trait]
-impl ConsoleStore for SqliteStore {
+impl ConsoleStore for EngineStore {
     async fn create_console_link(
         &self,
         code: &TokenHash,
@@ -120,7 +120,7 @@ impl ConsoleStore for SqliteStore {
         project_id: &str,
         search: &SessionSearch,
     ) -> Result<SessionPage, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(SELECT);
+        let mut query = QueryBuilder::<EngineDb>::new(SELECT);
         query.push(" WHERE project_id = ").push_bind(project_id);
         if let Some(status) = &search.status {
             query.push(" AND status = ").push_bind(status.clone());
@@ -180,7 +180,7 @@ impl ConsoleStore for SqliteStore {
         if sessions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::<EngineDb>::new(
             "SELECT session_id, COUNT(DISTINCT invocation) FROM session_events \
              WHERE invocation IS NOT NULL AND session_id IN (",
         );
