@@ -2,22 +2,34 @@
 //! as a diff of `docs/public-api.txt` in review (`cargo public-api` needs a nightly toolchain;
 //! this does not).
 //!
-//! Every module is walked (skipping `#[cfg(test)]`); every item declared exactly `pub` is listed
-//! under the path where it is defined, with the signatures of its public methods, and `pub use`
-//! re-exports are listed where they are made. With the `unreachable_pub` lint on, an item declared
-//! `pub` is reachable from outside, so the listing is the API, if not always under its shortest
-//! path. Items behind a `cfg` (a feature) are marked with it.
+//! Every module is read (skipping `#[cfg(test)]`), then each item is listed under the path an
+//! embedder names it by: where it is defined when every module on the way is `pub`, otherwise
+//! where a `pub use` in a public module re-exports it (the shortest such path). Other public names
+//! of the same item are `use` lines (`use NEW = CANONICAL`). Items that no public path reaches are
+//! not listed, nor are the impls of types that are not listed. Items behind a `cfg` (a feature)
+//! are marked with it.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use quote::ToTokens;
-use syn::{Attribute, ImplItem, Item, TraitItem, Visibility};
+use syn::{Attribute, ImplItem, Item, TraitItem, UseTree, Visibility};
+
+/// Stands for the item's path in a line template until the item's public path is known.
+const AT: &str = "\u{0}";
 
 /// The listing of the crate whose `src/lib.rs` is `lib_rs`, one line per item, sorted.
 pub fn listing(crate_name: &str, lib_rs: &Path) -> Result<String, String> {
-    let mut lines = Vec::new();
-    walk_file(lib_rs, crate_name, true, "", &mut lines)?;
+    let mut krate = Crate::default();
+    krate.modules.push(Module {
+        path: crate_name.to_owned(),
+        parent: None,
+        public: true,
+        ..Module::default()
+    });
+    read_file(&mut krate, 0, lib_rs, true, "")?;
+    let mut lines = krate.lines();
     lines.sort();
     lines.dedup();
     let mut out = String::new();
@@ -27,12 +39,75 @@ pub fn listing(crate_name: &str, lib_rs: &Path) -> Result<String, String> {
     Ok(out)
 }
 
-fn walk_file(
+#[derive(Default)]
+struct Crate {
+    modules: Vec<Module>,
+    items: Vec<Def>,
+}
+
+#[derive(Default)]
+struct Module {
+    path: String,
+    parent: Option<usize>,
+    /// Declared `pub` (the crate root counts as public).
+    public: bool,
+    cfg: String,
+    children: HashMap<String, usize>,
+    /// Items declared here, by name (a name may have a type and a function).
+    items: HashMap<String, Vec<usize>>,
+    uses: Vec<Use>,
+    impls: Vec<Impl>,
+}
+
+/// A declared item: its lines with [`AT`] where its path goes, and whether it is declared `pub`.
+struct Def {
+    module: usize,
+    name: String,
+    public: bool,
+    lines: Vec<String>,
+    cfg: String,
+}
+
+impl Def {
+    fn is_fn(&self) -> bool {
+        self.lines.first().is_some_and(|l| l.starts_with("fn "))
+    }
+}
+
+/// One leaf of a `use` tree: `name` in this module stands for `target` (`*` for a glob).
+struct Use {
+    public: bool,
+    name: String,
+    target: Vec<String>,
+    cfg: String,
+}
+
+struct Impl {
+    /// The self type's last path segment, generics included (`GatewayProxy < H >`).
+    self_ty: String,
+    /// Its name alone, to look the type up.
+    self_name: Option<String>,
+    /// `impl<G> Trait for`, or `impl` for inherent methods.
+    head: String,
+    /// For inherent impls, the public methods' signatures; empty for a trait impl.
+    methods: Vec<String>,
+    is_trait: bool,
+    cfg: String,
+}
+
+/// What a name resolves to.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Item(usize),
+    Module(usize),
+}
+
+fn read_file(
+    krate: &mut Crate,
+    module: usize,
     file: &Path,
-    path: &str,
     mod_rs: bool,
     cfg: &str,
-    lines: &mut Vec<String>,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -43,16 +118,16 @@ fn walk_file(
         _ => return Err(format!("{}: no directory", file.display())),
     };
     let base = file.parent().map(Path::to_owned).unwrap_or_default();
-    walk_items(&parsed.items, path, &dir, &base, cfg, lines)
+    read_items(krate, module, &parsed.items, &dir, &base, cfg)
 }
 
-fn walk_items(
+fn read_items(
+    krate: &mut Crate,
+    module: usize,
     items: &[Item],
-    path: &str,
     dir: &Path,
     base: &Path,
     cfg: &str,
-    lines: &mut Vec<String>,
 ) -> Result<(), String> {
     for item in items {
         let attrs = attrs_of(item);
@@ -66,45 +141,359 @@ fn walk_items(
         };
         match item {
             Item::Mod(m) => {
-                let child = format!("{path}::{}", m.ident);
-                if is_pub(&m.vis) {
-                    lines.push(format!("mod {child}{cfg}"));
-                }
+                let name = m.ident.to_string();
+                let child = krate.modules.len();
+                krate.modules.push(Module {
+                    path: format!("{}::{name}", krate.modules[module].path),
+                    parent: Some(module),
+                    public: is_pub(&m.vis),
+                    cfg: cfg.clone(),
+                    ..Module::default()
+                });
+                krate.modules[module].children.insert(name.clone(), child);
                 if let Some((_, inline)) = &m.content {
-                    walk_items(
-                        inline,
-                        &child,
-                        &dir.join(m.ident.to_string()),
-                        base,
-                        &cfg,
-                        lines,
-                    )?;
+                    read_items(krate, child, inline, &dir.join(&name), base, &cfg)?;
                 } else {
-                    let (file, mod_rs) = module_file(attrs, &m.ident.to_string(), dir, base)?;
-                    walk_file(&file, &child, mod_rs, &cfg, lines)?;
+                    let (file, mod_rs) = module_file(attrs, &name, dir, base)?;
+                    read_file(krate, child, &file, mod_rs, &cfg)?;
                 }
             }
-            Item::Impl(imp) => impl_lines(imp, path, &cfg, lines),
-            Item::Trait(t) if is_pub(&t.vis) => {
-                lines.push(format!("trait {path}::{}{cfg}", t.ident));
-                for member in &t.items {
-                    if let TraitItem::Fn(f) = member {
-                        let sig = tokens(&f.sig);
-                        lines.push(format!("trait {path}::{}: {sig}{cfg}", t.ident));
-                    }
-                }
+            Item::Impl(imp) => {
+                let found = impl_of(imp, &cfg);
+                krate.modules[module].impls.push(found);
             }
-            Item::Use(u) if is_pub(&u.vis) => {
-                lines.push(format!("use {path}::{}{cfg}", tokens(&u.tree)));
+            Item::Use(u) => {
+                let mut leaves = Vec::new();
+                use_leaves(&u.tree, &mut Vec::new(), &mut leaves);
+                for (name, target) in leaves {
+                    krate.modules[module].uses.push(Use {
+                        public: is_pub(&u.vis),
+                        name,
+                        target,
+                        cfg: cfg.clone(),
+                    });
+                }
             }
             other => {
-                if let Some(line) = item_line(other, path) {
-                    lines.push(format!("{line}{cfg}"));
+                if let Some((name, public, lines)) = item_lines(other) {
+                    let def = krate.items.len();
+                    krate.items.push(Def {
+                        module,
+                        name: name.clone(),
+                        public,
+                        lines,
+                        cfg: cfg.clone(),
+                    });
+                    krate.modules[module]
+                        .items
+                        .entry(name)
+                        .or_default()
+                        .push(def);
                 }
             }
         }
     }
     Ok(())
+}
+
+impl Crate {
+    /// Whether every module from the root down to `module` is `pub`.
+    fn reachable(&self, module: usize) -> bool {
+        let mut at = Some(module);
+        while let Some(m) = at {
+            if !self.modules[m].public {
+                return false;
+            }
+            at = self.modules[m].parent;
+        }
+        true
+    }
+
+    /// What `name` stands for in `module`: its items, its child modules, and its `use`s, globs
+    /// included. Resolving the crate's own paths needs no visibility check (the compiler made
+    /// it); `public_only` keeps to what the module gives as `pub`, which is what a glob
+    /// re-exports.
+    fn lookup(&self, module: usize, name: &str, public_only: bool, depth: u8) -> Vec<Target> {
+        if depth > 16 {
+            return Vec::new();
+        }
+        let here = &self.modules[module];
+        let mut found: Vec<Target> = here
+            .items
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|&&d| !public_only || self.items[d].public)
+            .map(|&d| Target::Item(d))
+            .collect();
+        if let Some(&child) = here.children.get(name) {
+            if !public_only || self.modules[child].public {
+                found.push(Target::Module(child));
+            }
+        }
+        for u in here.uses.iter().filter(|u| u.public || !public_only) {
+            if u.name == name {
+                found.extend(self.resolve(module, &u.target, depth + 1));
+            } else if u.name == "*" {
+                for target in self.resolve(module, &u.target, depth + 1) {
+                    if let Target::Module(m) = target {
+                        found.extend(self.lookup(m, name, public_only, depth + 1));
+                    }
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// What a `use` path written in `module` stands for; empty for another crate's items.
+    fn resolve(&self, module: usize, path: &[String], depth: u8) -> Vec<Target> {
+        let Some((first, rest)) = path.split_first() else {
+            return Vec::new();
+        };
+        let mut at = match first.as_str() {
+            "crate" => 0,
+            "self" => module,
+            "super" => match self.modules[module].parent {
+                Some(parent) => parent,
+                None => return Vec::new(),
+            },
+            _ => return self.walk(module, path, depth),
+        };
+        let mut rest = rest;
+        while let Some(("super", more)) = rest.split_first().map(|(s, m)| (s.as_str(), m)) {
+            match self.modules[at].parent {
+                Some(parent) => at = parent,
+                None => return Vec::new(),
+            }
+            rest = more;
+        }
+        if rest.is_empty() || rest == ["*"] {
+            return vec![Target::Module(at)];
+        }
+        self.walk(at, rest, depth)
+    }
+
+    /// Follows `path` from `module`: all but the last segment are modules.
+    fn walk(&self, module: usize, path: &[String], depth: u8) -> Vec<Target> {
+        let Some((last, init)) = path.split_last() else {
+            return Vec::new();
+        };
+        let mut at = module;
+        for segment in init {
+            match self
+                .lookup(at, segment, false, depth)
+                .into_iter()
+                .find_map(|t| match t {
+                    Target::Module(m) => Some(m),
+                    Target::Item(_) => None,
+                }) {
+                Some(m) => at = m,
+                None => return Vec::new(),
+            }
+        }
+        if last == "*" || (last == "self" && !init.is_empty()) {
+            return vec![Target::Module(at)];
+        }
+        self.lookup(at, last, false, depth)
+    }
+
+    /// Every public name of each item: (path of the module that names it, the name it is given).
+    fn public_names(&self) -> BTreeMap<usize, BTreeSet<(String, String)>> {
+        let mut names: BTreeMap<usize, BTreeSet<(String, String)>> = BTreeMap::new();
+        for (index, def) in self.items.iter().enumerate() {
+            if def.public && self.reachable(def.module) {
+                names
+                    .entry(index)
+                    .or_default()
+                    .insert((self.modules[def.module].path.clone(), def.name.clone()));
+            }
+        }
+        for (module, m) in self.modules.iter().enumerate() {
+            if !self.reachable(module) {
+                continue;
+            }
+            for u in m.uses.iter().filter(|u| u.public) {
+                let targets = self.resolve(module, &u.target, 0);
+                if u.name == "*" {
+                    for target in targets {
+                        let Target::Module(source) = target else {
+                            continue;
+                        };
+                        for (name, items) in self.exported(source) {
+                            for item in items {
+                                names
+                                    .entry(item)
+                                    .or_default()
+                                    .insert((m.path.clone(), name.clone()));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                for target in targets {
+                    if let Target::Item(item) = target {
+                        names
+                            .entry(item)
+                            .or_default()
+                            .insert((m.path.clone(), u.name.clone()));
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// The public names a module gives (its `pub` items and `pub use`s), for globs.
+    fn exported(&self, module: usize) -> BTreeMap<String, Vec<usize>> {
+        let m = &self.modules[module];
+        let mut names: BTreeSet<&str> = m.items.keys().map(String::as_str).collect();
+        names.extend(m.uses.iter().filter(|u| u.public).map(|u| u.name.as_str()));
+        names.remove("*");
+        names
+            .into_iter()
+            .map(|name| {
+                let items = self
+                    .lookup(module, name, true, 0)
+                    .into_iter()
+                    .filter_map(|t| match t {
+                        Target::Item(i) => Some(i),
+                        Target::Module(_) => None,
+                    })
+                    .collect();
+                (name.to_owned(), items)
+            })
+            .collect()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let names = self.public_names();
+        let mut lines = Vec::new();
+        // The name an item is listed under: where it is defined when that is public, else the
+        // shortest path that re-exports it (then the first by text).
+        let mut canonical: HashMap<usize, String> = HashMap::new();
+        for (&item, paths) in &names {
+            let def = &self.items[item];
+            let defined = (self.modules[def.module].path.clone(), def.name.clone());
+            let Some((module, name)) = paths.get(&defined).or_else(|| {
+                paths
+                    .iter()
+                    .min_by_key(|(module, name)| (module.matches("::").count(), module, name))
+            }) else {
+                continue;
+            };
+            let path = format!("{module}::{name}");
+            for line in &def.lines {
+                let line = line.replacen(&format!("{AT}{}", def.name), &path, 1);
+                lines.push(format!("{line}{}", def.cfg));
+            }
+            for (other_module, other_name) in paths {
+                if (other_module, other_name) != (module, name) {
+                    lines.push(format!(
+                        "use {other_module}::{other_name} = {path}{}",
+                        def.cfg
+                    ));
+                }
+            }
+            canonical.insert(item, path);
+        }
+        for (module, m) in self.modules.iter().enumerate() {
+            if module != 0 && self.reachable(module) {
+                lines.push(format!("mod {}{}", m.path, m.cfg));
+            }
+            // Re-exports of other crates' items, which have no definition here.
+            if self.reachable(module) {
+                for u in m.uses.iter().filter(|u| u.public) {
+                    if self.resolve(module, &u.target, 0).is_empty() {
+                        lines.push(format!(
+                            "use {}::{} = {}{}",
+                            m.path,
+                            u.name,
+                            u.target.join("::"),
+                            u.cfg
+                        ));
+                    }
+                }
+            }
+            for imp in &m.impls {
+                let listed = match &imp.self_name {
+                    Some(name) => self
+                        .lookup(module, name, false, 0)
+                        .into_iter()
+                        .filter_map(|t| match t {
+                            Target::Item(i) if !self.items[i].is_fn() => {
+                                canonical.get(&i).map(|p| (i, p))
+                            }
+                            _ => None,
+                        })
+                        .next()
+                        .map(|(item, path)| {
+                            let own = &self.items[item].name;
+                            let generics = imp.self_ty.strip_prefix(own.as_str()).unwrap_or("");
+                            format!("{path}{generics}")
+                        }),
+                    None => None,
+                };
+                let self_ty = match listed {
+                    Some(path) => path,
+                    // A type of another crate (or a reference, a tuple): list trait impls only
+                    // when the type is not one of ours that is hidden.
+                    None if imp.is_trait && !self.is_local_type(module, imp) => imp.self_ty.clone(),
+                    None => continue,
+                };
+                if imp.is_trait {
+                    lines.push(format!("{} {self_ty}{}", imp.head, imp.cfg));
+                }
+                for sig in &imp.methods {
+                    lines.push(format!("impl {self_ty}: {sig}{}", imp.cfg));
+                }
+            }
+        }
+        lines
+    }
+
+    fn is_local_type(&self, module: usize, imp: &Impl) -> bool {
+        imp.self_name
+            .as_deref()
+            .is_some_and(|name| !self.lookup(module, name, false, 0).is_empty())
+    }
+}
+
+/// Flattens a `use` tree into (name in this module, path), `*` naming a glob.
+fn use_leaves(tree: &UseTree, prefix: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+    match tree {
+        UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            use_leaves(&p.tree, prefix, out);
+            prefix.pop();
+        }
+        UseTree::Name(n) => {
+            let mut target = prefix.clone();
+            target.push(n.ident.to_string());
+            let name = if n.ident == "self" {
+                prefix.last().cloned().unwrap_or_default()
+            } else {
+                n.ident.to_string()
+            };
+            out.push((name, target));
+        }
+        UseTree::Rename(r) => {
+            let mut target = prefix.clone();
+            target.push(r.ident.to_string());
+            out.push((r.rename.to_string(), target));
+        }
+        UseTree::Glob(_) => {
+            let mut target = prefix.clone();
+            target.push("*".to_owned());
+            out.push(("*".to_owned(), target));
+        }
+        UseTree::Group(g) => {
+            for tree in &g.items {
+                use_leaves(tree, prefix, out);
+            }
+        }
+    }
 }
 
 /// The file of `mod name;`: `#[path]` relative to the declaring file's directory, else
@@ -139,53 +528,95 @@ fn module_file(
     Err(format!("module {name} not found under {}", dir.display()))
 }
 
-fn impl_lines(imp: &syn::ItemImpl, path: &str, cfg: &str, lines: &mut Vec<String>) {
-    let ty = tokens(&imp.self_ty);
+fn impl_of(imp: &syn::ItemImpl, cfg: &str) -> Impl {
+    let (self_ty, self_name) = match &*imp.self_ty {
+        syn::Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(last) => (tokens(last), Some(last.ident.to_string())),
+            None => (tokens(&imp.self_ty), None),
+        },
+        other => (tokens(other), None),
+    };
     let generics = tokens(&imp.generics);
-    if let Some((_, trait_path, _)) = &imp.trait_ {
-        let trait_path = tokens(trait_path);
-        lines.push(format!("impl{generics} {trait_path} for {path}::{ty}{cfg}"));
-        return;
-    }
-    for member in &imp.items {
-        if let ImplItem::Fn(f) = member {
-            if is_pub(&f.vis) && !is_test_only(&f.attrs) {
-                let sig = tokens(&f.sig);
-                lines.push(format!("impl {path}::{ty}: {sig}{cfg}"));
-            }
-        }
+    let (head, is_trait) = match &imp.trait_ {
+        Some((_, trait_path, _)) => (format!("impl{generics} {} for", tokens(trait_path)), true),
+        None => ("impl".to_owned(), false),
+    };
+    let methods = if is_trait {
+        Vec::new()
+    } else {
+        imp.items
+            .iter()
+            .filter_map(|member| match member {
+                ImplItem::Fn(f) if is_pub(&f.vis) && !is_test_only(&f.attrs) => {
+                    Some(tokens(&f.sig))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    Impl {
+        self_ty,
+        self_name,
+        head,
+        methods,
+        is_trait,
+        cfg: cfg.to_owned(),
     }
 }
 
-fn item_line(item: &Item, path: &str) -> Option<String> {
-    let (kind, vis, ident, detail) = match item {
-        Item::Struct(s) => ("struct", &s.vis, &s.ident, public_fields(&s.fields)),
+/// An item's name, whether it is declared `pub`, and its lines with [`AT`] before its name.
+fn item_lines(item: &Item) -> Option<(String, bool, Vec<String>)> {
+    let named = |kind: &str, ident: &syn::Ident, detail: String| {
+        let non_exhaustive = if attrs_of(item)
+            .iter()
+            .any(|a| a.path().is_ident("non_exhaustive"))
+        {
+            " #[non_exhaustive]"
+        } else {
+            ""
+        };
+        format!("{kind} {AT}{ident}{detail}{non_exhaustive}")
+    };
+    let (vis, ident, lines) = match item {
+        Item::Struct(s) => (
+            &s.vis,
+            &s.ident,
+            vec![named("struct", &s.ident, public_fields(&s.fields))],
+        ),
         Item::Enum(e) => {
             let variants: Vec<String> = e.variants.iter().map(|v| v.ident.to_string()).collect();
-            (
-                "enum",
-                &e.vis,
-                &e.ident,
-                format!(" {{ {} }}", variants.join(", ")),
-            )
+            let detail = format!(" {{ {} }}", variants.join(", "));
+            (&e.vis, &e.ident, vec![named("enum", &e.ident, detail)])
         }
-        Item::Fn(f) => {
-            return is_pub(&f.vis).then(|| format!("fn {path}: {}", tokens(&f.sig)));
+        Item::Fn(f) => (
+            &f.vis,
+            &f.sig.ident,
+            vec![format!("fn {AT}{}: {}", f.sig.ident, tokens(&f.sig))],
+        ),
+        Item::Type(t) => {
+            let detail = format!(" = {}", tokens(&t.ty));
+            (&t.vis, &t.ident, vec![named("type", &t.ident, detail)])
         }
-        Item::Type(t) => ("type", &t.vis, &t.ident, format!(" = {}", tokens(&t.ty))),
-        Item::Const(c) => ("const", &c.vis, &c.ident, format!(": {}", tokens(&c.ty))),
-        Item::Static(s) => ("static", &s.vis, &s.ident, format!(": {}", tokens(&s.ty))),
+        Item::Const(c) => {
+            let detail = format!(": {}", tokens(&c.ty));
+            (&c.vis, &c.ident, vec![named("const", &c.ident, detail)])
+        }
+        Item::Static(s) => {
+            let detail = format!(": {}", tokens(&s.ty));
+            (&s.vis, &s.ident, vec![named("static", &s.ident, detail)])
+        }
+        Item::Trait(t) => {
+            let mut lines = vec![format!("trait {AT}{}", t.ident)];
+            for member in &t.items {
+                if let TraitItem::Fn(f) = member {
+                    lines.push(format!("trait {AT}{}: {}", t.ident, tokens(&f.sig)));
+                }
+            }
+            (&t.vis, &t.ident, lines)
+        }
         _ => return None,
     };
-    let non_exhaustive = if attrs_of(item)
-        .iter()
-        .any(|a| a.path().is_ident("non_exhaustive"))
-    {
-        " #[non_exhaustive]"
-    } else {
-        ""
-    };
-    is_pub(vis).then(|| format!("{kind} {path}::{ident}{detail}{non_exhaustive}"))
+    Some((ident.to_string(), is_pub(vis), lines))
 }
 
 fn public_fields(fields: &syn::Fields) -> String {
