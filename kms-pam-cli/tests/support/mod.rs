@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+// The chromedriver helper is the console tests' own (one copy for both crates).
+#[path = "../../../kms-pam/src/server/tests/console/driver.rs"]
 pub(crate) mod browser;
 pub(crate) mod pg;
 pub(crate) mod procs;

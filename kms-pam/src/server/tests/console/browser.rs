@@ -5,98 +5,13 @@
 //! read the command and change its duration.
 //! Screenshots of each page go to `target/console-screenshots/`.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::{json, Value};
 
+use super::driver::{no_script_ran, shot, Driver};
 use super::{kubectl, world};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// chromedriver on a free port, killed on drop.
-struct Driver {
-    child: tokio::process::Child,
-    port: u16,
-    profiles: tempfile::TempDir,
-}
-
-impl Driver {
-    async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let child = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver (apt-get install chromium chromium-driver)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            child,
-            port,
-            profiles: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    async fn browser(&self) -> Client {
-        let profile = tempfile::tempdir_in(self.profiles.path()).unwrap().keep();
-        let args = json!([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--window-size=1280,900",
-            format!("--user-data-dir={}", profile.display()),
-        ]);
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": CHROMIUM, "args": args }),
-        );
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("WebDriver session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-fn screenshots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
-    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
-}
 
 /// A one-time sign-in link for `token`'s user, as `kms-pam console --no-browser` prints it.
 async fn link(kms: &super::Kms, token: &str) -> String {
@@ -105,15 +20,6 @@ async fn link(kms: &super::Kms, token: &str) -> String {
         .await
         .expect(http::StatusCode::CREATED);
     format!("http://{}{}", kms.addr, made["path"].as_str().unwrap())
-}
-
-async fn no_script_ran(browser: &Client) {
-    assert_ne!(browser.title().await.unwrap(), "pwned");
-    let pwned = browser
-        .execute("return window.pwned === undefined;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(pwned, json!(true), "a stored payload ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,7 +343,7 @@ async fn console_browser_forms() {
         .execute("window.kept = 1; return true;", vec![])
         .await
         .unwrap();
-    let events = super::three_requests(&w.admin_session);
+    let events = super::session_page::three_requests(&w.admin_session);
     w.kms
         .post(
             "/v1/gateway/events",

@@ -1,5 +1,6 @@
-//! A real headless Chromium driven through chromedriver (WebDriver), as the console's own browser
-//! tests drive it (Debian's `chromium` and `chromium-driver`, installed by `.ci/run`).
+//! A real headless Chromium driven through chromedriver (WebDriver): Debian's `chromium` and
+//! `chromium-driver`, installed by `.ci/run`. One copy for the console's browser tests here and
+//! the CLI's end-to-end console flow (`kms-pam-cli/tests/support/mod.rs` includes this file).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,7 +22,10 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) async fn start() -> Self {
-        let port = super::procs::free_port().await;
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("its address").port()
+        };
         let child = tokio::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -91,6 +95,7 @@ pub(crate) async fn shot(browser: &Client, name: &str) {
 
 /// Asserts that no stored payload ran in the page.
 pub(crate) async fn no_script_ran(browser: &Client) {
+    assert_ne!(browser.title().await.expect("title"), "pwned");
     let pwned = browser
         .execute("return window.pwned === undefined;", vec![])
         .await
