@@ -298,6 +298,96 @@ async fn the_local_engine_checks_its_token_and_runs_stages_before_dialling() {
     assert!(transport.dials.load(Ordering::Relaxed) > 0);
 }
 
+/// Records what the logging phase saw: status, whether a session was known, the path's resource.
+#[derive(Default)]
+struct Logged {
+    seen: Mutex<Vec<(u16, bool, Option<String>)>>,
+}
+
+impl ProxyHooks for Logged {
+    fn on_logging(&self, ctx: &RequestContext<'_>, outcome: &RequestOutcome<'_>) {
+        let entry = (
+            outcome.status.as_u16(),
+            ctx.session.is_some(),
+            ctx.info.resource.clone(),
+        );
+        self.seen.lock().expect("lock").push(entry);
+    }
+}
+
+/// The logging phase sees every answered request, also those refused before any stage could
+/// run: an anonymous request at the local proxy, and a request on a tunnel the gateway refused.
+#[tokio::test]
+async fn the_logging_phase_sees_requests_refused_before_any_stage() {
+    let guard = Arc::new(NoSecretDeletes::default());
+    let logged = Arc::new(Logged::default());
+    let local = LocalProxy::new(Secret::new("local-token"), Arc::new(NoDial::default()))
+        .with_stage(guard.clone())
+        .with_stage(logged.clone());
+    let mut anonymous = request("GET", "/api/v1/pods", "");
+    anonymous.headers_mut().remove("authorization");
+    assert_eq!(
+        local.handle(anonymous).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = local.handle(request("OPTIONS", "*", "")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        guard.asked.load(Ordering::Relaxed),
+        0,
+        "no stage ran on_request"
+    );
+    assert_eq!(
+        logged.seen.lock().expect("lock").clone(),
+        [(401, false, Some("pods".to_owned())), (400, false, None)]
+    );
+
+    // A session the gateway does not know: its tunnel is refused, and each request on it is
+    // answered by the gateway itself, seen by the stages before and after the session check.
+    let (first, after) = (Arc::new(Logged::default()), Arc::new(Logged::default()));
+    let api = Arc::new(RecordingUpstream::default());
+    let pipeline = Pipeline::builder()
+        .stage_first(first.clone())
+        .stage(after.clone())
+        .upstream(api.clone())
+        .build();
+    let config = GatewayConfig::new(
+        "gw",
+        Arc::new(MemorySessionManager::new()),
+        Arc::new(MemoryCredentialStore::new()),
+        Arc::new(MemoryAuditSink::new()),
+    )
+    .with_pipeline(pipeline);
+    let (dial, acceptor) = memory_gateway();
+    let stop = CancellationToken::new();
+    let served = tokio::spawn(gateway::serve(
+        acceptor,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    let local = LocalProxy::new(
+        Secret::new("local-token"),
+        Arc::new(dial.connector(SessionId::new("no-such-session"))),
+    );
+    let refused = local
+        .handle(request("GET", "/api/v1/pods", ""))
+        .await
+        .status();
+    assert!(refused.is_client_error(), "{refused}");
+    for stage in [&first, &after] {
+        assert_eq!(
+            stage.seen.lock().expect("lock").clone(),
+            [(refused.as_u16(), false, Some("pods".to_owned()))]
+        );
+    }
+    assert!(
+        api.seen.lock().expect("lock").is_empty(),
+        "nothing forwarded"
+    );
+    stop.cancel();
+    served.await.expect("join").expect("gateway");
+}
+
 #[tokio::test]
 async fn both_engines_in_process_over_the_memory_tunnel() {
     let sessions = Arc::new(MemorySessionManager::new());

@@ -22,7 +22,7 @@ use registry::SessionRegistry;
 
 use crate::audit::AuditSink;
 use crate::credential::CredentialStore;
-use crate::proxy::{rescue, GatewayProxy, Pipeline};
+use crate::proxy::{GatewayProxy, Pipeline};
 use crate::session::SessionManager;
 use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor};
 
@@ -197,7 +197,7 @@ async fn serve_tunnel(
                 reason = %refusal, "tunnel refused");
             let refusal = Arc::new(refusal);
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let response = rescue(&refusal, request.uri().path());
+                let response = proxy.refuse_unattached(&refusal, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
             let limits = crate::conn::HttpLimits::TUNNEL;

@@ -241,6 +241,23 @@ impl GatewayProxy {
         response.map(|b| body::boxed(ResponseBody::new(b, tap, cut).watch(stream)))
     }
 
+    /// Answers a request that arrived on a tunnel the gateway refused (unknown, ended or foreign
+    /// session; credential or connector failure): nothing is forwarded or audited under a
+    /// session, but the logging phase of every stage sees it, with no session.
+    pub(crate) fn refuse_unattached(
+        &self,
+        refusal: &ProxyError,
+        method: &http::Method,
+        uri: &http::Uri,
+    ) -> Response<ProxyBody> {
+        let info = RequestInfo::classify(method, uri.path(), uri.query());
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let ctx = RequestContext::new(ProxySide::Gateway, None, &info, request_id);
+        let response = crate::proxy::rescue(refusal, uri.path());
+        self.log(&ctx, response.status(), Some(refusal));
+        response
+    }
+
     /// Resolves when the session is cut or the gateway stops: a stream outlives any drain.
     fn stream_cut(&self, session: &GatewaySession) -> SessionCut {
         let (session_cut, stopping) = (session.deadline.cut(), self.stopping.clone());

@@ -39,7 +39,8 @@ pub enum ProxySide {
 pub struct RequestContext<'a> {
     /// Which proxy is running the stage.
     pub side: ProxySide,
-    /// The session, as KMS described it (at the gateway; the local proxy does not hold it).
+    /// The session, as KMS described it (at the gateway; the local proxy does not hold it, and
+    /// a request on a tunnel the gateway refused has none: only `on_logging` sees those).
     pub session: Option<&'a Session>,
     /// The request's Kubernetes meaning.
     pub info: &'a RequestInfo,
@@ -96,8 +97,9 @@ pub trait ProxyHooks: Send + Sync + 'static {
     /// when the request was forwarded.
     fn on_response(&self, _ctx: &mut RequestContext<'_>, _response: &mut http::response::Parts) {}
 
-    /// Once for every answered request — forwarded, refused by any stage or check, or failed —
-    /// when its response head is decided (a stream's body may still be flowing).
+    /// Once for every answered request — forwarded, refused by any stage or check (also the
+    /// local proxy's token check and a tunnel the gateway refused, which no `on_request` sees),
+    /// or failed — when its response head is decided (a stream's body may still be flowing).
     fn on_logging(&self, _ctx: &RequestContext<'_>, _outcome: &RequestOutcome<'_>) {}
 }
 

@@ -56,10 +56,10 @@ impl LocalProxy {
         let checked = self
             .authorize(&mut parts)
             .and_then(|()| headers::check_request_target(&parts.method, &parts.uri));
-        if let Err(error) = checked {
-            return self.refuse(&error, discovery);
-        }
         if self.stages.is_empty() {
+            if let Err(error) = checked {
+                return self.refuse(&error, discovery);
+            }
             return match self.forward(parts, body::boxed(body), None).await {
                 Ok(response) => response,
                 Err(error) => self.refuse(&error, discovery),
@@ -68,9 +68,14 @@ impl LocalProxy {
         let info = RequestInfo::classify(&parts.method, parts.uri.path(), parts.uri.query());
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let mut ctx = RequestContext::new(ProxySide::Local, None, &info, request_id);
-        let forwarded = match self.stages.on_request(&mut ctx, &mut parts).await {
-            Ok(()) => self.forward(parts, body::boxed(body), Some(&mut ctx)).await,
+        // A request refused by the token or target check reaches no stage's `on_request`, but
+        // every stage's `on_logging` sees it.
+        let forwarded = match checked {
             Err(error) => Err(error),
+            Ok(()) => match self.stages.on_request(&mut ctx, &mut parts).await {
+                Ok(()) => self.forward(parts, body::boxed(body), Some(&mut ctx)).await,
+                Err(error) => Err(error),
+            },
         };
         let (response, error) = match forwarded {
             Ok(response) => (response, None),
