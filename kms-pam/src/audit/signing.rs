@@ -60,7 +60,7 @@ impl SigningKey {
     }
 
     /// A key made from a fixed seed, for tests that need the same key twice.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "server"))]
     pub(crate) fn from_seed(seed: &[u8; 32]) -> Self {
         let pair = Ed25519KeyPair::from_seed_unchecked(seed).expect("any 32 bytes are a seed");
         Self { pair }
