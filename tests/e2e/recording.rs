@@ -2,12 +2,13 @@
 //! unrecorded. SPDY exec (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`) and port-forward are refused
 //! with a `Status` saying why under the default policy, and pass (unrecorded, counted) only on a
 //! resource that allows it; a WebSocket exec offering only the base64 subprotocol is recorded; one
-//! offering nothing the gateway reads is refused.
+//! offering nothing the gateway reads is refused. The recording caps (the pipeline's and a
+//! resource's own) keep what they promise and mark the rest as sized gaps.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use kms_pam::audit::recording::{recordings, replay, RecordingPolicy};
+use kms_pam::audit::recording::{recordings, replay, Recording, RecordingConfig, RecordingPolicy};
 use kms_pam::audit::AuditEventKind;
 use kms_pam_tests::apiserver::{open_websocket, send_raw};
 use kms_pam_tests::harness::{InProcessPath, PathOptions};
@@ -108,9 +109,9 @@ async fn a_resource_that_allows_unrecorded_streams_lets_spdy_through() {
     path.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_exec_on_the_base64_subprotocol_is_recorded() {
-    let path = InProcessPath::start().await;
+/// Runs `cat` over a WebSocket exec on the base64 subprotocol, types "top secret\n", reads the
+/// echo, closes, and returns the gateway's recording of it once it ended.
+async fn exec_cat_base64(path: &InProcessPath) -> Recording {
     let target = format!(
         "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
         first_pod()
@@ -146,22 +147,84 @@ async fn a_websocket_exec_on_the_base64_subprotocol_is_recorded() {
     assert!(seen.iter().any(|t| t == "1dG9wIHNlY3JldAo="), "{seen:?}");
     let _ = ws.close(None).await;
     drop(ws);
-    let mut recorded = Vec::new();
-    for _ in 0..100 {
-        let events = path.audit.events();
-        recorded = recordings(&events);
-        if recorded.iter().any(|r| r.ended.is_some()) {
-            break;
+    for _ in 0..200 {
+        let recorded = recordings(&path.audit.events());
+        if let Some(ended) = recorded.into_iter().find(|r| r.ended.is_some()) {
+            return ended;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let recording = recorded.first().expect("the exec was recorded");
+    panic!("the exec's recording did not end");
+}
+
+/// The gaps of a recording as (channel, offset, bytes).
+fn gaps(recording: &Recording) -> Vec<(u8, u64, u64)> {
+    let ended = recording.ended.as_ref().expect("ended");
+    ended
+        .gaps
+        .iter()
+        .map(|g| (g.channel, g.offset, g.bytes))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_exec_on_the_base64_subprotocol_is_recorded() {
+    let path = InProcessPath::start().await;
+    let recording = exec_cat_base64(&path).await;
     assert_eq!(
         recording.details.protocol.as_deref(),
         Some("base64.channel.k8s.io")
     );
     assert_eq!(recording.channel(0), b"top secret\n", "what was typed");
-    assert_eq!(replay(recording), b"top secret\n", "what came back");
+    assert_eq!(replay(&recording), b"top secret\n", "what came back");
+    assert!(recording.complete(), "{:?}", recording.ended);
+    path.shutdown().await;
+}
+
+/// An embedder's recording settings (`PipelineBuilder::recording`) cap what the gateway keeps:
+/// 4 bytes shared, 6 of input past it; the rest of each channel is a gap with its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipelines_recording_caps_apply_and_the_rest_is_a_sized_gap() {
+    let path = InProcessPath::start_with(PathOptions {
+        gateway_recording: Some(
+            RecordingConfig::default()
+                .with_max_bytes(4)
+                .with_max_input_bytes(6),
+        ),
+        ..PathOptions::default()
+    })
+    .await;
+    let recording = exec_cat_base64(&path).await;
+    assert_eq!(
+        recording.channel(0),
+        b"top se",
+        "typed input kept to its cap"
+    );
+    assert!(
+        recording.channel(1).is_empty(),
+        "no output past the shared cap"
+    );
+    assert!(!recording.complete());
+    assert_eq!(gaps(&recording), [(0, 6, 5), (1, 0, 11)]);
+    path.shutdown().await;
+}
+
+/// A resource's own caps (set with `pam resource create --recording-max-bytes …`) win over the
+/// gateway's settings for that resource's sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resources_recording_caps_override_the_gateways() {
+    let path = InProcessPath::start_with(PathOptions {
+        recording: RecordingPolicy::deny()
+            .with_max_bytes(Some(0))
+            .with_max_input_bytes(Some(3)),
+        gateway_recording: Some(RecordingConfig::default().with_max_bytes(1024)),
+        ..PathOptions::default()
+    })
+    .await;
+    let recording = exec_cat_base64(&path).await;
+    assert_eq!(recording.channel(0), b"top");
+    assert!(recording.channel(1).is_empty());
+    assert_eq!(gaps(&recording), [(0, 3, 8), (1, 0, 11)]);
     path.shutdown().await;
 }
 

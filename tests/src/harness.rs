@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kms_pam::audit::recording::RecordingPolicy;
+use kms_pam::audit::recording::{RecordingConfig, RecordingPolicy};
 use kms_pam::audit::{AuditSink, MemoryAuditSink, TeeAuditSink};
 use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::{self, GatewayConfig};
@@ -66,6 +66,8 @@ pub struct PathOptions {
     pub extra_audit: Option<Arc<dyn AuditSink>>,
     /// The resource's recording policy (default: streams that cannot be recorded are refused).
     pub recording: RecordingPolicy,
+    /// The gateway pipeline's own recording settings (default: the library's).
+    pub gateway_recording: Option<RecordingConfig>,
 }
 
 impl Default for PathOptions {
@@ -82,6 +84,7 @@ impl Default for PathOptions {
             session_gateway: None,
             extra_audit: None,
             recording: RecordingPolicy::default(),
+            gateway_recording: None,
         }
     }
 }
@@ -166,10 +169,13 @@ impl InProcessPath {
             Some(extra) => Arc::new(TeeAuditSink::new(vec![audit.clone(), extra])),
             None => audit.clone(),
         };
-        let pipeline = Pipeline::builder()
+        let mut pipeline = Pipeline::builder()
             .stage(options.hooks)
-            .observer(metrics.clone())
-            .build();
+            .observer(metrics.clone());
+        if let Some(recording) = options.gateway_recording {
+            pipeline = pipeline.recording(recording);
+        }
+        let pipeline = pipeline.build();
         let config = GatewayConfig::new(
             GATEWAY,
             sessions.clone(),
