@@ -62,10 +62,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(tokens.path().join("prod/admin"), cluster.token())?;
     let store = TokenDirectory {
         dir: tokens.path().to_owned(),
-        upstream: Upstream {
-            url: cluster.url().parse()?,
-            tls: UpstreamTls::CaBundle(cluster.ca_pem().to_owned()),
-        },
+        upstream: Upstream::new(
+            cluster.url().parse()?,
+            UpstreamTls::CaBundle(cluster.ca_pem().to_owned()),
+        ),
     };
 
     // The gateway: a CA, its server certificate, sessions kept in memory.
@@ -73,14 +73,16 @@ async fn main() -> anyhow::Result<()> {
     let server = ca.issue_server_cert(&["127.0.0.1".to_owned()], Duration::from_secs(3600))?;
     let sessions = Arc::new(MemorySessionManager::new());
     let session = sessions
-        .create(NewSession {
-            user: "alice".into(),
-            resource: "prod".into(),
-            account: "admin".into(),
-            gateway: "gw-example".into(),
-            duration: Duration::from_secs(600),
-            reason: Some("example".into()),
-        })
+        .create(
+            NewSession::new(
+                "alice",
+                "prod",
+                "admin",
+                "gw-example",
+                Duration::from_secs(600),
+            )
+            .with_reason("example"),
+        )
         .await?;
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
     let gateway_addr = gateway_listener.local_addr()?;
@@ -102,13 +104,13 @@ async fn main() -> anyhow::Result<()> {
     let (key, csr) = SessionKey::generate()?;
     let cert = ca.sign_session_csr(
         &csr,
-        &SessionCertSpec {
-            session_id: session.id.to_string(),
-            gateway: session.gateway.clone(),
-            user: session.user.clone(),
-            not_before: session.created_at,
-            not_after: session.expires_at,
-        },
+        &SessionCertSpec::new(
+            session.id.to_string(),
+            session.gateway.clone(),
+            session.user.clone(),
+            session.created_at,
+            session.expires_at,
+        ),
     )?;
     let transport = TlsConnector::from_pem(
         ca.cert_pem(),

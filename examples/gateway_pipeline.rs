@@ -94,21 +94,21 @@ impl ProxyHooks for NoSecretDeletes {
 async fn main() -> anyhow::Result<()> {
     let cluster = ApiServerDouble::start(DoubleConfig::default()).await?;
     let credentials = MemoryCredentialStore::new();
-    let upstream = Upstream {
-        url: format!("https://{}", cluster.addr()).parse()?,
-        tls: UpstreamTls::CaBundle(cluster.ca_pem().to_owned()),
-    };
+    let upstream = Upstream::new(
+        format!("https://{}", cluster.addr()).parse()?,
+        UpstreamTls::CaBundle(cluster.ca_pem().to_owned()),
+    );
     credentials.add_resource("prod", upstream);
     credentials.add_account("prod", "admin", Secret::new(cluster.token()));
     let sessions = Arc::new(MemorySessionManager::new());
-    let new = NewSession {
-        user: "alice".into(),
-        resource: "prod".into(),
-        account: "admin".into(),
-        gateway: "gw-pipeline".into(),
-        duration: Duration::from_secs(600),
-        reason: Some("example".into()),
-    };
+    let new = NewSession::new(
+        "alice",
+        "prod",
+        "admin",
+        "gw-pipeline",
+        Duration::from_secs(600),
+    )
+    .with_reason("example");
     let session = sessions.create(new).await?;
 
     // The gateway, with the embedder's pipeline.
@@ -135,13 +135,13 @@ async fn main() -> anyhow::Result<()> {
 
     // The user's side: session key and certificate, and the local proxy with its own stage.
     let (key, csr) = SessionKey::generate()?;
-    let spec = SessionCertSpec {
-        session_id: session.id.to_string(),
-        gateway: session.gateway.clone(),
-        user: session.user.clone(),
-        not_before: session.created_at,
-        not_after: session.expires_at,
-    };
+    let spec = SessionCertSpec::new(
+        session.id.to_string(),
+        session.gateway.clone(),
+        session.user.clone(),
+        session.created_at,
+        session.expires_at,
+    );
     let cert = ca.sign_session_csr(&csr, &spec)?;
     let transport = TlsConnector::from_pem(ca.cert_pem(), &cert, key.key_pem(), gateway_addr)?;
     let serving = LocalServingCert::generate(Duration::from_secs(600))?;

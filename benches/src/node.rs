@@ -161,10 +161,10 @@ where
     let acceptor = TlsTunnelAcceptor::new(listener, tls, spec.name.clone());
 
     let credentials = MemoryCredentialStore::new();
-    let upstream = Upstream {
-        url: spec.upstream_url.parse().context("upstream URL")?,
-        tls: UpstreamTls::CaBundle(spec.upstream_ca_pem),
-    };
+    let upstream = Upstream::new(
+        spec.upstream_url.parse().context("upstream URL")?,
+        UpstreamTls::CaBundle(spec.upstream_ca_pem),
+    );
     let first = spec.sessions.first().context("no session")?;
     let (resource, account) = (first.resource.clone(), first.account.clone());
     credentials.add_resource(resource.clone(), upstream);

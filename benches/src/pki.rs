@@ -106,13 +106,13 @@ pub fn generate_sessions(
             reason: Some("benchmark".into()),
         };
         let (key, csr) = SessionKey::generate()?;
-        let spec = SessionCertSpec {
-            session_id: session.id.to_string(),
-            gateway: session.gateway.clone(),
-            user: session.user.clone(),
-            not_before: session.created_at,
-            not_after: session.expires_at,
-        };
+        let spec = SessionCertSpec::new(
+            session.id.to_string(),
+            session.gateway.clone(),
+            session.user.clone(),
+            session.created_at,
+            session.expires_at,
+        );
         sessions.push(SessionMaterial {
             cert_pem: ca.sign_session_csr(&csr, &spec)?,
             key_pem: key.key_pem().expose_secret().to_owned(),

@@ -34,13 +34,7 @@ fuzz_target!(|data: &[u8]| {
         pem(data)
     };
     let now = SystemTime::now();
-    let spec = SessionCertSpec {
-        session_id: "s-1".to_owned(),
-        gateway: "gw-1".to_owned(),
-        user: "alice".to_owned(),
-        not_before: now,
-        not_after: now + Duration::from_secs(60),
-    };
+    let spec = SessionCertSpec::new("s-1".to_owned(), "gw-1".to_owned(), "alice".to_owned(), now, now + Duration::from_secs(60));
     let _ = CA.sign_session_csr(&text, &spec);
     let _ = CA.sign_gateway_csr(
         &text,

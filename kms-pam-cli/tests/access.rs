@@ -82,13 +82,13 @@ impl Sessions {
             },
             end_cause: None,
         };
-        let spec = SessionCertSpec {
-            session_id: view.session.id.to_string(),
-            gateway: "gw-1".into(),
-            user: "alice".into(),
-            not_before: now,
-            not_after: view.session.expires_at,
-        };
+        let spec = SessionCertSpec::new(
+            view.session.id.to_string(),
+            "gw-1",
+            "alice",
+            now,
+            view.session.expires_at,
+        );
         let created = CreatedSession {
             certificate: self.ca.sign_session_csr(&request.csr, &spec).unwrap(),
             ca_certificate: self.ca.cert_pem().to_owned(),

@@ -96,13 +96,13 @@ async fn standalone_gateway_serves_kubectl_and_metrics() {
 
     // The CLI side: a session certificate from a CSR, the loopback proxy, kubectl.
     let (key, csr) = SessionKey::generate().expect("key");
-    let spec = SessionCertSpec {
-        session_id: session_id.to_string(),
-        gateway: "gw-bin".into(),
-        user: "alice".into(),
-        not_before: SystemTime::now(),
-        not_after: expires_at,
-    };
+    let spec = SessionCertSpec::new(
+        session_id.to_string(),
+        "gw-bin",
+        "alice",
+        SystemTime::now(),
+        expires_at,
+    );
     let cert = ca.sign_session_csr(&csr, &spec).expect("session cert");
     let transport = TlsConnector::from_pem(
         ca.cert_pem(),

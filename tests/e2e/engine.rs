@@ -392,21 +392,20 @@ async fn the_logging_phase_sees_requests_refused_before_any_stage() {
 async fn both_engines_in_process_over_the_memory_tunnel() {
     let sessions = Arc::new(MemorySessionManager::new());
     let session = sessions
-        .create(NewSession {
-            user: "alice".into(),
-            resource: "prod".into(),
-            account: "admin".into(),
-            gateway: "gw".into(),
-            duration: Duration::from_secs(600),
-            reason: None,
-        })
+        .create(NewSession::new(
+            "alice",
+            "prod",
+            "admin",
+            "gw",
+            Duration::from_secs(600),
+        ))
         .await
         .expect("session");
     let credentials = MemoryCredentialStore::new();
-    let upstream = Upstream {
-        url: "https://api.invalid:6443".parse().expect("url"),
-        tls: UpstreamTls::SystemRoots,
-    };
+    let upstream = Upstream::new(
+        "https://api.invalid:6443".parse().expect("url"),
+        UpstreamTls::SystemRoots,
+    );
     credentials.add_resource("prod", upstream);
     credentials.add_account("prod", "admin", Secret::new("sa-token"));
     let api = Arc::new(RecordingUpstream::default());

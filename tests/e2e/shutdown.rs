@@ -58,22 +58,21 @@ async fn stopping_the_gateway_writes_every_open_watchs_end_before_the_final_flus
     .await
     .unwrap();
     let credentials = MemoryCredentialStore::new();
-    let upstream = Upstream {
-        url: double.url().parse().unwrap(),
-        tls: UpstreamTls::CaBundle(double.ca_pem().to_owned()),
-    };
+    let upstream = Upstream::new(
+        double.url().parse().unwrap(),
+        UpstreamTls::CaBundle(double.ca_pem().to_owned()),
+    );
     credentials.add_resource("double", upstream);
     credentials.add_account("double", "admin", Secret::new(double.token()));
     let sessions = Arc::new(MemorySessionManager::new());
     let session = sessions
-        .create(NewSession {
-            user: "alice".into(),
-            resource: "double".into(),
-            account: "admin".into(),
-            gateway: "gw".into(),
-            duration: Duration::from_secs(600),
-            reason: None,
-        })
+        .create(NewSession::new(
+            "alice",
+            "double",
+            "admin",
+            "gw",
+            Duration::from_secs(600),
+        ))
         .await
         .unwrap();
     let audit = Arc::new(FlushWitness::default());

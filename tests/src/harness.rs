@@ -141,23 +141,22 @@ impl InProcessPath {
             .unwrap_or_else(|| UpstreamTls::CaBundle(double.ca_pem().to_owned()));
         credentials.add_resource(
             "double",
-            Upstream {
-                url: url.parse().expect("double URL"),
-                tls,
-            },
+            Upstream::new(url.parse().expect("double URL"), tls),
         );
         credentials.add_account("double", "admin", Secret::new(double.token()));
         credentials.set_recording_policy("double", options.recording);
         let sessions = Arc::new(MemorySessionManager::new());
         let session = sessions
-            .create(NewSession {
-                user: "alice".into(),
-                resource: "double".into(),
-                account: "admin".into(),
-                gateway: options.session_gateway.unwrap_or_else(|| GATEWAY.into()),
-                duration: options.session_duration,
-                reason: Some("end-to-end test".into()),
-            })
+            .create(
+                NewSession::new(
+                    "alice",
+                    "double",
+                    "admin",
+                    options.session_gateway.unwrap_or_else(|| GATEWAY.into()),
+                    options.session_duration,
+                )
+                .with_reason("end-to-end test"),
+            )
             .await
             .expect("create session");
         let audit = Arc::new(MemoryAuditSink::new());
@@ -269,13 +268,13 @@ async fn tls_tunnel(session: &Session) -> (TlsConnector, TlsTunnelAcceptor) {
     let addr = listener.local_addr().expect("addr");
     let acceptor = TlsTunnelAcceptor::new(listener, tls, GATEWAY.to_owned());
     let (key, csr) = SessionKey::generate().expect("session key");
-    let spec = SessionCertSpec {
-        session_id: session.id.to_string(),
-        gateway: session.gateway.clone(),
-        user: session.user.clone(),
-        not_before: session.created_at,
-        not_after: session.expires_at,
-    };
+    let spec = SessionCertSpec::new(
+        session.id.to_string(),
+        session.gateway.clone(),
+        session.user.clone(),
+        session.created_at,
+        session.expires_at,
+    );
     let cert = ca.sign_session_csr(&csr, &spec).expect("session cert");
     let connector = TlsConnector::from_pem(ca.cert_pem(), &cert, key.key_pem(), addr.to_string())
         .expect("connector");

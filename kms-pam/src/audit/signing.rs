@@ -60,7 +60,8 @@ impl SigningKey {
     }
 
     /// A key made from a fixed seed, for tests that need the same key twice.
-    #[cfg(all(test, feature = "server"))]
+    #[cfg(test)]
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] // its tests are the server's
     pub(crate) fn from_seed(seed: &[u8; 32]) -> Self {
         let pair = Ed25519KeyPair::from_seed_unchecked(seed).expect("any 32 bytes are a seed");
         Self { pair }

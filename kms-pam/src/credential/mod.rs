@@ -14,11 +14,19 @@ pub use memory::MemoryCredentialStore;
 
 /// A Kubernetes API server as a PAM resource describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Upstream {
     /// Base URL, e.g. `https://10.0.0.1:6443` or `https://kube.example.com/prefix`.
     pub url: url::Url,
     /// How the server certificate is verified.
     pub tls: UpstreamTls,
+}
+
+impl Upstream {
+    /// The API server at `url`, its certificate verified as `tls` says.
+    pub fn new(url: url::Url, tls: UpstreamTls) -> Self {
+        Self { url, tls }
+    }
 }
 
 /// What the gateway needs to forward one session's requests.

@@ -241,6 +241,7 @@ impl Session {
 
 /// What is needed to open a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NewSession {
     /// Requesting user.
     pub user: String,
@@ -254,6 +255,33 @@ pub struct NewSession {
     pub duration: Duration,
     /// Free-text reason.
     pub reason: Option<String>,
+}
+
+impl NewSession {
+    /// A session of `user` on `resource`/`account` through `gateway`, for `duration`, with no
+    /// reason given.
+    pub fn new(
+        user: impl Into<String>,
+        resource: impl Into<String>,
+        account: impl Into<String>,
+        gateway: impl Into<String>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            user: user.into(),
+            resource: resource.into(),
+            account: account.into(),
+            gateway: gateway.into(),
+            duration,
+            reason: None,
+        }
+    }
+
+    /// The reason the user gave.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
 }
 
 /// Errors of a [`SessionManager`].

@@ -25,6 +25,7 @@ const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(5 * 60);
 
 /// What KMS puts into a session certificate. The CSR contributes only its public key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionCertSpec {
     /// The session id, written as `kms-pam://session/<id>`.
     pub session_id: String,
@@ -36,6 +37,26 @@ pub struct SessionCertSpec {
     pub not_before: SystemTime,
     /// Session expiry (truncated to whole seconds, as X.509 times are).
     pub not_after: SystemTime,
+}
+
+impl SessionCertSpec {
+    /// A certificate for session `session_id` of `user`, bound to `gateway`, valid from
+    /// `not_before` to `not_after`.
+    pub fn new(
+        session_id: impl Into<String>,
+        gateway: impl Into<String>,
+        user: impl Into<String>,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Self {
+        Self {
+            session_id: session_id.into(),
+            gateway: gateway.into(),
+            user: user.into(),
+            not_before,
+            not_after,
+        }
+    }
 }
 
 /// A certificate issued together with a key generated for it.

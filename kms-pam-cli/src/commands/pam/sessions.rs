@@ -74,11 +74,10 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
             user,
             resource,
         } => {
-            let filter = SessionFilter {
-                active,
-                user,
-                resource,
-            };
+            let filter = SessionFilter::default()
+                .with_active(active)
+                .with_user(user)
+                .with_resource(resource);
             let sessions = client.list_sessions(&filter).await?;
             if globals.json() {
                 output::print_json(&sessions)?;

@@ -44,8 +44,9 @@ use crate::session::SessionId;
 
 pub use shipper::{ShipperConfig, SpoolShipper, Uploader};
 
-/// Sizes and the batching window of a spool.
+/// Sizes and the batching window of a spool: the defaults, changed with the `with_*` methods.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SpoolConfig {
     /// Most bytes of events kept (queued, or on disk and not acknowledged). Default 64 MiB.
     pub max_bytes: u64,
@@ -65,6 +66,28 @@ impl Default for SpoolConfig {
             sync_interval: Duration::from_millis(50),
             sync_batch: 1_000,
         }
+    }
+}
+
+impl SpoolConfig {
+    /// Keeps at most `max_bytes` of events not yet acknowledged.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Starts a new segment file once one reaches `segment_bytes`.
+    pub fn with_segment_bytes(mut self, segment_bytes: u64) -> Self {
+        self.segment_bytes = segment_bytes;
+        self
+    }
+
+    /// Syncs a batch at the latest `interval` after its first event, or once `batch` events
+    /// are queued.
+    pub fn with_sync(mut self, interval: Duration, batch: usize) -> Self {
+        self.sync_interval = interval;
+        self.sync_batch = batch;
+        self
     }
 }
 

@@ -30,8 +30,9 @@ impl<U: Uploader + ?Sized> Uploader for Arc<U> {
     }
 }
 
-/// How a [`SpoolShipper`] batches and retries.
+/// How a [`SpoolShipper`] batches and retries: the defaults, changed with the `with_*` methods.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ShipperConfig {
     /// Most events per upload. Default 500.
     pub batch_size: usize,
@@ -48,6 +49,21 @@ impl Default for ShipperConfig {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
         }
+    }
+}
+
+impl ShipperConfig {
+    /// Uploads at most `batch_size` events at a time.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Waits `initial` after a first failed upload, doubling up to `max`.
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
+        self
     }
 }
 

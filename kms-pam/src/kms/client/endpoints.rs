@@ -14,8 +14,10 @@ use crate::kms::api::{
 };
 use crate::session::SessionId;
 
-/// Which sessions `GET /v1/sessions` lists. The default lists every session the caller may see.
+/// Which sessions `GET /v1/sessions` lists. The default lists every session the caller may see;
+/// the `with_*` methods narrow it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionFilter {
     /// Only active sessions.
     pub active: bool,
@@ -26,6 +28,24 @@ pub struct SessionFilter {
 }
 
 impl SessionFilter {
+    /// Only active sessions when `active`.
+    pub fn with_active(mut self, active: bool) -> Self {
+        self.active = active;
+        self
+    }
+
+    /// Only `user`'s sessions, when given.
+    pub fn with_user(mut self, user: Option<String>) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// Only sessions of `resource`, when given.
+    pub fn with_resource(mut self, resource: Option<String>) -> Self {
+        self.resource = resource;
+        self
+    }
+
     fn query(&self) -> Vec<(&'static str, String)> {
         let mut query = Vec::new();
         if self.active {
