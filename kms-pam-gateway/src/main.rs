@@ -102,7 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let audit_log = match args.audit_log {
         Some(path) => path,
         None => {
-            std::fs::create_dir_all(&args.data_dir)
+            kms_pam::fsutil::create_private_dir(&args.data_dir)
                 .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
             args.data_dir.join("audit.jsonl")
         }

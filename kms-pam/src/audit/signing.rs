@@ -227,14 +227,7 @@ fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SigningError> {
 }
 
 fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::fsutil::create_new_private(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

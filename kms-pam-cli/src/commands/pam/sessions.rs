@@ -343,15 +343,11 @@ fn describe_request(request: &RequestSummary) -> String {
     )
 }
 
-/// Writes `bytes` to a new file readable by its owner only (a bundle holds every command).
+/// Writes `bytes` to a new file readable by its owner only (a bundle holds every command),
+/// never through a symbolic link.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    let mut file = kms_pam::fsutil::create_new_private(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))
