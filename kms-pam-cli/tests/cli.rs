@@ -10,7 +10,10 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{assert_one_line_error, closed_port_url, kms_pam, stderr, stdout, FakeKms};
+use support::{
+    assert_one_line_error, closed_port_url, command, kms_pam, kms_pam_with_stdin, stderr, stdout,
+    FakeKms,
+};
 
 const WHOAMI_ADMIN: &str = r#"{"name":"admin","kind":"user","admin":true}"#;
 
@@ -222,6 +225,274 @@ fn several_kms_urls_fail_over_and_login_keeps_the_list() {
         "whoami names the replica that answered"
     );
     assert_eq!(kms.seen().len(), 2, "{:?}", kms.seen());
+}
+
+const WHOAMI_ALICE: &str = r#"{"name":"alice","kind":"user","admin":false}"#;
+
+/// The token in the stored login, if any.
+fn stored_token(home: &Path) -> Option<String> {
+    let text = std::fs::read(home.join("config/kms-pam/config.json")).ok()?;
+    let stored: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    stored["token"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn login_reads_the_token_from_standard_input_and_never_shows_it() {
+    for (options, input) in [
+        // `--token-file -` reads to the end, trimming the line break.
+        (&["--token-file", "-"][..], "kmsu_piped\n"),
+        // No token option: the first line (a pipe is not a terminal: no prompt).
+        (&[][..], "kmsu_piped\nignored second line\n"),
+    ] {
+        let kms = FakeKms::routes(vec![("GET /v1/whoami", 200, WHOAMI_ALICE.to_owned())]);
+        let home = tempfile::tempdir().unwrap();
+        let args = [&["login", "--url", &kms.url][..], options].concat();
+        let output = kms_pam_with_stdin(home.path(), &args, input);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).contains("as alice."), "{}", stdout(&output));
+        for printed in [stdout(&output), stderr(&output)] {
+            assert!(
+                !printed.contains("kmsu_piped"),
+                "{args:?} printed {printed:?}"
+            );
+        }
+        assert_eq!(kms.seen(), ["GET /v1/whoami Bearer kmsu_piped"], "{args:?}");
+        assert_eq!(stored_token(home.path()).as_deref(), Some("kmsu_piped"));
+    }
+}
+
+#[test]
+fn login_with_nothing_on_standard_input_stores_nothing() {
+    let kms = FakeKms::routes(vec![("GET /v1/whoami", 200, WHOAMI_ALICE.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam_with_stdin(home.path(), &["login", "--url", &kms.url], "\n");
+    assert_one_line_error(&output, "no token given");
+    let output = kms_pam_with_stdin(
+        home.path(),
+        &["login", "--url", &kms.url, "--token-file", "-"],
+        "",
+    );
+    assert_one_line_error(&output, "token file - is empty");
+    assert!(kms.seen().is_empty(), "{:?}", kms.seen());
+    assert_eq!(stored_token(home.path()), None);
+}
+
+/// A fake KMS that knows every project and lists no resources in any.
+fn kms_with_projects() -> FakeKms {
+    FakeKms::start(|method, path, _| match (method, path) {
+        ("GET", "/v1/whoami") => (200, WHOAMI_ALICE.to_owned()),
+        ("GET", path) if path.ends_with("/resources") => (200, "[]".to_owned()),
+        ("GET", path) if path.starts_with("/v1/projects/") => {
+            let name = path.trim_start_matches("/v1/projects/");
+            let project = format!(
+                r#"{{"name":"{name}","role":"member","created_at":"2026-01-01T10:00:00Z"}}"#
+            );
+            (200, project)
+        }
+        _ => support::not_found(),
+    })
+}
+
+#[test]
+fn the_project_is_the_flag_else_the_environment_else_the_login_else_default() {
+    let kms = kms_with_projects();
+    let home = tempfile::tempdir().unwrap();
+    // The path `pam resource list` asked for, given these options and KMS_PAM_PROJECT.
+    let resources_path = |options: &[&str], env: Option<&str>| {
+        let args = [options, &["pam", "resource", "list", "--url", &kms.url]].concat();
+        let mut command = command(home.path(), &args);
+        command.env("KMS_PAM_TOKEN", "kmsu_piped");
+        if let Some(project) = env {
+            command.env("KMS_PAM_PROJECT", project);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let seen = kms.seen();
+        let last = seen.last().unwrap();
+        last.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let flag = ["--project", "from-flag"];
+
+    // Nothing said: `default`, through the unprefixed routes.
+    assert_eq!(resources_path(&[], None), "/v1/resources");
+    assert_eq!(
+        resources_path(&[], Some("")),
+        "/v1/resources",
+        "empty is unset"
+    );
+    assert_eq!(
+        resources_path(&[], Some("from-env")),
+        "/v1/projects/from-env/resources"
+    );
+    assert_eq!(
+        resources_path(&flag, Some("from-env")),
+        "/v1/projects/from-flag/resources"
+    );
+
+    // `login --project` stores a default, which the environment and the flag override.
+    let login = [
+        "login",
+        "--url",
+        &kms.url,
+        "--token-file",
+        "-",
+        "--project",
+        "stored",
+    ];
+    let output = kms_pam_with_stdin(home.path(), &login, "kmsu_piped\n");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        kms.seen()
+            .contains(&"GET /v1/projects/stored Bearer kmsu_piped".to_owned()),
+        "login checks the project: {:?}",
+        kms.seen()
+    );
+    assert_eq!(resources_path(&[], None), "/v1/projects/stored/resources");
+    assert_eq!(
+        resources_path(&[], Some("")),
+        "/v1/projects/stored/resources"
+    );
+    assert_eq!(
+        resources_path(&[], Some("from-env")),
+        "/v1/projects/from-env/resources"
+    );
+    assert_eq!(
+        resources_path(&flag, Some("from-env")),
+        "/v1/projects/from-flag/resources"
+    );
+    assert_eq!(
+        resources_path(&flag, None),
+        "/v1/projects/from-flag/resources"
+    );
+}
+
+const BOB: &str = r#"{"name":"bob","admin":false,"disabled":false,
+    "created_at":"2026-01-01T10:00:00Z"}"#;
+
+#[test]
+fn user_token_rotate_enable_and_delete_call_their_routes() {
+    let rotated = format!(r#"{{"user":{BOB},"token":"kmsu_rotated"}}"#);
+    let kms = FakeKms::routes(vec![
+        ("POST /v1/users/bob/token", 200, rotated),
+        ("POST /v1/users/bob/enable", 200, BOB.to_owned()),
+        ("DELETE /v1/users/bob", 204, String::new()),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let args = [&["--url", &kms.url, "--token", "kmsu_admin"][..], args].concat();
+        let output = kms_pam(home.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        (stdout(&output), stderr(&output))
+    };
+
+    // The new token is printed once, with how to log in without argv, and nothing else secret.
+    let (out, err) = run(&["user", "token", "rotate", "bob"]);
+    assert_eq!(out.matches("kmsu_rotated").count(), 1, "{out}");
+    assert!(out.contains("the old one no longer works"), "{out}");
+    assert!(out.contains("--token-file"), "{out}");
+    assert!(
+        !out.contains("kmsu_admin") && !err.contains("kmsu_"),
+        "{out}{err}"
+    );
+    let (out, _) = run(&["user", "token", "rotate", "bob", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["token"], "kmsu_rotated");
+    assert_eq!(out.matches("kmsu_").count(), 1, "{out}");
+
+    let (out, _) = run(&["user", "enable", "bob"]);
+    assert!(out.contains("Enabled user bob"), "{out}");
+    let (out, _) = run(&["user", "delete", "bob"]);
+    assert!(out.contains("Deleted user bob"), "{out}");
+
+    assert_eq!(
+        kms.seen(),
+        [
+            "POST /v1/users/bob/token Bearer kmsu_admin",
+            "POST /v1/users/bob/token Bearer kmsu_admin",
+            "POST /v1/users/bob/enable Bearer kmsu_admin",
+            "DELETE /v1/users/bob Bearer kmsu_admin",
+        ]
+    );
+    assert!(
+        kms.bodies().iter().all(String::is_empty),
+        "{:?}",
+        kms.bodies()
+    );
+}
+
+#[test]
+fn project_show_delete_and_member_list_remove_call_their_routes() {
+    let project = r#"{"name":"team-a","role":"auditor","created_at":"2026-01-01T10:00:00Z"}"#;
+    let members = r#"[{"user":"bob","role":"admin","created_at":"2026-01-02T10:00:00Z"}]"#;
+    let kms = FakeKms::routes(vec![
+        ("GET /v1/projects/team-a", 200, project.to_owned()),
+        ("DELETE /v1/projects/team-a", 204, String::new()),
+        ("GET /v1/projects/team-a/members", 200, members.to_owned()),
+        ("DELETE /v1/projects/team-a/members/bob", 204, String::new()),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let args = [&["--url", &kms.url, "--token", "t"][..], args].concat();
+        let output = kms_pam(home.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    };
+
+    let out = run(&["project", "show", "team-a"]);
+    assert!(
+        out.contains("Name:     team-a") && out.contains("You are:  auditor"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["project", "show", "team-a", "-o", "json"])).unwrap();
+    assert_eq!(json["role"], "auditor");
+    let out = run(&["project", "member", "list", "team-a"]);
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with("bob") && row.contains("admin"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["project", "member", "list", "team-a", "-o", "json"])).unwrap();
+    assert_eq!(json[0]["user"], "bob");
+    let out = run(&["project", "member", "remove", "team-a", "bob"]);
+    assert!(out.contains("Removed bob from project team-a"), "{out}");
+    let out = run(&["project", "delete", "team-a"]);
+    assert!(out.contains("Deleted project team-a"), "{out}");
+
+    assert_eq!(
+        kms.seen(),
+        [
+            "GET /v1/projects/team-a Bearer t",
+            "GET /v1/projects/team-a Bearer t",
+            "GET /v1/projects/team-a/members Bearer t",
+            "GET /v1/projects/team-a/members Bearer t",
+            "DELETE /v1/projects/team-a/members/bob Bearer t",
+            "DELETE /v1/projects/team-a Bearer t",
+        ]
+    );
+    assert!(
+        kms.bodies().iter().all(String::is_empty),
+        "{:?}",
+        kms.bodies()
+    );
 }
 
 #[test]
