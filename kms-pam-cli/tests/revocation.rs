@@ -1,8 +1,9 @@
 //! Taking access away, with real processes (SPEC §7, issue 11): `kms-pam server`, the
 //! `kms-pam-gateway` binary, the CLI and the real kubectl against the API server double.
 //!
-//! `user disable` and `pam grant delete` each cut a running `kubectl get pods -w` within 1 s of
-//! KMS's answer, and the CLI holding it says why; a disabled user's token gets 401; `gateway
+//! Each of `user disable`, `pam grant delete`, `project member remove` and `user token rotate`
+//! cuts a running `kubectl get pods -w` within 1 s of KMS's answer, and the CLI holding it says
+//! why; a disabled user's and a rotated-out token get 401 while the new token works; `gateway
 //! revoke` refuses the next tunnel. The cut latencies are printed (`--nocapture`).
 
 // Tests: a failed set-up panics with its reason.
@@ -29,6 +30,8 @@ async fn taking_access_away_cuts_with_real_processes() {
     let alice = w.granted_member("alice").await;
     let bob = w.granted_member("bob").await;
     let carl = w.granted_member("carl").await;
+    let dave = w.granted_member("dave").await;
+    let erin = w.granted_member("erin").await;
 
     // `user disable` cuts a running watch; the old token is refused; the CLI says why.
     let watch = w.watching(&bob).await;
@@ -70,6 +73,65 @@ async fn taking_access_away_cuts_with_real_processes() {
     let (code, stderr) = finished(watch).await;
     assert_ne!(code, Some(0), "{stderr}");
     assert!(stderr.contains("grant"), "{stderr}");
+
+    // Removing the member from the project ends their session there; the CLI says why.
+    let watch = w.watching(&dave).await;
+    let (after_answer, total, _) = w
+        .cut_by(&["project", "member", "remove", "team-a", "dave"])
+        .await;
+    println!("member remove: watch cut {after_answer:?} after KMS answered ({total:?} from running the command)");
+    assert!(
+        after_answer <= CUT_BOUND,
+        "cut {after_answer:?} after the member removal"
+    );
+    let (code, stderr) = finished(watch).await;
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("removed from the project"), "{stderr}");
+    assert_eq!(
+        w.ending_of("dave").await,
+        ("terminated".into(), "membership_removed".into())
+    );
+
+    // Rotating a token ends the sessions opened with the old one; the old token gets 401 with a
+    // clear message, the new one (printed once) works.
+    let watch = w.watching(&erin).await;
+    let (after_answer, total, printed) = w
+        .cut_by(&["user", "token", "rotate", "erin", "-o", "json"])
+        .await;
+    println!("token rotate: watch cut {after_answer:?} after KMS answered ({total:?} from running the command)");
+    assert!(
+        after_answer <= CUT_BOUND,
+        "cut {after_answer:?} after the rotation"
+    );
+    let (code, stderr) = finished(watch).await;
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("API token"), "{stderr}");
+    assert_eq!(
+        w.ending_of("erin").await,
+        ("terminated".into(), "token_revoked".into())
+    );
+    let rotated: serde_json::Value = serde_json::from_str(&printed).expect("json");
+    let new_token = rotated["token"].as_str().expect("new token").to_owned();
+    assert_ne!(new_token, erin);
+    let out = w.run(&erin, &["whoami"]).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "error: invalid or revoked API token (unauthenticated)\n"
+    );
+    assert!(w.ok(&new_token, &["whoami"]).await.starts_with("erin "));
+    let again = [
+        "--project",
+        "team-a",
+        "pam",
+        "access",
+        "prod/admin",
+        "--",
+        "kubectl",
+        "get",
+        "pods",
+    ];
+    assert!(w.ok(&new_token, &again).await.contains("Running"));
 
     // `gateway revoke`: an open session's next tunnel is refused, its token too, and KMS opens
     // no new session on it.
