@@ -3,7 +3,8 @@
 //!
 //! The token is best given in a file (`--token-file FILE`) or on standard input
 //! (`--token-file -`, or no token option at all): then it never appears in the process's command
-//! line, which other local users can read in `/proc`. `--token` and `KMS_PAM_TOKEN` work too.
+//! line, which other local users can read in `/proc`. Typed at a terminal, it is not echoed.
+//! `--token` and `KMS_PAM_TOKEN` work too.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use kms_pam::kms::api::PrincipalKind;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::Secret;
 
-use super::{read_secret_file, Globals};
+use super::{read_hidden, read_secret_file, Globals};
 use crate::cli::KmsUrl;
 use crate::config::{self, Config};
 use crate::output;
@@ -86,17 +87,19 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line from standard input, so the token need not appear on the command line.
+/// One line from standard input, so the token need not appear on the command line; typed at a
+/// terminal, it is not echoed.
 fn read_token() -> anyhow::Result<Secret> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("API token: ");
-    }
     let mut line = zeroize::Zeroizing::new(String::new());
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the token from standard input")?;
+    if stdin.is_terminal() {
+        *line = read_hidden("API token (not shown): ")?;
+    } else {
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the token from standard input")?;
+    }
     let token = Secret::new(line.trim());
     if token.is_empty() {
         bail!("no token given: use --token-file FILE, set KMS_PAM_TOKEN, or type it on standard input");

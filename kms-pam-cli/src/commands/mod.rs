@@ -12,6 +12,7 @@ pub(crate) mod verdict;
 pub(crate) mod verify_bundle;
 pub(crate) mod whoami;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
@@ -122,12 +123,15 @@ fn same_url(a: &str, b: &str) -> bool {
     urls(a) == urls(b)
 }
 
-/// Reads a secret from a file, or standard input for `-`, trimming the line break editors add.
+/// Reads a secret from a file, or standard input for `-` (typed at a terminal, without echo),
+/// trimming the line break editors add.
 pub(crate) fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret> {
     let shown = path.display();
-    let text = zeroize::Zeroizing::new(if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-            .context("cannot read the token from standard input")?
+    let stdin = std::io::stdin();
+    let text = zeroize::Zeroizing::new(if path.as_os_str() == "-" && stdin.is_terminal() {
+        read_hidden("Token (not shown): ")?
+    } else if path.as_os_str() == "-" {
+        std::io::read_to_string(stdin).context("cannot read the token from standard input")?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read token file {shown}"))?
     });
@@ -136,6 +140,12 @@ pub(crate) fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret>
         bail!("token file {shown} is empty");
     }
     Ok(secret)
+}
+
+/// One line typed at the terminal after `prompt`, not echoed: a token typed or pasted there
+/// must not stay on the screen or in its scrollback.
+pub(crate) fn read_hidden(prompt: &str) -> anyhow::Result<String> {
+    rpassword::prompt_password(prompt).context("cannot read the token from the terminal")
 }
 
 #[cfg(test)]

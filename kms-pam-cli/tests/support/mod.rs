@@ -6,6 +6,7 @@
 // The chromedriver helper is the console tests' own (one copy for both crates).
 #[path = "../../../kms-pam/src/server/tests/console/driver.rs"]
 pub(crate) mod browser;
+pub(crate) mod org;
 pub(crate) mod pg;
 pub(crate) mod procs;
 pub(crate) mod world;
@@ -13,7 +14,7 @@ pub(crate) mod world;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// The binary under test.
@@ -142,6 +143,7 @@ pub(crate) fn command(home: &Path, args: &[&str]) -> Command {
         .args(args)
         .env_remove("KMS_PAM_URL")
         .env_remove("KMS_PAM_TOKEN")
+        .env_remove("KMS_PAM_PROJECT")
         .env_remove("KUBECONFIG")
         .env_remove("RUST_LOG")
         .env("HOME", home)
@@ -152,6 +154,24 @@ pub(crate) fn command(home: &Path, args: &[&str]) -> Command {
 /// Runs the binary to completion.
 pub(crate) fn kms_pam(home: &Path, args: &[&str]) -> Output {
     command(home, args).output().unwrap()
+}
+
+/// Runs the binary to completion with `input` on its standard input (a pipe, not a terminal).
+pub(crate) fn kms_pam_with_stdin(home: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = command(home, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Dropped after writing: the child sees the end of its input.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub(crate) fn stderr(output: &Output) -> String {

@@ -1,0 +1,137 @@
+//! The organisation's commands: users (their tokens printed once), projects and members, each
+//! sending the method, path and body KMS expects.
+
+use crate::support::{kms_pam, stderr, stdout, FakeKms};
+
+#[test]
+fn user_create_prints_the_token_once() {
+    let created = r#"{"user":{"name":"alice","admin":false,"created_at":"2026-01-01T10:00:00Z"},
+        "token":"kmsu_new"}"#;
+    let kms = FakeKms::routes(vec![("POST /v1/users", 200, created.to_owned())]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &["--url", &kms.url, "--token", "t", "user", "create", "alice"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).matches("kmsu_new").count(), 1);
+}
+
+const BOB: &str = r#"{"name":"bob","admin":false,"disabled":false,
+    "created_at":"2026-01-01T10:00:00Z"}"#;
+
+#[test]
+fn user_token_rotate_enable_and_delete_call_their_routes() {
+    let rotated = format!(r#"{{"user":{BOB},"token":"kmsu_rotated"}}"#);
+    let kms = FakeKms::routes(vec![
+        ("POST /v1/users/bob/token", 200, rotated),
+        ("POST /v1/users/bob/enable", 200, BOB.to_owned()),
+        ("DELETE /v1/users/bob", 204, String::new()),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let args = [&["--url", &kms.url, "--token", "kmsu_admin"][..], args].concat();
+        let output = kms_pam(home.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        (stdout(&output), stderr(&output))
+    };
+
+    // The new token is printed once, with how to log in without argv, and nothing else secret.
+    let (out, err) = run(&["user", "token", "rotate", "bob"]);
+    assert_eq!(out.matches("kmsu_rotated").count(), 1, "{out}");
+    assert!(out.contains("the old one no longer works"), "{out}");
+    assert!(out.contains("--token-file"), "{out}");
+    assert!(
+        !out.contains("kmsu_admin") && !err.contains("kmsu_"),
+        "{out}{err}"
+    );
+    let (out, _) = run(&["user", "token", "rotate", "bob", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["token"], "kmsu_rotated");
+    assert_eq!(out.matches("kmsu_").count(), 1, "{out}");
+
+    let (out, _) = run(&["user", "enable", "bob"]);
+    assert!(out.contains("Enabled user bob"), "{out}");
+    let (out, _) = run(&["user", "delete", "bob"]);
+    assert!(out.contains("Deleted user bob"), "{out}");
+
+    assert_eq!(
+        kms.seen(),
+        [
+            "POST /v1/users/bob/token Bearer kmsu_admin",
+            "POST /v1/users/bob/token Bearer kmsu_admin",
+            "POST /v1/users/bob/enable Bearer kmsu_admin",
+            "DELETE /v1/users/bob Bearer kmsu_admin",
+        ]
+    );
+    assert!(
+        kms.bodies().iter().all(String::is_empty),
+        "{:?}",
+        kms.bodies()
+    );
+}
+
+#[test]
+fn project_show_delete_and_member_list_remove_call_their_routes() {
+    let project = r#"{"name":"team-a","role":"auditor","created_at":"2026-01-01T10:00:00Z"}"#;
+    let members = r#"[{"user":"bob","role":"admin","created_at":"2026-01-02T10:00:00Z"}]"#;
+    let kms = FakeKms::routes(vec![
+        ("GET /v1/projects/team-a", 200, project.to_owned()),
+        ("DELETE /v1/projects/team-a", 204, String::new()),
+        ("GET /v1/projects/team-a/members", 200, members.to_owned()),
+        ("DELETE /v1/projects/team-a/members/bob", 204, String::new()),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let args = [&["--url", &kms.url, "--token", "t"][..], args].concat();
+        let output = kms_pam(home.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    };
+
+    let out = run(&["project", "show", "team-a"]);
+    assert!(
+        out.contains("Name:     team-a") && out.contains("You are:  auditor"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["project", "show", "team-a", "-o", "json"])).unwrap();
+    assert_eq!(json["role"], "auditor");
+    let out = run(&["project", "member", "list", "team-a"]);
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with("bob") && row.contains("admin"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["project", "member", "list", "team-a", "-o", "json"])).unwrap();
+    assert_eq!(json[0]["user"], "bob");
+    let out = run(&["project", "member", "remove", "team-a", "bob"]);
+    assert!(out.contains("Removed bob from project team-a"), "{out}");
+    let out = run(&["project", "delete", "team-a"]);
+    assert!(out.contains("Deleted project team-a"), "{out}");
+
+    assert_eq!(
+        kms.seen(),
+        [
+            "GET /v1/projects/team-a Bearer t",
+            "GET /v1/projects/team-a Bearer t",
+            "GET /v1/projects/team-a/members Bearer t",
+            "GET /v1/projects/team-a/members Bearer t",
+            "DELETE /v1/projects/team-a/members/bob Bearer t",
+            "DELETE /v1/projects/team-a Bearer t",
+        ]
+    );
+    assert!(
+        kms.bodies().iter().all(String::is_empty),
+        "{:?}",
+        kms.bodies()
+    );
+}
