@@ -219,7 +219,10 @@ pub fn explain_upstream_tls_error(
                 )
             }
             CertificateError::Other(inner)
-                if format!("{inner:?}").contains("CaUsedAsEndEntity") =>
+                if matches!(
+                    inner.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
             {
                 format!(
                     "{cert} for resource {resource} is a CA certificate; kms-pam trusts it only \
