@@ -3,7 +3,7 @@
 //! When an upgrade succeeds, the gateway records a `StreamDetails` event (exec command,
 //! container, tty, stdin; port-forward ports; the negotiated protocol). For exec and attach over
 //! the WebSocket channel protocols (`v4.channel.k8s.io`, `v5.channel.k8s.io`, …) the splice then
-//! hands a copy of each piece it carries, both ways, to a [`RecordingTap`]; a recorder task reads
+//! hands a copy of each piece it carries, both ways, to a recording tap; a recorder task reads
 //! the WebSocket frames ([`FrameParser`]) and records the channel payloads (0 stdin, 1 stdout,
 //! 2 stderr, 3 status, 4 resize, 255 v5 channel close) as `StreamData` events, then a
 //! `RecordingEnded` summary.
@@ -212,7 +212,7 @@ pub enum Direction {
 }
 
 /// Records an event of the stream's session; the gateway counts and logs refusals.
-pub type Emit = Box<dyn Fn(AuditEventKind) + Send + Sync>;
+pub(crate) type Emit = Box<dyn Fn(AuditEventKind) + Send + Sync>;
 
 impl StreamDetails {
     /// Reads what a stream is from its request's query (`command=`, `container=`, `tty=`,
@@ -274,7 +274,7 @@ impl StreamDetails {
 /// Emits `details` and, when the stream is to be recorded, returns the tap the splice feeds and
 /// the recorder task that reads it, for the caller to run beside the splice (the gateway tracks
 /// both, so a recording's last events are written before it flushes at shutdown).
-pub fn start(
+pub(crate) fn start(
     mut details: StreamDetails,
     config: &RecordingConfig,
     emit: Emit,
@@ -316,7 +316,7 @@ pub fn start(
 
 /// The recorder of one stream: reads what its [`RecordingTap`] hands it until the tap is
 /// dropped, then records the `RecordingEnded`.
-pub struct RecorderTask {
+pub(crate) struct RecorderTask {
     recorder: Recorder,
     pieces: mpsc::Receiver<(Direction, Bytes)>,
     behind: Arc<[std::sync::atomic::AtomicBool; 2]>,
@@ -324,7 +324,7 @@ pub struct RecorderTask {
 
 impl RecorderTask {
     /// Runs the recorder to the end of the stream.
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         self.recorder.run(self.pieces, self.behind).await;
     }
 }
@@ -340,7 +340,7 @@ impl std::fmt::Debug for RecorderTask {
 /// The splice's end of a recording: a copy of each piece carried goes to the recorder task,
 /// never waiting for it.
 #[derive(Debug)]
-pub struct RecordingTap {
+pub(crate) struct RecordingTap {
     queue: mpsc::Sender<(Direction, Bytes)>,
     stopped: [bool; 2],
     behind: Arc<[std::sync::atomic::AtomicBool; 2]>,
@@ -349,7 +349,7 @@ pub struct RecordingTap {
 impl RecordingTap {
     /// Hands the recorder a copy of `bytes`, just carried in `direction`. If its queue is full,
     /// that direction stops being recorded (a gap would lose the frame boundaries).
-    pub fn observe(&mut self, direction: Direction, bytes: &[u8]) {
+    pub(crate) fn observe(&mut self, direction: Direction, bytes: &[u8]) {
         let way = direction as usize;
         if bytes.is_empty() || self.stopped[way] {
             return;

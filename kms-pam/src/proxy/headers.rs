@@ -5,6 +5,9 @@
 //! pass for exec, attach and port-forward to work. The gateway additionally removes anything a
 //! client could use to act as someone else.
 
+// Public only to kms-pam's benchmarks (feature `bench-internals`); crate-private otherwise.
+#![cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::secret::Secret;

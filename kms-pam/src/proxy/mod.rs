@@ -17,7 +17,13 @@ pub(crate) mod body;
 pub(crate) mod deadline;
 mod error;
 mod gateway;
+// The header policy is internal; kms-pam's own micro-benchmarks reach it through a feature
+// that is not part of the API.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub mod headers;
+#[cfg(not(feature = "bench-internals"))]
+pub(crate) mod headers;
 mod hooks;
 pub(crate) mod http2;
 pub(crate) mod in_flight;
