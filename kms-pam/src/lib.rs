@@ -60,9 +60,10 @@
 //! No feature is on by default: the default build is the client side (sessions, local proxy,
 //! KMS client) and the gateway, without a web framework or a database driver.
 //!
-//! - `server`: the KMS control plane, `server` (its HTTP API on axum) and `server::store` (its
-//!   SQLite store on sqlx). The `kms-pam` CLI turns it on for `kms-pam server` and `kms-pam dev`;
+//! - `server`: the KMS control plane, `server` (its HTTP API on axum, its SQLite or PostgreSQL
+//!   store on sqlx). The `kms-pam` CLI turns it on for `kms-pam server` and `kms-pam dev`;
 //!   a tool that only opens sessions, serves the local proxy or runs a gateway leaves it off.
+//! - `bench-internals`: not part of the API; exposes internals to kms-pam's own benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod access;
