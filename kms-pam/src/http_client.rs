@@ -2,8 +2,8 @@
 //! with a [`UpstreamTls`] policy, and the classification of its failures into a
 //! [`ConnectionFailure`] that callers branch on (instead of searching the message for "timed out").
 //!
-//! The KMS client uses it. The gateway's API server client (`proxy::upstream`) builds the same
-//! client with its own pool settings (`ClientSettings` has them) and is meant to move onto it.
+//! The KMS client and the gateway's API server client (`proxy::upstream`, with its own pool
+//! settings in `ClientSettings`) are both built here.
 
 use std::error::Error as StdError;
 use std::io;

@@ -3,6 +3,7 @@
 // Tests: a failed set-up panics with its reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod broker;
 mod claims;
 mod double;
 mod engine;

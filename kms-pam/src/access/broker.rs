@@ -37,6 +37,27 @@ pub trait SessionBroker: Send + Sync + 'static {
     }
 }
 
+/// A shared broker is a broker: `open_session` clones it into the session's status poller, so
+/// an embedder's broker with state of its own goes in an `Arc`.
+#[async_trait]
+impl<T: SessionBroker + ?Sized> SessionBroker for std::sync::Arc<T> {
+    async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError> {
+        (**self).create_session(request).await
+    }
+
+    async fn end_session(&self, id: &SessionId) -> Result<SessionView, KmsError> {
+        (**self).end_session(id).await
+    }
+
+    async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError> {
+        (**self).session_status(id).await
+    }
+
+    async fn record_complete(&self, id: &SessionId) -> Result<bool, KmsError> {
+        (**self).record_complete(id).await
+    }
+}
+
 #[async_trait]
 impl SessionBroker for KmsClient {
     async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError> {
