@@ -28,10 +28,6 @@ const MAX_HANDSHAKES_IN_FLIGHT: usize = 1024;
 /// handshakes wait, and with them the accept loop, which pushes back on clients.
 const READY_QUEUE: usize = 64;
 
-/// Pause after an accept error that is not about one connection (e.g. out of file
-/// descriptors), so the loop does not spin while the condition lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_secs(1);
-
 /// Outcome counters of a [`TlsTunnelAcceptor`]; each TCP connection lands in exactly one.
 #[derive(Debug, Default)]
 pub struct AcceptorStats {
@@ -148,17 +144,11 @@ async fn accept_loop(listener: TcpListener, handshaker: Arc<Handshaker>) {
     loop {
         tokio::select! {
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            accepted = listener.accept(), if handshakes.len() < MAX_HANDSHAKES_IN_FLIGHT => {
-                match accepted {
-                    Ok((tcp, peer)) => {
-                        handshakes.spawn(Arc::clone(&handshaker).establish(tcp, peer));
-                    }
-                    Err(e) if crate::conn::is_per_connection(&e) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "tunnel listener cannot accept; retrying");
-                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    }
-                }
+            // The shared accept: per-connection errors skipped, others backed off.
+            (tcp, peer) = crate::conn::accept(&listener, "tunnel"),
+                if handshakes.len() < MAX_HANDSHAKES_IN_FLIGHT =>
+            {
+                handshakes.spawn(Arc::clone(&handshaker).establish(tcp, peer));
             }
         }
     }
