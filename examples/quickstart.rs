@@ -63,10 +63,8 @@ pub(crate) async fn quickstart(out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "KMS recorded these commands:")?;
     for command in &detail.commands {
         let target = command
-            .requests
-            .iter()
-            .filter(|r| !r.discovery)
-            .find_map(|r| r.resource.as_deref())
+            .subject()
+            .and_then(|r| r.resource.as_deref())
             .unwrap_or_default();
         let statuses: Vec<String> = command
             .requests

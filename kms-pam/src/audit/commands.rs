@@ -57,6 +57,22 @@ pub struct Command {
     /// deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mismatch: Option<String>,
+    /// The `request_id` of the request `derived` is named after (the first with the strongest
+    /// effect), whose object a summary line shows: a `kubectl apply` that read pods and deleted
+    /// a secret is about the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_request: Option<u64>,
+}
+
+impl Command {
+    /// The request a one-line summary names the object of: [`Command::subject_request`], else
+    /// (a record from a KMS that did not say) the first request about a resource.
+    pub fn subject(&self) -> Option<&RequestSummary> {
+        let acting = || self.requests.iter().filter(|r| !r.discovery);
+        self.subject_request
+            .and_then(|id| acting().find(|r| r.request_id == id))
+            .or_else(|| acting().find(|r| r.resource.is_some()))
+    }
 }
 
 /// One request of a [`Command`]. `status`, the byte counts and `duration_ms` are `null` when the
@@ -291,6 +307,7 @@ impl<'e> Grouping<'e> {
                     derived: String::new(),
                     claimed: None,
                     mismatch: None,
+                    subject_request: None,
                 });
                 self.claims.push(None);
                 self.commands.len() - 1

@@ -108,10 +108,16 @@ fn harmless(request: &RequestSummary) -> bool {
 /// the claim contradicts the requests.
 pub(super) fn judge(command: &mut Command, claimed: Option<String>) {
     let acting: Vec<&RequestSummary> = command.requests.iter().filter(|r| !r.discovery).collect();
-    let strongest = acting
-        .iter()
-        .map(|r| (Effect::of(r), &r.verb))
-        .max_by_key(|(effect, verb)| effect.kubectl_word(verb).1);
+    // The first request with the strongest effect: what the command is named after and about.
+    let mut subject: Option<(&RequestSummary, u8)> = None;
+    for request in &acting {
+        let strength = Effect::of(request).kubectl_word(&request.verb).1;
+        if subject.is_none_or(|(_, strongest)| strength > strongest) {
+            subject = Some((request, strength));
+        }
+    }
+    command.subject_request = subject.map(|(request, _)| request.request_id);
+    let strongest = subject.map(|(request, _)| (Effect::of(request), &request.verb));
     let first_verb = command.requests.first().map(|r| r.verb.to_string());
     command.derived = match (&claimed, strongest) {
         (Some(_), Some((effect, verb))) => format!("kubectl {}", effect.kubectl_word(verb).0),
@@ -184,6 +190,7 @@ mod tests {
             derived: String::new(),
             claimed: None,
             mismatch: None,
+            subject_request: None,
         };
         judge(&mut command, claim.map(str::to_owned));
         command
@@ -277,5 +284,28 @@ mod tests {
             vec![request("GET", Verb::Exec, "pods", None)],
         );
         assert!(exec.mismatch.unwrap().contains("ran a command in pods/x"));
+    }
+
+    /// Issue 14 point 3: the summary's object comes from the request that names the command,
+    /// not from the first one: an apply that read pods and deleted a secret is about the secret.
+    #[test]
+    fn the_subject_is_the_first_request_with_the_strongest_effect() {
+        let mut get = request("GET", Verb::Get, "pods", None);
+        get.request_id = 1;
+        let mut delete = request("DELETE", Verb::Delete, "secrets", None);
+        delete.request_id = 2;
+        let command = judged(Some("kubectl apply"), vec![get.clone(), delete]);
+        assert_eq!(command.derived, "kubectl delete");
+        assert_eq!(command.subject_request, Some(2));
+        assert_eq!(
+            command.subject().and_then(|r| r.resource.as_deref()),
+            Some("secrets")
+        );
+
+        // Equal effects: the first request is the subject (`kubectl get pods,deployments`).
+        let mut deployments = request("GET", Verb::Get, "deployments", None);
+        deployments.request_id = 3;
+        let command = judged(Some("kubectl get"), vec![get, deployments]);
+        assert_eq!(command.subject_request, Some(1));
     }
 }

@@ -249,8 +249,8 @@ fn channel_name(channel: u8) -> &'static str {
 }
 
 /// `14:02:11  kubectl get pods -n default  200`: what the command did (derived from its
-/// requests' verbs, not from what the client claimed), with the object of its first resource
-/// request (`pods/web`) and namespace, an exec's command line, then the statuses its requests
+/// requests' verbs, not from what the client claimed), with the object of the request it is
+/// named after (`pods/web`; `Command::subject`) and namespace, an exec's command line, then the statuses its requests
 /// got. Only what the requests show; flags kubectl kept to itself are not guessed. When the
 /// client named another subcommand, its claim follows (`(client: kubectl describe)`); when the
 /// claim contradicts the requests, the line says so (`MISMATCH: …`).
@@ -265,7 +265,7 @@ fn command_line(command: &Command) -> String {
         &command.derived
     };
     let mut line = inert(did).into_owned();
-    if let Some(first) = requests.iter().find(|r| r.resource.is_some()) {
+    if let Some(first) = command.subject().filter(|r| r.resource.is_some()) {
         let resource = inert(first.resource.as_deref().unwrap_or_default());
         match &first.name {
             Some(name) => {
@@ -406,6 +406,7 @@ mod tests {
             derived: "kubectl get".into(),
             claimed: Some("kubectl get".into()),
             mismatch: None,
+            subject_request: None,
         };
         assert_eq!(
             command_line(&command),
@@ -458,6 +459,7 @@ mod tests {
             derived: "kubectl delete".into(),
             claimed: Some("kubectl get".into()),
             mismatch: Some("the client said \"kubectl get\", but the command deleted".into()),
+            subject_request: None,
         };
         assert_eq!(
             command_line(&command),
@@ -478,5 +480,38 @@ mod tests {
             ..command
         };
         assert!(!command_line(&create).contains("client:"));
+    }
+
+    #[test]
+    fn the_line_names_the_object_of_the_request_the_command_is_named_after() {
+        let mut read = request(Some("web"), 200);
+        read.request_id = 1;
+        let mut delete = request(Some("db"), 200);
+        delete.request_id = 2;
+        delete.method = "DELETE".into();
+        delete.verb = Verb::Delete;
+        delete.resource = Some("secrets".into());
+        let command = Command {
+            command: "kubectl apply".into(),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(50_531),
+            kubectl_session: None,
+            requests: vec![read, delete],
+            streams: Vec::new(),
+            derived: "kubectl delete".into(),
+            claimed: Some("kubectl apply".into()),
+            mismatch: None,
+            subject_request: Some(2),
+        };
+        assert!(
+            command_line(&command).starts_with("14:02:11  kubectl delete secrets/db -n default"),
+            "{}",
+            command_line(&command)
+        );
+        // A record without the subject (an older KMS) falls back to the first resource request.
+        let older = Command {
+            subject_request: None,
+            ..command
+        };
+        assert!(command_line(&older).starts_with("14:02:11  kubectl delete pods/web"));
     }
 }
