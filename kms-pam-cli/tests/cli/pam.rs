@@ -323,3 +323,72 @@ fn resource_create_sends_the_recording_policy() {
         stderr(&bad)
     );
 }
+
+/// `sessions show --recording N` writes the recorded output to stdout, byte for byte, and says
+/// on stderr what the caps left out, so a redirected replay stays clean.
+#[test]
+fn a_recordings_gaps_are_named_on_stderr_and_the_output_is_exact() {
+    use base64::Engine as _;
+    use kms_pam::audit::{RecordingGap, StreamDetails};
+    use kms_pam::kms::api::RecordingView;
+    use kms_pam::kube::StreamKind;
+
+    let details = StreamDetails::from_request(
+        7,
+        StreamKind::Exec,
+        Some("command=cat&stdin=true&stdout=true"),
+        &http::HeaderMap::new(),
+    );
+    let view = RecordingView {
+        number: 1,
+        details,
+        complete: false,
+        truncated_reason: Some("the recording cap of 4 bytes was reached".into()),
+        exit_code: Some(0),
+        gaps: vec![
+            RecordingGap {
+                channel: 0,
+                offset: 6,
+                bytes: 5,
+            },
+            RecordingGap {
+                channel: 1,
+                offset: 4,
+                bytes: 7,
+            },
+        ],
+        output_base64: base64::engine::general_purpose::STANDARD.encode(b"top \x1b[0m"),
+    };
+    let kms = FakeKms::routes(vec![(
+        "GET /v1/sessions/6f1c/recordings/1",
+        200,
+        serde_json::to_string(&view).unwrap(),
+    )]);
+    let home = tempfile::tempdir().unwrap();
+    let output = kms_pam(
+        home.path(),
+        &[
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "sessions",
+            "show",
+            "6f1c",
+            "--recording",
+            "1",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(output.stdout, b"top \x1b[0m", "the output as recorded");
+    let notes = stderr(&output);
+    assert!(
+        notes.contains("5 bytes of channel 0 (stdin) from byte 6 on were not recorded"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("7 bytes of channel 1 (stdout) from byte 4 on were not recorded"),
+        "{notes}"
+    );
+}
