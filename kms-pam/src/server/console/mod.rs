@@ -12,6 +12,7 @@ mod forms;
 mod org;
 mod page;
 mod resources;
+mod session_page;
 mod sessions;
 mod signin;
 
@@ -46,15 +47,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/gateways", get(org::gateways).post(org::create_gateway))
         .route("/gateways/{name}/revoke", post(org::revoke_gateway))
         .route("/p/{project}/sessions", get(sessions::list))
-        .route("/p/{project}/sessions/{id}", get(sessions::show))
+        .route("/p/{project}/sessions/{id}", get(session_page::show))
         .route(
             "/p/{project}/sessions/{id}/terminate",
             get(sessions::confirm_terminate).post(sessions::terminate),
         )
-        .route("/p/{project}/sessions/{id}/verify", get(sessions::verify))
+        .route(
+            "/p/{project}/sessions/{id}/verify",
+            get(session_page::verify),
+        )
         .route(
             "/p/{project}/sessions/{id}/recordings/{n}",
-            get(sessions::recording),
+            get(session_page::recording),
         )
         .route(
             "/p/{project}/resources",

@@ -1,6 +1,6 @@
-//! The Sessions page (filters, search, pages, exports, Terminate) and a session's page
-//! (metadata, chain check, command log, recordings, export). Visibility is the API's:
-//! [`whose_sessions`] for the list, [`readable_session`] for one session.
+//! The Sessions page (filters, search, pages, exports) and Terminate; a session's own page is in
+//! `session_page.rs`. Visibility is the API's: [`whose_sessions`] for the list,
+//! [`readable_session`] for one session.
 
 use std::time::SystemTime;
 
@@ -14,11 +14,7 @@ use serde::Deserialize;
 
 use super::page::{answer, badge, layout, span, when, PageError};
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
-use crate::audit::recording::{recordings, replay};
-use crate::audit::{group_commands, AuditEvent, AuditEventKind, ChainReport, Command};
-use crate::kms::api::{SessionDetail, SessionView};
-use crate::server::audit_trail;
-use crate::server::history::events;
+use crate::kms::api::SessionView;
 use crate::server::rights::SessionCaller;
 use crate::server::sessions::{readable_session, terminate_in, whose_sessions};
 use crate::server::state::{now, AppState};
@@ -29,8 +25,6 @@ use crate::time::parse_rfc3339;
 
 /// Rows per page.
 const PAGE_SIZE: u32 = 50;
-/// Commands per page of a session's command log.
-const COMMANDS_PER_PAGE: usize = 200;
 /// Most rows an export holds.
 const EXPORT_LIMIT: u32 = 10_000;
 
@@ -210,7 +204,7 @@ pub(super) async fn list(
 }
 
 /// The status badge of a session, with its cause.
-fn status_badge(view: &SessionView) -> Markup {
+pub(super) fn status_badge(view: &SessionView) -> Markup {
     let status = view.session.status.as_str();
     let text = match view.end_cause {
         Some(cause) if view.session.status != SessionStatus::Active => {
@@ -248,7 +242,7 @@ fn row(project: &str, view: &SessionView, commands: u64, admin: bool, now: Syste
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, PageError> {
+pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, PageError> {
     serde_json::to_string_pretty(value)
         .map_err(|e| PageError::Api(crate::server::error::ApiError::internal(&e)))
 }
@@ -291,7 +285,7 @@ fn csv(views: &[SessionView]) -> String {
     out
 }
 
-fn download(kind: &'static str, name: &str, body: String) -> Response {
+pub(super) fn download(kind: &'static str, name: &str, body: String) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
     (
@@ -305,7 +299,7 @@ fn download(kind: &'static str, name: &str, body: String) -> Response {
 }
 
 /// The session `id` if the viewer may see it (the API's rule), else the 404 page.
-async fn session_of(
+pub(super) async fn session_of(
     state: &AppState,
     viewer: &ConsoleProject,
     id: &str,
@@ -316,256 +310,6 @@ async fn session_of(
         role: Some(viewer.caller.role),
     };
     Ok(readable_session(state, &caller, id).await?)
-}
-
-/// Query of a session's page.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct ShowQuery {
-    #[serde(default)]
-    format: String,
-    /// The page of the command log (1-based).
-    #[serde(default)]
-    page: Option<usize>,
-}
-
-/// The `User-Agent` of the session's first request through the gateway that sent one (kubectl's
-/// names its version and platform).
-fn first_user_agent(events: &[AuditEvent]) -> Option<&str> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            AuditEventKind::RequestStarted(r) => Some((e.time, r.user_agent.as_deref()?)),
-            _ => None,
-        })
-        .min_by_key(|(time, _)| *time)
-        .map(|(_, agent)| agent)
-}
-
-/// `GET /p/{project}/sessions/{id}` (`?format=json` exports it).
-pub(super) async fn show(
-    State(state): State<AppState>,
-    viewer: ConsoleProject,
-    Path((_, id)): Path<(String, String)>,
-    Query(query): Query<ShowQuery>,
-) -> Result<Response, PageError> {
-    let record = session_of(&state, &viewer, &id).await?;
-    let now = now();
-    let view = views::session(&record, now);
-    let events = events(&state, &record.session.id).await?;
-    let commands = group_commands(&events);
-    if query.format == "json" {
-        let detail = SessionDetail {
-            session: view,
-            commands,
-            audit: Some(audit_trail::progress(&state, &record).await?),
-            client: views::session_client(&record),
-        };
-        let name = format!("session-{}.json", record.session.id);
-        return Ok(download("application/json", &name, json(&detail)?));
-    }
-    let recorded = recordings(&events);
-    // The command log in pages: rendering thousands of rows (each with its requests) is what
-    // made a long session's page slow, and no reader takes them in at once.
-    let pages = commands.len().div_ceil(COMMANDS_PER_PAGE).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
-    let first = (page - 1) * COMMANDS_PER_PAGE;
-    let shown = commands
-        .get(first..commands.len().min(first + COMMANDS_PER_PAGE))
-        .unwrap_or_default();
-    let agent = first_user_agent(&events);
-    let s = &view.session;
-    let base = format!(
-        "{}/{}",
-        project_path(&viewer.caller.project.name, "sessions"),
-        segment(s.id.as_str())
-    );
-    let active = s.status == SessionStatus::Active;
-    let body = html! {
-        h1 { "Session " (s.resource) "/" (s.account) " " (status_badge(&view)) }
-        div.card { dl.meta {
-            dt { "Id" } dd.mono { (s.id) }
-            dt { "User" } dd { (s.user) }
-            dt { "Account" } dd { (s.resource) "/" (s.account) }
-            dt { "Gateway" } dd { (s.gateway) }
-            dt { "Status" } dd { (status_badge(&view))
-                @if let Some(cause) = view.end_cause { " " span.muted { (cause.describe()) } } }
-            dt { "Reason" } dd { (s.reason.as_deref().unwrap_or("—")) }
-            dt { "Client address" } dd.mono { (record.client_address.as_deref().unwrap_or("—")) }
-            dt { "User agent" } dd.mono { (record.user_agent.as_deref().unwrap_or("—")) }
-            dt { "kubectl user agent" } dd.mono { (agent.unwrap_or("—")) }
-            dt { "Created" } dd { (when(s.created_at)) }
-            dt { "Expires" } dd { (when(s.expires_at)) }
-            dt { "Ended" } dd { @match s.ended_at { Some(t) => (when(t)), None => "ongoing" } }
-            dt { "Duration" } dd { (span(s.created_at, s.ended_at.unwrap_or(now))) }
-            // Checking the chain verifies every event's signature (thousands in a long session):
-            // its own route, which console.js fills in here; without script, a link to it.
-            dt { "Audit chain" } dd #chain data-verify={(base) "/verify"} {
-                a href={(base) "/verify"} { "Check the audit chain" }
-            }
-        } }
-        p {
-            a href={(base) "?format=json"} { "Export as JSON" }
-            @if active && viewer.caller.is_admin() {
-                " · " a.button href={(base) "/terminate"} { "Terminate" }
-            }
-        }
-        h2 #commands { "Commands (" (commands.len()) ")" }
-        @if commands.is_empty() {
-            div.card.empty { p { "No kubectl command recorded yet." @if active { " This page refreshes while the session is active." } } }
-        } @else {
-            div.scroll { table {
-                thead { tr { th { "Time" } th { "Command" } th { "Namespace" } th { "Outcome" } } }
-                tbody { @for command in shown { (command_row(command, &base)) } }
-            } }
-            @if pages > 1 {
-                div.pager {
-                    @if page > 1 { a href={(base) "?page=" (page - 1) "#commands"} { "← Earlier" } }
-                    span.muted { "Commands " (first + 1) "–" (first + shown.len()) " of " (commands.len()) " · page " (page) " of " (pages) }
-                    @if page < pages { a href={(base) "?page=" (page + 1) "#commands"} { "Later →" } }
-                }
-            }
-        }
-        @if !recorded.is_empty() {
-            h2 { "Recordings" }
-            @for (i, recording) in recorded.iter().enumerate() {
-                div.card {
-                    p { "Recording " (i + 1)
-                        @if !recording.details.command.is_empty() { " · " code { (recording.details.command.join(" ")) } }
-                        @if !recording.complete() { " · " span.badge.expired { "truncated or still open" } }
-                        " · " a href={(base) "/recordings/" (i + 1)} { "Download" } }
-                    pre { (String::from_utf8_lossy(&replay(recording))) }
-                }
-            }
-        }
-    };
-    let mut frame = viewer.frame("sessions");
-    if active {
-        frame.refresh = Some(5);
-    }
-    Ok(answer(layout(&frame, "Session", body)))
-}
-
-/// `GET /p/{project}/sessions/{id}/verify`: the audit chain check of `sessions verify` (the
-/// chain, every event's gateway signature, KMS's signed head, the metadata), as its own page;
-/// the session page fetches its `#chain-verdict` into place.
-pub(super) async fn verify(
-    State(state): State<AppState>,
-    viewer: ConsoleProject,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let record = session_of(&state, &viewer, &id).await?;
-    let chain = audit_trail::verify(&state, &record).await?;
-    let s = &record.session;
-    let back = format!(
-        "{}/{}",
-        project_path(&viewer.caller.project.name, "sessions"),
-        segment(s.id.as_str())
-    );
-    let body = html! {
-        h1 { "Audit chain of session " (s.resource) "/" (s.account) }
-        div.card {
-            p #chain-verdict { (chain_badge(&chain)) }
-            p.muted { "Each stored event's hash link and the gateway's signature on it, KMS's signed head and the session's metadata, checked as stored (as " code { "kms-pam pam sessions verify" } " does)." }
-            p { a href=(back) { "Back to the session" } }
-        }
-    };
-    Ok(answer(layout(
-        &viewer.frame("sessions"),
-        "Audit chain",
-        body,
-    )))
-}
-
-/// The verdict of `sessions verify`, as a badge and its reason.
-fn chain_badge(report: &ChainReport) -> Markup {
-    match report {
-        ChainReport::Intact { count, sealed } => html! {
-            (badge("intact", "intact")) " " span.muted { (count) " events verified"
-                @if *sealed { ", head signed by KMS" } }
-        },
-        ChainReport::Altered { seq, reason, .. } => html! {
-            (badge("broken", "altered"))
-            @if let Some(seq) = seq { " at event " (seq) } ": " (reason)
-        },
-        ChainReport::Truncated { reason, .. } => {
-            html! { (badge("broken", "truncated")) ": " (reason) }
-        }
-        ChainReport::MetadataChanged { reason, .. } => {
-            html! { (badge("broken", "metadata changed")) ": " (reason) }
-        }
-        _ => badge("broken", "unknown"),
-    }
-}
-
-fn command_row(command: &Command, base: &str) -> Markup {
-    let namespace = command
-        .requests
-        .iter()
-        .find_map(|r| r.namespace.as_deref())
-        .unwrap_or("");
-    let failed = command
-        .requests
-        .iter()
-        .filter(|r| r.status.is_none_or(|s| s >= 400))
-        .count();
-    let outcome = if failed == 0 {
-        badge("active", "ok")
-    } else {
-        badge("terminated", &format!("{failed} failed"))
-    };
-    html! {
-        tr {
-            td { (when(command.started_at)) }
-            td {
-                details {
-                    // What the requests did; the client's claim beside it when it names another
-                    // subcommand, and flagged when the requests contradict it.
-                    summary {
-                        code { (if command.derived.is_empty() { &command.command } else { &command.derived }) }
-                        " " span.muted { "(" (command.requests.len()) " requests)" }
-                        @if let Some(claim) = command.claimed.as_deref().filter(|c| *c != command.derived && !c.starts_with(&format!("{} ", command.derived))) {
-                            " " span.muted { "client: " code { (claim) } }
-                        }
-                        @if command.mismatch.is_some() { " " (badge("broken", "mismatch")) }
-                    }
-                    @if let Some(why) = &command.mismatch { p.mismatch { (why) } }
-                    table {
-                        thead { tr { th { "Method" } th { "Path" } th { "Status" } th { "Bytes" } th { "Duration" } } }
-                        tbody { @for r in &command.requests { tr {
-                            td { (r.method) }
-                            td.mono { (r.path) @if let Some(q) = &r.query { "?" (q) } }
-                            td { @match r.status { Some(s) => (s), None => "—" } }
-                            td { @match r.bytes_out { Some(b) => (b), None => "—" } }
-                            td { @match r.duration_ms { Some(d) => { (d) " ms" }, None => "—" } }
-                        } } }
-                    }
-                    @for stream in &command.streams { @if let Some(n) = stream.recording {
-                        p { a href={(base) "/recordings/" (n)} { "Recording " (n) } }
-                    } }
-                }
-            }
-            td { (namespace) }
-            td { (outcome) }
-        }
-    }
-}
-
-/// `GET /p/{project}/sessions/{id}/recordings/{n}`: the recorded output as a text download.
-pub(super) async fn recording(
-    State(state): State<AppState>,
-    viewer: ConsoleProject,
-    Path((_, id, n)): Path<(String, String, usize)>,
-) -> Result<Response, PageError> {
-    let record = session_of(&state, &viewer, &id).await?;
-    let events = events(&state, &record.session.id).await?;
-    let all = recordings(&events);
-    let found = n
-        .checked_sub(1)
-        .and_then(|i| all.get(i))
-        .ok_or(PageError::NotFound)?;
-    let text = String::from_utf8_lossy(&replay(found)).into_owned();
-    let name = format!("session-{}-recording-{n}.txt", record.session.id);
-    Ok(download("text/plain; charset=utf-8", &name, text))
 }
 
 /// `GET /p/{project}/sessions/{id}/terminate`: the confirmation step.
