@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::paths::IdPath;
 use super::revocation::record_ended;
-use super::rights::{project_not_found, InProject, ProjectAdmin, SessionCaller};
+use super::rights::{project_not_found, role_in, InProject, ProjectAdmin, SessionCaller};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{CreateSession, CreatedSession, ProjectRole, SessionView};
@@ -93,12 +93,12 @@ pub(crate) async fn create(
             not_after: expires_at,
         },
     )?;
-    let update = state
+    let stored = state
         .store
         .create_session(NewSessionRecord {
             id,
             project_id: caller.project_id().to_owned(),
-            user: caller.user,
+            user: caller.user.clone(),
             account,
             gateway,
             grant_id,
@@ -108,7 +108,17 @@ pub(crate) async fn create(
             client_address: origin.address,
             user_agent: origin.user_agent,
         })
-        .await?;
+        .await;
+    let update = match stored {
+        Ok(update) => update,
+        // A revocation committed between the checks above and the insert, which checks again
+        // and stores nothing: answer as the checks answer now.
+        Err(StoreError::Conflict(changed)) => {
+            let refusal = refusal_now(&state, &caller, &body.resource, &body.account).await;
+            return Err(refusal.unwrap_or_else(|| ApiError::conflict(changed)));
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.feed.publish(update.seq);
     let session = &update.record.session;
     tracing::info!(
@@ -126,6 +136,48 @@ pub(crate) async fn create(
             gateway_address: address,
         }),
     ))
+}
+
+/// Why `caller` may not open a session on `resource/account` any more, asked again after the
+/// store refused to record one: their token no longer works (401), their role or grant no longer
+/// allows it (403/404, as [`allowed_account`] answers), or the gateway was revoked (409).
+async fn refusal_now(
+    state: &AppState,
+    caller: &InProject,
+    resource: &str,
+    account: &str,
+) -> Option<ApiError> {
+    let user = match state.store.user_by_name(&caller.user.name).await {
+        Ok(user) if user.id == caller.user.id && !user.disabled => user,
+        Ok(_) | Err(StoreError::NotFound(_)) => {
+            return Some(ApiError::unauthenticated(format!(
+                "user {} was disabled or deleted, or its token revoked",
+                caller.user.name
+            )))
+        }
+        Err(e) => return Some(e.into()),
+    };
+    let role = match role_in(state, &caller.project, &user).await {
+        Ok(Some(role)) => role,
+        Ok(None) => return Some(project_not_found(&caller.project.name)),
+        Err(e) => return Some(e),
+    };
+    let now = InProject {
+        user,
+        project: caller.project.clone(),
+        role,
+    };
+    let account = match allowed_account(state, &now, resource, account).await {
+        Ok((account, _, _)) => account,
+        Err(refused) => return Some(refused),
+    };
+    let resource = state
+        .store
+        .resource_by_id(&account.resource_id)
+        .await
+        .ok()?;
+    let gateway = state.store.gateway_by_id(&resource.gateway_id).await.ok()?;
+    usable_gateway(&gateway, &resource).err()
 }
 
 /// The address CLIs dial, if the gateway can take sessions.

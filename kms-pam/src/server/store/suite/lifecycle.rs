@@ -192,3 +192,75 @@ pub(super) async fn ending_a_session_past_expiry_records_expiry_and_filters_work
         .await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))));
 }
+
+/// Each revocation, once committed, keeps the session it would have ended from being stored at
+/// all: the route checked before, but the store checks again as it writes.
+pub(super) async fn a_session_is_stored_only_while_what_allows_it_holds(store: Arc<dyn Store>) {
+    let f = fixture(store.clone()).await;
+    let refused = |result: Result<SessionUpdate, StoreError>, what: &str| {
+        assert!(
+            matches!(result, Err(StoreError::Conflict(_))),
+            "{what}: {:?}",
+            result.map(|u| u.record.session.id)
+        );
+    };
+    let (bob, grant) = f.granted_member("bob").await;
+    f.try_session(&bob, Some(&grant.id)).await.unwrap();
+    refused(f.try_session(&bob, None).await, "a member without a grant");
+
+    store.delete_grant(&f.project.id, &grant.id).await.unwrap();
+    refused(f.try_session(&bob, Some(&grant.id)).await, "grant deleted");
+
+    let grant = f.grant(&bob).await;
+    let project = &f.project.id;
+    store
+        .set_member(project, &bob.id, ProjectRole::Auditor, t(2))
+        .await
+        .unwrap();
+    refused(f.try_session(&bob, Some(&grant.id)).await, "now an auditor");
+    store
+        .set_member(project, &bob.id, ProjectRole::Member, t(2))
+        .await
+        .unwrap();
+    f.try_session(&bob, Some(&grant.id)).await.unwrap();
+    store.remove_member(project, &bob.id).await.unwrap();
+    refused(
+        f.try_session(&bob, Some(&grant.id)).await,
+        "membership removed",
+    );
+
+    // Alice administers the project: she needs no grant, until she is demoted.
+    f.try_session(&f.user, None).await.unwrap();
+    store
+        .set_user_disabled(&f.user.id, Some(t(3)))
+        .await
+        .unwrap();
+    refused(f.try_session(&f.user, None).await, "user disabled");
+    store.set_user_disabled(&f.user.id, None).await.unwrap();
+    f.try_session(&f.user, None).await.unwrap();
+    store
+        .set_member(project, &f.user.id, ProjectRole::Member, t(4))
+        .await
+        .unwrap();
+    refused(f.try_session(&f.user, None).await, "demoted to member");
+    store
+        .set_member(project, &f.user.id, ProjectRole::Admin, t(4))
+        .await
+        .unwrap();
+
+    // An organisation administrator needs no membership, until deleted.
+    let (_, hash) = issue_token("kmsu_").unwrap();
+    let new = NewUser {
+        name: "dave".into(),
+        admin: true,
+        token: hash,
+        now: t(0),
+    };
+    let dave = store.create_user(new).await.unwrap();
+    f.try_session(&dave, None).await.unwrap();
+    store.delete_user(&dave.id, t(5)).await.unwrap();
+    refused(f.try_session(&dave, None).await, "user deleted");
+
+    store.revoke_gateway(&f.gateway.id, t(6)).await.unwrap();
+    refused(f.try_session(&f.user, None).await, "gateway revoked");
+}
