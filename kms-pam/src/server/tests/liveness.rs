@@ -1,11 +1,12 @@
-//! Sessions nobody holds end by themselves (cause `abandoned`), and refused requests are
-//! visible and slowed without slowing anybody with a valid token.
+//! Sessions nobody holds end by themselves (cause `abandoned`), and refused requests (API and
+//! console sign-in) are visible and slowed without slowing anybody with a valid token.
 
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
+use super::console::page;
 use super::Kms;
 use crate::server::failures::{BURST, STEP};
 
@@ -112,4 +113,45 @@ async fn refusals_are_counted_and_bad_tokens_slowed_but_never_a_good_one() {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
     assert!(!metrics.contains("kmsu_"), "no token in the metrics");
+}
+
+/// The console's sign-in page spends the same per-source budget as the API: wrong tokens and
+/// wrong or used links are slowed beyond the burst, a valid token never.
+#[tokio::test]
+async fn wrong_console_sign_ins_are_slowed_like_wrong_api_tokens() {
+    let kms = Kms::start().await;
+    let alice = kms.user("alice", false).await;
+    let same_origin = [("sec-fetch-site", "same-origin")];
+    let sign_in = |token: String| {
+        let kms = &kms;
+        async move {
+            let form = format!("token={token}");
+            let started = Instant::now();
+            let answer = page(kms, Method::POST, "/login", None, &same_origin, Some(&form)).await;
+            (answer.status, started.elapsed())
+        }
+    };
+    for i in 0..BURST as usize {
+        let (status, took) = sign_in(format!("kmsu_guess{i}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(took < STEP, "within the burst: {took:?}");
+    }
+    let (status, slowed) = sign_in("kmsu_guess".to_owned()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(slowed >= STEP, "beyond the burst: {slowed:?}");
+    let started = Instant::now();
+    let link = page(&kms, Method::GET, "/login/link/kmsl_guess", None, &[], None).await;
+    assert_eq!(link.status, StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() >= STEP * 2, "{:?}", started.elapsed());
+    let (status, took) = sign_in(alice).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(took < STEP, "a valid token is never slowed: {took:?}");
+    let metrics = kms.metrics().await;
+    for series in [
+        r#"kms_pam_kms_auth_refusals_total{status="401",route="/login"} 11"#,
+        r#"kms_pam_kms_auth_refusals_total{status="401",route="/login/link/{code}"} 1"#,
+        "kms_pam_kms_auth_delayed_total 2",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
 }
