@@ -10,7 +10,7 @@
 //! revocation either commits before (the insert sees it and stores nothing) or after the session
 //! (and then ends it), never in between.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Transaction};
@@ -373,12 +373,32 @@ impl SessionStore for EngineStore {
         Ok(())
     }
 
-    async fn touch_active_sessions(&self, now: SystemTime) -> Result<u64, StoreError> {
-        let touched = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE status = 'active'")
-            .bind(secs(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+    async fn grace_after_outage(
+        &self,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<u64, StoreError> {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let now = secs(now);
+        let (last,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MAX(COALESCE(last_seen_at, created_at)) FROM sessions WHERE status = 'active'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(last) = last.filter(|last| *last < now.saturating_sub(window)) else {
+            return Ok(0);
+        };
+        // Two replicas starting together may both get here: the second writes the same grace.
+        let touched = sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 \
+             WHERE status = 'active' AND COALESCE(last_seen_at, created_at) >= $2",
+        )
+        .bind(now)
+        .bind(last.saturating_sub(window))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(touched.rows_affected())
     }
 

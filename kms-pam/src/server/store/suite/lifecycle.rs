@@ -264,3 +264,28 @@ pub(super) async fn a_session_is_stored_only_while_what_allows_it_holds(store: A
     store.revoke_gateway(&f.gateway.id, t(6)).await.unwrap();
     refused(f.try_session(&f.user, None).await, "gateway revoked");
 }
+
+/// A start after an outage gives the sessions held until it began one more abandon window; a
+/// start while clients were polling, and sessions abandoned before the outage, get none.
+pub(super) async fn only_an_outage_postpones_abandonment_and_only_once(store: Arc<dyn Store>) {
+    let f = fixture(store.clone()).await;
+    let window = Duration::from_secs(30);
+    let held = f.session(60, 5000).await.record.session.id;
+    let dropped = f.session(60, 5000).await.record.session.id;
+    store.touch_session(&held, t(100)).await.unwrap();
+    let seen = |id: SessionId| {
+        let store = store.clone();
+        async move { store.session(&id).await.unwrap().last_seen_at }
+    };
+    // A quick restart: a client was seen 20 s ago.
+    assert_eq!(store.grace_after_outage(t(120), window).await.unwrap(), 0);
+    assert_eq!(seen(held.clone()).await, t(100));
+    // Back after 15 minutes: the session held until then gets a fresh heartbeat, the one
+    // already silent for 40 s when the heartbeats stopped does not.
+    assert_eq!(store.grace_after_outage(t(1000), window).await.unwrap(), 1);
+    assert_eq!(seen(held.clone()).await, t(1000));
+    assert_eq!(seen(dropped.clone()).await, t(60));
+    // Restarting again (another replica, a crash loop) does not restart the window.
+    assert_eq!(store.grace_after_outage(t(1020), window).await.unwrap(), 0);
+    assert_eq!(seen(held).await, t(1000));
+}

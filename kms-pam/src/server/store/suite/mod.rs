@@ -209,6 +209,7 @@ macro_rules! run_suite {
             lifecycle::session_changes_are_logged_in_order,
             lifecycle::a_session_keeps_where_it_was_requested_from,
             lifecycle::a_session_is_stored_only_while_what_allows_it_holds,
+            lifecycle::only_an_outage_postpones_abandonment_and_only_once,
             lifecycle::ending_a_session_past_expiry_records_expiry_and_filters_work,
             audit::audit_keys_heads_and_recording_policies_are_kept,
             events::an_append_waits_for_the_one_before_it_and_links_to_it,
