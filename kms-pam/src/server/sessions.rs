@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::Json;
 use http::request::Parts;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -21,7 +21,7 @@ use super::{validate, views};
 use crate::kms::api::{CreateSession, CreatedSession, ProjectRole, SessionView};
 use crate::server::store::{
     AccountRecord, EndedSessions, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter,
-    SessionRecord, StoreError,
+    SessionRecord, StoreError, TokenHash,
 };
 use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::format_duration;
@@ -71,8 +71,13 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     caller: InProject,
     origin: RequestOrigin,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
+    // The token `caller` was authenticated with, so a rotation racing this request refuses it.
+    let token = crate::bearer::token(&headers)
+        .and_then(|token| std::str::from_utf8(token).ok())
+        .map(TokenHash::of);
     validate::text("reason", body.reason.as_deref())?;
     let (account, max, grant_id) =
         allowed_account(&state, &caller, &body.resource, &body.account).await?;
@@ -102,7 +107,8 @@ pub(crate) async fn create(
             account,
             gateway,
             grant_id,
-            reason: body.reason,
+            token: token.clone(),
+            reason: body.reason.clone(),
             created_at,
             expires_at,
             client_address: origin.address,
@@ -114,7 +120,7 @@ pub(crate) async fn create(
         // A revocation committed between the checks above and the insert, which checks again
         // and stores nothing: answer as the checks answer now.
         Err(StoreError::Conflict(changed)) => {
-            let refusal = refusal_now(&state, &caller, &body.resource, &body.account).await;
+            let refusal = refusal_now(&state, &caller, token.as_ref(), &body).await;
             return Err(refusal.unwrap_or_else(|| ApiError::conflict(changed)));
         }
         Err(e) => return Err(e.into()),
@@ -138,20 +144,24 @@ pub(crate) async fn create(
     ))
 }
 
-/// Why `caller` may not open a session on `resource/account` any more, asked again after the
-/// store refused to record one: their token no longer works (401), their role or grant no longer
+/// Why `caller` may not open the session `body` asks for any more, asked again after the store
+/// refused to record it: their token no longer works (401), their role or grant no longer
 /// allows it (403/404, as [`allowed_account`] answers), or the gateway was revoked (409).
 async fn refusal_now(
     state: &AppState,
     caller: &InProject,
-    resource: &str,
-    account: &str,
+    token: Option<&TokenHash>,
+    body: &CreateSession,
 ) -> Option<ApiError> {
-    let user = match state.store.user_by_name(&caller.user.name).await {
+    let now = match token {
+        Some(token) => state.store.user_by_token(token).await,
+        None => state.store.user_by_name(&caller.user.name).await,
+    };
+    let user = match now {
         Ok(user) if user.id == caller.user.id && !user.disabled => user,
         Ok(_) | Err(StoreError::NotFound(_)) => {
             return Some(ApiError::unauthenticated(format!(
-                "user {} was disabled or deleted, or its token revoked",
+                "user {} was disabled or deleted, or this token was rotated away",
                 caller.user.name
             )))
         }
@@ -167,7 +177,7 @@ async fn refusal_now(
         project: caller.project.clone(),
         role,
     };
-    let account = match allowed_account(state, &now, resource, account).await {
+    let account = match allowed_account(state, &now, &body.resource, &body.account).await {
         Ok((account, _, _)) => account,
         Err(refused) => return Some(refused),
     };

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::{db_error, found, opt_time, secs, time, EngineDb, EngineStore};
 use crate::server::store::{
     ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionRecord,
-    SessionStore, SessionUpdate, StoreError,
+    SessionStore, SessionUpdate, StoreError, TokenHash,
 };
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
@@ -31,7 +31,7 @@ pub(super) const SELECT: &str =
                       FROM sessions";
 
 /// Stores a new active session only if what allowed it still holds when it is written: the user
-/// is enabled and not deleted; they are an organisation administrator, a project administrator,
+/// is enabled, not deleted, and still has the token the request came with (`$17`); they are an organisation administrator, a project administrator,
 /// or a member opening it under a grant (`$14`) that still exists for them and the account; the
 /// account exists in the project; the gateway is not revoked. The route checked all this before,
 /// but a revocation may have committed since, and it ends only the sessions it can see: so the
@@ -43,6 +43,7 @@ const INSERT_IF_STILL_ALLOWED: &str = "INSERT INTO sessions (id, project_id, use
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12, $15, $16 \
      WHERE EXISTS (SELECT 1 FROM users u \
                     WHERE u.id = $3 AND u.disabled_at IS NULL AND u.deleted_at IS NULL \
+                      AND ($17 IS NULL OR u.token_hash = $17) \
                       AND (u.admin OR EXISTS (SELECT 1 FROM project_members m \
                             WHERE m.project_id = $2 AND m.user_id = $3 \
                               AND (m.role = 'admin' OR (m.role = 'member' AND $14 IS NOT NULL))))) \
@@ -209,6 +210,7 @@ impl SessionStore for EngineStore {
             .bind(&new.grant_id)
             .bind(&new.client_address)
             .bind(&new.user_agent)
+            .bind(new.token.as_ref().map(TokenHash::as_str))
             .execute(&mut *tx)
             .await
             .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;

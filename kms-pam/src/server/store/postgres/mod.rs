@@ -222,9 +222,10 @@ async fn begin_event_append(
 /// Begins storing a new session (`../portable/sessions.rs`) holding a share lock on each row it
 /// stands on: its user, their membership in the project, the account, the grant and the gateway.
 /// Under read committed, the conditional insert that follows sees every revocation committed
-/// before it; the locks keep the rest (disabling or deleting the user, changing or removing the
-/// membership, deleting the account or the grant, revoking the gateway) from committing until
-/// the session has, so the revocation's own `end_sessions` sees it. Rows are locked in the order
+/// before it; the locks keep the rest (disabling or deleting the user or rotating their token,
+/// changing or removing the membership, deleting the account or the grant, revoking the
+/// gateway) from committing until the session has, so the revocation's own `end_sessions` sees
+/// it. Rows are locked in the order
 /// the revocations that take several of them write them (a user before their memberships before
 /// their grants; an account before its grants), so no two can wait for each other.
 async fn begin_session_create(

@@ -261,6 +261,28 @@ pub(super) async fn a_session_is_stored_only_while_what_allows_it_holds(store: A
     store.delete_user(&dave.id, t(5)).await.unwrap();
     refused(f.try_session(&dave, None).await, "user deleted");
 
+    // A request that came with a token rotated away since.
+    let (_, old) = issue_token("kmsu_").unwrap();
+    let new = NewUser {
+        name: "erin".into(),
+        admin: true,
+        token: old.clone(),
+        now: t(0),
+    };
+    let erin = store.create_user(new).await.unwrap();
+    let with_token = |token: &TokenHash| NewSessionRecord {
+        token: Some(token.clone()),
+        ..f.new_session(&erin, None, 1, 100)
+    };
+    store.create_session(with_token(&old)).await.unwrap();
+    let (_, rotated) = issue_token("kmsu_").unwrap();
+    store.rotate_user_token(&erin.id, &rotated).await.unwrap();
+    refused(
+        store.create_session(with_token(&old)).await,
+        "token rotated",
+    );
+    store.create_session(with_token(&rotated)).await.unwrap();
+
     store.revoke_gateway(&f.gateway.id, t(6)).await.unwrap();
     refused(f.try_session(&f.user, None).await, "gateway revoked");
 }

@@ -157,6 +157,7 @@ impl Fixture {
             account: self.account.clone(),
             gateway: self.gateway.clone(),
             grant_id: grant_id.map(str::to_owned),
+            token: None,
             reason: Some("debug".into()),
             created_at: t(created),
             expires_at: t(expires),
