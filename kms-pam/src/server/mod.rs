@@ -189,12 +189,24 @@ pub struct Server {
 impl Server {
     /// Prepares storage: data directory, database and migrations, root key, KMS CA, project
     /// `default`, and on the first start the user `admin` with its token file. Later starts
-    /// reuse all of it; every session still active gets a fresh heartbeat, so the time this KMS
-    /// was away does not count against its clients.
+    /// reuse all of it. After an outage in which no client could poll (no heartbeat for the
+    /// abandon window), the sessions still held when it began get a fresh heartbeat, so the time
+    /// KMS was away does not count against their clients; a restart while clients were polling
+    /// (a quick one, or one replica among others) changes nothing.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
         let prepared = bootstrap::prepare(&config).await?;
         let seq = prepared.store.latest_seq().await?;
-        prepared.store.touch_active_sessions(now()).await?;
+        let graced = prepared
+            .store
+            .grace_after_outage(now(), config.abandon_after)
+            .await?;
+        if graced > 0 {
+            tracing::info!(
+                sessions = graced,
+                "no client could reach KMS for the abandon window; active sessions held before \
+                 the outage get a fresh heartbeat"
+            );
+        }
         let state = AppState {
             store: prepared.store,
             ca: Arc::new(prepared.ca),

@@ -9,19 +9,19 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::Json;
 use http::request::Parts;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::paths::IdPath;
 use super::revocation::record_ended;
-use super::rights::{project_not_found, InProject, ProjectAdmin, SessionCaller};
+use super::rights::{project_not_found, role_in, InProject, ProjectAdmin, SessionCaller};
 use super::state::{now, AppState};
 use super::{validate, views};
 use crate::kms::api::{CreateSession, CreatedSession, ProjectRole, SessionView};
 use crate::server::store::{
     AccountRecord, EndedSessions, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter,
-    SessionRecord, StoreError,
+    SessionRecord, StoreError, TokenHash,
 };
 use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::format_duration;
@@ -71,8 +71,13 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     caller: InProject,
     origin: RequestOrigin,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
+    // The token `caller` was authenticated with, so a rotation racing this request refuses it.
+    let token = crate::bearer::token(&headers)
+        .and_then(|token| std::str::from_utf8(token).ok())
+        .map(TokenHash::of);
     validate::text("reason", body.reason.as_deref())?;
     let (account, max, grant_id) =
         allowed_account(&state, &caller, &body.resource, &body.account).await?;
@@ -93,22 +98,33 @@ pub(crate) async fn create(
             not_after: expires_at,
         },
     )?;
-    let update = state
+    let stored = state
         .store
         .create_session(NewSessionRecord {
             id,
             project_id: caller.project_id().to_owned(),
-            user: caller.user,
+            user: caller.user.clone(),
             account,
             gateway,
             grant_id,
-            reason: body.reason,
+            token: token.clone(),
+            reason: body.reason.clone(),
             created_at,
             expires_at,
             client_address: origin.address,
             user_agent: origin.user_agent,
         })
-        .await?;
+        .await;
+    let update = match stored {
+        Ok(update) => update,
+        // A revocation committed between the checks above and the insert, which checks again
+        // and stores nothing: answer as the checks answer now.
+        Err(StoreError::Conflict(changed)) => {
+            let refusal = refusal_now(&state, &caller, token.as_ref(), &body).await;
+            return Err(refusal.unwrap_or_else(|| ApiError::conflict(changed)));
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.feed.publish(update.seq);
     let session = &update.record.session;
     tracing::info!(
@@ -126,6 +142,52 @@ pub(crate) async fn create(
             gateway_address: address,
         }),
     ))
+}
+
+/// Why `caller` may not open the session `body` asks for any more, asked again after the store
+/// refused to record it: their token no longer works (401), their role or grant no longer
+/// allows it (403/404, as [`allowed_account`] answers), or the gateway was revoked (409).
+async fn refusal_now(
+    state: &AppState,
+    caller: &InProject,
+    token: Option<&TokenHash>,
+    body: &CreateSession,
+) -> Option<ApiError> {
+    let now = match token {
+        Some(token) => state.store.user_by_token(token).await,
+        None => state.store.user_by_name(&caller.user.name).await,
+    };
+    let user = match now {
+        Ok(user) if user.id == caller.user.id && !user.disabled => user,
+        Ok(_) | Err(StoreError::NotFound(_)) => {
+            return Some(ApiError::unauthenticated(format!(
+                "user {} was disabled or deleted, or this token was rotated away",
+                caller.user.name
+            )))
+        }
+        Err(e) => return Some(e.into()),
+    };
+    let role = match role_in(state, &caller.project, &user).await {
+        Ok(Some(role)) => role,
+        Ok(None) => return Some(project_not_found(&caller.project.name)),
+        Err(e) => return Some(e),
+    };
+    let now = InProject {
+        user,
+        project: caller.project.clone(),
+        role,
+    };
+    let account = match allowed_account(state, &now, &body.resource, &body.account).await {
+        Ok((account, _, _)) => account,
+        Err(refused) => return Some(refused),
+    };
+    let resource = state
+        .store
+        .resource_by_id(&account.resource_id)
+        .await
+        .ok()?;
+    let gateway = state.store.gateway_by_id(&resource.gateway_id).await.ok()?;
+    usable_gateway(&gateway, &resource).err()
 }
 
 /// The address CLIs dial, if the gateway can take sessions.

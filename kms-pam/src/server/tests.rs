@@ -11,6 +11,7 @@ mod projects;
 mod replicas;
 mod revocation;
 mod rights;
+mod route_table;
 mod secrets;
 mod sessions;
 
@@ -160,6 +161,10 @@ impl Kms {
         let request = request.body(Full::new(Bytes::from(body))).unwrap();
         let response = self.client.request(request).await.unwrap();
         let status = response.status();
+        let metrics = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/openmetrics-text"));
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         self.bodies
@@ -168,6 +173,8 @@ impl Kms {
             .push((path.to_owned(), text.clone()));
         let json = if text.is_empty() {
             Value::Null
+        } else if metrics {
+            Value::String(text)
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
         };

@@ -22,6 +22,7 @@ use super::page::{answer, bare, Frame, PageError};
 use crate::secret::Secret;
 use crate::server::auth::AnyUser;
 use crate::server::error::ApiError;
+use crate::server::failures::Attempt;
 use crate::server::rights::{role_in, InProject, ProjectScope};
 use crate::server::state::{now, AppState};
 use crate::server::store::{ProjectRecord, StoreError, TokenHash, UserRecord};
@@ -270,15 +271,20 @@ impl std::fmt::Debug for TokenForm {
     }
 }
 
-/// `POST /login`: signs in with an API token.
+/// `POST /login`: signs in with an API token. A wrong one costs its source from the refusal
+/// budget like a wrong API token (`failures.rs`); an empty form guesses nothing.
 pub(super) async fn login_token(
     State(state): State<AppState>,
+    attempt: Attempt,
     headers: HeaderMap,
     uri: http::Uri,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, PageError> {
     same_origin(&headers)?;
     let token = Secret::new(form.token.trim());
+    if !token.expose().is_empty() {
+        attempt.record("console sign-in token");
+    }
     let refused = || {
         (
             StatusCode::UNAUTHORIZED,
@@ -300,13 +306,16 @@ pub(super) async fn login_token(
     start_session(&state, &user, over_https(&headers, &uri)).await
 }
 
-/// `GET /login/link/{code}`: spends a one-time code from `kms-pam console`.
+/// `GET /login/link/{code}`: spends a one-time code from `kms-pam console`. A wrong, used or
+/// expired code costs its source from the refusal budget, like a wrong token.
 pub(super) async fn login_link(
     State(state): State<AppState>,
+    attempt: Attempt,
     headers: HeaderMap,
     uri: http::Uri,
     Path(code): Path<String>,
 ) -> Result<Response, PageError> {
+    attempt.record("console sign-in link");
     let user =
         match state
             .store

@@ -294,6 +294,9 @@ pub(crate) struct NewSessionRecord {
     pub gateway: GatewayRecord,
     /// The grant it is opened under; `None` for an administrator, who needs none.
     pub grant_id: Option<String>,
+    /// The hash of the API token the request came with: the session is stored only while it is
+    /// still the user's (not rotated away). `None`: not checked.
+    pub token: Option<TokenHash>,
     /// Reason given by the user.
     pub reason: Option<String>,
     /// Creation time.

@@ -1,7 +1,7 @@
 //! The storage traits, one per entity. Every method is one short transaction; the failure
 //! semantics of [`StoreError`] apply to all of them.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -345,9 +345,18 @@ pub(crate) trait SessionStore: Send + Sync + 'static {
     /// Records that the session's client asked about it at `now` (its heartbeat).
     async fn touch_session(&self, id: &SessionId, now: SystemTime) -> Result<(), StoreError>;
 
-    /// Records a heartbeat for every active session at once: a KMS that was away gives every
-    /// client a fresh start instead of counting its own absence against them.
-    async fn touch_active_sessions(&self, now: SystemTime) -> Result<u64, StoreError>;
+    /// At a KMS start, after an outage: when no active session was seen during the last
+    /// `window` (so no client could reach any KMS), the sessions still held when the heartbeats
+    /// stopped (seen within `window` of the last heartbeat) get a heartbeat at `now`, so the
+    /// outage does not count against their clients. Sessions abandoned before the outage, and
+    /// every session when some client was seen within `window` (another replica serving, a quick
+    /// restart), are left as they are: restarts never postpone an abandonment. Returns how many
+    /// sessions were given the grace.
+    async fn grace_after_outage(
+        &self,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<u64, StoreError>;
 
     /// The highest sequence number written so far (0 when none).
     async fn latest_seq(&self) -> Result<u64, StoreError>;

@@ -1,11 +1,14 @@
-//! Sessions nobody holds end by themselves (cause `abandoned`), and refused requests are
-//! visible and slowed without slowing anybody with a valid token.
+//! Sessions nobody holds end by themselves (cause `abandoned`), and refused requests (API and
+//! console sign-in) are visible and slowed without slowing anybody with a valid token.
 
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
+use super::console::page;
 use super::Kms;
 use crate::server::failures::{BURST, STEP};
 
@@ -112,4 +115,156 @@ async fn refusals_are_counted_and_bad_tokens_slowed_but_never_a_good_one() {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
     assert!(!metrics.contains("kmsu_"), "no token in the metrics");
+}
+
+/// The console's sign-in page spends the same per-source budget as the API: wrong tokens and
+/// wrong or used links are slowed beyond the burst, a valid token never.
+#[tokio::test]
+async fn wrong_console_sign_ins_are_slowed_like_wrong_api_tokens() {
+    let kms = Kms::start().await;
+    let alice = kms.user("alice", false).await;
+    let same_origin = [("sec-fetch-site", "same-origin")];
+    let sign_in = |token: String| {
+        let kms = &kms;
+        async move {
+            let form = format!("token={token}");
+            let started = Instant::now();
+            let answer = page(kms, Method::POST, "/login", None, &same_origin, Some(&form)).await;
+            (answer.status, started.elapsed())
+        }
+    };
+    for i in 0..BURST as usize {
+        let (status, took) = sign_in(format!("kmsu_guess{i}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(took < STEP, "within the burst: {took:?}");
+    }
+    let (status, slowed) = sign_in("kmsu_guess".to_owned()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(slowed >= STEP, "beyond the burst: {slowed:?}");
+    let started = Instant::now();
+    let link = page(&kms, Method::GET, "/login/link/kmsl_guess", None, &[], None).await;
+    assert_eq!(link.status, StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() >= STEP * 2, "{:?}", started.elapsed());
+    let (status, took) = sign_in(alice).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(took < STEP, "a valid token is never slowed: {took:?}");
+    let metrics = kms.metrics().await;
+    for series in [
+        r#"kms_pam_kms_auth_refusals_total{status="401",route="/login"} 11"#,
+        r#"kms_pam_kms_auth_refusals_total{status="401",route="/login/link/{code}"} 1"#,
+        "kms_pam_kms_auth_delayed_total 2",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+}
+
+/// Every event of this thread's tracing, one line each (`message` and `name=value` fields).
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<String>>>);
+
+impl CapturedLog {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, "{}={value:?} ", field.name());
+    }
+}
+
+impl tracing::Subscriber for CapturedLog {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = format!("{} ", event.metadata().level());
+        event.record(&mut Fields(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The refusal log line names who, the route and the source, and never the token presented.
+/// (A current-thread runtime: the server's tasks run on this thread, under its subscriber.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_refusal_is_logged_with_who_route_and_source_and_never_the_token() {
+    let log = CapturedLog::default();
+    let _guard = tracing::subscriber::set_default(log.clone());
+    let kms = Kms::start().await;
+    let alice = kms.user("alice", false).await;
+    let guessed = "kmsu_guessed-token-7d1e0c";
+    let typed = "kmsu_typed-at-the-console-4b2a";
+    assert_eq!(
+        kms.get("/v1/whoami", guessed).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        kms.get("/v1/users", &alice).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let form = format!("token={typed}");
+    let same_origin = [("sec-fetch-site", "same-origin")];
+    let login = page(
+        &kms,
+        Method::POST,
+        "/login",
+        None,
+        &same_origin,
+        Some(&form),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+
+    let lines = log.lines();
+    let refused: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("message=request refused"))
+        .collect();
+    for expected in [
+        [
+            "WARN ",
+            "status=401 ",
+            "method=GET ",
+            "route=/v1/whoami ",
+            "source=127.0.0.1 ",
+            r#"who="unknown user token" "#,
+        ],
+        [
+            "WARN ",
+            "status=403 ",
+            "method=GET ",
+            "route=/v1/users ",
+            "source=127.0.0.1 ",
+            r#"who="user alice" "#,
+        ],
+        [
+            "WARN ",
+            "status=401 ",
+            "method=POST ",
+            "route=/login ",
+            "source=127.0.0.1 ",
+            r#"who="console sign-in token" "#,
+        ],
+    ] {
+        assert!(
+            refused
+                .iter()
+                .any(|line| expected.iter().all(|field| line.contains(field))),
+            "no refusal logged with {expected:?} in {refused:#?}"
+        );
+    }
+    for secret in [guessed, typed, alice.as_str(), kms.admin.as_str()] {
+        let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(secret)).collect();
+        assert!(leaked.is_empty(), "a token was logged: {leaked:#?}");
+    }
 }

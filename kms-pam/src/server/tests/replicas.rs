@@ -17,7 +17,7 @@ use crate::session::SessionId;
 
 /// A replica's configuration on `url` with the shared root key `key`; given `admin` (the token
 /// the first replica wrote), it is put where [`Kms`] reads it.
-fn replica(
+pub(super) fn replica(
     url: &str,
     key: &std::path::Path,
     admin: Option<&str>,

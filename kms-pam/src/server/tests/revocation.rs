@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::replicas::replica;
 use super::{Kms, SA_TOKEN};
+use crate::server::store::postgres::test_cluster::TestCluster;
 
 /// A KMS with gateway `gw`, resource `prod` and member `alice` granted `prod/admin`, with an open
 /// session; returns the kms, alice's token, the gateway's token, the session id and the grant.
@@ -288,4 +290,99 @@ async fn a_revoked_gateway_is_refused_its_sessions_end_and_it_can_enroll_again()
         .await
         .expect(StatusCode::CREATED);
     kms.assert_never_leaked(SA_TOKEN);
+}
+
+/// How a race round takes access away from `alice` (and how the next round gives it back).
+#[derive(Clone, Copy, Debug)]
+enum Revocation {
+    GrantDeleted,
+    MembershipRemoved,
+    UserDisabled,
+}
+
+/// Opens a session as alice while the revocation runs, `ROUNDS` times, the revocation starting
+/// a little later each round so it lands before, inside and after the opening's checks. Whoever
+/// wins, no session may be left active: either the opening is refused, or its session ends.
+async fn race_openings_against(kms: &Kms, alice: &str, revocation: Revocation) -> (u32, u32) {
+    const ROUNDS: u32 = 40;
+    let (mut opened, mut refused) = (0, 0);
+    for round in 0..ROUNDS {
+        let grant = kms.grant("prod", "alice", 600).await;
+        let (path, method) = match revocation {
+            Revocation::GrantDeleted => (format!("/v1/grants/{grant}"), Method::DELETE),
+            Revocation::MembershipRemoved => (
+                "/v1/projects/default/members/alice".to_owned(),
+                Method::DELETE,
+            ),
+            Revocation::UserDisabled => ("/v1/users/alice/disable".to_owned(), Method::POST),
+        };
+        let revoke = async {
+            tokio::time::sleep(Duration::from_micros(u64::from(round % 20) * 250)).await;
+            let reply = kms.call(method, &path, Some(&kms.admin), Value::Null).await;
+            assert!(reply.status.is_success(), "{revocation:?}: {}", reply.json);
+        };
+        let (reply, ()) = tokio::join!(kms.open_session(alice, "prod", 300), revoke);
+        if reply.status == StatusCode::CREATED {
+            opened += 1;
+            let id = reply.json["session"]["id"].as_str().unwrap();
+            let (status, cause) = ended(kms, id).await;
+            assert_ne!(
+                status, "active",
+                "{revocation:?}, round {round}: session {id} outlived the revocation"
+            );
+            assert_ne!(cause, "-", "{revocation:?}: {id} ended without a cause");
+        } else {
+            refused += 1;
+            assert!(
+                [401, 403, 404].contains(&reply.status.as_u16()),
+                "{revocation:?}: refused with {}: {}",
+                reply.status,
+                reply.json
+            );
+        }
+        // Give access back for the next round.
+        match revocation {
+            Revocation::GrantDeleted => {}
+            Revocation::MembershipRemoved => kms.member("default", "alice", "member").await,
+            Revocation::UserDisabled => {
+                kms.post("/v1/users/alice/enable", &kms.admin, Value::Null)
+                    .await
+                    .expect(StatusCode::OK);
+                kms.delete(&format!("/v1/grants/{grant}"), &kms.admin)
+                    .await
+                    .expect(StatusCode::NO_CONTENT);
+            }
+        }
+    }
+    (opened, refused)
+}
+
+/// Deleting a grant, removing a membership or disabling a user while the user opens a session:
+/// the session is refused or ended, never left running (on both store engines).
+async fn no_session_outlives_a_concurrent_revocation(kms: Kms) {
+    kms.gateway("gw").await;
+    kms.resource("prod", "gw").await;
+    let alice = kms.user("alice", false).await;
+    for revocation in [
+        Revocation::GrantDeleted,
+        Revocation::MembershipRemoved,
+        Revocation::UserDisabled,
+    ] {
+        let (opened, refused) = race_openings_against(&kms, &alice, revocation).await;
+        eprintln!("{revocation:?}: {opened} opened then ended, {refused} refused");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_outlives_a_concurrent_revocation_on_sqlite() {
+    no_session_outlives_a_concurrent_revocation(Kms::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_outlives_a_concurrent_revocation_on_postgres() {
+    let url = TestCluster::shared().fresh_database().await;
+    let shared = tempfile::tempdir().unwrap();
+    let key = shared.path().join("root.key");
+    let kms = Kms::start_with(replica(&url, &key, None)).await;
+    no_session_outlives_a_concurrent_revocation(kms).await;
 }

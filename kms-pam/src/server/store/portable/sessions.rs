@@ -4,8 +4,13 @@
 //! commit order: SQLite has one writer at a time (the transaction's first statement is the
 //! write); PostgreSQL takes a lock on the log first and announces each entry to every replica
 //! (the engine's `serialise_change_log` and `announce_change`).
+//!
+//! A new session is stored only if the grant, membership, user, account and gateway it stands on
+//! still allow it (`INSERT_IF_STILL_ALLOWED`), inside the engine's `begin_session_create`: a
+//! revocation either commits before (the insert sees it and stores nothing) or after the session
+//! (and then ends it), never in between.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Transaction};
@@ -14,7 +19,7 @@ use tokio::sync::mpsc;
 use super::{db_error, found, opt_time, secs, time, EngineDb, EngineStore};
 use crate::server::store::{
     ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionRecord,
-    SessionStore, SessionUpdate, StoreError,
+    SessionStore, SessionUpdate, StoreError, TokenHash,
 };
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
@@ -24,6 +29,28 @@ pub(super) const SELECT: &str =
                       reason, created_at, expires_at, ended_at, grant_id, \
                       COALESCE(last_seen_at, created_at) AS last_seen_at, client_address, user_agent \
                       FROM sessions";
+
+/// Stores a new active session only if what allowed it still holds when it is written: the user
+/// is enabled, not deleted, and still has the token the request came with (`$17`); they are an organisation administrator, a project administrator,
+/// or a member opening it under a grant (`$14`) that still exists for them and the account; the
+/// account exists in the project; the gateway is not revoked. The route checked all this before,
+/// but a revocation may have committed since, and it ends only the sessions it can see: so the
+/// check is repeated here, under the engine's `begin_session_create` locks, which keep any
+/// revocation from committing between this statement and the commit.
+const INSERT_IF_STILL_ALLOWED: &str = "INSERT INTO sessions (id, project_id, user_id, user_name, \
+     resource_id, resource_name, account_id, account_name, gateway_id, gateway_name, status, \
+     reason, created_at, expires_at, grant_id, last_seen_at, client_address, user_agent) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12, $15, $16 \
+     WHERE EXISTS (SELECT 1 FROM users u \
+                    WHERE u.id = $3 AND u.disabled_at IS NULL AND u.deleted_at IS NULL \
+                      AND ($17 IS NULL OR u.token_hash = $17) \
+                      AND (u.admin OR EXISTS (SELECT 1 FROM project_members m \
+                            WHERE m.project_id = $2 AND m.user_id = $3 \
+                              AND (m.role = 'admin' OR (m.role = 'member' AND $14 IS NOT NULL))))) \
+       AND EXISTS (SELECT 1 FROM accounts WHERE id = $7 AND project_id = $2) \
+       AND EXISTS (SELECT 1 FROM gateways WHERE id = $9 AND revoked_at IS NULL) \
+       AND ($14 IS NULL OR EXISTS (SELECT 1 FROM grants \
+                                    WHERE id = $14 AND user_id = $3 AND account_id = $7))";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
@@ -165,33 +192,35 @@ impl SessionStore for EngineStore {
     async fn create_session(&self, new: NewSessionRecord) -> Result<SessionUpdate, StoreError> {
         let id = new.id.as_str();
         let now = secs(new.created_at);
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, project_id, user_id, user_name, resource_id, \
-             resource_name, account_id, account_name, gateway_id, gateway_name, status, reason, \
-             created_at, expires_at, grant_id, last_seen_at, client_address, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12, \
-             $15, $16)",
-        )
-        .bind(id)
-        .bind(&new.project_id)
-        .bind(&new.user.id)
-        .bind(&new.user.name)
-        .bind(&new.account.resource_id)
-        .bind(&new.account.resource)
-        .bind(&new.account.id)
-        .bind(&new.account.name)
-        .bind(&new.gateway.id)
-        .bind(&new.gateway.name)
-        .bind(&new.reason)
-        .bind(now)
-        .bind(secs(new.expires_at))
-        .bind(&new.grant_id)
-        .bind(&new.client_address)
-        .bind(&new.user_agent)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;
+        let mut tx = super::begin_session_create(&self.pool, &new).await?;
+        let inserted = sqlx::query(INSERT_IF_STILL_ALLOWED)
+            .bind(id)
+            .bind(&new.project_id)
+            .bind(&new.user.id)
+            .bind(&new.user.name)
+            .bind(&new.account.resource_id)
+            .bind(&new.account.resource)
+            .bind(&new.account.id)
+            .bind(&new.account.name)
+            .bind(&new.gateway.id)
+            .bind(&new.gateway.name)
+            .bind(&new.reason)
+            .bind(now)
+            .bind(secs(new.expires_at))
+            .bind(&new.grant_id)
+            .bind(&new.client_address)
+            .bind(&new.user_agent)
+            .bind(new.token.as_ref().map(TokenHash::as_str))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "access changed while the session was being opened (the grant, membership, \
+                 user, account or gateway it needs is gone or no longer allows it)"
+                    .to_owned(),
+            ));
+        }
         let seq = log_change(&mut tx, id, &new.gateway.id, "active", now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(SessionUpdate {
@@ -346,12 +375,32 @@ impl SessionStore for EngineStore {
         Ok(())
     }
 
-    async fn touch_active_sessions(&self, now: SystemTime) -> Result<u64, StoreError> {
-        let touched = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE status = 'active'")
-            .bind(secs(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+    async fn grace_after_outage(
+        &self,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<u64, StoreError> {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let now = secs(now);
+        let (last,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MAX(COALESCE(last_seen_at, created_at)) FROM sessions WHERE status = 'active'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(last) = last.filter(|last| *last < now.saturating_sub(window)) else {
+            return Ok(0);
+        };
+        // Two replicas starting together may both get here: the second writes the same grace.
+        let touched = sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 \
+             WHERE status = 'active' AND COALESCE(last_seen_at, created_at) >= $2",
+        )
+        .bind(now)
+        .bind(last.saturating_sub(window))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(touched.rows_affected())
     }
 

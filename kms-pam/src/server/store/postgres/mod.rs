@@ -218,3 +218,52 @@ async fn begin_event_append(
     }
     Ok(tx)
 }
+
+/// Begins storing a new session (`../portable/sessions.rs`) holding a share lock on each row it
+/// stands on: its user, their membership in the project, the account, the grant and the gateway.
+/// Under read committed, the conditional insert that follows sees every revocation committed
+/// before it; the locks keep the rest (disabling or deleting the user or rotating their token,
+/// changing or removing the membership, deleting the account or the grant, revoking the
+/// gateway) from committing until the session has, so the revocation's own `end_sessions` sees
+/// it. Rows are locked in the order
+/// the revocations that take several of them write them (a user before their memberships before
+/// their grants; an account before its grants), so no two can wait for each other.
+async fn begin_session_create(
+    pool: &PgPool,
+    new: &super::NewSessionRecord,
+) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let member = "SELECT 1 FROM project_members WHERE user_id = $1 AND project_id = $2 FOR SHARE";
+    let locks = [
+        (
+            "SELECT 1 FROM users WHERE id = $1 FOR SHARE",
+            Some(&new.user.id),
+            None,
+        ),
+        (member, Some(&new.user.id), Some(&new.project_id)),
+        (
+            "SELECT 1 FROM accounts WHERE id = $1 FOR SHARE",
+            Some(&new.account.id),
+            None,
+        ),
+        (
+            "SELECT 1 FROM grants WHERE id = $1 FOR SHARE",
+            new.grant_id.as_ref(),
+            None,
+        ),
+        (
+            "SELECT 1 FROM gateways WHERE id = $1 FOR SHARE",
+            Some(&new.gateway.id),
+            None,
+        ),
+    ];
+    for (sql, first, second) in locks {
+        let Some(first) = first else { continue };
+        let mut query = sqlx::query(sql).bind(first);
+        if let Some(second) = second {
+            query = query.bind(second);
+        }
+        query.execute(&mut *tx).await.map_err(db_error)?;
+    }
+    Ok(tx)
+}

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::{Connection, PgConnection};
+
 use crate::server::store::postgres::test_cluster::TestCluster;
 use crate::server::store::postgres::PostgresStore;
 use crate::server::store::suite::events::{append_as_given, appends_on};
@@ -134,4 +136,81 @@ async fn overlapping_uploads_on_two_replicas_store_each_event_once() {
 async fn consecutive_uploads_on_two_replicas_link_not_refused() {
     let (a, b, _dir) = replicas().await;
     appends_on(a, b).await;
+}
+
+/// Waits until `n` statements of this database wait for a lock; false after 10 s.
+async fn lock_waits(conn: &mut PgConnection, n: i64) -> bool {
+    for _ in 0..500 {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A revocation still inside its transaction (another replica deleting the grant, removing the
+/// membership, disabling the user) when a session is requested that it takes away: the request
+/// waits for it, then stores nothing. Were it stored from what it read before the revocation
+/// committed, the revocation's `end_sessions`, running before the session committed, would
+/// miss it and leave it active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_requested_during_a_revocation_waits_for_it_and_is_refused() {
+    let url = TestCluster::shared().fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PostgresStore::open_url(&url, &dir.path().join("root.key"))
+        .await
+        .unwrap();
+    let f = fixture(Arc::new(store)).await;
+    let mut watcher = PgConnection::connect(&url).await.unwrap();
+    let revocations = [
+        ("grant deleted", "DELETE FROM grants WHERE user_id = $1"),
+        (
+            "membership removed",
+            "DELETE FROM project_members WHERE user_id = $1",
+        ),
+        (
+            "user disabled",
+            "UPDATE users SET disabled_at = 1 WHERE id = $1",
+        ),
+        (
+            "demoted to auditor",
+            "UPDATE project_members SET role = 'auditor' WHERE user_id = $1",
+        ),
+    ];
+    for (i, (what, sql)) in revocations.into_iter().enumerate() {
+        let (user, grant) = f.granted_member(&format!("user{i}")).await;
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let mut revocation = conn.begin().await.unwrap();
+        sqlx::query(sql)
+            .bind(&user.id)
+            .execute(&mut *revocation)
+            .await
+            .unwrap();
+        let commit_when_waited_for = async {
+            let waited = lock_waits(&mut watcher, 1).await;
+            revocation.commit().await.unwrap();
+            waited
+        };
+        let (created, waited) = tokio::join!(
+            f.try_session(&user, Some(&grant.id)),
+            commit_when_waited_for
+        );
+        assert!(
+            waited,
+            "{what}: the request did not wait for the revocation"
+        );
+        assert!(
+            matches!(created, Err(StoreError::Conflict(_))),
+            "{what}: {:?}",
+            created.map(|u| u.record.session.id)
+        );
+    }
 }

@@ -158,6 +158,16 @@ async fn begin_event_append(
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
 }
 
+/// Begins storing a new session (`../portable/sessions.rs`) holding the database's write lock:
+/// its conditional insert then reads what allows the session and writes it with no other write
+/// (a revocation) in between, and a revocation that comes later sees the session and ends it.
+async fn begin_session_create(
+    pool: &SqlitePool,
+    _new: &super::NewSessionRecord,
+) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+}
+
 /// Creates the database file with mode 0600 before SQLite does, since SQLite would use the
 /// umask and copies the main file's mode to its `-wal` and `-shm` files.
 fn precreate_private(path: &Path) -> Result<(), StoreError> {

@@ -192,3 +192,122 @@ pub(super) async fn ending_a_session_past_expiry_records_expiry_and_filters_work
         .await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))));
 }
+
+/// Each revocation, once committed, keeps the session it would have ended from being stored at
+/// all: the route checked before, but the store checks again as it writes.
+pub(super) async fn a_session_is_stored_only_while_what_allows_it_holds(store: Arc<dyn Store>) {
+    let f = fixture(store.clone()).await;
+    let refused = |result: Result<SessionUpdate, StoreError>, what: &str| {
+        assert!(
+            matches!(result, Err(StoreError::Conflict(_))),
+            "{what}: {:?}",
+            result.map(|u| u.record.session.id)
+        );
+    };
+    let (bob, grant) = f.granted_member("bob").await;
+    f.try_session(&bob, Some(&grant.id)).await.unwrap();
+    refused(f.try_session(&bob, None).await, "a member without a grant");
+
+    store.delete_grant(&f.project.id, &grant.id).await.unwrap();
+    refused(f.try_session(&bob, Some(&grant.id)).await, "grant deleted");
+
+    let grant = f.grant(&bob).await;
+    let project = &f.project.id;
+    store
+        .set_member(project, &bob.id, ProjectRole::Auditor, t(2))
+        .await
+        .unwrap();
+    refused(f.try_session(&bob, Some(&grant.id)).await, "now an auditor");
+    store
+        .set_member(project, &bob.id, ProjectRole::Member, t(2))
+        .await
+        .unwrap();
+    f.try_session(&bob, Some(&grant.id)).await.unwrap();
+    store.remove_member(project, &bob.id).await.unwrap();
+    refused(
+        f.try_session(&bob, Some(&grant.id)).await,
+        "membership removed",
+    );
+
+    // Alice administers the project: she needs no grant, until she is demoted.
+    f.try_session(&f.user, None).await.unwrap();
+    store
+        .set_user_disabled(&f.user.id, Some(t(3)))
+        .await
+        .unwrap();
+    refused(f.try_session(&f.user, None).await, "user disabled");
+    store.set_user_disabled(&f.user.id, None).await.unwrap();
+    f.try_session(&f.user, None).await.unwrap();
+    store
+        .set_member(project, &f.user.id, ProjectRole::Member, t(4))
+        .await
+        .unwrap();
+    refused(f.try_session(&f.user, None).await, "demoted to member");
+    store
+        .set_member(project, &f.user.id, ProjectRole::Admin, t(4))
+        .await
+        .unwrap();
+
+    // An organisation administrator needs no membership, until deleted.
+    let (_, hash) = issue_token("kmsu_").unwrap();
+    let new = NewUser {
+        name: "dave".into(),
+        admin: true,
+        token: hash,
+        now: t(0),
+    };
+    let dave = store.create_user(new).await.unwrap();
+    f.try_session(&dave, None).await.unwrap();
+    store.delete_user(&dave.id, t(5)).await.unwrap();
+    refused(f.try_session(&dave, None).await, "user deleted");
+
+    // A request that came with a token rotated away since.
+    let (_, old) = issue_token("kmsu_").unwrap();
+    let new = NewUser {
+        name: "erin".into(),
+        admin: true,
+        token: old.clone(),
+        now: t(0),
+    };
+    let erin = store.create_user(new).await.unwrap();
+    let with_token = |token: &TokenHash| NewSessionRecord {
+        token: Some(token.clone()),
+        ..f.new_session(&erin, None, 1, 100)
+    };
+    store.create_session(with_token(&old)).await.unwrap();
+    let (_, rotated) = issue_token("kmsu_").unwrap();
+    store.rotate_user_token(&erin.id, &rotated).await.unwrap();
+    refused(
+        store.create_session(with_token(&old)).await,
+        "token rotated",
+    );
+    store.create_session(with_token(&rotated)).await.unwrap();
+
+    store.revoke_gateway(&f.gateway.id, t(6)).await.unwrap();
+    refused(f.try_session(&f.user, None).await, "gateway revoked");
+}
+
+/// A start after an outage gives the sessions held until it began one more abandon window; a
+/// start while clients were polling, and sessions abandoned before the outage, get none.
+pub(super) async fn only_an_outage_postpones_abandonment_and_only_once(store: Arc<dyn Store>) {
+    let f = fixture(store.clone()).await;
+    let window = Duration::from_secs(30);
+    let held = f.session(60, 5000).await.record.session.id;
+    let dropped = f.session(60, 5000).await.record.session.id;
+    store.touch_session(&held, t(100)).await.unwrap();
+    let seen = |id: SessionId| {
+        let store = store.clone();
+        async move { store.session(&id).await.unwrap().last_seen_at }
+    };
+    // A quick restart: a client was seen 20 s ago.
+    assert_eq!(store.grace_after_outage(t(120), window).await.unwrap(), 0);
+    assert_eq!(seen(held.clone()).await, t(100));
+    // Back after 15 minutes: the session held until then gets a fresh heartbeat, the one
+    // already silent for 40 s when the heartbeats stopped does not.
+    assert_eq!(store.grace_after_outage(t(1000), window).await.unwrap(), 1);
+    assert_eq!(seen(held.clone()).await, t(1000));
+    assert_eq!(seen(dropped.clone()).await, t(60));
+    // Restarting again (another replica, a crash loop) does not restart the window.
+    assert_eq!(store.grace_after_outage(t(1020), window).await.unwrap(), 0);
+    assert_eq!(seen(held).await, t(1000));
+}

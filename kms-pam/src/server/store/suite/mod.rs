@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::kms::api::ProjectRole;
 use crate::secret::Secret;
 use crate::server::store::crypto::issue_token;
 use crate::server::store::postgres::test_cluster::TestCluster;
@@ -56,7 +57,7 @@ pub(super) fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
 
-/// A project with a user, an enrolled gateway, a resource and an account.
+/// A project with a user (its administrator), an enrolled gateway, a resource and an account.
 pub(super) struct Fixture {
     pub(super) store: Arc<dyn Store>,
     pub(super) project: ProjectRecord,
@@ -75,6 +76,11 @@ pub(super) async fn fixture(store: Arc<dyn Store>) -> Fixture {
             token: hash,
             now: t(0),
         })
+        .await
+        .unwrap();
+    // An administrator of the project, so her sessions need no grant.
+    store
+        .set_member(&project.id, &user.id, ProjectRole::Admin, t(0))
         .await
         .unwrap();
     let (_, enrollment) = issue_token("kmse_").unwrap();
@@ -123,22 +129,71 @@ pub(super) async fn fixture(store: Arc<dyn Store>) -> Fixture {
 
 impl Fixture {
     pub(super) async fn session(&self, created: u64, expires: u64) -> SessionUpdate {
+        let new = self.new_session(&self.user, None, created, expires);
+        self.store.create_session(new).await.unwrap()
+    }
+
+    /// Tries to store a session of `user` under `grant_id`, from `t(1)` to `t(100)`.
+    pub(super) async fn try_session(
+        &self,
+        user: &UserRecord,
+        grant_id: Option<&str>,
+    ) -> Result<SessionUpdate, StoreError> {
+        let new = self.new_session(user, grant_id, 1, 100);
+        self.store.create_session(new).await
+    }
+
+    pub(super) fn new_session(
+        &self,
+        user: &UserRecord,
+        grant_id: Option<&str>,
+        created: u64,
+        expires: u64,
+    ) -> NewSessionRecord {
+        NewSessionRecord {
+            id: SessionId::new_random(),
+            project_id: self.project.id.clone(),
+            user: user.clone(),
+            account: self.account.clone(),
+            gateway: self.gateway.clone(),
+            grant_id: grant_id.map(str::to_owned),
+            token: None,
+            reason: Some("debug".into()),
+            created_at: t(created),
+            expires_at: t(expires),
+            client_address: Some("192.0.2.7".into()),
+            user_agent: Some("kms-pam/0.1.0".into()),
+        }
+    }
+
+    /// A new user `name`, member of the project with a grant of the account; returns the grant.
+    pub(super) async fn granted_member(&self, name: &str) -> (UserRecord, GrantRecord) {
+        let (_, hash) = issue_token("kmsu_").unwrap();
+        let new = NewUser {
+            name: name.into(),
+            admin: false,
+            token: hash,
+            now: t(0),
+        };
+        let user = self.store.create_user(new).await.unwrap();
         self.store
-            .create_session(NewSessionRecord {
-                id: SessionId::new_random(),
-                project_id: self.project.id.clone(),
-                user: self.user.clone(),
-                account: self.account.clone(),
-                gateway: self.gateway.clone(),
-                grant_id: None,
-                reason: Some("debug".into()),
-                created_at: t(created),
-                expires_at: t(expires),
-                client_address: Some("192.0.2.7".into()),
-                user_agent: Some("kms-pam/0.1.0".into()),
-            })
+            .set_member(&self.project.id, &user.id, ProjectRole::Member, t(0))
             .await
-            .unwrap()
+            .unwrap();
+        let grant = self.grant(&user).await;
+        (user, grant)
+    }
+
+    /// A grant of the account to `user`.
+    pub(super) async fn grant(&self, user: &UserRecord) -> GrantRecord {
+        let new = NewGrant {
+            project_id: self.project.id.clone(),
+            account_id: self.account.id.clone(),
+            user_id: user.id.clone(),
+            max_duration_secs: 600,
+            now: t(0),
+        };
+        self.store.create_grant(new).await.unwrap()
     }
 }
 
@@ -154,6 +209,8 @@ macro_rules! run_suite {
             lifecycle::enrollment_tokens_are_single_use_and_expire,
             lifecycle::session_changes_are_logged_in_order,
             lifecycle::a_session_keeps_where_it_was_requested_from,
+            lifecycle::a_session_is_stored_only_while_what_allows_it_holds,
+            lifecycle::only_an_outage_postpones_abandonment_and_only_once,
             lifecycle::ending_a_session_past_expiry_records_expiry_and_filters_work,
             audit::audit_keys_heads_and_recording_policies_are_kept,
             events::an_append_waits_for_the_one_before_it_and_links_to_it,
