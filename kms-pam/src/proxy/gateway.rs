@@ -343,7 +343,7 @@ impl GatewayProxy {
             }
             let server_upgrade = hyper::upgrade::on(&mut response);
             let (recorder, task) = details
-                .and_then(|d| tap.start_recording(d, &config))
+                .and_then(|d| tap.start_recording(d, &config, session.recording.unrecorded_streams))
                 .unzip();
             if let Some(task) = task {
                 self.splices.spawn(task.run());
