@@ -145,7 +145,7 @@ pub struct RecordingConfig {
     /// `max_bytes` too, so a long output does not hide what was typed after it. Default 8 MiB.
     pub max_input_bytes: u64,
     /// Pieces the splice may hand the recorder ahead of it (each at most one read, 8 KiB for
-    /// the splice's copy). Default 64.
+    /// the splice's copy); when they are all taken the splice waits. Default 64.
     pub queue_pieces: usize,
 }
 
@@ -418,7 +418,8 @@ impl RecordingTap {
     }
 
     /// The end of recording `direction`: under deny an error that ends the stream, under allow
-    /// the direction goes on unrecorded (the recorder has marked the gap).
+    /// the direction goes on unrecorded (a recorder that read bad frames has marked the gap; one
+    /// that is gone leaves a recording without its end, which replays as incomplete).
     fn give_up(&mut self, direction: Direction, reason: String) -> io::Result<()> {
         let way = direction as usize;
         match self.unrecorded {
