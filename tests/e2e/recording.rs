@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use kms_pam::audit::recording::{recordings, replay, Recording, RecordingConfig, RecordingPolicy};
 use kms_pam::audit::AuditEventKind;
-use kms_pam_tests::apiserver::{open_websocket, send_raw};
+use kms_pam_tests::apiserver::{open_websocket, send_raw, DoubleConfig};
 use kms_pam_tests::harness::{InProcessPath, PathOptions};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -258,4 +258,81 @@ async fn a_websocket_exec_offering_nothing_the_gateway_reads_is_refused() {
     assert!(body.contains("cannot record"), "{body}");
     assert_eq!(exec_requests(&path), 0, "the cluster saw no exec");
     path.shutdown().await;
+}
+
+/// Offers `v5.channel.k8s.io` for a `cat` exec, through the whole path, to a double that answers
+/// `101` with `answer` instead; returns the answer kubectl's side got.
+async fn exec_answered_with(answer: &str) -> (InProcessPath, http::Response<bytes::Bytes>) {
+    let path = InProcessPath::start_with(PathOptions {
+        double: DoubleConfig {
+            exec_subprotocol_answer: Some(answer.to_owned()),
+            ..DoubleConfig::default()
+        },
+        ..PathOptions::default()
+    })
+    .await;
+    let target = format!(
+        "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
+        first_pod()
+    );
+    let request = http::Request::get(target.as_str())
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", path.local_token.expose()),
+        )
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::SEC_WEBSOCKET_VERSION, "13")
+        .header(http::header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+        .header(http::header::SEC_WEBSOCKET_PROTOCOL, "v5.channel.k8s.io")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("a valid request");
+    let got = send_raw(&path.local_url, &path.local_ca_pem, request)
+        .await
+        .expect("the local proxy answered");
+    (path, got)
+}
+
+/// An API server that answers an exec's `101` with a subprotocol it was not offered (one the
+/// recorder does not read, or a recorded one the client did not ask for) gets its stream cut:
+/// the client gets a 502 saying why, never the `101`, so not a byte passes either way. One that
+/// answers with no subprotocol at all (the old unversioned protocol, which the recorder does not
+/// read) is refused as a stream the gateway cannot record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_switching_to_a_subprotocol_it_was_not_offered_is_cut() {
+    let cases = [
+        ("x-private.example", 502, "not offered"),
+        ("base64.channel.k8s.io", 502, "not offered"),
+        ("", 403, "cannot record this exec"),
+    ];
+    for (answer, status, says) in cases {
+        let (path, got) = exec_answered_with(answer).await;
+        assert_eq!(got.status(), status, "answered {answer:?}");
+        let body = String::from_utf8_lossy(got.body()).into_owned();
+        assert!(body.contains("\"kind\":\"Status\""), "{body}");
+        assert!(body.contains(says) && body.contains(answer), "{body}");
+        assert_eq!(exec_requests(&path), 1, "the exec reached the API server");
+        assert!(finished_statuses(&path).contains(&status));
+        let events = path.audit.events();
+        let streamed = events.iter().any(|e| {
+            matches!(
+                e.kind,
+                AuditEventKind::StreamOpened { .. }
+                    | AuditEventKind::StreamDetails(_)
+                    | AuditEventKind::StreamData(_)
+            )
+        });
+        assert!(!streamed, "no stream was opened: {events:?}");
+        // The API server's side of the stream is closed too.
+        let mut open = path.double.open_streams();
+        for _ in 0..100 {
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            open = path.double.open_streams();
+        }
+        assert_eq!(open, 0, "the API server's exec was left open");
+        path.shutdown().await;
+    }
 }

@@ -16,21 +16,28 @@
 //! to [`RecordingConfig::max_input_bytes`] (8 MiB), so a long output does not hide the commands
 //! typed after it. Past a cap only byte counts go on, and `RecordingEnded` says `truncated: true`
 //! and lists each channel's gap (from which offset, how many bytes). Status messages (channel 3,
-//! the exit code) are kept beyond the caps, up to 64 KiB. The splice is never slowed by more than
-//! a copy into a bounded queue: when the recorder falls behind, the rest of that direction is not
-//! recorded (`truncated`, with the reason). SPDY streams, port-forward data and other upgrades
-//! are not recorded: their details event says `recorded: false`, and a resource's
+//! the exit code) are kept beyond the caps, up to 64 KiB. The splice reserves room in the
+//! recorder's bounded queue before it carries a piece, so it waits for the recorder instead of
+//! outrunning it: nothing is dropped for speed (past the caps the recorder only parses and
+//! counts). If recording becomes impossible mid-stream (unreadable frames, the recorder gone),
+//! a resource whose policy is [`UnrecordedStreams::Deny`] has the stream ended; under `Allow` it
+//! goes on and the recording says from where it is missing. SPDY streams, port-forward data and
+//! other upgrades are not recorded: their details event says `recorded: false`, and a resource's
 //! [`RecordingPolicy`] (deny by default) refuses them before they reach the cluster.
 
 mod frames;
 mod replay;
 
+use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use base64::Engine;
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
 
 use super::{AuditEventKind, RecordingEnded, RecordingGap, StreamData, StreamDetails};
 use crate::kube::StreamKind;
@@ -138,7 +145,7 @@ pub struct RecordingConfig {
     /// `max_bytes` too, so a long output does not hide what was typed after it. Default 8 MiB.
     pub max_input_bytes: u64,
     /// Pieces the splice may hand the recorder ahead of it (each at most one read, 8 KiB for
-    /// the splice's copy). Default 64.
+    /// the splice's copy); when they are all taken the splice waits. Default 64.
     pub queue_pieces: usize,
 }
 
@@ -273,10 +280,13 @@ impl StreamDetails {
 
 /// Emits `details` and, when the stream is to be recorded, returns the tap the splice feeds and
 /// the recorder task that reads it, for the caller to run beside the splice (the gateway tracks
-/// both, so a recording's last events are written before it flushes at shutdown).
+/// both, so a recording's last events are written before it flushes at shutdown). `unrecorded`
+/// (the resource's policy) says what the tap does when recording becomes impossible mid-stream:
+/// end the stream (deny) or let it go on, the gap marked (allow).
 pub(crate) fn start(
     mut details: StreamDetails,
     config: &RecordingConfig,
+    unrecorded: UnrecordedStreams,
     emit: Emit,
 ) -> Option<(RecordingTap, RecorderTask)> {
     details.recorded &= config.max_bytes > 0 || config.max_input_bytes > 0;
@@ -287,7 +297,7 @@ pub(crate) fn start(
         return None;
     }
     let (queue, pieces) = mpsc::channel(config.queue_pieces.max(1));
-    let behind = Arc::new([(); 2].map(|()| std::sync::atomic::AtomicBool::new(false)));
+    let lost = Arc::new(Lost::default());
     let parser = || {
         if base64 {
             FrameParser::base64()
@@ -300,18 +310,33 @@ pub(crate) fn start(
         emit,
         parsers: [parser(), parser()],
         kept: Kept::new(config),
+        stop_at_failure: unrecorded == UnrecordedStreams::Deny,
+        lost: lost.clone(),
     };
-    let task = RecorderTask {
-        recorder,
-        pieces,
-        behind: behind.clone(),
-    };
+    let task = RecorderTask { recorder, pieces };
     let tap = RecordingTap {
-        queue,
+        queues: [PollSender::new(queue.clone()), PollSender::new(queue)],
+        unrecorded,
         stopped: [false; 2],
-        behind,
+        lost,
     };
     Some((tap, task))
+}
+
+/// Why a direction can no longer be recorded, set by the recorder for its tap.
+#[derive(Debug, Default)]
+struct Lost {
+    /// Per direction: its frames could not be read.
+    directions: [std::sync::OnceLock<String>; 2],
+    /// The splice, woken when a direction is lost: it may be waiting on a read meanwhile.
+    splice: AtomicWaker,
+}
+
+impl Lost {
+    fn set(&self, direction: Direction, reason: String) {
+        let _ = self.directions[direction as usize].set(reason);
+        self.splice.wake();
+    }
 }
 
 /// The recorder of one stream: reads what its [`RecordingTap`] hands it until the tap is
@@ -319,13 +344,12 @@ pub(crate) fn start(
 pub(crate) struct RecorderTask {
     recorder: Recorder,
     pieces: mpsc::Receiver<(Direction, Bytes)>,
-    behind: Arc<[std::sync::atomic::AtomicBool; 2]>,
 }
 
 impl RecorderTask {
     /// Runs the recorder to the end of the stream.
     pub(crate) async fn run(self) {
-        self.recorder.run(self.pieces, self.behind).await;
+        self.recorder.run(self.pieces).await;
     }
 }
 
@@ -337,35 +361,86 @@ impl std::fmt::Debug for RecorderTask {
     }
 }
 
-/// The splice's end of a recording: a copy of each piece carried goes to the recorder task,
-/// never waiting for it.
+/// The splice's end of a recording: a copy of each piece carried goes to the recorder task. The
+/// splice reserves room in the recorder's queue before it reads or writes a piece
+/// ([`RecordingTap::poll_reserve`]), so it waits for the recorder instead of outrunning it: no
+/// piece is dropped for lack of room.
 #[derive(Debug)]
 pub(crate) struct RecordingTap {
-    queue: mpsc::Sender<(Direction, Bytes)>,
+    /// One sender per direction, so each holds its own reservation.
+    queues: [PollSender<(Direction, Bytes)>; 2],
+    unrecorded: UnrecordedStreams,
+    /// Directions no longer recorded (allowed to go on unrecorded).
     stopped: [bool; 2],
-    behind: Arc<[std::sync::atomic::AtomicBool; 2]>,
+    lost: Arc<Lost>,
 }
 
 impl RecordingTap {
-    /// Hands the recorder a copy of `bytes`, just carried in `direction`. If its queue is full,
-    /// that direction stops being recorded (a gap would lose the frame boundaries).
-    pub(crate) fn observe(&mut self, direction: Direction, bytes: &[u8]) {
+    /// Waits for room in the recorder's queue for the next piece travelling `direction`. An
+    /// error means the stream can no longer be recorded and its resource refuses unrecorded
+    /// streams: the splice ends it. Under [`UnrecordedStreams::Allow`] such a direction goes on
+    /// unrecorded (the recording says so), never waiting.
+    pub(crate) fn poll_reserve(
+        &mut self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<()>> {
+        let way = direction as usize;
+        if self.stopped[way] {
+            return Poll::Ready(Ok(()));
+        }
+        self.lost.splice.register(cx.waker());
+        // Under deny, either direction lost ends the stream; under allow, only this one stops.
+        let deny = self.unrecorded == UnrecordedStreams::Deny;
+        let lost = (self.lost.directions.iter().enumerate())
+            .find_map(|(w, reason)| reason.get().filter(|_| deny || w == way).cloned());
+        if let Some(reason) = lost {
+            return Poll::Ready(self.give_up(direction, reason));
+        }
+        match std::task::ready!(self.queues[way].poll_reserve(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => Poll::Ready(self.give_up(
+                direction,
+                "the recorder stopped before the stream ended".into(),
+            )),
+        }
+    }
+
+    /// Hands the recorder a copy of `bytes`, just carried in `direction`, into the room
+    /// [`RecordingTap::poll_reserve`] reserved.
+    pub(crate) fn send(&mut self, direction: Direction, bytes: &[u8]) {
         let way = direction as usize;
         if bytes.is_empty() || self.stopped[way] {
             return;
         }
-        match self
-            .queue
-            .try_send((direction, Bytes::copy_from_slice(bytes)))
-        {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        // Closed: the recorder gave up; the next reservation says what happens then.
+        let _ = self.queues[way].send_item((direction, Bytes::copy_from_slice(bytes)));
+    }
+
+    /// The end of recording `direction`: under deny an error that ends the stream, under allow
+    /// the direction goes on unrecorded (a recorder that read bad frames has marked the gap; one
+    /// that is gone leaves a recording without its end, which replays as incomplete).
+    fn give_up(&mut self, direction: Direction, reason: String) -> io::Result<()> {
+        let way = direction as usize;
+        match self.unrecorded {
+            UnrecordedStreams::Deny => Err(io::Error::other(format!(
+                "the stream can no longer be recorded ({reason}) and its resource refuses \
+                 unrecorded streams (--unrecorded-streams=deny): closed"
+            ))),
+            UnrecordedStreams::Allow => {
                 self.stopped[way] = true;
-                self.behind[way].store(true, std::sync::atomic::Ordering::Relaxed);
+                self.queues[way].close();
+                Ok(())
             }
-            // The recorder gave up (unreadable frames both ways): nothing more to copy.
-            Err(mpsc::error::TrySendError::Closed(_)) => self.stopped = [true; 2],
         }
+    }
+
+    /// Waits for room, then hands over `bytes`: the splice's two steps in one, for tests.
+    #[cfg(test)]
+    pub(crate) async fn observe(&mut self, direction: Direction, bytes: &[u8]) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_reserve(cx, direction)).await?;
+        self.send(direction, bytes);
+        Ok(())
     }
 }
 
@@ -375,26 +450,27 @@ struct Recorder {
     emit: Emit,
     parsers: [FrameParser; 2],
     kept: Kept,
+    /// The resource refuses unrecorded streams: the first unreadable direction ends recording.
+    stop_at_failure: bool,
+    lost: Arc<Lost>,
 }
 
 impl Recorder {
-    async fn run(
-        mut self,
-        mut pieces: mpsc::Receiver<(Direction, Bytes)>,
-        behind: Arc<[std::sync::atomic::AtomicBool; 2]>,
-    ) {
+    async fn run(mut self, mut pieces: mpsc::Receiver<(Direction, Bytes)>) {
         while let Some((direction, bytes)) = pieces.recv().await {
             self.feed(direction, &bytes);
-            if self.parsers.iter().all(FrameParser::failed) {
+            let failed = self.parsers.iter().filter(|p| p.failed()).count();
+            // Under deny one unreadable direction ends the stream; the splice learns it from
+            // `lost` or, once this queue is gone, from its next reservation.
+            if failed == 2 || (failed == 1 && self.stop_at_failure) {
                 break;
             }
         }
-        for (way, name) in [(0, "kubectl → API server"), (1, "API server → kubectl")] {
-            if behind[way].load(std::sync::atomic::Ordering::Relaxed) {
-                self.kept.truncate(format!(
-                    "the recorder fell behind; later {name} bytes are not recorded"
-                ));
-            }
+        // What the splice handed over before learning it is carried already: record what can
+        // be read of it, without waiting for a reservation it may hold.
+        pieces.close();
+        while let Ok((direction, bytes)) = pieces.try_recv() {
+            self.feed(direction, &bytes);
         }
         (self.emit)(AuditEventKind::RecordingEnded(
             self.kept.summary(self.request_id),
@@ -409,9 +485,9 @@ impl Recorder {
         }
         let kept = &mut self.kept;
         if let Err(e) = parser.feed(bytes, |observed| kept.take(direction, observed)) {
-            kept.truncate(format!(
-                "{direction:?}: {e}; the rest of it is not recorded"
-            ));
+            let reason = format!("{direction:?}: {e}; the rest of it is not recorded");
+            kept.truncate(reason.clone());
+            self.lost.set(direction, reason);
         }
         for (channel, offset, data) in self.kept.pieces.drain(..) {
             (self.emit)(AuditEventKind::StreamData(StreamData {

@@ -307,6 +307,8 @@ impl GatewayProxy {
                 &session.session.resource,
             )?;
         }
+        // What the API server may pick from (the offer as narrowed above).
+        let offered = recording_gate::offered_protocols(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         headers::strip_impersonation(&mut parts.headers);
         headers::inject_bearer(&mut parts.headers, &session.token)
@@ -331,8 +333,11 @@ impl GatewayProxy {
             let recordable = details.as_ref().is_some_and(|d| {
                 d.recorded && (config.max_bytes > 0 || config.max_input_bytes > 0)
             });
-            if session.recording.unrecorded_streams == UnrecordedStreams::Deny && !recordable {
+            if session.recording.unrecorded_streams == UnrecordedStreams::Deny {
                 // The API server picked what it was not offered: cut before a byte passes.
+                recording_gate::check_answer(&offered, response.headers())?;
+            }
+            if session.recording.unrecorded_streams == UnrecordedStreams::Deny && !recordable {
                 let websocket =
                     details.as_ref().and_then(|d| d.protocol.as_deref()) != Some("SPDY/3.1");
                 return Err(recording_gate::refusal(
@@ -343,7 +348,7 @@ impl GatewayProxy {
             }
             let server_upgrade = hyper::upgrade::on(&mut response);
             let (recorder, task) = details
-                .and_then(|d| tap.start_recording(d, &config))
+                .and_then(|d| tap.start_recording(d, &config, session.recording.unrecorded_streams))
                 .unzip();
             if let Some(task) = task {
                 self.splices.spawn(task.run());

@@ -10,10 +10,10 @@
 //!   port-forward (SPDY, or SPDY tunnelled in WebSocket: arbitrary TCP, not a terminal) and every
 //!   other upgrade (`proxy` subresources, aggregated APIs) are refused;
 //!
-//! each with a `Status` (403) that says why and what to do. After the `101`, a stream the
-//! recorder would not read (an API server that picked a protocol it was not offered) is cut
-//! before a byte passes. Under [`UnrecordedStreams::Allow`] they all pass, recorded when they
-//! can be, their details and byte counts otherwise.
+//! each with a `Status` (403) that says why and what to do. After the `101`, a stream whose
+//! subprotocol was not offered (a 502: the API server broke the handshake) or that the recorder
+//! would not read is cut before a byte passes. Under [`UnrecordedStreams::Allow`] they all pass,
+//! recorded when they can be, their details and byte counts otherwise.
 
 use http::{header, HeaderMap, HeaderValue};
 
@@ -39,14 +39,7 @@ pub(crate) fn admit_upgrade(
     if !(terminal && websocket) {
         return Err(refusal(stream, websocket, resource));
     }
-    let offered: Vec<String> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let offered = offered_protocols(headers);
     let kept: Vec<&str> = offered
         .iter()
         .map(String::as_str)
@@ -71,6 +64,40 @@ pub(crate) fn admit_upgrade(
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
     Ok(())
+}
+
+/// The WebSocket subprotocols a request offers, in order.
+pub(crate) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Refuses a `101` whose WebSocket subprotocol is not one of those `offered`: the API server
+/// broke the handshake, and the recorder could read its frames as the wrong protocol.
+pub(crate) fn check_answer(offered: &[String], answer: &HeaderMap) -> Result<(), ProxyError> {
+    let picked = answer
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|v| v.to_str().map(str::trim));
+    match picked {
+        None => Ok(()),
+        Some(Ok(p)) if offered.iter().any(|o| o == p) => Ok(()),
+        Some(p) => Err(ProxyError::upstream(format!(
+            "the API server switched to WebSocket subprotocol {:?}, which was not offered ({}); \
+             kms-pam closed the stream before any of it passed",
+            p.unwrap_or("(unreadable)"),
+            if offered.is_empty() {
+                "none was".to_owned()
+            } else {
+                offered.join(", ")
+            }
+        ))),
+    }
 }
 
 /// The refusal of a stream the gateway cannot record, saying what to do instead.
@@ -161,6 +188,22 @@ mod tests {
             assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
             assert!(err.message().contains(says), "{}", err.message());
             assert!(err.message().contains("resource prod"), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn an_answer_must_pick_from_the_offer() {
+        let offered = [
+            "v5.channel.k8s.io".to_owned(),
+            "v4.channel.k8s.io".to_owned(),
+        ];
+        let answer = |p: &str| headers("websocket", Some(p));
+        check_answer(&offered, &answer("v4.channel.k8s.io")).unwrap();
+        check_answer(&offered, &headers("websocket", None)).unwrap();
+        for picked in ["base64.channel.k8s.io", "x.example"] {
+            let err = check_answer(&offered, &answer(picked)).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::BAD_GATEWAY);
+            assert!(err.message().contains("not offered"), "{}", err.message());
         }
     }
 

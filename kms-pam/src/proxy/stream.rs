@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -177,12 +177,16 @@ impl<T: AsyncRead> AsyncRead for CountingIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        // Room for the copy first: the splice waits for the recorder rather than outrun it.
+        if let Some(recorder) = this.recorder.as_mut() {
+            ready!(recorder.poll_reserve(cx, Direction::ToServer))?;
+        }
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         let read = &buf.filled()[before..];
         this.tap.add_in(read.len());
         if let Some(recorder) = this.recorder.as_mut() {
-            recorder.observe(Direction::ToServer, read);
+            recorder.send(Direction::ToServer, read);
         }
         polled
     }
@@ -195,11 +199,14 @@ impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
+        if let Some(recorder) = this.recorder.as_mut() {
+            ready!(recorder.poll_reserve(cx, Direction::ToClient))?;
+        }
         let polled = this.inner.poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &polled {
             this.tap.add_out(*n);
             if let Some(recorder) = this.recorder.as_mut() {
-                recorder.observe(Direction::ToClient, &buf[..*n]);
+                recorder.send(Direction::ToClient, &buf[..*n]);
             }
         }
         polled
@@ -216,7 +223,9 @@ impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
 
 /// Carries bytes both ways between the client's and the server's upgraded connections until
 /// either side closes or the session is cut. Half-closes are passed on, so `exec -i` sees stdin's
-/// end. With a `recorder`, a copy of every piece goes to it (exec/attach recording).
+/// end. With a `recorder`, a copy of every piece goes to it (exec/attach recording), each piece
+/// waiting for room in the recorder's queue; a stream that can no longer be recorded under a
+/// deny policy ends with the recorder's reason.
 pub(crate) async fn splice(
     client: Upgraded,
     server: Upgraded,
@@ -246,8 +255,15 @@ pub(crate) async fn splice(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
-    use crate::audit::NullAuditSink;
+    use crate::audit::recording::{self, Emit, RecorderTask, RecordingConfig, UnrecordedStreams};
+    use crate::audit::{AuditEventKind, NullAuditSink, RecordingEnded, StreamDetails};
     use crate::metrics::GatewayMetrics;
     use crate::session::SessionId;
     use http_body_util::BodyExt;
@@ -289,5 +305,162 @@ mod tests {
             event["object"]["message"],
             "kms-pam session s was terminated"
         );
+    }
+
+    /// A binary WebSocket message on `channel`, masked as kubectl sends it.
+    fn masked(channel: u8, data: &[u8]) -> Vec<u8> {
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        let mask = [7, 1, 3, 9];
+        let header = tungstenite::protocol::frame::FrameHeader {
+            is_final: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Data(Data::Binary),
+            mask: Some(mask),
+        };
+        let mut out = Vec::new();
+        header.format(data.len() as u64 + 1, &mut out).unwrap();
+        let payload = std::iter::once(channel).chain(data.iter().copied());
+        out.extend(payload.enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    /// Starts recording an exec whose events land in `events`, each emit first waiting while
+    /// `paused` is set (a recorder that falls behind), with a queue of one piece.
+    fn slow_recording(
+        unrecorded: UnrecordedStreams,
+        paused: Arc<AtomicBool>,
+        events: Arc<Mutex<Vec<AuditEventKind>>>,
+    ) -> (RecordingTap, RecorderTask) {
+        let mut answer = http::HeaderMap::new();
+        answer.insert(http::header::UPGRADE, "websocket".parse().unwrap());
+        answer.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            "v5.channel.k8s.io".parse().unwrap(),
+        );
+        let details =
+            StreamDetails::from_request(1, StreamKind::Exec, Some("command=cat&stdin=1"), &answer);
+        let emit: Emit = Box::new(move |kind| {
+            while paused.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            events.lock().unwrap().push(kind);
+        });
+        let config = RecordingConfig::default().with_queue_pieces(1);
+        recording::start(details, &config, unrecorded, emit).expect("recorded")
+    }
+
+    /// kubectl's end and the API server's end of a splice through a `CountingIo` feeding
+    /// `recorder`; the copy's outcome comes out of the task.
+    fn splice_through(
+        recorder: RecordingTap,
+    ) -> (
+        tokio::io::DuplexStream,
+        tokio::io::DuplexStream,
+        tokio::task::JoinHandle<io::Result<(u64, u64)>>,
+    ) {
+        let (kubectl, client) = tokio::io::duplex(64 * 1024);
+        let (mut server, apiserver) = tokio::io::duplex(64 * 1024);
+        let mut client = CountingIo {
+            inner: client,
+            tap: tap(),
+            recorder: Some(recorder),
+        };
+        let copy =
+            tokio::spawn(
+                async move { tokio::io::copy_bidirectional(&mut client, &mut server).await },
+            );
+        (kubectl, apiserver, copy)
+    }
+
+    fn ended(events: &[AuditEventKind]) -> Option<RecordingEnded> {
+        events.iter().find_map(|k| match k {
+            AuditEventKind::RecordingEnded(end) => Some(end.clone()),
+            _ => None,
+        })
+    }
+
+    // Two workers: the recorder's emit blocks its thread while paused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recorder_that_falls_behind_slows_the_splice_and_loses_no_byte() {
+        let paused = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (recorder, task) =
+            slow_recording(UnrecordedStreams::Deny, paused.clone(), events.clone());
+        paused.store(true, Ordering::Relaxed);
+        let recording = tokio::spawn(task.run());
+        let (mut kubectl, mut apiserver, copy) = splice_through(recorder);
+
+        // 2 MiB typed in 4 KiB messages: within the input cap, past the shared one.
+        let typed: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let typing = tokio::spawn(async move {
+            for piece in typed.chunks(4096) {
+                kubectl.write_all(&masked(0, piece)).await.unwrap();
+            }
+            kubectl.shutdown().await.unwrap();
+            kubectl
+        });
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            apiserver.read_to_end(&mut got).await.unwrap();
+            apiserver.shutdown().await.unwrap();
+            got.len()
+        });
+        // The recorder is stuck; the splice must wait for it rather than run ahead.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        paused.store(false, Ordering::Relaxed);
+
+        let received = reading.await.unwrap();
+        let _kubectl = typing.await.unwrap();
+        copy.await.unwrap().expect("the splice ends cleanly");
+        recording.await.unwrap();
+        // Each message: a 2-byte header, a 16-bit length, the mask, the channel byte, the data.
+        assert_eq!(
+            received,
+            512 * (8 + 1 + 4096),
+            "the API server got every frame"
+        );
+        let events = events.lock().unwrap();
+        let end = ended(&events).expect("the recording ended");
+        assert!(!end.truncated, "{end:?}");
+        assert_eq!(end.recorded_bytes, 2 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn under_deny_unreadable_frames_end_the_stream() {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let paused = Arc::new(AtomicBool::new(false));
+        let (recorder, task) = slow_recording(UnrecordedStreams::Deny, paused, events.clone());
+        let recording = tokio::spawn(task.run());
+        let (mut kubectl, mut apiserver, copy) = splice_through(recorder);
+        kubectl.write_all(&masked(0, b"ls\n")).await.unwrap();
+        kubectl
+            .write_all(&[0x80 | 0x03, 0x80, 0, 0, 0, 0])
+            .await
+            .unwrap(); // a reserved opcode
+        let typing = tokio::spawn(async move {
+            // Typing goes on, unreadable to the recorder: it must not reach the cluster long.
+            for _ in 0..200 {
+                if kubectl.write_all(&masked(0, b"rm -rf /\n")).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let outcome = tokio::time::timeout(Duration::from_secs(1), copy)
+            .await
+            .expect("the stream was ended, not forwarded unrecorded")
+            .unwrap();
+        let said = outcome.expect_err("ended with the reason").to_string();
+        assert!(said.contains("can no longer be recorded"), "{said}");
+        let mut got = Vec::new();
+        let _ = apiserver.read_to_end(&mut got).await;
+        // `ls` and the bad frame, and at most one piece read while the recorder was parsing.
+        assert!(got.len() <= 10 + 6 + 16, "{} bytes passed", got.len());
+        typing.abort();
+        recording.await.unwrap();
+        let end = ended(&events.lock().unwrap()).expect("the recording ended");
+        assert!(end.reason.unwrap().contains("ToServer"));
     }
 }

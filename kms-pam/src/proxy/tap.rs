@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::in_flight::InFlightGuard;
-use crate::audit::recording::{self, RecorderTask, RecordingConfig, RecordingTap};
+use crate::audit::recording::{
+    self, RecorderTask, RecordingConfig, RecordingTap, UnrecordedStreams,
+};
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed, StreamDetails,
 };
@@ -89,10 +91,13 @@ impl RequestTap {
     /// Records what an upgraded stream is and, for exec/attach over WebSocket, starts recording
     /// its bytes: the returned tap goes to the splice. The recorder does not hold this tap, so
     /// `StreamClosed` is not delayed by it; its last `StreamData` and `RecordingEnded` may follow.
+    /// `unrecorded` (the resource's policy) says whether a stream that can no longer be recorded
+    /// is ended or goes on.
     pub(crate) fn start_recording(
         &self,
         details: StreamDetails,
         config: &RecordingConfig,
+        unrecorded: UnrecordedStreams,
     ) -> Option<(RecordingTap, RecorderTask)> {
         let (sink, metrics) = (self.sink.clone(), self.metrics.clone());
         let (session_id, request_id) = (self.session_id.clone(), self.request_id);
@@ -103,7 +108,7 @@ impl RequestTap {
             let _keep = &guards;
             emit(&*sink, &*metrics, &session_id, request_id, kind)
         };
-        recording::start(details, config, Box::new(emit_event))
+        recording::start(details, config, unrecorded, Box::new(emit_event))
     }
 
     /// Records the status sent to the client; a long-running stream counts as opened when its

@@ -56,7 +56,11 @@ pub(crate) fn serve(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let (program, mut streams) = plan(target, pod, query)?;
-    let protocol = handshake(&request)?;
+    let picked = handshake(&request)?;
+    let protocol = match &state.config.exec_subprotocol_answer {
+        Some(answer) => answer.as_str(),
+        None => picked,
+    };
     streams.v5 = protocol == "v5.channel.k8s.io";
     streams.base64 = protocol.contains("base64");
     let accept = request
@@ -112,7 +116,7 @@ fn plan(target: &Target, pod: &Stored, query: &Query) -> Result<(Program, Stream
     Ok((program, streams))
 }
 
-fn switching_protocols(accept: &str, protocol: &'static str) -> Response<Body> {
+fn switching_protocols(accept: &str, protocol: &str) -> Response<Body> {
     let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -121,10 +125,10 @@ fn switching_protocols(accept: &str, protocol: &'static str) -> Response<Body> {
     if let Ok(accept) = HeaderValue::from_str(accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    headers.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(protocol),
-    );
+    let protocol = Some(protocol).filter(|p| !p.is_empty());
+    if let Some(Ok(protocol)) = protocol.map(HeaderValue::from_str) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
     response
 }
 

@@ -65,6 +65,10 @@ pub struct DoubleConfig {
     /// Answer aggregated discovery (`apidiscovery.k8s.io/v2`) when asked, as 1.32 servers do;
     /// false forces clients onto the legacy per-group-version documents.
     pub aggregated_discovery: bool,
+    /// Answer every exec and attach upgrade with this `Sec-WebSocket-Protocol`, whatever was
+    /// offered (an empty one: no subprotocol at all): an API server that breaks the handshake.
+    /// None picks from the offer.
+    pub exec_subprotocol_answer: Option<String>,
 }
 
 impl Default for DoubleConfig {
@@ -75,6 +79,7 @@ impl Default for DoubleConfig {
             watch_tick: Some(Duration::from_millis(500)),
             log_interval: Duration::from_millis(100),
             aggregated_discovery: true,
+            exec_subprotocol_answer: None,
         }
     }
 }
