@@ -1,11 +1,11 @@
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::*;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, RecordingEnded, RecordingGap};
 use crate::session::SessionId;
 
 fn message(channel: u8, data: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
