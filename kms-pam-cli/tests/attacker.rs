@@ -23,6 +23,7 @@ use support::world::{access_with, finish, kill, world, World};
 const ALTERED: i32 = 3;
 const TRUNCATED: i32 = 4;
 const METADATA_CHANGED: i32 = 5;
+const UNSEALED: i32 = 7;
 
 /// One sealed session: `pam access` ran two kubectl commands and waited for the record.
 async fn session(world: &World) -> String {
@@ -212,6 +213,39 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     double.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_head_and_every_event_are_not_intact() {
+    let double = ApiServerDouble::start(DoubleConfig::default())
+        .await
+        .expect("double");
+    let (world, mut server, mut gateway) = world(&double).await;
+    let emptied = session(&world).await;
+    let db = database(&world).await;
+
+    // The head and every event deleted: KMS cannot tell it from a session nobody used, so it
+    // is not called intact (issue 14's `intact (0 events)`).
+    execute(
+        &db,
+        "DELETE FROM session_heads WHERE session_id = $1",
+        &emptied,
+    )
+    .await;
+    execute(
+        &db,
+        "DELETE FROM session_events WHERE session_id = $1",
+        &emptied,
+    )
+    .await;
+    let (code, out) = verify(&world, &emptied).await;
+    assert_eq!(code, Some(UNSEALED), "{out}");
+    assert!(out.starts_with("unsealed: 0 events so far"), "{out}");
+
+    db.close().await;
+    kill(&mut gateway).await;
+    kill(&mut server).await;
+    double.shutdown().await;
+}
+
 /// An edit of an exported bundle.
 type Edit = fn(&mut Value);
 
@@ -286,6 +320,45 @@ async fn an_exported_bundle_verifies_offline_and_fails_after_any_edit() {
         let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
         assert_eq!(code, Some(expected), "after editing {what}: {out}");
     }
+    // KMS's head removed: an unsealed bundle is never plain intact. With the tail cut and the
+    // status set back to active it reads as a session exported while active: exit 7 unless
+    // the verifier accepts unsealed records, and then it says so.
+    let mut copy = bundle.clone();
+    copy["head"] = Value::Null;
+    copy["session"]["status"] = Value::from("active");
+    let events = copy["events"].as_array_mut().unwrap();
+    events.truncate(events.len() - 2);
+    std::fs::write(&edited, copy.to_string()).unwrap();
+    let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
+    assert_eq!(code, Some(UNSEALED), "{out}");
+    assert!(out.starts_with("unsealed: "), "{out}");
+    let out = world
+        .run(&[
+            "verify-bundle",
+            edited.to_str().unwrap(),
+            "--gateway-key",
+            &gateway_key,
+            "--kms-key",
+            &kms_key,
+            "--allow-unsealed",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("unsealed: "), "{}", out.stdout);
+    // The same, exported (so it claims) after the expiry the gateway signed: truncated even
+    // when unsealed records are accepted.
+    copy["exported_at"] = Value::from("2999-01-01T00:00:00Z");
+    std::fs::write(&edited, copy.to_string()).unwrap();
+    let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
+    assert_eq!(code, Some(TRUNCATED), "{out}");
+    // No events and no head, ended: exit 7, not intact.
+    let mut copy = bundle.clone();
+    copy["head"] = Value::Null;
+    copy["events"] = Value::Array(Vec::new());
+    std::fs::write(&edited, copy.to_string()).unwrap();
+    let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
+    assert_eq!(code, Some(UNSEALED), "{out}");
+
     // Keys that are not the ones the gateway and KMS printed are refused outright.
     let out = world
         .run(&[

@@ -238,6 +238,7 @@ pub(crate) async fn verify(
         head: bundle.head.as_ref(),
         gateway_key: bundle.gateway_key.as_ref(),
         kms_key: &kms_key,
+        checked_at: now(),
     }))
 }
 
