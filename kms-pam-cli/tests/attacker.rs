@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use kms_pam::audit::chain::event_hash;
+use kms_pam::audit::signing::{event_message, SigningKey};
 use kms_pam::audit::AuditEvent;
 use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use serde_json::Value;
@@ -213,13 +214,27 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     double.shutdown().await;
 }
 
+/// Re-signs every event of the session with `key`, as an attacker holding their own key would.
+async fn resign(db: &SqlitePool, id: &str, key: &SigningKey) {
+    for (_, event_id, mut event) in events(db, id).await {
+        let hash = event["hash"].as_str().unwrap().to_owned();
+        event["sig"] = Value::from(key.sign(&event_message(&hash)));
+        sqlx::query("UPDATE session_events SET event = $1 WHERE id = $2")
+            .bind(event.to_string())
+            .bind(&event_id)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_head_and_every_event_are_not_intact() {
+async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
     let double = ApiServerDouble::start(DoubleConfig::default())
         .await
         .expect("double");
     let (world, mut server, mut gateway) = world(&double).await;
-    let emptied = session(&world).await;
+    let (emptied, resigned) = (session(&world).await, session(&world).await);
     let db = database(&world).await;
 
     // The head and every event deleted: KMS cannot tell it from a session nobody used, so it
@@ -240,6 +255,40 @@ async fn a_deleted_head_and_every_event_are_not_intact() {
     assert_eq!(code, Some(UNSEALED), "{out}");
     assert!(out.starts_with("unsealed: 0 events so far"), "{out}");
 
+    // The gateway's key swapped for the attacker's in the database, every event re-signed
+    // with it and KMS's head deleted: KMS does not trust a key it did not endorse, and signs
+    // no head over it.
+    let attacker = SigningKey::generate().unwrap().0;
+    sqlx::query("UPDATE gateway_audit_keys SET public_key = $1")
+        .bind(attacker.public_key().to_base64())
+        .execute(&db)
+        .await
+        .unwrap();
+    resign(&db, &resigned, &attacker).await;
+    execute(
+        &db,
+        "DELETE FROM session_heads WHERE session_id = $1",
+        &resigned,
+    )
+    .await;
+    let (code, out) = verify(&world, &resigned).await;
+    assert_eq!(code, Some(ALTERED), "{out}");
+    assert!(out.contains("not endorsed by KMS's key"), "{out}");
+    let heads: Vec<(String,)> =
+        sqlx::query_as("SELECT session_id FROM session_heads WHERE session_id = $1")
+            .bind(&resigned)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(heads.is_empty(), "KMS signed no head over the swapped key");
+    // Endorsing it themselves does not help: the endorsement is KMS's signature.
+    sqlx::query("UPDATE gateway_audit_keys SET endorsement = $1")
+        .bind(attacker.sign(b"anything"))
+        .execute(&db)
+        .await
+        .unwrap();
+    let (code, out) = verify(&world, &resigned).await;
+    assert_eq!(code, Some(ALTERED), "{out}");
     db.close().await;
     kill(&mut gateway).await;
     kill(&mut server).await;

@@ -1,6 +1,7 @@
 //! What makes a session's record hold against whoever can write KMS's database
-//! (docs/session-tracking.md, "Threat model"): the gateways' audit keys, KMS's signed head of
-//! each ended session, and the evidence `sessions verify` and `sessions export` are built from.
+//! (docs/session-tracking.md, "Threat model"): the gateways' audit keys and KMS's endorsement of
+//! each (a key without a valid one is not trusted), KMS's signed head of each ended session, and
+//! the evidence `sessions verify` and `sessions export` are built from.
 //!
 //! KMS signs a session's head when it holds the gateway's signed end as the session's last
 //! event and its own record says the session is over: on ingest of that end (the usual case:
@@ -26,23 +27,53 @@ use crate::audit::evidence::{
     verify_session, Evidence, SessionBundle, SessionHead, SessionMetadata, SignedHead,
     BUNDLE_FORMAT, HEAD_FORMAT,
 };
-use crate::audit::signing::PublicKey;
+use crate::audit::signing::{key_endorsement_message, PublicKey, SigningKey};
 use crate::audit::ChainReport;
 use crate::kms::api::{AuditKeys, AuditProgress, GatewayAuditKey, RegisterAuditKey};
 use crate::server::store::{EventRecord, HeadRecord, SessionRecord, StoreError};
 use crate::session::{SessionId, SessionStatus};
 
-/// The audit key registered for a gateway.
+/// The audit key registered for a gateway, if KMS's own key endorses it: a key without a valid
+/// endorsement (swapped in the database, or stored before endorsements and not endorsed at the
+/// upgrade) is not trusted for anything.
 pub(crate) async fn gateway_key(
     state: &AppState,
     gateway_id: &str,
 ) -> Result<Option<PublicKey>, ApiError> {
-    match state.store.gateway_audit_key(gateway_id).await? {
-        Some(text) => PublicKey::from_base64(&text).map(Some).map_err(|e| {
-            ApiError::internal(&format!("stored audit key of gateway {gateway_id}: {e}"))
-        }),
-        None => Ok(None),
-    }
+    Ok(match held_gateway_key(state, gateway_id).await? {
+        Some((key, true)) => Some(key),
+        _ => None,
+    })
+}
+
+/// The audit key the database holds for a gateway, and whether KMS's endorsement of it
+/// verifies with KMS's key.
+async fn held_gateway_key(
+    state: &AppState,
+    gateway_id: &str,
+) -> Result<Option<(PublicKey, bool)>, ApiError> {
+    let Some((text, endorsement)) = state.store.gateway_audit_key(gateway_id).await? else {
+        return Ok(None);
+    };
+    let key = PublicKey::from_base64(&text).map_err(|e| {
+        ApiError::internal(&format!("stored audit key of gateway {gateway_id}: {e}"))
+    })?;
+    let endorsed = endorsement.is_some_and(|sig| {
+        state
+            .audit_key
+            .public_key()
+            .verify(&key_endorsement_message(gateway_id, &key), &sig)
+    });
+    Ok(Some((key, endorsed)))
+}
+
+/// KMS's endorsement of `key` as the audit key of gateway `gateway_id` (base64 signature).
+pub(crate) fn endorse(state: &AppState, gateway_id: &str, key: &PublicKey) -> String {
+    endorse_with(&state.audit_key, gateway_id, key)
+}
+
+pub(crate) fn endorse_with(kms_key: &SigningKey, gateway_id: &str, key: &PublicKey) -> String {
+    kms_key.sign(&key_endorsement_message(gateway_id, key))
 }
 
 /// `POST /v1/gateway/audit-key`: a gateway enrolled before audit keys existed registers its
@@ -54,24 +85,66 @@ pub(crate) async fn register_key(
     ApiJson(body): ApiJson<RegisterAuditKey>,
 ) -> Result<Json<Value>, ApiError> {
     let key = body.public_key.to_base64();
+    let endorsement = endorse(&state, &gateway.id, &body.public_key);
     if state
         .store
-        .add_gateway_audit_key(&gateway.id, &key, now())
+        .add_gateway_audit_key(&gateway.id, &key, &endorsement, now())
         .await?
     {
         tracing::info!(gateway = %gateway.name, key = %body.public_key.fingerprint(),
             "gateway audit key registered");
         return Ok(Json(serde_json::json!({"status": "registered"})));
     }
-    match gateway_key(&state, &gateway.id).await? {
-        Some(held) if held == body.public_key => {
+    match held_gateway_key(&state, &gateway.id).await? {
+        Some((held, true)) if held == body.public_key => {
             Ok(Json(serde_json::json!({"status": "registered"})))
         }
         _ => Err(ApiError::conflict(format!(
-            "gateway {} already has another audit key; enroll it again to change keys",
+            "gateway {} already has another audit key (or one KMS did not endorse); enroll it \
+             again to change keys",
             gateway.name
         ))),
     }
+}
+
+/// Endorses, once, the gateway audit keys stored before KMS endorsed keys: at the first start
+/// of this version, marked by the file `marker` (beside KMS's audit key, not in the database,
+/// which whoever can write it could reset). Later starts endorse nothing, so a key swapped in
+/// the database afterwards stays unendorsed. Returns how many keys it endorsed.
+pub(crate) async fn endorse_keys_at_upgrade(
+    store: &dyn crate::server::store::Store,
+    kms_key: &SigningKey,
+    marker: &std::path::Path,
+) -> Result<usize, crate::server::ServerError> {
+    if marker.exists() {
+        return Ok(0);
+    }
+    let mut endorsed = 0;
+    for (gateway_id, text) in store.unendorsed_gateway_audit_keys().await? {
+        let Ok(key) = PublicKey::from_base64(&text) else {
+            tracing::warn!(gateway = %gateway_id, "stored audit key is not a key; not endorsed");
+            continue;
+        };
+        let endorsement = endorse_with(kms_key, &gateway_id, &key);
+        if store
+            .endorse_gateway_audit_key(&gateway_id, &text, &endorsement)
+            .await?
+        {
+            tracing::info!(gateway = %gateway_id, key = %key.fingerprint(),
+                "endorsed a gateway audit key stored before this version (upgrade)");
+            endorsed += 1;
+        }
+    }
+    let note = format!(
+        "KMS endorsed the gateway audit keys stored before endorsements at {}; it does so only \
+         while this file is missing\n",
+        crate::time::format_rfc3339(SystemTime::now())
+    );
+    std::fs::write(marker, note).map_err(|source| crate::server::ServerError::DataDir {
+        path: marker.to_owned(),
+        source,
+    })?;
+    Ok(endorsed)
 }
 
 /// `GET /v1/audit/keys`: KMS's key and every gateway's.
@@ -232,6 +305,21 @@ pub(crate) async fn verify(
     }
     let bundle = bundle(state, record).await?;
     let kms_key = state.audit_key.public_key();
+    if bundle.head.is_none() {
+        if let Some((key, false)) = held_gateway_key(state, &record.gateway_id).await? {
+            return Ok(ChainReport::Altered {
+                seq: None,
+                event_id: None,
+                reason: format!(
+                    "the audit key KMS's database holds for gateway {} ({}) is not endorsed by \
+                     KMS's key: it was put there by someone else than KMS (or before this \
+                     version and not endorsed at the upgrade); its signatures prove nothing",
+                    record.session.gateway,
+                    key.fingerprint()
+                ),
+            });
+        }
+    }
     Ok(verify_session(&Evidence {
         metadata: &bundle.session,
         events: &bundle.events,
