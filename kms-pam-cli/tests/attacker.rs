@@ -235,7 +235,30 @@ async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
         .expect("double");
     let (world, mut server, mut gateway) = world(&double).await;
     let (emptied, resigned) = (session(&world).await, session(&world).await);
+    let relabelled = session(&world).await;
     let db = database(&world).await;
+
+    // How the session ended relabelled and KMS's head deleted, so that KMS would sign the
+    // edited end: the gateway signed KMS's end (status, cause, time) into its own end event.
+    execute(
+        &db,
+        "DELETE FROM session_heads WHERE session_id = $1",
+        &relabelled,
+    )
+    .await;
+    execute(
+        &db,
+        "UPDATE sessions SET status = 'terminated', end_cause = 'termination', \
+         ended_at = ended_at + 600 WHERE id = $1",
+        &relabelled,
+    )
+    .await;
+    let (code, out) = verify(&world, &relabelled).await;
+    assert_eq!(code, Some(METADATA_CHANGED), "{out}");
+    assert!(
+        out.starts_with("metadata changed (status, end_cause, ended_at): "),
+        "{out}"
+    );
 
     // The head and every event deleted: KMS cannot tell it from a session nobody used, so it
     // is not called intact (issue 14's `intact (0 events)`).

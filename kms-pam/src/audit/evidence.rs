@@ -423,6 +423,14 @@ fn check_metadata(evidence: &Evidence<'_>) -> Option<ChainReport> {
     {
         compare("the gateway", &started_fields(started));
     }
+    if let Some(end) = evidence
+        .events
+        .iter()
+        .rev()
+        .find(|e| is_kind(e, "session_ended"))
+    {
+        compare("the gateway's end", &ended_fields(end, evidence.metadata));
+    }
     if let Some(head) = evidence.head {
         compare("KMS", &head.head.session.fields());
     }
@@ -437,6 +445,44 @@ fn check_metadata(evidence: &Evidence<'_>) -> Option<ChainReport> {
 
 fn is_kind(event: &Value, kind: &str) -> bool {
     event.get("type").and_then(Value::as_str) == Some(kind)
+}
+
+/// How far KMS's end time may be from the one the gateway signed: both are KMS's own time, but
+/// the event keeps it at millisecond and the session at second precision.
+const END_TIME_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The end a `session_ended` event binds: KMS's status, cause and end time as the gateway
+/// learnt them when it stopped, when KMS had already ended the session (`ended_at` present).
+/// An end the gateway saw first (its clock, or it lost KMS), or written before ends carried
+/// KMS's view, binds nothing: what KMS decided later is bound by its signed head only. An end
+/// time within [`END_TIME_TOLERANCE`] of what KMS holds counts as the same.
+fn ended_fields(event: &Value, now: &SessionMetadata) -> Vec<(&'static str, Value)> {
+    let Some(signed_end) = event.get("ended_at").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let mut fields = vec![(
+        "status",
+        event.get("status").cloned().unwrap_or(Value::Null),
+    )];
+    if let Some(cause) = event.get("end_cause") {
+        fields.push(("end_cause", cause.clone()));
+    }
+    let close = match (crate::time::parse_rfc3339(signed_end), now.ended_at) {
+        (Some(signed), Some(held)) => {
+            let gap = signed
+                .duration_since(held)
+                .or_else(|_| held.duration_since(signed));
+            gap.is_ok_and(|gap| gap <= END_TIME_TOLERANCE)
+        }
+        _ => false,
+    };
+    let ended_at = match (close, now.ended_at) {
+        // Within the tolerance: compare KMS's own value, so that it matches.
+        (true, Some(held)) => Value::from(crate::time::format_rfc3339(held)),
+        _ => Value::from(signed_end),
+    };
+    fields.push(("ended_at", ended_at));
+    fields
 }
 
 /// The metadata a `session_started` event binds. Events written before the metadata was bound

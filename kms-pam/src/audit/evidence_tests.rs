@@ -72,8 +72,11 @@ fn signed_session() -> Signed {
             error: None,
         }));
     }
+    // As KMS told the gateway when it stopped: ended by the user at 60.
     record(AuditEventKind::SessionEnded {
         status: SessionStatus::Ended,
+        ended_at: s.ended_at,
+        end_cause: Some("user".into()),
     });
     let events: Vec<Value> = sink
         .inner()
@@ -247,6 +250,66 @@ fn edited_metadata_is_named_field_by_field() {
         session.check_with(&session.events[..4], None, &active),
         ChainReport::MetadataChanged { fields, .. } if fields == ["reason"]
     ));
+}
+
+#[test]
+fn an_edited_end_is_caught_by_the_gateways_signed_end_even_under_a_new_head() {
+    let session = signed_session();
+    // Head deleted and signed again by KMS from the edited database: status, cause and end
+    // time are still bound by what the gateway learnt from KMS when it stopped.
+    let mut edited = session.metadata.clone();
+    edited.status = SessionStatus::Expired;
+    edited.end_cause = Some("expiry".into());
+    edited.ended_at = Some(at(3600));
+    let resealed = SignedHead::sign(
+        SessionHead {
+            session: edited.clone(),
+            ..session.head.head.clone()
+        },
+        &session.kms,
+    )
+    .unwrap();
+    let report = session.check_with(&session.events, Some(&resealed), &edited);
+    assert!(
+        matches!(&report, ChainReport::MetadataChanged { fields, reason }
+            if *fields == ["status", "end_cause", "ended_at"]
+                && reason.contains("the gateway's end signed \"ended\"")),
+        "{report:?}"
+    );
+    // Within the tolerance, the end time is the same.
+    let mut close = session.metadata.clone();
+    close.ended_at = Some(at(61));
+    let head = SignedHead::sign(
+        SessionHead {
+            session: close.clone(),
+            ..session.head.head.clone()
+        },
+        &session.kms,
+    )
+    .unwrap();
+    assert!(session
+        .check_with(&session.events, Some(&head), &close)
+        .is_intact());
+    // An end the gateway saw first (no KMS view in it) binds no status: KMS's head does.
+    let mut events = session.events.clone();
+    for field in ["ended_at", "end_cause"] {
+        events[4].as_object_mut().unwrap().remove(field);
+    }
+    let events = resigned(&session, events);
+    let mut expired = session.metadata.clone();
+    expired.status = SessionStatus::Expired;
+    let head = SignedHead::sign(
+        SessionHead {
+            session: expired.clone(),
+            last_hash: events[4]["hash"].as_str().unwrap().into(),
+            ..session.head.head.clone()
+        },
+        &session.kms,
+    )
+    .unwrap();
+    assert!(session
+        .check_with(&events, Some(&head), &expired)
+        .is_intact());
 }
 
 #[test]

@@ -209,6 +209,8 @@ mod tests {
         );
         tap.emit(AuditEventKind::SessionEnded {
             status: crate::session::SessionStatus::Ended,
+            ended_at: None,
+            end_cause: None,
         });
         drop(tap); // RequestFinished, refused too
         assert!(

@@ -199,6 +199,8 @@ async fn events_not_signed_with_the_gateways_key_are_refused() {
             SessionId::new(&id),
             AuditEventKind::SessionEnded {
                 status: crate::session::SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         ))
         .unwrap();
@@ -251,6 +253,8 @@ async fn the_gateways_end_has_kms_sign_the_head_and_the_export_verifies_offline(
             SessionId::new(&id),
             AuditEventKind::SessionEnded {
                 status: crate::session::SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         ))
         .unwrap();
