@@ -163,6 +163,8 @@ fn audit_encoding(c: &mut Criterion) {
                 session.clone(),
                 AuditEventKind::SessionEnded {
                     status: kms_pam::session::SessionStatus::Ended,
+                    ended_at: None,
+                    end_cause: None,
                 },
             )
         });

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use kms_pam::audit::chain::event_hash;
+use kms_pam::audit::signing::{event_message, SigningKey};
 use kms_pam::audit::AuditEvent;
 use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use serde_json::Value;
@@ -23,6 +24,7 @@ use support::world::{access_with, finish, kill, world, World};
 const ALTERED: i32 = 3;
 const TRUNCATED: i32 = 4;
 const METADATA_CHANGED: i32 = 5;
+const UNSEALED: i32 = 7;
 
 /// One sealed session: `pam access` ran two kubectl commands and waited for the record.
 async fn session(world: &World) -> String {
@@ -212,6 +214,110 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     double.shutdown().await;
 }
 
+/// Re-signs every event of the session with `key`, as an attacker holding their own key would.
+async fn resign(db: &SqlitePool, id: &str, key: &SigningKey) {
+    for (_, event_id, mut event) in events(db, id).await {
+        let hash = event["hash"].as_str().unwrap().to_owned();
+        event["sig"] = Value::from(key.sign(&event_message(&hash)));
+        sqlx::query("UPDATE session_events SET event = $1 WHERE id = $2")
+            .bind(event.to_string())
+            .bind(&event_id)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
+    let double = ApiServerDouble::start(DoubleConfig::default())
+        .await
+        .expect("double");
+    let (world, mut server, mut gateway) = world(&double).await;
+    let (emptied, resigned) = (session(&world).await, session(&world).await);
+    let relabelled = session(&world).await;
+    let db = database(&world).await;
+
+    // How the session ended relabelled and KMS's head deleted, so that KMS would sign the
+    // edited end: the gateway signed KMS's end (status, cause, time) into its own end event.
+    execute(
+        &db,
+        "DELETE FROM session_heads WHERE session_id = $1",
+        &relabelled,
+    )
+    .await;
+    execute(
+        &db,
+        "UPDATE sessions SET status = 'terminated', end_cause = 'termination', \
+         ended_at = ended_at + 600 WHERE id = $1",
+        &relabelled,
+    )
+    .await;
+    let (code, out) = verify(&world, &relabelled).await;
+    assert_eq!(code, Some(METADATA_CHANGED), "{out}");
+    assert!(
+        out.starts_with("metadata changed (status, end_cause, ended_at): "),
+        "{out}"
+    );
+
+    // The head and every event deleted: KMS cannot tell it from a session nobody used, so it
+    // is not called intact (issue 14's `intact (0 events)`).
+    execute(
+        &db,
+        "DELETE FROM session_heads WHERE session_id = $1",
+        &emptied,
+    )
+    .await;
+    execute(
+        &db,
+        "DELETE FROM session_events WHERE session_id = $1",
+        &emptied,
+    )
+    .await;
+    let (code, out) = verify(&world, &emptied).await;
+    assert_eq!(code, Some(UNSEALED), "{out}");
+    assert!(out.starts_with("unsealed: 0 events so far"), "{out}");
+
+    // The gateway's key swapped for the attacker's in the database, every event re-signed
+    // with it and KMS's head deleted: KMS does not trust a key it did not endorse, and signs
+    // no head over it.
+    let attacker = SigningKey::generate().unwrap().0;
+    sqlx::query("UPDATE gateway_audit_keys SET public_key = $1")
+        .bind(attacker.public_key().to_base64())
+        .execute(&db)
+        .await
+        .unwrap();
+    resign(&db, &resigned, &attacker).await;
+    execute(
+        &db,
+        "DELETE FROM session_heads WHERE session_id = $1",
+        &resigned,
+    )
+    .await;
+    let (code, out) = verify(&world, &resigned).await;
+    assert_eq!(code, Some(ALTERED), "{out}");
+    assert!(out.contains("not endorsed by KMS's key"), "{out}");
+    let heads: Vec<(String,)> =
+        sqlx::query_as("SELECT session_id FROM session_heads WHERE session_id = $1")
+            .bind(&resigned)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(heads.is_empty(), "KMS signed no head over the swapped key");
+    // Endorsing it themselves does not help: the endorsement is KMS's signature.
+    sqlx::query("UPDATE gateway_audit_keys SET endorsement = $1")
+        .bind(attacker.sign(b"anything"))
+        .execute(&db)
+        .await
+        .unwrap();
+    let (code, out) = verify(&world, &resigned).await;
+    assert_eq!(code, Some(ALTERED), "{out}");
+    db.close().await;
+    kill(&mut gateway).await;
+    kill(&mut server).await;
+    double.shutdown().await;
+}
+
 /// An edit of an exported bundle.
 type Edit = fn(&mut Value);
 
@@ -286,6 +392,45 @@ async fn an_exported_bundle_verifies_offline_and_fails_after_any_edit() {
         let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
         assert_eq!(code, Some(expected), "after editing {what}: {out}");
     }
+    // KMS's head removed: an unsealed bundle is never plain intact. With the tail cut and the
+    // status set back to active it reads as a session exported while active: exit 7 unless
+    // the verifier accepts unsealed records, and then it says so.
+    let mut copy = bundle.clone();
+    copy["head"] = Value::Null;
+    copy["session"]["status"] = Value::from("active");
+    let events = copy["events"].as_array_mut().unwrap();
+    events.truncate(events.len() - 2);
+    std::fs::write(&edited, copy.to_string()).unwrap();
+    let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
+    assert_eq!(code, Some(UNSEALED), "{out}");
+    assert!(out.starts_with("unsealed: "), "{out}");
+    let out = world
+        .run(&[
+            "verify-bundle",
+            edited.to_str().unwrap(),
+            "--gateway-key",
+            &gateway_key,
+            "--kms-key",
+            &kms_key,
+            "--allow-unsealed",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("unsealed: "), "{}", out.stdout);
+    // The same, exported (so it claims) after the expiry the gateway signed: truncated even
+    // when unsealed records are accepted.
+    copy["exported_at"] = Value::from("2999-01-01T00:00:00Z");
+    std::fs::write(&edited, copy.to_string()).unwrap();
+    let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
+    assert_eq!(code, Some(TRUNCATED), "{out}");
+    // No events and no head, ended: exit 7, not intact.
+    let mut copy = bundle.clone();
+    copy["head"] = Value::Null;
+    copy["events"] = Value::Array(Vec::new());
+    std::fs::write(&edited, copy.to_string()).unwrap();
+    let (code, out) = check(&world, &edited, &gateway_key, &kms_key).await;
+    assert_eq!(code, Some(UNSEALED), "{out}");
+
     // Keys that are not the ones the gateway and KMS printed are refused outright.
     let out = world
         .run(&[

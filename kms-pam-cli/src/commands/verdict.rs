@@ -15,18 +15,33 @@ pub(crate) const TRUNCATED: u8 = 4;
 pub(crate) const METADATA_CHANGED: u8 = 5;
 /// Exit code: a verdict this version does not know (a newer KMS).
 pub(crate) const UNKNOWN: u8 = 6;
+/// Exit code: the record holds so far but KMS signed no head for it (the session has not
+/// ended, or nobody connected through it, or the head was deleted), without `--allow-unsealed`.
+pub(crate) const UNSEALED: u8 = 7;
 
-/// Prints the verdict and returns its exit code.
-pub(crate) fn report(verdict: &ChainReport, json: bool) -> anyhow::Result<ExitCode> {
+/// Prints the verdict and returns its exit code. An unsealed record exits [`UNSEALED`] unless
+/// the caller accepts one (`--allow-unsealed`).
+pub(crate) fn report(
+    verdict: &ChainReport,
+    json: bool,
+    allow_unsealed: bool,
+) -> anyhow::Result<ExitCode> {
     if json {
         output::print_json(verdict)?;
     } else {
         output::print(&format!("{}\n", line(verdict)))?;
     }
-    Ok(ExitCode::from(code(verdict)))
+    Ok(ExitCode::from(exit_code(verdict, allow_unsealed)))
 }
 
-/// The exit code of a verdict: 0 when intact.
+fn exit_code(verdict: &ChainReport, allow_unsealed: bool) -> u8 {
+    match verdict {
+        ChainReport::Intact { sealed: false, .. } if !allow_unsealed => UNSEALED,
+        other => code(other),
+    }
+}
+
+/// The exit code of a verdict: 0 when intact (sealed or not).
 pub(crate) fn code(verdict: &ChainReport) -> u8 {
     match verdict {
         ChainReport::Intact { .. } => 0,
@@ -41,14 +56,16 @@ pub(crate) fn code(verdict: &ChainReport) -> u8 {
 /// `truncated: reason`, `metadata changed (user, reason): …`.
 pub(crate) fn line(verdict: &ChainReport) -> String {
     match verdict {
-        ChainReport::Intact { count, sealed } => {
-            let seal = if *sealed {
-                "head signed by KMS"
-            } else {
-                "no head signed by KMS yet: the session has not ended, or never used its gateway"
-            };
-            format!("intact ({count} events, {seal})")
-        }
+        ChainReport::Intact {
+            count,
+            sealed: true,
+        } => format!("intact ({count} events, head signed by KMS)"),
+        // Not "intact": without KMS's head nothing says no events followed these.
+        ChainReport::Intact { count, .. } => format!(
+            "unsealed: {count} events so far, no head signed by KMS (the session has not \
+             ended, or nobody connected through its gateway, or the head and events were \
+             deleted)"
+        ),
         ChainReport::Altered {
             seq,
             event_id,
@@ -114,6 +131,13 @@ mod tests {
             assert_eq!(line(&verdict), text);
             assert_eq!(code(&verdict), exit);
         }
+        let unsealed = ChainReport::Intact {
+            count: 4,
+            sealed: false,
+        };
+        assert!(line(&unsealed).starts_with("unsealed: 4 events so far"));
+        assert_eq!(exit_code(&unsealed, false), UNSEALED);
+        assert_eq!(exit_code(&unsealed, true), 0);
         assert!(line(&ChainReport::Unknown).starts_with("not shown intact"));
         assert_eq!(code(&ChainReport::Unknown), UNKNOWN);
     }

@@ -24,6 +24,8 @@ fn ended(session: &str) -> AuditEvent {
         SessionId::new(session),
         AuditEventKind::SessionEnded {
             status: SessionStatus::Ended,
+            ended_at: None,
+            end_cause: None,
         },
     )
 }
@@ -354,6 +356,8 @@ fn an_ended_chain_refuses_late_events_until_the_session_starts_again() {
         SessionId::new("s"),
         AuditEventKind::SessionEnded {
             status: crate::session::SessionStatus::Ended,
+            ended_at: None,
+            end_cause: None,
         },
     );
     sink.record(end).unwrap();

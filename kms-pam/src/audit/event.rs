@@ -101,8 +101,22 @@ pub enum AuditEventKind {
     /// gateway waits for the session's requests and recordings to report their ends first),
     /// which KMS countersigns once it holds it.
     SessionEnded {
-        /// Final status.
+        /// Final status: KMS's when KMS said the session had ended (`ended_at` is then set),
+        /// else what the gateway saw (its clock reached the expiry, or it lost KMS).
         status: SessionStatus,
+        /// When the session ended, as KMS held it when the gateway recorded its end; absent
+        /// when KMS had not ended it yet (the gateway stopped first) or could not be asked.
+        /// Compared by `sessions verify` with what KMS holds now, with `status` and
+        /// `end_cause`.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::time::rfc3339_option"
+        )]
+        ended_at: Option<SystemTime>,
+        /// Why it ended, as KMS names the cause (`user`, `expiry`, …), when KMS said so.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_cause: Option<String>,
     },
     /// A request arrived and is about to be forwarded (or refused). Boxed: it is by far the
     /// largest kind, and every event would otherwise be that large.

@@ -194,6 +194,7 @@ impl SessionBundle {
             head: self.head.as_ref(),
             gateway_key: Some(gateway_key),
             kms_key,
+            checked_at: self.exported_at,
         })
     }
 }
@@ -211,6 +212,10 @@ pub struct Evidence<'a> {
     pub gateway_key: Option<&'a PublicKey>,
     /// KMS's key.
     pub kms_key: &'a PublicKey,
+    /// When the record was taken as it is: now for KMS, the bundle's `exported_at` offline. An
+    /// unsealed record that says the session is active must not be past the expiry the gateway
+    /// signed by then (nor before its last signed event).
+    pub checked_at: SystemTime,
 }
 
 /// Verifies a session's record: the chain, the gateway's signature on every event, KMS's signed
@@ -225,31 +230,17 @@ pub fn verify_session(evidence: &Evidence<'_>) -> ChainReport {
     if let Some(report) = check_signatures(events, evidence.gateway_key) {
         return report;
     }
-    let stored = events.len() as u64;
     match evidence.head {
         Some(head) => {
             if let Some(report) = check_head(head, evidence) {
                 return report;
             }
         }
-        None if evidence.metadata.status != SessionStatus::Active && !events.is_empty() => {
-            let ended = events
-                .last()
-                .is_some_and(|e| e.get("type").and_then(Value::as_str) == Some("session_ended"));
-            let reason = if ended {
-                "the session ended but KMS holds no signed head for it; events after the last \
-                 stored one cannot be ruled out"
-            } else {
-                "the session ended but its record lacks the gateway's signed end: events are \
-                 missing from the end"
-            };
-            return ChainReport::Truncated {
-                stored,
-                expected: None,
-                reason: reason.to_owned(),
-            };
+        None => {
+            if let Some(report) = check_unsealed(evidence) {
+                return report;
+            }
         }
-        None => {}
     }
     if let Some(report) = check_metadata(evidence) {
         return report;
@@ -258,6 +249,65 @@ pub fn verify_session(evidence: &Evidence<'_>) -> ChainReport {
         count: events.len(),
         sealed: evidence.head.is_some(),
     }
+}
+
+/// A record without KMS's signed head: whatever its status says, an ended (or expired) session
+/// must end with the gateway's signed end and have KMS's head. What stays unsealed is an active
+/// session within its signed expiry, or an ended one nobody ever connected through (no events):
+/// `Intact { sealed: false }`, which the CLI does not call intact.
+fn check_unsealed(evidence: &Evidence<'_>) -> Option<ChainReport> {
+    let events = evidence.events;
+    let truncated = |reason: String| {
+        Some(ChainReport::Truncated {
+            stored: events.len() as u64,
+            expected: None,
+            reason,
+        })
+    };
+    let ended = events.last().is_some_and(|e| is_kind(e, "session_ended"));
+    if evidence.metadata.status == SessionStatus::Active {
+        if ended {
+            // The gateway stopped first (its clock saw the expiry, or it restarted); KMS has
+            // not marked the end yet.
+            return None;
+        }
+        let checked_at = events
+            .iter()
+            .filter_map(|e| e.get("time").and_then(Value::as_str))
+            .filter_map(crate::time::parse_rfc3339)
+            .fold(evidence.checked_at, SystemTime::max);
+        let signed_expiry = events
+            .iter()
+            .rev()
+            .find(|e| is_kind(e, "session_started"))
+            .and_then(|e| e.get("expires_at").and_then(Value::as_str))
+            .and_then(crate::time::parse_rfc3339);
+        return match signed_expiry {
+            Some(expiry) if expiry <= checked_at => truncated(format!(
+                "the record says the session is active and has no end, but the gateway signed \
+                 its expiry as {}, before {}: events are missing from the end (and its \
+                 status was edited)",
+                crate::time::format_rfc3339(expiry),
+                crate::time::format_rfc3339(checked_at)
+            )),
+            _ => None,
+        };
+    }
+    if events.is_empty() {
+        return None;
+    }
+    if ended {
+        return truncated(
+            "KMS head missing: the session ended but KMS holds no signed head for it; events \
+             after the last stored one cannot be ruled out"
+                .to_owned(),
+        );
+    }
+    truncated(
+        "the session ended but its record lacks the gateway's signed end: events are missing \
+         from the end"
+            .to_owned(),
+    )
 }
 
 fn check_signatures(events: &[Value], key: Option<&PublicKey>) -> Option<ChainReport> {
@@ -373,6 +423,14 @@ fn check_metadata(evidence: &Evidence<'_>) -> Option<ChainReport> {
     {
         compare("the gateway", &started_fields(started));
     }
+    if let Some(end) = evidence
+        .events
+        .iter()
+        .rev()
+        .find(|e| is_kind(e, "session_ended"))
+    {
+        compare("the gateway's end", &ended_fields(end, evidence.metadata));
+    }
     if let Some(head) = evidence.head {
         compare("KMS", &head.head.session.fields());
     }
@@ -387,6 +445,44 @@ fn check_metadata(evidence: &Evidence<'_>) -> Option<ChainReport> {
 
 fn is_kind(event: &Value, kind: &str) -> bool {
     event.get("type").and_then(Value::as_str) == Some(kind)
+}
+
+/// How far KMS's end time may be from the one the gateway signed: both are KMS's own time, but
+/// the event keeps it at millisecond and the session at second precision.
+const END_TIME_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The end a `session_ended` event binds: KMS's status, cause and end time as the gateway
+/// learnt them when it stopped, when KMS had already ended the session (`ended_at` present).
+/// An end the gateway saw first (its clock, or it lost KMS), or written before ends carried
+/// KMS's view, binds nothing: what KMS decided later is bound by its signed head only. An end
+/// time within [`END_TIME_TOLERANCE`] of what KMS holds counts as the same.
+fn ended_fields(event: &Value, now: &SessionMetadata) -> Vec<(&'static str, Value)> {
+    let Some(signed_end) = event.get("ended_at").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let mut fields = vec![(
+        "status",
+        event.get("status").cloned().unwrap_or(Value::Null),
+    )];
+    if let Some(cause) = event.get("end_cause") {
+        fields.push(("end_cause", cause.clone()));
+    }
+    let close = match (crate::time::parse_rfc3339(signed_end), now.ended_at) {
+        (Some(signed), Some(held)) => {
+            let gap = signed
+                .duration_since(held)
+                .or_else(|_| held.duration_since(signed));
+            gap.is_ok_and(|gap| gap <= END_TIME_TOLERANCE)
+        }
+        _ => false,
+    };
+    let ended_at = match (close, now.ended_at) {
+        // Within the tolerance: compare KMS's own value, so that it matches.
+        (true, Some(held)) => Value::from(crate::time::format_rfc3339(held)),
+        _ => Value::from(signed_end),
+    };
+    fields.push(("ended_at", ended_at));
+    fields
 }
 
 /// The metadata a `session_started` event binds. Events written before the metadata was bound

@@ -72,8 +72,11 @@ fn signed_session() -> Signed {
             error: None,
         }));
     }
+    // As KMS told the gateway when it stopped: ended by the user at 60.
     record(AuditEventKind::SessionEnded {
         status: SessionStatus::Ended,
+        ended_at: s.ended_at,
+        end_cause: Some("user".into()),
     });
     let events: Vec<Value> = sink
         .inner()
@@ -111,6 +114,16 @@ impl Signed {
         head: Option<&SignedHead>,
         metadata: &SessionMetadata,
     ) -> ChainReport {
+        self.check_at(events, head, metadata, at(100))
+    }
+
+    fn check_at(
+        &self,
+        events: &[Value],
+        head: Option<&SignedHead>,
+        metadata: &SessionMetadata,
+        checked_at: SystemTime,
+    ) -> ChainReport {
         let (gateway, kms) = (self.gateway.public_key(), self.kms.public_key());
         verify_session(&Evidence {
             metadata,
@@ -118,6 +131,7 @@ impl Signed {
             head,
             gateway_key: Some(&gateway),
             kms_key: &kms,
+            checked_at,
         })
     }
 }
@@ -239,6 +253,66 @@ fn edited_metadata_is_named_field_by_field() {
 }
 
 #[test]
+fn an_edited_end_is_caught_by_the_gateways_signed_end_even_under_a_new_head() {
+    let session = signed_session();
+    // Head deleted and signed again by KMS from the edited database: status, cause and end
+    // time are still bound by what the gateway learnt from KMS when it stopped.
+    let mut edited = session.metadata.clone();
+    edited.status = SessionStatus::Expired;
+    edited.end_cause = Some("expiry".into());
+    edited.ended_at = Some(at(3600));
+    let resealed = SignedHead::sign(
+        SessionHead {
+            session: edited.clone(),
+            ..session.head.head.clone()
+        },
+        &session.kms,
+    )
+    .unwrap();
+    let report = session.check_with(&session.events, Some(&resealed), &edited);
+    assert!(
+        matches!(&report, ChainReport::MetadataChanged { fields, reason }
+            if *fields == ["status", "end_cause", "ended_at"]
+                && reason.contains("the gateway's end signed \"ended\"")),
+        "{report:?}"
+    );
+    // Within the tolerance, the end time is the same.
+    let mut close = session.metadata.clone();
+    close.ended_at = Some(at(61));
+    let head = SignedHead::sign(
+        SessionHead {
+            session: close.clone(),
+            ..session.head.head.clone()
+        },
+        &session.kms,
+    )
+    .unwrap();
+    assert!(session
+        .check_with(&session.events, Some(&head), &close)
+        .is_intact());
+    // An end the gateway saw first (no KMS view in it) binds no status: KMS's head does.
+    let mut events = session.events.clone();
+    for field in ["ended_at", "end_cause"] {
+        events[4].as_object_mut().unwrap().remove(field);
+    }
+    let events = resigned(&session, events);
+    let mut expired = session.metadata.clone();
+    expired.status = SessionStatus::Expired;
+    let head = SignedHead::sign(
+        SessionHead {
+            session: expired.clone(),
+            last_hash: events[4]["hash"].as_str().unwrap().into(),
+            ..session.head.head.clone()
+        },
+        &session.kms,
+    )
+    .unwrap();
+    assert!(session
+        .check_with(&events, Some(&head), &expired)
+        .is_intact());
+}
+
+#[test]
 fn a_forged_head_does_not_verify() {
     let session = signed_session();
     let mut forged = session.head.clone();
@@ -256,19 +330,87 @@ fn a_forged_head_does_not_verify() {
     ));
 }
 
-#[test]
-fn an_active_session_without_a_head_is_intact_but_not_sealed() {
-    let session = signed_session();
-    let mut active = session.metadata.clone();
+fn active(metadata: &SessionMetadata) -> SessionMetadata {
+    let mut active = metadata.clone();
     active.status = SessionStatus::Active;
     active.ended_at = None;
     active.end_cause = None;
+    active
+}
+
+#[test]
+fn an_active_session_within_its_signed_expiry_is_unsealed_not_sealed() {
+    let session = signed_session();
+    let active = active(&session.metadata);
+    // The events are timed now; the signed expiry is an hour after `at(0)`. Checked before it:
+    // nothing says the session should have ended.
+    let events = events_at(&session, at(10), 4);
     assert_eq!(
-        session.check_with(&session.events[..4], None, &active),
+        session.check_at(&events, None, &active, at(100)),
         ChainReport::Intact {
             count: 4,
             sealed: false
         }
+    );
+}
+
+/// The first `n` events of the session, re-timed to `time` and re-signed (as the gateway would
+/// have signed them then).
+fn events_at(session: &Signed, time: SystemTime, n: usize) -> Vec<Value> {
+    let mut events = session.events[..n].to_vec();
+    for event in &mut events {
+        event["time"] = Value::from(humantime::format_rfc3339_millis(time).to_string());
+    }
+    resigned(session, events)
+}
+
+/// `events` re-hashed and signed with the session's gateway key.
+fn resigned(session: &Signed, mut events: Vec<Value>) -> Vec<Value> {
+    rehash(&mut events, 0);
+    for event in &mut events {
+        let hash = event["hash"].as_str().unwrap().to_owned();
+        event["sig"] = Value::from(session.gateway.sign(&event_message(&hash)));
+    }
+    events
+}
+
+#[test]
+fn a_head_deleted_with_the_tail_and_the_status_set_active_is_truncated_past_the_signed_expiry() {
+    let session = signed_session();
+    let active = active(&session.metadata);
+    let events = events_at(&session, at(10), 3);
+    // Checked (or exported) after the expiry the gateway signed: an active session cannot be.
+    let report = session.check_at(&events, None, &active, at(3700));
+    assert!(
+        matches!(&report, ChainReport::Truncated { expected: None, reason, .. }
+            if reason.contains("signed its expiry")),
+        "{report:?}"
+    );
+    // A `checked_at` moved back does not help once a signed event is later than the expiry.
+    let late = events_at(&session, at(3601), 3);
+    assert!(matches!(
+        session.check_at(&late, None, &active, at(100)),
+        ChainReport::Truncated { .. }
+    ));
+}
+
+#[test]
+fn an_ended_session_without_events_or_head_is_never_sealed() {
+    let session = signed_session();
+    // Every event and the head deleted: the verifier cannot tell it from a session nobody
+    // used, so it is not sealed (the CLI does not call it intact).
+    assert_eq!(
+        session.check_with(&[], None, &session.metadata),
+        ChainReport::Intact {
+            count: 0,
+            sealed: false
+        }
+    );
+    // The end kept and the head deleted names the missing head.
+    let report = session.check_with(&session.events, None, &session.metadata);
+    assert!(
+        matches!(&report, ChainReport::Truncated { reason, .. } if reason.contains("KMS head missing")),
+        "{report:?}"
     );
 }
 

@@ -117,6 +117,8 @@ mod tests {
         for _ in 0..3 {
             let kind = AuditEventKind::SessionEnded {
                 status: SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             };
             sink.record(AuditEvent::now(SessionId::new("s"), kind))
                 .unwrap();

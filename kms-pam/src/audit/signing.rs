@@ -24,6 +24,9 @@ use zeroize::Zeroizing;
 const EVENT_DOMAIN: &[u8] = b"kms-pam event v1\0";
 /// What KMS signs for a session's head: this prefix, then the head's canonical JSON.
 const HEAD_DOMAIN: &[u8] = b"kms-pam head v1\0";
+/// What KMS signs to endorse a gateway's audit key: this prefix, the gateway's id, a NUL, then
+/// the key's base64.
+const KEY_DOMAIN: &[u8] = b"kms-pam gateway key v1\0";
 
 /// Why a key could not be made, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +209,19 @@ pub fn event_message(hash: &str) -> Vec<u8> {
 /// What KMS signs for a head whose canonical JSON is `canonical`.
 pub fn head_message(canonical: &[u8]) -> Vec<u8> {
     [HEAD_DOMAIN, canonical].concat()
+}
+
+/// What KMS signs to endorse `key` as the audit key of the gateway with id `gateway_id`: the
+/// endorsement is what makes a key in KMS's database trusted, since whoever writes the
+/// database could put any key there.
+pub fn key_endorsement_message(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
+    [
+        KEY_DOMAIN,
+        gateway_id.as_bytes(),
+        b"\0",
+        key.to_base64().as_bytes(),
+    ]
+    .concat()
 }
 
 fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SigningError> {

@@ -13,13 +13,16 @@ use crate::metrics::GatewayObserver;
 use crate::proxy::deadline::stopped_message;
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::{GatewaySession, ProxyError, SessionDeadline, UpstreamConnector};
-use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
+use crate::session::{SessionEnding, SessionError, SessionId, SessionManager, SessionStatus};
 use crate::transport::TunnelPeer;
 
 type Slot = Arc<OnceCell<Arc<GatewaySession>>>;
 
 /// How long a stopped session's requests get to record their ends before the session's.
 const END_WAIT: Duration = Duration::from_secs(3);
+/// How long the gateway asks KMS how a stopped session ended before it records the end
+/// without KMS's view.
+const ENDING_WAIT: Duration = Duration::from_secs(2);
 
 /// Admits sessions and keeps them while they are active.
 pub(crate) struct SessionRegistry {
@@ -166,9 +169,41 @@ impl SessionRegistry {
             tracing::warn!(session = %id, "requests of the stopped session still run; its end \
                 is recorded now and their later events are not");
         }
-        self.record(id, AuditEventKind::SessionEnded { status });
+        let (status, ended_at, end_cause) = match self.kms_ending(id).await {
+            Some(end) => (end.status, end.ended_at, end.end_cause),
+            None => (status, None, None),
+        };
+        self.record(
+            id,
+            AuditEventKind::SessionEnded {
+                status,
+                ended_at,
+                end_cause,
+            },
+        );
         if let Err(e) = self.audit.flush().await {
             tracing::error!(session = %id, error = %e, "audit flush after session end failed");
+        }
+    }
+
+    /// The session's end as KMS holds it, to sign into the record: `None` when KMS has not
+    /// ended it (the gateway stopped first) or cannot say within [`ENDING_WAIT`].
+    async fn kms_ending(&self, id: &SessionId) -> Option<SessionEnding> {
+        match tokio::time::timeout(ENDING_WAIT, self.sessions.ending(id)).await {
+            Ok(Ok(end)) if end.status != SessionStatus::Active && end.ended_at.is_some() => {
+                Some(end)
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(session = %id, error = %e, "cannot ask KMS how the session \
+                    ended; its end is recorded as the gateway saw it");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(session = %id, "KMS did not say in time how the session ended; \
+                    its end is recorded as the gateway saw it");
+                None
+            }
         }
     }
 

@@ -13,7 +13,9 @@ use crate::audit::{AuditEventKind, MockAuditSink};
 use crate::credential::{CredentialError, MockCredentialStore, SessionCredential, Upstream};
 use crate::metrics::GatewayMetrics;
 use crate::secret::Secret;
-use crate::session::{MockSessionManager, Session, SessionId, SessionStatus, SessionWatch};
+use crate::session::{
+    MockSessionManager, Session, SessionEnding, SessionId, SessionStatus, SessionWatch,
+};
 use crate::tls::UpstreamTls;
 use crate::transport::TunnelPeer;
 
@@ -92,6 +94,14 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
         .expect_watch()
         .times(1)
         .returning(move |_| Ok(SessionWatch::new(status_rx.clone(), expires)));
+    let ended_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    sessions.expect_ending().times(1).returning(move |_| {
+        Ok(SessionEnding::new(
+            SessionStatus::Terminated,
+            Some(ended_at),
+            Some("termination".into()),
+        ))
+    });
     let mut credentials = MockCredentialStore::new();
     credentials
         .expect_credential()
@@ -105,12 +115,15 @@ async fn a_termination_from_the_manager_cuts_the_session_and_refuses_new_tunnels
         .returning(|_| Ok(()));
     audit
         .expect_record()
-        .withf(|e| {
+        .withf(move |e| {
+            // KMS's view of the end (status, time, cause) is signed into it.
             matches!(
-                e.kind,
+                &e.kind,
                 AuditEventKind::SessionEnded {
-                    status: SessionStatus::Terminated
-                }
+                    status: SessionStatus::Terminated,
+                    ended_at: Some(t),
+                    end_cause: Some(cause),
+                } if *t == ended_at && cause == "termination"
             )
         })
         .times(1)

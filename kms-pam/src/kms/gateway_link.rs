@@ -22,7 +22,7 @@ use super::api::ErrorCode;
 use super::client::{KmsClient, KmsError};
 use crate::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
 use crate::session::{
-    Session, SessionError, SessionId, SessionManager, SessionStatus, SessionWatch,
+    Session, SessionEnding, SessionError, SessionId, SessionManager, SessionStatus, SessionWatch,
 };
 use crate::tls::UpstreamTls;
 
@@ -161,6 +161,20 @@ impl SessionManager for KmsSessionManager {
             sender.subscribe()
         };
         Ok(SessionWatch::new(receiver, session.expires_at))
+    }
+
+    async fn ending(&self, id: &SessionId) -> Result<SessionEnding, SessionError> {
+        let view = self
+            .client
+            .gateway_session(id)
+            .await
+            .map_err(|e| session_error(id, e))?;
+        let end_cause = view.end_cause.map(|cause| cause.as_str().to_owned());
+        Ok(SessionEnding::new(
+            view.session.status,
+            view.session.ended_at,
+            end_cause,
+        ))
     }
 }
 

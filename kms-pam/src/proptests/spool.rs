@@ -46,6 +46,8 @@ fn write_spool() -> Written {
             let kind = if i == 11 {
                 AuditEventKind::SessionEnded {
                     status: SessionStatus::Terminated,
+                    ended_at: None,
+                    end_cause: None,
                 }
             } else {
                 AuditEventKind::RequestFinished(RequestFinished {

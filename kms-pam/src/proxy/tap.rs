@@ -214,6 +214,8 @@ mod tests {
         );
         tap.emit(AuditEventKind::SessionEnded {
             status: crate::session::SessionStatus::Ended,
+            ended_at: None,
+            end_cause: None,
         });
         drop(tap); // RequestFinished, refused too
         assert!(

@@ -1,15 +1,18 @@
 //! What makes a session's record hold against whoever can write KMS's database
-//! (docs/session-tracking.md, "Threat model"): the gateways' audit keys, KMS's signed head of
-//! each ended session, and the evidence `sessions verify` and `sessions export` are built from.
+//! (docs/session-tracking.md, "Threat model"): the gateways' audit keys and KMS's endorsement of
+//! each, KMS's signed head of each ended session, and the evidence `sessions verify` and
+//! `sessions export` are built from.
 //!
-//! KMS signs a session's head when it holds the gateway's signed end as the session's last
-//! event and its own record says the session is over: on ingest of that end (the usual case:
-//! KMS ended the session, the gateway followed), or on the next read of the session when KMS
-//! marked the end later (an expiry seen by the gateway's clock first). The key that signs is
-//! read from its file at start ([`ServerConfig::audit_key_path`](super::ServerConfig)), never
-//! from the database.
+//! KMS signs a session's head once, when its record completes: it holds the gateway's signed
+//! end as the session's last event and its own record says the session is over. That is on
+//! ingest of that end (the usual case: KMS ended the session, the gateway followed), or when KMS
+//! ends a session whose gateway stopped first. A read signs a missing head only where the
+//! database cannot make it say something else ([`may_seal_late`]); a head once signed is never
+//! signed again. The key that signs, and endorses gateway keys, is read from its file at start
+//! ([`ServerConfig::audit_key_path`](super::ServerConfig)), never from the database; a gateway
+//! key without KMS's endorsement is not trusted.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::Json;
@@ -26,23 +29,53 @@ use crate::audit::evidence::{
     verify_session, Evidence, SessionBundle, SessionHead, SessionMetadata, SignedHead,
     BUNDLE_FORMAT, HEAD_FORMAT,
 };
-use crate::audit::signing::PublicKey;
+use crate::audit::signing::{key_endorsement_message, PublicKey, SigningKey};
 use crate::audit::ChainReport;
-use crate::kms::api::{AuditKeys, AuditProgress, GatewayAuditKey, RegisterAuditKey};
+use crate::kms::api::{AuditKeys, AuditProgress, GatewayAuditKey, RegisterAuditKey, SessionView};
 use crate::server::store::{EventRecord, HeadRecord, SessionRecord, StoreError};
-use crate::session::{SessionId, SessionStatus};
+use crate::session::{EndCause, SessionId, SessionStatus};
 
-/// The audit key registered for a gateway.
+/// The audit key registered for a gateway, if KMS's own key endorses it: a key without a valid
+/// endorsement (swapped in the database, or stored before endorsements and not endorsed at the
+/// upgrade) is not trusted for anything.
 pub(crate) async fn gateway_key(
     state: &AppState,
     gateway_id: &str,
 ) -> Result<Option<PublicKey>, ApiError> {
-    match state.store.gateway_audit_key(gateway_id).await? {
-        Some(text) => PublicKey::from_base64(&text).map(Some).map_err(|e| {
-            ApiError::internal(&format!("stored audit key of gateway {gateway_id}: {e}"))
-        }),
-        None => Ok(None),
-    }
+    Ok(match held_gateway_key(state, gateway_id).await? {
+        Some((key, true)) => Some(key),
+        _ => None,
+    })
+}
+
+/// The audit key the database holds for a gateway, and whether KMS's endorsement of it
+/// verifies with KMS's key.
+async fn held_gateway_key(
+    state: &AppState,
+    gateway_id: &str,
+) -> Result<Option<(PublicKey, bool)>, ApiError> {
+    let Some((text, endorsement)) = state.store.gateway_audit_key(gateway_id).await? else {
+        return Ok(None);
+    };
+    let key = PublicKey::from_base64(&text).map_err(|e| {
+        ApiError::internal(&format!("stored audit key of gateway {gateway_id}: {e}"))
+    })?;
+    let endorsed = endorsement.is_some_and(|sig| {
+        state
+            .audit_key
+            .public_key()
+            .verify(&key_endorsement_message(gateway_id, &key), &sig)
+    });
+    Ok(Some((key, endorsed)))
+}
+
+/// KMS's endorsement of `key` as the audit key of gateway `gateway_id` (base64 signature).
+pub(crate) fn endorse(state: &AppState, gateway_id: &str, key: &PublicKey) -> String {
+    endorse_with(&state.audit_key, gateway_id, key)
+}
+
+pub(crate) fn endorse_with(kms_key: &SigningKey, gateway_id: &str, key: &PublicKey) -> String {
+    kms_key.sign(&key_endorsement_message(gateway_id, key))
 }
 
 /// `POST /v1/gateway/audit-key`: a gateway enrolled before audit keys existed registers its
@@ -54,24 +87,66 @@ pub(crate) async fn register_key(
     ApiJson(body): ApiJson<RegisterAuditKey>,
 ) -> Result<Json<Value>, ApiError> {
     let key = body.public_key.to_base64();
+    let endorsement = endorse(&state, &gateway.id, &body.public_key);
     if state
         .store
-        .add_gateway_audit_key(&gateway.id, &key, now())
+        .add_gateway_audit_key(&gateway.id, &key, &endorsement, now())
         .await?
     {
         tracing::info!(gateway = %gateway.name, key = %body.public_key.fingerprint(),
             "gateway audit key registered");
         return Ok(Json(serde_json::json!({"status": "registered"})));
     }
-    match gateway_key(&state, &gateway.id).await? {
-        Some(held) if held == body.public_key => {
+    match held_gateway_key(&state, &gateway.id).await? {
+        Some((held, true)) if held == body.public_key => {
             Ok(Json(serde_json::json!({"status": "registered"})))
         }
         _ => Err(ApiError::conflict(format!(
-            "gateway {} already has another audit key; enroll it again to change keys",
+            "gateway {} already has another audit key (or one KMS did not endorse); enroll it \
+             again to change keys",
             gateway.name
         ))),
     }
+}
+
+/// Endorses, once, the gateway audit keys stored before KMS endorsed keys: at the first start
+/// of this version, marked by the file `marker` (beside KMS's audit key, not in the database,
+/// which whoever can write it could reset). Later starts endorse nothing, so a key swapped in
+/// the database afterwards stays unendorsed. Returns how many keys it endorsed.
+pub(crate) async fn endorse_keys_at_upgrade(
+    store: &dyn crate::server::store::Store,
+    kms_key: &SigningKey,
+    marker: &std::path::Path,
+) -> Result<usize, crate::server::ServerError> {
+    if marker.exists() {
+        return Ok(0);
+    }
+    let mut endorsed = 0;
+    for (gateway_id, text) in store.unendorsed_gateway_audit_keys().await? {
+        let Ok(key) = PublicKey::from_base64(&text) else {
+            tracing::warn!(gateway = %gateway_id, "stored audit key is not a key; not endorsed");
+            continue;
+        };
+        let endorsement = endorse_with(kms_key, &gateway_id, &key);
+        if store
+            .endorse_gateway_audit_key(&gateway_id, &text, &endorsement)
+            .await?
+        {
+            tracing::info!(gateway = %gateway_id, key = %key.fingerprint(),
+                "endorsed a gateway audit key stored before this version (upgrade)");
+            endorsed += 1;
+        }
+    }
+    let note = format!(
+        "KMS endorsed the gateway audit keys stored before endorsements at {}; it does so only \
+         while this file is missing\n",
+        crate::time::format_rfc3339(SystemTime::now())
+    );
+    std::fs::write(marker, note).map_err(|source| crate::server::ServerError::DataDir {
+        path: marker.to_owned(),
+        source,
+    })?;
+    Ok(endorsed)
 }
 
 /// `GET /v1/audit/keys`: KMS's key and every gateway's.
@@ -103,31 +178,46 @@ pub(crate) async fn keys(
     }))
 }
 
-/// Signs the session's head if its record is complete and not signed yet (or signed over fewer
-/// events): the gateway's signed end is the last stored event and KMS says the session is over.
-/// Returns whether the session has a head now.
+/// How long after the gateway's signed end KMS still signs a missing head on a read (an
+/// upload whose signing failed is retried by the next read): past it, a missing head is not
+/// signed from whatever the database then says, and `verify` reports it.
+const LATE_SEAL: Duration = crate::audit::chain::DEFAULT_ENDED_GRACE;
+
+/// Signs the session's head if its record is complete and has none: the gateway's signed end is
+/// the last stored event and KMS says the session is over. A head once signed is never signed
+/// again. Heads are signed when the record completes (the gateway's end arrives after KMS's,
+/// or KMS ends a session whose gateway stopped first); a read signs a missing head only when
+/// that cannot sign a record the database was made to say ([`may_seal_late`]). Returns whether
+/// the session has a head now.
 pub(crate) async fn seal_if_complete(
     state: &AppState,
     record: &SessionRecord,
 ) -> Result<bool, ApiError> {
+    seal(state, record, false).await
+}
+
+async fn seal(state: &AppState, record: &SessionRecord, on_read: bool) -> Result<bool, ApiError> {
     let id = &record.session.id;
-    let existing = state.store.session_head(id).await?;
+    if state.store.session_head(id).await?.is_some() {
+        return Ok(true);
+    }
     let view = views::session(record, now());
     if view.session.status == SessionStatus::Active {
-        return Ok(existing.is_some());
+        return Ok(false);
     }
     let Some(last) = state.store.last_event(id).await? else {
-        return Ok(existing.is_some());
+        return Ok(false);
     };
-    let signed_through = existing
-        .as_ref()
-        .and_then(|h| serde_json::from_str::<SessionHead>(&h.head).ok())
-        .map_or(0, |h| h.last_seq);
-    if signed_through >= last.seq || !is_end(&last) {
-        return Ok(existing.is_some());
+    let Some(end) = end_event(&last) else {
+        return Ok(false);
+    };
+    if on_read && !may_seal_late(&view, &end) {
+        tracing::warn!(session = %id, "the session's record has no head signed by KMS and it \
+            is too late to sign one from the database; verify reports it");
+        return Ok(false);
     }
     let Some(gateway_key) = gateway_key(state, &record.gateway_id).await? else {
-        return Ok(existing.is_some());
+        return Ok(false);
     };
     let sealed_at = now();
     let head = SessionHead {
@@ -150,9 +240,32 @@ pub(crate) async fn seal_if_complete(
     Ok(true)
 }
 
-fn is_end(event: &EventRecord) -> bool {
+/// Whether a read may sign a missing head: within [`LATE_SEAL`] of the gateway's signed end; or
+/// when the gateway's end carries KMS's own end (status, cause, time), which `verify` holds the
+/// database to; or for an expiry at the expiry the gateway signed at the start (`verify` holds
+/// `expires_at` to it). Otherwise the database alone would say how the session ended.
+fn may_seal_late(view: &SessionView, end: &Value) -> bool {
+    let text = |k| end.get(k).and_then(Value::as_str);
+    let recent = text("time")
+        .and_then(crate::time::parse_rfc3339)
+        .is_some_and(|t| now() <= t + LATE_SEAL);
+    let carries_kms_end = text("ended_at").is_some();
+    let s = &view.session;
+    let expired_at_expiry = s.status == SessionStatus::Expired
+        && view.end_cause == Some(EndCause::Expiry)
+        && s.ended_at == Some(s.expires_at);
+    recent || carries_kms_end || expired_at_expiry
+}
+
+/// The last event as JSON, if it is the gateway's signed end.
+fn end_event(event: &EventRecord) -> Option<Value> {
     serde_json::from_str::<Value>(&event.json)
-        .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("session_ended"))
+        .ok()
+        .filter(|v| v.get("type").and_then(Value::as_str) == Some("session_ended"))
+}
+
+fn is_end(event: &EventRecord) -> bool {
+    end_event(event).is_some()
 }
 
 /// How far the session's record has reached KMS (signing its head first if it can).
@@ -160,7 +273,7 @@ pub(crate) async fn progress(
     state: &AppState,
     record: &SessionRecord,
 ) -> Result<AuditProgress, ApiError> {
-    let sealed = seal_if_complete(state, record).await?;
+    let sealed = seal(state, record, true).await?;
     let last = state.store.last_event(&record.session.id).await?;
     Ok(AuditProgress {
         events: last.as_ref().map_or(0, |e| e.seq),
@@ -175,7 +288,7 @@ pub(crate) async fn bundle(
     state: &AppState,
     record: &SessionRecord,
 ) -> Result<SessionBundle, ApiError> {
-    seal_if_complete(state, record).await?;
+    seal(state, record, true).await?;
     let id = &record.session.id;
     let stored = state.store.session_events(id).await?;
     // A row that is not JSON any more stays in as a string: the chain check reports it.
@@ -232,12 +345,28 @@ pub(crate) async fn verify(
     }
     let bundle = bundle(state, record).await?;
     let kms_key = state.audit_key.public_key();
+    if bundle.head.is_none() {
+        if let Some((key, false)) = held_gateway_key(state, &record.gateway_id).await? {
+            return Ok(ChainReport::Altered {
+                seq: None,
+                event_id: None,
+                reason: format!(
+                    "the audit key KMS's database holds for gateway {} ({}) is not endorsed by \
+                     KMS's key: it was put there by someone else than KMS (or before this \
+                     version and not endorsed at the upgrade); its signatures prove nothing",
+                    record.session.gateway,
+                    key.fingerprint()
+                ),
+            });
+        }
+    }
     Ok(verify_session(&Evidence {
         metadata: &bundle.session,
         events: &bundle.events,
         head: bundle.head.as_ref(),
         gateway_key: bundle.gateway_key.as_ref(),
         kms_key: &kms_key,
+        checked_at: now(),
     }))
 }
 
@@ -263,5 +392,59 @@ pub(crate) async fn seal_delivered(state: &AppState, sessions: &[SessionId]) {
             tracing::warn!(session = %id, error = ?e, "signing the session head failed; \
                 the next read of the session tries again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn view(status: SessionStatus, cause: Option<EndCause>, ended_at: SystemTime) -> SessionView {
+        let expires_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_003_600);
+        SessionView {
+            session: Session {
+                id: SessionId::new("s"),
+                user: "alice".into(),
+                resource: "prod".into(),
+                account: "admin".into(),
+                gateway: "gw".into(),
+                status,
+                created_at: expires_at - Duration::from_secs(3600),
+                expires_at,
+                ended_at: Some(ended_at),
+                reason: None,
+            },
+            end_cause: cause,
+        }
+    }
+
+    fn end(time: SystemTime, kms_end: bool) -> Value {
+        let mut end = serde_json::json!({
+            "type": "session_ended",
+            "status": "terminated",
+            "time": humantime::format_rfc3339_millis(time).to_string(),
+        });
+        if kms_end {
+            end["ended_at"] = Value::from("2027-01-15T08:30:00Z");
+        }
+        end
+    }
+
+    #[test]
+    fn a_read_signs_a_missing_head_only_where_the_database_cannot_decide_the_end() {
+        let long_ago = now() - Duration::from_secs(3600);
+        let ended = view(SessionStatus::Ended, Some(EndCause::User), long_ago);
+        // Just after the gateway's end (a failed signing retried): yes.
+        assert!(may_seal_late(&ended, &end(now(), false)));
+        // Long after, the gateway's end binding no KMS end: the database would decide. No.
+        assert!(!may_seal_late(&ended, &end(long_ago, false)));
+        // The gateway's end binds KMS's: verify holds the database to it. Yes.
+        assert!(may_seal_late(&ended, &end(long_ago, true)));
+        // Expired at the expiry the gateway signed: yes; any other end time: no.
+        let mut expired = view(SessionStatus::Expired, Some(EndCause::Expiry), long_ago);
+        assert!(!may_seal_late(&expired, &end(long_ago, false)));
+        expired.session.ended_at = Some(expired.session.expires_at);
+        assert!(may_seal_late(&expired, &end(long_ago, false)));
     }
 }

@@ -68,6 +68,10 @@ pub(crate) async fn prepare(config: &ServerConfig) -> Result<Prepared, ServerErr
     } else {
         tracing::info!(key = %fingerprint, "KMS audit key");
     }
+    let marker = config
+        .audit_key_path()
+        .with_file_name("audit-keys-endorsed");
+    super::audit_trail::endorse_keys_at_upgrade(store.as_ref(), &audit_key, &marker).await?;
     Ok(Prepared {
         store,
         ca,

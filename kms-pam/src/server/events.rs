@@ -60,8 +60,9 @@ pub(crate) async fn ingest(
         .await?
         .ok_or_else(|| {
             ApiError::invalid(format!(
-                "gateway {} has no audit key registered with KMS, so its events cannot be \
-                 authenticated; restart it (it registers its key when it starts)",
+                "gateway {} has no audit key registered with KMS and endorsed by KMS's key, so \
+                 its events cannot be authenticated; restart it (it registers its key when it \
+                 starts), or enroll it again if its stored key is not endorsed",
                 gateway.name
             ))
         })?;

@@ -18,7 +18,7 @@ use super::auth::{AdminUser, AnyUser};
 use super::error::{ApiError, ApiJson};
 use super::failures::Attempt;
 use super::state::{now, AppState};
-use super::{validate, views};
+use super::{audit_trail, validate, views};
 use crate::kms::api::{
     CreateGateway, CreatedGateway, EnrollGateway, EnrolledGateway, Gateway,
     ENROLLMENT_TOKEN_PREFIX, GATEWAY_TOKEN_PREFIX,
@@ -152,9 +152,10 @@ pub(crate) async fn enroll(
             other => other.into(),
         })?;
     if let Some(key) = &body.audit_key {
+        let endorsement = audit_trail::endorse(&state, &enrolled.id, key);
         state
             .store
-            .set_gateway_audit_key(&enrolled.id, &key.to_base64(), now)
+            .set_gateway_audit_key(&enrolled.id, &key.to_base64(), &endorsement, now)
             .await?;
         tracing::info!(gateway = %enrolled.name, key = %key.fingerprint(), "gateway audit key registered");
     }

@@ -55,7 +55,7 @@ pub(crate) async fn reap(state: &AppState) {
         .end_sessions(&silent, EndCause::Abandoned, now)
         .await
     {
-        Ok(ended) => record_ended(state, &ended, EndCause::Abandoned, "kms"),
+        Ok(ended) => record_ended(state, &ended, EndCause::Abandoned, "kms").await,
         Err(e) => tracing::warn!(error = %e, "ending abandoned sessions failed"),
     }
 }

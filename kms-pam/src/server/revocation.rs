@@ -25,17 +25,25 @@ pub(crate) async fn end_sessions(
     by: &str,
 ) -> Result<usize, ApiError> {
     let ended = state.store.end_sessions(&which, cause, now()).await?;
-    record_ended(state, &ended, cause, by);
+    record_ended(state, &ended, cause, by).await;
     Ok(ended.ids.len())
 }
 
-/// Publishes, counts and logs sessions ended for `cause`.
-pub(crate) fn record_ended(state: &AppState, ended: &EndedSessions, cause: EndCause, by: &str) {
+/// Publishes, counts and logs sessions ended for `cause`, and signs the heads of those whose
+/// gateway had already delivered its signed end (it stopped first): KMS signs a head when the
+/// record completes, not later from whatever the database then says.
+pub(crate) async fn record_ended(
+    state: &AppState,
+    ended: &EndedSessions,
+    cause: EndCause,
+    by: &str,
+) {
     state.feed.publish(ended.seq);
     for id in &ended.ids {
         state.metrics.session_ended(cause);
         tracing::info!(session = %id, %cause, %by, "session ended");
     }
+    super::audit_trail::seal_delivered(state, &ended.ids).await;
 }
 
 /// The user `name`, unless it is the caller: nobody locks themselves out by accident.

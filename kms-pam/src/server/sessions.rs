@@ -397,7 +397,7 @@ pub(super) async fn finish(
             seq: Some(seq),
         };
         let cause = update.record.end_cause.unwrap_or(cause);
-        record_ended(state, &ended, cause, by);
+        record_ended(state, &ended, cause, by).await;
     }
     Ok(Json(views::session(&update.record, now)))
 }

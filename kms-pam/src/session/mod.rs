@@ -324,6 +324,45 @@ pub trait SessionManager: Send + Sync + 'static {
 
     /// A handle that resolves when the session stops being active, whatever the reason.
     async fn watch(&self, id: &SessionId) -> Result<SessionWatch, SessionError>;
+
+    /// How the session ended as the control plane holds it (status, end time, cause), which
+    /// the gateway signs into the session's record. The default asks [`get`](Self::get) and
+    /// knows no cause.
+    async fn ending(&self, id: &SessionId) -> Result<SessionEnding, SessionError> {
+        let session = self.get(id).await?;
+        Ok(SessionEnding {
+            status: session.status,
+            ended_at: session.ended_at,
+            end_cause: None,
+        })
+    }
+}
+
+/// A session's end as the control plane holds it ([`SessionManager::ending`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionEnding {
+    /// Its status (`Active` when it has not ended there).
+    pub status: SessionStatus,
+    /// When it ended.
+    pub ended_at: Option<SystemTime>,
+    /// Why, as KMS names the cause (`user`, `expiry`, …), when known.
+    pub end_cause: Option<String>,
+}
+
+impl SessionEnding {
+    /// An end as the control plane holds it.
+    pub fn new(
+        status: SessionStatus,
+        ended_at: Option<SystemTime>,
+        end_cause: Option<String>,
+    ) -> Self {
+        Self {
+            status,
+            ended_at,
+            end_cause,
+        }
+    }
 }
 
 /// Tells its holder when a session stops being active: ended, terminated, or expired.

@@ -48,6 +48,10 @@ enum SessionsCommand {
     Verify {
         /// Session id.
         id: String,
+        /// Exit 0 for a record KMS has signed no head for yet (an active session), instead of
+        /// 7 (unsealed).
+        #[arg(long)]
+        allow_unsealed: bool,
     },
     /// Write the session's record as a self-contained JSON bundle, for `kms-pam verify-bundle`.
     Export {
@@ -124,9 +128,9 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
                 output::print(&describe(&detail))?;
             }
         }
-        SessionsCommand::Verify { id } => {
+        SessionsCommand::Verify { id, allow_unsealed } => {
             let verdict = client.verify_session(&SessionId::new(id)).await?;
-            return verdict::report(&verdict, globals.json());
+            return verdict::report(&verdict, globals.json(), allow_unsealed);
         }
         SessionsCommand::Export { id, out } => {
             let bundle = client.export_session(&SessionId::new(id)).await?;

@@ -145,6 +145,8 @@ mod tests {
             SessionId::new("s"),
             AuditEventKind::SessionEnded {
                 status: SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         );
         let unchained = event.clone();

@@ -325,6 +325,8 @@ async fn chains_continue_across_a_restart_whether_or_not_events_were_shipped() {
             SessionId::new("done"),
             AuditEventKind::SessionEnded {
                 status: SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         )
     };

@@ -114,6 +114,8 @@ mod tests {
             SessionId::new("s1"),
             AuditEventKind::SessionEnded {
                 status: SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         )
     }

@@ -183,9 +183,17 @@ pub(super) async fn verify(
 /// The verdict of `sessions verify`, as a badge and its reason.
 fn chain_badge(report: &ChainReport) -> Markup {
     match report {
-        ChainReport::Intact { count, sealed } => html! {
-            (badge("intact", "intact")) " " span.muted { (count) " events verified"
-                @if *sealed { ", head signed by KMS" } }
+        ChainReport::Intact {
+            count,
+            sealed: true,
+        } => html! {
+            (badge("intact", "intact")) " " span.muted { (count) " events verified, head signed by KMS" }
+        },
+        // Never plain "intact" without KMS's head: nothing says no events followed these.
+        ChainReport::Intact { count, .. } => html! {
+            (badge("pending", "unsealed")) " " span.muted { (count) " events verified so far, no \
+                head signed by KMS (the session has not ended, or nobody connected through its \
+                gateway, or its head and events were deleted)" }
         },
         ChainReport::Altered { seq, reason, .. } => html! {
             (badge("broken", "altered"))

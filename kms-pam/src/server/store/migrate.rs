@@ -188,6 +188,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("gateway_id", Text),
             ("public_key", Text),
             ("created_at", Int),
+            ("endorsement", Text),
         ],
     ),
     (

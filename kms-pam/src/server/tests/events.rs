@@ -199,6 +199,8 @@ async fn events_not_signed_with_the_gateways_key_are_refused() {
             SessionId::new(&id),
             AuditEventKind::SessionEnded {
                 status: crate::session::SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         ))
         .unwrap();
@@ -251,6 +253,8 @@ async fn the_gateways_end_has_kms_sign_the_head_and_the_export_verifies_offline(
             SessionId::new(&id),
             AuditEventKind::SessionEnded {
                 status: crate::session::SessionStatus::Ended,
+                ended_at: None,
+                end_cause: None,
             },
         ))
         .unwrap();
@@ -295,6 +299,70 @@ async fn the_gateways_end_has_kms_sign_the_head_and_the_export_verifies_offline(
     assert!(bundle.verify(&gw_key, &keys.kms_key).is_intact());
     let listed = kms.get("/v1/gateways", &alice).await.expect(StatusCode::OK);
     assert!(listed.to_string().contains(&gw_key.to_base64()), "{listed}");
+}
+
+#[tokio::test]
+async fn a_deleted_head_is_not_signed_again_from_an_edited_database() {
+    let (kms, alice, gateway, _, id) = world().await;
+    let mut events = kubectl_get(&id, 1);
+    kms.post(&format!("/v1/sessions/{id}/end"), &alice, json!({}))
+        .await
+        .expect(StatusCode::OK);
+    let chained = ChainingSink::resume(
+        MemoryAuditSink::new(),
+        [(
+            SessionId::new(&id),
+            crate::audit::ChainHead {
+                seq: 2,
+                hash: events[1].hash.clone(),
+            },
+        )]
+        .into(),
+    )
+    .with_signer(Arc::new(gateway_audit_key("gw")));
+    // An end the gateway recorded ten minutes ago, without KMS's view of it (it stopped first).
+    let mut end = AuditEvent::now(
+        SessionId::new(&id),
+        AuditEventKind::SessionEnded {
+            status: crate::session::SessionStatus::Ended,
+            ended_at: None,
+            end_cause: None,
+        },
+    );
+    end.time -= std::time::Duration::from_secs(600);
+    chained.record(end).unwrap();
+    events.extend(chained.inner().events());
+    upload(&kms, &gateway, &events).await.expect(StatusCode::OK);
+    let path = format!("/v1/sessions/{id}/verify");
+    let verify = || kms.get(&path, &alice);
+    assert_eq!(
+        verify().await.expect(StatusCode::OK),
+        json!({"result": "intact", "count": 3, "sealed": true})
+    );
+
+    // The head deleted and the end relabelled: KMS does not sign the database's story.
+    let url = format!("sqlite://{}", kms.data_dir().join("kms.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for sql in [
+        "DELETE FROM session_heads WHERE session_id = $1",
+        "UPDATE sessions SET status = 'terminated', end_cause = 'termination' WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(&id).execute(&db).await.unwrap();
+    }
+    let verdict = verify().await.expect(StatusCode::OK);
+    assert_eq!(verdict["result"], "truncated", "{verdict}");
+    assert!(
+        verdict["reason"]
+            .as_str()
+            .unwrap()
+            .contains("KMS head missing"),
+        "{verdict}"
+    );
+    let heads: Vec<(String,)> = sqlx::query_as("SELECT session_id FROM session_heads")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(heads.is_empty(), "no head signed again");
 }
 
 #[tokio::test]

@@ -129,3 +129,52 @@ async fn heartbeats_move_the_address_and_keep_the_gateway_online() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+/// Whether KMS trusts gateway `gw`'s audit key: re-registering the same key succeeds only for
+/// a key KMS endorsed.
+async fn key_trusted(kms: &Kms, gateway: &str) -> bool {
+    let key = super::gateway_audit_key("gw").public_key();
+    let reply = kms
+        .post(
+            "/v1/gateway/audit-key",
+            gateway,
+            json!({ "public_key": key }),
+        )
+        .await;
+    reply.status == StatusCode::OK
+}
+
+async fn clear_endorsements(kms: &Kms) {
+    let db = database(kms).await;
+    sqlx::query("UPDATE gateway_audit_keys SET endorsement = NULL")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+}
+
+#[tokio::test]
+async fn keys_stored_before_endorsements_are_endorsed_once_at_the_upgrade() {
+    let kms = Kms::start().await;
+    let gateway = kms.gateway("gw").await;
+    assert!(key_trusted(&kms, &gateway).await, "endorsed at enrollment");
+    let marker = kms.data_dir().join("audit-keys-endorsed");
+    assert!(marker.exists(), "the first start is the upgrade");
+
+    // A database from before endorsements (no endorsement, no marker): the first start of this
+    // version endorses the keys it finds.
+    clear_endorsements(&kms).await;
+    assert!(
+        !key_trusted(&kms, &gateway).await,
+        "unendorsed: not trusted"
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let kms = Kms::start_in(kms.stop().await).await;
+    assert!(key_trusted(&kms, &gateway).await, "endorsed at the upgrade");
+
+    // Later starts endorse nothing: a key whose endorsement was removed in the database (or
+    // a key swapped in) stays untrusted.
+    clear_endorsements(&kms).await;
+    let kms = Kms::start_in(kms.stop().await).await;
+    assert!(!key_trusted(&kms, &gateway).await);
+}

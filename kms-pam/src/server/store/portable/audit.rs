@@ -26,16 +26,18 @@ impl AuditStore for EngineStore {
         &self,
         gateway_id: &str,
         public_key: &str,
+        endorsement: &str,
         now: SystemTime,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO gateway_audit_keys (gateway_id, public_key, created_at) \
-             VALUES ($1, $2, $3) \
-             ON CONFLICT (gateway_id) DO UPDATE SET public_key = $2, created_at = $3",
+            "INSERT INTO gateway_audit_keys (gateway_id, public_key, created_at, endorsement) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (gateway_id) \
+             DO UPDATE SET public_key = $2, created_at = $3, endorsement = $4",
         )
         .bind(gateway_id)
         .bind(public_key)
         .bind(secs(now))
+        .bind(endorsement)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -46,29 +48,34 @@ impl AuditStore for EngineStore {
         &self,
         gateway_id: &str,
         public_key: &str,
+        endorsement: &str,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO gateway_audit_keys (gateway_id, public_key, created_at) \
-             VALUES ($1, $2, $3) ON CONFLICT (gateway_id) DO NOTHING",
+            "INSERT INTO gateway_audit_keys (gateway_id, public_key, created_at, endorsement) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (gateway_id) DO NOTHING",
         )
         .bind(gateway_id)
         .bind(public_key)
         .bind(secs(now))
+        .bind(endorsement)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn gateway_audit_key(&self, gateway_id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT public_key FROM gateway_audit_keys WHERE gateway_id = $1")
-                .bind(gateway_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        Ok(row.map(|(key,)| key))
+    async fn gateway_audit_key(
+        &self,
+        gateway_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        sqlx::query_as(
+            "SELECT public_key, endorsement FROM gateway_audit_keys WHERE gateway_id = $1",
+        )
+        .bind(gateway_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
     }
 
     async fn gateway_audit_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -76,6 +83,34 @@ impl AuditStore for EngineStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)
+    }
+
+    async fn unendorsed_gateway_audit_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT gateway_id, public_key FROM gateway_audit_keys WHERE endorsement IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn endorse_gateway_audit_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        endorsement: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE gateway_audit_keys SET endorsement = $3 \
+             WHERE gateway_id = $1 AND public_key = $2 AND endorsement IS NULL",
+        )
+        .bind(gateway_id)
+        .bind(public_key)
+        .bind(endorsement)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn last_event(&self, session: &SessionId) -> Result<Option<EventRecord>, StoreError> {

@@ -7,27 +7,35 @@ pub(super) async fn audit_keys_heads_and_recording_policies_are_kept(store: Arc<
     let gateway = &f.gateway.id;
     assert_eq!(store.gateway_audit_key(gateway).await.unwrap(), None);
     assert!(store
-        .add_gateway_audit_key(gateway, "k1", t(1))
+        .add_gateway_audit_key(gateway, "k1", "e1", t(1))
         .await
         .unwrap());
     assert!(
         !store
-            .add_gateway_audit_key(gateway, "k2", t(2))
+            .add_gateway_audit_key(gateway, "k2", "e2", t(2))
             .await
             .unwrap(),
         "registered once"
     );
     assert_eq!(
-        store.gateway_audit_key(gateway).await.unwrap().as_deref(),
-        Some("k1")
+        store.gateway_audit_key(gateway).await.unwrap(),
+        Some(("k1".to_owned(), Some("e1".to_owned())))
     );
     store
-        .set_gateway_audit_key(gateway, "k3", t(3))
+        .set_gateway_audit_key(gateway, "k3", "e3", t(3))
         .await
         .unwrap();
     assert_eq!(
         store.gateway_audit_keys().await.unwrap(),
         [(gateway.clone(), "k3".to_owned())]
+    );
+    assert_eq!(store.unendorsed_gateway_audit_keys().await.unwrap(), []);
+    assert!(
+        !store
+            .endorse_gateway_audit_key(gateway, "k3", "again")
+            .await
+            .unwrap(),
+        "an endorsed key keeps its endorsement"
     );
 
     let session = f.session(1, 100).await.record.session.id;
