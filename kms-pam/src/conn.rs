@@ -64,6 +64,12 @@ pub(crate) struct HttpLimits {
     pub(crate) header_read_timeout: Duration,
     /// The largest request head accepted, in bytes (HTTP/1.1 read buffer, HTTP/2 header list).
     pub(crate) max_header_bytes: usize,
+    /// A connection with no request in flight (none being read, answered or streamed) for this
+    /// long is shut down gracefully (HTTP/2 `GOAWAY`). HTTP/1.1 needs no such bound: hyper's
+    /// header timeout already runs while it waits for the next request. `None` keeps idle
+    /// HTTP/2 connections: the gateway's session tunnel, which is idle between kubectl commands
+    /// and authenticated, must outlive those pauses.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl HttpLimits {
@@ -71,17 +77,20 @@ impl HttpLimits {
     pub(crate) const LOCAL: Self = Self {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: 512 * 1024,
+        idle_timeout: Some(Duration::from_secs(10)),
     };
     /// The gateway's tunnel side: more than the loopback proxy lets through, so a request it
     /// accepted is never refused mid-path.
     pub(crate) const TUNNEL: Self = Self {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: crate::proxy::http2::MAX_HEADER_LIST_SIZE as usize,
+        idle_timeout: None,
     };
     /// The gateway's metrics endpoint: tiny requests.
     pub(crate) const METRICS: Self = Self {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: 16 * 1024,
+        idle_timeout: Some(Duration::from_secs(10)),
     };
     /// The KMS API: small request heads; the header timeout also closes a keep-alive connection
     /// that stays idle that long (hyper starts it whenever it waits for a request head).
@@ -89,12 +98,14 @@ impl HttpLimits {
     pub(crate) const KMS: Self = Self {
         header_read_timeout: Duration::from_secs(15),
         max_header_bytes: 64 * 1024,
+        idle_timeout: Some(Duration::from_secs(15)),
     };
 }
 
 /// Serves one connection (HTTP/1.1 with upgrades, or HTTP/2 with the path's flow-control
 /// windows) until it closes or `stop` resolves; then gives it [`DRAIN`] to finish and drops it.
-/// A connection whose first request head has not arrived within the header timeout is closed.
+/// A connection whose first request head has not arrived within the header timeout is closed,
+/// and an HTTP/2 connection idle for the idle timeout (if the listener has one) is shut down.
 pub(crate) async fn serve_http<I, S, B, F>(io: I, service: S, limits: HttpLimits, stop: F)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -108,10 +119,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: Future<Output = ()>,
 {
-    let first_request = Arc::new(AtomicBool::new(false));
-    let service = FirstRequest {
+    let activity = Arc::new(Activity::new());
+    let service = Tracked {
         inner: service,
-        seen: first_request.clone(),
+        activity: activity.clone(),
     };
     let header_bytes = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -133,6 +144,9 @@ where
     // bytes would hold the connection meanwhile, so the first request has a deadline of its own.
     let first_deadline = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(first_deadline);
+    // hyper closes an idle HTTP/1.1 connection, never an HTTP/2 one whose peer answers pings.
+    let idle_check = tokio::time::sleep(limits.idle_timeout.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(idle_check);
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -142,11 +156,22 @@ where
                 }
                 return;
             }
-            () = &mut first_deadline, if !first_request.load(Ordering::Relaxed) => {
+            () = &mut first_deadline, if !activity.seen_request() => {
                 // The guard was read when this round started; a request may have come since.
-                if !first_request.load(Ordering::Relaxed) {
+                if !activity.seen_request() {
                     tracing::debug!("no request within the header timeout; connection closed");
                     return;
+                }
+            }
+            () = &mut idle_check, if limits.idle_timeout.is_some() => {
+                let idle_timeout = limits.idle_timeout.unwrap_or(Duration::MAX / 4);
+                match activity.idle_since() {
+                    Some(since) if activity.is_http2() && since.elapsed() >= idle_timeout => {
+                        tracing::debug!("HTTP/2 connection idle for the idle timeout; shut down");
+                        break;
+                    }
+                    Some(since) => idle_check.as_mut().reset(since + idle_timeout),
+                    None => idle_check.as_mut().reset(tokio::time::Instant::now() + idle_timeout),
                 }
             }
             () = &mut stop => break,
@@ -156,23 +181,135 @@ where
     let _ = tokio::time::timeout(DRAIN, connection).await;
 }
 
-/// Marks that a connection's first request head arrived.
-struct FirstRequest<S> {
-    inner: S,
-    seen: Arc<AtomicBool>,
+/// What a connection is doing: whether a request came, its protocol, how many requests are in
+/// flight (from their head until their response body is done or dropped) and since when none is.
+struct Activity {
+    seen_request: AtomicBool,
+    http2: AtomicBool,
+    in_flight: std::sync::Mutex<(usize, tokio::time::Instant)>,
 }
 
-impl<S, R> hyper::service::Service<R> for FirstRequest<S>
-where
-    S: hyper::service::Service<R>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
+impl Activity {
+    fn new() -> Self {
+        Self {
+            seen_request: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            in_flight: std::sync::Mutex::new((0, tokio::time::Instant::now())),
+        }
+    }
 
-    fn call(&self, request: R) -> Self::Future {
-        self.seen.store(true, Ordering::Relaxed);
-        self.inner.call(request)
+    fn seen_request(&self) -> bool {
+        self.seen_request.load(Ordering::Relaxed)
+    }
+
+    fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+
+    /// `Some(when the last request ended)` if none is in flight.
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        (in_flight.0 == 0).then_some(in_flight.1)
+    }
+
+    fn started(self: &Arc<Self>, http2: bool) -> InFlight {
+        self.seen_request.store(true, Ordering::Relaxed);
+        if http2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        InFlight(self.clone())
+    }
+}
+
+/// One request in flight; dropped with its response body (or its future, if it never answered).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.0 = in_flight.0.saturating_sub(1);
+        in_flight.1 = tokio::time::Instant::now();
+    }
+}
+
+/// Counts a connection's requests in flight for [`Activity`].
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, R, B> hyper::service::Service<http::Request<R>> for Tracked<S>
+where
+    S: hyper::service::Service<http::Request<R>, Response = http::Response<B>>,
+{
+    type Response = http::Response<TrackedBody<B>>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn call(&self, request: http::Request<R>) -> Self::Future {
+        let in_flight = self
+            .activity
+            .started(request.version() == http::Version::HTTP_2);
+        TrackedFuture {
+            inner: self.inner.call(request),
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way, its request counted in flight.
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<TrackedBody<B>>, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let in_flight = this.in_flight.take();
+        std::task::Poll::Ready(Ok(response.map(|body| TrackedBody {
+            inner: Box::pin(body),
+            _in_flight: in_flight,
+        })))
+    }
+}
+
+/// A response body that keeps its request counted in flight until it is done or dropped.
+struct TrackedBody<B> {
+    inner: std::pin::Pin<Box<B>>,
+    _in_flight: Option<InFlight>,
+}
+
+impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.inner.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -244,6 +381,89 @@ mod tests {
         let (tcp, _) = accept(&listener, "test").await;
         assert!(tcp.nodelay().expect("nodelay"));
         client.await.expect("join").expect("connect");
+    }
+
+    /// Serves `limits` over an in-memory pipe to an HTTP/2 client; the service answers `/` at
+    /// once and `/watch` with a body that never ends. Returns the client and the connection task.
+    async fn h2_connection(
+        limits: HttpLimits,
+    ) -> (
+        hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use http_body_util::BodyExt as _;
+        type Body = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let service = hyper::service::service_fn(|request: http::Request<_>| async move {
+            let body: Body = if request.uri().path() == "/watch" {
+                http_body_util::StreamBody::new(futures_util::stream::pending::<
+                    Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>,
+                >())
+                .boxed()
+            } else {
+                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")).boxed()
+            };
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        });
+        let served = tokio::spawn(serve_http(server, service, limits, std::future::pending()));
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(connection);
+        (sender, served)
+    }
+
+    async fn get(
+        sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+        path: &str,
+    ) -> http::Response<hyper::body::Incoming> {
+        let request = http::Request::get(format!("http://x{path}"))
+            .body(http_body_util::Empty::new())
+            .expect("request");
+        sender.send_request(request).await.expect("answer")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_http2_connection_is_shut_down_after_the_idle_timeout() {
+        for limits in [HttpLimits::LOCAL, HttpLimits::METRICS] {
+            let idle = limits.idle_timeout.expect("closes idle connections");
+            let (mut sender, served) = h2_connection(limits).await;
+            let answer = get(&mut sender, "/").await;
+            assert_eq!(answer.status(), http::StatusCode::OK);
+            drop(answer);
+            let started = tokio::time::Instant::now();
+            tokio::time::timeout(idle + DRAIN + Duration::from_secs(1), served)
+                .await
+                .expect("an idle HTTP/2 connection was kept open")
+                .expect("join");
+            assert!(started.elapsed() >= idle, "closed before the idle timeout");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_connection_with_an_open_stream_or_without_an_idle_timeout_is_kept() {
+        let (mut sender, served) = h2_connection(HttpLimits::LOCAL).await;
+        let watch = get(&mut sender, "/watch").await;
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(
+            !served.is_finished(),
+            "a connection streaming a watch was shut down"
+        );
+        drop(watch);
+        tokio::time::timeout(Duration::from_secs(15), served)
+            .await
+            .expect("closed once the watch ended and the connection idled")
+            .expect("join");
+
+        let (mut sender, served) = h2_connection(HttpLimits::TUNNEL).await;
+        drop(get(&mut sender, "/").await);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(
+            !served.is_finished(),
+            "the session tunnel was closed while idle"
+        );
+        assert_eq!(get(&mut sender, "/").await.status(), http::StatusCode::OK);
     }
 
     #[tokio::test(start_paused = true)]

@@ -87,3 +87,38 @@ async fn an_idle_keep_alive_connection_is_closed() {
     );
     kms.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_its_request() {
+    let kms = Kms::start().await;
+    let tcp = TcpStream::connect(kms.addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{}/v1/healthz", kms.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let answer = sender.send_request(request).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    drop(answer);
+    let started = Instant::now();
+    // Then nothing: an unauthenticated peer must not keep one of the 4,096 slots.
+    let closed = tokio::time::timeout(closed_within(), connection).await;
+    assert!(
+        closed.is_ok(),
+        "idle HTTP/2 connection still open after {:?}",
+        started.elapsed()
+    );
+    let idle = HttpLimits::KMS
+        .idle_timeout
+        .expect("KMS closes idle connections");
+    assert!(
+        started.elapsed() + Duration::from_secs(1) >= idle,
+        "closed too early"
+    );
+    kms.stop().await;
+}
