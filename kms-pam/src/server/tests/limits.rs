@@ -122,3 +122,46 @@ async fn an_idle_http2_connection_is_closed_after_its_request() {
     );
     kms.stop().await;
 }
+
+#[tokio::test]
+async fn a_slowly_sent_body_is_cut_with_408_within_the_deadline() {
+    use crate::server::body_deadline::BODY_READ_TIMEOUT;
+    let kms = Kms::start().await;
+    let mut tcp = TcpStream::connect(kms.addr).await.expect("connect");
+    // Unauthenticated: the enrollment handler reads the body before it checks the token.
+    tcp.write_all(
+        b"POST /v1/gateways/enroll HTTP/1.1\r\nHost: kms\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+    )
+    .await
+    .expect("head");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        assert!(
+            started.elapsed() <= BODY_READ_TIMEOUT + Duration::from_secs(6),
+            "still reading a 1 byte/s body after {:?}; got {:?}",
+            started.elapsed(),
+            String::from_utf8_lossy(&answer)
+        );
+        if tcp.write_all(b" ").await.is_err() {
+            break started.elapsed();
+        }
+        match tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break started.elapsed(),
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    };
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        closed >= BODY_READ_TIMEOUT - Duration::from_secs(1),
+        "cut after {closed:?}"
+    );
+    // A body sent at once is still read.
+    let admin = kms.admin.clone();
+    kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
+    kms.stop().await;
+}
