@@ -32,6 +32,9 @@ const READY_QUEUE: usize = 64;
 /// descriptors), so the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Failed handshakes are logged once per source address in this period, with the count skipped.
+const FAILURE_LOG_PERIOD: Duration = Duration::from_secs(60);
+
 /// Outcome counters of a [`TlsTunnelAcceptor`]; each TCP connection lands in exactly one.
 #[derive(Debug, Default)]
 pub struct AcceptorStats {
@@ -103,6 +106,19 @@ impl TlsTunnelAcceptor {
         gateway_name: String,
         handshake_timeout: Duration,
     ) -> Self {
+        let period = FAILURE_LOG_PERIOD;
+        Self::with_limits(listener, config, gateway_name, handshake_timeout, period)
+    }
+
+    /// As [`new`](Self::new), with the handshake timeout and the period in which one failed
+    /// handshake per source is logged.
+    pub(super) fn with_limits(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        gateway_name: String,
+        handshake_timeout: Duration,
+        failure_log_period: Duration,
+    ) -> Self {
         let (ready_tx, ready) = mpsc::channel(READY_QUEUE);
         let stats = Arc::new(AcceptorStats::default());
         let handshaker = Arc::new(Handshaker {
@@ -111,7 +127,7 @@ impl TlsTunnelAcceptor {
             stats: Arc::clone(&stats),
             ready: ready_tx,
             timeout: handshake_timeout,
-            failure_log: crate::conn::LogLimiter::new(Duration::from_secs(60)),
+            failure_log: crate::conn::LogLimiter::new(failure_log_period),
         });
         let local_addr = listener.local_addr().ok();
         let task = tokio::spawn(accept_loop(listener, handshaker));
