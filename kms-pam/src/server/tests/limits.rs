@@ -1,5 +1,6 @@
-//! The KMS listener's limits: a slow-loris crowd is closed within the header timeout while the
-//! API keeps answering; an idle keep-alive connection is closed too.
+//! The KMS listener's limits: a slow-loris crowd (HTTP/1.1 heads, HTTP/2 prefaces, idle h2c
+//! connections), sustained for 30 s, is closed within the header timeout while the API keeps
+//! answering; idle keep-alive and HTTP/2 connections and slowly sent bodies are cut too.
 
 use std::time::{Duration, Instant};
 
@@ -15,13 +16,13 @@ fn closed_within() -> Duration {
     HttpLimits::KMS.header_read_timeout + Duration::from_secs(6)
 }
 
-/// Writes one byte of a request head a second until the server closes the connection; returns
-/// how long that took (`None`: still open after `give_up`).
-async fn dribble(mut tcp: TcpStream, give_up: Duration) -> Option<Duration> {
+/// Writes `bytes` one a second (cycling) until the server closes the connection; returns how
+/// long that took (`None`: still open at `give_up`).
+async fn dribble(mut tcp: TcpStream, bytes: &[u8], give_up: Instant) -> Option<Duration> {
     let started = Instant::now();
     let mut buf = [0u8; 512];
-    for byte in b"GET /v1/whoami HTTP/1.1\r\nHost: kms\r\n".iter().cycle() {
-        if started.elapsed() > give_up {
+    for byte in bytes.iter().cycle() {
+        if Instant::now() >= give_up {
             return None;
         }
         if tcp.write_all(&[*byte]).await.is_err() {
@@ -35,33 +36,137 @@ async fn dribble(mut tcp: TcpStream, give_up: Duration) -> Option<Duration> {
     None
 }
 
+/// An h2c connection that asks `/v1/healthz` once, unauthenticated, then idles; returns how long
+/// after the answer the server closed it (`None`: still open at `give_up`).
+async fn idle_http2(tcp: TcpStream, give_up: Instant) -> Option<Duration> {
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .ok()?;
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get("http://kms/v1/healthz")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .ok()?;
+    drop(sender.send_request(request).await.ok()?);
+    let started = Instant::now();
+    // However it ended (GOAWAY, reset), it ended.
+    let _ended = tokio::time::timeout_at(give_up.into(), connection)
+        .await
+        .ok()?;
+    Some(started.elapsed())
+}
+
+/// How one slow connection misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Slow {
+    /// An HTTP/1.1 head one byte a second.
+    Head,
+    /// The HTTP/2 connection preface one byte a second (before hyper knows the protocol).
+    Preface,
+    /// One request over h2c, then nothing.
+    IdleHttp2,
+}
+
+const MODES: [Slow; 3] = [Slow::Head, Slow::Preface, Slow::IdleHttp2];
+/// Slow connections at any time.
+const CROWD: usize = 500;
+/// The crowd is held at full strength this long (a closed connection is replaced by a new one
+/// until then); then it leaves.
+const SUSTAIN: Duration = Duration::from_secs(30);
+
+/// One slow connection: when the server closed it, or its age when the crowd left with it open.
+async fn slow_connection(
+    addr: std::net::SocketAddr,
+    mode: Slow,
+    crowd_leaves: Instant,
+) -> Result<Duration, Duration> {
+    let opened = Instant::now();
+    let give_up = crowd_leaves.min(opened + closed_within() + Duration::from_secs(4));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let closed = match mode {
+        Slow::Head => dribble(tcp, b"GET /v1/whoami HTTP/1.1\r\nHost: kms\r\n", give_up).await,
+        Slow::Preface => dribble(tcp, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", give_up).await,
+        Slow::IdleHttp2 => idle_http2(tcp, give_up).await,
+    };
+    closed.ok_or_else(|| opened.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_loris_crowd_is_closed_within_the_header_timeout_and_the_api_still_answers() {
     let kms = Kms::start().await;
     let addr = kms.addr;
-    let give_up = closed_within() + Duration::from_secs(4);
+    let started = Instant::now();
+    let crowd_leaves = started + SUSTAIN;
     let mut crowd = tokio::task::JoinSet::new();
-    for _ in 0..500 {
+    for i in 0..CROWD {
         crowd.spawn(async move {
-            let tcp = TcpStream::connect(addr).await.expect("connect");
-            dribble(tcp, give_up).await
+            let mode = MODES[i % MODES.len()];
+            let mut outcomes = Vec::new();
+            while Instant::now() < crowd_leaves {
+                outcomes.push((mode, slow_connection(addr, mode, crowd_leaves).await));
+            }
+            outcomes
         });
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // While the crowd holds on (first wave, second wave), the API answers.
     let admin = kms.admin.clone();
-    kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
-
-    let mut closed = Vec::new();
-    while let Some(outcome) = crowd.join_next().await {
-        closed.push(outcome.expect("join"));
+    for at in [2, 12, 25] {
+        tokio::time::sleep_until((started + Duration::from_secs(at)).into()).await;
+        kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
     }
-    let open = closed.iter().filter(|c| c.is_none()).count();
-    assert_eq!(open, 0, "{open} slow connections were never closed");
-    let slowest = closed.iter().flatten().max().copied().unwrap_or_default();
+
+    let mut outcomes = Vec::new();
+    while let Some(of_one_slot) = crowd.join_next().await {
+        outcomes.extend(of_one_slot.expect("join"));
+    }
     assert!(
-        slowest <= closed_within(),
-        "slowest close after {slowest:?}"
+        started.elapsed() >= SUSTAIN,
+        "the crowd lasted {:?}",
+        started.elapsed()
     );
+    // Each connection was closed by its timeout (header, first request or idle: 15 s), not
+    // refused at once nor kept past it; those open when the crowd left were younger.
+    let mut problems = Vec::new();
+    for mode in MODES {
+        let of_mode = || {
+            outcomes
+                .iter()
+                .filter(move |(m, _)| *m == mode)
+                .map(|(_, o)| *o)
+        };
+        let closed: Vec<Duration> = of_mode().filter_map(Result::ok).collect();
+        let open: Vec<Duration> = of_mode().filter_map(Result::err).collect();
+        let fastest = closed.iter().min().copied();
+        let slowest = closed.iter().max().copied().unwrap_or_default();
+        let oldest_open = open.iter().max().copied().unwrap_or_default();
+        eprintln!(
+            "{mode:?}: {} closed after {fastest:?} to {slowest:?}; {} open when the crowd left \
+             (the oldest {oldest_open:?})",
+            closed.len(),
+            open.len()
+        );
+        if slowest > closed_within() || oldest_open > closed_within() {
+            problems.push(format!(
+                "{mode:?}: closed after up to {slowest:?}, open after {oldest_open:?}"
+            ));
+        }
+        let refused_early = HttpLimits::KMS.header_read_timeout - Duration::from_secs(3);
+        if let Some(fastest) = fastest.filter(|f| *f < refused_early) {
+            problems.push(format!(
+                "{mode:?}: one was closed after {fastest:?}, before any timeout"
+            ));
+        }
+        let slots = CROWD / MODES.len();
+        if closed.len() + open.len() < 2 * slots {
+            problems.push(format!(
+                "{mode:?}: {} connections for {slots} slots: closed ones were not replaced",
+                closed.len() + open.len()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
     kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
     kms.stop().await;
 }
