@@ -270,3 +270,61 @@ async fn a_slowly_sent_body_is_cut_with_408_within_the_deadline() {
     kms.get("/v1/whoami", &admin).await.expect(StatusCode::OK);
     kms.stop().await;
 }
+
+/// Log lines written through a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Past 4,096 open connections a new one is closed at once, and one source's refusals write one
+/// WARN line a minute, not one each.
+#[tokio::test] // One thread: the server's tasks log through this test's subscriber.
+async fn connections_over_the_cap_are_closed_and_logged_once_per_source() {
+    use crate::server::MAX_CONNECTIONS;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let kms = Kms::start().await;
+    let mut held = Vec::with_capacity(MAX_CONNECTIONS);
+    for _ in 0..MAX_CONNECTIONS {
+        held.push(TcpStream::connect(kms.addr).await.expect("connect"));
+    }
+    for _ in 0..20 {
+        let mut over = TcpStream::connect(kms.addr).await.expect("connect");
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), over.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "a connection over the cap was kept: {read:?}"
+        );
+    }
+    let bytes = captured.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let log = String::from_utf8_lossy(&bytes);
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("KMS API connection refused"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(
+        refusals[0].contains("WARN") && refusals[0].contains("skipped=0"),
+        "{refusals:#?}"
+    );
+    drop(held);
+    kms.stop().await;
+}
