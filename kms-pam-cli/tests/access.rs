@@ -407,3 +407,71 @@ fn a_kubeconfig_another_user_could_read_is_refused_and_the_session_ended() {
         "{statuses:?}"
     );
 }
+
+/// rustls' own logging (its `logging` feature; `.ci/run` refuses it) writes a WARN for every
+/// client sending an IP address as SNI, as `openssl s_client -servername 127.0.0.1` does: one
+/// line per connection to the loopback proxy, a flood anyone could cause. The real binary, with
+/// every rustls record let through, logs nothing for such clients.
+#[test]
+fn a_client_sending_an_ip_address_as_sni_leaves_no_log_line() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        panic!("this test needs the openssl command (Debian package openssl)");
+    }
+    let (kms, _sessions) = Sessions::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = command(
+        home.path(),
+        &[
+            "--url",
+            &kms.url,
+            "--token",
+            "t",
+            "pam",
+            "access",
+            "prod/admin",
+        ],
+    )
+    .env("RUST_LOG", "warn,rustls=trace,tokio_rustls=trace")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl+C") {
+        if reader.read_line(&mut banner).unwrap() == 0 {
+            break;
+        }
+    }
+    let kubeconfig = std::fs::read_to_string(kubeconfig_of(&banner)).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        let openssl = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &server, "-servername", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&openssl.stdout);
+        assert!(
+            said.contains("BEGIN CERTIFICATE"),
+            "the handshake did not complete: {said}{}",
+            String::from_utf8_lossy(&openssl.stderr)
+        );
+    }
+    send_sigterm(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(
+        !log.contains("SNI") && !log.contains("WARN") && !log.contains("rustls"),
+        "{log}"
+    );
+}

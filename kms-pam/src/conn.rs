@@ -64,6 +64,12 @@ pub(crate) struct HttpLimits {
     pub(crate) header_read_timeout: Duration,
     /// The largest request head accepted, in bytes (HTTP/1.1 read buffer, HTTP/2 header list).
     pub(crate) max_header_bytes: usize,
+    /// A connection with no request in flight (none being read, answered or streamed) for this
+    /// long is shut down gracefully (HTTP/2 `GOAWAY`). HTTP/1.1 needs no such bound: hyper's
+    /// header timeout already runs while it waits for the next request. `None` keeps idle
+    /// HTTP/2 connections: the gateway's session tunnel, which is idle between kubectl commands
+    /// and authenticated, must outlive those pauses.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl HttpLimits {
@@ -71,17 +77,20 @@ impl HttpLimits {
     pub(crate) const LOCAL: Self = Self {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: 512 * 1024,
+        idle_timeout: Some(Duration::from_secs(10)),
     };
     /// The gateway's tunnel side: more than the loopback proxy lets through, so a request it
     /// accepted is never refused mid-path.
     pub(crate) const TUNNEL: Self = Self {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: crate::proxy::http2::MAX_HEADER_LIST_SIZE as usize,
+        idle_timeout: None,
     };
     /// The gateway's metrics endpoint: tiny requests.
     pub(crate) const METRICS: Self = Self {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: 16 * 1024,
+        idle_timeout: Some(Duration::from_secs(10)),
     };
     /// The KMS API: small request heads; the header timeout also closes a keep-alive connection
     /// that stays idle that long (hyper starts it whenever it waits for a request head).
@@ -89,12 +98,14 @@ impl HttpLimits {
     pub(crate) const KMS: Self = Self {
         header_read_timeout: Duration::from_secs(15),
         max_header_bytes: 64 * 1024,
+        idle_timeout: Some(Duration::from_secs(15)),
     };
 }
 
 /// Serves one connection (HTTP/1.1 with upgrades, or HTTP/2 with the path's flow-control
 /// windows) until it closes or `stop` resolves; then gives it [`DRAIN`] to finish and drops it.
-/// A connection whose first request head has not arrived within the header timeout is closed.
+/// A connection whose first request head has not arrived within the header timeout is closed,
+/// and an HTTP/2 connection idle for the idle timeout (if the listener has one) is shut down.
 pub(crate) async fn serve_http<I, S, B, F>(io: I, service: S, limits: HttpLimits, stop: F)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -108,10 +119,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: Future<Output = ()>,
 {
-    let first_request = Arc::new(AtomicBool::new(false));
-    let service = FirstRequest {
+    let activity = Arc::new(Activity::new());
+    let service = Tracked {
         inner: service,
-        seen: first_request.clone(),
+        activity: activity.clone(),
     };
     let header_bytes = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -133,6 +144,9 @@ where
     // bytes would hold the connection meanwhile, so the first request has a deadline of its own.
     let first_deadline = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(first_deadline);
+    // hyper closes an idle HTTP/1.1 connection, never an HTTP/2 one whose peer answers pings.
+    let idle_check = tokio::time::sleep(limits.idle_timeout.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(idle_check);
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -142,11 +156,22 @@ where
                 }
                 return;
             }
-            () = &mut first_deadline, if !first_request.load(Ordering::Relaxed) => {
+            () = &mut first_deadline, if !activity.seen_request() => {
                 // The guard was read when this round started; a request may have come since.
-                if !first_request.load(Ordering::Relaxed) {
+                if !activity.seen_request() {
                     tracing::debug!("no request within the header timeout; connection closed");
                     return;
+                }
+            }
+            () = &mut idle_check, if limits.idle_timeout.is_some() => {
+                let idle_timeout = limits.idle_timeout.unwrap_or(Duration::MAX / 4);
+                match activity.idle_since() {
+                    Some(since) if activity.is_http2() && since.elapsed() >= idle_timeout => {
+                        tracing::debug!("HTTP/2 connection idle for the idle timeout; shut down");
+                        break;
+                    }
+                    Some(since) => idle_check.as_mut().reset(since + idle_timeout),
+                    None => idle_check.as_mut().reset(tokio::time::Instant::now() + idle_timeout),
                 }
             }
             () = &mut stop => break,
@@ -156,23 +181,135 @@ where
     let _ = tokio::time::timeout(DRAIN, connection).await;
 }
 
-/// Marks that a connection's first request head arrived.
-struct FirstRequest<S> {
-    inner: S,
-    seen: Arc<AtomicBool>,
+/// What a connection is doing: whether a request came, its protocol, how many requests are in
+/// flight (from their head until their response body is done or dropped) and since when none is.
+struct Activity {
+    seen_request: AtomicBool,
+    http2: AtomicBool,
+    in_flight: std::sync::Mutex<(usize, tokio::time::Instant)>,
 }
 
-impl<S, R> hyper::service::Service<R> for FirstRequest<S>
-where
-    S: hyper::service::Service<R>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
+impl Activity {
+    fn new() -> Self {
+        Self {
+            seen_request: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            in_flight: std::sync::Mutex::new((0, tokio::time::Instant::now())),
+        }
+    }
 
-    fn call(&self, request: R) -> Self::Future {
-        self.seen.store(true, Ordering::Relaxed);
-        self.inner.call(request)
+    fn seen_request(&self) -> bool {
+        self.seen_request.load(Ordering::Relaxed)
+    }
+
+    fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+
+    /// `Some(when the last request ended)` if none is in flight.
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        (in_flight.0 == 0).then_some(in_flight.1)
+    }
+
+    fn started(self: &Arc<Self>, http2: bool) -> InFlight {
+        self.seen_request.store(true, Ordering::Relaxed);
+        if http2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        InFlight(self.clone())
+    }
+}
+
+/// One request in flight; dropped with its response body (or its future, if it never answered).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.0 = in_flight.0.saturating_sub(1);
+        in_flight.1 = tokio::time::Instant::now();
+    }
+}
+
+/// Counts a connection's requests in flight for [`Activity`].
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, R, B> hyper::service::Service<http::Request<R>> for Tracked<S>
+where
+    S: hyper::service::Service<http::Request<R>, Response = http::Response<B>>,
+{
+    type Response = http::Response<TrackedBody<B>>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn call(&self, request: http::Request<R>) -> Self::Future {
+        let in_flight = self
+            .activity
+            .started(request.version() == http::Version::HTTP_2);
+        TrackedFuture {
+            inner: self.inner.call(request),
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way, its request counted in flight.
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<TrackedBody<B>>, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let in_flight = this.in_flight.take();
+        std::task::Poll::Ready(Ok(response.map(|body| TrackedBody {
+            inner: Box::pin(body),
+            _in_flight: in_flight,
+        })))
+    }
+}
+
+/// A response body that keeps its request counted in flight until it is done or dropped.
+struct TrackedBody<B> {
+    inner: std::pin::Pin<Box<B>>,
+    _in_flight: Option<InFlight>,
+}
+
+impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.inner.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -221,52 +358,5 @@ impl LogLimiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_vanished_connections_are_per_connection() {
-        for kind in [
-            io::ErrorKind::ConnectionAborted,
-            io::ErrorKind::ConnectionReset,
-        ] {
-            assert!(is_per_connection(&io::Error::from(kind)));
-        }
-        let emfile = io::Error::from_raw_os_error(24);
-        assert!(!is_per_connection(&emfile), "EMFILE must back off");
-    }
-
-    #[tokio::test]
-    async fn accept_sets_nodelay() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = tokio::spawn(TcpStream::connect(addr));
-        let (tcp, _) = accept(&listener, "test").await;
-        assert!(tcp.nodelay().expect("nodelay"));
-        client.await.expect("join").expect("connect");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_log_limiter_writes_one_line_per_source_and_period() {
-        let limiter = LogLimiter::new(Duration::from_secs(60));
-        let (a, b) = (
-            "10.0.0.1".parse().expect("ip"),
-            "10.0.0.2".parse().expect("ip"),
-        );
-        assert_eq!(limiter.allow(a), Some(0));
-        for _ in 0..1500 {
-            assert_eq!(limiter.allow(a), None);
-        }
-        assert_eq!(
-            limiter.allow(b),
-            Some(0),
-            "another source has its own budget"
-        );
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(
-            limiter.allow(a),
-            Some(1500),
-            "the next line says how many were skipped"
-        );
-    }
-}
+#[path = "conn_tests.rs"]
+mod tests;

@@ -118,7 +118,7 @@ impl TunnelClient {
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let request = into_tunnel_form(request, Version::HTTP_11)?;
-        let io = self.dial().await?;
+        let io = self.upgrade_dial().await?;
         let (mut sender, connection) = http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| tunnel_failed(&e))?;
@@ -205,8 +205,38 @@ impl TunnelClient {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn dial(&self) -> Result<BoxedIo, ProxyError> {
-        dial(&*self.transport).await
+    /// A tunnel connection of its own for an upgrade, under the shared connection's backoff:
+    /// during the backoff after a failed dial it fails at once with that failure; while the shared
+    /// connection is being dialled, it waits for that dial's outcome first; its own failed dial
+    /// starts a backoff unless the shared connection is up.
+    async fn upgrade_dial(&self) -> Result<BoxedIo, ProxyError> {
+        let pending = {
+            let state = self.lock();
+            match &state.conn {
+                Conn::Failed { failure, retry_at } if Instant::now() < *retry_at => {
+                    return Err(failure.to_error());
+                }
+                Conn::Dialing(dial) => Some(dial.clone()),
+                _ => None,
+            }
+        };
+        if let Some(dial) = pending {
+            dial.await.map_err(|failure| failure.to_error())?;
+        }
+        let error = match dial(&*self.transport).await {
+            Ok(io) => return Ok(io),
+            Err(error) => error,
+        };
+        let mut state = self.lock();
+        if matches!(state.conn, Conn::Idle | Conn::Failed { .. }) {
+            let retry_at = Instant::now() + state.backoff;
+            state.backoff = (state.backoff * 2).min(MAX_REDIAL_BACKOFF);
+            state.conn = Conn::Failed {
+                failure: DialFailure::from_error(&error),
+                retry_at,
+            };
+        }
+        Err(error)
     }
 }
 
@@ -393,5 +423,49 @@ mod tests {
         let again = client.send(get()).await.expect("shared connection reused");
         assert_eq!(again.status(), StatusCode::OK);
         assert_eq!(gateway.dials.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upgrades_honour_the_backoff_and_start_one_when_their_dial_fails() {
+        use std::sync::atomic::Ordering;
+        let gateway = Arc::new(FlakyGateway {
+            dials: Default::default(),
+            up: Default::default(),
+            delay: Duration::from_secs(10),
+        });
+        let client = TunnelClient::new(gateway.clone());
+        let exec = || {
+            Request::get("/api/v1/namespaces/default/pods/p/exec?command=sh")
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .body(body::empty())
+                .expect("request")
+        };
+        client.send(get()).await.expect_err("gateway down");
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 1);
+
+        // Within the backoff an exec fails at once with the dial's failure, and dials nothing.
+        let before = tokio::time::Instant::now();
+        let error = client.send_upgrade(exec()).await.expect_err("backing off");
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(before.elapsed(), Duration::ZERO);
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 1);
+
+        // After it, the exec dials; its failure starts the next backoff for everyone.
+        tokio::time::sleep(MIN_REDIAL_BACKOFF).await;
+        client.send_upgrade(exec()).await.expect_err("gateway down");
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 2);
+        let before = tokio::time::Instant::now();
+        client.send(get()).await.expect_err("backing off");
+        client.send_upgrade(exec()).await.expect_err("backing off");
+        assert_eq!(before.elapsed(), Duration::ZERO);
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 2);
+
+        // The gateway recovers: after the (doubled) backoff, requests dial again and succeed.
+        gateway.up.store(true, Ordering::SeqCst);
+        tokio::time::sleep(MIN_REDIAL_BACKOFF * 2).await;
+        let response = client.send(get()).await.expect("re-dialled");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(gateway.dials.load(Ordering::SeqCst), 3);
     }
 }

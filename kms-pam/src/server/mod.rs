@@ -30,6 +30,7 @@
 mod accounts;
 mod audit_trail;
 mod auth;
+mod body_deadline;
 mod bootstrap;
 mod changes;
 mod console;
@@ -289,9 +290,9 @@ impl Server {
 /// Most connections served at once; past it, new connections are closed at once.
 const MAX_CONNECTIONS: usize = 4096;
 
-/// Serves the router: accepts with backoff, at most [`MAX_CONNECTIONS`] at once, each with the
-/// KMS header timeout (slow-loris and idle connections are closed) and the peer address as
-/// axum's `ConnectInfo`; on `shutdown`, stops accepting and lets open requests finish.
+/// Serves the router: accepts with backoff, at most [`MAX_CONNECTIONS`] at once (refusals
+/// logged once per source a minute), each with the KMS header timeout (slow-loris and idle
+/// connections are closed), a body read deadline and the peer address as axum's `ConnectInfo`; on `shutdown`, stops accepting and lets open requests finish.
 async fn serve_api(
     listener: TcpListener,
     app: axum::Router,
@@ -300,6 +301,7 @@ async fn serve_api(
     use tower::ServiceExt as _;
 
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let refusal_log = crate::conn::LogLimiter::new(Duration::from_secs(60));
     let stopping = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
@@ -309,16 +311,28 @@ async fn serve_api(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "KMS API connection refused: {MAX_CONNECTIONS} already open");
+            if let Some(skipped) = refusal_log.allow(peer.ip()) {
+                tracing::warn!(%peer, skipped, "KMS API connection refused: {MAX_CONNECTIONS} \
+                    already open (one line per source a minute; skipped: refusals since the last)");
+            }
             continue;
         };
         let app = app.clone();
         let service =
-            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let timed_out = body_deadline::TimedOut::default();
+                let version = request.version();
+                let mut request = request.map(|body| {
+                    axum::body::Body::new(body_deadline::DeadlineBody::new(body, &timed_out))
+                });
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                app.clone().oneshot(request)
+                let response = app.clone().oneshot(request);
+                async move {
+                    let response = response.await?;
+                    Ok::<_, std::convert::Infallible>(timed_out.answer(version, response))
+                }
             });
         let stop = stopping.clone().cancelled_owned();
         tasks.spawn(async move {

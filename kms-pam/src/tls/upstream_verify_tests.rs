@@ -189,3 +189,72 @@ async fn plain_http_is_never_used_for_the_token() {
         .unwrap_err();
     assert!(err.contains("only over https://"), "{err}");
 }
+
+/// A self-signed (not CA) certificate for 127.0.0.1, as `adjust` changes the usual parameters.
+fn listed_cert(adjust: impl FnOnce(&mut CertificateParams)) -> (String, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.not_before = (SystemTime::now() - DAY).into();
+    params.not_after = in_a_year().into();
+    adjust(&mut params);
+    (params.self_signed(&key).unwrap().pem(), key)
+}
+
+#[tokio::test]
+async fn a_listed_certificate_not_valid_yet_or_not_for_servers_is_refused_saying_why() {
+    let (future, key) = listed_cert(|p| p.not_before = (SystemTime::now() + DAY).into());
+    let url = serve(server_config(&future, &key.serialize_pem())).await;
+    let err = get(&url, UpstreamTls::CaBundle(future)).await.unwrap_err();
+    assert!(
+        err.contains("resource prod is not valid yet (valid from 20")
+            && err.contains("check the clocks"),
+        "{err}"
+    );
+
+    let (client_only, key) = listed_cert(|p| {
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    });
+    let url = serve(server_config(&client_only, &key.serialize_pem())).await;
+    let err = get(&url, UpstreamTls::CaBundle(client_only))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("resource prod is not issued for TLS servers (extended key usage)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn system_roots_and_a_ca_certificate_served_as_the_servers_have_their_own_sentences() {
+    let signed = LocalServingCert::generate(Duration::from_secs(3600)).unwrap();
+    let url = serve(signed.server_config().unwrap()).await;
+    let err = get(&url, UpstreamTls::SystemRoots).await.unwrap_err();
+    assert!(
+        err.contains("resource prod is not signed by a CA the gateway's system trusts"),
+        "{err}"
+    );
+
+    // A CA certificate for 127.0.0.1, signed by the bundle's CA but not itself in the bundle.
+    let root_key = KeyPair::generate().unwrap();
+    let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.distinguished_name.push(DnType::CommonName, "lab root");
+    let root_pem = root.self_signed(&root_key).unwrap().pem();
+    let issuer = rcgen::Issuer::from_params(&root, &root_key);
+    let (_, served_key) = listed_cert(|_| {});
+    let mut ca_as_server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    ca_as_server.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_as_server
+        .distinguished_name
+        .push(DnType::CommonName, "lab intermediate");
+    let served = ca_as_server.signed_by(&served_key, &issuer).unwrap().pem();
+    let url = serve(server_config(&served, &served_key.serialize_pem())).await;
+    let err = get(&url, UpstreamTls::CaBundle(root_pem))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("resource prod is a CA certificate")
+            && err.contains("--ca-cert set to that certificate"),
+        "{err}"
+    );
+}

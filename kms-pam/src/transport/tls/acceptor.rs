@@ -28,6 +28,9 @@ const MAX_HANDSHAKES_IN_FLIGHT: usize = 1024;
 /// handshakes wait, and with them the accept loop, which pushes back on clients.
 const READY_QUEUE: usize = 64;
 
+/// Failed handshakes are logged once per source address in this period, with the count skipped.
+const FAILURE_LOG_PERIOD: Duration = Duration::from_secs(60);
+
 /// Outcome counters of a [`TlsTunnelAcceptor`]; each TCP connection lands in exactly one.
 #[derive(Debug, Default)]
 pub struct AcceptorStats {
@@ -99,6 +102,19 @@ impl TlsTunnelAcceptor {
         gateway_name: String,
         handshake_timeout: Duration,
     ) -> Self {
+        let period = FAILURE_LOG_PERIOD;
+        Self::with_limits(listener, config, gateway_name, handshake_timeout, period)
+    }
+
+    /// As [`new`](Self::new), with the handshake timeout and the period in which one failed
+    /// handshake per source is logged.
+    pub(super) fn with_limits(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        gateway_name: String,
+        handshake_timeout: Duration,
+        failure_log_period: Duration,
+    ) -> Self {
         let (ready_tx, ready) = mpsc::channel(READY_QUEUE);
         let stats = Arc::new(AcceptorStats::default());
         let handshaker = Arc::new(Handshaker {
@@ -107,7 +123,7 @@ impl TlsTunnelAcceptor {
             stats: Arc::clone(&stats),
             ready: ready_tx,
             timeout: handshake_timeout,
-            failure_log: crate::conn::LogLimiter::new(Duration::from_secs(60)),
+            failure_log: crate::conn::LogLimiter::new(failure_log_period),
         });
         let local_addr = listener.local_addr().ok();
         let task = tokio::spawn(accept_loop(listener, handshaker));

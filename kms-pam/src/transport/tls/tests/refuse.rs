@@ -173,3 +173,113 @@ async fn gateway_with_another_name_or_ca_is_not_trusted() {
         "{err:?}"
     );
 }
+
+/// Log lines written through a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines_with(&self, needle: &str) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Connects from `source` and sends bytes that are not a ClientHello; the gateway fails the
+/// handshake at once.
+async fn fail_a_handshake(source: &str, gateway: std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut tcp = socket.connect(gateway).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let _ = timeout(PATIENCE, tcp.read(&mut buf)).await;
+}
+
+/// The acceptor logs through `conn::LogLimiter`: 200 failed handshakes from one address write
+/// one WARN line, another address has its own; after the period the next line says how many
+/// were skipped.
+#[tokio::test]
+async fn failed_handshakes_are_logged_once_per_source_and_period_with_the_count_skipped() {
+    const LINE: &str = "tunnel TLS handshake failed";
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    // The test's runtime has one thread: the acceptor's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let kms = Kms::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = listener.local_addr().unwrap();
+    let period = Duration::from_secs(3);
+    let acceptor = TlsTunnelAcceptor::with_limits(
+        listener,
+        kms.server_config(),
+        GATEWAY.to_owned(),
+        HANDSHAKE_TIMEOUT,
+        period,
+    );
+    let stats = acceptor.stats();
+    let started = tokio::time::Instant::now();
+    for _ in 0..200 {
+        fail_a_handshake("127.0.0.1", gateway).await;
+    }
+    fail_a_handshake("127.0.0.2", gateway).await;
+    wait_for_count(
+        &stats,
+        "failed handshakes",
+        AcceptorStats::handshakes_failed,
+        201,
+    )
+    .await;
+    assert!(
+        started.elapsed() < period,
+        "the burst took {:?}, longer than the period under test",
+        started.elapsed()
+    );
+    let lines = captured.lines_with(LINE);
+    assert_eq!(lines.len(), 2, "one line per source: {lines:#?}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("peer=127.0.0.1:"),
+        "{lines:#?}"
+    );
+    assert!(lines[0].contains("suppressed_since_last=0"), "{lines:#?}");
+    assert!(lines[1].contains("peer=127.0.0.2:"), "{lines:#?}");
+
+    tokio::time::sleep_until(started + period).await;
+    fail_a_handshake("127.0.0.1", gateway).await;
+    wait_for_count(
+        &stats,
+        "failed handshakes",
+        AcceptorStats::handshakes_failed,
+        202,
+    )
+    .await;
+    let lines = captured.lines_with(LINE);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[2].contains("peer=127.0.0.1:") && lines[2].contains("suppressed_since_last=199"),
+        "the next line counts what was skipped: {lines:#?}"
+    );
+}
