@@ -91,6 +91,8 @@ struct Impl {
     /// For inherent impls, the public methods' signatures; empty for a trait impl.
     methods: Vec<String>,
     is_trait: bool,
+    /// The implemented trait's name (its path's last segment), to look it up.
+    trait_name: Option<String>,
     cfg: String,
 }
 
@@ -342,9 +344,16 @@ impl Crate {
                 };
                 let self_ty = match listed {
                     Some(path) => path,
-                    // A type of another crate (or a reference, a tuple): list trait impls only
-                    // when the type is not one of ours that is hidden.
-                    None if imp.is_trait && !self.is_local_type(module, imp) => imp.self_ty.clone(),
+                    // A type of another crate, a type parameter, a reference or a tuple: by the
+                    // orphan rule the trait is then ours, and the impl is API when the trait is
+                    // listed. (A type of ours declared inside a macro, e.g. `pin_project!`, is
+                    // unknown here too; its impls of other crates' traits are left out by this.)
+                    None if imp.is_trait
+                        && !self.is_local_type(module, imp)
+                        && self.trait_is_listed(module, imp, &canonical) =>
+                    {
+                        imp.self_ty.clone()
+                    }
                     None => continue,
                 };
                 if imp.is_trait {
@@ -356,6 +365,19 @@ impl Crate {
             }
         }
         lines
+    }
+
+    fn trait_is_listed(
+        &self,
+        module: usize,
+        imp: &Impl,
+        canonical: &HashMap<usize, String>,
+    ) -> bool {
+        imp.trait_name.as_deref().is_some_and(|name| {
+            self.lookup(module, name, false, 0)
+                .into_iter()
+                .any(|t| matches!(t, Target::Item(i) if canonical.contains_key(&i)))
+        })
     }
 
     fn is_local_type(&self, module: usize, imp: &Impl) -> bool {

@@ -183,6 +183,11 @@ fn impl_of(imp: &syn::ItemImpl, cfg: &str) -> Impl {
         Some((_, trait_path, _)) => (format!("impl{generics} {} for", tokens(trait_path)), true),
         None => ("impl".to_owned(), false),
     };
+    let trait_name = imp
+        .trait_
+        .as_ref()
+        .and_then(|(_, path, _)| path.segments.last())
+        .map(|last| last.ident.to_string());
     let methods = if is_trait {
         Vec::new()
     } else {
@@ -202,6 +207,7 @@ fn impl_of(imp: &syn::ItemImpl, cfg: &str) -> Impl {
         head,
         methods,
         is_trait,
+        trait_name,
         cfg: cfg.to_owned(),
     }
 }
