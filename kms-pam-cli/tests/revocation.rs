@@ -34,24 +34,11 @@ async fn taking_access_away_cuts_with_real_processes() {
     let erin = w.granted_member("erin").await;
 
     // `user disable` cuts a running watch; the old token is refused; the CLI says why.
-    let watch = w.watching(&bob).await;
-    let (after_answer, total, _) = w.cut_by(&["user", "disable", "bob"]).await;
-    println!("user disable: watch cut {after_answer:?} after KMS answered ({total:?} from running the command)");
-    assert!(
-        after_answer <= CUT_BOUND,
-        "cut {after_answer:?} after the disable"
-    );
-    let (code, stderr) = finished(watch).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("disabled"), "{stderr}");
+    let disable = ["user", "disable", "bob"];
+    cuts(&w, ("bob", &bob), &disable, "disabled", "user_disabled").await;
     w.refused(&bob, &["whoami"], "user bob is disabled").await;
-    assert_eq!(
-        w.ending_of("bob").await,
-        ("terminated".into(), "user_disabled".into())
-    );
 
     // Deleting the grant ends the session opened under it.
-    let watch = w.watching(&carl).await;
     let grants = w
         .json(&admin, &["--project", "team-a", "pam", "grant", "list"])
         .await;
@@ -62,54 +49,18 @@ async fn taking_access_away_cuts_with_real_processes() {
         .find(|g| g["user"] == "carl")
         .expect("grant");
     let id = carls["id"].as_str().unwrap().to_owned();
-    let (after_answer, total, _) = w
-        .cut_by(&["--project", "team-a", "pam", "grant", "delete", &id])
-        .await;
-    println!("grant delete: watch cut {after_answer:?} after KMS answered ({total:?} from running the command)");
-    assert!(
-        after_answer <= CUT_BOUND,
-        "cut {after_answer:?} after the grant deletion"
-    );
-    let (code, stderr) = finished(watch).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("grant"), "{stderr}");
+    let delete = ["--project", "team-a", "pam", "grant", "delete", &id];
+    cuts(&w, ("carl", &carl), &delete, "grant", "grant_deleted").await;
 
     // Removing the member from the project ends their session there; the CLI says why.
-    let watch = w.watching(&dave).await;
-    let (after_answer, total, _) = w
-        .cut_by(&["project", "member", "remove", "team-a", "dave"])
-        .await;
-    println!("member remove: watch cut {after_answer:?} after KMS answered ({total:?} from running the command)");
-    assert!(
-        after_answer <= CUT_BOUND,
-        "cut {after_answer:?} after the member removal"
-    );
-    let (code, stderr) = finished(watch).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("removed from the project"), "{stderr}");
-    assert_eq!(
-        w.ending_of("dave").await,
-        ("terminated".into(), "membership_removed".into())
-    );
+    let remove = ["project", "member", "remove", "team-a", "dave"];
+    let why = "removed from the project";
+    cuts(&w, ("dave", &dave), &remove, why, "membership_removed").await;
 
     // Rotating a token ends the sessions opened with the old one; the old token gets 401 with a
     // clear message, the new one (printed once) works.
-    let watch = w.watching(&erin).await;
-    let (after_answer, total, printed) = w
-        .cut_by(&["user", "token", "rotate", "erin", "-o", "json"])
-        .await;
-    println!("token rotate: watch cut {after_answer:?} after KMS answered ({total:?} from running the command)");
-    assert!(
-        after_answer <= CUT_BOUND,
-        "cut {after_answer:?} after the rotation"
-    );
-    let (code, stderr) = finished(watch).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("API token"), "{stderr}");
-    assert_eq!(
-        w.ending_of("erin").await,
-        ("terminated".into(), "token_revoked".into())
-    );
+    let rotate = ["user", "token", "rotate", "erin", "-o", "json"];
+    let printed = cuts(&w, ("erin", &erin), &rotate, "API token", "token_revoked").await;
     let rotated: serde_json::Value = serde_json::from_str(&printed).expect("json");
     let new_token = rotated["token"].as_str().expect("new token").to_owned();
     assert_ne!(new_token, erin);
@@ -188,4 +139,29 @@ async fn taking_access_away_cuts_with_real_processes() {
     assert!(out.stderr.contains("revoked"), "{}", out.stderr);
     let list = w.json(&admin, &["gateway", "list"]).await;
     assert_eq!(list[0]["status"], "revoked");
+}
+
+/// Runs `args` as the admin while `user`'s `kubectl get pods -w` runs through `pam access`:
+/// the watch is cut within [`CUT_BOUND`] of KMS's answer, the CLI exits non-zero saying `says`,
+/// and the session is `terminated` with `cause`. Returns what the command printed.
+async fn cuts(
+    w: &Org,
+    (user, token): (&str, &str),
+    args: &[&str],
+    says: &str,
+    cause: &str,
+) -> String {
+    let watch = w.watching(token).await;
+    let (after_answer, total, printed) = w.cut_by(args).await;
+    let what = args.join(" ");
+    println!("{what}: watch cut {after_answer:?} after KMS answered ({total:?} from running it)");
+    assert!(
+        after_answer <= CUT_BOUND,
+        "cut {after_answer:?} after `{what}`"
+    );
+    let (code, stderr) = finished(watch).await;
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(says), "{stderr}");
+    assert_eq!(w.ending_of(user).await, ("terminated".into(), cause.into()));
+    printed
 }

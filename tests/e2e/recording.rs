@@ -231,27 +231,7 @@ async fn a_resources_recording_caps_override_the_gateways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_exec_offering_nothing_the_gateway_reads_is_refused() {
     let path = InProcessPath::start().await;
-    let target = format!(
-        "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
-        first_pod()
-    );
-    // A whole HTTP exchange, not tungstenite's: its error keeps only the body bytes that arrived
-    // with the status line, which under load can be none of them.
-    let request = http::Request::get(target.as_str())
-        .header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", path.local_token.expose()),
-        )
-        .header(http::header::CONNECTION, "Upgrade")
-        .header(http::header::UPGRADE, "websocket")
-        .header(http::header::SEC_WEBSOCKET_VERSION, "13")
-        .header(http::header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
-        .header(http::header::SEC_WEBSOCKET_PROTOCOL, "x-private.example")
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .expect("a valid request");
-    let refused = send_raw(&path.local_url, &path.local_ca_pem, request)
-        .await
-        .expect("the local proxy answered");
+    let refused = offer_exec(&path, "x-private.example").await;
     assert_eq!(refused.status(), 403);
     let body = String::from_utf8_lossy(refused.body()).into_owned();
     assert!(body.contains("\"kind\":\"Status\""), "{body}");
@@ -271,6 +251,14 @@ async fn exec_answered_with(answer: &str) -> (InProcessPath, http::Response<byte
         ..PathOptions::default()
     })
     .await;
+    let got = offer_exec(&path, "v5.channel.k8s.io").await;
+    (path, got)
+}
+
+/// A WebSocket `cat` exec offering `protocol`, sent through the local proxy as one whole HTTP
+/// exchange, not tungstenite's (its error keeps only the body bytes that arrived with the
+/// status line, which under load can be none of them); returns the answer.
+async fn offer_exec(path: &InProcessPath, protocol: &str) -> http::Response<bytes::Bytes> {
     let target = format!(
         "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
         first_pod()
@@ -284,13 +272,12 @@ async fn exec_answered_with(answer: &str) -> (InProcessPath, http::Response<byte
         .header(http::header::UPGRADE, "websocket")
         .header(http::header::SEC_WEBSOCKET_VERSION, "13")
         .header(http::header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
-        .header(http::header::SEC_WEBSOCKET_PROTOCOL, "v5.channel.k8s.io")
+        .header(http::header::SEC_WEBSOCKET_PROTOCOL, protocol)
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .expect("a valid request");
-    let got = send_raw(&path.local_url, &path.local_ca_pem, request)
+    send_raw(&path.local_url, &path.local_ca_pem, request)
         .await
-        .expect("the local proxy answered");
-    (path, got)
+        .expect("the local proxy answered")
 }
 
 /// An API server that answers an exec's `101` with a subprotocol it was not offered (one the
