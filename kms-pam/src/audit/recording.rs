@@ -212,7 +212,8 @@ pub enum Direction {
 }
 
 /// Records an event of the stream's session; the gateway counts and logs refusals.
-pub(crate) type Emit = Box<dyn Fn(AuditEventKind) + Send + Sync>;
+/// Returns whether the audit sink took the event.
+pub(crate) type Emit = Box<dyn Fn(AuditEventKind) -> bool + Send + Sync>;
 
 impl StreamDetails {
     /// Reads what a stream is from its request's query (`command=`, `container=`, `tty=`,

@@ -346,6 +346,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(1));
             }
             events.lock().unwrap().push(kind);
+            true
         });
         let config = RecordingConfig::default().with_queue_pieces(1);
         recording::start(details, &config, unrecorded, emit).expect("recorded")

@@ -79,7 +79,7 @@ impl RequestTap {
 
     /// Records an event of this request's session.
     pub(crate) fn emit(&self, kind: AuditEventKind) {
-        emit(
+        let _recorded = emit(
             &*self.sink,
             &*self.metrics,
             &self.session_id,
@@ -151,11 +151,15 @@ fn emit(
     session_id: &SessionId,
     request_id: u64,
     kind: AuditEventKind,
-) {
-    if let Err(e) = sink.record(AuditEvent::now(session_id.clone(), kind)) {
-        metrics.audit_event_dropped();
-        tracing::error!(session = %session_id, request = request_id, error = %e,
-            "audit event not recorded");
+) -> bool {
+    match sink.record(AuditEvent::now(session_id.clone(), kind)) {
+        Ok(()) => true,
+        Err(e) => {
+            metrics.audit_event_dropped();
+            tracing::error!(session = %session_id, request = request_id, error = %e,
+                "audit event not recorded");
+            false
+        }
     }
 }
 

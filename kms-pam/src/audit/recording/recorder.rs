@@ -229,13 +229,22 @@ impl Recorder {
             kept.truncate(reason.clone());
             self.lost.set(direction, reason);
         }
-        for (channel, offset, data) in self.kept.pieces.drain(..) {
-            (self.emit)(AuditEventKind::StreamData(StreamData {
-                request_id: self.request_id,
-                channel,
-                offset,
-                data_base64: base64::engine::general_purpose::STANDARD.encode(data),
-            }));
+        let pieces: Vec<_> = self.kept.pieces.drain(..).collect();
+        for (channel, offset, data) in pieces {
+            let taken = !self.kept.frozen
+                && (self.emit)(AuditEventKind::StreamData(StreamData {
+                    request_id: self.request_id,
+                    channel,
+                    offset,
+                    data_base64: base64::engine::general_purpose::STANDARD.encode(&data),
+                }));
+            if !taken {
+                // Lost for the record: under deny the stream ends, under allow it is a gap.
+                self.kept
+                    .refused(direction, channel, offset, data.len() as u64);
+                let reason = format!("{direction:?}: the audit sink refused recorded data");
+                self.lost.set(direction, reason);
+            }
         }
     }
 }
@@ -256,6 +265,8 @@ struct Kept {
     pieces: Vec<(u8, u64, Vec<u8>)>,
     reason: Option<String>,
     close_code: Option<u16>,
+    /// The audit sink refused a piece: nothing more is kept, every channel's rest is a gap.
+    frozen: bool,
 }
 
 impl Kept {
@@ -272,6 +283,7 @@ impl Kept {
             pieces: Vec::new(),
             reason: None,
             close_code: None,
+            frozen: false,
         }
     }
 
@@ -288,6 +300,9 @@ impl Kept {
 
     /// How many more bytes of `channel`, travelling `direction`, may be kept.
     fn room(&self, direction: Direction, channel: u8) -> u64 {
+        if self.frozen {
+            return 0;
+        }
         if channel == STATUS_CHANNEL {
             return STATUS_LIMIT - self.status;
         }
@@ -342,6 +357,34 @@ impl Kept {
             }
         };
         self.truncate(reason);
+        match self.gaps.iter_mut().find(|g| g.channel == channel) {
+            Some(gap) => gap.bytes += bytes,
+            None => self.gaps.push(RecordingGap {
+                channel,
+                offset,
+                bytes,
+            }),
+        }
+    }
+
+    /// The audit sink refused a piece counted as kept (`bytes` of `channel` from `offset`): it
+    /// is uncounted and starts its channel's gap, and nothing more is kept (a channel's gap runs
+    /// to its end, so a later piece could not be placed after it).
+    fn refused(&mut self, direction: Direction, channel: u8, offset: u64, bytes: u64) {
+        if channel == STATUS_CHANNEL {
+            self.status -= bytes;
+        } else {
+            self.recorded -= bytes;
+            if direction == Direction::ToServer {
+                self.input -= bytes;
+            }
+        }
+        self.frozen = true;
+        self.truncate(
+            "the audit sink refused recorded data (its queue or spool was full); the rest of the \
+             stream is not recorded"
+                .into(),
+        );
         match self.gaps.iter_mut().find(|g| g.channel == channel) {
             Some(gap) => gap.bytes += bytes,
             None => self.gaps.push(RecordingGap {

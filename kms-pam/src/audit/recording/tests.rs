@@ -59,7 +59,10 @@ fn recorder_under(
 ) -> (RecordingTap, Arc<Mutex<Vec<AuditEventKind>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
-    let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
+    let emit: Emit = Box::new(move |kind| {
+        sink.lock().unwrap().push(kind);
+        true
+    });
     let (tap, task) =
         start(exec_details(), config, unrecorded, emit).expect("exec over v5 is recorded");
     tokio::spawn(task.run());
@@ -292,7 +295,10 @@ fn text_message(channel: u8, data: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 async fn base64_channel_streams_are_recorded_like_binary_ones() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
-    let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
+    let emit: Emit = Box::new(move |kind| {
+        sink.lock().unwrap().push(kind);
+        true
+    });
     let details = StreamDetails::from_request(
         3,
         StreamKind::Exec,
@@ -417,11 +423,116 @@ fn nothing_is_recorded_with_a_zero_cap_or_an_unrecorded_protocol() {
     let off = RecordingConfig::default()
         .with_max_bytes(0)
         .with_max_input_bytes(0);
-    let emit: Emit = Box::new(move |kind| sink.lock().unwrap().push(kind));
+    let emit: Emit = Box::new(move |kind| {
+        sink.lock().unwrap().push(kind);
+        true
+    });
     assert!(start(exec_details(), &off, UnrecordedStreams::Deny, emit).is_none());
     let kinds = emitted.lock().unwrap();
     assert!(
         matches!(&kinds[..], [AuditEventKind::StreamDetails(d)] if !d.recorded),
         "{kinds:?}"
     );
+}
+
+/// A recording whose audit sink refuses `StreamData` events once `refuse` is set (a full spool).
+fn recorder_with_a_sink_that_fills(
+    unrecorded: UnrecordedStreams,
+) -> (
+    RecordingTap,
+    Arc<Mutex<Vec<AuditEventKind>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sink, full) = (events.clone(), refuse.clone());
+    let emit: Emit = Box::new(move |kind| {
+        let data = matches!(kind, AuditEventKind::StreamData(_));
+        if data && full.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        sink.lock().unwrap().push(kind);
+        true
+    });
+    let config = RecordingConfig::default();
+    let (tap, task) = start(exec_details(), &config, unrecorded, emit).expect("recorded");
+    tokio::spawn(task.run());
+    (tap, events, refuse)
+}
+
+/// Waits until the recorder emitted `n` `StreamData` events.
+async fn data_events(events: &Mutex<Vec<AuditEventKind>>, n: usize) {
+    for _ in 0..400 {
+        let seen = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| matches!(k, AuditEventKind::StreamData(_)))
+            .count();
+        if seen >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the recorder did not emit {n} StreamData events");
+}
+
+/// Nothing lost at the edges: data the audit sink refuses is never silently missing from the
+/// record. Under allow the stream goes on and the recording ends truncated, the refused bytes and
+/// everything after them a gap; under deny the stream is ended.
+#[tokio::test]
+async fn data_the_audit_sink_refuses_is_a_gap_or_ends_the_stream() {
+    let (mut tap, events, refuse) = recorder_with_a_sink_that_fills(UnrecordedStreams::Allow);
+    tap.observe(Direction::ToClient, &message(1, b"ok", None))
+        .await
+        .unwrap();
+    data_events(&events, 1).await;
+    refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    tap.observe(Direction::ToClient, &message(1, b"lost", None))
+        .await
+        .unwrap();
+    tap.observe(Direction::ToClient, &message(1, b"more", None))
+        .await
+        .expect("under allow the stream goes on");
+    let events = finish(tap, &events).await;
+    let end = ended(&events);
+    assert!(end.truncated);
+    assert!(
+        end.reason
+            .as_deref()
+            .unwrap()
+            .contains("audit sink refused"),
+        "{end:?}"
+    );
+    let gaps: Vec<_> = end
+        .gaps
+        .iter()
+        .map(|g| (g.channel, g.offset, g.bytes))
+        .collect();
+    assert_eq!(gaps, [(1, 2, 8)], "from the refused piece to the end");
+    assert_eq!(end.recorded_bytes, 2);
+
+    let (mut tap, events, refuse) = recorder_with_a_sink_that_fills(UnrecordedStreams::Deny);
+    refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    tap.observe(
+        Direction::ToServer,
+        &message(0, b"rm -rf", Some([1, 2, 3, 4])),
+    )
+    .await
+    .unwrap();
+    let mut ended_stream = None;
+    for _ in 0..100 {
+        if let Err(e) = tap
+            .observe(Direction::ToClient, &message(1, b"x", None))
+            .await
+        {
+            ended_stream = Some(e.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let said = ended_stream.expect("under deny the stream is ended");
+    assert!(said.contains("audit sink refused"), "{said}");
+    drop(tap);
+    drop(events);
 }
