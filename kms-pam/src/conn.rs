@@ -119,7 +119,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: Future<Output = ()>,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(limits.idle_timeout.is_some()));
     let service = Tracked {
         inner: service,
         activity: activity.clone(),
@@ -186,14 +186,18 @@ where
 struct Activity {
     seen_request: AtomicBool,
     http2: AtomicBool,
+    /// Whether requests are counted at all: only a listener with an idle timeout needs it (the
+    /// gateway's tunnel, on every proxied request, does not pay for it).
+    counting: bool,
     in_flight: std::sync::Mutex<(usize, tokio::time::Instant)>,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(counting: bool) -> Self {
         Self {
             seen_request: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            counting,
             in_flight: std::sync::Mutex::new((0, tokio::time::Instant::now())),
         }
     }
@@ -212,13 +216,17 @@ impl Activity {
         (in_flight.0 == 0).then_some(in_flight.1)
     }
 
-    fn started(self: &Arc<Self>, http2: bool) -> InFlight {
+    /// Notes a request head; counts the request in flight if this connection counts them.
+    fn started(self: &Arc<Self>, http2: bool) -> Option<InFlight> {
         self.seen_request.store(true, Ordering::Relaxed);
+        if !self.counting {
+            return None;
+        }
         if http2 {
             self.http2.store(true, Ordering::Relaxed);
         }
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
-        InFlight(self.clone())
+        Some(InFlight(self.clone()))
     }
 }
 
@@ -253,7 +261,7 @@ where
             .started(request.version() == http::Version::HTTP_2);
         TrackedFuture {
             inner: self.inner.call(request),
-            in_flight: Some(in_flight),
+            in_flight,
         }
     }
 }
@@ -281,16 +289,19 @@ where
         let response = std::task::ready!(this.inner.poll(cx))?;
         let in_flight = this.in_flight.take();
         std::task::Poll::Ready(Ok(response.map(|body| TrackedBody {
-            inner: Box::pin(body),
+            inner: body,
             _in_flight: in_flight,
         })))
     }
 }
 
-/// A response body that keeps its request counted in flight until it is done or dropped.
-struct TrackedBody<B> {
-    inner: std::pin::Pin<Box<B>>,
-    _in_flight: Option<InFlight>,
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted in flight until it is done or dropped.
+    struct TrackedBody<B> {
+        #[pin]
+        inner: B,
+        _in_flight: Option<InFlight>,
+    }
 }
 
 impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
@@ -298,10 +309,10 @@ impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
     type Error = B::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.inner.as_mut().poll_frame(cx)
+        self.project().inner.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
