@@ -371,12 +371,13 @@ impl Kept {
     /// is uncounted and starts its channel's gap, and nothing more is kept (a channel's gap runs
     /// to its end, so a later piece could not be placed after it).
     fn refused(&mut self, direction: Direction, channel: u8, offset: u64, bytes: u64) {
+        // Each was counted when the piece was kept; saturating all the same, never a panic.
         if channel == STATUS_CHANNEL {
-            self.status -= bytes;
+            self.status = self.status.saturating_sub(bytes);
         } else {
-            self.recorded -= bytes;
+            self.recorded = self.recorded.saturating_sub(bytes);
             if direction == Direction::ToServer {
-                self.input -= bytes;
+                self.input = self.input.saturating_sub(bytes);
             }
         }
         self.frozen = true;
