@@ -68,16 +68,14 @@
 
 pub mod access;
 pub mod audit;
-mod bearer;
-mod conn;
 pub mod credential;
 pub mod fsutil;
 pub mod gateway;
-mod http_client;
 pub mod kms;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+mod net;
 #[cfg(test)]
 mod proptests;
 pub mod proxy;

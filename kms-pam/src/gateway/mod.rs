@@ -188,7 +188,7 @@ async fn serve_tunnel(
                     () = stopping.cancelled() => {}
                 }
             };
-            crate::conn::serve_http(tunnel.io, service, crate::conn::HttpLimits::TUNNEL, stop)
+            crate::net::conn::serve_http(tunnel.io, service, crate::net::conn::HttpLimits::TUNNEL, stop)
                 .await;
         }
         Err(refusal) => {
@@ -200,8 +200,8 @@ async fn serve_tunnel(
                 let response = proxy.refuse_unattached(&refusal, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
-            let limits = crate::conn::HttpLimits::TUNNEL;
-            crate::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned()).await;
+            let limits = crate::net::conn::HttpLimits::TUNNEL;
+            crate::net::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned()).await;
         }
     }
 }

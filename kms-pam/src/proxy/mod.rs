@@ -25,7 +25,6 @@ pub mod headers;
 #[cfg(not(feature = "bench-internals"))]
 pub(crate) mod headers;
 mod hooks;
-pub(crate) mod http2;
 pub(crate) mod in_flight;
 mod local;
 mod pipeline;

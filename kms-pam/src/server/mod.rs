@@ -301,13 +301,13 @@ async fn serve_api(
     use tower::ServiceExt as _;
 
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let refusal_log = crate::conn::LogLimiter::new(Duration::from_secs(60));
+    let refusal_log = crate::net::conn::LogLimiter::new(Duration::from_secs(60));
     let stopping = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = crate::conn::accept(&listener, "KMS API") => accepted,
+            accepted = crate::net::conn::accept(&listener, "KMS API") => accepted,
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -336,7 +336,7 @@ async fn serve_api(
             });
         let stop = stopping.clone().cancelled_owned();
         tasks.spawn(async move {
-            crate::conn::serve_http(tcp, service, crate::conn::HttpLimits::KMS, stop).await;
+            crate::net::conn::serve_http(tcp, service, crate::net::conn::HttpLimits::KMS, stop).await;
             drop(slot);
         });
     }

@@ -1,6 +1,6 @@
 //! The error type of the KMS client.
 
-pub use crate::http_client::ConnectionFailure;
+pub use crate::net::http_client::ConnectionFailure;
 use crate::kms::api::ErrorCode;
 
 /// Why a call to the KMS failed.
