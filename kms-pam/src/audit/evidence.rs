@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::chain::{canonical_json, verify_chain_json};
 use super::signing::{event_message, head_message, PublicKey, SigningKey};
 use super::{AuditError, ChainReport};
-use crate::kms::api::SessionView;
+use crate::session::SessionView;
 use crate::session::{SessionId, SessionStatus};
 
 /// The `format` of a [`SessionBundle`].

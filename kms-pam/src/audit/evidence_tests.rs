@@ -9,7 +9,7 @@ use crate::audit::chain::event_hash;
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
 };
-use crate::kms::api::SessionView;
+use crate::session::SessionView;
 use crate::session::{EndCause, Session};
 
 struct Signed {

@@ -239,6 +239,21 @@ impl Session {
     }
 }
 
+/// The project that always exists, where the routes without a `/v1/projects/{project}` prefix
+/// work.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// A session as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session.
+    #[serde(flatten)]
+    pub session: Session,
+    /// Why it ended.
+    #[serde(default)]
+    pub end_cause: Option<EndCause>,
+}
+
 /// What is needed to open a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -40,21 +40,6 @@ pub(super) fn path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{PREFIX}{number:020}{SUFFIX}"))
 }
 
-/// Creates a file only its owner can read (mode 0600), never through a symbolic link; `new`
-/// fails if the name is taken, otherwise an existing file is emptied.
-pub(super) fn create_private(path: &Path, new: bool) -> io::Result<File> {
-    if new {
-        crate::fsutil::create_new_private(path)
-    } else {
-        crate::fsutil::open_private(path, true)
-    }
-}
-
-/// Makes a directory's entries (a new or renamed file) durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 fn list(dir: &Path) -> io::Result<Vec<u64>> {
     let mut numbers = Vec::new();
     for entry in fs::read_dir(dir)? {
