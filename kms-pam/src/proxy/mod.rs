@@ -28,6 +28,7 @@ mod hooks;
 pub(crate) mod in_flight;
 mod local;
 mod pipeline;
+pub(crate) mod recorder;
 mod recording_gate;
 pub(crate) mod stream;
 pub(crate) mod tap;
