@@ -12,7 +12,7 @@
 //! ```text
 //! kubectl ─HTTPS─▶ local proxy ═mTLS tunnel═▶ gateway ─HTTPS (SA token)─▶ API server
 //!                  [local]      [transport]    [gateway, proxy]
-//!     CLI ─▶ KMS [kms::client ─▶ server, server::store]   gateway ─▶ KMS [kms::gateway_link]
+//!     CLI ─▶ KMS [kms::client ─▶ server, server::store]   gateway ─▶ KMS [gateway::kms]
 //! ```
 //!
 //! Everything is built from four small traits with in-memory and real implementations:

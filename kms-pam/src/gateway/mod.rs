@@ -4,7 +4,7 @@
 //! `serve(acceptor, config, shutdown)` is the whole gateway; the `kms-pam-gateway` binary only
 //! builds its arguments.
 
-pub mod kms_mode;
+pub mod kms;
 pub mod mtls;
 mod registry;
 pub mod standalone;

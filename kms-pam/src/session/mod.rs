@@ -327,7 +327,7 @@ pub enum SessionError {
 /// Creating and ending sessions is the control plane's business (KMS's API, or
 /// [`MemorySessionManager`]'s own methods); a gateway only asks. Implementations:
 /// [`MemorySessionManager`] (tests, standalone gateways) and the KMS-backed
-/// [`crate::kms::gateway_link::KmsSessionManager`]. Both methods are cheap to call concurrently.
+/// [`crate::gateway::kms::KmsSessionManager`]. Both methods are cheap to call concurrently.
 ///
 /// Failure semantics: `NotFound` and `NotActive` are final answers about the session; `Unavailable`
 /// means the answer is unknown, and callers that guard access (the gateway) must then refuse access.
