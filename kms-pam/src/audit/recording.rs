@@ -25,14 +25,10 @@
 //! other upgrades are not recorded: their details event says `recorded: false`, and a resource's
 //! [`RecordingPolicy`] (deny by default) refuses them before they reach the cluster.
 
-mod replay;
-
 use serde::{Deserialize, Serialize};
 
-use super::StreamDetails;
+use super::write::StreamDetails;
 use crate::kube::StreamKind;
-
-pub use replay::{recordings, replay, RecordedChunk, Recording};
 
 /// Whether a resource lets through streams the gateway cannot record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

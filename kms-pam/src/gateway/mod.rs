@@ -188,8 +188,13 @@ async fn serve_tunnel(
                     () = stopping.cancelled() => {}
                 }
             };
-            crate::net::conn::serve_http(tunnel.io, service, crate::net::conn::HttpLimits::TUNNEL, stop)
-                .await;
+            crate::net::conn::serve_http(
+                tunnel.io,
+                service,
+                crate::net::conn::HttpLimits::TUNNEL,
+                stop,
+            )
+            .await;
         }
         Err(refusal) => {
             registry.observer().tunnel_refused();
@@ -201,7 +206,8 @@ async fn serve_tunnel(
                 async move { Ok::<_, Infallible>(response) }
             });
             let limits = crate::net::conn::HttpLimits::TUNNEL;
-            crate::net::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned()).await;
+            crate::net::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned())
+                .await;
         }
     }
 }

@@ -14,8 +14,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::{BoxError, ProxyBody};
-use super::tap::RequestTap;
 use super::recorder::RecordingTap;
+use super::tap::RequestTap;
 use crate::audit::recording::Direction;
 use crate::kube::{Status, StreamKind};
 
@@ -264,9 +264,9 @@ mod tests {
 
     use super::*;
     use crate::audit::recording::{RecordingConfig, UnrecordedStreams};
-    use crate::proxy::recorder::{self, Emit, RecorderTask};
     use crate::audit::{AuditEventKind, NullAuditSink, RecordingEnded, StreamDetails};
     use crate::metrics::GatewayMetrics;
+    use crate::proxy::recorder::{self, Emit, RecorderTask};
     use crate::session::SessionId;
     use http_body_util::BodyExt;
 

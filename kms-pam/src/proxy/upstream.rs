@@ -226,7 +226,10 @@ fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyE
         alpn,
         connect_timeout: CONNECT_TIMEOUT,
         pool_idle_timeout: Some(POOL_IDLE_TIMEOUT),
-        http2_windows: Some((crate::net::http2::STREAM_WINDOW, crate::net::http2::CONNECTION_WINDOW)),
+        http2_windows: Some((
+            crate::net::http2::STREAM_WINDOW,
+            crate::net::http2::CONNECTION_WINDOW,
+        )),
     };
     https_client(&settings).map_err(|e| {
         ProxyError::upstream(format!(

@@ -171,7 +171,7 @@ pub enum ServerError {
     Ca(#[from] TlsError),
     /// KMS's audit key could not be created or loaded.
     #[error("KMS audit key: {0}")]
-    AuditKey(#[from] crate::audit::signing::SigningError),
+    AuditKey(#[from] crate::audit::evidence::signing::SigningError),
     /// `--database` names a store this build does not have (only the scheme is shown).
     #[error("unsupported database {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedDatabase(String),
@@ -239,7 +239,7 @@ impl Server {
 
     /// KMS's audit public key: it signs the heads of ended sessions. Its fingerprint is what an
     /// auditor checks bundles against (`kms-pam verify-bundle --kms-key`).
-    pub fn audit_public_key(&self) -> crate::audit::signing::PublicKey {
+    pub fn audit_public_key(&self) -> crate::audit::evidence::signing::PublicKey {
         self.state.audit_key.public_key()
     }
 
@@ -336,7 +336,8 @@ async fn serve_api(
             });
         let stop = stopping.clone().cancelled_owned();
         tasks.spawn(async move {
-            crate::net::conn::serve_http(tcp, service, crate::net::conn::HttpLimits::KMS, stop).await;
+            crate::net::conn::serve_http(tcp, service, crate::net::conn::HttpLimits::KMS, stop)
+                .await;
             drop(slot);
         });
     }

@@ -17,7 +17,7 @@ pub use link::{KmsCredentialStore, KmsSessionManager};
 
 use super::mtls::{GatewayTls, MtlsGateway};
 use super::GatewayError;
-use crate::audit::signing::SigningKey;
+use crate::audit::evidence::signing::SigningKey;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
@@ -177,7 +177,8 @@ where
     gateway.metrics_listener = config.metrics_listener;
     let refresh = tracking.refresh();
     // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
-    let outcome = crate::gateway::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;
+    let outcome =
+        crate::gateway::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;
     heartbeat.abort();
     tracking.stop(client).await;
     outcome

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::audit::evidence::signing::PublicKey;
 pub use crate::audit::evidence::SessionBundle;
 pub use crate::audit::recording::RecordingPolicy;
-pub use crate::audit::signing::PublicKey;
 pub use crate::audit::{ChainReport, Command, RequestSummary, StreamSummary};
 use crate::secret::Secret;
 use crate::session::SessionView;

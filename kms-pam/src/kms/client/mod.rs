@@ -49,8 +49,8 @@ pub use endpoints::SessionFilter;
 pub use error::{ConnectionFailure, KmsError};
 
 use self::failover::{Replica, Replicas, Unanswered};
-use crate::net::http_client::{https_client, ClientSettings, HttpsClient};
 use crate::kms::api::ErrorBody;
+use crate::net::http_client::{https_client, ClientSettings, HttpsClient};
 use crate::secret::Secret;
 use crate::tls::UpstreamTls;
 

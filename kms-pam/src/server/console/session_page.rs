@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::page::{answer, badge, layout, span, when, PageError};
 use super::sessions::{download, json, session_of, status_badge};
 use super::signin::{project_path, segment, ConsoleProject};
-use crate::audit::recording::{recordings, replay};
+use crate::audit::read::{recordings, replay};
 use crate::audit::{group_commands, AuditEvent, AuditEventKind, ChainReport, Command};
 use crate::kms::api::SessionDetail;
 use crate::server::audit_trail;

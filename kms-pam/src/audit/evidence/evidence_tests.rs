@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::audit::chain::event_hash;
+use crate::audit::evidence::chain::event_hash;
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
 };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::heads::{self, Heads};
 use super::{PendingBatch, SpoolCursor};
-use crate::audit::chain::ChainHead;
+use crate::audit::evidence::chain::ChainHead;
 use crate::audit::AuditEvent;
 use crate::session::SessionId;
 

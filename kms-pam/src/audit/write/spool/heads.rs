@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::chain::ChainHead;
+use crate::audit::evidence::chain::ChainHead;
 use crate::audit::{AuditEvent, AuditEventKind};
 use crate::session::SessionId;
 

@@ -18,11 +18,14 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::chain::{canonical_json, verify_chain_json};
-use super::signing::{event_message, head_message, PublicKey, SigningKey};
-use super::{AuditError, ChainReport};
+pub mod chain;
+pub mod signing;
+
+use crate::audit::write::AuditError;
 use crate::session::SessionView;
 use crate::session::{SessionId, SessionStatus};
+use chain::{canonical_json, verify_chain_json, ChainReport};
+use signing::{event_message, head_message, PublicKey, SigningKey};
 
 /// The `format` of a [`SessionBundle`].
 pub const BUNDLE_FORMAT: &str = "kms-pam-session-bundle/1";
