@@ -17,13 +17,13 @@ pub mod read;
 pub mod recording;
 pub mod write;
 
-pub use evidence::chain::{verify_chain, ChainHead, ChainReport, ChainingSink};
+pub use evidence::chain::{verify_chain, ChainReport, ChainingSink};
 pub use read::{group_commands, Command, RequestSummary, StreamSummary};
 pub use write::spool::{Spool, SpoolConfig, SpoolShipper, SpoolSink, Uploader};
 #[cfg(test)]
 pub(crate) use write::MockAuditSink;
 pub use write::{
-    AuditError, AuditEvent, AuditEventKind, AuditSink, JsonLinesSink, MemoryAuditSink,
+    AuditError, AuditEvent, AuditEventKind, AuditSink, ChainHead, JsonLinesSink, MemoryAuditSink,
     NullAuditSink, RecordingEnded, RecordingGap, RequestFinished, RequestStarted, StreamClosed,
     StreamData, StreamDetails, TeeAuditSink,
 };

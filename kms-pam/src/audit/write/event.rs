@@ -39,6 +39,16 @@ pub struct AuditEvent {
     pub kind: AuditEventKind,
 }
 
+/// The last link of a session's chain (its last event's `seq` and `hash`): what the next event
+/// continues from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// The last event's `seq`.
+    pub seq: u64,
+    /// The last event's `hash`.
+    pub hash: String,
+}
+
 impl AuditEvent {
     /// A new event happening now.
     pub fn now(session_id: SessionId, kind: AuditEventKind) -> Self {

@@ -10,8 +10,8 @@ pub mod spool;
 use async_trait::async_trait;
 
 pub use event::{
-    AuditEvent, AuditEventKind, RecordingEnded, RecordingGap, RequestFinished, RequestStarted,
-    StreamClosed, StreamData, StreamDetails,
+    AuditEvent, AuditEventKind, ChainHead, RecordingEnded, RecordingGap, RequestFinished,
+    RequestStarted, StreamClosed, StreamData, StreamDetails,
 };
 pub use jsonl::JsonLinesSink;
 pub use sinks::{MemoryAuditSink, NullAuditSink, TeeAuditSink};

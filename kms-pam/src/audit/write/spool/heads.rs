@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::evidence::chain::ChainHead;
-use crate::audit::{AuditEvent, AuditEventKind};
+use crate::audit::write::{AuditEvent, AuditEventKind, ChainHead};
 use crate::session::SessionId;
 
 const HEADS: &str = "heads.json";

@@ -38,8 +38,7 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::{AuditError, AuditEvent, AuditSink};
-use crate::audit::evidence::chain::ChainHead;
+use super::{AuditError, AuditEvent, AuditSink, ChainHead};
 use crate::session::SessionId;
 
 pub use shipper::{ShipperConfig, SpoolShipper, Uploader};

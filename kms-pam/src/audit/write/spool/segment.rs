@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::heads::{self, Heads};
 use super::{PendingBatch, SpoolCursor};
-use crate::audit::evidence::chain::ChainHead;
-use crate::audit::AuditEvent;
+use crate::audit::write::{AuditEvent, ChainHead};
 use crate::session::SessionId;
 
 const PREFIX: &str = "segment-";
