@@ -4,9 +4,9 @@
 //! container, tty, stdin; port-forward ports; the negotiated protocol). For exec and attach over
 //! the WebSocket channel protocols (`v4.channel.k8s.io`, `v5.channel.k8s.io`, …) the splice then
 //! hands a copy of each piece it carries, both ways, to a recording tap; a recorder task reads
-//! the WebSocket frames ([`FrameParser`](crate::kube::frames::FrameParser)) and records the channel payloads (0 stdin, 1 stdout,
-//! 2 stderr, 3 status, 4 resize, 255 v5 channel close) as `StreamData` events, then a
-//! `RecordingEnded` summary.
+//! the WebSocket frames ([`FrameParser`](crate::kube::frames::FrameParser)) and records the
+//! channel payloads (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 v5 channel close) as
+//! `StreamData` events, then a `RecordingEnded` summary.
 //!
 //! The base64 channel protocols (`base64.channel.k8s.io`, `v4.base64.channel.k8s.io`) are
 //! recorded the same way, their text messages decoded.
