@@ -50,7 +50,7 @@ use crate::kube::kubeconfig::{
 use crate::local::{self, LocalProxyConfig, LocalProxyError};
 use crate::proxy::ProxyHooks;
 use crate::secret::Secret;
-use crate::session::{SessionId, SessionStatus};
+use crate::session::SessionId;
 use crate::tls::{LocalServingCert, SessionKey, TlsError};
 use crate::transport::tls::TlsConnector;
 use crate::transport::{BoxedIo, GatewayTransport, TransportError};

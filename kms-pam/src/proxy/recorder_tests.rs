@@ -5,7 +5,7 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::*;
-use crate::audit::read::{recordings, replay};
+use crate::audit::{recordings, replay};
 use crate::audit::{AuditEvent, RecordingEnded, RecordingGap};
 use crate::kube::StreamKind;
 use crate::session::SessionId;
