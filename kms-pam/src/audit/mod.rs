@@ -3,7 +3,8 @@
 //! here, flat; the rooms are how the code is kept:
 //!
 //! - the write path (`audit/write`): the events ([`AuditEvent`], [`ChainHead`]), [`AuditSink`],
-//!   the sinks, and the [`spool`] that keeps events on disk until KMS has them;
+//!   the sinks, and the spool ([`SpoolSink`], [`Spool`], [`SpoolShipper`]) that keeps events on
+//!   disk until KMS has them;
 //! - [`evidence`], session tracking's proof (docs/session-tracking.md):
 //!   [`chain`](evidence::chain) makes each session's events a hash chain,
 //!   [`signing`](evidence::signing) has the gateway sign every link and KMS sign the session's
@@ -24,8 +25,9 @@ pub use read::{
     group_commands, recordings, replay, Command, RecordedChunk, Recording, RequestSummary,
     StreamSummary,
 };
-pub use write::spool;
-pub use write::spool::{Spool, SpoolConfig, SpoolShipper, SpoolSink, Uploader};
+pub use write::spool::{
+    PendingBatch, ShipperConfig, Spool, SpoolConfig, SpoolCursor, SpoolShipper, SpoolSink, Uploader,
+};
 #[cfg(test)]
 pub(crate) use write::MockAuditSink;
 pub use write::{

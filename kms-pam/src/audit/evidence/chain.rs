@@ -275,7 +275,7 @@ fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
 /// what outlived that wait), until a new `SessionStarted` reopens it (KMS let the session go on
 /// after a gateway had stopped it). A session's state is dropped [`DEFAULT_ENDED_GRACE`] after
 /// its `SessionEnded`. After a restart, [`ChainingSink::resume`] continues chains from the heads
-/// the spool persisted ([`crate::audit::spool::Spool::chain_heads`]).
+/// the spool persisted ([`crate::audit::Spool::chain_heads`]).
 pub struct ChainingSink<S> {
     inner: S,
     chains: Mutex<Chains>,

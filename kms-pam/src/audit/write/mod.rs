@@ -5,7 +5,7 @@
 mod event;
 mod jsonl;
 mod sinks;
-pub mod spool;
+pub(crate) mod spool;
 
 use async_trait::async_trait;
 
