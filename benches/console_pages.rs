@@ -46,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
     }));
     let admin = KmsClient::new(&url, Some(Secret::new(token.trim())))?;
 
-    let audit_key = std::sync::Arc::new(kms_pam::audit::signing::SigningKey::generate()?.0);
+    let audit_key =
+        std::sync::Arc::new(kms_pam::audit::evidence::signing::SigningKey::generate()?.0);
     let gateway = kms_pam_benches::kms::seed_world(&admin, &url, &audit_key).await?;
     let started = Instant::now();
     let mut last = None;
@@ -140,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
 /// the gateway's audit key.
 fn commands(
     session: &str,
-    audit_key: &std::sync::Arc<kms_pam::audit::signing::SigningKey>,
+    audit_key: &std::sync::Arc<kms_pam::audit::evidence::signing::SigningKey>,
 ) -> Vec<AuditEvent> {
     let chained = ChainingSink::new(MemoryAuditSink::new()).with_signer(audit_key.clone());
     let path = "/api/v1/namespaces/default/pods";

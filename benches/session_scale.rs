@@ -400,7 +400,7 @@ async fn kms_sessions(m: usize) -> anyhow::Result<KmsSessions> {
         let _ = stopped.await;
     }));
     let admin = KmsClient::new(&url, Some(Secret::new(token.trim())))?;
-    let audit_key = kms_pam::audit::signing::SigningKey::generate()?.0;
+    let audit_key = kms_pam::audit::evidence::signing::SigningKey::generate()?.0;
     kms_pam_benches::kms::seed_world(&admin, &url, &audit_key).await?;
 
     let (mut opens, mut closes) = (Vec::with_capacity(m), Vec::with_capacity(m));

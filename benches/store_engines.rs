@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{ensure, Context as _};
-use kms_pam::audit::signing::SigningKey;
+use kms_pam::audit::evidence::signing::SigningKey;
 use kms_pam::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
     RequestStarted,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kms_pam::gateway::kms_mode::{self, KmsGateway};
+use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
 use kms_pam::kms::api::{CreateAccount, CreateResource, GatewayStatus, ResourceKind};
 use kms_pam::kms::client::KmsClient;
 use kms_pam::server::{Server, ServerConfig};

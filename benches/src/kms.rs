@@ -1,7 +1,7 @@
 //! A KMS world for the benchmarks that need the control plane: one enrolled gateway, one
 //! resource with one account.
 
-use kms_pam::audit::signing::SigningKey;
+use kms_pam::audit::evidence::signing::SigningKey;
 use kms_pam::kms::api::{CreateAccount, CreateResource, EnrollGateway, ResourceKind};
 use kms_pam::kms::client::KmsClient;
 use kms_pam::tls::generate_csr;

@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use kms_pam::audit::chain::event_hash;
-use kms_pam::audit::signing::{event_message, SigningKey};
+use kms_pam::audit::evidence::chain::event_hash;
+use kms_pam::audit::evidence::signing::{event_message, SigningKey};
 use kms_pam::audit::AuditEvent;
 use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use serde_json::Value;

@@ -1,5 +1,5 @@
 //! `kms-pam-gateway`: terminates session tunnels and forwards to the Kubernetes API server.
-//! Thin: arguments → configuration → `kms_pam::gateway::kms_mode::serve` (with KMS) or
+//! Thin: arguments → configuration → `kms_pam::gateway::kms::serve` (with KMS) or
 //! `kms_pam::gateway::standalone::serve` (from a file).
 
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use kms_pam::audit::JsonLinesSink;
-use kms_pam::gateway::kms_mode::{self, KmsGateway};
+use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
 use kms_pam::gateway::standalone::{self, StandaloneOptions};
 use kms_pam::Secret;
 use tokio::net::TcpListener;

@@ -69,6 +69,28 @@ pub fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
     options.open(path).map_err(|e| no_link(e, path))
 }
 
+/// Makes a directory's entries (a new or renamed file) durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The mode of a file that group or others may use (`mode & 0o777`, for the refusal to name),
+/// `None` when it is its owner's alone (or the platform has no Unix modes): a key file is
+/// refused unless this is `None`.
+pub(crate) fn shared_mode(meta: &fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
 /// Reads a file, `None` when it does not exist; refuses to read through a symbolic link.
 pub fn read_no_follow(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let mut options = OpenOptions::new();

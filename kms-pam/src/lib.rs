@@ -12,7 +12,7 @@
 //! ```text
 //! kubectl ─HTTPS─▶ local proxy ═mTLS tunnel═▶ gateway ─HTTPS (SA token)─▶ API server
 //!                  [local]      [transport]    [gateway, proxy]
-//!     CLI ─▶ KMS [kms::client ─▶ server, server::store]   gateway ─▶ KMS [kms::gateway_link]
+//!     CLI ─▶ KMS [kms::client ─▶ server, server::store]   gateway ─▶ KMS [gateway::kms]
 //! ```
 //!
 //! Everything is built from four small traits with in-memory and real implementations:
@@ -68,16 +68,14 @@
 
 pub mod access;
 pub mod audit;
-mod bearer;
-mod conn;
 pub mod credential;
 pub mod fsutil;
 pub mod gateway;
-mod http_client;
 pub mod kms;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+mod net;
 #[cfg(test)]
 mod proptests;
 pub mod proxy;

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use kms_pam::audit::recording::{recordings, replay, Recording, RecordingConfig, RecordingPolicy};
+use kms_pam::audit::recording::{RecordingConfig, RecordingPolicy};
 use kms_pam::audit::AuditEventKind;
+use kms_pam::audit::{recordings, replay, Recording};
 use kms_pam_tests::apiserver::{open_websocket, send_raw, DoubleConfig};
 use kms_pam_tests::harness::{InProcessPath, PathOptions};
 use tokio_tungstenite::tungstenite::Message;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use kms_pam::audit::JsonLinesSink;
-use kms_pam::gateway::kms_mode::{self, KmsGateway};
+use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
 use kms_pam::kms::api::GatewayStatus;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::server::{Server, ServerConfig};

@@ -78,7 +78,7 @@ fn trusted(whose: &str, given: &str, in_bundle: Option<&PublicKey>) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
-    use kms_pam::audit::signing::SigningKey;
+    use kms_pam::audit::evidence::signing::SigningKey;
 
     use super::*;
 

@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use super::*;
 use crate::kms::api::CreateSession;
 use crate::kms::client::KmsClient;
-use crate::session::Session;
+use crate::session::{Session, SessionStatus};
 use crate::tls::{CertificateAuthority, SessionCertSpec};
 
 const HOUR: Duration = Duration::from_secs(3600);

@@ -1,62 +1,37 @@
-//! Audit: the typed events of a session and the [`AuditSink`] trait that receives them.
+//! Audit: the typed events of a session and the [`AuditSink`] trait that receives them, in three
+//! rooms with one purpose each, and the recording settings of streams. Their names are given
+//! here, flat; the rooms are how the code is kept:
 //!
-//! Session tracking (docs/session-tracking.md) builds on them: [`chain`] makes each session's
-//! events a hash chain, [`signing`] has the gateway sign every link and KMS sign the session's
-//! head, [`evidence`] verifies a session's record (and packs it into a bundle to verify
-//! offline), [`spool`] keeps events on disk until KMS has them, [`commands`] groups requests
-//! into kubectl commands, and [`recording`] records exec and attach streams.
+//! - the write path (`audit/write`): the events ([`AuditEvent`], [`ChainHead`]), [`AuditSink`],
+//!   the sinks, and the spool ([`SpoolSink`], [`Spool`], [`SpoolShipper`]) that keeps events on
+//!   disk until KMS has them;
+//! - [`evidence`], session tracking's proof (docs/session-tracking.md):
+//!   [`chain`](evidence::chain) makes each session's events a hash chain,
+//!   [`signing`](evidence::signing) has the gateway sign every link and KMS sign the session's
+//!   head, and [`evidence`] verifies a session's record (and packs it into a bundle to verify
+//!   offline);
+//! - the read model (`audit/read`): requests grouped into kubectl commands
+//!   ([`group_commands`], with what each claims to do), and recorded exec and attach streams
+//!   replayed ([`recordings`], [`replay`]);
+//! - [`recording`]: what is recorded of exec and attach streams (policy, caps, stream details).
 
-pub mod chain;
-pub mod commands;
-mod event;
 pub mod evidence;
-mod jsonl;
+mod read;
 pub mod recording;
-pub mod signing;
-mod sinks;
-pub mod spool;
+mod write;
 
-use async_trait::async_trait;
-
-pub use chain::{verify_chain, ChainHead, ChainReport, ChainingSink};
-pub use commands::{group_commands, Command, RequestSummary, StreamSummary};
-pub use event::{
-    AuditEvent, AuditEventKind, RecordingEnded, RecordingGap, RequestFinished, RequestStarted,
-    StreamClosed, StreamData, StreamDetails,
+pub use evidence::chain::{verify_chain, ChainReport, ChainingSink};
+pub use read::{
+    group_commands, recordings, replay, Command, RecordedChunk, Recording, RequestSummary,
+    StreamSummary,
 };
-pub use jsonl::JsonLinesSink;
-pub use sinks::{MemoryAuditSink, NullAuditSink, TeeAuditSink};
-pub use spool::{Spool, SpoolConfig, SpoolShipper, SpoolSink, Uploader};
-
-/// Errors of an [`AuditSink`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuditError {
-    /// The sink cannot take more events now (a bounded buffer or spool is full). The event was not
-    /// recorded; the caller logs this and counts it, it never drops silently.
-    #[error("audit sink full: {0}")]
-    Full(String),
-    /// Writing or delivering failed (disk, network, control plane).
-    #[error("audit sink failed: {0}")]
-    Failed(String),
-}
-
-/// Receives the events of sessions: request started/finished, stream opened/closed, session
-/// started/ended.
-///
-/// `record` is called on the request path (and from `Drop` of response bodies), so it must not block
-/// or wait on I/O: implementations buffer (a channel, a spool appended by a writer task) and return.
-/// Returning `Err` means the event was *not* accepted.
-///
-/// `flush` waits until every event accepted before the call is as durable as the sink can make it
-/// (written and synced to a file, acknowledged by KMS, ...). Gateways flush on session end and on
-/// shutdown. A sink that keeps nothing (a null sink) returns `Ok` at once.
-#[cfg_attr(test, mockall::automock)]
-#[async_trait]
-pub trait AuditSink: Send + Sync + 'static {
-    /// Accepts one event without blocking.
-    fn record(&self, event: AuditEvent) -> Result<(), AuditError>;
-
-    /// Makes everything accepted so far durable.
-    async fn flush(&self) -> Result<(), AuditError>;
-}
+pub use write::spool::{
+    PendingBatch, ShipperConfig, Spool, SpoolConfig, SpoolCursor, SpoolShipper, SpoolSink, Uploader,
+};
+#[cfg(test)]
+pub(crate) use write::MockAuditSink;
+pub use write::{
+    AuditError, AuditEvent, AuditEventKind, AuditSink, ChainHead, JsonLinesSink, MemoryAuditSink,
+    NullAuditSink, RecordingEnded, RecordingGap, RequestFinished, RequestStarted, StreamClosed,
+    StreamData, StreamDetails, TeeAuditSink,
+};

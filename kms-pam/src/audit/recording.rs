@@ -4,9 +4,9 @@
 //! container, tty, stdin; port-forward ports; the negotiated protocol). For exec and attach over
 //! the WebSocket channel protocols (`v4.channel.k8s.io`, `v5.channel.k8s.io`, …) the splice then
 //! hands a copy of each piece it carries, both ways, to a recording tap; a recorder task reads
-//! the WebSocket frames ([`FrameParser`]) and records the channel payloads (0 stdin, 1 stdout,
-//! 2 stderr, 3 status, 4 resize, 255 v5 channel close) as `StreamData` events, then a
-//! `RecordingEnded` summary.
+//! the WebSocket frames ([`FrameParser`](crate::kube::frames::FrameParser)) and records the
+//! channel payloads (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 v5 channel close) as
+//! `StreamData` events, then a `RecordingEnded` summary.
 //!
 //! The base64 channel protocols (`base64.channel.k8s.io`, `v4.base64.channel.k8s.io`) are
 //! recorded the same way, their text messages decoded.
@@ -25,23 +25,10 @@
 //! other upgrades are not recorded: their details event says `recorded: false`, and a resource's
 //! [`RecordingPolicy`] (deny by default) refuses them before they reach the cluster.
 
-mod frames;
-mod recorder;
-mod replay;
-
 use serde::{Deserialize, Serialize};
 
-use super::{AuditEventKind, StreamDetails};
+use super::write::StreamDetails;
 use crate::kube::StreamKind;
-
-pub use frames::{FrameError, FrameParser, Observed};
-pub(crate) use recorder::{start, RecorderTask, RecordingTap};
-pub use replay::{recordings, replay, RecordedChunk, Recording};
-
-/// Status messages (channel 3) kept beyond the cap: an exit code must survive a long output.
-const STATUS_LIMIT: u64 = 64 * 1024;
-/// The Kubernetes status channel.
-const STATUS_CHANNEL: u8 = 3;
 
 /// Whether a resource lets through streams the gateway cannot record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,10 +185,6 @@ pub fn is_recorded_protocol(protocol: &str) -> bool {
     RECORDED_PROTOCOLS.contains(&protocol.trim())
 }
 
-fn is_base64(protocol: Option<&str>) -> bool {
-    protocol.is_some_and(|p| p.contains("base64"))
-}
-
 /// Which way bytes travel through the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -210,10 +193,6 @@ pub enum Direction {
     /// From the API server to kubectl: stdout, stderr, status (unmasked frames).
     ToClient,
 }
-
-/// Records an event of the stream's session; the gateway counts and logs refusals.
-/// Returns whether the audit sink took the event.
-pub(crate) type Emit = Box<dyn Fn(AuditEventKind) -> bool + Send + Sync>;
 
 impl StreamDetails {
     /// Reads what a stream is from its request's query (`command=`, `container=`, `tty=`,
@@ -271,6 +250,3 @@ impl StreamDetails {
         details
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -4,7 +4,7 @@
 //! `serve(acceptor, config, shutdown)` is the whole gateway; the `kms-pam-gateway` binary only
 //! builds its arguments.
 
-pub mod kms_mode;
+pub mod kms;
 pub mod mtls;
 mod registry;
 pub mod standalone;
@@ -188,8 +188,13 @@ async fn serve_tunnel(
                     () = stopping.cancelled() => {}
                 }
             };
-            crate::conn::serve_http(tunnel.io, service, crate::conn::HttpLimits::TUNNEL, stop)
-                .await;
+            crate::net::conn::serve_http(
+                tunnel.io,
+                service,
+                crate::net::conn::HttpLimits::TUNNEL,
+                stop,
+            )
+            .await;
         }
         Err(refusal) => {
             registry.observer().tunnel_refused();
@@ -200,8 +205,9 @@ async fn serve_tunnel(
                 let response = proxy.refuse_unattached(&refusal, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
-            let limits = crate::conn::HttpLimits::TUNNEL;
-            crate::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned()).await;
+            let limits = crate::net::conn::HttpLimits::TUNNEL;
+            crate::net::conn::serve_http(tunnel.io, service, limits, stopping.cancelled_owned())
+                .await;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The KMS control plane as its users see it: the HTTP API shapes ([`api`]) shared with the
-//! server, the client used by the CLI ([`client`]) and the gateway's link ([`gateway_link`]). The
-//! server itself is `kms_pam::server` (feature `server`). The contract is docs/api.md.
+//! server and the client used by the CLI and the gateway ([`client`]). The gateway's link to KMS
+//! is [`crate::gateway::kms`]; the server itself is `kms_pam::server` (feature `server`). The
+//! contract is docs/api.md.
 
 pub mod api;
 pub mod client;
-pub mod gateway_link;

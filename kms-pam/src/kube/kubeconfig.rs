@@ -123,7 +123,7 @@ pub fn default_session_path_in(
     account: &str,
 ) -> Result<PathBuf, KubeconfigError> {
     let path = default_session_path(resource, account)?;
-    match project.filter(|p| *p != crate::kms::api::DEFAULT_PROJECT) {
+    match project.filter(|p| *p != crate::session::DEFAULT_PROJECT) {
         None => Ok(path),
         Some(project) => {
             let file = path.file_name().map(ToOwned::to_owned).unwrap_or_default();

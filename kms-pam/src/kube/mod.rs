@@ -1,5 +1,7 @@
-//! Kubernetes-specific knowledge: what a request means to kubectl, `Status` bodies, kubeconfig.
+//! Kubernetes-specific knowledge: what a request means to kubectl, `Status` bodies, kubeconfig,
+//! and the WebSocket frames of exec and attach streams ([`frames`]).
 
+pub mod frames;
 pub mod kubeconfig;
 pub mod request_info;
 pub mod status;

@@ -101,7 +101,7 @@ where
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            (tcp, peer) = crate::conn::accept(&listener, "local proxy") => {
+            (tcp, peer) = crate::net::conn::accept(&listener, "local proxy") => {
                 let (acceptor, proxy, stopping) = (acceptor.clone(), proxy.clone(), stopping.clone());
                 tasks.spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -129,8 +129,8 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move { Ok::<_, Infallible>(proxy.handle(request).await) }
     });
-    let limits = crate::conn::HttpLimits::LOCAL;
-    crate::conn::serve_http(tls, service, limits, stopping.cancelled_owned()).await;
+    let limits = crate::net::conn::HttpLimits::LOCAL;
+    crate::net::conn::serve_http(tls, service, limits, stopping.cancelled_owned()).await;
 }
 
 #[cfg(test)]

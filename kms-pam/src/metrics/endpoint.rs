@@ -28,7 +28,7 @@ where
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
-            accepted = crate::conn::accept(&listener, "metrics") => accepted,
+            accepted = crate::net::conn::accept(&listener, "metrics") => accepted,
             () = &mut shutdown => return Ok(()),
         };
         let (metrics, refresh) = (metrics.clone(), refresh.clone());
@@ -37,8 +37,8 @@ where
                 let (metrics, refresh) = (metrics.clone(), refresh.clone());
                 async move { Ok::<_, Infallible>(answer(&request, &metrics, refresh.as_ref())) }
             });
-            let limits = crate::conn::HttpLimits::METRICS;
-            crate::conn::serve_http(tcp, service, limits, std::future::pending()).await;
+            let limits = crate::net::conn::HttpLimits::METRICS;
+            crate::net::conn::serve_http(tcp, service, limits, std::future::pending()).await;
         });
     }
 }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::check;
-use crate::audit::recording::{FrameParser, Observed};
+use crate::kube::frames::{FrameParser, Observed};
 
 /// An observation with owned bytes, neighbouring pieces of one channel's data merged.
 #[derive(Clone, Debug, PartialEq, Eq)]

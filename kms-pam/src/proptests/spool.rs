@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 
 use super::check;
-use crate::audit::chain::event_hash;
+use crate::audit::evidence::chain::event_hash;
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, RequestFinished, SpoolConfig, SpoolSink,
 };

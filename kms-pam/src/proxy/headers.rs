@@ -96,7 +96,7 @@ pub fn strip_impersonation(headers: &mut HeaderMap) {
 
 /// Replaces any client `Authorization` with the account's bearer token.
 pub fn inject_bearer(headers: &mut HeaderMap, token: &Secret) -> Result<(), InvalidToken> {
-    let value = crate::bearer::header_value(token).map_err(|_| InvalidToken)?;
+    let value = crate::net::bearer::header_value(token).map_err(|_| InvalidToken)?;
     headers.insert(header::AUTHORIZATION, value);
     Ok(())
 }
@@ -108,7 +108,7 @@ pub struct InvalidToken;
 
 /// The bearer token of an `Authorization` header, if it has a non-empty one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
-    crate::bearer::token(headers)
+    crate::net::bearer::token(headers)
 }
 
 /// The largest header list the gateway forwards (HTTP/2 accounting: name + value + 32 bytes per

@@ -25,10 +25,10 @@ pub mod headers;
 #[cfg(not(feature = "bench-internals"))]
 pub(crate) mod headers;
 mod hooks;
-pub(crate) mod http2;
 pub(crate) mod in_flight;
 mod local;
 mod pipeline;
+pub(crate) mod recorder;
 mod recording_gate;
 pub(crate) mod stream;
 pub(crate) mod tap;

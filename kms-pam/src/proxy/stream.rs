@@ -14,8 +14,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::{BoxError, ProxyBody};
+use super::recorder::RecordingTap;
 use super::tap::RequestTap;
-use crate::audit::recording::{Direction, RecordingTap};
+use crate::audit::recording::Direction;
 use crate::kube::{Status, StreamKind};
 
 /// Resolves, with the `Status` to report, when the session a stream belongs to stops.
@@ -262,9 +263,10 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::audit::recording::{self, Emit, RecorderTask, RecordingConfig, UnrecordedStreams};
+    use crate::audit::recording::{RecordingConfig, UnrecordedStreams};
     use crate::audit::{AuditEventKind, NullAuditSink, RecordingEnded, StreamDetails};
     use crate::metrics::GatewayMetrics;
+    use crate::proxy::recorder::{self, Emit, RecorderTask};
     use crate::session::SessionId;
     use http_body_util::BodyExt;
 
@@ -349,7 +351,7 @@ mod tests {
             true
         });
         let config = RecordingConfig::default().with_queue_pieces(1);
-        recording::start(details, &config, unrecorded, emit).expect("recorded")
+        recorder::start(details, &config, unrecorded, emit).expect("recorded")
     }
 
     /// kubectl's end and the API server's end of a splice through a `CountingIo` feeding

@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::in_flight::InFlightGuard;
-use crate::audit::recording::{
-    self, RecorderTask, RecordingConfig, RecordingTap, UnrecordedStreams,
-};
+use super::recorder::{self, RecorderTask, RecordingTap};
+use crate::audit::recording::{RecordingConfig, UnrecordedStreams};
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, RequestFinished, StreamClosed, StreamDetails,
 };
@@ -108,7 +107,7 @@ impl RequestTap {
             let _keep = &guards;
             emit(&*sink, &*metrics, &session_id, request_id, kind)
         };
-        recording::start(details, config, unrecorded, Box::new(emit_event))
+        recorder::start(details, config, unrecorded, Box::new(emit_event))
     }
 
     /// Records the status sent to the client; a long-running stream counts as opened when its

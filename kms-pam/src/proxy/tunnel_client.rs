@@ -179,9 +179,9 @@ impl TunnelClient {
                 let io = dial(&*transport).await?;
                 let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
-                    .initial_stream_window_size(super::http2::STREAM_WINDOW)
-                    .initial_connection_window_size(super::http2::CONNECTION_WINDOW)
-                    .max_header_list_size(super::http2::MAX_HEADER_LIST_SIZE)
+                    .initial_stream_window_size(crate::net::http2::STREAM_WINDOW)
+                    .initial_connection_window_size(crate::net::http2::CONNECTION_WINDOW)
+                    .max_header_list_size(crate::net::http2::MAX_HEADER_LIST_SIZE)
                     .keep_alive_interval(KEEP_ALIVE_INTERVAL)
                     .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
                     .handshake(TokioIo::new(io))

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use super::body::{self, ProxyBody};
 use super::error::ProxyError;
 use crate::credential::Upstream;
-use crate::http_client::{https_client, ClientSettings, ConnectionFailure};
+use crate::net::http_client::{https_client, ClientSettings, ConnectionFailure};
 use crate::tls::{explain_upstream_tls_error, UpstreamAlpn, UpstreamTls};
 
 /// Sends a session's requests to its API server.
@@ -112,7 +112,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-type HttpsClient = crate::http_client::HttpsClient<ProxyBody>;
+type HttpsClient = crate::net::http_client::HttpsClient<ProxyBody>;
 
 /// Pooled clients for one API server.
 pub(crate) struct PooledClient {
@@ -226,7 +226,10 @@ fn client(upstream: &Upstream, alpn: UpstreamAlpn) -> Result<HttpsClient, ProxyE
         alpn,
         connect_timeout: CONNECT_TIMEOUT,
         pool_idle_timeout: Some(POOL_IDLE_TIMEOUT),
-        http2_windows: Some((super::http2::STREAM_WINDOW, super::http2::CONNECTION_WINDOW)),
+        http2_windows: Some((
+            crate::net::http2::STREAM_WINDOW,
+            crate::net::http2::CONNECTION_WINDOW,
+        )),
     };
     https_client(&settings).map_err(|e| {
         ProxyError::upstream(format!(

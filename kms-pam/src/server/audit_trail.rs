@@ -25,11 +25,11 @@ use super::rights::SessionCaller;
 use super::sessions::visible_session;
 use super::state::{now, AppState};
 use super::views;
+use crate::audit::evidence::signing::{key_endorsement_message, PublicKey, SigningKey};
 use crate::audit::evidence::{
     verify_session, Evidence, SessionBundle, SessionHead, SessionMetadata, SignedHead,
     BUNDLE_FORMAT, HEAD_FORMAT,
 };
-use crate::audit::signing::{key_endorsement_message, PublicKey, SigningKey};
 use crate::audit::ChainReport;
 use crate::kms::api::{AuditKeys, AuditProgress, GatewayAuditKey, RegisterAuditKey, SessionView};
 use crate::server::store::{EventRecord, HeadRecord, SessionRecord, StoreError};
@@ -181,7 +181,7 @@ pub(crate) async fn keys(
 /// How long after the gateway's signed end KMS still signs a missing head on a read (an
 /// upload whose signing failed is retried by the next read): past it, a missing head is not
 /// signed from whatever the database then says, and `verify` reports it.
-const LATE_SEAL: Duration = crate::audit::chain::DEFAULT_ENDED_GRACE;
+const LATE_SEAL: Duration = crate::audit::evidence::chain::DEFAULT_ENDED_GRACE;
 
 /// Signs the session's head if its record is complete and has none: the gateway's signed end is
 /// the last stored event and KMS says the session is over. A head once signed is never signed

@@ -121,7 +121,7 @@ impl FromRequestParts<AppState> for GatewayCaller {
 
 /// The token of an `Authorization: Bearer TOKEN` header.
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let token = crate::bearer::token(&parts.headers)
+    let token = crate::net::bearer::token(&parts.headers)
         .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer API token"))?;
     std::str::from_utf8(token)
         .map_err(|_| ApiError::unauthenticated("malformed Authorization header"))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::state::now;
 use super::{ServerConfig, ServerError};
-use crate::audit::signing::SigningKey;
+use crate::audit::evidence::signing::SigningKey;
 use crate::kms::api::{DEFAULT_PROJECT, USER_TOKEN_PREFIX};
 use crate::secret::Secret;
 use crate::server::store::crypto::issue_token;

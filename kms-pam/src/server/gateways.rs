@@ -99,7 +99,7 @@ pub(crate) async fn list(
         let mut view = views::gateway(g, now);
         view.audit_key = keys
             .get(&g.id)
-            .and_then(|k| crate::audit::signing::PublicKey::from_base64(k).ok());
+            .and_then(|k| crate::audit::evidence::signing::PublicKey::from_base64(k).ok());
         view
     });
     Ok(Json(views.collect()))

@@ -15,8 +15,8 @@ use super::rights::SessionCaller;
 use super::sessions::visible_session;
 use super::state::{now, AppState};
 use super::views;
-use crate::audit::recording::{recordings, replay};
 use crate::audit::{group_commands, AuditEvent, ChainReport};
+use crate::audit::{recordings, replay};
 use crate::kms::api::{RecordingView, SessionDetail};
 use crate::session::SessionId;
 

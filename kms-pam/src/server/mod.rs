@@ -171,7 +171,7 @@ pub enum ServerError {
     Ca(#[from] TlsError),
     /// KMS's audit key could not be created or loaded.
     #[error("KMS audit key: {0}")]
-    AuditKey(#[from] crate::audit::signing::SigningError),
+    AuditKey(#[from] crate::audit::evidence::signing::SigningError),
     /// `--database` names a store this build does not have (only the scheme is shown).
     #[error("unsupported database {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedDatabase(String),
@@ -239,7 +239,7 @@ impl Server {
 
     /// KMS's audit public key: it signs the heads of ended sessions. Its fingerprint is what an
     /// auditor checks bundles against (`kms-pam verify-bundle --kms-key`).
-    pub fn audit_public_key(&self) -> crate::audit::signing::PublicKey {
+    pub fn audit_public_key(&self) -> crate::audit::evidence::signing::PublicKey {
         self.state.audit_key.public_key()
     }
 
@@ -301,13 +301,13 @@ async fn serve_api(
     use tower::ServiceExt as _;
 
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let refusal_log = crate::conn::LogLimiter::new(Duration::from_secs(60));
+    let refusal_log = crate::net::conn::LogLimiter::new(Duration::from_secs(60));
     let stopping = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = crate::conn::accept(&listener, "KMS API") => accepted,
+            accepted = crate::net::conn::accept(&listener, "KMS API") => accepted,
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -336,7 +336,8 @@ async fn serve_api(
             });
         let stop = stopping.clone().cancelled_owned();
         tasks.spawn(async move {
-            crate::conn::serve_http(tcp, service, crate::conn::HttpLimits::KMS, stop).await;
+            crate::net::conn::serve_http(tcp, service, crate::net::conn::HttpLimits::KMS, stop)
+                .await;
             drop(slot);
         });
     }

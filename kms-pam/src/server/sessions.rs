@@ -75,7 +75,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     // The token `caller` was authenticated with, so a rotation racing this request refuses it.
-    let token = crate::bearer::token(&headers)
+    let token = crate::net::bearer::token(&headers)
         .and_then(|token| std::str::from_utf8(token).ok())
         .map(TokenHash::of);
     validate::text("reason", body.reason.as_deref())?;

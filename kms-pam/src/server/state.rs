@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::changes::ChangeFeed;
 use super::failures::FailureBudget;
 use super::metrics::KmsMetrics;
-use crate::audit::signing::SigningKey;
+use crate::audit::evidence::signing::SigningKey;
 use crate::server::store::{ProjectRecord, Store};
 use crate::tls::CertificateAuthority;
 

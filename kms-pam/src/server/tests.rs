@@ -62,11 +62,11 @@ impl Reply {
 }
 
 /// The audit key the test gateway `name` signs its events with.
-pub(super) fn gateway_audit_key(name: &str) -> crate::audit::signing::SigningKey {
+pub(super) fn gateway_audit_key(name: &str) -> crate::audit::evidence::signing::SigningKey {
     let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
     let mut seed = [0u8; 32];
     seed.copy_from_slice(digest.as_ref());
-    crate::audit::signing::SigningKey::from_seed(&seed)
+    crate::audit::evidence::signing::SigningKey::from_seed(&seed)
 }
 
 /// A KMS serving from a temporary data directory.

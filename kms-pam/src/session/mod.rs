@@ -239,6 +239,21 @@ impl Session {
     }
 }
 
+/// The project that always exists, where the routes without a `/v1/projects/{project}` prefix
+/// work.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// A session as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session.
+    #[serde(flatten)]
+    pub session: Session,
+    /// Why it ended.
+    #[serde(default)]
+    pub end_cause: Option<EndCause>,
+}
+
 /// What is needed to open a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -312,7 +327,7 @@ pub enum SessionError {
 /// Creating and ending sessions is the control plane's business (KMS's API, or
 /// [`MemorySessionManager`]'s own methods); a gateway only asks. Implementations:
 /// [`MemorySessionManager`] (tests, standalone gateways) and the KMS-backed
-/// [`crate::kms::gateway_link::KmsSessionManager`]. Both methods are cheap to call concurrently.
+/// [`crate::gateway::kms::KmsSessionManager`]. Both methods are cheap to call concurrently.
 ///
 /// Failure semantics: `NotFound` and `NotActive` are final answers about the session; `Unavailable`
 /// means the answer is unknown, and callers that guard access (the gateway) must then refuse access.

@@ -18,8 +18,11 @@ mod projects;
 mod sessions;
 
 pub use codes::{ErrorCode, GatewayStatus, PrincipalKind, ProjectRole, ResourceKind};
-pub use projects::{CreateProject, Member, Project, SetMember, DEFAULT_PROJECT};
+pub use projects::{CreateProject, Member, Project, SetMember};
 pub use sessions::*;
+
+// Shapes the API shares with the layers below it, named where they are used.
+pub use crate::session::{SessionView, DEFAULT_PROJECT};
 
 /// Prefix of user API tokens.
 pub const USER_TOKEN_PREFIX: &str = "kmsu_";

@@ -6,10 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ProjectRole;
 
-/// The project that always exists, where the routes without a `/v1/projects/{project}` prefix
-/// work.
-pub const DEFAULT_PROJECT: &str = "default";
-
 /// A PAM project: it owns resources, accounts, grants and sessions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {

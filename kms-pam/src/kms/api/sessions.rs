@@ -2,23 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::audit::evidence::signing::PublicKey;
 pub use crate::audit::evidence::SessionBundle;
 pub use crate::audit::recording::RecordingPolicy;
-pub use crate::audit::signing::PublicKey;
 pub use crate::audit::{ChainReport, Command, RequestSummary, StreamSummary};
 use crate::secret::Secret;
-use crate::session::{EndCause, Session};
-
-/// A session as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionView {
-    /// The session.
-    #[serde(flatten)]
-    pub session: Session,
-    /// Why it ended.
-    #[serde(default)]
-    pub end_cause: Option<EndCause>,
-}
+use crate::session::SessionView;
 
 /// `POST /v1/sessions` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

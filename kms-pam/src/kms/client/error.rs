@@ -1,7 +1,7 @@
 //! The error type of the KMS client.
 
-pub use crate::http_client::ConnectionFailure;
 use crate::kms::api::ErrorCode;
+pub use crate::net::http_client::ConnectionFailure;
 
 /// Why a call to the KMS failed.
 ///

@@ -49,8 +49,8 @@ pub use endpoints::SessionFilter;
 pub use error::{ConnectionFailure, KmsError};
 
 use self::failover::{Replica, Replicas, Unanswered};
-use crate::http_client::{https_client, ClientSettings, HttpsClient};
 use crate::kms::api::ErrorBody;
+use crate::net::http_client::{https_client, ClientSettings, HttpsClient};
 use crate::secret::Secret;
 use crate::tls::UpstreamTls;
 
@@ -338,7 +338,7 @@ impl<'a> Call<'a> {
 }
 
 fn bearer(token: &Secret) -> Result<HeaderValue, KmsError> {
-    crate::bearer::header_value(token).map_err(|_| {
+    crate::net::bearer::header_value(token).map_err(|_| {
         KmsError::Config("the API token contains characters a token cannot have".to_owned())
     })
 }

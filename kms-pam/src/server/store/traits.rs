@@ -477,7 +477,7 @@ pub(crate) trait ConsoleStore: Send + Sync + 'static {
 #[async_trait]
 pub(crate) trait AuditStore: Send + Sync + 'static {
     /// Sets the gateway's audit key (base64 Ed25519 public key) and KMS's endorsement of it
-    /// (base64 signature, [`crate::audit::signing::key_endorsement_message`]), replacing any
+    /// (base64 signature, [`crate::audit::evidence::signing::key_endorsement_message`]), replacing any
     /// earlier one (a new enrollment brings a new key).
     async fn set_gateway_audit_key(
         &self,

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Kms;
-use crate::conn::HttpLimits;
+use crate::net::conn::HttpLimits;
 
 /// The header timeout plus room for a loaded machine.
 fn closed_within() -> Duration {

@@ -81,7 +81,7 @@ struct Handshaker {
     stats: Arc<AcceptorStats>,
     ready: mpsc::Sender<AcceptedTunnel>,
     timeout: Duration,
-    failure_log: crate::conn::LogLimiter,
+    failure_log: crate::net::conn::LogLimiter,
 }
 
 impl TlsTunnelAcceptor {
@@ -123,7 +123,7 @@ impl TlsTunnelAcceptor {
             stats: Arc::clone(&stats),
             ready: ready_tx,
             timeout: handshake_timeout,
-            failure_log: crate::conn::LogLimiter::new(failure_log_period),
+            failure_log: crate::net::conn::LogLimiter::new(failure_log_period),
         });
         let local_addr = listener.local_addr().ok();
         let task = tokio::spawn(accept_loop(listener, handshaker));
@@ -161,7 +161,7 @@ async fn accept_loop(listener: TcpListener, handshaker: Arc<Handshaker>) {
         tokio::select! {
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
             // The shared accept: per-connection errors skipped, others backed off.
-            (tcp, peer) = crate::conn::accept(&listener, "tunnel"),
+            (tcp, peer) = crate::net::conn::accept(&listener, "tunnel"),
                 if handshakes.len() < MAX_HANDSHAKES_IN_FLIGHT =>
             {
                 handshakes.spawn(Arc::clone(&handshaker).establish(tcp, peer));

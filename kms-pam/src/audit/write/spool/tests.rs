@@ -3,7 +3,7 @@ use std::io::Write;
 use std::sync::atomic::AtomicUsize;
 
 use super::*;
-use crate::audit::chain::{verify_chain, ChainReport, ChainingSink};
+use crate::audit::evidence::chain::{verify_chain, ChainReport, ChainingSink};
 use crate::audit::{AuditEventKind, RequestFinished};
 use crate::session::SessionStatus;
 

@@ -225,21 +225,14 @@ pub fn key_endorsement_message(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
 }
 
 fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SigningError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(SigningError::Invalid(format!(
-                "signing key {} has mode {mode:o}; it must be readable by its owner only \
-                 (chmod 600)",
-                path.display()
-            )));
-        }
+    match crate::fsutil::shared_mode(meta) {
+        Some(mode) => Err(SigningError::Invalid(format!(
+            "signing key {} has mode {mode:o}; it must be readable by its owner only \
+             (chmod 600)",
+            path.display()
+        ))),
+        None => Ok(()),
     }
-    #[cfg(not(unix))]
-    let _ = (path, meta);
-    Ok(())
 }
 
 fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {

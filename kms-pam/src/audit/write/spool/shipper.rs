@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::Spool;
-use crate::audit::{AuditError, AuditEvent};
+use crate::audit::write::{AuditError, AuditEvent};
 
 /// Delivers batches of events to their final store (KMS).
 ///

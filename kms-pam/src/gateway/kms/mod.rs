@@ -1,7 +1,7 @@
 //! A gateway run by KMS (`--kms-url`): enrollment on first run, its identity kept in the data
-//! dir, heartbeats, the KMS-backed session manager and credential store, and session tracking:
-//! every audit event is chained and spooled in `DATA_DIR/spool`, then shipped to KMS
-//! (docs/session-tracking.md).
+//! dir, heartbeats, the KMS-backed session manager and credential store ([`KmsSessionManager`],
+//! [`KmsCredentialStore`]), and session tracking: every audit event is chained and spooled in
+//! `DATA_DIR/spool`, then shipped to KMS (docs/session-tracking.md).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -11,15 +11,18 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod link;
+
+pub use link::{KmsCredentialStore, KmsSessionManager};
+
 use super::mtls::{GatewayTls, MtlsGateway};
 use super::GatewayError;
-use crate::audit::signing::SigningKey;
+use crate::audit::evidence::signing::SigningKey;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
 use crate::kms::api::{EnrollGateway, PrincipalKind};
 use crate::kms::client::KmsClient;
-use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
 use crate::metrics::Refresh;
 use crate::proxy::Pipeline;
 use crate::secret::Secret;
@@ -174,7 +177,8 @@ where
     gateway.metrics_listener = config.metrics_listener;
     let refresh = tracking.refresh();
     // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
-    let outcome = super::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;
+    let outcome =
+        crate::gateway::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;
     heartbeat.abort();
     tracking.stop(client).await;
     outcome

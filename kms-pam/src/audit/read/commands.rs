@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::audit::write::{
     AuditEvent, AuditEventKind, RecordingEnded, RequestFinished, RequestStarted, StreamClosed,
     StreamDetails,
 };
@@ -137,7 +137,7 @@ pub struct StreamSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<StreamDetails>,
     /// The number of its recording in the session (1-based, as
-    /// [`recordings`](crate::audit::recording::recordings) lists them), when recorded.
+    /// [`recordings`](crate::audit::recordings) lists them), when recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<usize>,
     /// How its recording ended, once it did.

@@ -5,7 +5,9 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::*;
+use crate::audit::{recordings, replay};
 use crate::audit::{AuditEvent, RecordingEnded, RecordingGap};
+use crate::kube::StreamKind;
 use crate::session::SessionId;
 
 fn message(channel: u8, data: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {

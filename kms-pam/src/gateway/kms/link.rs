@@ -18,9 +18,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::api::ErrorCode;
-use super::client::{KmsClient, KmsError};
 use crate::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
+use crate::kms::api::ErrorCode;
+use crate::kms::client::{KmsClient, KmsError};
 use crate::session::{
     Session, SessionEnding, SessionError, SessionId, SessionManager, SessionStatus, SessionWatch,
 };

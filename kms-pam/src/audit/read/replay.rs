@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use base64::Engine;
 
-use crate::audit::{AuditEvent, AuditEventKind, RecordingEnded, StreamDetails};
+use crate::audit::write::{AuditEvent, AuditEventKind, RecordingEnded, StreamDetails};
 use crate::session::SessionId;
 
 /// One piece of a recording.

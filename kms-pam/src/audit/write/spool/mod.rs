@@ -18,7 +18,7 @@
 //! restart, unacknowledged events are shipped again; their ids are the idempotency keys, so KMS
 //! keeps each once. A torn last line (a crash mid-write) is cut off with a warning.
 //!
-//! Chain heads (the last `seq` and `hash` of each session, see [`crate::audit::chain`]) are
+//! Chain heads (the last `seq` and `hash` of each session, see [`crate::audit::evidence::chain`]) are
 //! folded into `heads.json` before a segment is deleted, so [`Spool::chain_heads`] after a
 //! restart lets a [`ChainingSink`](crate::audit::ChainingSink) continue every open session's chain.
 //! One process uses a spool directory at a time.
@@ -38,8 +38,7 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::chain::ChainHead;
-use super::{AuditError, AuditEvent, AuditSink};
+use super::{AuditError, AuditEvent, AuditSink, ChainHead};
 use crate::session::SessionId;
 
 pub use shipper::{ShipperConfig, SpoolShipper, Uploader};

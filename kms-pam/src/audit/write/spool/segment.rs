@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::heads::{self, Heads};
 use super::{PendingBatch, SpoolCursor};
-use crate::audit::chain::ChainHead;
-use crate::audit::AuditEvent;
+use crate::audit::write::{AuditEvent, ChainHead};
 use crate::session::SessionId;
 
 const PREFIX: &str = "segment-";
@@ -38,21 +37,6 @@ pub(super) struct Recovered {
 
 pub(super) fn path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{PREFIX}{number:020}{SUFFIX}"))
-}
-
-/// Creates a file only its owner can read (mode 0600), never through a symbolic link; `new`
-/// fails if the name is taken, otherwise an existing file is emptied.
-pub(super) fn create_private(path: &Path, new: bool) -> io::Result<File> {
-    if new {
-        crate::fsutil::create_new_private(path)
-    } else {
-        crate::fsutil::open_private(path, true)
-    }
-}
-
-/// Makes a directory's entries (a new or renamed file) durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn list(dir: &Path) -> io::Result<Vec<u64>> {

@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::chain::ChainHead;
-use crate::audit::{AuditEvent, AuditEventKind};
+use crate::audit::write::{AuditEvent, AuditEventKind, ChainHead};
 use crate::session::SessionId;
 
 const HEADS: &str = "heads.json";
@@ -120,14 +119,14 @@ pub(super) fn write_ack(dir: &Path, segment: u64, offset: u64) -> io::Result<()>
 
 fn replace(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = super::segment::create_private(&tmp, false)?;
+    let mut file = crate::fsutil::open_private(&tmp, true)?;
     file.write_all(bytes)?;
     if durable {
         file.sync_all()?;
     }
     fs::rename(&tmp, dir.join(name))?;
     if durable {
-        super::segment::sync_dir(dir)?;
+        crate::fsutil::sync_dir(dir)?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::signing::{event_message, SigningKey};
-use super::{AuditError, AuditEvent, AuditEventKind, AuditSink};
+use crate::audit::write::{AuditError, AuditEvent, AuditEventKind, AuditSink, ChainHead};
 use crate::session::SessionId;
 
 /// The `prev_hash` of a session's first event.
@@ -28,15 +28,6 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// How long a session's chain is kept after its `SessionEnded`, so that the `StreamClosed` and
 /// `RequestFinished` of streams cut by the end still continue it.
 pub const DEFAULT_ENDED_GRACE: Duration = Duration::from_secs(300);
-
-/// The last link of a session's chain: what the next event continues from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ChainHead {
-    /// The last event's `seq`.
-    pub seq: u64,
-    /// The last event's `hash`.
-    pub hash: String,
-}
 
 /// What a verification found: [`verify_chain`] (the links only) or
 /// [`crate::audit::evidence::verify_session`] (links, signatures, the KMS-signed head and the
@@ -284,7 +275,7 @@ fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
 /// what outlived that wait), until a new `SessionStarted` reopens it (KMS let the session go on
 /// after a gateway had stopped it). A session's state is dropped [`DEFAULT_ENDED_GRACE`] after
 /// its `SessionEnded`. After a restart, [`ChainingSink::resume`] continues chains from the heads
-/// the spool persisted ([`crate::audit::spool::Spool::chain_heads`]).
+/// the spool persisted ([`crate::audit::Spool::chain_heads`]).
 pub struct ChainingSink<S> {
     inner: S,
     chains: Mutex<Chains>,

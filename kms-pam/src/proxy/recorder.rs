@@ -12,11 +12,22 @@ use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
-use super::{
-    is_base64, Direction, Emit, FrameParser, Observed, RecordingConfig, StreamDetails,
-    UnrecordedStreams, STATUS_CHANNEL, STATUS_LIMIT,
-};
-use crate::audit::{AuditEventKind, RecordingEnded, RecordingGap, StreamData};
+use crate::audit::recording::{Direction, RecordingConfig, UnrecordedStreams};
+use crate::audit::{AuditEventKind, RecordingEnded, RecordingGap, StreamData, StreamDetails};
+use crate::kube::frames::{FrameParser, Observed};
+
+/// Status messages (channel 3) kept beyond the cap: an exit code must survive a long output.
+const STATUS_LIMIT: u64 = 64 * 1024;
+/// The Kubernetes status channel.
+const STATUS_CHANNEL: u8 = 3;
+
+/// Records an event of the stream's session; the gateway counts and logs refusals.
+/// Returns whether the audit sink took the event.
+pub(crate) type Emit = Box<dyn Fn(AuditEventKind) -> bool + Send + Sync>;
+
+fn is_base64(protocol: Option<&str>) -> bool {
+    protocol.is_some_and(|p| p.contains("base64"))
+}
 
 /// Emits `details` and, when the stream is to be recorded, returns the tap the splice feeds and
 /// the recorder task that reads it, for the caller to run beside the splice (the gateway tracks
@@ -415,3 +426,7 @@ impl Kept {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "recorder_tests.rs"]
+mod tests;

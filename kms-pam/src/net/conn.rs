@@ -83,7 +83,7 @@ impl HttpLimits {
     /// accepted is never refused mid-path.
     pub(crate) const TUNNEL: Self = Self {
         header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: crate::proxy::http2::MAX_HEADER_LIST_SIZE as usize,
+        max_header_bytes: crate::net::http2::MAX_HEADER_LIST_SIZE as usize,
         idle_timeout: None,
     };
     /// The gateway's metrics endpoint: tiny requests.
@@ -134,10 +134,10 @@ where
     builder
         .http2()
         .timer(TokioTimer::new())
-        .initial_stream_window_size(crate::proxy::http2::STREAM_WINDOW)
-        .initial_connection_window_size(crate::proxy::http2::CONNECTION_WINDOW)
+        .initial_stream_window_size(crate::net::http2::STREAM_WINDOW)
+        .initial_connection_window_size(crate::net::http2::CONNECTION_WINDOW)
         .max_header_list_size(header_bytes)
-        .max_concurrent_streams(crate::proxy::http2::MAX_STREAMS);
+        .max_concurrent_streams(crate::net::http2::MAX_STREAMS);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     // hyper's header timeout starts once it knows the protocol; a client that dribbles the first

@@ -383,13 +383,13 @@ fn an_ended_chain_refuses_late_events_until_the_session_starts_again() {
 
 #[test]
 fn a_signer_signs_every_link_and_the_signature_is_outside_the_hash() {
-    let (key, _) = crate::audit::signing::SigningKey::generate().unwrap();
+    let (key, _) = crate::audit::evidence::signing::SigningKey::generate().unwrap();
     let public = key.public_key();
     let sink = ChainingSink::new(MemoryAuditSink::new()).with_signer(Arc::new(key));
     sink.record(finished("s", 1)).unwrap();
     let event = sink.inner().events().remove(0);
     assert!(public.verify(
-        &crate::audit::signing::event_message(&event.hash),
+        &crate::audit::evidence::signing::event_message(&event.hash),
         &event.sig
     ));
     let mut unsigned = event.clone();

@@ -2,7 +2,7 @@
 //! exactly as in one piece.
 #![no_main]
 
-use kms_pam::audit::recording::{FrameParser, Observed};
+use kms_pam::kube::frames::{FrameParser, Observed};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, PartialEq)]

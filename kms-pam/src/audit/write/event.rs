@@ -17,7 +17,7 @@ pub struct AuditEvent {
     /// When it happened.
     #[serde(with = "crate::time::rfc3339_millis")]
     pub time: SystemTime,
-    /// Position in the session's hash chain: 1, 2, 3, … (see [`crate::audit::chain`]); 0, and
+    /// Position in the session's hash chain: 1, 2, 3, … (see [`crate::audit::evidence::chain`]); 0, and
     /// left out of the JSON, until a [`ChainingSink`](crate::audit::ChainingSink) assigns it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seq: u64,
@@ -30,13 +30,23 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
     /// The gateway's Ed25519 signature (base64) of the chain link (`hash`), see
-    /// [`crate::audit::signing`]; empty, and left out of the JSON, until signed. Neither `hash`
+    /// [`crate::audit::evidence::signing`]; empty, and left out of the JSON, until signed. Neither `hash`
     /// nor `sig` is covered by `hash`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sig: String,
     /// What happened.
     #[serde(flatten)]
     pub kind: AuditEventKind,
+}
+
+/// The last link of a session's chain (its last event's `seq` and `hash`): what the next event
+/// continues from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// The last event's `seq`.
+    pub seq: u64,
+    /// The last event's `hash`.
+    pub hash: String,
 }
 
 impl AuditEvent {

@@ -192,11 +192,11 @@ impl Output {
                 written.touched.push(self.seal());
             }
             if self.file.is_none() {
-                self.file = Some(segment::create_private(
-                    &segment::path(&self.dir, self.number),
-                    true,
-                )?);
-                segment::sync_dir(&self.dir)?;
+                self.file = Some(crate::fsutil::create_new_private(&segment::path(
+                    &self.dir,
+                    self.number,
+                ))?);
+                crate::fsutil::sync_dir(&self.dir)?;
             }
             buffer.extend_from_slice(line);
             buffered_lines += 1;

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::audit::chain::event_hash;
+use crate::audit::evidence::chain::event_hash;
+use crate::audit::evidence::signing::SigningKey;
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
 };
-use crate::kms::api::SessionView;
-use crate::session::{EndCause, Session};
+use crate::session::{EndCause, Session, SessionId, SessionView};
 
 struct Signed {
     gateway: Arc<SigningKey>,
