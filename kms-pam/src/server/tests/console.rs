@@ -561,3 +561,65 @@ async fn the_token_form_signs_in_and_refuses_bad_tokens() {
     let cookie = good.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
+
+/// Whether `cookie` still opens a console page (a sign-in redirect says it does not).
+async fn signed_in(kms: &Kms, cookie: &str) -> bool {
+    let answer = page(
+        kms,
+        Method::GET,
+        "/p/default/sessions",
+        Some(cookie),
+        &[],
+        None,
+    )
+    .await;
+    match answer.status {
+        StatusCode::OK => true,
+        StatusCode::SEE_OTHER => {
+            assert_eq!(answer.headers["location"], "/login");
+            false
+        }
+        other => panic!("unexpected {other}: {}", answer.text),
+    }
+}
+
+/// A console session is bound to the credential and the standing it was opened with: rotating
+/// the user's token or disabling the user ends it, and enabling the user again does not bring
+/// the old cookie back (before the fix both cookies kept working).
+#[tokio::test]
+async fn token_rotation_and_disable_end_the_users_console_sessions() {
+    let w = world("deploy fix", "kubectl get").await;
+    let admin = w.kms.admin.clone();
+    let before = sign_in(&w.kms, &w.alice).await;
+    let other = sign_in(&w.kms, &w.audrey).await;
+    assert!(signed_in(&w.kms, &before).await);
+    let rotated = w
+        .kms
+        .post("/v1/users/alice/token", &admin, Value::Null)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !signed_in(&w.kms, &before).await,
+        "a console session outlived the token rotation"
+    );
+    assert!(signed_in(&w.kms, &other).await, "other users keep theirs");
+    let token = rotated["token"].as_str().unwrap().to_owned();
+    let again = sign_in(&w.kms, &token).await;
+    assert!(signed_in(&w.kms, &again).await);
+    w.kms
+        .post("/v1/users/alice/disable", &admin, Value::Null)
+        .await
+        .expect(StatusCode::OK);
+    assert!(!signed_in(&w.kms, &again).await);
+    w.kms
+        .post("/v1/users/alice/enable", &admin, Value::Null)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !signed_in(&w.kms, &again).await,
+        "enabling the user again revived a console session from before the disable"
+    );
+    let fresh = sign_in(&w.kms, &token).await;
+    assert!(signed_in(&w.kms, &fresh).await, "a new sign-in works");
+    assert!(signed_in(&w.kms, &other).await);
+}
