@@ -623,3 +623,77 @@ async fn token_rotation_and_disable_end_the_users_console_sessions() {
     assert!(signed_in(&w.kms, &fresh).await, "a new sign-in works");
     assert!(signed_in(&w.kms, &other).await);
 }
+
+/// The ids of the sessions a `GET …/sessions` answer lists.
+fn listed_ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A user created with the name of a deleted one does not inherit the deleted user's sessions:
+/// not in their own list, not in their console list, search or CSV export (whose search looks
+/// inside recorded commands), and an admin's `?user=NAME` means the live user. The deleted
+/// user's sessions stay theirs (an admin finds them by the old name while nobody holds it).
+/// Before the fix every listing filtered by name, and the new alice saw the old alice's session.
+#[tokio::test]
+async fn a_recreated_user_name_does_not_inherit_the_deleted_users_sessions() {
+    let w = world("old alice's reason", "kubectl rollout").await;
+    let admin = w.kms.admin.clone();
+    w.kms
+        .delete("/v1/users/alice", &admin)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let deleted = w
+        .kms
+        .get("/v1/sessions?user=alice", &admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed_ids(&deleted), vec![w.alice_session.clone()]);
+
+    let alice = w.kms.user("alice", false).await;
+    w.kms.grant("prod", "alice", 3600).await;
+    let fresh = w.kms.session_id("/v1", &alice, "prod").await;
+    let own = w
+        .kms
+        .get("/v1/sessions", &alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed_ids(&own), vec![fresh.clone()], "the API list");
+    let asked = w
+        .kms
+        .get("/v1/sessions?user=alice", &admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed_ids(&asked), vec![fresh.clone()], "an admin's ?user=");
+
+    let cookie = sign_in(&w.kms, &alice).await;
+    for path in [
+        "/p/default/sessions",
+        "/p/default/sessions?q=rollout",
+        "/p/default/sessions?q=alice",
+        "/p/default/sessions?format=csv",
+        "/p/default/sessions?format=json",
+        "/p/default/sessions?q=rollout&format=csv",
+    ] {
+        let answer = page(&w.kms, Method::GET, path, Some(&cookie), &[], None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+        assert!(
+            !answer.text.contains(&w.alice_session) && !answer.text.contains("old alice"),
+            "{path} shows the deleted alice's session to the new one: {}",
+            answer.text
+        );
+    }
+    let listed = page(
+        &w.kms,
+        Method::GET,
+        "/p/default/sessions?format=csv",
+        Some(&cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert!(listed.text.contains(&fresh), "{}", listed.text);
+}
