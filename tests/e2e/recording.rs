@@ -157,6 +157,75 @@ async fn exec_cat_base64(path: &InProcessPath) -> Recording {
     panic!("the exec's recording did not end");
 }
 
+/// Runs `cat` over a WebSocket exec on `protocol` and types "top secret\n" as `stdin` (a message
+/// of whichever opcode the client chooses), reads the echo, closes, and returns the gateway's
+/// recording once it ended.
+async fn exec_cat_typing(path: &InProcessPath, protocol: &str, stdin: Message) -> Recording {
+    let target = format!(
+        "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
+        first_pod()
+    );
+    let (mut ws, answer) = open_websocket(
+        &path.local_url,
+        &path.local_ca_pem,
+        &target,
+        path.local_token.expose(),
+        protocol,
+    )
+    .await
+    .expect("the exec is admitted");
+    assert_eq!(answer.headers()["sec-websocket-protocol"], protocol);
+    ws.send(stdin).await.expect("stdin");
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(message)) = ws.next().await {
+            let echo = match &message {
+                Message::Binary(data) => data.starts_with(b"\x01top secret"),
+                Message::Text(text) => text.as_str() == "1dG9wIHNlY3JldAo=",
+                _ => false,
+            };
+            if echo {
+                return;
+            }
+        }
+    });
+    echoed
+        .await
+        .expect("the API server ran what was typed: cat echoed it");
+    let _ = ws.close(None).await;
+    drop(ws);
+    for _ in 0..200 {
+        let recorded = recordings(&path.audit.events());
+        if let Some(ended) = recorded.into_iter().find(|r| r.ended.is_some()) {
+            return ended;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the exec's recording did not end");
+}
+
+/// Issue 28 point 2, as an attacker would try it: kube-apiserver reads a text message on the
+/// binary channel protocols as binary (first byte = channel) and runs it as stdin, so stdin sent
+/// in text frames must be recorded as what ran, and likewise a binary message on the base64
+/// protocol. The API server double executes them as kube-apiserver does. Before the fix the
+/// input ran, the recording kept nothing of it and only said "incomplete".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_input_in_text_frames_is_recorded_as_the_api_server_runs_it() {
+    let path = InProcessPath::start().await;
+    let typed = Message::Text("\u{0}top secret\n".into());
+    let recording = exec_cat_typing(&path, "v5.channel.k8s.io", typed).await;
+    assert_eq!(recording.channel(0), b"top secret\n", "what was typed");
+    assert_eq!(replay(&recording), b"top secret\n", "what came back");
+    assert!(recording.complete(), "{:?}", recording.ended);
+    path.shutdown().await;
+
+    let path = InProcessPath::start().await;
+    let typed = Message::Binary(b"0dG9wIHNlY3JldAo=".to_vec().into());
+    let recording = exec_cat_typing(&path, "base64.channel.k8s.io", typed).await;
+    assert_eq!(recording.channel(0), b"top secret\n", "what was typed");
+    assert!(recording.complete(), "{:?}", recording.ended);
+    path.shutdown().await;
+}
+
 /// The gaps of a recording as (channel, offset, bytes).
 fn gaps(recording: &Recording) -> Vec<(u8, u64, u64)> {
     let ended = recording.ended.as_ref().expect("ended");
