@@ -79,6 +79,84 @@ async fn port_forward_is_refused_under_the_default_policy() {
     path.shutdown().await;
 }
 
+/// Requests the double saw on a `proxy` subresource.
+fn proxy_requests(path: &InProcessPath) -> Vec<String> {
+    path.double
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/proxy"))
+        .collect()
+}
+
+/// Issue 28 point 3, as an attacker would try it: exec through the kubelet without an upgrade
+/// (`POST /api/v1/nodes/NODE/proxy/run/NS/POD/C`, body `cmd=…`), and reads through pod and
+/// service proxies, carry nothing the recorder reads. Under the default policy each is refused
+/// with a Status saying why, and the cluster sees none of them; a resource that allows
+/// unrecorded streams lets them through. Before the fix the kubelet exec was forwarded and
+/// recorded only as a path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_and_pod_proxies_are_refused_under_the_default_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("run.txt");
+    std::fs::write(&body, "cmd=cat /etc/shadow").unwrap();
+    let body = body.to_str().unwrap().to_owned();
+    let run = format!("/api/v1/nodes/node-1/proxy/run/default/{}/app", first_pod());
+    let pod_proxy = format!("/api/v1/namespaces/default/pods/{}/proxy/", first_pod());
+    let attempts: [Vec<&str>; 3] = [
+        vec!["create", "--raw", &run, "-f", &body],
+        vec!["get", "--raw", &pod_proxy],
+        vec![
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/services/web:80/proxy/admin",
+        ],
+    ];
+
+    let path = InProcessPath::start().await;
+    for args in &attempts {
+        let out = path.kubectl.run(args).await;
+        assert!(!out.success(), "{args:?} ran: {}", out.stdout_str());
+        assert!(
+            out.stderr
+                .contains("cannot record what a proxy request carries")
+                && out.stderr.contains("--unrecorded-streams=allow"),
+            "{args:?}: kubectl shows why and what to do: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        proxy_requests(&path),
+        Vec::<String>::new(),
+        "the cluster saw none"
+    );
+    assert_eq!(
+        finished_statuses(&path)
+            .iter()
+            .filter(|s| **s == 403)
+            .count(),
+        3
+    );
+    path.shutdown().await;
+
+    let path = InProcessPath::start_with(PathOptions {
+        recording: RecordingPolicy::allow(),
+        ..PathOptions::default()
+    })
+    .await;
+    for args in &attempts {
+        // The double has no kubelet behind it; what matters is that the request reached it.
+        let _ = path.kubectl.run(args).await;
+    }
+    assert_eq!(
+        proxy_requests(&path).len(),
+        3,
+        "{:?}",
+        proxy_requests(&path)
+    );
+    path.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_that_allows_unrecorded_streams_lets_spdy_through() {
     let path = InProcessPath::start_with(PathOptions {
