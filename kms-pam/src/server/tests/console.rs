@@ -697,3 +697,69 @@ async fn a_recreated_user_name_does_not_inherit_the_deleted_users_sessions() {
     .await;
     assert!(listed.text.contains(&fresh), "{}", listed.text);
 }
+
+/// Issue 28 (low), login CSRF: alice sends a signed-in admin her own one-time link. Opening it
+/// does not switch the admin's browser to alice's account: the console asks first, and keeps the
+/// link unspent; only a same-origin confirmation spends it. A cross-site POST is refused. Before
+/// the fix the GET spent the link and replaced the admin's session with alice's.
+#[tokio::test]
+async fn a_signed_in_browser_is_asked_before_another_users_link_signs_it_in() {
+    let w = world("deploy fix", "kubectl get").await;
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    let link = w
+        .kms
+        .post("/v1/console/links", &w.alice, Value::Null)
+        .await
+        .expect(StatusCode::CREATED);
+    let path = link["path"].as_str().unwrap().to_owned();
+
+    let asked = page(&w.kms, Method::GET, &path, Some(&admin), &[], None).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+    assert!(asked.headers.get("set-cookie").is_none(), "no new session");
+    assert!(
+        asked.text.contains("Switch user?") && asked.text.contains("signed in to kms-pam as"),
+        "{}",
+        asked.text
+    );
+    assert!(signed_in(&w.kms, &admin).await, "the admin stays signed in");
+
+    let cross = &[("sec-fetch-site", "cross-site")];
+    let forged = page(&w.kms, Method::POST, &path, Some(&admin), cross, Some("")).await;
+    assert!(
+        forged.headers.get("set-cookie").is_none(),
+        "{}",
+        forged.text
+    );
+    assert_ne!(forged.status, StatusCode::SEE_OTHER);
+
+    let confirmed = page(&w.kms, Method::POST, &path, Some(&admin), SAME, Some("")).await;
+    assert_eq!(
+        confirmed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        confirmed.text
+    );
+    let cookie = confirmed.headers["set-cookie"].to_str().unwrap().to_owned();
+    let alice = cookie
+        .trim_start_matches("kms_console=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let home = page(
+        &w.kms,
+        Method::GET,
+        "/p/default/resources",
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
+    assert!(home.text.contains("alice"), "{}", home.text);
+    let again = page(&w.kms, Method::POST, &path, Some(&admin), SAME, Some("")).await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNAUTHORIZED,
+        "the link works once"
+    );
+}
