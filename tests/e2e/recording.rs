@@ -190,49 +190,9 @@ async fn a_resource_that_allows_unrecorded_streams_lets_spdy_through() {
 /// Runs `cat` over a WebSocket exec on the base64 subprotocol, types "top secret\n", reads the
 /// echo, closes, and returns the gateway's recording of it once it ended.
 async fn exec_cat_base64(path: &InProcessPath) -> Recording {
-    let target = format!(
-        "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
-        first_pod()
-    );
-    let (mut ws, answer) = open_websocket(
-        &path.local_url,
-        &path.local_ca_pem,
-        &target,
-        path.local_token.expose(),
-        "base64.channel.k8s.io",
-    )
-    .await
-    .expect("the exec is admitted");
-    assert_eq!(
-        answer.headers()["sec-websocket-protocol"],
-        "base64.channel.k8s.io"
-    );
-    ws.send(Message::Text("0dG9wIHNlY3JldAo=".into()))
-        .await
-        .expect("stdin"); // "top secret\n" on channel 0
-    let mut seen = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(message)) = ws.next().await {
-            if let Message::Text(text) = message {
-                seen.push(text.to_string());
-                if text.starts_with('1') {
-                    return;
-                }
-            }
-        }
-    });
-    read.await.expect("cat echoed");
-    assert!(seen.iter().any(|t| t == "1dG9wIHNlY3JldAo="), "{seen:?}");
-    let _ = ws.close(None).await;
-    drop(ws);
-    for _ in 0..200 {
-        let recorded = recordings(&path.audit.events());
-        if let Some(ended) = recorded.into_iter().find(|r| r.ended.is_some()) {
-            return ended;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the exec's recording did not end");
+    // "top secret\n" on channel 0
+    let stdin = Message::Text("0dG9wIHNlY3JldAo=".into());
+    exec_cat_typing(path, "base64.channel.k8s.io", stdin).await
 }
 
 /// Runs `cat` over a WebSocket exec on `protocol` and types "top secret\n" as `stdin` (a message

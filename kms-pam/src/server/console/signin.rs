@@ -121,20 +121,10 @@ impl FromRequestParts<AppState> for ConsoleUser {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let value = cookie_value(&parts.headers).ok_or(PageError::SignIn)?;
-        let now = now();
-        let user = state
-            .store
-            .console_session_user(&TokenHash::of(value), now - IDLE_LIMIT, now)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => PageError::SignIn,
-                other => other.into(),
-            })?;
-        if user.disabled {
-            return Err(PageError::SignIn);
-        }
-        Ok(Self(user))
+        signed_in_user(state, &parts.headers)
+            .await?
+            .map(Self)
+            .ok_or(PageError::SignIn)
     }
 }
 
