@@ -80,6 +80,84 @@ async fn port_forward_is_refused_under_the_default_policy() {
     path.shutdown().await;
 }
 
+/// Requests the double saw on a `proxy` subresource.
+fn proxy_requests(path: &InProcessPath) -> Vec<String> {
+    path.double
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/proxy"))
+        .collect()
+}
+
+/// Issue 28 point 3, as an attacker would try it: exec through the kubelet without an upgrade
+/// (`POST /api/v1/nodes/NODE/proxy/run/NS/POD/C`, body `cmd=…`), and reads through pod and
+/// service proxies, carry nothing the recorder reads. Under the default policy each is refused
+/// with a Status saying why, and the cluster sees none of them; a resource that allows
+/// unrecorded streams lets them through. Before the fix the kubelet exec was forwarded and
+/// recorded only as a path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_and_pod_proxies_are_refused_under_the_default_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("run.txt");
+    std::fs::write(&body, "cmd=cat /etc/shadow").unwrap();
+    let body = body.to_str().unwrap().to_owned();
+    let run = format!("/api/v1/nodes/node-1/proxy/run/default/{}/app", first_pod());
+    let pod_proxy = format!("/api/v1/namespaces/default/pods/{}/proxy/", first_pod());
+    let attempts: [Vec<&str>; 3] = [
+        vec!["create", "--raw", &run, "-f", &body],
+        vec!["get", "--raw", &pod_proxy],
+        vec![
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/services/web:80/proxy/admin",
+        ],
+    ];
+
+    let path = InProcessPath::start().await;
+    for args in &attempts {
+        let out = path.kubectl.run(args).await;
+        assert!(!out.success(), "{args:?} ran: {}", out.stdout_str());
+        assert!(
+            out.stderr
+                .contains("cannot record what a proxy request carries")
+                && out.stderr.contains("--unrecorded-streams=allow"),
+            "{args:?}: kubectl shows why and what to do: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        proxy_requests(&path),
+        Vec::<String>::new(),
+        "the cluster saw none"
+    );
+    assert_eq!(
+        finished_statuses(&path)
+            .iter()
+            .filter(|s| **s == 403)
+            .count(),
+        3
+    );
+    path.shutdown().await;
+
+    let path = InProcessPath::start_with(PathOptions {
+        recording: RecordingPolicy::allow(),
+        ..PathOptions::default()
+    })
+    .await;
+    for args in &attempts {
+        // The double has no kubelet behind it; what matters is that the request reached it.
+        let _ = path.kubectl.run(args).await;
+    }
+    assert_eq!(
+        proxy_requests(&path).len(),
+        3,
+        "{:?}",
+        proxy_requests(&path)
+    );
+    path.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_that_allows_unrecorded_streams_lets_spdy_through() {
     let path = InProcessPath::start_with(PathOptions {
@@ -113,6 +191,15 @@ async fn a_resource_that_allows_unrecorded_streams_lets_spdy_through() {
 /// Runs `cat` over a WebSocket exec on the base64 subprotocol, types "top secret\n", reads the
 /// echo, closes, and returns the gateway's recording of it once it ended.
 async fn exec_cat_base64(path: &InProcessPath) -> Recording {
+    // "top secret\n" on channel 0
+    let stdin = Message::Text("0dG9wIHNlY3JldAo=".into());
+    exec_cat_typing(path, "base64.channel.k8s.io", stdin).await
+}
+
+/// Runs `cat` over a WebSocket exec on `protocol` and types "top secret\n" as `stdin` (a message
+/// of whichever opcode the client chooses), reads the echo, closes, and returns the gateway's
+/// recording once it ended.
+async fn exec_cat_typing(path: &InProcessPath, protocol: &str, stdin: Message) -> Recording {
     let target = format!(
         "/api/v1/namespaces/default/pods/{}/exec?command=cat&stdin=true&stdout=true",
         first_pod()
@@ -122,30 +209,27 @@ async fn exec_cat_base64(path: &InProcessPath) -> Recording {
         &path.local_ca_pem,
         &target,
         path.local_token.expose(),
-        "base64.channel.k8s.io",
+        protocol,
     )
     .await
     .expect("the exec is admitted");
-    assert_eq!(
-        answer.headers()["sec-websocket-protocol"],
-        "base64.channel.k8s.io"
-    );
-    ws.send(Message::Text("0dG9wIHNlY3JldAo=".into()))
-        .await
-        .expect("stdin"); // "top secret\n" on channel 0
-    let mut seen = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
+    assert_eq!(answer.headers()["sec-websocket-protocol"], protocol);
+    ws.send(stdin).await.expect("stdin");
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(message)) = ws.next().await {
-            if let Message::Text(text) = message {
-                seen.push(text.to_string());
-                if text.starts_with('1') {
-                    return;
-                }
+            let echo = match &message {
+                Message::Binary(data) => data.starts_with(b"\x01top secret"),
+                Message::Text(text) => text.as_str() == "1dG9wIHNlY3JldAo=",
+                _ => false,
+            };
+            if echo {
+                return;
             }
         }
     });
-    read.await.expect("cat echoed");
-    assert!(seen.iter().any(|t| t == "1dG9wIHNlY3JldAo="), "{seen:?}");
+    echoed
+        .await
+        .expect("the API server ran what was typed: cat echoed it");
     let _ = ws.close(None).await;
     drop(ws);
     for _ in 0..200 {
@@ -156,6 +240,29 @@ async fn exec_cat_base64(path: &InProcessPath) -> Recording {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the exec's recording did not end");
+}
+
+/// Issue 28 point 2, as an attacker would try it: kube-apiserver reads a text message on the
+/// binary channel protocols as binary (first byte = channel) and runs it as stdin, so stdin sent
+/// in text frames must be recorded as what ran, and likewise a binary message on the base64
+/// protocol. The API server double executes them as kube-apiserver does. Before the fix the
+/// input ran, the recording kept nothing of it and only said "incomplete".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_input_in_text_frames_is_recorded_as_the_api_server_runs_it() {
+    let path = InProcessPath::start().await;
+    let typed = Message::Text("\u{0}top secret\n".into());
+    let recording = exec_cat_typing(&path, "v5.channel.k8s.io", typed).await;
+    assert_eq!(recording.channel(0), b"top secret\n", "what was typed");
+    assert_eq!(replay(&recording), b"top secret\n", "what came back");
+    assert!(recording.complete(), "{:?}", recording.ended);
+    path.shutdown().await;
+
+    let path = InProcessPath::start().await;
+    let typed = Message::Binary(b"0dG9wIHNlY3JldAo=".to_vec().into());
+    let recording = exec_cat_typing(&path, "base64.channel.k8s.io", typed).await;
+    assert_eq!(recording.channel(0), b"top secret\n", "what was typed");
+    assert!(recording.complete(), "{:?}", recording.ended);
+    path.shutdown().await;
 }
 
 /// The gaps of a recording as (channel, offset, bytes).

@@ -8,6 +8,11 @@
 //! messages whose first character is the channel as an ASCII digit and whose rest is the
 //! payload in base64, which [`FrameParser::base64`] decodes as it streams (at most three
 //! characters are held between pieces).
+//!
+//! A message is read the way kube-apiserver reads it: by the subprotocol, whatever its opcode.
+//! The API server takes a text message on a binary channel protocol as binary (its first byte
+//! is the channel) and a binary message on a base64 protocol as base64 text, so what runs in
+//! the container is what is recorded, whichever opcode a client chose.
 
 use std::io::Cursor;
 
@@ -20,19 +25,13 @@ const MAX_HEADER: usize = 14;
 /// What the reader found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Observed<'a> {
-    /// Payload of a binary message on a Kubernetes channel, the channel byte removed. One
-    /// message may come in several pieces (fragments, or reads).
+    /// Payload of a message on a Kubernetes channel, the channel byte removed (decoded, on the
+    /// base64 protocols). One message may come in several pieces (fragments, or reads).
     Data {
         /// The message's first byte.
         channel: u8,
         /// The next payload bytes of the message.
         data: &'a [u8],
-    },
-    /// Payload bytes of a text message (not used by the binary channel protocols): counted,
-    /// not kept.
-    Text {
-        /// How many.
-        len: usize,
     },
     /// A close frame.
     Close {
@@ -65,7 +64,7 @@ pub struct FrameParser {
     control: Vec<u8>,
     scratch: Vec<u8>,
     failed: bool,
-    /// Text messages carry base64 channel payloads.
+    /// Messages carry base64 channel payloads (whatever their opcode).
     base64: Option<Base64Text>,
 }
 
@@ -89,8 +88,10 @@ struct Payload {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
+    /// A data frame of a binary channel protocol.
     Binary,
-    Text,
+    /// A data frame of a base64 channel protocol.
+    Base64,
     Control(Control),
 }
 
@@ -102,7 +103,7 @@ enum Message {
     Binary {
         channel: Option<u8>,
     },
-    Text,
+    Base64,
 }
 
 impl FrameParser {
@@ -111,7 +112,7 @@ impl FrameParser {
         Self::default()
     }
 
-    /// A reader for the base64 channel protocols: text messages are decoded into
+    /// A reader for the base64 channel protocols: messages are decoded into
     /// [`Observed::Data`] of the channel their first character names.
     pub fn base64() -> Self {
         Self {
@@ -208,20 +209,21 @@ impl FrameParser {
         }
         let kind = match (header.opcode, &self.message) {
             (OpCode::Data(Data::Continue), Message::Binary { .. }) => Kind::Binary,
-            (OpCode::Data(Data::Continue), Message::Text) => Kind::Text,
+            (OpCode::Data(Data::Continue), Message::Base64) => Kind::Base64,
             (OpCode::Data(Data::Continue), Message::None) => {
                 return refuse("a continuation frame outside a message")
             }
-            (OpCode::Data(Data::Binary | Data::Text), Message::Binary { .. } | Message::Text) => {
+            (OpCode::Data(Data::Binary | Data::Text), Message::Binary { .. } | Message::Base64) => {
                 return refuse("a new message before the previous one ended")
             }
-            (OpCode::Data(Data::Binary), Message::None) => {
+            // The opcode does not decide how a message is read; the subprotocol does.
+            (OpCode::Data(Data::Binary | Data::Text), Message::None) if self.base64.is_some() => {
+                self.message = Message::Base64;
+                Kind::Base64
+            }
+            (OpCode::Data(Data::Binary | Data::Text), Message::None) => {
                 self.message = Message::Binary { channel: None };
                 Kind::Binary
-            }
-            (OpCode::Data(Data::Text), Message::None) => {
-                self.message = Message::Text;
-                Kind::Text
             }
             (OpCode::Control(control), _) if header.is_final && len <= 125 => {
                 Kind::Control(control)
@@ -284,10 +286,11 @@ impl FrameParser {
                     on(Observed::Data { channel, data });
                 }
             }
-            (Kind::Text, _) if n > 0 => match base64 {
-                Some(text) => text.feed(data, on)?,
-                None => on(Observed::Text { len: n }),
-            },
+            (Kind::Base64, _) if n > 0 => {
+                if let Some(text) = base64 {
+                    text.feed(data, on)?;
+                }
+            }
             (Kind::Control(_), _) => control.extend_from_slice(data),
             _ => {}
         }
@@ -302,7 +305,7 @@ impl FrameParser {
             return Ok(());
         };
         match payload.kind {
-            Kind::Text if payload.fin => {
+            Kind::Base64 if payload.fin => {
                 self.message = Message::None;
                 if let Some(text) = &mut self.base64 {
                     text.finish(on)?;

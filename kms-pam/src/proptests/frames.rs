@@ -10,7 +10,6 @@ use crate::kube::frames::{FrameParser, Observed};
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seen {
     Data(u8, Vec<u8>),
-    Text(usize),
     Close(Option<u16>, String),
     Failed,
 }
@@ -20,9 +19,7 @@ fn push(seen: &mut Vec<Seen>, observed: Observed<'_>) {
         (Some(Seen::Data(c, bytes)), Observed::Data { channel, data }) if *c == channel => {
             bytes.extend_from_slice(data);
         }
-        (Some(Seen::Text(n)), Observed::Text { len }) => *n += len,
         (_, Observed::Data { channel, data }) => seen.push(Seen::Data(channel, data.to_vec())),
-        (_, Observed::Text { len }) => seen.push(Seen::Text(len)),
         (_, Observed::Close { code, reason }) => seen.push(Seen::Close(code, reason)),
     }
 }

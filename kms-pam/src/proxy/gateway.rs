@@ -292,6 +292,11 @@ impl GatewayProxy {
         self.pipeline.first.on_request(ctx, &mut parts).await?;
         session.deadline.check()?;
         self.pipeline.stages.on_request(ctx, &mut parts).await?;
+        recording_gate::admit_proxy(
+            &ctx.info.verb,
+            session.recording.unrecorded_streams,
+            &session.session.resource,
+        )?;
         let upgrade = headers::is_upgrade(&parts.headers);
         let query = upgrade
             .then(|| parts.uri.query().map(str::to_owned))

@@ -301,10 +301,6 @@ impl Kept {
     fn take(&mut self, direction: Direction, observed: Observed<'_>) {
         match observed {
             Observed::Data { channel, data } => self.keep(direction, channel, data),
-            Observed::Text { len } => {
-                self.total += len as u64;
-                self.truncate("text messages are not recorded".into());
-            }
             Observed::Close { code, .. } => self.close_code = self.close_code.or(code),
         }
     }

@@ -19,7 +19,7 @@ use http::{header, HeaderMap, HeaderValue};
 
 use super::error::ProxyError;
 use crate::audit::recording::{is_recorded_protocol, UnrecordedStreams, RECORDED_PROTOCOLS};
-use crate::kube::StreamKind;
+use crate::kube::{StreamKind, Verb};
 
 /// Lets an upgrade through, narrowed to what the gateway records, or refuses it.
 pub(crate) fn admit_upgrade(
@@ -64,6 +64,28 @@ pub(crate) fn admit_upgrade(
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
     Ok(())
+}
+
+/// Lets a `proxy` request (to a pod, a service or a node, whatever its method) through only when
+/// the resource allows what kms-pam cannot record. Through `nodes/NAME/proxy` the kubelet runs
+/// commands in containers (`POST …/proxy/run/NS/POD/CONTAINER`, body `cmd=…`) and serves their
+/// logs and files; through pod and service proxies any in-cluster endpoint is reached. None of it
+/// is an exec the recorder reads, so under [`UnrecordedStreams::Deny`] it is refused like an
+/// unrecorded exec.
+pub(crate) fn admit_proxy(
+    verb: &Verb,
+    policy: UnrecordedStreams,
+    resource: &str,
+) -> Result<(), ProxyError> {
+    if *verb != Verb::Proxy || policy == UnrecordedStreams::Allow {
+        return Ok(());
+    }
+    Err(ProxyError::forbidden(format!(
+        "kms-pam cannot record what a proxy request carries to a pod, service or node (through \
+         a node's kubelet it runs commands in containers): resource {resource} refuses streams \
+         kms-pam cannot record; an administrator can allow them unrecorded with \
+         --unrecorded-streams=allow"
+    )))
 }
 
 /// The WebSocket subprotocols a request offers, in order.

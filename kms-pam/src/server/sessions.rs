@@ -21,7 +21,7 @@ use super::{validate, views};
 use crate::kms::api::{CreateSession, CreatedSession, ProjectRole, SessionView};
 use crate::server::store::{
     AccountRecord, EndedSessions, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter,
-    SessionRecord, StoreError, TokenHash,
+    SessionOwner, SessionRecord, StoreError, TokenHash,
 };
 use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::format_duration;
@@ -285,10 +285,10 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     let mut filter = SessionFilter {
         active_only: query.active,
-        user: query.user,
+        user: None,
         resource: query.resource,
     };
-    match whose_sessions(&state, &caller, filter.user.take()).await {
+    match whose_sessions(&state, &caller, query.user).await {
         Some(user) => filter.user = user,
         None => return Ok(Json(Vec::new())),
     }
@@ -301,13 +301,15 @@ pub(crate) async fn list(
 }
 
 /// Whose sessions `caller` sees when asking for `asked`'s (everybody's when `None`): `Some` of
-/// the user filter to apply, or `None` when there is nothing to show. Members see only their
-/// own sessions; administrators and auditors anybody's.
+/// the owner filter to apply, or `None` when there is nothing to show. Members see only their
+/// own sessions; administrators and auditors anybody's. Users are matched by id: a name given
+/// to a new user after its former holder was deleted does not bring the old sessions with it
+/// (those stay the deleted user's, found by the name when no live user has it).
 pub(super) async fn whose_sessions(
     state: &AppState,
     caller: &InProject,
     asked: Option<String>,
-) -> Option<Option<String>> {
+) -> Option<Option<SessionOwner>> {
     if !caller.reads_every_session() {
         let own = &caller.user.name;
         if asked
@@ -316,13 +318,13 @@ pub(super) async fn whose_sessions(
         {
             return None;
         }
-        return Some(Some(own.clone()));
+        return Some(Some(SessionOwner::User(caller.user.id.clone())));
     }
     match asked {
-        // Names are unique regardless of case; sessions keep the name as it was spelt.
+        // Names are unique regardless of case among live users.
         Some(asked) => match state.store.user_by_name(&asked).await {
-            Ok(user) => Some(Some(user.name)),
-            Err(_) => Some(Some(asked)),
+            Ok(user) => Some(Some(SessionOwner::User(user.id))),
+            Err(_) => Some(Some(SessionOwner::Deleted(asked))),
         },
         None => Some(None),
     }

@@ -94,7 +94,27 @@ pub(crate) fn server_url(value: &str) -> Result<(), ApiError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Every member of the project sees a resource's URL: a credential in it would be theirs.
+        return Err(ApiError::invalid(
+            "an API server URL must not carry a user name or password (every member of the \
+             project sees the URL); give the credential as an account's token instead",
+        ));
+    }
     Ok(())
+}
+
+/// A resource URL as shown to people: without a user name or password, which resources created
+/// before such URLs were refused may hold.
+pub(crate) fn shown_url(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => value.to_owned(),
+    }
 }
 
 /// A PEM bundle holding at least one certificate, all of them parseable.
@@ -180,6 +200,14 @@ mod tests {
         assert_eq!(err.code(), crate::kms::api::ErrorCode::Invalid);
         assert!(format!("{err:?}").contains("must use https://"), "{err:?}");
         assert!(server_url("not a url").is_err());
+        let err = server_url("https://admin:hunter2@10.0.0.1:6443").unwrap_err();
+        assert!(err.message().contains("user name or password"), "{err:?}");
+        assert!(server_url("https://admin@10.0.0.1:6443").is_err());
+        assert_eq!(
+            shown_url("https://admin:hunter2@10.0.0.1:6443/"),
+            "https://10.0.0.1:6443/"
+        );
+        assert_eq!(shown_url("https://10.0.0.1:6443"), "https://10.0.0.1:6443");
         assert!(ca_bundle("nothing").is_err());
         let ca = crate::tls::CertificateAuthority::generate("t", Duration::from_secs(60)).unwrap();
         assert!(ca_bundle(ca.cert_pem()).is_ok());

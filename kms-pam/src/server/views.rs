@@ -75,7 +75,7 @@ pub(crate) fn resource(record: &ResourceRecord) -> Resource {
     Resource {
         name: record.name.clone(),
         kind: ResourceKind::from_name(&record.kind),
-        url: record.url.clone(),
+        url: super::validate::shown_url(&record.url),
         gateway: record.gateway.clone(),
         ssl_verify: record.ssl_verify,
         ca_cert: record.ca_cert.clone(),

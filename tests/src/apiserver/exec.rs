@@ -278,9 +278,21 @@ impl Session {
             };
             let actions = tokio::select! {
                 message = self.ws.next() => match message {
-                    Some(Ok(Message::Binary(data))) => self.on_frame(&data),
-                    Some(Ok(Message::Text(text))) if self.streams.base64 => {
-                        match decode_base64_message(text.as_str()) {
+                    // Like kube-apiserver, the subprotocol decides how a message is read, not
+                    // its opcode: text on a binary protocol is binary (first byte = channel),
+                    // binary on a base64 protocol is base64 text.
+                    Some(Ok(Message::Binary(data))) if !self.streams.base64 => {
+                        self.on_frame(&data)
+                    }
+                    Some(Ok(Message::Text(text))) if !self.streams.base64 => {
+                        self.on_frame(text.as_bytes())
+                    }
+                    Some(Ok(Message::Text(text))) => match decode_base64_message(text.as_str()) {
+                        Some(data) => self.on_frame(&data),
+                        None => return,
+                    },
+                    Some(Ok(Message::Binary(data))) => {
+                        match std::str::from_utf8(&data).ok().and_then(decode_base64_message) {
                             Some(data) => self.on_frame(&data),
                             None => return,
                         }

@@ -184,7 +184,7 @@ async fn resource_page(
         h1 { "Resource " (resource.name) }
         div.card { dl.meta {
             dt { "Kind" } dd { (resource.kind) }
-            dt { "API URL" } dd.mono { (resource.url) }
+            dt { "API URL" } dd.mono { (validate::shown_url(&resource.url)) }
             dt { "Gateway" } dd { (gateway.name) " " (badge(status, status)) }
             dt { "TLS" } dd { @if resource.ssl_verify { "certificate verified" } @else { "not verified" } @if resource.ca_cert.is_some() { " against its own CA bundle" } }
             dt { "Recording" } dd {

@@ -41,7 +41,10 @@ pub(crate) fn routes() -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(signin::home))
         .route("/login", get(signin::login_form).post(signin::login_token))
-        .route("/login/link/{code}", get(signin::login_link))
+        .route(
+            "/login/link/{code}",
+            get(signin::login_link).post(signin::confirm_login_link),
+        )
         .route("/logout", post(signin::logout))
         .route("/assets/{file}", get(asset))
         .route("/gateways", get(org::gateways).post(org::create_gateway))

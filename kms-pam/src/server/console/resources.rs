@@ -222,7 +222,7 @@ async fn list_page(
                     @let status = statuses.get(r.gateway_id.as_str()).copied().unwrap_or("unknown");
                     tr {
                         td { a href={(project_path(&project.name, "resources")) "/" (segment(&r.name))} { (r.name) } }
-                        td.mono { (r.url) }
+                        td.mono { (validate::shown_url(&r.url)) }
                         td { (r.gateway) " " (badge(status, status)) }
                         td { @if r.ssl_verify { "verified" } @else { "not verified" } @if r.ca_cert.is_some() { " (own CA)" } }
                         td { (accounts.iter().filter(|a| a.resource_id == r.id).count()) }

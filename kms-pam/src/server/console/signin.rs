@@ -121,20 +121,10 @@ impl FromRequestParts<AppState> for ConsoleUser {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let value = cookie_value(&parts.headers).ok_or(PageError::SignIn)?;
-        let now = now();
-        let user = state
-            .store
-            .console_session_user(&TokenHash::of(value), now - IDLE_LIMIT, now)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => PageError::SignIn,
-                other => other.into(),
-            })?;
-        if user.disabled {
-            return Err(PageError::SignIn);
-        }
-        Ok(Self(user))
+        signed_in_user(state, &parts.headers)
+            .await?
+            .map(Self)
+            .ok_or(PageError::SignIn)
     }
 }
 
@@ -308,6 +298,11 @@ pub(super) async fn login_token(
 
 /// `GET /login/link/{code}`: spends a one-time code from `kms-pam console`. A wrong, used or
 /// expired code costs its source from the refusal budget, like a wrong token.
+///
+/// A browser that is signed in already is asked first, and the code is kept until it confirms
+/// (`POST`, from the console's own page): otherwise whoever sends a signed-in admin their own
+/// link (in a chat, an `<img>`) would switch the admin's browser to their account, where what
+/// the admin types next is theirs to read (login CSRF).
 pub(super) async fn login_link(
     State(state): State<AppState>,
     attempt: Attempt,
@@ -315,11 +310,75 @@ pub(super) async fn login_link(
     uri: http::Uri,
     Path(code): Path<String>,
 ) -> Result<Response, PageError> {
+    if let Some(current) = signed_in_user(&state, &headers).await? {
+        return Ok(answer(confirm_link_page(&current, &code)));
+    }
+    spend_link(&state, attempt, &headers, &uri, &code).await
+}
+
+/// `POST /login/link/{code}`: the confirmation asked for by [`login_link`].
+pub(super) async fn confirm_login_link(
+    State(state): State<AppState>,
+    attempt: Attempt,
+    headers: HeaderMap,
+    uri: http::Uri,
+    Path(code): Path<String>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    spend_link(&state, attempt, &headers, &uri, &code).await
+}
+
+/// The user of the browser's live console session, if it has one.
+async fn signed_in_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<UserRecord>, PageError> {
+    let Some(value) = cookie_value(headers) else {
+        return Ok(None);
+    };
+    let now = now();
+    match state
+        .store
+        .console_session_user(&TokenHash::of(value), now - IDLE_LIMIT, now)
+        .await
+    {
+        Ok(user) if !user.disabled => Ok(Some(user)),
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn confirm_link_page(current: &UserRecord, code: &str) -> maud::Markup {
+    bare(
+        "Switch user?",
+        html! {
+            h1 { "Switch user?" }
+            div.card {
+                p { "This browser is signed in to kms-pam as " strong { (current.name) } "." }
+                p { "The sign-in link you opened signs it in as the user who ran "
+                    code { "kms-pam console" } " instead. Continue only if you ran it yourself." }
+                form.stack method="post" action={"/login/link/" (code)} {
+                    div { button type="submit" { "Sign in with this link" } }
+                }
+                p { a href="/" { "Stay signed in as " (current.name) } }
+            }
+        },
+    )
+}
+
+/// Spends `code` and starts a console session for its user.
+async fn spend_link(
+    state: &AppState,
+    attempt: Attempt,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    code: &str,
+) -> Result<Response, PageError> {
     attempt.record("console sign-in link");
     let user =
         match state
             .store
-            .redeem_console_link(&TokenHash::of(&code), now())
+            .redeem_console_link(&TokenHash::of(code), now())
             .await
         {
             Ok(user) if !user.disabled => user,
@@ -333,7 +392,7 @@ pub(super) async fn login_link(
                 .into_response()),
             Err(e) => return Err(e.into()),
         };
-    start_session(&state, &user, over_https(&headers, &uri)).await
+    start_session(state, &user, over_https(headers, uri)).await
 }
 
 /// Starts a console session for `user` and sends them home with its cookie.

@@ -29,7 +29,7 @@ pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
     EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,
     NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
-    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionPage, SessionRecord,
+    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionOwner, SessionPage, SessionRecord,
     SessionSearch, SessionUpdate, UserRecord,
 };
 pub(crate) use traits::{

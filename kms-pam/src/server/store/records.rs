@@ -315,9 +315,19 @@ pub(crate) struct SessionFilter {
     /// Only sessions still marked active.
     pub active_only: bool,
     /// Only this user's.
-    pub user: Option<String>,
+    pub user: Option<SessionOwner>,
     /// Only this resource's (by name, so history of deleted resources stays searchable).
     pub resource: Option<String>,
+}
+
+/// Whose sessions a listing keeps. A user is an id, never a name: a name is free again once its
+/// user is deleted, and whoever takes it must not inherit the deleted user's sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SessionOwner {
+    /// The user with this id.
+    User(String),
+    /// Users deleted while they had this name (any case): their sessions keep it as spelt then.
+    Deleted(String),
 }
 
 /// One page of the console's session list ([`ConsoleStore::session_page`](super::ConsoleStore::session_page)):
@@ -326,8 +336,8 @@ pub(crate) struct SessionFilter {
 pub(crate) struct SessionSearch {
     /// Only sessions with this status (`active`, `ended`, `expired`, `terminated`).
     pub status: Option<String>,
-    /// Only this user's (by name as recorded).
-    pub user: Option<String>,
+    /// Only this user's.
+    pub user: Option<SessionOwner>,
     /// Only this resource's (by name).
     pub resource: Option<String>,
     /// Text found in the session's id, user, resource, account or reason, or in any of its

@@ -106,3 +106,36 @@ async fn account_tokens_are_trimmed_and_validated() {
     assert_eq!(account["description"], "d");
     assert!(account.get("token").is_none());
 }
+
+/// Issue 28 (low): a credential in a resource URL (`https://user:password@host`) would be shown
+/// to every member of the project. KMS refuses such a URL, with a message that says where the
+/// credential belongs, and creates nothing. Before, it was stored and listed as given.
+#[tokio::test]
+async fn a_resource_url_carrying_a_credential_is_refused() {
+    let kms = Kms::start().await;
+    kms.gateway("gw").await;
+    let alice = kms.user("alice", false).await;
+    for url in [
+        "https://admin:hunter2@10.0.0.1:6443",
+        "https://kubeadmin@10.0.0.1:6443",
+    ] {
+        let body = json!({"kind": "kubernetes", "name": "prod", "gateway": "gw",
+                          "url": url, "ssl_verify": true});
+        let refused = kms.post("/v1/resources", &kms.admin, body).await;
+        assert_eq!(refused.code(), "invalid", "{url}");
+        assert!(
+            refused.message().contains("user name or password"),
+            "{}",
+            refused.message()
+        );
+        assert!(
+            !refused.message().contains("hunter2"),
+            "the password is not echoed"
+        );
+    }
+    let listed = kms
+        .get("/v1/resources", &alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed, json!([]), "nothing was created");
+}

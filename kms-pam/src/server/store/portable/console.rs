@@ -125,8 +125,8 @@ impl ConsoleStore for EngineStore {
         if let Some(status) = &search.status {
             query.push(" AND status = ").push_bind(status.clone());
         }
-        if let Some(user) = &search.user {
-            query.push(" AND user_name = ").push_bind(user.clone());
+        if let Some(owner) = &search.user {
+            super::sessions::push_owner(&mut query, owner);
         }
         if let Some(resource) = &search.resource {
             query

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 
 use super::{db_error, found, opt_time, secs, time, EngineDb, EngineStore};
 use crate::server::store::{
-    ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionRecord,
-    SessionStore, SessionUpdate, StoreError, TokenHash,
+    ActiveSessions, ChangeRecord, EndedSessions, NewSessionRecord, SessionFilter, SessionOwner,
+    SessionRecord, SessionStore, SessionUpdate, StoreError, TokenHash,
 };
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
@@ -128,6 +128,22 @@ fn cause_to_db(cause: EndCause) -> Result<&'static str, StoreError> {
     match cause {
         EndCause::Unknown => Err(StoreError::Invalid("unknown end cause".to_owned())),
         known => Ok(known.as_str()),
+    }
+}
+
+/// Keeps the sessions of `owner`: by user id, or, for a name no live user has, the sessions of
+/// deleted users who had it.
+pub(super) fn push_owner(query: &mut QueryBuilder<'_, EngineDb>, owner: &SessionOwner) {
+    match owner {
+        SessionOwner::User(id) => {
+            query.push(" AND user_id = ").push_bind(id.clone());
+        }
+        SessionOwner::Deleted(name) => {
+            query
+                .push(" AND lower(user_name) = lower(")
+                .push_bind(name.clone())
+                .push(") AND user_id IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)");
+        }
     }
 }
 
@@ -248,8 +264,8 @@ impl SessionStore for EngineStore {
         if filter.active_only {
             query.push(" AND status = 'active'");
         }
-        if let Some(user) = &filter.user {
-            query.push(" AND user_name = ").push_bind(user);
+        if let Some(owner) = &filter.user {
+            push_owner(&mut query, owner);
         }
         if let Some(resource) = &filter.resource {
             query.push(" AND resource_name = ").push_bind(resource);

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{db_error, found, new_id, secs, time, unique_error, EngineStore};
+use super::{db_error, found, new_id, secs, time, unique_error, EngineDb, EngineStore};
 use crate::server::store::{NewUser, StoreError, TokenHash, UserRecord, UserStore};
 
 const LIVE: &str = "SELECT id, name, admin, disabled_at IS NOT NULL AS disabled, created_at \
@@ -107,31 +107,42 @@ impl UserStore for EngineStore {
         id: &str,
         disabled: Option<SystemTime>,
     ) -> Result<UserRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let updated =
             sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND deleted_at IS NULL")
                 .bind(disabled.map(secs))
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
+        // Disabling ends every console session of the user for good: enabling the user again
+        // must not bring an old cookie back to life.
+        if disabled.is_some() {
+            end_console_sessions(&mut tx, id).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
         self.user_by_id(id).await
     }
 
     async fn rotate_user_token(&self, id: &str, token: &TokenHash) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let updated =
             sqlx::query("UPDATE users SET token_hash = $1 WHERE id = $2 AND deleted_at IS NULL")
                 .bind(token.as_str())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
-        Ok(())
+        // A rotation is what an admin does when a credential may be in someone else's hands:
+        // the console sessions signed in with the old token go with it.
+        end_console_sessions(&mut tx, id).await?;
+        tx.commit().await.map_err(db_error)
     }
 
     async fn delete_user(&self, id: &str, now: SystemTime) -> Result<(), StoreError> {
@@ -149,7 +160,7 @@ impl UserStore for EngineStore {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
-        for table in ["grants", "project_members"] {
+        for table in ["grants", "project_members", "console_sessions"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
@@ -158,4 +169,17 @@ impl UserStore for EngineStore {
         }
         tx.commit().await.map_err(db_error)
     }
+}
+
+/// Deletes every console session of user `id` (its cookies stop working at once).
+async fn end_console_sessions(
+    tx: &mut sqlx::Transaction<'_, EngineDb>,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }

@@ -169,7 +169,7 @@ pub(super) async fn ending_a_session_past_expiry_records_expiry_and_filters_work
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].session.id, live, "newest first");
     let bob = SessionFilter {
-        user: Some("bob".into()),
+        user: Some(SessionOwner::User("bob".into())),
         ..SessionFilter::default()
     };
     assert!(f
