@@ -71,6 +71,7 @@ pub mod audit;
 mod bearer;
 mod conn;
 pub mod credential;
+#[doc(hidden)]
 pub mod fsutil;
 pub mod gateway;
 mod http_client;

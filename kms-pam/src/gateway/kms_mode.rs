@@ -51,7 +51,7 @@ pub struct KmsGateway {
     /// Where the gateway keeps its identity (created 0700; key and token files 0600).
     pub data_dir: PathBuf,
     /// The address CLIs dial (`host:port`); never an unspecified address such as `0.0.0.0`
-    /// (see [`check_advertised_address`]).
+    /// (`serve` refuses one).
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
@@ -257,7 +257,9 @@ impl Tracking {
 
 /// Refuses an advertised address CLIs cannot dial: `0.0.0.0` or `::` means "every interface" to
 /// a listener, but "this machine" (the CLI's own) to whoever connects, and the gateway's
-/// certificate would be issued for it.
+/// certificate would be issued for it. Public for the `kms-pam-gateway` binary's usage check; not
+/// API.
+#[doc(hidden)]
 pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
     let host = advertise
         .rsplit_once(':')

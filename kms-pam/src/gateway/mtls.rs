@@ -103,7 +103,7 @@ where
 
 /// [`serve`], with `refresh` also run before each metrics scrape (e.g. to copy the audit spool
 /// depth into the metrics).
-pub async fn serve_with_refresh<F>(
+pub(crate) async fn serve_with_refresh<F>(
     listener: TcpListener,
     gateway: MtlsGateway,
     refresh: Option<Refresh>,

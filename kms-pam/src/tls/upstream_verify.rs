@@ -154,7 +154,7 @@ fn other(problem: UpstreamCertProblem) -> rustls::Error {
 
 /// If `error` (a failed request or connection, with its causes) is a TLS failure with the API
 /// server of `resource`, a sentence saying what is wrong and what to change; `None` otherwise.
-pub fn explain_upstream_tls_error(
+pub(crate) fn explain_upstream_tls_error(
     error: &(dyn StdError + 'static),
     resource: &str,
     tls: &UpstreamTls,
