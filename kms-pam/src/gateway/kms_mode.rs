@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::mtls::{GatewayTls, MtlsGateway};
-use super::GatewayError;
+use super::{GatewayError, GatewayOptions};
 use crate::audit::signing::SigningKey;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
@@ -21,7 +21,6 @@ use crate::kms::api::{EnrollGateway, PrincipalKind};
 use crate::kms::client::KmsClient;
 use crate::kms::gateway_link::{KmsCredentialStore, KmsSessionManager};
 use crate::metrics::Refresh;
-use crate::proxy::Pipeline;
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
 
@@ -55,19 +54,16 @@ pub struct KmsGateway {
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
-    /// Audit sink, besides the spool that delivers every event to KMS (it receives the events
-    /// unchained).
-    pub audit: Arc<dyn AuditSink>,
-    /// Stages, upstream client, observers and recording settings.
-    pub pipeline: Pipeline,
-    /// Serve `/healthz` and `/metrics` here, if set.
-    pub metrics_listener: Option<TcpListener>,
+    /// Audit sink (besides the spool that delivers every event to KMS; it receives the events
+    /// unchained), pipeline, metrics endpoint, drain: what every mode shares.
+    pub options: GatewayOptions,
 }
 
 impl KmsGateway {
     /// A gateway named `name` of the KMS at `kms_url`, keeping its identity in `data_dir` and
-    /// advertising `advertise` to CLIs; no extra audit sink, the default [`Pipeline`], no metrics
-    /// endpoint, no enrollment token (set one for the first run).
+    /// advertising `advertise` to CLIs; no audit sink besides the spool, the default
+    /// [`Pipeline`](crate::proxy::Pipeline), no metrics endpoint, no enrollment token (set one
+    /// for the first run).
     pub fn new(
         kms_url: impl Into<String>,
         name: impl Into<String>,
@@ -80,9 +76,7 @@ impl KmsGateway {
             data_dir: data_dir.into(),
             advertise: advertise.into(),
             enroll_token: None,
-            audit: Arc::new(crate::audit::NullAuditSink),
-            pipeline: Pipeline::default(),
-            metrics_listener: None,
+            options: GatewayOptions::new(Arc::new(crate::audit::NullAuditSink)),
         }
     }
 
@@ -92,21 +86,9 @@ impl KmsGateway {
         self
     }
 
-    /// Also writes the audit events to `audit` (besides the spool that delivers them to KMS).
-    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        self.audit = audit;
-        self
-    }
-
-    /// Runs `pipeline` instead of the default one.
-    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
-        self.pipeline = pipeline;
-        self
-    }
-
-    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
-    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
-        self.metrics_listener = listener;
+    /// Runs with `options` (an extra audit sink, pipeline, metrics endpoint, drain).
+    pub fn with_options(mut self, options: GatewayOptions) -> Self {
+        self.options = options;
         self
     }
 }
@@ -118,7 +100,7 @@ impl std::fmt::Debug for KmsGateway {
             .field("name", &self.name)
             .field("data_dir", &self.data_dir)
             .field("advertise", &self.advertise)
-            .field("pipeline", &self.pipeline)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -162,16 +144,18 @@ where
     register_audit_key(&client, &identity, &config).await?;
     let tracking = Tracking::start(&config.data_dir, &client, identity.audit_key.clone()).await?;
     let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
-    let audit = Arc::new(TeeAuditSink::new(vec![tracking.sink.clone(), config.audit]));
-    let mut gateway = MtlsGateway::new(
+    let mut options = config.options;
+    options.audit = Arc::new(TeeAuditSink::new(vec![
+        tracking.sink.clone(),
+        options.audit,
+    ]));
+    let gateway = MtlsGateway::new(
         config.name,
         identity.tls,
         KmsSessionManager::start(client.clone()),
         Arc::new(KmsCredentialStore::new(client.clone())),
-        audit,
-    )
-    .with_pipeline(config.pipeline);
-    gateway.metrics_listener = config.metrics_listener;
+        options,
+    );
     let refresh = tracking.refresh();
     // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
     let outcome = super::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;

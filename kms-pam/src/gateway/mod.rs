@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -88,6 +89,78 @@ impl std::fmt::Debug for GatewayConfig {
         f.debug_struct("GatewayConfig")
             .field("name", &self.name)
             .field("pipeline", &self.pipeline)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings every gateway mode shares ([`mtls`], [`standalone`], [`kms_mode`]): where audit
+/// events go, the request [`Pipeline`], the metrics endpoint and the drain at shutdown. Each mode
+/// holds one; build it with [`GatewayOptions::new`] and the `with_*` methods.
+#[non_exhaustive]
+pub struct GatewayOptions {
+    /// Where audit events go. A KMS-run gateway also spools every event for KMS; this sink gets
+    /// them besides (unchained).
+    pub audit: Arc<dyn AuditSink>,
+    /// Stages, upstream client, observers and recording settings.
+    pub pipeline: Pipeline,
+    /// Serve `/healthz` and Prometheus `/metrics` here, if set (the metrics are added to the
+    /// pipeline's observers).
+    pub metrics_listener: Option<TcpListener>,
+    /// At shutdown, how long the open requests get to write their last audit events (see
+    /// [`GatewayConfig::drain_timeout`]).
+    pub drain_timeout: Duration,
+}
+
+impl GatewayOptions {
+    /// Audit to `audit`, with the default [`Pipeline`], no metrics endpoint and
+    /// [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn new(audit: Arc<dyn AuditSink>) -> Self {
+        Self {
+            audit,
+            pipeline: Pipeline::default(),
+            metrics_listener: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
+    /// Runs `pipeline` instead of the default one.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Serves `/healthz` and Prometheus `/metrics` on `listener`, if given.
+    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
+        self.metrics_listener = listener;
+        self
+    }
+
+    /// Gives the open requests `timeout` at shutdown instead of [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The gateway these options make with its name and traits, and the metrics listener.
+    pub(crate) fn into_config(
+        self,
+        name: String,
+        sessions: Arc<dyn SessionManager>,
+        credentials: Arc<dyn CredentialStore>,
+    ) -> (GatewayConfig, Option<TcpListener>) {
+        let config = GatewayConfig::new(name, sessions, credentials, self.audit)
+            .with_pipeline(self.pipeline)
+            .with_drain_timeout(self.drain_timeout);
+        (config, self.metrics_listener)
+    }
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field("pipeline", &self.pipeline)
+            .field("metrics_listener", &self.metrics_listener)
             .field("drain_timeout", &self.drain_timeout)
             .finish_non_exhaustive()
     }
