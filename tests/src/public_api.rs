@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
+pub mod budget;
 mod source;
 
 /// Stands for the item's path in a line template until the item's public path is known.
