@@ -122,24 +122,22 @@ where
     F: Future<Output = ()>,
 {
     check_advertised_address(&config.advertise)?;
-    let anonymous =
-        KmsClient::new(&config.kms_url, None).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let anonymous = KmsClient::new(&config.kms_url, None).map_err(GatewayError::KmsClient)?;
     let identity = load_or_enroll(&anonymous, &config).await?;
     let client = anonymous
         .with_token(identity.token.clone())
-        .map_err(|e| GatewayError::Config(e.to_string()))?;
+        .map_err(GatewayError::KmsClient)?;
     let whoami = client
         .whoami()
         .await
-        .map_err(|e| GatewayError::Config(format!("KMS refused this gateway's identity: {e}")))?;
+        .map_err(GatewayError::IdentityRefused)?;
     if whoami.kind != PrincipalKind::Gateway || whoami.name != config.name {
-        return Err(GatewayError::Config(format!(
-            "the token in {} belongs to {} {:?}, not gateway {:?}",
-            config.data_dir.display(),
-            whoami.kind,
-            whoami.name,
-            config.name
-        )));
+        return Err(GatewayError::WrongIdentity {
+            data_dir: config.data_dir.clone(),
+            kind: whoami.kind,
+            holder: whoami.name,
+            name: config.name.clone(),
+        });
     }
     register_audit_key(&client, &identity, &config).await?;
     let tracking = Tracking::start(&config.data_dir, &client, identity.audit_key.clone()).await?;
@@ -183,7 +181,7 @@ impl Tracking {
         let dir = data_dir.join(SPOOL_DIR);
         let spooled = SpoolSink::open(&dir, SpoolConfig::default())
             .await
-            .map_err(|e| GatewayError::Config(format!("audit spool: {e}")))?;
+            .map_err(GatewayError::Spool)?;
         let spool = spooled.spool();
         let chained = ChainingSink::resume(spooled, spool.chain_heads()).with_signer(audit_key);
         let sink: Arc<dyn AuditSink> = Arc::new(chained);
@@ -251,11 +249,9 @@ pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => Err(GatewayError::Config(format!(
-            "the advertised address {advertise} is unspecified (every interface), which CLIs \
-             cannot dial; advertise the name or address they reach this gateway at \
-             (--advertise HOST:PORT)"
-        ))),
+        Ok(ip) if ip.is_unspecified() => Err(GatewayError::UnspecifiedAddress {
+            advertise: advertise.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
@@ -276,17 +272,16 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         return load(dir);
     }
     let Some(enroll_token) = &config.enroll_token else {
-        return Err(GatewayError::Config(format!(
-            "{} holds no gateway identity: run once with --enroll-token (from `kms-pam gateway create {}`)",
-            dir.display(),
-            config.name
-        )));
+        return Err(GatewayError::NotEnrolled {
+            data_dir: dir.clone(),
+            name: config.name.clone(),
+        });
     };
     let host = config
         .advertise
         .rsplit_once(':')
         .map_or(config.advertise.as_str(), |(h, _)| h);
-    let (key, csr) = generate_csr(host).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let (key, csr) = generate_csr(host).map_err(GatewayError::Csr)?;
     create_private_dir(dir)?;
     let audit_key = load_audit_key(dir)?;
     let request = EnrollGateway {
@@ -299,7 +294,7 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
     let enrolled = client
         .enroll_gateway(&request)
         .await
-        .map_err(|e| GatewayError::Config(format!("enrollment failed: {e}")))?;
+        .map_err(GatewayError::Enrollment)?;
     save(
         dir,
         &enrolled.certificate,
@@ -311,8 +306,11 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
     load(dir)
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> GatewayError {
-    GatewayError::Config(format!("{}: {e}", path.display()))
+fn io_error(path: &Path, source: std::io::Error) -> GatewayError {
+    GatewayError::DataDir {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn save(
@@ -350,8 +348,7 @@ fn load(dir: &Path) -> Result<Identity, GatewayError> {
 /// gets one at its next start and registers it then).
 fn load_audit_key(dir: &Path) -> Result<SigningKey, GatewayError> {
     let path = dir.join(AUDIT_KEY_FILE);
-    let (key, created) = SigningKey::load_or_create(&path)
-        .map_err(|e| GatewayError::Config(format!("audit key: {e}")))?;
+    let (key, created) = SigningKey::load_or_create(&path).map_err(GatewayError::AuditKey)?;
     if created {
         tracing::info!(path = %path.display(), key = %key.public_key().fingerprint(),
             "created the gateway's audit key");
@@ -367,15 +364,15 @@ async fn register_audit_key(
     config: &KmsGateway,
 ) -> Result<(), GatewayError> {
     let public = identity.audit_key.public_key();
-    client.register_audit_key(&public).await.map_err(|e| {
-        GatewayError::Config(format!(
-            "KMS does not hold this gateway's audit key {} ({}): {e}; if {} lost its key, \
-             enroll the gateway again",
-            public.fingerprint(),
-            config.data_dir.join(AUDIT_KEY_FILE).display(),
-            config.data_dir.display(),
-        ))
-    })?;
+    client
+        .register_audit_key(&public)
+        .await
+        .map_err(|source| GatewayError::AuditKeyRefused {
+            fingerprint: public.fingerprint(),
+            key_path: config.data_dir.join(AUDIT_KEY_FILE),
+            data_dir: config.data_dir.clone(),
+            source: Box::new(source),
+        })?;
     tracing::info!(key = %public.fingerprint(), "audit key registered with KMS");
     Ok(())
 }

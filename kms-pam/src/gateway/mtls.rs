@@ -109,7 +109,7 @@ where
         &gateway.tls.key,
         &[TUNNEL_ALPN],
     )
-    .map_err(|e| GatewayError::Config(format!("gateway TLS material: {e}")))?;
+    .map_err(GatewayError::TlsMaterial)?;
     let (mut config, metrics_listener) =
         gateway
             .options

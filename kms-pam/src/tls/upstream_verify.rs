@@ -41,7 +41,10 @@ impl UpstreamVerifier {
         let webpki =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
                 .build()
-                .map_err(|e| TlsError::Config(format!("API server certificate verifier: {e}")))?;
+                .map_err(|source| TlsError::Verifier {
+                    peer: "API server",
+                    source,
+                })?;
         Ok(Self { webpki, listed })
     }
 }
