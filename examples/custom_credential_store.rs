@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use kms_pam::audit::NullAuditSink;
 use kms_pam::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
 use kms_pam::gateway::mtls::{self, GatewayTls, MtlsGateway};
+use kms_pam::gateway::GatewayOptions;
 use kms_pam::local::{self, LocalProxyConfig};
 use kms_pam::session::{MemorySessionManager, NewSession};
 use kms_pam::tls::{
@@ -92,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
         GatewayTls::new(ca.cert_pem(), server.cert_pem, server.key),
         sessions.clone(),
         Arc::new(store),
-        Arc::new(NullAuditSink),
+        GatewayOptions::new(Arc::new(NullAuditSink)),
     );
     let gateway_task = tokio::spawn(mtls::serve(
         gateway_listener,

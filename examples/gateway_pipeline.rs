@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use kms_pam::audit::NullAuditSink;
 use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::mtls::{self, GatewayTls, MtlsGateway};
+use kms_pam::gateway::GatewayOptions;
 use kms_pam::kube::Verb;
 use kms_pam::local::{self, LocalProxyConfig};
 use kms_pam::proxy::{Pipeline, ProxyError, ProxyHooks, RequestContext, RequestOutcome};
@@ -121,9 +122,8 @@ async fn main() -> anyhow::Result<()> {
         GatewayTls::new(ca.cert_pem(), server.cert_pem, server.key),
         sessions,
         Arc::new(credentials),
-        Arc::new(NullAuditSink),
-    )
-    .with_pipeline(pipeline);
+        GatewayOptions::new(Arc::new(NullAuditSink)).with_pipeline(pipeline),
+    );
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
     let gateway_addr = gateway_listener.local_addr()?.to_string();
     let stop = CancellationToken::new();

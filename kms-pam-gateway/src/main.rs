@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
-use kms_pam::gateway::standalone::{self, StandaloneOptions};
+use kms_pam::gateway::standalone;
+use kms_pam::gateway::GatewayOptions;
 use kms_pam::Secret;
 use tokio::net::TcpListener;
 
@@ -108,10 +109,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let audit = Arc::new(JsonLinesSink::open(&audit_log).await?);
+    let options = GatewayOptions::new(audit).with_metrics_listener(metrics_listener);
     let local = listener.local_addr()?;
     if let Some(file) = standalone_file {
         tracing::info!(name = %file.name, listen = %local, "standalone gateway starting");
-        let options = StandaloneOptions::new(audit).with_metrics_listener(metrics_listener);
         standalone::serve(listener, file, options, shutdown_signal()).await?;
     } else if let (false, Some(name)) = (args.kms_url.is_empty(), args.name) {
         let kms_url = args.kms_url.join(",");
@@ -119,8 +120,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let advertise = args.advertise.unwrap_or_else(|| local.to_string());
         let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
             .with_enroll_token(args.enroll_token.map(Secret::new))
-            .with_audit(audit)
-            .with_metrics_listener(metrics_listener);
+            .with_options(options);
         kms_mode::serve(listener, config, shutdown_signal()).await?;
     }
     tracing::info!("gateway stopped");

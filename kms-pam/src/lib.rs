@@ -69,6 +69,7 @@
 pub mod access;
 pub mod audit;
 pub mod credential;
+#[doc(hidden)]
 pub mod fsutil;
 pub mod gateway;
 pub mod kms;

@@ -40,17 +40,17 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Serde adapter: `SystemTime` as an RFC 3339 string.
-pub mod rfc3339 {
+pub(crate) mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::SystemTime;
 
     /// Serializes.
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_rfc3339(*t))
     }
 
     /// Deserializes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let raw = String::deserialize(d)?;
         super::parse_rfc3339(&raw)
             .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {raw:?}")))
@@ -59,19 +59,19 @@ pub mod rfc3339 {
 
 /// Serde adapter: `SystemTime` as an RFC 3339 string with milliseconds (event times, which order
 /// requests within a second).
-pub mod rfc3339_millis {
+pub(crate) mod rfc3339_millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::SystemTime;
 
     /// Serializes.
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_millis(*t))
     }
 
     /// Deserializes, to whole milliseconds: the value is then exactly what its serialization
     /// says, so nothing rides along outside what an event's hash covers (found by the spool
     /// property test: `…06.5138` read back as an event its hash vouched for).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let raw = String::deserialize(d)?;
         super::parse_rfc3339(&raw)
             .and_then(to_millis)
@@ -86,12 +86,15 @@ pub mod rfc3339_millis {
 }
 
 /// Serde adapter: `Option<SystemTime>` as an RFC 3339 string or null.
-pub mod rfc3339_option {
+pub(crate) mod rfc3339_option {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::SystemTime;
 
     /// Serializes.
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_str(&super::format_rfc3339(*t)),
             None => s.serialize_none(),
@@ -99,7 +102,9 @@ pub mod rfc3339_option {
     }
 
     /// Deserializes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
             Some(raw) => super::parse_rfc3339(&raw)

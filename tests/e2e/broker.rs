@@ -13,6 +13,7 @@ use kms_pam::access::{open_session, AccessRequest, SessionBroker};
 use kms_pam::audit::NullAuditSink;
 use kms_pam::credential::{MemoryCredentialStore, Upstream};
 use kms_pam::gateway::mtls::{self, GatewayTls, MtlsGateway};
+use kms_pam::gateway::GatewayOptions;
 use kms_pam::kms::api::{CreateSession, CreatedSession, ErrorCode, SessionView};
 use kms_pam::kms::client::KmsError;
 use kms_pam::kube::kubeconfig::KubeconfigTarget;
@@ -139,7 +140,7 @@ async fn an_embedders_own_control_plane_opens_sessions_kubectl_uses() {
         GatewayTls::new(ca.cert_pem(), server.cert_pem, server.key),
         sessions.clone(),
         Arc::new(credentials),
-        Arc::new(NullAuditSink),
+        GatewayOptions::new(Arc::new(NullAuditSink)),
     );
     let served = tokio::spawn(mtls::serve(
         listener,

@@ -6,13 +6,15 @@
 //! embedder names it by: where it is defined when every module on the way is `pub`, otherwise
 //! where a `pub use` in a public module re-exports it (the shortest such path). Other public names
 //! of the same item are `use` lines (`use NEW = CANONICAL`). Items that no public path reaches are
-//! not listed, nor are the impls of types that are not listed. Items behind a `cfg` (a feature)
-//! are marked with it.
+//! not listed, nor are the impls of types that are not listed. `#[doc(hidden)]` items, modules,
+//! re-exports and methods (public for the workspace's own crates, not API) are not listed either.
+//! Items behind a `cfg` (a feature) are marked with it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
+pub mod budget;
 mod source;
 
 /// Stands for the item's path in a line template until the item's public path is known.
@@ -63,6 +65,8 @@ struct Def {
     module: usize,
     name: String,
     public: bool,
+    /// `#[doc(hidden)]`: never listed, under any name.
+    hidden: bool,
     lines: Vec<String>,
     cfg: String,
 }
@@ -210,7 +214,7 @@ impl Crate {
     fn public_names(&self) -> BTreeMap<usize, BTreeSet<(String, String)>> {
         let mut names: BTreeMap<usize, BTreeSet<(String, String)>> = BTreeMap::new();
         for (index, def) in self.items.iter().enumerate() {
-            if def.public && self.reachable(def.module) {
+            if def.public && !def.hidden && self.reachable(def.module) {
                 names
                     .entry(index)
                     .or_default()
@@ -229,7 +233,7 @@ impl Crate {
                             continue;
                         };
                         for (name, items) in self.exported(source) {
-                            for item in items {
+                            for item in items.into_iter().filter(|&i| !self.items[i].hidden) {
                                 names
                                     .entry(item)
                                     .or_default()
@@ -241,6 +245,9 @@ impl Crate {
                 }
                 for target in targets {
                     if let Target::Item(item) = target {
+                        if self.items[item].hidden {
+                            continue;
+                        }
                         names
                             .entry(item)
                             .or_default()
@@ -384,5 +391,38 @@ impl Crate {
         imp.self_name
             .as_deref()
             .is_some_and(|name| !self.lookup(module, name, false, 0).is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `#[doc(hidden)]` items, modules, re-exports and methods are not listed; what a hidden
+    /// module gives through a visible `pub use` is.
+    #[test]
+    fn hidden_items_are_not_listed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let lib = dir.path().join("lib.rs");
+        std::fs::write(
+            &lib,
+            "pub struct Shown;\n\
+             impl Shown { pub fn new() -> Self { Shown } #[doc(hidden)] pub fn plumbing(&self) {} }\n\
+             #[doc(hidden)] pub struct Hidden;\n\
+             impl Clone for Hidden { fn clone(&self) -> Self { Hidden } }\n\
+             #[doc(hidden)] pub mod internals { pub fn helper() {} pub struct Given; }\n\
+             pub use internals::Given;\n\
+             #[doc(hidden)] pub use internals::helper;\n",
+        )
+        .expect("write the fixture");
+        let listing = super::listing("demo", &lib).expect("list the fixture");
+        let lines: Vec<&str> = listing.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "impl demo::Shown: fn new () -> Self",
+                "struct demo::Given",
+                "struct demo::Shown",
+            ],
+            "{listing}"
+        );
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
+use kms_pam::gateway::GatewayOptions;
 use kms_pam::kms::api::GatewayStatus;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::server::{Server, ServerConfig};
@@ -153,7 +154,7 @@ async fn dev_gateway(
     Ok(
         KmsGateway::new(kms_url, DEV_GATEWAY, data_dir.join("gateway"), gateway_addr)
             .with_enroll_token(enroll_token)
-            .with_audit(audit),
+            .with_options(GatewayOptions::new(audit)),
     )
 }
 

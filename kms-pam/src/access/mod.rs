@@ -139,9 +139,9 @@ impl AccessRequest {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {
-    /// The request itself is unusable (zero duration).
-    #[error("{0}")]
-    Invalid(String),
+    /// The requested duration is shorter than one second.
+    #[error("the session duration must be at least one second")]
+    ZeroDuration,
     /// The KMS refused or could not be reached.
     #[error(transparent)]
     Kms(#[from] KmsError),
@@ -214,9 +214,7 @@ where
     let broker: Arc<dyn SessionBroker> = Arc::new(broker.clone());
     let duration_secs = request.duration.as_secs();
     if duration_secs == 0 {
-        return Err(AccessError::Invalid(
-            "the session duration must be at least one second".to_owned(),
-        ));
+        return Err(AccessError::ZeroDuration);
     }
     // Bound before asking the KMS, so a busy port does not cost a session.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, request.port));

@@ -279,7 +279,7 @@ async fn zero_durations_are_refused_before_asking_the_kms() {
     let request = AccessRequest::new("prod-k8s", "admin", Duration::from_millis(500));
     assert!(matches!(
         open_session(&client, request).await,
-        Err(AccessError::Invalid(_))
+        Err(AccessError::ZeroDuration)
     ));
     assert!(fake.calls().is_empty());
 }

@@ -25,9 +25,7 @@ pub use read::{
     group_commands, recordings, replay, Command, RecordedChunk, Recording, RequestSummary,
     StreamSummary,
 };
-pub use write::spool::{
-    PendingBatch, ShipperConfig, Spool, SpoolConfig, SpoolCursor, SpoolShipper, SpoolSink, Uploader,
-};
+pub use write::spool::{ShipperConfig, Spool, SpoolConfig, SpoolShipper, SpoolSink, Uploader};
 #[cfg(test)]
 pub(crate) use write::MockAuditSink;
 pub use write::{

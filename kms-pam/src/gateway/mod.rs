@@ -11,19 +11,25 @@ pub mod standalone;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use registry::SessionRegistry;
 
-use crate::audit::AuditSink;
+use crate::audit::evidence::signing::SigningError;
+use crate::audit::{AuditError, AuditSink};
 use crate::credential::CredentialStore;
+use crate::kms::api::PrincipalKind;
+use crate::kms::client::KmsError;
 use crate::proxy::{GatewayProxy, Pipeline};
 use crate::session::SessionManager;
+use crate::tls::TlsError;
 use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor};
 
 /// The default of [`GatewayConfig::drain_timeout`]: open requests are cut when the gateway stops
@@ -93,6 +99,78 @@ impl std::fmt::Debug for GatewayConfig {
     }
 }
 
+/// The settings every gateway mode shares ([`mtls`], [`standalone`], [`kms_mode`]): where audit
+/// events go, the request [`Pipeline`], the metrics endpoint and the drain at shutdown. Each mode
+/// holds one; build it with [`GatewayOptions::new`] and the `with_*` methods.
+#[non_exhaustive]
+pub struct GatewayOptions {
+    /// Where audit events go. A KMS-run gateway also spools every event for KMS; this sink gets
+    /// them besides (unchained).
+    pub audit: Arc<dyn AuditSink>,
+    /// Stages, upstream client, observers and recording settings.
+    pub pipeline: Pipeline,
+    /// Serve `/healthz` and Prometheus `/metrics` here, if set (the metrics are added to the
+    /// pipeline's observers).
+    pub metrics_listener: Option<TcpListener>,
+    /// At shutdown, how long the open requests get to write their last audit events (see
+    /// [`GatewayConfig::drain_timeout`]).
+    pub drain_timeout: Duration,
+}
+
+impl GatewayOptions {
+    /// Audit to `audit`, with the default [`Pipeline`], no metrics endpoint and
+    /// [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn new(audit: Arc<dyn AuditSink>) -> Self {
+        Self {
+            audit,
+            pipeline: Pipeline::default(),
+            metrics_listener: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
+    /// Runs `pipeline` instead of the default one.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Serves `/healthz` and Prometheus `/metrics` on `listener`, if given.
+    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
+        self.metrics_listener = listener;
+        self
+    }
+
+    /// Gives the open requests `timeout` at shutdown instead of [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The gateway these options make with its name and traits, and the metrics listener.
+    pub(crate) fn into_config(
+        self,
+        name: String,
+        sessions: Arc<dyn SessionManager>,
+        credentials: Arc<dyn CredentialStore>,
+    ) -> (GatewayConfig, Option<TcpListener>) {
+        let config = GatewayConfig::new(name, sessions, credentials, self.audit)
+            .with_pipeline(self.pipeline)
+            .with_drain_timeout(self.drain_timeout);
+        (config, self.metrics_listener)
+    }
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field("pipeline", &self.pipeline)
+            .field("metrics_listener", &self.metrics_listener)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Errors that stop a gateway.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -100,9 +178,92 @@ pub enum GatewayError {
     /// The tunnel listener failed.
     #[error("tunnel listener failed: {0}")]
     Listener(#[from] TransportError),
-    /// The configuration cannot be used.
+    /// The gateway's TLS material (CA, certificate, key) cannot be used.
+    #[error("invalid gateway configuration: gateway TLS material: {0}")]
+    TlsMaterial(#[source] TlsError),
+    /// The advertised address is unspecified (`0.0.0.0`, `::`): CLIs cannot dial it.
+    #[error(
+        "invalid gateway configuration: the advertised address {advertise} is unspecified \
+         (every interface), which CLIs cannot dial; advertise the name or address they reach \
+         this gateway at (--advertise HOST:PORT)"
+    )]
+    UnspecifiedAddress {
+        /// The address as given.
+        advertise: String,
+    },
+    /// The data dir holds no identity and no enrollment token was given.
+    #[error(
+        "invalid gateway configuration: {} holds no gateway identity: run once with \
+         --enroll-token (from `kms-pam gateway create {name}`)",
+        data_dir.display()
+    )]
+    NotEnrolled {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// The gateway's name.
+        name: String,
+    },
+    /// A file or directory of the data dir cannot be read, written or created.
+    #[error("invalid gateway configuration: {}: {source}", path.display())]
+    DataDir {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gateway's audit key cannot be loaded or created.
+    #[error("invalid gateway configuration: audit key: {0}")]
+    AuditKey(#[source] SigningError),
+    /// The audit spool cannot be opened.
+    #[error("invalid gateway configuration: audit spool: {0}")]
+    Spool(#[source] AuditError),
+    /// The key and certificate signing request for enrollment cannot be made.
     #[error("invalid gateway configuration: {0}")]
-    Config(String),
+    Csr(#[source] TlsError),
+    /// The KMS client cannot be built (URL, token).
+    #[error("invalid gateway configuration: {0}")]
+    KmsClient(#[source] KmsError),
+    /// KMS refused the enrollment.
+    #[error("invalid gateway configuration: enrollment failed: {0}")]
+    Enrollment(#[source] KmsError),
+    /// KMS refused the identity kept in the data dir.
+    #[error("invalid gateway configuration: KMS refused this gateway's identity: {0}")]
+    IdentityRefused(#[source] KmsError),
+    /// The data dir's token belongs to another principal.
+    #[error(
+        "invalid gateway configuration: the token in {} belongs to {kind} {holder:?}, not \
+         gateway {name:?}",
+        data_dir.display()
+    )]
+    WrongIdentity {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// What the token belongs to.
+        kind: PrincipalKind,
+        /// Its name.
+        holder: String,
+        /// The gateway's name.
+        name: String,
+    },
+    /// KMS does not hold (and refused to register) this gateway's audit key.
+    #[error(
+        "invalid gateway configuration: KMS does not hold this gateway's audit key \
+         {fingerprint} ({}): {source}; if {} lost its key, enroll the gateway again",
+        key_path.display(),
+        data_dir.display()
+    )]
+    AuditKeyRefused {
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// The key file.
+        key_path: PathBuf,
+        /// The data dir.
+        data_dir: PathBuf,
+        /// KMS's answer (boxed: it keeps the error small).
+        #[source]
+        source: Box<KmsError>,
+    },
 }
 
 /// Serves tunnels from `acceptor` until `shutdown` resolves (or the acceptor closes), then stops:

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{GatewayConfig, GatewayError};
-use crate::audit::AuditSink;
+use super::{GatewayError, GatewayOptions};
 use crate::credential::CredentialStore;
 use crate::metrics::{GatewayMetrics, Refresh};
-use crate::proxy::Pipeline;
 use crate::session::SessionManager;
 use crate::tls::{tunnel_server_config, PrivateKeyPem, TUNNEL_ALPN};
 use crate::transport::tls::TlsTunnelAcceptor;
@@ -42,49 +40,42 @@ impl GatewayTls {
 /// Everything a mutual-TLS gateway is made of.
 #[non_exhaustive]
 pub struct MtlsGateway {
-    /// The gateway itself: name, traits, pipeline.
-    pub config: GatewayConfig,
+    /// This gateway's name; sessions bound to another gateway are refused.
+    pub name: String,
     /// TLS identity.
     pub tls: GatewayTls,
-    /// Serve `/healthz` and `/metrics` here, if set (the metrics are added to the pipeline's
-    /// observers).
-    pub metrics_listener: Option<TcpListener>,
+    /// Where sessions are looked up and watched.
+    pub sessions: Arc<dyn SessionManager>,
+    /// Where account credentials come from.
+    pub credentials: Arc<dyn CredentialStore>,
+    /// Audit sink, pipeline, metrics endpoint, drain: what every mode shares.
+    pub options: GatewayOptions,
 }
 
 impl MtlsGateway {
-    /// A gateway named `name` on mutual TLS, with the default [`Pipeline`] and no metrics endpoint.
+    /// A gateway named `name` on mutual TLS, with `options`.
     pub fn new(
         name: impl Into<String>,
         tls: GatewayTls,
         sessions: Arc<dyn SessionManager>,
         credentials: Arc<dyn CredentialStore>,
-        audit: Arc<dyn AuditSink>,
+        options: GatewayOptions,
     ) -> Self {
         Self {
-            config: GatewayConfig::new(name, sessions, credentials, audit),
+            name: name.into(),
             tls,
-            metrics_listener: None,
+            sessions,
+            credentials,
+            options,
         }
-    }
-
-    /// Runs `pipeline` instead of the default one.
-    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
-        self.config.pipeline = pipeline;
-        self
-    }
-
-    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
-    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
-        self.metrics_listener = Some(listener);
-        self
     }
 }
 
 impl std::fmt::Debug for MtlsGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MtlsGateway")
-            .field("config", &self.config)
-            .field("metrics_listener", &self.metrics_listener)
+            .field("name", &self.name)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -103,7 +94,7 @@ where
 
 /// [`serve`], with `refresh` also run before each metrics scrape (e.g. to copy the audit spool
 /// depth into the metrics).
-pub async fn serve_with_refresh<F>(
+pub(crate) async fn serve_with_refresh<F>(
     listener: TcpListener,
     gateway: MtlsGateway,
     refresh: Option<Refresh>,
@@ -118,11 +109,14 @@ where
         &gateway.tls.key,
         &[TUNNEL_ALPN],
     )
-    .map_err(|e| GatewayError::Config(format!("gateway TLS material: {e}")))?;
-    let mut config = gateway.config;
+    .map_err(GatewayError::TlsMaterial)?;
+    let (mut config, metrics_listener) =
+        gateway
+            .options
+            .into_config(gateway.name, gateway.sessions, gateway.credentials);
     let acceptor = TlsTunnelAcceptor::new(listener, tls, config.name.clone());
     let stop = CancellationToken::new();
-    if let Some(listener) = gateway.metrics_listener {
+    if let Some(listener) = metrics_listener {
         let metrics = Arc::new(GatewayMetrics::new());
         config.pipeline = config.pipeline.with_observer(metrics.clone());
         let stats = acceptor.stats();

@@ -10,11 +10,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use super::mtls::{GatewayTls, MtlsGateway};
-use super::GatewayError;
+use super::{GatewayError, GatewayOptions};
 use crate::audit::recording::RecordingPolicy;
-use crate::audit::AuditSink;
-use crate::proxy::Pipeline;
-
 use crate::credential::{MemoryCredentialStore, Upstream};
 use crate::secret::Secret;
 use crate::session::{MemorySessionManager, Session, SessionId, SessionStatus};
@@ -226,69 +223,25 @@ pub fn load(path: &Path) -> Result<Standalone, StandaloneError> {
     })
 }
 
-/// Options of a standalone gateway beyond its file.
-#[non_exhaustive]
-pub struct StandaloneOptions {
-    /// Where audit events go.
-    pub audit: Arc<dyn AuditSink>,
-    /// Stages, upstream client, observers and recording settings.
-    pub pipeline: Pipeline,
-    /// Serve `/healthz` and `/metrics` here, if set.
-    pub metrics_listener: Option<TcpListener>,
-}
-
-impl StandaloneOptions {
-    /// Audit to `audit`, with the default [`Pipeline`] and no metrics endpoint.
-    pub fn new(audit: Arc<dyn AuditSink>) -> Self {
-        Self {
-            audit,
-            pipeline: Pipeline::default(),
-            metrics_listener: None,
-        }
-    }
-
-    /// Runs `pipeline` instead of the default one.
-    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
-        self.pipeline = pipeline;
-        self
-    }
-
-    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
-    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
-        self.metrics_listener = listener;
-        self
-    }
-}
-
-impl std::fmt::Debug for StandaloneOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StandaloneOptions")
-            .field("pipeline", &self.pipeline)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Runs a standalone gateway: mutual TLS on `listener`, sessions and credentials from the file,
 /// until `shutdown` resolves.
 pub async fn serve<F>(
     listener: TcpListener,
     standalone: Standalone,
-    options: StandaloneOptions,
+    options: GatewayOptions,
     shutdown: F,
 ) -> Result<(), GatewayError>
 where
     F: Future<Output = ()>,
 {
     let tls = GatewayTls::new(standalone.ca_pem, standalone.cert_pem, standalone.key);
-    let mut gateway = MtlsGateway::new(
+    let gateway = MtlsGateway::new(
         standalone.name,
         tls,
         Arc::new(standalone.sessions),
         Arc::new(standalone.credentials),
-        options.audit,
-    )
-    .with_pipeline(options.pipeline);
-    gateway.metrics_listener = options.metrics_listener;
+        options,
+    );
     super::mtls::serve(listener, gateway, shutdown).await
 }
 

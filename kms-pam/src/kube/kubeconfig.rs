@@ -233,7 +233,7 @@ pub enum KubeconfigError {
     },
     /// Serializing YAML failed.
     #[error("cannot render the kubeconfig: {0}")]
-    Render(String),
+    Render(#[source] yaml_serde::Error),
 }
 
 impl KubeconfigError {
@@ -272,7 +272,7 @@ fn file_safe(name: &str) -> String {
 fn render(value: &impl Serialize) -> Result<Zeroizing<String>, KubeconfigError> {
     yaml_serde::to_string(value)
         .map(Zeroizing::new)
-        .map_err(|e| KubeconfigError::Render(e.to_string()))
+        .map_err(KubeconfigError::Render)
 }
 
 /// Reads a kubeconfig, `None` when absent; never through a symbolic link.

@@ -13,10 +13,10 @@ use tokio::net::TcpListener;
 use super::GatewayMetrics;
 
 /// Called before each scrape to copy values kept elsewhere into the metrics.
-pub type Refresh = Arc<dyn Fn(&GatewayMetrics) + Send + Sync>;
+pub(crate) type Refresh = Arc<dyn Fn(&GatewayMetrics) + Send + Sync>;
 
 /// Serves the endpoint until `shutdown` resolves.
-pub async fn serve<F>(
+pub(crate) async fn serve<F>(
     listener: TcpListener,
     metrics: Arc<GatewayMetrics>,
     refresh: Option<Refresh>,

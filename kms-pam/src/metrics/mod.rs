@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-pub use endpoint::{serve, Refresh};
+pub(crate) use endpoint::{serve, Refresh};
 pub(crate) use observer::Observers;
 pub use observer::{GatewayObserver, NoObserver};
 
@@ -120,7 +120,7 @@ impl GatewayMetrics {
 
     /// Brings the handshake counters up to totals kept by the transport (monotonic; called at
     /// scrape time).
-    pub fn sync_handshakes(&self, ok: u64, failed: u64) {
+    pub(crate) fn sync_handshakes(&self, ok: u64, failed: u64) {
         for (outcome, total) in [("ok", ok), ("failed", failed)] {
             let counter = self.handshakes.get_or_create(&HandshakeLabels { outcome });
             counter.inc_by(total.saturating_sub(counter.get()));
@@ -142,7 +142,7 @@ impl GatewayMetrics {
     }
 
     /// Sets the spool depth.
-    pub fn set_spool_depth(&self, depth: i64) {
+    pub(crate) fn set_spool_depth(&self, depth: i64) {
         self.spool_depth.set(depth);
     }
 

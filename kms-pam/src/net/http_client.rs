@@ -69,7 +69,7 @@ where
         }
         None => rustls::ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(TlsError::Rustls)?
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth(),
     };

@@ -55,7 +55,11 @@ pub(crate) async fn prepare(config: &ServerConfig) -> Result<Prepared, ServerErr
         Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
             Arc::new(PostgresStore::open_url(url, &key_file).await?)
         }
-        Some(url) => return Err(ServerError::UnsupportedDatabase(scheme_of(url))),
+        Some(url) => {
+            return Err(ServerError::UnsupportedDatabase {
+                scheme: scheme_of(url),
+            })
+        }
     };
     let project = store.ensure_project(DEFAULT_PROJECT, now()).await?;
     let ca = load_or_create_ca(store.as_ref()).await?;

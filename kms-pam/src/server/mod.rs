@@ -173,8 +173,11 @@ pub enum ServerError {
     #[error("KMS audit key: {0}")]
     AuditKey(#[from] crate::audit::evidence::signing::SigningError),
     /// `--database` names a store this build does not have (only the scheme is shown).
-    #[error("unsupported database {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
-    UnsupportedDatabase(String),
+    #[error("unsupported database {scheme:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    UnsupportedDatabase {
+        /// The URL's scheme (the rest of the URL, credentials included, is never shown).
+        scheme: String,
+    },
     /// Accepting connections failed.
     #[error("serving the API: {0}")]
     Serve(#[source] io::Error),

@@ -49,7 +49,10 @@ pub fn tunnel_server_config(
     let roots = Arc::new(root_store(ca_cert_pem)?);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, crypto_provider())
         .build()
-        .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+        .map_err(|source| TlsError::Verifier {
+            peer: "client",
+            source,
+        })?;
     let mut config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_error)?
@@ -118,7 +121,7 @@ pub(crate) fn alpn_list(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
 }
 
 pub(crate) fn config_error(e: rustls::Error) -> TlsError {
-    TlsError::Config(e.to_string())
+    TlsError::Rustls(e)
 }
 
 #[cfg(test)]

@@ -171,7 +171,7 @@ fn bad_material_is_reported_by_kind() {
     let err = tunnel_server_config("garbage", &leaf.cert_pem, &leaf.key, &[]).unwrap_err();
     assert!(matches!(err, TlsError::InvalidCertificate(_)), "{err}");
     let err = tunnel_server_config(ca.cert_pem(), &leaf.cert_pem, &other.key, &[]).unwrap_err();
-    assert!(matches!(err, TlsError::Config(_)), "{err}");
+    assert!(matches!(err, TlsError::Rustls(_)), "{err}");
     let garbage_key = PrivateKeyPem::new("garbage".to_owned());
     let err = tunnel_client_config(ca.cert_pem(), &leaf.cert_pem, &garbage_key, &[]).unwrap_err();
     assert!(matches!(err, TlsError::InvalidKey(_)), "{err}");

@@ -3,7 +3,8 @@
 /// Why a TLS operation failed.
 ///
 /// The variant says which input was at fault so a caller can choose the answer: a bad CSR or
-/// certificate comes from the peer (client error), `Generate` and `Config` point at this side.
+/// certificate comes from the peer (client error), `Generate`, `Rustls`, `Verifier` and
+/// `NoSystemRoots` point at this side.
 /// Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,7 +25,20 @@ pub enum TlsError {
     /// Generating a key or signing a certificate failed.
     #[error("certificate generation failed: {0}")]
     Generate(String),
-    /// A rustls configuration could not be built from otherwise valid material.
+    /// rustls refused to build a configuration from otherwise valid material (a key that does
+    /// not match its certificate, no common protocol version).
     #[error("TLS configuration failed: {0}")]
-    Config(String),
+    Rustls(#[source] rustls::Error),
+    /// A certificate verifier could not be built from the roots given.
+    #[error("TLS configuration failed: {peer} certificate verifier: {source}")]
+    Verifier {
+        /// Whose certificates it verifies (`client`, `API server`).
+        peer: &'static str,
+        /// Why.
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
+    /// The system certificate store holds no usable root certificate.
+    #[error("TLS configuration failed: no usable root certificate in the system store")]
+    NoSystemRoots,
 }

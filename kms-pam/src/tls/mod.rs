@@ -25,11 +25,14 @@ mod upstream_verify;
 mod test_support;
 
 pub use ca::{CertificateAuthority, IssuedCert, SessionCertSpec};
-pub use config::{crypto_provider, tunnel_client_config, tunnel_server_config, TUNNEL_ALPN};
+/// The process's rustls provider (ring); for the workspace's own benchmarks, not API.
+#[doc(hidden)]
+pub use config::crypto_provider;
+pub use config::{tunnel_client_config, tunnel_server_config, TUNNEL_ALPN};
 pub use csr::{generate_csr, SessionKey};
 pub use error::TlsError;
 pub use identity::{GatewayIdentity, SessionIdentity, GATEWAY_URI_PREFIX, SESSION_URI_PREFIX};
 pub use local::LocalServingCert;
 pub use secret::PrivateKeyPem;
 pub use upstream::{upstream_client_config, UpstreamAlpn, UpstreamTls};
-pub use upstream_verify::explain_upstream_tls_error;
+pub(crate) use upstream_verify::explain_upstream_tls_error;

@@ -96,9 +96,7 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
         tracing::debug!(ignored, "unparsable system root certificates ignored");
     }
     if added == 0 {
-        return Err(TlsError::Config(
-            "no usable root certificate in the system store".to_owned(),
-        ));
+        return Err(TlsError::NoSystemRoots);
     }
     Ok(roots)
 }

@@ -41,7 +41,10 @@ impl UpstreamVerifier {
         let webpki =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
                 .build()
-                .map_err(|e| TlsError::Config(format!("API server certificate verifier: {e}")))?;
+                .map_err(|source| TlsError::Verifier {
+                    peer: "API server",
+                    source,
+                })?;
         Ok(Self { webpki, listed })
     }
 }
@@ -154,7 +157,7 @@ fn other(problem: UpstreamCertProblem) -> rustls::Error {
 
 /// If `error` (a failed request or connection, with its causes) is a TLS failure with the API
 /// server of `resource`, a sentence saying what is wrong and what to change; `None` otherwise.
-pub fn explain_upstream_tls_error(
+pub(crate) fn explain_upstream_tls_error(
     error: &(dyn StdError + 'static),
     resource: &str,
     tls: &UpstreamTls,

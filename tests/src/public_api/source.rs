@@ -52,7 +52,7 @@ fn read_items(
                 krate.modules.push(Module {
                     path: format!("{}::{name}", krate.modules[module].path),
                     parent: Some(module),
-                    public: is_pub(&m.vis),
+                    public: is_pub(&m.vis) && !is_hidden(attrs),
                     cfg: cfg.clone(),
                     ..Module::default()
                 });
@@ -73,7 +73,7 @@ fn read_items(
                 use_leaves(&u.tree, &mut Vec::new(), &mut leaves);
                 for (name, target) in leaves {
                     krate.modules[module].uses.push(Use {
-                        public: is_pub(&u.vis),
+                        public: is_pub(&u.vis) && !is_hidden(attrs),
                         name,
                         target,
                         cfg: cfg.clone(),
@@ -87,6 +87,7 @@ fn read_items(
                         module,
                         name: name.clone(),
                         public,
+                        hidden: is_hidden(attrs),
                         lines,
                         cfg: cfg.clone(),
                     });
@@ -194,7 +195,9 @@ fn impl_of(imp: &syn::ItemImpl, cfg: &str) -> Impl {
         imp.items
             .iter()
             .filter_map(|member| match member {
-                ImplItem::Fn(f) if is_pub(&f.vis) && !is_test_only(&f.attrs) => {
+                ImplItem::Fn(f)
+                    if is_pub(&f.vis) && !is_test_only(&f.attrs) && !is_hidden(&f.attrs) =>
+                {
                     Some(tokens(&f.sig))
                 }
                 _ => None,
@@ -301,6 +304,14 @@ fn attrs_of(item: &Item) -> &[Attribute] {
 
 fn is_pub(vis: &Visibility) -> bool {
     matches!(vis, Visibility::Public(_))
+}
+
+/// `#[doc(hidden)]`: public for the workspace's own crates, not part of the API.
+fn is_hidden(attrs: &[Attribute]) -> bool {
+    attrs.iter().any(|a| match &a.meta {
+        syn::Meta::List(list) if a.path().is_ident("doc") => list.tokens.to_string() == "hidden",
+        _ => false,
+    })
 }
 
 fn is_test_only(attrs: &[Attribute]) -> bool {

@@ -16,7 +16,7 @@ mod link;
 pub use link::{KmsCredentialStore, KmsSessionManager};
 
 use super::mtls::{GatewayTls, MtlsGateway};
-use super::GatewayError;
+use super::{GatewayError, GatewayOptions};
 use crate::audit::evidence::signing::SigningKey;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
@@ -24,7 +24,6 @@ use crate::audit::{
 use crate::kms::api::{EnrollGateway, PrincipalKind};
 use crate::kms::client::KmsClient;
 use crate::metrics::Refresh;
-use crate::proxy::Pipeline;
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
 
@@ -54,23 +53,20 @@ pub struct KmsGateway {
     /// Where the gateway keeps its identity (created 0700; key and token files 0600).
     pub data_dir: PathBuf,
     /// The address CLIs dial (`host:port`); never an unspecified address such as `0.0.0.0`
-    /// (see [`check_advertised_address`]).
+    /// (`serve` refuses one).
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
-    /// Audit sink, besides the spool that delivers every event to KMS (it receives the events
-    /// unchained).
-    pub audit: Arc<dyn AuditSink>,
-    /// Stages, upstream client, observers and recording settings.
-    pub pipeline: Pipeline,
-    /// Serve `/healthz` and `/metrics` here, if set.
-    pub metrics_listener: Option<TcpListener>,
+    /// Audit sink (besides the spool that delivers every event to KMS; it receives the events
+    /// unchained), pipeline, metrics endpoint, drain: what every mode shares.
+    pub options: GatewayOptions,
 }
 
 impl KmsGateway {
     /// A gateway named `name` of the KMS at `kms_url`, keeping its identity in `data_dir` and
-    /// advertising `advertise` to CLIs; no extra audit sink, the default [`Pipeline`], no metrics
-    /// endpoint, no enrollment token (set one for the first run).
+    /// advertising `advertise` to CLIs; no audit sink besides the spool, the default
+    /// [`Pipeline`](crate::proxy::Pipeline), no metrics endpoint, no enrollment token (set one
+    /// for the first run).
     pub fn new(
         kms_url: impl Into<String>,
         name: impl Into<String>,
@@ -83,9 +79,7 @@ impl KmsGateway {
             data_dir: data_dir.into(),
             advertise: advertise.into(),
             enroll_token: None,
-            audit: Arc::new(crate::audit::NullAuditSink),
-            pipeline: Pipeline::default(),
-            metrics_listener: None,
+            options: GatewayOptions::new(Arc::new(crate::audit::NullAuditSink)),
         }
     }
 
@@ -95,21 +89,9 @@ impl KmsGateway {
         self
     }
 
-    /// Also writes the audit events to `audit` (besides the spool that delivers them to KMS).
-    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        self.audit = audit;
-        self
-    }
-
-    /// Runs `pipeline` instead of the default one.
-    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
-        self.pipeline = pipeline;
-        self
-    }
-
-    /// Serves `/healthz` and Prometheus `/metrics` on `listener`.
-    pub fn with_metrics_listener(mut self, listener: Option<TcpListener>) -> Self {
-        self.metrics_listener = listener;
+    /// Runs with `options` (an extra audit sink, pipeline, metrics endpoint, drain).
+    pub fn with_options(mut self, options: GatewayOptions) -> Self {
+        self.options = options;
         self
     }
 }
@@ -121,7 +103,7 @@ impl std::fmt::Debug for KmsGateway {
             .field("name", &self.name)
             .field("data_dir", &self.data_dir)
             .field("advertise", &self.advertise)
-            .field("pipeline", &self.pipeline)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -143,38 +125,38 @@ where
     F: Future<Output = ()>,
 {
     check_advertised_address(&config.advertise)?;
-    let anonymous =
-        KmsClient::new(&config.kms_url, None).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let anonymous = KmsClient::new(&config.kms_url, None).map_err(GatewayError::KmsClient)?;
     let identity = load_or_enroll(&anonymous, &config).await?;
     let client = anonymous
         .with_token(identity.token.clone())
-        .map_err(|e| GatewayError::Config(e.to_string()))?;
+        .map_err(GatewayError::KmsClient)?;
     let whoami = client
         .whoami()
         .await
-        .map_err(|e| GatewayError::Config(format!("KMS refused this gateway's identity: {e}")))?;
+        .map_err(GatewayError::IdentityRefused)?;
     if whoami.kind != PrincipalKind::Gateway || whoami.name != config.name {
-        return Err(GatewayError::Config(format!(
-            "the token in {} belongs to {} {:?}, not gateway {:?}",
-            config.data_dir.display(),
-            whoami.kind,
-            whoami.name,
-            config.name
-        )));
+        return Err(GatewayError::WrongIdentity {
+            data_dir: config.data_dir.clone(),
+            kind: whoami.kind,
+            holder: whoami.name,
+            name: config.name.clone(),
+        });
     }
     register_audit_key(&client, &identity, &config).await?;
     let tracking = Tracking::start(&config.data_dir, &client, identity.audit_key.clone()).await?;
     let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
-    let audit = Arc::new(TeeAuditSink::new(vec![tracking.sink.clone(), config.audit]));
-    let mut gateway = MtlsGateway::new(
+    let mut options = config.options;
+    options.audit = Arc::new(TeeAuditSink::new(vec![
+        tracking.sink.clone(),
+        options.audit,
+    ]));
+    let gateway = MtlsGateway::new(
         config.name,
         identity.tls,
         KmsSessionManager::start(client.clone()),
         Arc::new(KmsCredentialStore::new(client.clone())),
-        audit,
-    )
-    .with_pipeline(config.pipeline);
-    gateway.metrics_listener = config.metrics_listener;
+        options,
+    );
     let refresh = tracking.refresh();
     // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
     let outcome =
@@ -203,7 +185,7 @@ impl Tracking {
         let dir = data_dir.join(SPOOL_DIR);
         let spooled = SpoolSink::open(&dir, SpoolConfig::default())
             .await
-            .map_err(|e| GatewayError::Config(format!("audit spool: {e}")))?;
+            .map_err(GatewayError::Spool)?;
         let spool = spooled.spool();
         let chained = ChainingSink::resume(spooled, spool.chain_heads()).with_signer(audit_key);
         let sink: Arc<dyn AuditSink> = Arc::new(chained);
@@ -261,7 +243,9 @@ impl Tracking {
 
 /// Refuses an advertised address CLIs cannot dial: `0.0.0.0` or `::` means "every interface" to
 /// a listener, but "this machine" (the CLI's own) to whoever connects, and the gateway's
-/// certificate would be issued for it.
+/// certificate would be issued for it. Public for the `kms-pam-gateway` binary's usage check; not
+/// API.
+#[doc(hidden)]
 pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
     let host = advertise
         .rsplit_once(':')
@@ -269,11 +253,9 @@ pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => Err(GatewayError::Config(format!(
-            "the advertised address {advertise} is unspecified (every interface), which CLIs \
-             cannot dial; advertise the name or address they reach this gateway at \
-             (--advertise HOST:PORT)"
-        ))),
+        Ok(ip) if ip.is_unspecified() => Err(GatewayError::UnspecifiedAddress {
+            advertise: advertise.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
@@ -294,17 +276,16 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         return load(dir);
     }
     let Some(enroll_token) = &config.enroll_token else {
-        return Err(GatewayError::Config(format!(
-            "{} holds no gateway identity: run once with --enroll-token (from `kms-pam gateway create {}`)",
-            dir.display(),
-            config.name
-        )));
+        return Err(GatewayError::NotEnrolled {
+            data_dir: dir.clone(),
+            name: config.name.clone(),
+        });
     };
     let host = config
         .advertise
         .rsplit_once(':')
         .map_or(config.advertise.as_str(), |(h, _)| h);
-    let (key, csr) = generate_csr(host).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let (key, csr) = generate_csr(host).map_err(GatewayError::Csr)?;
     create_private_dir(dir)?;
     let audit_key = load_audit_key(dir)?;
     let request = EnrollGateway {
@@ -317,7 +298,7 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
     let enrolled = client
         .enroll_gateway(&request)
         .await
-        .map_err(|e| GatewayError::Config(format!("enrollment failed: {e}")))?;
+        .map_err(GatewayError::Enrollment)?;
     save(
         dir,
         &enrolled.certificate,
@@ -329,8 +310,11 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
     load(dir)
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> GatewayError {
-    GatewayError::Config(format!("{}: {e}", path.display()))
+fn io_error(path: &Path, source: std::io::Error) -> GatewayError {
+    GatewayError::DataDir {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn save(
@@ -368,8 +352,7 @@ fn load(dir: &Path) -> Result<Identity, GatewayError> {
 /// gets one at its next start and registers it then).
 fn load_audit_key(dir: &Path) -> Result<SigningKey, GatewayError> {
     let path = dir.join(AUDIT_KEY_FILE);
-    let (key, created) = SigningKey::load_or_create(&path)
-        .map_err(|e| GatewayError::Config(format!("audit key: {e}")))?;
+    let (key, created) = SigningKey::load_or_create(&path).map_err(GatewayError::AuditKey)?;
     if created {
         tracing::info!(path = %path.display(), key = %key.public_key().fingerprint(),
             "created the gateway's audit key");
@@ -385,15 +368,15 @@ async fn register_audit_key(
     config: &KmsGateway,
 ) -> Result<(), GatewayError> {
     let public = identity.audit_key.public_key();
-    client.register_audit_key(&public).await.map_err(|e| {
-        GatewayError::Config(format!(
-            "KMS does not hold this gateway's audit key {} ({}): {e}; if {} lost its key, \
-             enroll the gateway again",
-            public.fingerprint(),
-            config.data_dir.join(AUDIT_KEY_FILE).display(),
-            config.data_dir.display(),
-        ))
-    })?;
+    client
+        .register_audit_key(&public)
+        .await
+        .map_err(|source| GatewayError::AuditKeyRefused {
+            fingerprint: public.fingerprint(),
+            key_path: config.data_dir.join(AUDIT_KEY_FILE),
+            data_dir: config.data_dir.clone(),
+            source: Box::new(source),
+        })?;
     tracing::info!(key = %public.fingerprint(), "audit key registered with KMS");
     Ok(())
 }

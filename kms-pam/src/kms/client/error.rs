@@ -12,9 +12,36 @@ pub use crate::net::http_client::ConnectionFailure;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KmsError {
-    /// The client cannot be built from what it was given (URL, token, TLS settings).
-    #[error("{0}")]
-    Config(String),
+    /// A KMS URL cannot be used (it does not parse, is not http(s), has no host, or carries a
+    /// query or fragment).
+    #[error("invalid KMS URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it, in a few words.
+        reason: String,
+    },
+    /// A list of KMS URLs has an empty entry.
+    #[error("invalid KMS URL list {urls:?}: an empty entry (separate URLs with commas)")]
+    EmptyUrlInList {
+        /// The list as given.
+        urls: String,
+    },
+    /// The API token cannot be sent in an HTTP header.
+    #[error("the API token contains characters a token cannot have")]
+    InvalidToken,
+    /// The client's TLS settings cannot be used.
+    #[error("cannot set up TLS for the KMS: {0}")]
+    Tls(#[source] crate::tls::TlsError),
+    /// A request cannot be built (an object name that makes an invalid URL).
+    #[error("cannot build a request for {url}: {source}")]
+    Request {
+        /// The request's URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: http::Error,
+    },
     /// No answer: connection refused, DNS failure, TLS failure, timeout, connection cut.
     #[error("cannot reach KMS at {url}: {detail}")]
     Unreachable {

@@ -53,9 +53,9 @@ impl Replicas {
         let mut list: Vec<Replica> = Vec::new();
         for one in urls.split(',') {
             if one.trim().is_empty() && urls.contains(',') {
-                return Err(KmsError::Config(format!(
-                    "invalid KMS URL list {urls:?}: an empty entry (separate URLs with commas)"
-                )));
+                return Err(KmsError::EmptyUrlInList {
+                    urls: urls.to_owned(),
+                });
             }
             let base = parse_base_url(one)?;
             let shown: Arc<str> = base.as_str().trim_end_matches('/').into();
@@ -162,7 +162,10 @@ pub(super) fn none_answered(mut failures: Vec<(Arc<str>, KmsError)>) -> KmsError
 }
 
 fn parse_base_url(base_url: &str) -> Result<Url, KmsError> {
-    let invalid = |why: &str| KmsError::Config(format!("invalid KMS URL {base_url:?}: {why}"));
+    let invalid = |why: &str| KmsError::InvalidUrl {
+        url: base_url.to_owned(),
+        reason: why.to_owned(),
+    };
     let url = Url::parse(base_url.trim()).map_err(|e| invalid(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("use an http:// or https:// URL"));
@@ -207,7 +210,7 @@ mod tests {
         assert!(err.to_string().contains("an empty entry"), "{err}");
         let err = Replicas::parse("http://a:1,ftp://b").unwrap_err();
         assert!(err.to_string().contains("\"ftp://b\""), "{err}");
-        assert!(matches!(err, KmsError::Config(_)));
+        assert!(matches!(err, KmsError::InvalidUrl { .. }), "{err:?}");
     }
 
     #[test]

@@ -269,9 +269,10 @@ impl KmsClient {
             }
             None => Full::new(Bytes::new()),
         };
-        builder
-            .body(body)
-            .map_err(|e| KmsError::Config(format!("cannot build a request for {url}: {e}")))
+        builder.body(body).map_err(|source| KmsError::Request {
+            url: url.to_string(),
+            source,
+        })
     }
 }
 
@@ -338,9 +339,7 @@ impl<'a> Call<'a> {
 }
 
 fn bearer(token: &Secret) -> Result<HeaderValue, KmsError> {
-    crate::net::bearer::header_value(token).map_err(|_| {
-        KmsError::Config("the API token contains characters a token cannot have".to_owned())
-    })
+    crate::net::bearer::header_value(token).map_err(|_| KmsError::InvalidToken)
 }
 
 fn http_client(https: bool, tls: &UpstreamTls) -> Result<HttpClient, KmsError> {
@@ -350,8 +349,7 @@ fn http_client(https: bool, tls: &UpstreamTls) -> Result<HttpClient, KmsError> {
         connect_timeout: CONNECT_TIMEOUT,
         ..ClientSettings::default()
     };
-    https_client(&settings)
-        .map_err(|e| KmsError::Config(format!("cannot set up TLS for the KMS: {e}")))
+    https_client(&settings).map_err(KmsError::Tls)
 }
 
 /// A non-2xx answer: the API's error body when there is one, otherwise a protocol error that

@@ -166,7 +166,7 @@ fn is_named(item: &Value, name: &str) -> bool {
 }
 
 fn to_value(entry: &impl serde::Serialize) -> Result<Value, KubeconfigError> {
-    yaml_serde::to_value(entry).map_err(|e| KubeconfigError::Render(e.to_string()))
+    yaml_serde::to_value(entry).map_err(KubeconfigError::Render)
 }
 
 fn invalid(path: &Path, reason: String) -> KubeconfigError {

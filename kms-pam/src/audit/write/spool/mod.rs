@@ -12,11 +12,12 @@
 //! ([`Spool::dropped`]) and logs an error at most once a second; the caller counts them again in
 //! `audit_events_dropped`. Nothing is dropped silently.
 //!
-//! [`Spool`] is the uploader's side: [`Spool::pending`] reads the oldest synced events not yet
-//! acknowledged, [`Spool::ack`] releases them (segments wholly acknowledged are deleted), and
-//! [`SpoolShipper`] does both in a loop around an [`Uploader`], retrying with backoff. After a
-//! restart, unacknowledged events are shipped again; their ids are the idempotency keys, so KMS
-//! keeps each once. A torn last line (a crash mid-write) is cut off with a warning.
+//! [`Spool`] is the uploader's side: inside the crate, `Spool::pending` reads the oldest synced
+//! events not yet acknowledged, `Spool::ack` releases them (segments wholly acknowledged are
+//! deleted), and [`SpoolShipper`] does both in a loop around an [`Uploader`], retrying with
+//! backoff. After a restart, unacknowledged events are shipped again; their ids are the
+//! idempotency keys, so KMS keeps each once. A torn last line (a crash mid-write) is cut off with
+//! a warning.
 //!
 //! Chain heads (the last `seq` and `hash` of each session, see [`crate::audit::evidence::chain`]) are
 //! folded into `heads.json` before a segment is deleted, so [`Spool::chain_heads`] after a
@@ -93,7 +94,7 @@ impl SpoolConfig {
 /// Where the uploader has got to: everything before it is acknowledged. Returned by
 /// [`Spool::pending`], passed back to [`Spool::ack`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SpoolCursor {
+pub(crate) struct SpoolCursor {
     segment: u64,
     offset: u64,
     /// Events acknowledged since the spool was opened, this batch included.
@@ -104,11 +105,11 @@ pub struct SpoolCursor {
 
 /// The oldest synced events not yet acknowledged.
 #[derive(Clone, Debug, Default)]
-pub struct PendingBatch {
+pub(crate) struct PendingBatch {
     /// The events, in the order they were recorded.
-    pub events: Vec<AuditEvent>,
+    pub(crate) events: Vec<AuditEvent>,
     /// Acknowledge this once KMS has kept `events`.
-    pub cursor: SpoolCursor,
+    pub(crate) cursor: SpoolCursor,
 }
 
 /// The [`AuditSink`] side of a spool. Dropping it lets the writer sync what is queued and stop;
@@ -335,7 +336,7 @@ impl Spool {
     /// Up to `max` of the oldest synced, unacknowledged events, and the cursor that acknowledges
     /// them. Lines that do not parse (a disk fault) are skipped with a warning and acknowledged
     /// with the batch. One consumer at a time.
-    pub async fn pending(&self, max: usize) -> Result<PendingBatch, AuditError> {
+    pub(crate) async fn pending(&self, max: usize) -> Result<PendingBatch, AuditError> {
         let (cursor, segments) = {
             let state = self.shared.lock();
             (state.acked, Vec::from(state.segments.clone()))
@@ -350,7 +351,7 @@ impl Spool {
     /// Releases everything up to `cursor` (from [`Spool::pending`]); a stale cursor is ignored.
     /// Deletes segment files wholly acknowledged, after folding their chain heads into
     /// `heads.json`.
-    pub async fn ack(&self, cursor: SpoolCursor) -> Result<(), AuditError> {
+    pub(crate) async fn ack(&self, cursor: SpoolCursor) -> Result<(), AuditError> {
         let released = {
             let mut state = self.shared.lock();
             if cursor.events < state.acked.events || cursor.bytes < state.acked.bytes {

@@ -1,0 +1,171 @@
+//! The public API's size, module by module: each listed line (an item, a method, a trait impl, a
+//! re-export) counts toward the module of the first path it names (`impl kms_pam::audit::Spool: fn
+//! depth …` toward `kms_pam::audit`); a line naming none of the crate's paths (a blanket impl)
+//! toward the crate root; `mod` lines not at all. [`BUDGETS`] caps each module at its count when the
+//! budget was set: a module that grows past its cap, or a new module without one, fails the test —
+//! growing the API is then a decision written into the table, in review.
+
+use std::collections::BTreeMap;
+
+/// Module → the most listed lines it may have (set at the counts of the shrink of issue 26).
+pub const BUDGETS: &[(&str, usize)] = &[
+    ("kms_pam", 11),
+    ("kms_pam::access", 34),
+    ("kms_pam::audit", 46),
+    ("kms_pam::audit::chain", 18),
+    ("kms_pam::audit::commands", 5),
+    ("kms_pam::audit::evidence", 12),
+    ("kms_pam::audit::recording", 32),
+    ("kms_pam::audit::signing", 22),
+    ("kms_pam::audit::spool", 24),
+    ("kms_pam::credential", 15),
+    ("kms_pam::gateway", 14),
+    ("kms_pam::gateway::kms_mode", 6),
+    ("kms_pam::gateway::mtls", 6),
+    ("kms_pam::gateway::standalone", 9),
+    ("kms_pam::kms::api", 64),
+    ("kms_pam::kms::client", 71),
+    ("kms_pam::kms::gateway_link", 6),
+    ("kms_pam::kube", 13),
+    ("kms_pam::kube::kubeconfig", 18),
+    ("kms_pam::kube::request_info", 6),
+    ("kms_pam::kube::status", 4),
+    ("kms_pam::local", 6),
+    ("kms_pam::metrics", 17),
+    ("kms_pam::proxy", 68),
+    ("kms_pam::secret", 13),
+    ("kms_pam::server", 22),
+    ("kms_pam::session", 41),
+    ("kms_pam::time", 4),
+    ("kms_pam::tls", 40),
+    ("kms_pam::transport", 10),
+    ("kms_pam::transport::memory", 7),
+    ("kms_pam::transport::tls", 17),
+];
+
+/// Listed lines per module of the crate `crate_name`, from its listing.
+pub fn module_counts(crate_name: &str, listing: &str) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in listing.lines() {
+        if line.starts_with('#') || line.starts_with("mod ") || line.trim().is_empty() {
+            continue;
+        }
+        *counts.entry(module_of(crate_name, line)).or_default() += 1;
+    }
+    counts
+}
+
+/// The module of the first path of `crate_name` that `line` names (the crate root if none).
+fn module_of(crate_name: &str, line: &str) -> String {
+    let prefix = format!("{crate_name}::");
+    let Some(start) = line.find(&prefix) else {
+        return crate_name.to_owned();
+    };
+    let path: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    let path = path.trim_end_matches(':');
+    match path.rsplit_once("::") {
+        Some((module, _item)) => module.to_owned(),
+        None => crate_name.to_owned(),
+    }
+}
+
+/// Fails with one line per module over its budget, or listed without one.
+pub fn check(counts: &BTreeMap<String, usize>, budgets: &[(&str, usize)]) -> Result<(), String> {
+    let budgets: BTreeMap<&str, usize> = budgets.iter().copied().collect();
+    let mut problems = Vec::new();
+    for (module, &count) in counts {
+        match budgets.get(module.as_str()) {
+            Some(&budget) if count > budget => problems.push(format!(
+                "module {module} lists {count} items, over its budget of {budget}: make the \
+                 new items crate-private or #[doc(hidden)], or raise the budget in \
+                 tests/src/public_api/budget.rs in review"
+            )),
+            Some(_) => {}
+            None => problems.push(format!(
+                "module {module} lists {count} items and has no budget: add it to \
+                 tests/src/public_api/budget.rs"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTING: &str = "\
+# kms_pam public API
+fn kms_pam::a::f: fn f ()
+struct kms_pam::a::S
+impl kms_pam::a::S: fn new () -> Self
+impl std :: fmt :: Debug for kms_pam::a::S
+use kms_pam::S = kms_pam::a::S
+impl< T : X + ? Sized > X for Arc < T >
+mod kms_pam::a
+";
+
+    #[test]
+    fn lines_count_toward_the_module_they_name_first() {
+        let counts = module_counts("kms_pam", LISTING);
+        let expected: BTreeMap<String, usize> =
+            [("kms_pam".to_owned(), 2), ("kms_pam::a".to_owned(), 4)].into();
+        assert_eq!(counts, expected);
+    }
+
+    #[test]
+    fn a_module_one_item_past_its_budget_fails_naming_it() {
+        let counts = module_counts("kms_pam", LISTING);
+        assert_eq!(check(&counts, &[("kms_pam", 2), ("kms_pam::a", 4)]), Ok(()));
+        let err = check(&counts, &[("kms_pam", 2), ("kms_pam::a", 3)]).unwrap_err();
+        assert!(
+            err.contains("module kms_pam::a lists 4 items, over its budget of 3"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("module kms_pam "),
+            "only the module over: {err}"
+        );
+    }
+
+    #[test]
+    fn a_module_without_a_budget_fails_naming_it() {
+        let counts = module_counts("kms_pam", LISTING);
+        let err = check(&counts, &[("kms_pam::a", 4)]).unwrap_err();
+        assert!(
+            err.contains("module kms_pam lists 2 items and has no budget"),
+            "{err}"
+        );
+    }
+
+    /// The real listing at each module's budget passes; one below any module's count fails and
+    /// names that module.
+    #[test]
+    fn the_crate_fails_one_below_its_budget() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let listing = super::super::listing("kms_pam", &root.join("kms-pam/src/lib.rs"))
+            .expect("read the library's source");
+        let counts = module_counts("kms_pam", &listing);
+        check(&counts, BUDGETS).expect("the crate is within its budgets");
+        for (module, &count) in &counts {
+            let tight: Vec<(&str, usize)> = BUDGETS
+                .iter()
+                .map(|&(m, b)| if m == module { (m, count - 1) } else { (m, b) })
+                .collect();
+            let err = check(&counts, &tight).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "module {module} lists {count} items, over its budget"
+                )),
+                "{err}"
+            );
+        }
+    }
+}
