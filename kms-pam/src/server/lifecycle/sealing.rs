@@ -12,7 +12,7 @@
 //! (`ServerConfig::audit_key_path`), never from the database; a gateway
 //! key without KMS's endorsement is not trusted.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -133,6 +133,8 @@ pub(crate) async fn seal_delivered(state: &AppState, sessions: &[SessionId]) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
     use crate::session::Session;
 

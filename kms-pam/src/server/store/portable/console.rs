@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
-use super::sessions::{SessionRow, SELECT};
+use super::session_rows::{SessionRow, SELECT};
 use super::{db_error, found, secs, EngineDb, EngineStore};
 use crate::server::store::{
     ConsoleStore, SessionPage, SessionRecord, SessionSearch, StoreError, TokenHash, UserRecord,

@@ -1,256 +1,12 @@
-//! The rows of the KMS store as Rust values: what a [`Store`](super::Store) takes and returns.
-//!
-//! Ids are UUIDs in text form; times are whole seconds (the store keeps unix seconds). Records
-//! carry both the ids that tie rows together and the names people use, so handlers can answer
-//! without a second lookup.
+//! Sessions, their change log, their audit events and signed heads, recording policies.
 
 use std::time::SystemTime;
 
-use crate::kms::api::ProjectRole;
-use crate::secret::Secret;
 use crate::session::{EndCause, Session, SessionId, SessionStatus};
 
-use super::crypto::TokenHash;
-
-/// A PAM project: the owner of resources, accounts, grants and sessions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ProjectRecord {
-    /// Identifier.
-    pub id: String,
-    /// Name (`default` always exists).
-    pub name: String,
-    /// Creation time.
-    pub created_at: SystemTime,
-}
-
-/// A user's membership of a project.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MemberRecord {
-    /// The project.
-    pub project_id: String,
-    /// The user.
-    pub user_id: String,
-    /// The user's name.
-    pub user: String,
-    /// Their role.
-    pub role: ProjectRole,
-    /// When they joined or their role last changed.
-    pub created_at: SystemTime,
-}
-
-/// A user of the KMS API.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct UserRecord {
-    /// Identifier.
-    pub id: String,
-    /// Name, unique regardless of case.
-    pub name: String,
-    /// Organisation administrator.
-    pub admin: bool,
-    /// Disabled: its token is refused.
-    pub disabled: bool,
-    /// Creation time.
-    pub created_at: SystemTime,
-}
-
-/// What is needed to create a user.
-#[derive(Clone, Debug)]
-pub(crate) struct NewUser {
-    /// Unique name.
-    pub name: String,
-    /// Administrator.
-    pub admin: bool,
-    /// Hash of the user's API token.
-    pub token: TokenHash,
-    /// Creation time.
-    pub now: SystemTime,
-}
-
-/// A gateway, enrolled or not.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct GatewayRecord {
-    /// Identifier.
-    pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// Address CLIs dial, once enrolled (updated by heartbeats).
-    pub address: Option<String>,
-    /// Whether the gateway has enrolled (holds a gateway token).
-    pub enrolled: bool,
-    /// Last heartbeat (enrollment counts as one).
-    pub last_heartbeat: Option<SystemTime>,
-    /// Revoked and not enrolled again since.
-    pub revoked: bool,
-    /// Creation time.
-    pub created_at: SystemTime,
-}
-
-/// What is needed to create a gateway: its name and its one-time enrollment token.
-#[derive(Clone, Debug)]
-pub(crate) struct NewGateway {
-    /// Unique name.
-    pub name: String,
-    /// Hash of the enrollment token.
-    pub enrollment: TokenHash,
-    /// When the enrollment token stops working.
-    pub enrollment_expires_at: SystemTime,
-    /// Creation time.
-    pub now: SystemTime,
-}
-
-/// The last step of an enrollment, applied only if the enrollment token is still unspent.
-#[derive(Clone, Debug)]
-pub(crate) struct Enrollment {
-    /// The gateway.
-    pub gateway_id: String,
-    /// Hash of the enrollment token being spent.
-    pub enrollment: TokenHash,
-    /// Hash of the gateway's new API token.
-    pub token: TokenHash,
-    /// The address it announced.
-    pub address: String,
-    /// Now.
-    pub now: SystemTime,
-}
-
-/// A PAM resource (a Kubernetes cluster).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ResourceRecord {
-    /// Identifier.
-    pub id: String,
-    /// Owning project.
-    pub project_id: String,
-    /// Name, unique in the project.
-    pub name: String,
-    /// `kubernetes`.
-    pub kind: String,
-    /// API server URL.
-    pub url: String,
-    /// Gateway id.
-    pub gateway_id: String,
-    /// Gateway name.
-    pub gateway: String,
-    /// Verify the API server certificate.
-    pub ssl_verify: bool,
-    /// CA bundle (PEM).
-    pub ca_cert: Option<String>,
-    /// Creation time.
-    pub created_at: SystemTime,
-}
-
-/// What is needed to create a resource.
-#[derive(Clone, Debug)]
-pub(crate) struct NewResource {
-    /// Owning project.
-    pub project_id: String,
-    /// Name, unique in the project.
-    pub name: String,
-    /// `kubernetes`.
-    pub kind: String,
-    /// API server URL.
-    pub url: String,
-    /// Gateway id.
-    pub gateway_id: String,
-    /// Verify the API server certificate.
-    pub ssl_verify: bool,
-    /// CA bundle (PEM).
-    pub ca_cert: Option<String>,
-    /// Creation time.
-    pub now: SystemTime,
-}
-
-/// A PAM account. Its token is kept sealed and read only through
-/// [`AccountStore::account_token`](super::AccountStore::account_token).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AccountRecord {
-    /// Identifier.
-    pub id: String,
-    /// Owning project.
-    pub project_id: String,
-    /// Resource id.
-    pub resource_id: String,
-    /// Resource name.
-    pub resource: String,
-    /// Name, unique on the resource.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Longest session allowed.
-    pub max_duration_secs: u64,
-    /// Creation time.
-    pub created_at: SystemTime,
-}
-
-/// A change to an account: its description and longest session are replaced; its token only when
-/// one is given (`None` keeps the sealed token as it is).
-#[derive(Clone, Debug)]
-pub(crate) struct AccountChange {
-    /// The account's id.
-    pub id: String,
-    /// New description (`None` clears it).
-    pub description: Option<String>,
-    /// New longest session.
-    pub max_duration_secs: u64,
-    /// A new service-account token, sealed by the store before it is written.
-    pub token: Option<Secret>,
-}
-
-/// What is needed to create an account.
-#[derive(Clone, Debug)]
-pub(crate) struct NewAccount {
-    /// Owning project.
-    pub project_id: String,
-    /// Resource id.
-    pub resource_id: String,
-    /// Name, unique on the resource.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Longest session allowed.
-    pub max_duration_secs: u64,
-    /// The service-account token, sealed by the store before it is written.
-    pub token: Secret,
-    /// Creation time.
-    pub now: SystemTime,
-}
-
-/// A grant: a user may open sessions for an account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct GrantRecord {
-    /// Identifier.
-    pub id: String,
-    /// Owning project.
-    pub project_id: String,
-    /// Account id.
-    pub account_id: String,
-    /// Account name.
-    pub account: String,
-    /// Resource name.
-    pub resource: String,
-    /// User id.
-    pub user_id: String,
-    /// User name.
-    pub user: String,
-    /// Longest session the grant allows.
-    pub max_duration_secs: u64,
-    /// Creation time.
-    pub created_at: SystemTime,
-}
-
-/// What is needed to create a grant.
-#[derive(Clone, Debug)]
-pub(crate) struct NewGrant {
-    /// Owning project.
-    pub project_id: String,
-    /// Account id.
-    pub account_id: String,
-    /// User id.
-    pub user_id: String,
-    /// Longest session the grant allows.
-    pub max_duration_secs: u64,
-    /// Creation time.
-    pub now: SystemTime,
-}
+use super::super::crypto::TokenHash;
+use super::org::{GatewayRecord, UserRecord};
+use super::pam::AccountRecord;
 
 /// A session with the ids the store keeps beside the names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -320,7 +76,7 @@ pub(crate) struct SessionFilter {
     pub resource: Option<String>,
 }
 
-/// One page of the console's session list ([`ConsoleStore::session_page`](super::ConsoleStore::session_page)):
+/// One page of the console's session list (`ConsoleStore::session_page`):
 /// sessions matching every field that is set, newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SessionSearch {
@@ -343,7 +99,7 @@ pub(crate) struct SessionSearch {
     pub limit: u32,
 }
 
-/// What [`ConsoleStore::session_page`](super::ConsoleStore::session_page) finds.
+/// What `ConsoleStore::session_page` finds.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionPage {
     /// The page's sessions, newest first.
@@ -352,7 +108,7 @@ pub(crate) struct SessionPage {
     pub more: bool,
 }
 
-/// Which active sessions to end at once ([`SessionStore::end_sessions`](super::SessionStore::end_sessions)):
+/// Which active sessions to end at once (`SessionStore::end_sessions`):
 /// those matching every field that is set. The default matches every active session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ActiveSessions {
@@ -374,7 +130,7 @@ pub(crate) struct ActiveSessions {
     pub seen_before: Option<SystemTime>,
 }
 
-/// Sessions ended by one [`SessionStore::end_sessions`](super::SessionStore::end_sessions) call.
+/// Sessions ended by one `SessionStore::end_sessions` call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct EndedSessions {
     /// The sessions that ended.
