@@ -17,8 +17,7 @@ use crate::kms::api::AuditProgress;
 use crate::server::edge::error::ApiError;
 use crate::server::edge::state::{now, AppState};
 use crate::server::edge::views;
-use crate::server::store::SessionRecord;
-use crate::server::store::{EventRecord, HeadRecord, StoreError};
+use crate::server::store::{EventRecord, HeadRecord, SessionRecord, StoreError};
 use crate::session::SessionId;
 
 /// The session's stored events that still parse, by `seq`. An unreadable row is left out with
