@@ -3,19 +3,22 @@
 //! A project's routes (resources, accounts, grants, sessions) are mounted twice: under
 //! `/v1/projects/{project}`, and directly under `/v1` for the project `default`, so SPEC §3's
 //! commands and older clients keep working unchanged. Every route answers through the refusal
-//! middleware (`failures.rs`), which logs, counts and budgets 401s and 403s.
+//! middleware (`edge/refusals.rs`), which logs, counts and budgets 401s and 403s.
+//!
+//! It stands above everything it mounts: the handlers (`api/`), the console and the edge's
+//! middleware.
 
+use super::api::{
+    accounts, audit_trail, gateway_routes, gateways, grants, health, members, projects, resources,
+    session_events, sessions, users,
+};
+use super::console;
+use super::edge::extract::{unknown_route, wrong_method};
+use super::edge::refusals;
+use super::edge::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use axum::{middleware, Json, Router};
-use serde_json::{json, Value};
-
-use super::error::{unknown_route, wrong_method};
-use super::state::AppState;
-use super::{
-    accounts, audit_trail, changes, console, events, failures, gateway_api, gateways, grants,
-    history, members, metrics, projects, resources, revocation, sessions, users,
-};
+use axum::{middleware, Router};
 
 /// Largest request body accepted.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
@@ -25,20 +28,17 @@ pub(crate) const EVENTS_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// The API router over `state`.
 pub(crate) fn build(state: AppState) -> Router {
     let router = Router::new()
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/healthz", get(healthz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/healthz", get(health::healthz))
         .route("/v1/whoami", get(users::whoami))
         .route("/v1/users", post(users::create).get(users::list))
-        .route("/v1/users/{name}", delete(revocation::delete))
-        .route("/v1/users/{name}/disable", post(revocation::disable))
-        .route("/v1/users/{name}/enable", post(revocation::enable))
-        .route("/v1/users/{name}/token", post(revocation::rotate_token))
+        .route("/v1/users/{name}", delete(users::delete))
+        .route("/v1/users/{name}/disable", post(users::disable))
+        .route("/v1/users/{name}/enable", post(users::enable))
+        .route("/v1/users/{name}/token", post(users::rotate_token))
         .route("/v1/gateways", post(gateways::create).get(gateways::list))
         .route("/v1/gateways/enroll", post(gateways::enroll))
-        .route(
-            "/v1/gateways/{name}/revoke",
-            post(revocation::revoke_gateway),
-        )
+        .route("/v1/gateways/{name}/revoke", post(gateways::revoke))
         .route("/v1/projects", post(projects::create).get(projects::list))
         .route(
             "/v1/projects/{project}",
@@ -49,18 +49,18 @@ pub(crate) fn build(state: AppState) -> Router {
             "/v1/projects/{project}/members/{user}",
             axum::routing::put(members::set).delete(members::remove),
         )
-        .route("/v1/gateway/heartbeat", post(gateway_api::heartbeat))
-        .route("/v1/gateway/sessions/{id}", get(gateway_api::session))
+        .route("/v1/gateway/heartbeat", post(gateway_routes::heartbeat))
+        .route("/v1/gateway/sessions/{id}", get(gateway_routes::session))
         .route(
             "/v1/gateway/sessions/{id}/credential",
-            get(gateway_api::credential),
+            get(gateway_routes::credential),
         )
-        .route("/v1/gateway/changes", get(changes::changes))
-        .route("/v1/gateway/audit-key", post(audit_trail::register_key))
+        .route("/v1/gateway/changes", get(gateway_routes::changes))
+        .route("/v1/gateway/audit-key", post(gateway_routes::register_key))
         .route("/v1/audit/keys", get(audit_trail::keys))
         .route(
             "/v1/gateway/events",
-            post(events::ingest).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+            post(session_events::ingest).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
         );
     let router = project_routes(router, "/v1");
     let router = project_routes(router, "/v1/projects/{project}");
@@ -70,7 +70,7 @@ pub(crate) fn build(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            failures::watch_refusals,
+            refusals::watch_refusals,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -100,18 +100,13 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         .route(&at("/grants"), post(grants::create).get(grants::list))
         .route(&at("/grants/{id}"), delete(grants::delete))
         .route(&at("/sessions"), post(sessions::create).get(sessions::list))
-        .route(&at("/sessions/{id}"), get(history::show))
-        .route(&at("/sessions/{id}/verify"), get(history::verify))
+        .route(&at("/sessions/{id}"), get(audit_trail::show))
+        .route(&at("/sessions/{id}/verify"), get(audit_trail::verify))
         .route(&at("/sessions/{id}/export"), get(audit_trail::export))
         .route(
             &at("/sessions/{id}/recordings/{n}"),
-            get(history::recording),
+            get(audit_trail::recording),
         )
         .route(&at("/sessions/{id}/end"), post(sessions::end))
         .route(&at("/sessions/{id}/terminate"), post(sessions::terminate))
-}
-
-/// `GET /v1/healthz`.
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
 }

@@ -18,11 +18,12 @@ use super::resources::status_name;
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::kms::api::{CreateAccount, UpdateAccount};
 use crate::secret::Secret;
-use crate::server::error::{ApiJson, ApiPath};
-use crate::server::paths::AccountPath;
-use crate::server::rights::ProjectAdmin;
-use crate::server::state::{now, AppState};
-use crate::server::{accounts as api, validate, views};
+use crate::server::api::accounts as api;
+use crate::server::edge::extract::{ApiJson, ApiPath};
+use crate::server::edge::paths::AccountPath;
+use crate::server::edge::rights::ProjectAdmin;
+use crate::server::edge::state::{now, AppState};
+use crate::server::edge::{validate, views};
 use crate::time::{format_duration, parse_duration};
 
 /// The Access panel's GET form: which account, for how long.
@@ -171,7 +172,7 @@ async fn resource_page(
         .await?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
     let status = status_name(views::gateway_status(&gateway, now()));
-    let policy = crate::server::recording::policy(state, &resource.id).await?;
+    let policy = crate::server::edge::recording::policy(state, &resource.id).await?;
     let cap =
         |cap: Option<u64>| cap.map_or_else(|| "the gateway's".to_owned(), |b| format!("{b} bytes"));
     let url = kms_url(headers);

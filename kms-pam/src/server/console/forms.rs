@@ -10,7 +10,7 @@ use http::StatusCode;
 use maud::{html, Markup};
 
 use super::page::{answer, PageError};
-use crate::server::error::ApiError;
+use crate::server::edge::error::ApiError;
 
 /// The key of errors that belong to the whole form rather than one field.
 pub(super) const WHOLE_FORM: &str = "";

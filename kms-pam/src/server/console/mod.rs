@@ -16,6 +16,7 @@ mod session_page;
 mod sessions;
 mod signin;
 
+use crate::server::edge::state::AppState;
 use axum::extract::{Path, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,8 +27,6 @@ use http::header::{
     X_FRAME_OPTIONS,
 };
 use http::HeaderValue;
-
-use super::state::AppState;
 
 /// The policy every console answer carries: nothing inline, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \

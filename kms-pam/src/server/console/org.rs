@@ -14,13 +14,14 @@ use super::page::{badge, kms_url, layout, when, Frame, PageError};
 use super::resources::status_name;
 use super::signin::{project_path, projects_of, same_origin, segment, ConsoleProject, ConsoleUser};
 use crate::kms::api::{CreateGateway, CreatedGateway, ProjectRole, SetMember};
-use crate::server::auth::AdminUser;
-use crate::server::error::{ApiJson, ApiPath};
-use crate::server::paths::MemberPath;
-use crate::server::rights::ProjectAdmin;
-use crate::server::state::{now, AppState};
+use crate::server::api::{gateways as gateway_api, members as member_api};
+use crate::server::edge::auth::AdminUser;
+use crate::server::edge::extract::{ApiJson, ApiPath};
+use crate::server::edge::paths::MemberPath;
+use crate::server::edge::rights::ProjectAdmin;
+use crate::server::edge::state::{now, AppState};
+use crate::server::edge::{validate, views};
 use crate::server::store::UserRecord;
-use crate::server::{gateways as gateway_api, members as member_api, revocation, validate, views};
 
 /// The Add member form.
 #[derive(Debug, Default, Deserialize)]
@@ -229,7 +230,7 @@ pub(super) async fn revoke_gateway(
 ) -> Result<Response, PageError> {
     same_origin(&headers)?;
     let admin = org_admin(user)?;
-    let Json(_) = revocation::revoke_gateway(State(state), admin, ApiPath(name)).await?;
+    let Json(_) = gateway_api::revoke(State(state), admin, ApiPath(name)).await?;
     Ok(Redirect::to("/gateways").into_response())
 }
 

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use http::StatusCode;
 use maud::{html, Markup, DOCTYPE};
 
-use crate::server::error::ApiError;
+use crate::server::edge::error::ApiError;
 use crate::server::store::{ProjectRecord, UserRecord};
 use crate::time::{format_duration, format_rfc3339};
 

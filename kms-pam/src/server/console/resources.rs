@@ -14,10 +14,11 @@ use super::page::{badge, layout, PageError};
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::audit::recording::{RecordingPolicy, UnrecordedStreams};
 use crate::kms::api::{CreateResource, ResourceKind};
-use crate::server::error::ApiJson;
-use crate::server::rights::ProjectAdmin;
-use crate::server::state::{now, AppState};
-use crate::server::{recording, resources as api, validate, views};
+use crate::server::api::resources as api;
+use crate::server::edge::extract::ApiJson;
+use crate::server::edge::rights::ProjectAdmin;
+use crate::server::edge::state::{now, AppState};
+use crate::server::edge::{recording, validate, views};
 
 /// A gateway's status as a badge class and label.
 pub(super) fn status_name(status: crate::kms::api::GatewayStatus) -> &'static str {

@@ -1,6 +1,6 @@
 //! A session's page: its metadata, the chain check (its own route, fetched by the page), the
 //! command log in pages, the recordings and the JSON export. Visibility is the API's
-//! ([`readable_session`](crate::server::sessions::readable_session), through `session_of`).
+//! (`readable_session` of `lifecycle/visibility.rs`, through `session_of`).
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -13,10 +13,10 @@ use super::signin::{project_path, segment, ConsoleProject};
 use crate::audit::{group_commands, AuditEvent, AuditEventKind, ChainReport, Command};
 use crate::audit::{recordings, replay};
 use crate::kms::api::SessionDetail;
-use crate::server::audit_trail;
-use crate::server::history::events;
-use crate::server::state::{now, AppState};
-use crate::server::views;
+use crate::server::edge::state::{now, AppState};
+use crate::server::edge::views;
+use crate::server::lifecycle::record;
+use crate::server::lifecycle::record::events;
 use crate::session::SessionStatus;
 
 /// Commands per page of a session's command log.
@@ -61,7 +61,7 @@ pub(super) async fn show(
         let detail = SessionDetail {
             session: view,
             commands,
-            audit: Some(audit_trail::progress(&state, &record).await?),
+            audit: Some(record::progress(&state, &record).await?),
             client: views::session_client(&record),
         };
         let name = format!("session-{}.json", record.session.id);
@@ -158,7 +158,7 @@ pub(super) async fn verify(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let record = session_of(&state, &viewer, &id).await?;
-    let chain = audit_trail::verify(&state, &record).await?;
+    let chain = record::verify(&state, &record).await?;
     let s = &record.session;
     let back = format!(
         "{}/{}",

@@ -6,7 +6,6 @@ use std::time::SystemTime;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
 use maud::{html, Markup};
@@ -15,11 +14,12 @@ use serde::Deserialize;
 use super::page::{answer, badge, layout, span, when, PageError};
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::kms::api::SessionView;
-use crate::server::rights::SessionCaller;
-use crate::server::sessions::{readable_session, terminate_in, whose_sessions};
-use crate::server::state::{now, AppState};
+use crate::server::edge::callers::SessionCaller;
+use crate::server::edge::state::{now, AppState};
+use crate::server::edge::views;
+use crate::server::lifecycle::ending;
+use crate::server::lifecycle::visibility::{readable_session, whose_sessions};
 use crate::server::store::{SessionRecord, SessionSearch};
-use crate::server::views;
 use crate::session::SessionStatus;
 use crate::time::parse_rfc3339;
 
@@ -244,7 +244,7 @@ fn row(project: &str, view: &SessionView, commands: u64, admin: bool, now: Syste
 
 pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, PageError> {
     serde_json::to_string_pretty(value)
-        .map_err(|e| PageError::Api(crate::server::error::ApiError::internal(&e)))
+        .map_err(|e| PageError::Api(crate::server::edge::error::ApiError::internal(&e)))
 }
 
 /// One CSV field: quoted, and never read as a formula by a spreadsheet.
@@ -351,7 +351,7 @@ pub(super) async fn terminate(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     same_origin(&headers)?;
-    let Json(ended) = terminate_in(&state, &viewer.caller, &id).await?;
+    let ended = ending::terminate(&state, &viewer.caller, &id).await?;
     let to = format!(
         "{}/{}",
         project_path(&viewer.caller.project.name, "sessions"),

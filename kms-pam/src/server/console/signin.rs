@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use super::page::{answer, bare, Frame, PageError};
 use crate::secret::Secret;
-use crate::server::auth::AnyUser;
-use crate::server::error::ApiError;
-use crate::server::failures::Attempt;
-use crate::server::rights::{role_in, InProject, ProjectScope};
-use crate::server::state::{now, AppState};
+use crate::server::edge::auth::AnyUser;
+use crate::server::edge::callers::{role_in, InProject};
+use crate::server::edge::error::ApiError;
+use crate::server::edge::refusals::Attempt;
+use crate::server::edge::rights::ProjectScope;
+use crate::server::edge::state::{now, AppState};
 use crate::server::store::{ProjectRecord, StoreError, TokenHash, UserRecord};
 
 /// How long a sign-in code from `kms-pam console` stays valid.
@@ -262,7 +263,7 @@ impl std::fmt::Debug for TokenForm {
 }
 
 /// `POST /login`: signs in with an API token. A wrong one costs its source from the refusal
-/// budget like a wrong API token (`failures.rs`); an empty form guesses nothing.
+/// budget like a wrong API token (`edge/refusals.rs`); an empty form guesses nothing.
 pub(super) async fn login_token(
     State(state): State<AppState>,
     attempt: Attempt,

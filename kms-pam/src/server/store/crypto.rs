@@ -15,7 +15,7 @@ use std::path::Path;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use zeroize::Zeroizing;
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::secret::{fill_random, RandomUnavailable, Secret};
 
 /// Length of the root key file: an AES-256 key.

@@ -15,6 +15,7 @@
 //! CA key sealed with AES-256-GCM under a root key kept in its own file.
 
 pub(crate) mod crypto;
+mod error;
 pub(crate) mod migrate;
 pub(crate) mod postgres;
 mod records;
@@ -25,6 +26,7 @@ mod suite;
 mod traits;
 
 pub(crate) use crypto::TokenHash;
+pub use error::StoreError;
 pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
     EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,
@@ -36,29 +38,3 @@ pub(crate) use traits::{
     AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, LinkEvents,
     ProjectStore, ResourceStore, SessionStore, SetupStore, Store, StoredCa, UserStore,
 };
-
-/// Why a store operation failed.
-///
-/// `NotFound`, `Conflict` and `Invalid` are final answers about the request; `Unavailable` means
-/// the store could not answer (retry later); `Corrupt` means stored data is unreadable (a sealed
-/// value that does not open, an unknown status), which needs an operator. Messages never hold a
-/// secret.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// No such row.
-    #[error("{0} not found")]
-    NotFound(String),
-    /// A unique name is taken, or the row changed under the caller (a spent token).
-    #[error("{0}")]
-    Conflict(String),
-    /// The request cannot be stored as given.
-    #[error("{0}")]
-    Invalid(String),
-    /// The database or a file it needs cannot be reached.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// Stored data cannot be read back.
-    #[error("store data corrupt: {0}")]
-    Corrupt(String),
-}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// Maps a database error; callers turn unique violations into a `Conflict` naming the row.
 pub(super) fn db_error(e: sqlx::Error) -> StoreError {

@@ -230,7 +230,7 @@ async fn an_idle_http2_connection_is_closed_after_its_request() {
 
 #[tokio::test]
 async fn a_slowly_sent_body_is_cut_with_408_within_the_deadline() {
-    use crate::server::body_deadline::BODY_READ_TIMEOUT;
+    use crate::server::edge::body_deadline::BODY_READ_TIMEOUT;
     let kms = Kms::start().await;
     let mut tcp = TcpStream::connect(kms.addr).await.expect("connect");
     // Unauthenticated: the enrollment handler reads the body before it checks the token.

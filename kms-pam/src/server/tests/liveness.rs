@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::console::page;
 use super::Kms;
-use crate::server::failures::{BURST, STEP};
+use crate::server::edge::failure_budget::{BURST, STEP};
 
 #[tokio::test]
 async fn a_session_whose_owner_stops_polling_ends_as_abandoned_and_the_gateway_hears_it() {

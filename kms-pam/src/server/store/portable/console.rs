@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
-use super::sessions::{SessionRow, SELECT};
+use super::session_rows::{SessionRow, SELECT};
 use super::{db_error, found, secs, EngineDb, EngineStore};
 use crate::server::store::{
     ConsoleStore, SessionPage, SessionRecord, SessionSearch, StoreError, TokenHash, UserRecord,
@@ -126,7 +126,7 @@ impl ConsoleStore for EngineStore {
             query.push(" AND status = ").push_bind(status.clone());
         }
         if let Some(owner) = &search.user {
-            super::sessions::push_owner(&mut query, owner);
+            super::session_rows::push_owner(&mut query, owner);
         }
         if let Some(resource) = &search.resource {
             query

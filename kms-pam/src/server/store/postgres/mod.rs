@@ -29,6 +29,8 @@ mod notify;
 mod projects;
 #[path = "../portable/resources.rs"]
 mod resources;
+#[path = "../portable/session_rows.rs"]
+mod session_rows;
 #[path = "../portable/sessions.rs"]
 mod sessions;
 #[path = "../portable/setup.rs"]

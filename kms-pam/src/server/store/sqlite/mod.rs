@@ -24,6 +24,8 @@ mod grants;
 mod projects;
 #[path = "../portable/resources.rs"]
 mod resources;
+#[path = "../portable/session_rows.rs"]
+mod session_rows;
 #[path = "../portable/sessions.rs"]
 mod sessions;
 #[path = "../portable/setup.rs"]

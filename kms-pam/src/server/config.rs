@@ -1,0 +1,114 @@
+//! How the server is configured ([`ServerConfig`]) and why it may fail to start or serve
+//! ([`ServerError`]); re-exported at [`crate::server`].
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::store::StoreError;
+use crate::tls::TlsError;
+
+/// How long a session's client may stop asking KMS about it before KMS ends it as abandoned
+/// (SPEC §7).
+pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(30);
+
+/// Where the server keeps its state, and how it treats sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Data directory (created with mode 0700): `kms.db`, `root.key`, `admin.token`.
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`; `None` means SQLite at
+    /// `DATA/kms.db`.
+    pub database: Option<String>,
+    /// The root key file sealing secrets at rest; `None` means `DATA/root.key`. Replicas sharing
+    /// a PostgreSQL database must all be given the same file (docs/operations.md).
+    pub root_key: Option<PathBuf>,
+    /// A session whose owner's client has not asked KMS about it for longer than this is ended
+    /// with cause `abandoned` ([`DEFAULT_ABANDON_AFTER`]; whole seconds, at least one).
+    pub abandon_after: Duration,
+}
+
+impl ServerConfig {
+    /// The default configuration for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database: None,
+            root_key: None,
+            abandon_after: DEFAULT_ABANDON_AFTER,
+        }
+    }
+
+    /// With the root key read from (or, on an empty database, created at) this file instead of
+    /// `DATA/root.key`.
+    pub fn with_root_key(mut self, root_key: Option<PathBuf>) -> Self {
+        self.root_key = root_key;
+        self
+    }
+
+    /// With the store at this URL (`sqlite://PATH` or `postgres://…`) instead of `DATA/kms.db`.
+    pub fn with_database(mut self, database: Option<String>) -> Self {
+        self.database = database;
+        self
+    }
+
+    /// With sessions ended as abandoned after this long without a word from their client
+    /// (rounded up to whole seconds; tests use a few seconds).
+    pub fn with_abandon_after(mut self, after: Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.abandon_after = Duration::from_secs(secs.max(1));
+        self
+    }
+
+    /// `DATA/admin.token`: where the first start writes the admin's API token (mode 0600).
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+
+    /// The key sealing secrets at rest (mode 0600): the configured file, else `DATA/root.key`.
+    pub fn root_key_path(&self) -> PathBuf {
+        self.root_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("root.key"))
+    }
+
+    /// `audit.key` beside the root key (`DATA/audit.key` by default): KMS's Ed25519 key
+    /// (PKCS#8, mode 0600) that signs the heads of ended sessions, never in the database;
+    /// created on the first start. Replicas share it as they share the root key.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.root_key_path().with_file_name("audit.key")
+    }
+}
+
+/// Why the server could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The data directory or a file in it could not be created or written.
+    #[error("{}: {source}", path.display())]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The store could not be opened or refused to (e.g. an unsafe or missing root key).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The KMS CA could not be created or loaded.
+    #[error("KMS CA: {0}")]
+    Ca(#[from] TlsError),
+    /// KMS's audit key could not be created or loaded.
+    #[error("KMS audit key: {0}")]
+    AuditKey(#[from] crate::audit::evidence::signing::SigningError),
+    /// `--database` names a store this build does not have (only the scheme is shown).
+    #[error("unsupported database {scheme:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    UnsupportedDatabase {
+        /// The URL's scheme (the rest of the URL, credentials included, is never shown).
+        scheme: String,
+    },
+    /// Accepting connections failed.
+    #[error("serving the API: {0}")]
+    Serve(#[source] io::Error),
+}

@@ -1,0 +1,88 @@
+//! How sessions end (SPEC §2.9): one at its owner's or an administrator's word, or all those a
+//! revocation, the reaper or a lost right affects. Every end is recorded the same way
+//! ([`record_ended`]): the status change gateways follow is published (their tunnels and streams
+//! are cut within a second), the end is counted and logged, and the heads of the sessions whose
+//! gateway already delivered its signed end are signed (`sealing.rs`).
+
+use super::sealing::seal_delivered;
+use crate::kms::api::SessionView;
+use crate::server::edge::callers::InProject;
+use crate::server::edge::error::ApiError;
+use crate::server::edge::state::{now, AppState};
+use crate::server::edge::views;
+use crate::server::store::{ActiveSessions, EndedSessions, StoreError};
+use crate::session::{EndCause, SessionId};
+
+/// Ends the active sessions `which` matches for `cause`, wakes the gateways, counts and logs
+/// them. Returns how many ended.
+pub(crate) async fn end_sessions(
+    state: &AppState,
+    which: ActiveSessions,
+    cause: EndCause,
+    by: &str,
+) -> Result<usize, ApiError> {
+    let ended = state.store.end_sessions(&which, cause, now()).await?;
+    record_ended(state, &ended, cause, by).await;
+    Ok(ended.ids.len())
+}
+
+/// Publishes, counts and logs sessions ended for `cause`, and signs the heads of those whose
+/// gateway had already delivered its signed end (it stopped first): KMS signs a head when the
+/// record completes, not later from whatever the database then says.
+pub(crate) async fn record_ended(
+    state: &AppState,
+    ended: &EndedSessions,
+    cause: EndCause,
+    by: &str,
+) {
+    state.feed.publish(ended.seq);
+    for id in &ended.ids {
+        state.metrics.session_ended(cause);
+        tracing::info!(session = %id, %cause, %by, "session ended");
+    }
+    seal_delivered(state, &ended.ids).await;
+}
+
+/// Terminates the project's session `id` on behalf of `admin` (a project administrator).
+pub(crate) async fn terminate(
+    state: &AppState,
+    admin: &InProject,
+    id: &str,
+) -> Result<SessionView, ApiError> {
+    if !admin.is_admin() {
+        return Err(admin.refused("terminating sessions: it takes a project administrator"));
+    }
+    let not_found = || ApiError::not_found(format!("session {id} not found"));
+    let record = match state.store.session(&SessionId::new(id)).await {
+        Ok(record) if record.project_id == admin.project.id => record,
+        Ok(_) | Err(StoreError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    end_session(
+        state,
+        &record.session.id,
+        EndCause::Termination,
+        &admin.user.name,
+    )
+    .await
+}
+
+/// Ends the session for `cause`, recording who did it; the answer is the session as it is now.
+pub(crate) async fn end_session(
+    state: &AppState,
+    id: &SessionId,
+    cause: EndCause,
+    by: &str,
+) -> Result<SessionView, ApiError> {
+    let now = now();
+    let update = state.store.end_session(id, cause, now).await?;
+    if let Some(seq) = update.seq {
+        let ended = EndedSessions {
+            ids: vec![id.clone()],
+            seq: Some(seq),
+        };
+        let cause = update.record.end_cause.unwrap_or(cause);
+        record_ended(state, &ended, cause, by).await;
+    }
+    Ok(views::session(&update.record, now))
+}

@@ -1,0 +1,22 @@
+//! The rows of the KMS store as Rust values: what a `Store` takes and returns, in a file per
+//! area (the organisation, a project's PAM entities, sessions and their record).
+//!
+//! Ids are UUIDs in text form; times are whole seconds (the store keeps unix seconds). Records
+//! carry both the ids that tie rows together and the names people use, so handlers can answer
+//! without a second lookup.
+
+mod org;
+mod pam;
+mod sessions;
+
+pub(crate) use self::org::{
+    Enrollment, GatewayRecord, MemberRecord, NewGateway, NewUser, ProjectRecord, UserRecord,
+};
+pub(crate) use self::pam::{
+    AccountChange, AccountRecord, GrantRecord, NewAccount, NewGrant, NewResource, ResourceRecord,
+};
+pub(crate) use self::sessions::{
+    ActiveSessions, ChangeRecord, EndedSessions, EventLink, EventRecord, EventSpan, HeadRecord,
+    NewSessionRecord, RecordingPolicyRecord, SessionFilter, SessionOwner, SessionPage,
+    SessionRecord, SessionSearch, SessionUpdate,
+};

@@ -1,0 +1,148 @@
+//! The organisation's entities: projects and their members, users, gateways.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::super::crypto::TokenHash;
+use super::super::error::StoreError;
+use super::super::records::{
+    Enrollment, GatewayRecord, MemberRecord, NewGateway, NewUser, ProjectRecord, UserRecord,
+};
+use crate::kms::api::ProjectRole;
+
+/// PAM projects and their members. A deleted project keeps its sessions' history in the
+/// database but is gone from every answer, and its name is free again.
+#[async_trait]
+pub(crate) trait ProjectStore: Send + Sync + 'static {
+    /// Creates a project. `Conflict` if the name is taken.
+    async fn create_project(
+        &self,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<ProjectRecord, StoreError>;
+
+    /// All projects, by name.
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+
+    /// The project named `name`.
+    async fn project(&self, name: &str) -> Result<ProjectRecord, StoreError>;
+
+    /// Deletes a project with its memberships. `Conflict` while it still has resources.
+    async fn delete_project(&self, id: &str, now: SystemTime) -> Result<(), StoreError>;
+
+    /// The project's members, by user name.
+    async fn members(&self, project_id: &str) -> Result<Vec<MemberRecord>, StoreError>;
+
+    /// The user's role in the project, if they are a member.
+    async fn role_of(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<Option<ProjectRole>, StoreError>;
+
+    /// The projects the user is a member of, with their role, by project name.
+    async fn memberships(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(ProjectRecord, ProjectRole)>, StoreError>;
+
+    /// Makes the user a member with `role`, or changes their role. Returns the role they had.
+    async fn set_member(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: ProjectRole,
+        now: SystemTime,
+    ) -> Result<Option<ProjectRole>, StoreError>;
+
+    /// Removes the user from the project together with their grants there, atomically.
+    /// `NotFound` if they were not a member.
+    async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<(), StoreError>;
+}
+
+/// Users and their API tokens. A deleted user is gone from every answer (their sessions'
+/// history keeps their name) and their name is free again.
+#[async_trait]
+pub(crate) trait UserStore: Send + Sync + 'static {
+    /// Creates a user. `Conflict` if the name is taken, regardless of case.
+    async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError>;
+
+    /// All users, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// The user named `name`, regardless of case.
+    async fn user_by_name(&self, name: &str) -> Result<UserRecord, StoreError>;
+
+    /// The user holding the token with this hash (disabled or not).
+    async fn user_by_token(&self, token: &TokenHash) -> Result<UserRecord, StoreError>;
+
+    /// Disables the user (`Some(when)`) or enables them again (`None`).
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled: Option<SystemTime>,
+    ) -> Result<UserRecord, StoreError>;
+
+    /// Replaces the user's token hash: the old token stops working at once.
+    async fn rotate_user_token(&self, id: &str, token: &TokenHash) -> Result<(), StoreError>;
+
+    /// Deletes the user with their grants and memberships; their token stops working.
+    async fn delete_user(&self, id: &str, now: SystemTime) -> Result<(), StoreError>;
+}
+
+/// Gateways, their enrollment tokens and heartbeats.
+#[async_trait]
+pub(crate) trait GatewayStore: Send + Sync + 'static {
+    /// Creates a pending gateway with its enrollment token. `Conflict` if the name is taken.
+    async fn create_gateway(&self, new: NewGateway) -> Result<GatewayRecord, StoreError>;
+
+    /// All gateways, by name.
+    async fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError>;
+
+    /// The gateway named `name`.
+    async fn gateway_by_name(&self, name: &str) -> Result<GatewayRecord, StoreError>;
+
+    /// The gateway with id `id`.
+    async fn gateway_by_id(&self, id: &str) -> Result<GatewayRecord, StoreError>;
+
+    /// The enrolled gateway holding the gateway token with this hash.
+    async fn gateway_by_token(&self, token: &TokenHash) -> Result<GatewayRecord, StoreError>;
+
+    /// The gateway `name` if `enrollment` is one of its unspent enrollment tokens still valid at
+    /// `now`; `NotFound` otherwise (whatever the reason, so a caller learns nothing).
+    async fn check_enrollment(
+        &self,
+        name: &str,
+        enrollment: &TokenHash,
+        now: SystemTime,
+    ) -> Result<GatewayRecord, StoreError>;
+
+    /// Spends the enrollment token and stores the gateway token and address, atomically.
+    /// `Conflict` if the token was spent (or expired) since [`Self::check_enrollment`].
+    async fn complete_enrollment(
+        &self,
+        enrollment: Enrollment,
+    ) -> Result<GatewayRecord, StoreError>;
+
+    /// Records a heartbeat and the gateway's current address.
+    async fn record_heartbeat(
+        &self,
+        gateway_id: &str,
+        address: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes the gateway: its token stops working and its unspent enrollment tokens are
+    /// spent. It stays revoked until it enrolls again with a new enrollment token.
+    async fn revoke_gateway(&self, id: &str, now: SystemTime) -> Result<GatewayRecord, StoreError>;
+
+    /// Adds a one-time enrollment token to an existing gateway (after a revocation).
+    async fn renew_enrollment(
+        &self,
+        gateway_id: &str,
+        enrollment: &TokenHash,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+}
