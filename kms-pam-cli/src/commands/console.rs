@@ -4,8 +4,7 @@ use std::process::{ExitCode, Stdio};
 
 use clap::Args;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output;
 
 /// `console`.

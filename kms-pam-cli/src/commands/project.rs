@@ -8,8 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use kms_pam::kms::api::{Project, ProjectRole};
 use kms_pam::kms::client::KmsClient;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `project ...`.

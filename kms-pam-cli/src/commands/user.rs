@@ -6,8 +6,7 @@ use clap::{Args, Subcommand};
 use kms_pam::kms::api::{CreatedUser, User};
 use kms_pam::kms::client::KmsClient;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `user ...`.

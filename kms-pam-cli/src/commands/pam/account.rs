@@ -8,10 +8,10 @@ use clap::{Args, Subcommand};
 use kms_pam::kms::api::{Account, CreateAccount, UpdateAccount};
 use serde::Serialize;
 
-use super::{access_command, AccountRef};
-use crate::cli::KmsUrl;
-use crate::commands::{read_secret_file, Globals};
+use super::account_ref::{access_command, AccountRef};
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
+use crate::secret_input::read_secret_file;
 
 /// `pam account ...`.
 #[derive(Debug, Args)]

@@ -6,9 +6,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use kms_pam::kms::api::CreateGrant;
 
-use super::AccountRef;
-use crate::cli::KmsUrl;
-use crate::commands::Globals;
+use super::account_ref::AccountRef;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `pam grant ...`.

@@ -8,8 +8,7 @@ use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use kms_pam::audit::recording::UnrecordedStreams;
 use kms_pam::kms::api::{CreateResource, RecordingPolicy, Resource};
 
-use crate::cli::KmsUrl;
-use crate::commands::Globals;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `pam resource ...`.
