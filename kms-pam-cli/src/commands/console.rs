@@ -21,7 +21,7 @@ pub(crate) struct ConsoleArgs {
 pub(crate) async fn run(args: ConsoleArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
-    let link = client.console_link().await?;
+    let link = client.console().link().await?;
     if !args.no_browser {
         let opened = tokio::process::Command::new("xdg-open")
             .arg(&link)

@@ -58,7 +58,8 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
     }
     if let Some(project) = &globals.project {
         client
-            .get_project(project)
+            .projects()
+            .get(project)
             .await
             .with_context(|| format!("cannot use project {project} as the default"))?;
     }

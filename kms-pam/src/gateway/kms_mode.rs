@@ -278,7 +278,7 @@ async fn heartbeats(client: KmsClient, address: String) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        if let Err(e) = client.heartbeat(&address).await {
+        if let Err(e) = client.gateway().heartbeat(&address).await {
             tracing::warn!(error = %e, "heartbeat to KMS failed");
         }
     }
@@ -311,7 +311,8 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         audit_key: Some(audit_key.public_key()),
     };
     let enrolled = client
-        .enroll_gateway(&request)
+        .gateways()
+        .enroll(&request)
         .await
         .map_err(|e| GatewayError::Config(format!("enrollment failed: {e}")))?;
     save(
@@ -381,15 +382,19 @@ async fn register_audit_key(
     config: &KmsGateway,
 ) -> Result<(), GatewayError> {
     let public = identity.audit_key.public_key();
-    client.register_audit_key(&public).await.map_err(|e| {
-        GatewayError::Config(format!(
-            "KMS does not hold this gateway's audit key {} ({}): {e}; if {} lost its key, \
+    client
+        .gateway()
+        .register_audit_key(&public)
+        .await
+        .map_err(|e| {
+            GatewayError::Config(format!(
+                "KMS does not hold this gateway's audit key {} ({}): {e}; if {} lost its key, \
              enroll the gateway again",
-            public.fingerprint(),
-            config.data_dir.join(AUDIT_KEY_FILE).display(),
-            config.data_dir.display(),
-        ))
-    })?;
+                public.fingerprint(),
+                config.data_dir.join(AUDIT_KEY_FILE).display(),
+                config.data_dir.display(),
+            ))
+        })?;
     tracing::info!(key = %public.fingerprint(), "audit key registered with KMS");
     Ok(())
 }

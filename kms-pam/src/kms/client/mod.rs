@@ -1,6 +1,16 @@
 //! The KMS client: typed calls for every endpoint of docs/api.md, used by the CLI and the
 //! gateway.
 //!
+//! The calls are grouped by API area, each behind a borrowed handle: the organisation's
+//! [`users`](KmsClient::users), [`gateways`](KmsClient::gateways),
+//! [`projects`](KmsClient::projects), [`members`](KmsClient::members),
+//! [`audit`](KmsClient::audit) keys and [`console`](KmsClient::console) links
+//! (`organisation.rs`); a PAM project's [`resources`](KmsClient::resources),
+//! [`accounts`](KmsClient::accounts), [`grants`](KmsClient::grants) and
+//! [`sessions`](KmsClient::sessions) (`project.rs`); and a gateway's own calls,
+//! [`gateway`](KmsClient::gateway) (`gateway.rs`). [`KmsClient::whoami`] and
+//! [`KmsClient::healthz`] are on the client itself.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), kms_pam::kms::client::KmsError> {
 //! use kms_pam::kms::client::KmsClient;
@@ -9,6 +19,9 @@
 //! let kms = KmsClient::new("http://127.0.0.1:8080", Some(Secret::new("kmsu_...")))?;
 //! let me = kms.whoami().await?;
 //! println!("{} (admin: {})", me.name, me.admin);
+//! for resource in kms.in_project("team-a").resources().list().await? {
+//!     println!("{}", resource.name);
+//! }
 //! # Ok(()) }
 //! ```
 //!
@@ -28,11 +41,11 @@
 //! connection broke is retried elsewhere only when it is a `GET`. When no URL answers, the error
 //! names each of them.
 
-mod admin;
-mod endpoints;
 mod error;
-mod events;
 mod failover;
+mod gateway;
+mod organisation;
+mod project;
 
 use std::fmt;
 use std::sync::Arc;
@@ -45,8 +58,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-pub use endpoints::SessionFilter;
 pub use error::{ConnectionFailure, KmsError};
+pub use gateway::GatewayApi;
+pub use organisation::{AuditApi, ConsoleApi, GatewaysApi, MembersApi, ProjectsApi, UsersApi};
+pub use project::{AccountsApi, GrantsApi, ResourcesApi, SessionFilter, SessionsApi};
 
 use self::failover::{Replica, Replicas, Unanswered};
 use crate::http_client::{https_client, ClientSettings, HttpsClient};

@@ -83,7 +83,7 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
                 .with_active(active)
                 .with_user(user)
                 .with_resource(resource);
-            let sessions = client.list_sessions(&filter).await?;
+            let sessions = client.sessions().list(&filter).await?;
             if globals.json() {
                 output::print_json(&sessions)?;
             } else {
@@ -95,7 +95,8 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
             recording: Some(number),
         } => {
             let recording = client
-                .session_recording(&SessionId::new(id), number)
+                .sessions()
+                .recording(&SessionId::new(id), number)
                 .await?;
             if globals.json() {
                 output::print_json(&recording)?;
@@ -122,7 +123,7 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
             id,
             recording: None,
         } => {
-            let detail = client.session_detail(&SessionId::new(id)).await?;
+            let detail = client.sessions().detail(&SessionId::new(id)).await?;
             if globals.json() {
                 output::print_json(&detail)?;
             } else {
@@ -130,11 +131,11 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
             }
         }
         SessionsCommand::Verify { id, allow_unsealed } => {
-            let verdict = client.verify_session(&SessionId::new(id)).await?;
+            let verdict = client.sessions().verify(&SessionId::new(id)).await?;
             return verdict::report(&verdict, globals.json(), allow_unsealed);
         }
         SessionsCommand::Export { id, out } => {
-            let bundle = client.export_session(&SessionId::new(id)).await?;
+            let bundle = client.sessions().export(&SessionId::new(id)).await?;
             let mut json = serde_json::to_string_pretty(&bundle)?;
             json.push('\n');
             match &out {
@@ -156,7 +157,7 @@ pub(crate) async fn run(args: SessionsArgs, globals: &Globals) -> anyhow::Result
             );
         }
         SessionsCommand::Terminate { id } => {
-            let view = client.terminate_session(&SessionId::new(id)).await?;
+            let view = client.sessions().terminate(&SessionId::new(id)).await?;
             if globals.json() {
                 output::print_json(&view)?;
             } else {
