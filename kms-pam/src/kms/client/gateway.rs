@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::Method;
 
-use super::{Call, KmsClient, KmsError};
+use super::error::KmsError;
+use super::kms_client::{Call, KmsClient};
 use crate::audit::{AuditError, AuditEvent, Uploader};
 use crate::kms::api::{
     Changes, GatewayCredential, Heartbeat, PublicKey, RegisterAuditKey, SessionView, UploadEvents,

@@ -4,7 +4,8 @@
 
 use http::Method;
 
-use super::{Call, KmsClient, KmsError};
+use super::error::KmsError;
+use super::kms_client::{Call, KmsClient};
 use crate::kms::api::{
     AuditKeys, CreateGateway, CreateProject, CreateUser, CreatedGateway, CreatedUser,
     EnrollGateway, EnrolledGateway, Gateway, Member, Project, ProjectRole, SetMember, User, WhoAmI,

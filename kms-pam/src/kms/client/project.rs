@@ -5,7 +5,8 @@
 
 use http::Method;
 
-use super::{Call, KmsClient, KmsError};
+use super::error::KmsError;
+use super::kms_client::{Call, KmsClient};
 use crate::kms::api::{
     Account, ChainReport, CreateAccount, CreateGrant, CreateResource, CreateSession,
     CreatedSession, Grant, RecordingView, Resource, SessionBundle, SessionDetail, SessionView,

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::kms::api::{CreateAccount, ErrorCode};
+use crate::secret::Secret;
 use crate::session::SessionId;
 
 /// What the fake KMS saw of one request.
