@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..SESSIONS {
         let (_key, csr) = generate_csr("bench")?;
         let created = admin
-            .create_session(&CreateSession {
+            .sessions()
+            .create(&CreateSession {
                 resource: "prod".into(),
                 account: "admin".into(),
                 duration_secs: 600,
@@ -64,14 +65,14 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let id = created.session.session.id;
         if i + 1 < SESSIONS {
-            admin.end_session(&id).await?;
+            admin.sessions().end(&id).await?;
         }
         last = Some(id);
     }
     let heavy = last.context("no session")?;
     eprintln!("seeded {SESSIONS} sessions in {:?}", started.elapsed());
     for batch in commands(heavy.as_str(), &audit_key).chunks(4_000) {
-        gateway.upload_events(batch).await?;
+        gateway.gateway().upload_events(batch).await?;
     }
     eprintln!("seeded {COMMANDS} commands in one session");
 
@@ -186,7 +187,7 @@ fn commands(
 
 /// A console cookie for the admin, through a one-time link.
 async fn sign_in(admin: &KmsClient) -> anyhow::Result<String> {
-    let link = admin.console_link().await?;
+    let link = admin.console().link().await?;
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let answer = client

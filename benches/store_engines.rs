@@ -255,10 +255,11 @@ async fn deploy(
 
 /// Gateway `gw` (enrolled), resource `prod` with account `admin`; the gateway's token.
 async fn seed(admin: &KmsClient, audit_key: &SigningKey) -> anyhow::Result<Secret> {
-    let created = admin.create_gateway("gw").await?;
+    let created = admin.gateways().create("gw").await?;
     let (_key, csr) = generate_csr("gw")?;
     let enrolled = admin
-        .enroll_gateway(&EnrollGateway {
+        .gateways()
+        .enroll(&EnrollGateway {
             name: "gw".into(),
             enrollment_token: created.enrollment_token,
             csr,
@@ -267,7 +268,8 @@ async fn seed(admin: &KmsClient, audit_key: &SigningKey) -> anyhow::Result<Secre
         })
         .await?;
     admin
-        .create_resource(&CreateResource {
+        .resources()
+        .create(&CreateResource {
             kind: ResourceKind::Kubernetes,
             name: "prod".into(),
             url: "https://10.0.0.1:6443".into(),
@@ -278,7 +280,8 @@ async fn seed(admin: &KmsClient, audit_key: &SigningKey) -> anyhow::Result<Secre
         })
         .await?;
     admin
-        .create_account(
+        .accounts()
+        .create(
             "prod",
             &CreateAccount {
                 name: "admin".into(),
@@ -357,7 +360,8 @@ async fn open_sessions(d: &Deployment, postmaster: u32, count: usize) -> anyhow:
             for i in (w..count).step_by(WORKERS) {
                 let admin = &admins[i % admins.len()];
                 let created = admin
-                    .create_session(&CreateSession {
+                    .sessions()
+                    .create(&CreateSession {
                         resource: "prod".into(),
                         account: "admin".into(),
                         duration_secs: 600,
@@ -391,7 +395,7 @@ async fn end_all(d: &Deployment, ids: Vec<SessionId>) -> anyhow::Result<()> {
         let (ids, admin) = (ids.clone(), d.admins[0].clone());
         workers.push(tokio::spawn(async move {
             for id in ids.iter().skip(w).step_by(WORKERS) {
-                admin.end_session(id).await?;
+                admin.sessions().end(id).await?;
             }
             Ok::<_, anyhow::Error>(())
         }));
@@ -414,7 +418,8 @@ async fn ingest_events(
     let mut ids = Vec::new();
     for _ in 0..WORKERS {
         let created = d.admins[0]
-            .create_session(&CreateSession {
+            .sessions()
+            .create(&CreateSession {
                 resource: "prod".into(),
                 account: "admin".into(),
                 duration_secs: 600,
@@ -434,7 +439,7 @@ async fn ingest_events(
             let mut stored = 0;
             for (b, batch) in events.chunks(BATCH).enumerate() {
                 let gateway = &gateways[(w + b) % gateways.len()];
-                let answer = gateway.upload_events(batch).await?;
+                let answer = gateway.gateway().upload_events(batch).await?;
                 ensure!(answer.duplicates == 0, "a batch was stored twice");
                 stored += answer.stored as usize;
             }

@@ -50,7 +50,7 @@ impl Demo {
         })];
         let admin = KmsClient::new(&kms_url, Some(admin_token.clone()))?;
 
-        let enrollment = admin.create_gateway("gw-demo").await?.enrollment_token;
+        let enrollment = admin.gateways().create("gw-demo").await?.enrollment_token;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let gateway = KmsGateway::new(
             kms_url.clone(),
@@ -76,14 +76,14 @@ impl Demo {
             ca_cert: Some(cluster.ca_pem().to_owned()),
             recording: Default::default(),
         };
-        admin.create_resource(&resource).await?;
+        admin.resources().create(&resource).await?;
         let account = CreateAccount {
             name: ACCOUNT.into(),
             token: Secret::new(cluster.token()),
             description: Some("cluster-admin service account".into()),
             max_duration_secs: Some(3600),
         };
-        admin.create_account(RESOURCE, &account).await?;
+        admin.accounts().create(RESOURCE, &account).await?;
         wait_online(&admin).await?;
         Ok(Self {
             kms_url,
@@ -117,7 +117,8 @@ impl Demo {
 async fn wait_online(admin: &KmsClient) -> anyhow::Result<()> {
     for _ in 0..100 {
         if admin
-            .list_gateways()
+            .gateways()
+            .list()
             .await?
             .iter()
             .any(|g| g.status == GatewayStatus::Online)

@@ -59,7 +59,7 @@ pub(crate) async fn quickstart(out: &mut dyn Write) -> anyhow::Result<()> {
     let summary = session.close().await?;
     writeln!(out, "\nsession {id}: {}", summary.session.session.status)?;
 
-    let detail = admin.session_detail(&id).await?;
+    let detail = admin.sessions().detail(&id).await?;
     writeln!(out, "KMS recorded these commands:")?;
     for command in &detail.commands {
         let target = command
@@ -84,7 +84,7 @@ pub(crate) async fn quickstart(out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "    MISMATCH: {why}")?;
         }
     }
-    let verdict = admin.verify_session(&id).await?;
+    let verdict = admin.sessions().verify(&id).await?;
     writeln!(out, "and its signed record checks out: {verdict:?}")?;
     demo.stop().await;
     Ok(())

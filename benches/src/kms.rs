@@ -13,10 +13,11 @@ pub async fn seed_world(
     url: &str,
     audit_key: &SigningKey,
 ) -> anyhow::Result<KmsClient> {
-    let created = admin.create_gateway("gw").await?;
+    let created = admin.gateways().create("gw").await?;
     let (_key, csr) = generate_csr("gw")?;
     let enrolled = admin
-        .enroll_gateway(&EnrollGateway {
+        .gateways()
+        .enroll(&EnrollGateway {
             name: "gw".into(),
             enrollment_token: created.enrollment_token,
             csr,
@@ -25,7 +26,8 @@ pub async fn seed_world(
         })
         .await?;
     admin
-        .create_resource(&CreateResource {
+        .resources()
+        .create(&CreateResource {
             kind: ResourceKind::Kubernetes,
             name: "prod".into(),
             url: "https://10.0.0.1:6443".into(),
@@ -36,7 +38,8 @@ pub async fn seed_world(
         })
         .await?;
     admin
-        .create_account(
+        .accounts()
+        .create(
             "prod",
             &CreateAccount {
                 name: "admin".into(),

@@ -4,7 +4,7 @@
 //! the API server. So the KMS `--url` is not one global flag: it is accepted before any command
 //! (with `KMS_PAM_URL`), and after each command that has no `--url` of its own.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::commands::{console, gateway, login, pam, project, server, user, verify_bundle, whoami};
 use crate::output::OutputFormat;
@@ -37,14 +37,6 @@ pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// `--url` after a command.
-#[derive(Debug, Clone, Default, Args)]
-pub(crate) struct KmsUrl {
-    /// KMS URL (env KMS_PAM_URL); several replicas' URLs separated by commas.
-    #[arg(long = "url", id = "kms_url", global = true, value_name = "URL")]
-    pub url: Option<String>,
 }
 
 /// The top-level commands.

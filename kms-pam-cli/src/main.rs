@@ -3,7 +3,9 @@
 mod cli;
 mod commands;
 mod config;
+mod globals;
 mod output;
+mod secret_input;
 
 use std::process::ExitCode;
 

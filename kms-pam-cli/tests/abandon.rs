@@ -5,19 +5,14 @@
 //! (within 60 s), one stopped for as long that says so when it wakes, and the stale kubeconfig
 //! removed by the next `pam access`.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::Child;
 
-mod support;
-
-use support::org::Org;
-use support::procs::output_of;
+use crate::support::org::Org;
+use crate::support::procs::output_of;
 
 /// Starts `pam access prod/admin [EXTRA…]` (serving, no command) in `team-a` from `home`, its
 /// stderr into `stderr`, returning once its session is active, with the session id and the

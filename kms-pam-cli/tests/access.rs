@@ -1,11 +1,6 @@
 //! `kms-pam pam access` end to end on the CLI side: a fake KMS issues real session certificates
 //! (the gateway behind them is unreachable, which the local proxy only notices per request).
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
-mod support;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -15,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::support::{command, kms_pam, not_found, stderr, stdout, FakeKms};
 use kms_pam::kms::api::{CreateSession, CreatedSession, SessionView};
 use kms_pam::session::{EndCause, Session, SessionId, SessionStatus};
 use kms_pam::tls::{CertificateAuthority, SessionCertSpec};
-use support::{command, kms_pam, not_found, stderr, stdout, FakeKms};
 
 /// Session bookkeeping behind the fake KMS.
 struct Sessions {
@@ -33,7 +28,7 @@ impl Sessions {
     fn start() -> (FakeKms, Arc<Self>) {
         let sessions = Arc::new(Self {
             ca: CertificateAuthority::generate("fake KMS CA", Duration::from_secs(3600)).unwrap(),
-            gateway_address: support::closed_port_url()
+            gateway_address: crate::support::closed_port_url()
                 .trim_start_matches("http://")
                 .to_owned(),
             by_id: Mutex::new(HashMap::new()),

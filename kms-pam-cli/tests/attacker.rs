@@ -4,9 +4,6 @@
 //! must verify offline against the fingerprints the gateway and KMS printed, and fail after any
 //! edit.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::path::Path;
 
 use kms_pam::audit::evidence::chain::event_hash;
@@ -17,9 +14,7 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::SqlitePool;
 
-mod support;
-
-use support::world::{access_with, finish, kill, world, World};
+use crate::support::world::{access_with, finish, kill, world, World};
 
 const ALTERED: i32 = 3;
 const TRUNCATED: i32 = 4;

@@ -7,23 +7,18 @@
 //! run it with kubectl, find the session by its command, read its commands, and terminate a
 //! running `kubectl get pods -w` from the Sessions page.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-mod support;
-
+use crate::support::browser::{no_script_ran, shot, Driver};
+use crate::support::procs::{free_port, output_of, Out};
+use crate::support::world::{kill, kms_and_gateway, wait_until, World};
+use crate::support::BIN;
 use fantoccini::{Client, Locator};
 use kms_pam_tests::apiserver::{nginx_pod_names, ApiServerDouble, DoubleConfig};
-use support::browser::{no_script_ran, shot, Driver};
-use support::procs::{free_port, output_of, Out};
-use support::world::{kill, kms_and_gateway, wait_until, World};
-use support::BIN;
 
 /// `GET url` over plain HTTP/1.1; the status line and headers of the answer.
 async fn head_of(url: &str) -> String {

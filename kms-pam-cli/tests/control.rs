@@ -6,17 +6,12 @@
 //! auditor who reads every session and changes nothing. Taking access away is in revocation.rs,
 //! abandoned sessions in abandon.rs.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use serde_json::Value;
 
-mod support;
-
-use support::org::Org;
-use support::procs::output_of;
+use crate::support::org::Org;
+use crate::support::procs::output_of;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projects_and_roles_with_real_processes() {

@@ -4,9 +4,6 @@
 //! `kubectl get pods -w`; KMS down; and a search of everything the run produced for the
 //! service-account token.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,10 +12,8 @@ use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use serde_json::Value;
 use tokio::process::Command;
 
-mod support;
-
-use support::procs::{free_port, gateway_bin, output_of, Out};
-use support::BIN as CLI;
+use crate::support::procs::{free_port, gateway_bin, output_of, Out};
+use crate::support::BIN as CLI;
 
 /// Everything the run printed, for the token search at the end.
 #[derive(Default)]

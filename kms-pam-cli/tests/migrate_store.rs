@@ -6,9 +6,6 @@
 //! session's tail deleted from the copy afterwards is reported truncated, so the verdicts come
 //! from the copied rows.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,12 +13,10 @@ use kms_pam_tests::apiserver::{ApiServerDouble, DoubleConfig};
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
 
-mod support;
-
-use support::pg::Cluster;
-use support::procs::output_of;
-use support::world::{access, finish, kill, world, World};
-use support::BIN as CLI;
+use crate::support::pg::Cluster;
+use crate::support::procs::output_of;
+use crate::support::world::{access, finish, kill, world, World};
+use crate::support::BIN as CLI;
 
 /// Exit code of `pam sessions verify` for a chain missing its end (docs/cli.md).
 const TRUNCATED: i32 = 4;

@@ -12,9 +12,6 @@
 //! polls carry on through B: a terminate sent to B still cuts the watch, the CLI never reports
 //! that it cannot check the session, and the database holds each of the gateway's events once.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -24,11 +21,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
 
-mod support;
-
-use support::pg::Cluster;
-use support::procs::{free_port, gateway_bin, output_of};
-use support::BIN as CLI;
+use crate::support::pg::Cluster;
+use crate::support::procs::{free_port, gateway_bin, output_of};
+use crate::support::BIN as CLI;
 
 /// SPEC §2.9: a terminated session's stream is cut within this.
 const CUT_BOUND: Duration = Duration::from_secs(1);

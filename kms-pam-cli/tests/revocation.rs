@@ -6,9 +6,6 @@
 //! why; a disabled user's and a rotated-out token get 401 while the new token works; `gateway
 //! revoke` refuses the next tunnel. The cut latencies are printed (`--nocapture`).
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,10 +15,8 @@ use kms_pam::kube::kubeconfig::KubeconfigTarget;
 use kms_pam::Secret;
 use tokio::process::Command;
 
-mod support;
-
-use support::org::{finished, Org, CUT_BOUND};
-use support::procs::output_of;
+use crate::support::org::{finished, Org, CUT_BOUND};
+use crate::support::procs::output_of;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taking_access_away_cuts_with_real_processes() {

@@ -2,12 +2,7 @@
 //! not drive the admin's terminal. Every listing and error line of the real binary, fed hostile
 //! strings by a fake KMS, prints them with control characters spelled out; `-o json` stays exact.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
-mod support;
-
-use support::{kms_pam, stderr, stdout, FakeKms};
+use crate::support::{kms_pam, stderr, stdout, FakeKms};
 
 /// Sets the terminal title, rings the bell, returns to column 0, starts a new line (to forge a
 /// row), a C1 CSI (colour), DEL and a right-to-left override.

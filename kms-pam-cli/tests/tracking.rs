@@ -4,17 +4,14 @@
 //! every event delivered once afterwards, and a row altered in the KMS database caught by
 //! `pam sessions verify`.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use kms_pam_tests::apiserver::{nginx_pod_names, ApiServerDouble, DoubleConfig};
 use serde_json::Value;
 
-mod support;
-
-use support::world::{access, active_session, finish, kill, sqlite, wait_file, wait_until, world};
+use crate::support::world::{
+    access, active_session, finish, kill, sqlite, wait_file, wait_until, world,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_commands_are_tracked_delivered_once_and_verified() {

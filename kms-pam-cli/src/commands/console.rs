@@ -4,8 +4,7 @@ use std::process::{ExitCode, Stdio};
 
 use clap::Args;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output;
 
 /// `console`.
@@ -22,7 +21,7 @@ pub(crate) struct ConsoleArgs {
 pub(crate) async fn run(args: ConsoleArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
-    let link = client.console_link().await?;
+    let link = client.console().link().await?;
     if !args.no_browser {
         let opened = tokio::process::Command::new("xdg-open")
             .arg(&link)

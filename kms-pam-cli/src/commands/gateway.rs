@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `gateway ...`.
@@ -41,7 +40,7 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
     let client = globals.client()?;
     match args.command {
         GatewayCommand::Create { name } => {
-            let created = client.create_gateway(&name).await?;
+            let created = client.gateways().create(&name).await?;
             if globals.json() {
                 output::print_json(&created)?;
                 return Ok(ExitCode::SUCCESS);
@@ -58,7 +57,7 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
             ))?;
         }
         GatewayCommand::List => {
-            let gateways = client.list_gateways().await?;
+            let gateways = client.gateways().list().await?;
             if globals.json() {
                 output::print_json(&gateways)?;
                 return Ok(ExitCode::SUCCESS);
@@ -78,7 +77,7 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
             table.print("No gateways found.")?;
         }
         GatewayCommand::Revoke { name } => {
-            let gateway = client.revoke_gateway(&name).await?;
+            let gateway = client.gateways().revoke(&name).await?;
             if globals.json() {
                 output::print_json(&gateway)?;
                 return Ok(ExitCode::SUCCESS);

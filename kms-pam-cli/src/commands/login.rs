@@ -16,10 +16,10 @@ use kms_pam::kms::api::PrincipalKind;
 use kms_pam::kms::client::KmsClient;
 use kms_pam::Secret;
 
-use super::{read_hidden, read_secret_file, Globals};
-use crate::cli::KmsUrl;
 use crate::config::{self, Config};
+use crate::globals::{Globals, KmsUrl};
 use crate::output;
+use crate::secret_input::{read_hidden, read_secret_file};
 
 /// `login [--url URL] [--token-file FILE|-] [--project NAME]`; without a token option, the
 /// token is read from standard input.
@@ -58,7 +58,8 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
     }
     if let Some(project) = &globals.project {
         client
-            .get_project(project)
+            .projects()
+            .get(project)
             .await
             .with_context(|| format!("cannot use project {project} as the default"))?;
     }

@@ -8,8 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use kms_pam::kms::api::{Project, ProjectRole};
 use kms_pam::kms::client::KmsClient;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `project ...`.
@@ -106,11 +105,11 @@ pub(crate) async fn run(args: ProjectArgs, globals: &Globals) -> anyhow::Result<
     let client = globals.client()?;
     match args.command {
         ProjectCommand::Create { name } => {
-            let project = client.create_project(&name).await?;
+            let project = client.projects().create(&name).await?;
             show_one(&globals, &project, &format!("Created project {name}."))?;
         }
         ProjectCommand::List => {
-            let projects = client.list_projects().await?;
+            let projects = client.projects().list().await?;
             if globals.json() {
                 output::print_json(&projects)?;
                 return Ok(ExitCode::SUCCESS);
@@ -126,7 +125,7 @@ pub(crate) async fn run(args: ProjectArgs, globals: &Globals) -> anyhow::Result<
             table.print("No projects found.")?;
         }
         ProjectCommand::Show { name } => {
-            let project = client.get_project(&name).await?;
+            let project = client.projects().get(&name).await?;
             let text = format!(
                 "Name:     {}\nYou are:  {}\nCreated:  {}",
                 project.name,
@@ -136,7 +135,7 @@ pub(crate) async fn run(args: ProjectArgs, globals: &Globals) -> anyhow::Result<
             show_one(&globals, &project, &text)?;
         }
         ProjectCommand::Delete { name } => {
-            client.delete_project(&name).await?;
+            client.projects().delete(&name).await?;
             output::print(&format!("Deleted project {name}.\n"))?;
         }
         ProjectCommand::Member { command } => member(command, &globals, &client).await?,
@@ -155,7 +154,10 @@ async fn member(
             user,
             role,
         } => {
-            let member = client.set_member(&in_project, &user, role.into()).await?;
+            let member = client
+                .members()
+                .set(&in_project, &user, role.into())
+                .await?;
             if globals.json() {
                 return output::print_json(&member);
             }
@@ -166,7 +168,7 @@ async fn member(
             ))
         }
         MemberCommand::List { in_project } => {
-            let members = client.list_members(&in_project).await?;
+            let members = client.members().list(&in_project).await?;
             if globals.json() {
                 return output::print_json(&members);
             }
@@ -181,7 +183,7 @@ async fn member(
             table.print("No members found.")
         }
         MemberCommand::Remove { in_project, user } => {
-            client.remove_member(&in_project, &user).await?;
+            client.members().remove(&in_project, &user).await?;
             output::print(&format!(
                 "Removed {user} from project {in_project}: their sessions there were ended and \
                  their grants there removed.\n"

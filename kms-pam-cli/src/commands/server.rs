@@ -164,10 +164,10 @@ async fn enrollment_token(
     admin_token_path: &Path,
 ) -> anyhow::Result<Option<Secret>> {
     let admin = admin_client(kms_url, admin_token_path)?;
-    let gateways = admin.list_gateways().await?;
+    let gateways = admin.gateways().list().await?;
     match gateways.iter().find(|g| g.name == DEV_GATEWAY) {
         None => {
-            let created = admin.create_gateway(DEV_GATEWAY).await?;
+            let created = admin.gateways().create(DEV_GATEWAY).await?;
             Ok(Some(created.enrollment_token))
         }
         Some(gateway) if gateway.status == GatewayStatus::Pending => bail!(
@@ -188,7 +188,7 @@ fn admin_client(kms_url: &str, admin_token_path: &Path) -> anyhow::Result<KmsCli
 /// dev server keeps running without it: the line then says how to get one later.
 async fn console_line(kms_url: &str, admin_token_path: &Path) -> String {
     let link = match admin_client(kms_url, admin_token_path) {
-        Ok(admin) => admin.console_link().await.map_err(anyhow::Error::from),
+        Ok(admin) => admin.console().link().await.map_err(anyhow::Error::from),
         Err(e) => Err(e),
     };
     match link {

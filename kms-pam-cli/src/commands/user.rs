@@ -6,8 +6,7 @@ use clap::{Args, Subcommand};
 use kms_pam::kms::api::{CreatedUser, User};
 use kms_pam::kms::client::KmsClient;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `user ...`.
@@ -70,7 +69,7 @@ pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<Exi
     let client = globals.client()?;
     match args.command {
         UserCommand::Create { name, admin } => {
-            let created = client.create_user(&name, admin).await?;
+            let created = client.users().create(&name, admin).await?;
             if globals.json() {
                 output::print_json(&created)?;
             } else {
@@ -85,7 +84,7 @@ pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<Exi
         }
         UserCommand::List => list(&globals, &client).await?,
         UserCommand::Disable { name } => {
-            let user = client.disable_user(&name).await?;
+            let user = client.users().disable(&name).await?;
             done(
                 &globals,
                 &user,
@@ -96,7 +95,7 @@ pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<Exi
             )?;
         }
         UserCommand::Enable { name } => {
-            let user = client.enable_user(&name).await?;
+            let user = client.users().enable(&name).await?;
             done(
                 &globals,
                 &user,
@@ -104,7 +103,7 @@ pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<Exi
             )?;
         }
         UserCommand::Delete { name } => {
-            client.delete_user(&name).await?;
+            client.users().delete(&name).await?;
             output::print(&format!(
                 "Deleted user {name}: their sessions were ended; their history is kept.\n"
             ))?;
@@ -112,7 +111,7 @@ pub(crate) async fn run(args: UserArgs, globals: &Globals) -> anyhow::Result<Exi
         UserCommand::Token {
             command: TokenCommand::Rotate { name },
         } => {
-            let rotated = client.rotate_user_token(&name).await?;
+            let rotated = client.users().rotate_token(&name).await?;
             if globals.json() {
                 output::print_json(&rotated)?;
             } else {
@@ -148,7 +147,7 @@ fn done(globals: &Globals, user: &User, message: &str) -> anyhow::Result<()> {
 }
 
 async fn list(globals: &Globals, client: &KmsClient) -> anyhow::Result<()> {
-    let users = client.list_users().await?;
+    let users = client.users().list().await?;
     if globals.json() {
         return output::print_json(&users);
     }

@@ -11,7 +11,8 @@ use clap::Args;
 use kms_pam::audit::evidence::{SessionBundle, BUNDLE_FORMAT};
 use kms_pam::kms::api::PublicKey;
 
-use super::{verdict, Globals};
+use super::verdict;
+use crate::globals::Globals;
 
 /// `verify-bundle FILE --gateway-key KEY --kms-key KEY`.
 #[derive(Debug, Args)]

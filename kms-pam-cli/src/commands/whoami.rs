@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use kms_pam::kms::api::PrincipalKind;
 
-use super::Globals;
-use crate::cli::KmsUrl;
+use crate::globals::{Globals, KmsUrl};
 use crate::output;
 
 /// `whoami`.

@@ -1,8 +1,6 @@
 //! Shared by the CLI tests: a fake KMS speaking plain HTTP/1.1 on a thread, and helpers to run
 //! the built binary in a private home directory.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 // The chromedriver helper is the console tests' own (one copy for both crates).
 #[path = "../../../kms-pam/src/server/tests/console/driver.rs"]
 pub(crate) mod browser;

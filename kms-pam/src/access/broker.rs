@@ -61,20 +61,20 @@ impl<T: SessionBroker + ?Sized> SessionBroker for std::sync::Arc<T> {
 #[async_trait]
 impl SessionBroker for KmsClient {
     async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError> {
-        KmsClient::create_session(self, request).await
+        self.sessions().create(request).await
     }
 
     async fn end_session(&self, id: &SessionId) -> Result<SessionView, KmsError> {
-        KmsClient::end_session(self, id).await
+        self.sessions().end(id).await
     }
 
     async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError> {
-        Ok(self.get_session(id).await?.session)
+        Ok(self.sessions().get(id).await?.session)
     }
 
     async fn record_complete(&self, id: &SessionId) -> Result<bool, KmsError> {
         // A KMS that does not report its progress keeps no signed record to wait for.
-        let detail = self.get_session(id).await?;
+        let detail = self.sessions().get(id).await?;
         Ok(detail.audit.is_none_or(|audit| audit.sealed))
     }
 }

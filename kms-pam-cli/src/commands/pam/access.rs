@@ -15,9 +15,8 @@ use kms_pam::kube::kubeconfig::{
     default_kubeconfig_path, default_session_path_in, remove_stale_session_file, KubeconfigTarget,
 };
 
-use super::AccountRef;
-use crate::cli::KmsUrl;
-use crate::commands::Globals;
+use super::account_ref::AccountRef;
+use crate::globals::{Globals, KmsUrl};
 use crate::output;
 
 /// Exit code of a command that could not be started, as shells use it.

@@ -8,10 +8,10 @@ use clap::{Args, Subcommand};
 use kms_pam::kms::api::{Account, CreateAccount, UpdateAccount};
 use serde::Serialize;
 
-use super::{access_command, AccountRef};
-use crate::cli::KmsUrl;
-use crate::commands::{read_secret_file, Globals};
+use super::account_ref::{access_command, AccountRef};
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
+use crate::secret_input::read_secret_file;
 
 /// `pam account ...`.
 #[derive(Debug, Args)]
@@ -93,7 +93,8 @@ pub(crate) async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<
             };
             let account = globals
                 .client()?
-                .create_account(&target.resource, &request)
+                .accounts()
+                .create(&target.resource, &request)
                 .await?;
             if globals.json() {
                 output::print_json(&row(account))?;
@@ -126,7 +127,8 @@ pub(crate) async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<
             };
             let account = globals
                 .client()?
-                .update_account(&target.resource, &target.account, &request)
+                .accounts()
+                .update(&target.resource, &target.account, &request)
                 .await?;
             if globals.json() {
                 output::print_json(&row(account))?;
@@ -139,13 +141,18 @@ pub(crate) async fn run(args: AccountArgs, globals: &Globals) -> anyhow::Result<
             }
         }
         AccountCommand::List { resource } => {
-            let accounts = globals.client()?.list_accounts(resource.as_deref()).await?;
+            let accounts = globals
+                .client()?
+                .accounts()
+                .list(resource.as_deref())
+                .await?;
             list(accounts, &globals)?;
         }
         AccountCommand::Delete { target } => {
             let client = globals.client()?;
             client
-                .delete_account(&target.resource, &target.account)
+                .accounts()
+                .delete(&target.resource, &target.account)
                 .await?;
             output::print(&format!("Deleted account {target}.\n"))?;
         }

@@ -6,9 +6,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use kms_pam::kms::api::CreateGrant;
 
-use super::AccountRef;
-use crate::cli::KmsUrl;
-use crate::commands::Globals;
+use super::account_ref::AccountRef;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `pam grant ...`.
@@ -58,7 +57,7 @@ pub(crate) async fn run(args: GrantArgs, globals: &Globals) -> anyhow::Result<Ex
                 user,
                 max_duration_secs: max_duration.map(|d| d.as_secs()),
             };
-            let grant = client.create_grant(&request).await?;
+            let grant = client.grants().create(&request).await?;
             if globals.json() {
                 output::print_json(&grant)?;
             } else {
@@ -71,7 +70,7 @@ pub(crate) async fn run(args: GrantArgs, globals: &Globals) -> anyhow::Result<Ex
             }
         }
         GrantCommand::List => {
-            let grants = client.list_grants().await?;
+            let grants = client.grants().list().await?;
             if globals.json() {
                 output::print_json(&grants)?;
                 return Ok(ExitCode::SUCCESS);
@@ -89,7 +88,7 @@ pub(crate) async fn run(args: GrantArgs, globals: &Globals) -> anyhow::Result<Ex
             table.print("No grants found.")?;
         }
         GrantCommand::Delete { id } => {
-            client.delete_grant(&id).await?;
+            client.grants().delete(&id).await?;
             output::print(&format!("Deleted grant {id}.\n"))?;
         }
     }

@@ -8,8 +8,7 @@ use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use kms_pam::audit::recording::UnrecordedStreams;
 use kms_pam::kms::api::{CreateResource, RecordingPolicy, Resource};
 
-use crate::cli::KmsUrl;
-use crate::commands::Globals;
+use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
 
 /// `pam resource ...`.
@@ -116,7 +115,7 @@ pub(crate) async fn run(args: ResourceArgs, globals: &Globals) -> anyhow::Result
         ResourceCommand::List { kms } => list(&globals.with(&kms)).await,
         ResourceCommand::Show { name, kms } => {
             let globals = globals.with(&kms);
-            let resource = globals.client()?.get_resource(&name).await?;
+            let resource = globals.client()?.resources().get(&name).await?;
             if globals.json() {
                 output::print_json(&resource)?;
             } else {
@@ -125,7 +124,12 @@ pub(crate) async fn run(args: ResourceArgs, globals: &Globals) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
         ResourceCommand::Delete { name, kms } => {
-            globals.with(&kms).client()?.delete_resource(&name).await?;
+            globals
+                .with(&kms)
+                .client()?
+                .resources()
+                .delete(&name)
+                .await?;
             output::print(&format!(
                 "Deleted resource {name} with its accounts and grants.\n"
             ))?;
@@ -158,7 +162,7 @@ async fn create(args: CreateArgs, globals: &Globals) -> anyhow::Result<ExitCode>
             .with_max_bytes(args.recording_max_bytes)
             .with_max_input_bytes(args.recording_input_max_bytes),
     };
-    let resource = client.create_resource(&request).await?;
+    let resource = client.resources().create(&request).await?;
     if globals.json() {
         output::print_json(&resource)?;
     } else {
@@ -180,7 +184,7 @@ fn read_ca_bundle(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 async fn list(globals: &Globals) -> anyhow::Result<ExitCode> {
-    let resources = globals.client()?.list_resources().await?;
+    let resources = globals.client()?.resources().list().await?;
     if globals.json() {
         output::print_json(&resources)?;
         return Ok(ExitCode::SUCCESS);

@@ -78,7 +78,7 @@ impl KmsSessionManager {
     async fn refresh_all(&self) {
         let ids: Vec<SessionId> = self.lock().keys().cloned().collect();
         for id in ids {
-            match self.client.gateway_session(&id).await {
+            match self.client.gateway().session(&id).await {
                 Ok(view) => self.publish(&id, view.session.status),
                 Err(e) if e.is_not_found() => self.publish(&id, SessionStatus::Terminated),
                 Err(e) => tracing::warn!(session = %id, error = %e, "cannot re-read session"),
@@ -93,7 +93,7 @@ async fn feed(manager: Weak<KmsSessionManager>) {
     loop {
         let Some(m) = manager.upgrade() else { return };
         let (after, wait) = seq.map_or((0, 0), |s| (s, POLL_WAIT_SECS));
-        let polled = m.client.changes(after, wait).await;
+        let polled = m.client.gateway().changes(after, wait).await;
         match polled {
             Ok(answer) => {
                 backoff = Duration::from_millis(200);
@@ -144,7 +144,8 @@ impl SessionManager for KmsSessionManager {
     async fn get(&self, id: &SessionId) -> Result<Session, SessionError> {
         let view = self
             .client
-            .gateway_session(id)
+            .gateway()
+            .session(id)
             .await
             .map_err(|e| session_error(id, e))?;
         Ok(view.session)
@@ -166,7 +167,8 @@ impl SessionManager for KmsSessionManager {
     async fn ending(&self, id: &SessionId) -> Result<SessionEnding, SessionError> {
         let view = self
             .client
-            .gateway_session(id)
+            .gateway()
+            .session(id)
             .await
             .map_err(|e| session_error(id, e))?;
         let end_cause = view.end_cause.map(|cause| cause.as_str().to_owned());
@@ -196,7 +198,8 @@ impl CredentialStore for KmsCredentialStore {
     async fn credential(&self, session: &Session) -> Result<SessionCredential, CredentialError> {
         let answer = self
             .client
-            .gateway_credential(&session.id)
+            .gateway()
+            .credential(&session.id)
             .await
             .map_err(|e| match e.code() {
                 Some(ErrorCode::NotFound) => CredentialError::NotFound {

@@ -264,7 +264,7 @@ async fn heartbeats(client: KmsClient, address: String) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        if let Err(e) = client.heartbeat(&address).await {
+        if let Err(e) = client.gateway().heartbeat(&address).await {
             tracing::warn!(error = %e, "heartbeat to KMS failed");
         }
     }
@@ -296,7 +296,8 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
         audit_key: Some(audit_key.public_key()),
     };
     let enrolled = client
-        .enroll_gateway(&request)
+        .gateways()
+        .enroll(&request)
         .await
         .map_err(GatewayError::Enrollment)?;
     save(
@@ -369,6 +370,7 @@ async fn register_audit_key(
 ) -> Result<(), GatewayError> {
     let public = identity.audit_key.public_key();
     client
+        .gateway()
         .register_audit_key(&public)
         .await
         .map_err(|source| GatewayError::AuditKeyRefused {

@@ -33,7 +33,7 @@ pub(super) struct Replica {
 #[derive(Debug)]
 pub(super) struct Replicas {
     list: Vec<Replica>,
-    /// Every URL, comma-separated, as [`KmsClient::base_url`](super::KmsClient::base_url) says.
+    /// Every URL, comma-separated, as `KmsClient::base_url` says.
     shown: Arc<str>,
     current: AtomicUsize,
 }

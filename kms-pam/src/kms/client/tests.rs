@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::kms::api::{CreateAccount, ErrorCode};
+use crate::secret::Secret;
 use crate::session::SessionId;
 
 /// What the fake KMS saw of one request.
@@ -87,7 +88,7 @@ async fn whoami_sends_the_bearer_token_and_decodes_the_answer() {
 async fn api_errors_keep_status_code_and_message() {
     let body = r#"{"error":{"code":"not_found","message":"resource prod not found"}}"#;
     let (url, _) = fake_kms(404, body).await;
-    let err = client(&url).get_resource("prod").await.unwrap_err();
+    let err = client(&url).resources().get("prod").await.unwrap_err();
     match &err {
         KmsError::Api {
             status,
@@ -106,7 +107,7 @@ async fn api_errors_keep_status_code_and_message() {
 #[tokio::test]
 async fn an_error_without_an_api_body_is_a_protocol_error() {
     let (url, _) = fake_kms(502, "<html>bad gateway</html>").await;
-    let err = client(&url).list_users().await.unwrap_err();
+    let err = client(&url).users().list().await.unwrap_err();
     assert!(matches!(err, KmsError::Protocol(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("GET /v1/users answered HTTP 502"), "{text}");
@@ -154,14 +155,14 @@ async fn a_silent_kms_is_a_timeout() {
 async fn names_are_encoded_as_single_path_segments_and_filters_as_query() {
     let (url, seen) = fake_kms(200, "[]").await;
     let kms = client(&format!("{url}/prefix/"));
-    kms.list_accounts(Some("prod k8s")).await.unwrap();
+    kms.accounts().list(Some("prod k8s")).await.unwrap();
     let filter = SessionFilter {
         active: true,
         user: Some("al&ice".into()),
         resource: None,
     };
-    kms.list_sessions(&filter).await.unwrap();
-    let _ = kms.get_resource("a/b").await;
+    kms.sessions().list(&filter).await.unwrap();
+    let _ = kms.resources().get("a/b").await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].uri, "/prefix/v1/accounts?resource=prod+k8s");
     assert_eq!(seen[1].uri, "/prefix/v1/sessions?active=true&user=al%26ice");
@@ -172,8 +173,11 @@ async fn names_are_encoded_as_single_path_segments_and_filters_as_query() {
 async fn bodies_are_json_and_empty_answers_are_fine() {
     let (url, seen) = fake_kms(204, "").await;
     let kms = client(&url);
-    kms.delete_account("prod", "admin").await.unwrap();
-    kms.end_session(&SessionId::new("s-1")).await.unwrap_err();
+    kms.accounts().delete("prod", "admin").await.unwrap();
+    kms.sessions()
+        .end(&SessionId::new("s-1"))
+        .await
+        .unwrap_err();
     let account = CreateAccount {
         name: "admin".into(),
         token: "sa-token".into(),
@@ -181,8 +185,8 @@ async fn bodies_are_json_and_empty_answers_are_fine() {
         max_duration_secs: Some(3600),
     };
     // 204 has no JSON to decode: a protocol error, but the request went out as JSON.
-    let _ = kms.create_account("prod", &account).await;
-    kms.heartbeat("10.0.0.5:8443").await.unwrap();
+    let _ = kms.accounts().create("prod", &account).await;
+    kms.gateway().heartbeat("10.0.0.5:8443").await.unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].method, "DELETE");
     assert_eq!(seen[0].uri, "/v1/resources/prod/accounts/admin");
@@ -200,7 +204,7 @@ async fn bodies_are_json_and_empty_answers_are_fine() {
 #[tokio::test]
 async fn changes_asks_for_at_most_thirty_seconds() {
     let (url, seen) = fake_kms(200, r#"{"seq":7,"changes":[]}"#).await;
-    let changes = client(&url).changes(3, 600).await.unwrap();
+    let changes = client(&url).gateway().changes(3, 600).await.unwrap();
     assert_eq!(changes.seq, 7);
     assert_eq!(
         seen.lock().unwrap()[0].uri,
@@ -246,17 +250,18 @@ async fn a_client_in_a_project_scopes_only_the_projects_calls() {
     let plain = client(&url);
     let scoped = plain.in_project("team a");
     assert_eq!(scoped.project(), Some("team a"));
-    plain.list_resources().await.unwrap();
-    scoped.list_resources().await.unwrap();
+    plain.resources().list().await.unwrap();
+    scoped.resources().list().await.unwrap();
     scoped
-        .list_sessions(&SessionFilter {
+        .sessions()
+        .list(&SessionFilter {
             active: true,
             ..SessionFilter::default()
         })
         .await
         .unwrap();
-    scoped.list_gateways().await.unwrap();
-    scoped.list_projects().await.unwrap();
+    scoped.gateways().list().await.unwrap();
+    scoped.projects().list().await.unwrap();
     let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
     assert_eq!(
         uris,
@@ -315,7 +320,7 @@ async fn a_refused_connection_sends_the_call_to_the_next_url_which_then_sticks()
     // The console link points at the replica that answered.
     let (up_post, seen_post) = fake_kms(201, r#"{"path":"/login/link/c1"}"#).await;
     let posting = client(&format!("{down},{up_post}"));
-    let link = posting.console_link().await.unwrap();
+    let link = posting.console().link().await.unwrap();
     assert_eq!(link, format!("{up_post}/login/link/c1"));
     assert_eq!(seen_post.lock().unwrap()[0].method, "POST");
     // Clones share the replica in use.
@@ -361,7 +366,11 @@ async fn a_cut_after_sending_retries_reads_but_not_writes() {
     );
 
     let writes = client(&format!("{cut},{up}"));
-    let err = writes.end_session(&SessionId::new("s1")).await.unwrap_err();
+    let err = writes
+        .sessions()
+        .end(&SessionId::new("s1"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, KmsError::Unreachable { ref url, .. } if *url == cut),
         "{err:?}"

@@ -4,17 +4,11 @@
 //! output shapes in `pam`. The full flow with the real server and gateway lives in the
 //! workspace's end-to-end tests.
 
-// Tests: a failed set-up panics with its reason.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
-#[path = "../support/mod.rs"]
-mod support;
-
 mod admin;
 mod login;
 mod pam;
 
-use support::{assert_one_line_error, closed_port_url, kms_pam, stderr, FakeKms};
+use crate::support::{assert_one_line_error, closed_port_url, kms_pam, stderr, FakeKms};
 
 #[test]
 fn usage_errors_exit_2() {

@@ -1,0 +1,24 @@
+//! The CLI's tests, one binary: the built `kms-pam` against a fake KMS (`cli`, `access`,
+//! `terminal`), and with real processes (`kms-pam server`, the `kms-pam-gateway` binary, the real
+//! kubectl against the API server double): the whole flow (`flow`), session tracking
+//! (`tracking`), projects and roles (`control`), taking access away (`revocation`), abandoned
+//! sessions (`abandon`), the database attacker (`attacker`), the web console in a browser
+//! (`console`), replicas on PostgreSQL (`replicas`) and `server migrate-store`
+//! (`migrate_store`). `support` holds the fake KMS and the helpers that start the processes.
+
+// Tests: a failed set-up panics with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod abandon;
+mod access;
+mod attacker;
+mod cli;
+mod console;
+mod control;
+mod flow;
+mod migrate_store;
+mod replicas;
+mod revocation;
+mod support;
+mod terminal;
+mod tracking;
