@@ -7,26 +7,25 @@
 
 use std::collections::BTreeMap;
 
-/// Module → the most listed lines it may have (set at the counts of the shrink of issue 26).
+/// Module → the most listed lines it may have (set at the counts after the restructuring of
+/// issue 26).
 pub const BUDGETS: &[(&str, usize)] = &[
-    ("kms_pam", 11),
+    ("kms_pam", 13),
     ("kms_pam::access", 34),
-    ("kms_pam::audit", 46),
-    ("kms_pam::audit::chain", 18),
-    ("kms_pam::audit::commands", 5),
+    ("kms_pam::audit", 71),
     ("kms_pam::audit::evidence", 12),
-    ("kms_pam::audit::recording", 32),
-    ("kms_pam::audit::signing", 22),
-    ("kms_pam::audit::spool", 24),
+    ("kms_pam::audit::evidence::chain", 17),
+    ("kms_pam::audit::evidence::signing", 22),
+    ("kms_pam::audit::recording", 18),
     ("kms_pam::credential", 15),
     ("kms_pam::gateway", 14),
-    ("kms_pam::gateway::kms_mode", 6),
+    ("kms_pam::gateway::kms", 12),
     ("kms_pam::gateway::mtls", 6),
     ("kms_pam::gateway::standalone", 9),
     ("kms_pam::kms::api", 64),
-    ("kms_pam::kms::client", 71),
-    ("kms_pam::kms::gateway_link", 6),
+    ("kms_pam::kms::client", 93),
     ("kms_pam::kube", 13),
+    ("kms_pam::kube::frames", 7),
     ("kms_pam::kube::kubeconfig", 18),
     ("kms_pam::kube::request_info", 6),
     ("kms_pam::kube::status", 4),
@@ -35,7 +34,7 @@ pub const BUDGETS: &[(&str, usize)] = &[
     ("kms_pam::proxy", 68),
     ("kms_pam::secret", 13),
     ("kms_pam::server", 22),
-    ("kms_pam::session", 41),
+    ("kms_pam::session", 43),
     ("kms_pam::time", 4),
     ("kms_pam::tls", 40),
     ("kms_pam::transport", 10),
