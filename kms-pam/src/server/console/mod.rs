@@ -9,6 +9,7 @@
 
 mod accounts;
 mod forms;
+mod link;
 mod org;
 mod page;
 mod resources;
@@ -42,7 +43,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login", get(signin::login_form).post(signin::login_token))
         .route(
             "/login/link/{code}",
-            get(signin::login_link).post(signin::confirm_login_link),
+            get(link::login_link).post(link::confirm_login_link),
         )
         .route("/logout", post(signin::logout))
         .route("/assets/{file}", get(asset))
@@ -85,7 +86,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .layer(middleware::from_fn(security_headers));
     Router::new()
-        .route("/v1/console/links", post(signin::create_link))
+        .route("/v1/console/links", post(link::create_link))
         .merge(pages)
 }
 

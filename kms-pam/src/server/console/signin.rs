@@ -1,6 +1,6 @@
 //! Signing in and out, and who is looking.
 //!
-//! `kms-pam console` asks `POST /v1/console/links` (bearer-authenticated) for a one-time code:
+//! `kms-pam console` asks `POST /v1/console/links` (bearer-authenticated, `link.rs`) for a one-time code:
 //! single use, valid [`LINK_TTL`], bound to the caller, stored hashed. `/login/link/{code}`
 //! spends it and starts a console session; `/login` takes an API token instead. A console
 //! session is a random cookie value whose hash the store keeps; it ends at `/logout`, after
@@ -9,18 +9,17 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use maud::html;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::page::{answer, bare, Frame, PageError};
 use crate::secret::Secret;
-use crate::server::edge::auth::AnyUser;
 use crate::server::edge::callers::{role_in, InProject};
 use crate::server::edge::error::ApiError;
 use crate::server::edge::refusals::Attempt;
@@ -35,38 +34,8 @@ pub(super) const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
 /// The console cookie's name.
 const COOKIE_NAME: &str = "kms_console";
 
-/// `POST /v1/console/links` answer.
-#[derive(Debug, Serialize)]
-pub(super) struct CreatedLink {
-    /// Path of the one-time sign-in link, relative to the KMS URL.
-    path: String,
-    /// Seconds it stays valid.
-    expires_in_secs: u64,
-}
-
-/// `POST /v1/console/links`: a one-time sign-in code for the calling user.
-pub(super) async fn create_link(
-    State(state): State<AppState>,
-    AnyUser(user): AnyUser,
-) -> Result<(StatusCode, Json<CreatedLink>), ApiError> {
-    let code = Secret::random(32).map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let now = now();
-    state
-        .store
-        .create_console_link(&TokenHash::of(code.expose()), &user.id, now + LINK_TTL, now)
-        .await?;
-    tracing::info!(user = %user.name, "console sign-in link issued");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedLink {
-            path: format!("/login/link/{}", code.expose()),
-            expires_in_secs: LINK_TTL.as_secs(),
-        }),
-    ))
-}
-
 /// The value of the console cookie, if the request has one.
-fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn cookie_value(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -79,7 +48,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether the request came over HTTPS (directly or through a proxy that says so).
-fn over_https(parts_headers: &HeaderMap, uri: &http::Uri) -> bool {
+pub(super) fn over_https(parts_headers: &HeaderMap, uri: &http::Uri) -> bool {
     uri.scheme_str() == Some("https")
         || parts_headers
             .get("x-forwarded-proto")
@@ -228,7 +197,7 @@ pub(super) fn segment(text: &str) -> String {
 }
 
 /// The sign-in page, with `error` shown above the form.
-fn login_page(error: Option<&str>) -> maud::Markup {
+pub(super) fn login_page(error: Option<&str>) -> maud::Markup {
     bare(
         "Sign in",
         html! {
@@ -297,40 +266,8 @@ pub(super) async fn login_token(
     start_session(&state, &user, over_https(&headers, &uri)).await
 }
 
-/// `GET /login/link/{code}`: spends a one-time code from `kms-pam console`. A wrong, used or
-/// expired code costs its source from the refusal budget, like a wrong token.
-///
-/// A browser that is signed in already is asked first, and the code is kept until it confirms
-/// (`POST`, from the console's own page): otherwise whoever sends a signed-in admin their own
-/// link (in a chat, an `<img>`) would switch the admin's browser to their account, where what
-/// the admin types next is theirs to read (login CSRF).
-pub(super) async fn login_link(
-    State(state): State<AppState>,
-    attempt: Attempt,
-    headers: HeaderMap,
-    uri: http::Uri,
-    Path(code): Path<String>,
-) -> Result<Response, PageError> {
-    if let Some(current) = signed_in_user(&state, &headers).await? {
-        return Ok(answer(confirm_link_page(&current, &code)));
-    }
-    spend_link(&state, attempt, &headers, &uri, &code).await
-}
-
-/// `POST /login/link/{code}`: the confirmation asked for by [`login_link`].
-pub(super) async fn confirm_login_link(
-    State(state): State<AppState>,
-    attempt: Attempt,
-    headers: HeaderMap,
-    uri: http::Uri,
-    Path(code): Path<String>,
-) -> Result<Response, PageError> {
-    same_origin(&headers)?;
-    spend_link(&state, attempt, &headers, &uri, &code).await
-}
-
 /// The user of the browser's live console session, if it has one.
-async fn signed_in_user(
+pub(super) async fn signed_in_user(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<UserRecord>, PageError> {
@@ -349,55 +286,8 @@ async fn signed_in_user(
     }
 }
 
-fn confirm_link_page(current: &UserRecord, code: &str) -> maud::Markup {
-    bare(
-        "Switch user?",
-        html! {
-            h1 { "Switch user?" }
-            div.card {
-                p { "This browser is signed in to kms-pam as " strong { (current.name) } "." }
-                p { "The sign-in link you opened signs it in as the user who ran "
-                    code { "kms-pam console" } " instead. Continue only if you ran it yourself." }
-                form.stack method="post" action={"/login/link/" (code)} {
-                    div { button type="submit" { "Sign in with this link" } }
-                }
-                p { a href="/" { "Stay signed in as " (current.name) } }
-            }
-        },
-    )
-}
-
-/// Spends `code` and starts a console session for its user.
-async fn spend_link(
-    state: &AppState,
-    attempt: Attempt,
-    headers: &HeaderMap,
-    uri: &http::Uri,
-    code: &str,
-) -> Result<Response, PageError> {
-    attempt.record("console sign-in link");
-    let user =
-        match state
-            .store
-            .redeem_console_link(&TokenHash::of(code), now())
-            .await
-        {
-            Ok(user) if !user.disabled => user,
-            Ok(_) | Err(StoreError::NotFound(_)) => return Ok((
-                StatusCode::UNAUTHORIZED,
-                answer(login_page(Some(
-                    "This sign-in link was already used or has expired (links last 60 seconds). \
-                     Run kms-pam console again.",
-                ))),
-            )
-                .into_response()),
-            Err(e) => return Err(e.into()),
-        };
-    start_session(state, &user, over_https(headers, uri)).await
-}
-
 /// Starts a console session for `user` and sends them home with its cookie.
-async fn start_session(
+pub(super) async fn start_session(
     state: &AppState,
     user: &UserRecord,
     secure: bool,
