@@ -28,14 +28,9 @@ use http::Request;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use kms_pam::access::{open_session, AccessRequest};
-use kms_pam::kms::client::KmsClient;
-use kms_pam::kube::kubeconfig::KubeconfigTarget;
-use kms_pam::server::{Server, ServerConfig};
 use kms_pam::tls::PrivateKeyPem;
 use kms_pam::transport::tls::TlsConnector;
 use kms_pam::transport::GatewayTransport as _;
-use kms_pam::Secret;
 use kms_pam_benches::cpu::{CpuSampler, CpuShare};
 use kms_pam_benches::fixtures::{LIST_QUERY, PODS_PATH};
 use kms_pam_benches::node::{AuditSpec, GatewaySpec, Role};
@@ -47,6 +42,11 @@ use kms_pam_benches::spawn::NodeProcess;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+#[path = "session_scale/kms.rs"]
+mod kms;
+
+use kms::{kms_sessions, KmsSessions};
 
 const BENCH_NODE: &str = env!("CARGO_BIN_EXE_bench-node");
 
@@ -103,19 +103,6 @@ struct GatewayScale {
     cpu_cores: Vec<CpuShare>,
     gateway_cpu_us_per_request: f64,
     watches_delivered: usize,
-}
-
-/// Part (2)'s figures.
-#[derive(Clone, Debug, Serialize)]
-struct KmsSessions {
-    sessions: usize,
-    /// Opened and closed, one after another.
-    cycle_per_s: f64,
-    /// Opens alone: 1 / mean time to a ready kubeconfig.
-    open_per_s: f64,
-    open_p50_ms: f64,
-    open_p99_ms: f64,
-    close_p50_ms: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -386,51 +373,6 @@ fn get(path_and_query: &str) -> anyhow::Result<Request<Empty<Bytes>>> {
             .header("accept", "application/json")
             .body(Empty::new())?,
     )
-}
-
-/// A KMS in-process; `m` sessions opened (kubeconfig written) and closed one after another.
-async fn kms_sessions(m: usize) -> anyhow::Result<KmsSessions> {
-    let dir = tempfile::tempdir()?;
-    let server = Server::open(ServerConfig::new(dir.path().join("data"))).await?;
-    let token = std::fs::read_to_string(server.admin_token_path())?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let admin = KmsClient::new(&url, Some(Secret::new(token.trim())))?;
-    let audit_key = kms_pam::audit::evidence::signing::SigningKey::generate()?.0;
-    kms_pam_benches::kms::seed_world(&admin, &url, &audit_key).await?;
-
-    let (mut opens, mut closes) = (Vec::with_capacity(m), Vec::with_capacity(m));
-    let begun = Instant::now();
-    for i in 0..m {
-        let kubeconfig = dir.path().join(format!("kubeconfig-{i}"));
-        let request = AccessRequest::new("prod", "admin", Duration::from_secs(600))
-            .with_reason("benchmark")
-            .with_kubeconfig(KubeconfigTarget::File(kubeconfig));
-        let started = Instant::now();
-        let access = open_session(&admin, request).await?;
-        opens.push(started.elapsed().as_micros() as u64);
-        let closing = Instant::now();
-        access.close().await?;
-        closes.push(closing.elapsed().as_micros() as u64);
-    }
-    let cycle = begun.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    serving.await??;
-    let mean_open_s = opens.iter().sum::<u64>() as f64 / 1e6 / m.max(1) as f64;
-    opens.sort_unstable();
-    closes.sort_unstable();
-    Ok(KmsSessions {
-        sessions: m,
-        cycle_per_s: m as f64 / cycle,
-        open_per_s: 1.0 / mean_open_s,
-        open_p50_ms: percentile(&opens, 0.50) / 1e3,
-        open_p99_ms: percentile(&opens, 0.99) / 1e3,
-        close_p50_ms: percentile(&closes, 0.50) / 1e3,
-    })
 }
 
 /// The `q` quantile of sorted samples.

@@ -19,7 +19,6 @@
 //! `BENCH_QUICK=1` for a smoke run.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{ensure, Context as _};
 use kms_pam::audit::evidence::signing::SigningKey;
@@ -36,12 +35,16 @@ use kms_pam::server::{Server, ServerConfig, ServerError};
 use kms_pam::session::SessionId;
 use kms_pam::tls::generate_csr;
 use kms_pam::Secret;
-use kms_pam_benches::cpu::{cpu_seconds, machine_busy_seconds};
-use kms_pam_benches::pg::{cluster_pids, PgCluster};
+use kms_pam_benches::pg::PgCluster;
 use kms_pam_benches::quick_mode;
 use kms_pam_benches::report::Table;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+#[path = "store_engines/window.rs"]
+mod window;
+
+use window::Window;
 
 const WORKERS: usize = 8;
 const BATCH: usize = 250;
@@ -292,56 +295,6 @@ async fn seed(admin: &KmsClient, audit_key: &SigningKey) -> anyhow::Result<Secre
         )
         .await?;
     Ok(enrolled.gateway_token)
-}
-
-/// CPU readings at the start of a timed window: this process, the PostgreSQL cluster's
-/// processes, the whole machine.
-struct Window {
-    postmaster: u32,
-    started: Instant,
-    bench: f64,
-    machine: f64,
-    pg: Vec<(u32, f64)>,
-}
-
-impl Window {
-    fn open(postmaster: u32) -> anyhow::Result<Self> {
-        Ok(Self {
-            postmaster,
-            pg: pg_cpu(postmaster),
-            bench: cpu_seconds(std::process::id())?,
-            machine: machine_busy_seconds()?,
-            started: Instant::now(),
-        })
-    }
-
-    /// `count` things done since [`Window::open`]: the rate and the cores each side used.
-    fn close(self, count: usize) -> anyhow::Result<Reading> {
-        let wall = self.started.elapsed().as_secs_f64().max(f64::EPSILON);
-        let bench = (cpu_seconds(std::process::id())? - self.bench) / wall;
-        let machine = (machine_busy_seconds()? - self.machine) / wall;
-        let pg: f64 = pg_cpu(self.postmaster)
-            .iter()
-            .filter_map(|(pid, t)| {
-                let before = self.pg.iter().find(|(p, _)| p == pid)?;
-                Some(t - before.1)
-            })
-            .sum::<f64>()
-            / wall;
-        Ok(Reading {
-            per_second: count as f64 / wall,
-            bench_cores: bench,
-            pg_cores: pg,
-            others: (machine - bench - pg).max(0.0),
-        })
-    }
-}
-
-fn pg_cpu(postmaster: u32) -> Vec<(u32, f64)> {
-    cluster_pids(postmaster)
-        .into_iter()
-        .filter_map(|pid| cpu_seconds(pid).ok().map(|t| (pid, t)))
-        .collect()
 }
 
 /// `count` sessions opened by `WORKERS` concurrent clients, spread over the replicas; timed

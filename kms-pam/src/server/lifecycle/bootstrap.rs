@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +98,7 @@ fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
         source,
     };
     crate::fsutil::create_private_dir(dir).map_err(io_error)?;
-    let mode = fs::metadata(dir).map_err(io_error)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = crate::fsutil::shared_mode(&fs::metadata(dir).map_err(io_error)?) {
         tracing::warn!(
             dir = %dir.display(),
             mode = %format!("{mode:o}"),
@@ -168,6 +166,8 @@ fn write_private(path: &Path, secret: &Secret) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -90,8 +89,7 @@ impl RootKey {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(path, &e)),
         };
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if let Some(mode) = crate::fsutil::shared_mode(&meta) {
             return Err(StoreError::Invalid(format!(
                 "root key {} has mode {mode:o}; it must be readable by its owner only \
                  (chmod 600)",
@@ -192,6 +190,8 @@ fn io_error(path: &Path, e: &io::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
