@@ -78,7 +78,7 @@ impl Uploader for KmsClient {
         for part in split(batch, UPLOAD_BYTES) {
             self.upload_events(part)
                 .await
-                .map_err(|e| AuditError::Failed(format!("uploading audit events: {e}")))?;
+                .map_err(|e| AuditError::failed(format!("uploading audit events: {e}")))?;
         }
         Ok(())
     }
