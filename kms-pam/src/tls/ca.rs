@@ -16,7 +16,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::identity::{gateway_uri, session_uri};
-use super::{PrivateKeyPem, TlsError};
+use super::{GenerateReason, InvalidKeyReason, PrivateKeyPem, TlsError};
 
 /// How far back CA and gateway certificates are dated, so a host whose clock runs a little
 /// behind the KMS still accepts them. Session certificates are not backdated: their validity
@@ -232,9 +232,7 @@ fn check_ca_matches_key(cert_der: &CertificateDer<'_>, key: &KeyPair) -> Result<
         ));
     }
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err(TlsError::InvalidKey(
-            "key does not match the CA certificate".to_owned(),
-        ));
+        return Err(TlsError::InvalidKey(InvalidKeyReason::NotTheCaKey));
     }
     Ok(())
 }
@@ -312,9 +310,7 @@ fn set_validity(
     /// 9999-12-31T23:59:59Z, the last instant a four-digit GeneralizedTime can name.
     const LATEST: Duration = Duration::from_secs(253_402_300_799);
     if not_after <= not_before {
-        return Err(TlsError::Generate(
-            "validity ends before it starts".to_owned(),
-        ));
+        return Err(TlsError::Generate(GenerateReason::ValidityReversed));
     }
     if not_before < UNIX_EPOCH || not_after > UNIX_EPOCH + LATEST {
         return Err(out_of_range());
@@ -325,7 +321,7 @@ fn set_validity(
 }
 
 fn out_of_range() -> TlsError {
-    TlsError::Generate("validity out of range".to_owned())
+    TlsError::Generate(GenerateReason::ValidityOutOfRange)
 }
 
 /// 122 random bits (UUID v4 draws them from the OS generator); rcgen encodes them as a positive
@@ -335,7 +331,7 @@ fn random_serial() -> SerialNumber {
 }
 
 fn generate_error(e: rcgen::Error) -> TlsError {
-    TlsError::Generate(e.to_string())
+    TlsError::Generate(GenerateReason::Rcgen(e))
 }
 
 #[cfg(test)]
