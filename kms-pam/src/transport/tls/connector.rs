@@ -13,7 +13,7 @@ use tokio::time::timeout;
 use super::errors::handshake_error;
 use super::stream::ClientTunnel;
 use super::{CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
-use crate::tls::{tunnel_client_config, PrivateKeyPem, TlsError, TUNNEL_ALPN};
+use crate::tls::{tunnel_client_config, InvalidNameReason, PrivateKeyPem, TlsError, TUNNEL_ALPN};
 use crate::transport::{BoxedIo, GatewayTransport, TransportError};
 
 /// Opens mutual-TLS tunnels to one gateway, presenting one session's certificate.
@@ -129,8 +129,12 @@ impl fmt::Debug for TlsConnector {
 
 /// The name the gateway's certificate must carry: the host part of `host:port`.
 pub(super) fn server_name_of(gateway_addr: &str) -> Result<ServerName<'static>, TlsError> {
-    let invalid =
-        |why: &str| TlsError::InvalidName(format!("gateway address {gateway_addr:?}: {why}"));
+    let invalid = |problem: &'static str| {
+        TlsError::InvalidName(InvalidNameReason::GatewayAddress {
+            address: gateway_addr.to_owned(),
+            problem,
+        })
+    };
     let (host, port) = gateway_addr
         .rsplit_once(':')
         .ok_or_else(|| invalid("expected host:port"))?;
