@@ -27,7 +27,7 @@ impl AuditSink for ChannelSink {
     fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         self.queue
             .try_send(Message::Event(Box::new(event)))
-            .map_err(|e| AuditError::Full(e.to_string()))
+            .map_err(|e| AuditError::full(e.to_string()))
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
@@ -35,10 +35,10 @@ impl AuditSink for ChannelSink {
         self.queue
             .send(Message::Flush(done))
             .await
-            .map_err(|_| AuditError::Failed("consumer stopped".into()))?;
+            .map_err(|_| AuditError::failed("consumer stopped"))?;
         flushed
             .await
-            .map_err(|_| AuditError::Failed("consumer stopped".into()))
+            .map_err(|_| AuditError::failed("consumer stopped"))
     }
 }
 

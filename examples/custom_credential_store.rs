@@ -46,7 +46,7 @@ impl CredentialStore for TokenDirectory {
                     resource: session.resource.clone(),
                     account: session.account.clone(),
                 },
-                _ => CredentialError::Unavailable(format!("{}: {e}", path.display())),
+                _ => CredentialError::unavailable(format!("{}: {e}", path.display())),
             })?;
         Ok(SessionCredential::new(
             self.upstream.clone(),

@@ -73,7 +73,7 @@ impl SessionBroker for OwnControlPlane {
         let certificate = self
             .ca
             .sign_session_csr(&request.csr, &spec)
-            .map_err(|e| KmsError::Protocol(e.to_string()))?;
+            .map_err(KmsError::Tls)?;
         Ok(CreatedSession {
             session: SessionView {
                 session,

@@ -51,7 +51,7 @@ use crate::local::{self, LocalProxyConfig, LocalProxyError};
 use crate::proxy::ProxyHooks;
 use crate::secret::Secret;
 use crate::session::SessionId;
-use crate::tls::{LocalServingCert, SessionKey, TlsError};
+use crate::tls::{GenerateReason, LocalServingCert, SessionKey, TlsError};
 use crate::transport::tls::TlsConnector;
 use crate::transport::{BoxedIo, GatewayTransport, TransportError};
 
@@ -265,8 +265,8 @@ fn start(
         key.key_pem(),
         created.gateway_address.clone(),
     )?;
-    let local_token =
-        Secret::random(32).map_err(|e| AccessError::Tls(TlsError::Generate(e.to_string())))?;
+    let local_token = Secret::random(32)
+        .map_err(|e| AccessError::Tls(TlsError::Generate(GenerateReason::Random(e))))?;
     let kubeconfig_contents = SessionKubeconfig::new(
         &request.resource,
         &request.account,

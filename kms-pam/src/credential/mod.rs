@@ -73,10 +73,22 @@ pub enum CredentialError {
     },
     /// The store refused to hand it out (session not active, not bound to this gateway...).
     #[error("credential refused: {0}")]
-    Denied(String),
+    Denied(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The store could not be reached; the caller may retry later.
     #[error("credential store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl CredentialError {
+    /// A [`CredentialError::Denied`] with the store's reason (a message or an error).
+    pub fn denied(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Denied(reason.into())
+    }
+
+    /// A [`CredentialError::Unavailable`] with the underlying failure (a message or an error).
+    pub fn unavailable(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unavailable(reason.into())
+    }
 }
 
 /// Hands the gateway the upstream and token of a session's account.

@@ -99,7 +99,7 @@ impl std::fmt::Debug for GatewayConfig {
     }
 }
 
-/// The settings every gateway mode shares ([`mtls`], [`standalone`], [`kms_mode`]): where audit
+/// The settings every gateway mode shares ([`mtls`], [`standalone`], [`kms`]): where audit
 /// events go, the request [`Pipeline`], the metrics endpoint and the drain at shutdown. Each mode
 /// holds one; build it with [`GatewayOptions::new`] and the `with_*` methods.
 #[non_exhaustive]

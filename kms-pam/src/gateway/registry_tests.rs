@@ -171,7 +171,7 @@ async fn an_unreachable_credential_store_refuses_with_502_and_admits_nothing() {
     credentials
         .expect_credential()
         .times(2)
-        .returning(|_| Err(CredentialError::Unavailable("KMS timed out".into())));
+        .returning(|_| Err(CredentialError::unavailable("KMS timed out")));
     let registry = registry(sessions, credentials, quiet_audit());
     for _ in 0..2 {
         // Not cached: the next tunnel asks again.
@@ -200,8 +200,8 @@ async fn a_session_bound_elsewhere_never_fetches_the_credential() {
 async fn a_manager_that_cannot_answer_fails_closed() {
     let mut sessions = MockSessionManager::new();
     sessions.expect_get().returning(|_| {
-        Err(crate::session::SessionError::Unavailable(
-            "connection refused".into(),
+        Err(crate::session::SessionError::unavailable(
+            "connection refused",
         ))
     });
     let mut credentials = MockCredentialStore::new();

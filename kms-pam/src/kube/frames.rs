@@ -49,9 +49,42 @@ const DECODE_CHUNK: usize = 4 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
-    /// The bytes break RFC 6455, or use an extension (compression) the reader cannot undo.
+    /// An earlier call failed; frame boundaries are lost.
+    #[error("unreadable WebSocket frames: the reader stopped at an earlier error")]
+    Stopped,
+    /// A frame header breaks RFC 6455.
     #[error("unreadable WebSocket frames: {0}")]
-    Protocol(String),
+    Header(#[source] tungstenite::Error),
+    /// A frame header is longer than any valid one.
+    #[error("unreadable WebSocket frames: frame header longer than 14 bytes")]
+    HeaderTooLong,
+    /// A frame uses an extension (compression) the reader cannot undo.
+    #[error("unreadable WebSocket frames: a frame uses a WebSocket extension (reserved bits set)")]
+    Extension,
+    /// A continuation frame arrived outside a message.
+    #[error("unreadable WebSocket frames: a continuation frame outside a message")]
+    StrayContinuation,
+    /// A new message started before the previous one ended.
+    #[error("unreadable WebSocket frames: a new message before the previous one ended")]
+    Interleaved,
+    /// A control frame is fragmented or longer than 125 bytes.
+    #[error("unreadable WebSocket frames: a fragmented or oversized control frame")]
+    BadControlFrame,
+    /// A frame uses a reserved opcode.
+    #[error("unreadable WebSocket frames: a reserved opcode")]
+    ReservedOpcode,
+    /// A base64 channel message does not start with a channel digit.
+    #[error(
+        "unreadable WebSocket frames: a base64 channel message starts with {first:#04x}, \
+         not a channel digit"
+    )]
+    NoChannel {
+        /// The byte it starts with.
+        first: u8,
+    },
+    /// A base64 channel message is not base64.
+    #[error("unreadable WebSocket frames: a base64 channel message: {0}")]
+    Base64(#[source] base64::DecodeError),
 }
 
 /// Reads the frames of one direction of a WebSocket connection, fed with the bytes as observed.
@@ -134,9 +167,7 @@ impl FrameParser {
         mut on: impl FnMut(Observed<'_>),
     ) -> Result<(), FrameError> {
         if self.failed {
-            return Err(FrameError::Protocol(
-                "the reader stopped at an earlier error".into(),
-            ));
+            return Err(FrameError::Stopped);
         }
         while !input.is_empty() {
             let consumed = if self.payload.is_some() {
@@ -175,7 +206,7 @@ impl FrameParser {
             let mut cursor = Cursor::new(&self.header);
             (FrameHeader::parse(&mut cursor), cursor.position())
         };
-        match parsed.map_err(|e| FrameError::Protocol(e.to_string()))? {
+        match parsed.map_err(FrameError::Header)? {
             Some((header, len)) => {
                 // The position, not the header's length: a non-minimal length encoding is longer.
                 let used = usize::try_from(position)
@@ -191,9 +222,7 @@ impl FrameParser {
                 }
                 Ok(take)
             }
-            None => Err(FrameError::Protocol(
-                "frame header longer than 14 bytes".into(),
-            )),
+            None => Err(FrameError::HeaderTooLong),
         }
     }
 
@@ -203,18 +232,18 @@ impl FrameParser {
         len: u64,
         on: &mut impl FnMut(Observed<'_>),
     ) -> Result<(), FrameError> {
-        let refuse = |why: &str| Err(FrameError::Protocol(why.to_owned()));
+        let refuse = |error: FrameError| Err(error);
         if header.rsv1 || header.rsv2 || header.rsv3 {
-            return refuse("a frame uses a WebSocket extension (reserved bits set)");
+            return refuse(FrameError::Extension);
         }
         let kind = match (header.opcode, &self.message) {
             (OpCode::Data(Data::Continue), Message::Binary { .. }) => Kind::Binary,
             (OpCode::Data(Data::Continue), Message::Base64) => Kind::Base64,
             (OpCode::Data(Data::Continue), Message::None) => {
-                return refuse("a continuation frame outside a message")
+                return refuse(FrameError::StrayContinuation)
             }
             (OpCode::Data(Data::Binary | Data::Text), Message::Binary { .. } | Message::Base64) => {
-                return refuse("a new message before the previous one ended")
+                return refuse(FrameError::Interleaved)
             }
             // The opcode does not decide how a message is read; the subprotocol does.
             (OpCode::Data(Data::Binary | Data::Text), Message::None) if self.base64.is_some() => {
@@ -228,8 +257,8 @@ impl FrameParser {
             (OpCode::Control(control), _) if header.is_final && len <= 125 => {
                 Kind::Control(control)
             }
-            (OpCode::Control(_), _) => return refuse("a fragmented or oversized control frame"),
-            (OpCode::Data(Data::Reserved(_)), _) => return refuse("a reserved opcode"),
+            (OpCode::Control(_), _) => return refuse(FrameError::BadControlFrame),
+            (OpCode::Data(Data::Reserved(_)), _) => return refuse(FrameError::ReservedOpcode),
         };
         self.payload = Some(Payload {
             remaining: len,
@@ -341,9 +370,7 @@ impl Base64Text {
                 return Ok(());
             };
             if !first.is_ascii_digit() {
-                return Err(FrameError::Protocol(format!(
-                    "a base64 channel message starts with {first:#04x}, not a channel digit"
-                )));
+                return Err(FrameError::NoChannel { first });
             }
             self.channel = Some(first - b'0');
             data = rest;
@@ -376,7 +403,7 @@ impl Base64Text {
         self.decoded.clear();
         base64::engine::general_purpose::STANDARD
             .decode_vec(&self.pending[..len], &mut self.decoded)
-            .map_err(|e| FrameError::Protocol(format!("a base64 channel message: {e}")))?;
+            .map_err(FrameError::Base64)?;
         self.pending.drain(..len);
         if let (Some(channel), false) = (self.channel, self.decoded.is_empty()) {
             on(Observed::Data {

@@ -206,7 +206,7 @@ mod tests {
         let mut sink = MockAuditSink::new();
         sink.expect_record()
             .times(2)
-            .returning(|_| Err(AuditError::Full("spool full".into())));
+            .returning(|_| Err(AuditError::full("spool full")));
         let metrics = Arc::new(GatewayMetrics::new());
         let tap = RequestTap::new(
             Arc::new(sink),

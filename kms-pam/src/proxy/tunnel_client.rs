@@ -318,7 +318,7 @@ mod tests {
         transport
             .expect_connect()
             .times(1)
-            .returning(|| Err(TransportError::Refused("certificate expired".into())));
+            .returning(|| Err(TransportError::refused("certificate expired")));
         let error = send_through(transport).await;
         assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
         assert!(
@@ -334,7 +334,7 @@ mod tests {
         let mut transport = MockGatewayTransport::new();
         transport
             .expect_connect()
-            .returning(|| Err(TransportError::Unreachable("connection refused".into())));
+            .returning(|| Err(TransportError::unreachable("connection refused")));
         let error = send_through(transport).await;
         assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
         assert!(
@@ -358,7 +358,7 @@ mod tests {
             self.dials.fetch_add(1, Ordering::SeqCst);
             if !self.up.load(Ordering::SeqCst) {
                 tokio::time::sleep(self.delay).await;
-                return Err(TransportError::Unreachable("connect timed out".into()));
+                return Err(TransportError::unreachable("connect timed out"));
             }
             let (client, server) = tokio::io::duplex(64 * 1024);
             tokio::spawn(async move {

@@ -68,9 +68,7 @@ impl MemorySessionManager {
     /// Records a new `Active` session expiring `new.duration` from now.
     pub async fn create(&self, new: NewSession) -> Result<Session, SessionError> {
         if new.duration.is_zero() {
-            return Err(SessionError::Invalid(
-                "duration must be greater than zero".into(),
-            ));
+            return Err(SessionError::invalid("duration must be greater than zero"));
         }
         let now = SystemTime::now();
         let session = Session {

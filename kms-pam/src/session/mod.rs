@@ -316,10 +316,22 @@ pub enum SessionError {
     },
     /// The request itself is wrong (zero duration, unknown account...).
     #[error("invalid session request: {0}")]
-    Invalid(String),
+    Invalid(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The backing store or control plane could not answer; the caller may retry.
     #[error("session service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SessionError {
+    /// A [`SessionError::Invalid`] with what is wrong (a message or an error).
+    pub fn invalid(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Invalid(reason.into())
+    }
+
+    /// A [`SessionError::Unavailable`] with the underlying failure (a message or an error).
+    pub fn unavailable(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unavailable(reason.into())
+    }
 }
 
 /// The read side of sessions, as a gateway needs it: look one up, and learn when it stops.

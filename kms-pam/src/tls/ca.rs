@@ -16,7 +16,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::identity::{gateway_uri, session_uri};
-use super::{PrivateKeyPem, TlsError};
+use super::{
+    GenerateReason, InvalidCertificateReason, InvalidKeyReason, InvalidNameReason, PrivateKeyPem,
+    TlsError,
+};
 
 /// How far back CA and gateway certificates are dated, so a host whose clock runs a little
 /// behind the KMS still accepts them. Session certificates are not backdated: their validity
@@ -104,11 +107,11 @@ impl CertificateAuthority {
     /// certificate and that the key belongs to it.
     pub fn from_pem(cert_pem: &str, key_pem: PrivateKeyPem) -> Result<Self, TlsError> {
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| TlsError::InvalidCertificate(format!("CA certificate PEM: {e}")))?;
+            .map_err(|e| TlsError::InvalidCertificate(InvalidCertificateReason::CaPem(e)))?;
         let key = key_pem.to_key_pair()?;
         check_ca_matches_key(&cert_der, &key)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
-            .map_err(|e| TlsError::InvalidCertificate(format!("CA certificate: {e}")))?;
+            .map_err(|e| TlsError::InvalidCertificate(InvalidCertificateReason::CaIssuer(e)))?;
         Ok(Self {
             issuer,
             cert_pem: cert_pem.to_owned(),
@@ -179,7 +182,9 @@ impl CertificateAuthority {
     ) -> Result<String, TlsError> {
         let csr = parse_csr(csr_pem)?;
         if spec.user.is_empty() {
-            return Err(TlsError::InvalidName("empty user name".to_owned()));
+            return Err(TlsError::InvalidName(InvalidNameReason::Empty {
+                what: "user name",
+            }));
         }
         let mut params = leaf_params(ExtendedKeyUsagePurpose::ClientAuth);
         params.distinguished_name = common_name_dn(&spec.user);
@@ -214,13 +219,12 @@ impl fmt::Debug for CertificateAuthority {
 /// Parses a CSR and verifies its self-signature (rcgen does so when built with `ring`), which
 /// proves the requester holds the private key.
 fn parse_csr(csr_pem: &str) -> Result<CertificateSigningRequestParams, TlsError> {
-    CertificateSigningRequestParams::from_pem(csr_pem)
-        .map_err(|e| TlsError::InvalidCsr(e.to_string()))
+    CertificateSigningRequestParams::from_pem(csr_pem).map_err(TlsError::InvalidCsr)
 }
 
 fn check_ca_matches_key(cert_der: &CertificateDer<'_>, key: &KeyPair) -> Result<(), TlsError> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-        .map_err(|e| TlsError::InvalidCertificate(format!("CA certificate: {e}")))?;
+        .map_err(|e| TlsError::InvalidCertificate(InvalidCertificateReason::CaParse(e)))?;
     let is_ca = cert
         .basic_constraints()
         .ok()
@@ -228,13 +232,11 @@ fn check_ca_matches_key(cert_der: &CertificateDer<'_>, key: &KeyPair) -> Result<
         .is_some_and(|bc| bc.value.ca);
     if !is_ca {
         return Err(TlsError::InvalidCertificate(
-            "not a CA certificate".to_owned(),
+            InvalidCertificateReason::NotCa,
         ));
     }
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err(TlsError::InvalidKey(
-            "key does not match the CA certificate".to_owned(),
-        ));
+        return Err(TlsError::InvalidKey(InvalidKeyReason::NotTheCaKey));
     }
     Ok(())
 }
@@ -250,9 +252,7 @@ fn leaf_params(usage: ExtendedKeyUsagePurpose) -> CertificateParams {
 
 fn server_params(names: &[String], validity: Duration) -> Result<CertificateParams, TlsError> {
     if names.is_empty() {
-        return Err(TlsError::InvalidName(
-            "a server certificate needs at least one name".to_owned(),
-        ));
+        return Err(TlsError::InvalidName(InvalidNameReason::NoServerName));
     }
     let mut params = leaf_params(ExtendedKeyUsagePurpose::ServerAuth);
     params.distinguished_name = common_name_dn(&names[0]);
@@ -267,8 +267,11 @@ fn server_params(names: &[String], validity: Duration) -> Result<CertificatePara
 /// A DNS name or IP literal as a SAN, validated with the same rules rustls applies when
 /// connecting, so a certificate is never issued for a name no client could ask for.
 fn server_name_san(name: &str) -> Result<SanType, TlsError> {
-    let invalid =
-        || TlsError::InvalidName(format!("{name:?} is neither a DNS name nor an IP address"));
+    let invalid = || {
+        TlsError::InvalidName(InvalidNameReason::NotAServerName {
+            name: name.to_owned(),
+        })
+    };
     match ServerName::try_from(name).map_err(|_| invalid())? {
         ServerName::IpAddress(ip) => Ok(SanType::IpAddress(ip.into())),
         ServerName::DnsName(dns) => {
@@ -282,7 +285,7 @@ fn server_name_san(name: &str) -> Result<SanType, TlsError> {
 fn uri_san(uri: String) -> Result<SanType, TlsError> {
     let ia5 = uri
         .try_into()
-        .map_err(|e| TlsError::InvalidName(format!("identity URI: {e}")))?;
+        .map_err(|e| TlsError::InvalidName(InvalidNameReason::IdentityUri(e)))?;
     Ok(SanType::URI(ia5))
 }
 
@@ -312,9 +315,7 @@ fn set_validity(
     /// 9999-12-31T23:59:59Z, the last instant a four-digit GeneralizedTime can name.
     const LATEST: Duration = Duration::from_secs(253_402_300_799);
     if not_after <= not_before {
-        return Err(TlsError::Generate(
-            "validity ends before it starts".to_owned(),
-        ));
+        return Err(TlsError::Generate(GenerateReason::ValidityReversed));
     }
     if not_before < UNIX_EPOCH || not_after > UNIX_EPOCH + LATEST {
         return Err(out_of_range());
@@ -325,7 +326,7 @@ fn set_validity(
 }
 
 fn out_of_range() -> TlsError {
-    TlsError::Generate("validity out of range".to_owned())
+    TlsError::Generate(GenerateReason::ValidityOutOfRange)
 }
 
 /// 122 random bits (UUID v4 draws them from the OS generator); rcgen encodes them as a positive
@@ -335,7 +336,7 @@ fn random_serial() -> SerialNumber {
 }
 
 fn generate_error(e: rcgen::Error) -> TlsError {
-    TlsError::Generate(e.to_string())
+    TlsError::Generate(GenerateReason::Rcgen(e))
 }
 
 #[cfg(test)]

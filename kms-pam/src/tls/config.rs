@@ -13,7 +13,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use super::{PrivateKeyPem, TlsError};
+use super::{InvalidCertificateReason, PrivateKeyPem, TlsError};
 
 /// ALPN protocol id of the tunnel.
 ///
@@ -96,10 +96,10 @@ pub fn tunnel_client_config(
 pub(crate) fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::InvalidCertificate(format!("PEM: {e}")))?;
+        .map_err(|e| TlsError::InvalidCertificate(InvalidCertificateReason::Pem(e)))?;
     if certs.is_empty() {
         return Err(TlsError::InvalidCertificate(
-            "no certificate in PEM".to_owned(),
+            InvalidCertificateReason::NoCertificate,
         ));
     }
     Ok(certs)
@@ -111,7 +111,7 @@ pub(crate) fn root_store(ca_pem: &str) -> Result<RootCertStore, TlsError> {
     for cert in parse_certs(ca_pem)? {
         roots
             .add(cert)
-            .map_err(|e| TlsError::InvalidCertificate(format!("CA certificate: {e}")))?;
+            .map_err(|e| TlsError::InvalidCertificate(InvalidCertificateReason::Root(e)))?;
     }
     Ok(roots)
 }

@@ -3,7 +3,7 @@
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
-use super::{PrivateKeyPem, TlsError};
+use super::{GenerateReason, PrivateKeyPem, TlsError};
 
 /// The private key of a session certificate, generated on the client.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ impl SessionKey {
 /// `common_name` is informative only: the CA ignores the CSR's subject and decides the identity
 /// itself.
 pub fn generate_csr(common_name: &str) -> Result<(PrivateKeyPem, String), TlsError> {
-    let key = KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = KeyPair::generate().map_err(|e| TlsError::Generate(GenerateReason::Rcgen(e)))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
@@ -38,7 +38,7 @@ pub fn generate_csr(common_name: &str) -> Result<(PrivateKeyPem, String), TlsErr
     let csr = params
         .serialize_request(&key)
         .and_then(|csr| csr.pem())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+        .map_err(|e| TlsError::Generate(GenerateReason::Rcgen(e)))?;
     Ok((PrivateKeyPem::from_key_pair(&key), csr))
 }
 

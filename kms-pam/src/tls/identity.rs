@@ -11,7 +11,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::time::ASN1Time;
 
-use super::TlsError;
+use super::{InvalidCertificateReason, InvalidNameReason, TlsError};
 
 /// Prefix of the URI SAN naming a session: `kms-pam://session/<id>`.
 pub const SESSION_URI_PREFIX: &str = "kms-pam://session/";
@@ -35,9 +35,9 @@ pub(crate) fn gateway_uri(gateway: &str) -> Result<String, TlsError> {
     identity_uri(GATEWAY_URI_PREFIX, "gateway name", gateway)
 }
 
-fn identity_uri(prefix: &str, what: &str, value: &str) -> Result<String, TlsError> {
+fn identity_uri(prefix: &str, what: &'static str, value: &str) -> Result<String, TlsError> {
     if value.is_empty() {
-        return Err(TlsError::InvalidName(format!("empty {what}")));
+        return Err(TlsError::InvalidName(InvalidNameReason::Empty { what }));
     }
     Ok(format!("{prefix}{}", utf8_percent_encode(value, COMPONENT)))
 }
@@ -98,7 +98,7 @@ impl GatewayIdentity {
         let uris = IdentityUris::read(&cert)?;
         if !uris.sessions.is_empty() {
             return Err(TlsError::InvalidCertificate(
-                "a session certificate is not a gateway certificate".to_owned(),
+                InvalidCertificateReason::SessionNotGateway,
             ));
         }
         let name = exactly_one(uris.gateways, "gateway URI")?;
@@ -114,9 +114,9 @@ struct IdentityUris {
 
 impl IdentityUris {
     fn read(cert: &X509Certificate<'_>) -> Result<Self, TlsError> {
-        let san = cert
-            .subject_alternative_name()
-            .map_err(|e| TlsError::InvalidCertificate(format!("bad subjectAltName: {e}")))?;
+        let san = cert.subject_alternative_name().map_err(|e| {
+            TlsError::InvalidCertificate(InvalidCertificateReason::SubjectAltName(e))
+        })?;
         let mut uris = Self {
             sessions: Vec::new(),
             gateways: Vec::new(),
@@ -140,23 +140,27 @@ fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, TlsError> {
     match x509_parser::parse_x509_certificate(der) {
         Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(TlsError::InvalidCertificate(
-            "trailing data after the certificate".to_owned(),
+            InvalidCertificateReason::TrailingData,
         )),
-        Err(e) => Err(TlsError::InvalidCertificate(format!("cannot parse: {e}"))),
+        Err(e) => Err(TlsError::InvalidCertificate(
+            InvalidCertificateReason::Parse(e),
+        )),
     }
 }
 
 fn decode_component(encoded: &str) -> Result<String, TlsError> {
     // The CA escapes every '/', so a raw one (or nothing at all) was not written by it.
     if encoded.is_empty() || encoded.contains('/') {
-        return Err(TlsError::InvalidCertificate(format!(
-            "malformed identity URI component {encoded:?}"
-        )));
+        return Err(TlsError::InvalidCertificate(
+            InvalidCertificateReason::MalformedUriComponent {
+                component: encoded.to_owned(),
+            },
+        ));
     }
     percent_decode_str(encoded)
         .decode_utf8()
         .map(|decoded| decoded.into_owned())
-        .map_err(|_| TlsError::InvalidCertificate("identity URI is not UTF-8".to_owned()))
+        .map_err(|e| TlsError::InvalidCertificate(InvalidCertificateReason::UriNotUtf8(e)))
 }
 
 fn common_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, TlsError> {
@@ -164,19 +168,21 @@ fn common_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, TlsError> {
         .iter_common_name()
         .map(|cn| {
             cn.as_str().map(str::to_owned).map_err(|_| {
-                TlsError::InvalidCertificate("subject common name is not a string".to_owned())
+                TlsError::InvalidCertificate(InvalidCertificateReason::CommonNameNotString)
             })
         })
         .collect()
 }
 
-fn exactly_one(mut values: Vec<String>, what: &str) -> Result<String, TlsError> {
+fn exactly_one(mut values: Vec<String>, what: &'static str) -> Result<String, TlsError> {
     match (values.pop(), values.is_empty()) {
         (Some(value), true) => Ok(value),
-        (None, _) => Err(TlsError::InvalidCertificate(format!("no {what}"))),
-        (Some(_), false) => Err(TlsError::InvalidCertificate(format!(
-            "more than one {what}"
-        ))),
+        (None, _) => Err(TlsError::InvalidCertificate(
+            InvalidCertificateReason::Missing { what },
+        )),
+        (Some(_), false) => Err(TlsError::InvalidCertificate(
+            InvalidCertificateReason::Several { what },
+        )),
     }
 }
 
@@ -184,7 +190,9 @@ fn to_system_time(time: ASN1Time) -> Result<SystemTime, TlsError> {
     u64::try_from(time.timestamp())
         .ok()
         .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
-        .ok_or_else(|| TlsError::InvalidCertificate("validity time out of range".to_owned()))
+        .ok_or(TlsError::InvalidCertificate(
+            InvalidCertificateReason::ValidityOutOfRange,
+        ))
 }
 
 #[cfg(test)]

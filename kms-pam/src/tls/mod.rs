@@ -30,7 +30,9 @@ pub use ca::{CertificateAuthority, IssuedCert, SessionCertSpec};
 pub use config::crypto_provider;
 pub use config::{tunnel_client_config, tunnel_server_config, TUNNEL_ALPN};
 pub use csr::{generate_csr, SessionKey};
-pub use error::TlsError;
+pub use error::{
+    GenerateReason, InvalidCertificateReason, InvalidKeyReason, InvalidNameReason, TlsError,
+};
 pub use identity::{GatewayIdentity, SessionIdentity, GATEWAY_URI_PREFIX, SESSION_URI_PREFIX};
 pub use local::LocalServingCert;
 pub use secret::PrivateKeyPem;

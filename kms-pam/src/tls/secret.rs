@@ -3,7 +3,7 @@
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 
-use super::TlsError;
+use super::{InvalidKeyReason, TlsError};
 use crate::secret::Secret;
 
 /// A PEM-encoded private key (PKCS#8).
@@ -28,13 +28,13 @@ impl PrivateKeyPem {
     /// Parses the key for rustls.
     pub fn to_private_key_der(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
         PrivateKeyDer::from_pem_slice(self.0.expose().as_bytes())
-            .map_err(|e| TlsError::InvalidKey(format!("cannot read PEM private key: {e}")))
+            .map_err(|e| TlsError::InvalidKey(InvalidKeyReason::Pem(e)))
     }
 
     /// Parses the key for signing with rcgen.
     pub(crate) fn to_key_pair(&self) -> Result<rcgen::KeyPair, TlsError> {
         rcgen::KeyPair::from_pem(self.0.expose())
-            .map_err(|e| TlsError::InvalidKey(format!("cannot read PEM private key: {e}")))
+            .map_err(|e| TlsError::InvalidKey(InvalidKeyReason::KeyPair(e)))
     }
 
     /// Serializes an rcgen key pair, keeping only the zeroizing copy.

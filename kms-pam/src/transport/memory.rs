@@ -64,7 +64,7 @@ impl GatewayTransport for MemoryConnector {
             .dial
             .send(tunnel)
             .await
-            .map_err(|_| TransportError::Unreachable("in-memory gateway stopped".into()))?;
+            .map_err(|_| TransportError::unreachable("in-memory gateway stopped"))?;
         Ok(Box::new(client))
     }
 }

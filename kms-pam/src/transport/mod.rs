@@ -49,13 +49,25 @@ pub struct AcceptedTunnel {
 pub enum TransportError {
     /// The gateway could not be reached.
     #[error("gateway unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The handshake failed or the peer was refused (certificate, protocol, session).
     #[error("tunnel refused: {0}")]
-    Refused(String),
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The listener or connector was shut down.
     #[error("tunnel transport closed")]
     Closed,
+}
+
+impl TransportError {
+    /// A [`TransportError::Unreachable`] with the underlying failure (a message or an error).
+    pub fn unreachable(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unreachable(reason.into())
+    }
+
+    /// A [`TransportError::Refused`] with the reason (a message or an error).
+    pub fn refused(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Refused(reason.into())
+    }
 }
 
 /// The client side: opens tunnel connections to the gateway for one session.

@@ -105,8 +105,8 @@ impl ChainReport {
 /// The hex SHA-256 link of `event`, over its `prev_hash` and its canonical JSON without `hash`.
 pub fn event_hash(event: &AuditEvent) -> Result<String, AuditError> {
     let value = serde_json::to_value(event)
-        .map_err(|e| AuditError::Failed(format!("cannot serialize audit event: {e}")))?;
-    link_hash(&value).map_err(AuditError::Failed)
+        .map_err(|e| AuditError::failed(format!("cannot serialize audit event: {e}")))?;
+    link_hash(&value).map_err(AuditError::failed)
 }
 
 /// Checks one session's events, in stored order, and reports the first broken link: content that
@@ -383,7 +383,7 @@ impl<S: AuditSink> AuditSink for ChainingSink<S> {
         {
             let mut link = lock(&link);
             if link.ended && !starts {
-                return Err(AuditError::Failed(format!(
+                return Err(AuditError::failed(format!(
                     "session {session} already ended at this gateway and its record is closed;                      a late event is not recorded"
                 )));
             }

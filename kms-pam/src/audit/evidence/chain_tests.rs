@@ -273,7 +273,7 @@ struct RefusesSecond {
 impl AuditSink for RefusesSecond {
     fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         if self.calls.fetch_add(1, Ordering::Relaxed) == 1 {
-            return Err(AuditError::Full("test".into()));
+            return Err(AuditError::full("test"));
         }
         self.kept.record(event)
     }

@@ -144,7 +144,7 @@ impl SignedHead {
 
 fn canonical(head: &SessionHead) -> Result<Vec<u8>, AuditError> {
     let value = serde_json::to_value(head)
-        .map_err(|e| AuditError::Failed(format!("cannot serialize a session head: {e}")))?;
+        .map_err(|e| AuditError::failed(format!("cannot serialize a session head: {e}")))?;
     Ok(canonical_json(&value))
 }
 

@@ -40,9 +40,35 @@ pub enum SigningError {
         /// The cause.
         source: io::Error,
     },
-    /// The key file or key text is not an Ed25519 key, or is not safe to use.
-    #[error("{0}")]
-    Invalid(String),
+    /// The key is not an Ed25519 PKCS#8 document (ring's reason; it is not a
+    /// `std::error::Error`, so it is no `source`).
+    #[error("not an Ed25519 PKCS#8 key: {0}")]
+    NotPkcs8(ring::error::KeyRejected),
+    /// The key file is not an Ed25519 PKCS#8 document.
+    #[error("signing key {}: not an Ed25519 PKCS#8 key: {reason}", path.display())]
+    InvalidKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// ring's reason.
+        reason: ring::error::KeyRejected,
+    },
+    /// The key file may be read by its group or others.
+    #[error(
+        "signing key {} has mode {mode:o}; it must be readable by its owner only (chmod 600)",
+        path.display()
+    )]
+    SharedKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A public key's text is not base64.
+    #[error("public key is not base64: {0}")]
+    PublicKeyNotBase64(#[source] base64::DecodeError),
+    /// A public key's text does not decode to 32 bytes.
+    #[error("an Ed25519 public key is 32 bytes")]
+    PublicKeyLength,
     /// No randomness to make a key with.
     #[error("the operating system's random number generator failed")]
     Random,
@@ -72,8 +98,8 @@ impl SigningKey {
 
     /// A key from its PKCS#8 document.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, SigningError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-            .map_err(|e| SigningError::Invalid(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(SigningError::NotPkcs8)?;
         Ok(Self { pair })
     }
 
@@ -91,9 +117,13 @@ impl SigningKey {
         };
         check_private(path, &meta)?;
         let der = Zeroizing::new(fs::read(path).map_err(io_error)?);
-        Self::from_pkcs8(&der)
-            .map(Some)
-            .map_err(|e| SigningError::Invalid(format!("signing key {}: {e}", path.display())))
+        Self::from_pkcs8(&der).map(Some).map_err(|e| match e {
+            SigningError::NotPkcs8(reason) => SigningError::InvalidKeyFile {
+                path: path.to_owned(),
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// Makes a new key and writes it to `path` (mode 0600, never over an existing file).
@@ -144,10 +174,10 @@ impl PublicKey {
     pub fn from_base64(text: &str) -> Result<Self, SigningError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
-            .map_err(|e| SigningError::Invalid(format!("public key is not base64: {e}")))?;
+            .map_err(SigningError::PublicKeyNotBase64)?;
         let bytes: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| SigningError::Invalid("an Ed25519 public key is 32 bytes".to_owned()))?;
+            .map_err(|_| SigningError::PublicKeyLength)?;
         Ok(Self(bytes))
     }
 
@@ -226,11 +256,10 @@ pub fn key_endorsement_message(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
 
 fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SigningError> {
     match crate::fsutil::shared_mode(meta) {
-        Some(mode) => Err(SigningError::Invalid(format!(
-            "signing key {} has mode {mode:o}; it must be readable by its owner only \
-             (chmod 600)",
-            path.display()
-        ))),
+        Some(mode) => Err(SigningError::SharedKeyFile {
+            path: path.to_owned(),
+            mode,
+        }),
         None => Ok(()),
     }
 }

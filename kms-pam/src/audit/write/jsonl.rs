@@ -31,9 +31,9 @@ impl JsonLinesSink {
         let opened = path.to_owned();
         let file = tokio::task::spawn_blocking(move || crate::fsutil::open_private(&opened, false))
             .await
-            .map_err(|e| AuditError::Failed(format!("cannot open {}: {e}", path.display())))?
+            .map_err(|e| AuditError::failed(format!("cannot open {}: {e}", path.display())))?
             .map(tokio::fs::File::from_std)
-            .map_err(|e| AuditError::Failed(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| AuditError::failed(format!("cannot open {}: {e}", path.display())))?;
         let (queue, commands) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(file, commands, path.to_owned()));
         Ok(Self {
@@ -80,12 +80,12 @@ impl AuditSink for JsonLinesSink {
         self.queue
             .try_send(Command::Event(Box::new(event)))
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AuditError::Full(format!(
+                mpsc::error::TrySendError::Full(_) => AuditError::full(format!(
                     "{} writer is {QUEUE} events behind",
                     self.path.display()
                 )),
                 mpsc::error::TrySendError::Closed(_) => {
-                    AuditError::Failed(format!("{} writer stopped", self.path.display()))
+                    AuditError::failed(format!("{} writer stopped", self.path.display()))
                 }
             })
     }
@@ -95,11 +95,11 @@ impl AuditSink for JsonLinesSink {
         self.queue
             .send(Command::Flush(done))
             .await
-            .map_err(|_| AuditError::Failed(format!("{} writer stopped", self.path.display())))?;
+            .map_err(|_| AuditError::failed(format!("{} writer stopped", self.path.display())))?;
         outcome
             .await
-            .map_err(|_| AuditError::Failed(format!("{} writer stopped", self.path.display())))?
-            .map_err(|e| AuditError::Failed(format!("{}: {e}", self.path.display())))
+            .map_err(|_| AuditError::failed(format!("{} writer stopped", self.path.display())))?
+            .map_err(|e| AuditError::failed(format!("{}: {e}", self.path.display())))
     }
 }
 

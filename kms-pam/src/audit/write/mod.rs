@@ -23,10 +23,22 @@ pub enum AuditError {
     /// The sink cannot take more events now (a bounded buffer or spool is full). The event was not
     /// recorded; the caller logs this and counts it, it never drops silently.
     #[error("audit sink full: {0}")]
-    Full(String),
+    Full(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Writing or delivering failed (disk, network, control plane).
     #[error("audit sink failed: {0}")]
-    Failed(String),
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AuditError {
+    /// A [`AuditError::Full`] with the sink's own reason (a message or an error).
+    pub fn full(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Full(reason.into())
+    }
+
+    /// A [`AuditError::Failed`] with the underlying failure (a message or an error).
+    pub fn failed(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Failed(reason.into())
+    }
 }
 
 /// Receives the events of sessions: request started/finished, stream opened/closed, session

@@ -130,12 +130,12 @@ fn session_error(id: &SessionId, e: KmsError) -> SessionError {
     if e.is_not_found() {
         SessionError::NotFound(id.clone())
     } else if e.code() == Some(ErrorCode::Unauthenticated) {
-        SessionError::Unavailable(format!(
+        SessionError::unavailable(format!(
             "KMS refuses this gateway's token; the gateway was revoked and admits no session \
              until it is enrolled again ({e})"
         ))
     } else {
-        SessionError::Unavailable(e.to_string())
+        SessionError::unavailable(e.to_string())
     }
 }
 
@@ -207,12 +207,12 @@ impl CredentialStore for KmsCredentialStore {
                     account: session.account.clone(),
                 },
                 Some(ErrorCode::Forbidden | ErrorCode::Invalid) => {
-                    CredentialError::Denied(e.to_string())
+                    CredentialError::denied(e.to_string())
                 }
-                _ => CredentialError::Unavailable(e.to_string()),
+                _ => CredentialError::unavailable(e.to_string()),
             })?;
         let url = answer.url.parse().map_err(|e| {
-            CredentialError::Denied(format!(
+            CredentialError::denied(format!(
                 "resource {} has an invalid URL: {e}",
                 session.resource
             ))

@@ -7,8 +7,8 @@ pub use crate::net::http_client::ConnectionFailure;
 ///
 /// The variant says where the failure came from, so a caller can decide what to do: `Unreachable`
 /// is usually transient (retry, or tell the user the KMS is down) and says how it failed,
-/// `Api` is the KMS's considered answer (fix the request), `Protocol` means the other side is not
-/// speaking this API. Messages never contain the API token.
+/// `Api` is the KMS's considered answer (fix the request), `NotKms`, `UnexpectedAnswer` and
+/// `AnswerBody` mean the other side is not speaking this API. Messages never contain the API token.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KmsError {
@@ -62,9 +62,39 @@ pub enum KmsError {
         /// One line a person can act on.
         message: String,
     },
-    /// The answer was not what the API promises (not JSON, wrong shape, not a KMS at all).
-    #[error("unexpected answer from KMS: {0}")]
-    Protocol(String),
+    /// A non-2xx answer without the API's error body (a proxy's page, another service on that
+    /// port: not a KMS at all).
+    #[error(
+        "unexpected answer from KMS: {what} answered HTTP {status} without an API error body; \
+         is this URL a kms-pam server?"
+    )]
+    NotKms {
+        /// The request (`GET /v1/users`).
+        what: String,
+        /// The answer's HTTP status.
+        status: http::StatusCode,
+    },
+    /// A 2xx answer that is not what the API promises (not JSON, wrong shape).
+    #[error("unexpected answer from KMS: answer to {what} is not what the API promises: {source}")]
+    UnexpectedAnswer {
+        /// The request (`GET /v1/users`).
+        what: String,
+        /// Why it does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The answer's body could not be read for a reason other than the connection.
+    #[error("unexpected answer from KMS: answer to {what}: {source}")]
+    AnswerBody {
+        /// The request (`GET /v1/users`).
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request's body could not be encoded as JSON.
+    #[error("unexpected answer from KMS: cannot encode the request: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 impl KmsError {

@@ -106,7 +106,7 @@ impl Uploader for KmsClient {
             self.gateway()
                 .upload_events(part)
                 .await
-                .map_err(|e| AuditError::Failed(format!("uploading audit events: {e}")))?;
+                .map_err(|e| AuditError::failed(format!("uploading audit events: {e}")))?;
         }
         Ok(())
     }

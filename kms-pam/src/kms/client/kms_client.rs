@@ -132,11 +132,7 @@ impl KmsClient {
     pub(super) async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, KmsError> {
         let what = call.describe();
         let (_, body) = self.send(call).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            KmsError::Protocol(format!(
-                "answer to {what} is not what the API promises: {e}"
-            ))
-        })
+        serde_json::from_slice(&body).map_err(|source| KmsError::UnexpectedAnswer { what, source })
     }
 
     /// Sends one request whose answer body does not matter (204, `{"status":"ok"}`).
@@ -214,7 +210,10 @@ impl KmsClient {
                     never_sent: false,
                     error: unreachable(replica, hyper_error),
                 })),
-                None => Err(KmsError::Protocol(format!("answer to {what}: {e}"))),
+                None => Err(KmsError::AnswerBody {
+                    what: what.to_owned(),
+                    source: e,
+                }),
             },
         }
     }
@@ -293,8 +292,7 @@ impl<'a> Call<'a> {
     }
 
     pub(super) fn json(mut self, body: &impl serde::Serialize) -> Result<Self, KmsError> {
-        let json = serde_json::to_vec(body)
-            .map_err(|e| KmsError::Protocol(format!("cannot encode the request: {e}")))?;
+        let json = serde_json::to_vec(body).map_err(KmsError::Encode)?;
         self.body = Some(json);
         Ok(self)
     }
@@ -328,8 +326,9 @@ fn api_error(status: StatusCode, body: &[u8], what: &str) -> KmsError {
             code: error.code,
             message: error.message,
         },
-        Err(_) => KmsError::Protocol(format!(
-            "{what} answered HTTP {status} without an API error body; is this URL a kms-pam server?"
-        )),
+        Err(_) => KmsError::NotKms {
+            what: what.to_owned(),
+            status,
+        },
     }
 }

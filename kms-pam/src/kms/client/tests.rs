@@ -108,7 +108,7 @@ async fn api_errors_keep_status_code_and_message() {
 async fn an_error_without_an_api_body_is_a_protocol_error() {
     let (url, _) = fake_kms(502, "<html>bad gateway</html>").await;
     let err = client(&url).users().list().await.unwrap_err();
-    assert!(matches!(err, KmsError::Protocol(_)), "{err:?}");
+    assert!(matches!(err, KmsError::NotKms { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("GET /v1/users answered HTTP 502"), "{text}");
 }
@@ -117,7 +117,7 @@ async fn an_error_without_an_api_body_is_a_protocol_error() {
 async fn a_success_with_the_wrong_shape_is_a_protocol_error() {
     let (url, _) = fake_kms(200, r#"{"unexpected":true}"#).await;
     let err = client(&url).whoami().await.unwrap_err();
-    assert!(matches!(err, KmsError::Protocol(_)), "{err:?}");
+    assert!(matches!(err, KmsError::UnexpectedAnswer { .. }), "{err:?}");
     assert!(err.to_string().contains("GET /v1/whoami"), "{err}");
 }
 

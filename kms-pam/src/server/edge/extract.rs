@@ -137,7 +137,7 @@ mod tests {
             assert_eq!(status, expected);
             assert!(!body.error.message.contains("/x") && !body.error.message.contains("row 7"));
         }
-        let csr = ApiError::from(TlsError::InvalidCsr("bad signature".into()));
+        let csr = ApiError::from(TlsError::InvalidCsr(rcgen::Error::RingUnspecified));
         assert_eq!(csr.code(), ErrorCode::Invalid);
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::timeout;
 use super::errors::handshake_error;
 use super::stream::ClientTunnel;
 use super::{CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
-use crate::tls::{tunnel_client_config, PrivateKeyPem, TlsError, TUNNEL_ALPN};
+use crate::tls::{tunnel_client_config, InvalidNameReason, PrivateKeyPem, TlsError, TUNNEL_ALPN};
 use crate::transport::{BoxedIo, GatewayTransport, TransportError};
 
 /// Opens mutual-TLS tunnels to one gateway, presenting one session's certificate.
@@ -72,17 +72,17 @@ impl TlsConnector {
         let tcp = timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
-                TransportError::Unreachable(format!(
+                TransportError::unreachable(format!(
                     "cannot connect to gateway {addr}: no answer within {:?}",
                     self.connect_timeout
                 ))
             })?
             .map_err(|e| {
-                TransportError::Unreachable(format!("cannot connect to gateway {addr}: {e}"))
+                TransportError::unreachable(format!("cannot connect to gateway {addr}: {e}"))
             })?;
         // The tunnel carries interactive HTTP/2 frames; Nagle would delay small ones.
         tcp.set_nodelay(true).map_err(|e| {
-            TransportError::Unreachable(format!("cannot connect to gateway {addr}: {e}"))
+            TransportError::unreachable(format!("cannot connect to gateway {addr}: {e}"))
         })?;
         Ok(tcp)
     }
@@ -97,7 +97,7 @@ impl GatewayTransport for TlsConnector {
         let tls = timeout(self.handshake_timeout, handshake)
             .await
             .map_err(|_| {
-                TransportError::Unreachable(format!(
+                TransportError::unreachable(format!(
                     "gateway {addr} did not complete the TLS handshake within {:?}",
                     self.handshake_timeout
                 ))
@@ -106,7 +106,7 @@ impl GatewayTransport for TlsConnector {
         // rustls already fails the handshake when the gateway picks a protocol we did not offer;
         // this catches a gateway that negotiated none at all.
         if tls.get_ref().1.alpn_protocol() != Some(TUNNEL_ALPN) {
-            return Err(TransportError::Refused(format!(
+            return Err(TransportError::refused(format!(
                 "{addr}: the gateway does not speak tunnel protocol {}",
                 String::from_utf8_lossy(TUNNEL_ALPN)
             )));
@@ -129,8 +129,12 @@ impl fmt::Debug for TlsConnector {
 
 /// The name the gateway's certificate must carry: the host part of `host:port`.
 pub(super) fn server_name_of(gateway_addr: &str) -> Result<ServerName<'static>, TlsError> {
-    let invalid =
-        |why: &str| TlsError::InvalidName(format!("gateway address {gateway_addr:?}: {why}"));
+    let invalid = |problem: &'static str| {
+        TlsError::InvalidName(InvalidNameReason::GatewayAddress {
+            address: gateway_addr.to_owned(),
+            problem,
+        })
+    };
     let (host, port) = gateway_addr
         .rsplit_once(':')
         .ok_or_else(|| invalid("expected host:port"))?;

@@ -174,7 +174,7 @@ impl SpoolSink {
         let owned = dir.to_owned();
         let recovered = tokio::task::spawn_blocking(move || segment::recover(&owned))
             .await
-            .map_err(|e| AuditError::Failed(format!("spool recovery stopped: {e}")))?
+            .map_err(|e| AuditError::failed(format!("spool recovery stopped: {e}")))?
             .map_err(|e| failed(dir, e))?;
         let state = State {
             unacked_events: recovered.events,
@@ -248,7 +248,7 @@ impl AuditSink for SpoolSink {
     fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         let shared = &self.spool.shared;
         let mut line = serde_json::to_vec(&event)
-            .map_err(|e| AuditError::Failed(format!("cannot serialize audit event: {e}")))?;
+            .map_err(|e| AuditError::failed(format!("cannot serialize audit event: {e}")))?;
         line.push(b'\n');
         let len = line.len() as u64;
         let mut state = shared.lock();
@@ -263,7 +263,7 @@ impl AuditSink for SpoolSink {
                 state.unacked_events
             );
             shared.refused(&mut state, &message);
-            return Err(AuditError::Full(message));
+            return Err(AuditError::full(message));
         }
         state.unacked_bytes += len;
         state.unacked_events += 1;
@@ -344,7 +344,7 @@ impl Spool {
         let dir = self.shared.dir.clone();
         tokio::task::spawn_blocking(move || segment::read_pending(&dir, cursor, &segments, max))
             .await
-            .map_err(|e| AuditError::Failed(format!("spool read stopped: {e}")))?
+            .map_err(|e| AuditError::failed(format!("spool read stopped: {e}")))?
             .map_err(|e| failed(&self.shared.dir, e))
     }
 
@@ -376,7 +376,7 @@ impl Spool {
         let dir = self.shared.dir.clone();
         tokio::task::spawn_blocking(move || segment::release(&dir, &released, cursor))
             .await
-            .map_err(|e| AuditError::Failed(format!("spool ack stopped: {e}")))?
+            .map_err(|e| AuditError::failed(format!("spool ack stopped: {e}")))?
             .map_err(|e| failed(&self.shared.dir, e))
     }
 
@@ -410,7 +410,7 @@ impl Shared {
 }
 
 fn failed(dir: &Path, error: impl std::fmt::Display) -> AuditError {
-    AuditError::Failed(format!("spool {}: {error}", dir.display()))
+    AuditError::failed(format!("spool {}: {error}", dir.display()))
 }
 
 #[cfg(test)]

@@ -219,7 +219,7 @@ impl Uploader for Kms {
     async fn upload(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if call < self.down {
-            return Err(AuditError::Failed("KMS unreachable".into()));
+            return Err(AuditError::failed("KMS unreachable"));
         }
         self.received.fetch_add(batch.len(), Ordering::SeqCst);
         let mut kept = self.kept.lock().unwrap();
@@ -227,9 +227,7 @@ impl Uploader for Kms {
             kept.entry(event.id).or_insert_with(|| event.clone());
         }
         if call < self.down + self.lose_answers {
-            return Err(AuditError::Failed(
-                "connection reset before the answer".into(),
-            ));
+            return Err(AuditError::failed("connection reset before the answer"));
         }
         Ok(())
     }
@@ -404,7 +402,7 @@ async fn a_failing_uploader_keeps_the_batch_until_it_succeeds() {
         .expect_upload()
         .times(2)
         .in_sequence(&mut sequence)
-        .returning(|_| Err(AuditError::Failed("KMS unreachable".into())));
+        .returning(|_| Err(AuditError::failed("KMS unreachable")));
     let expected = ids.clone();
     uploader
         .expect_upload()

@@ -82,7 +82,7 @@ async fn connector_gives_up_on_a_gateway_that_never_answers() {
     let err = within("connect", connector.connect()).await.err();
     let expected = "did not complete the TLS handshake";
     assert!(
-        matches!(&err, Some(TransportError::Unreachable(m)) if m.contains(expected)),
+        matches!(&err, Some(TransportError::Unreachable(m)) if m.to_string().contains(expected)),
         "{err:?}"
     );
     drop(listener);
