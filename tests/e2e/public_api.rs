@@ -85,7 +85,7 @@ fn internals_stay_out_of_the_listing() {
         "struct kms_pam::proxy::Pipeline",
         "fn kms_pam::proxy::full: ",
         "trait kms_pam::proxy::UpstreamClient",
-        "enum kms_pam::server::StoreError",
+        "struct kms_pam::server::StoreFailure",
         "use kms_pam::SessionManager = kms_pam::session::SessionManager",
     ] {
         assert!(

@@ -396,8 +396,8 @@ impl Crate {
 
 #[cfg(test)]
 mod tests {
-    /// `#[doc(hidden)]` items, modules, re-exports and methods are not listed; what a hidden
-    /// module gives through a visible `pub use` is.
+    /// `#[doc(hidden)]` items, modules, re-exports, methods and impls are not listed; what a
+    /// hidden module gives through a visible `pub use` is.
     #[test]
     fn hidden_items_are_not_listed() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -408,6 +408,7 @@ mod tests {
              impl Shown { pub fn new() -> Self { Shown } #[doc(hidden)] pub fn plumbing(&self) {} }\n\
              #[doc(hidden)] pub struct Hidden;\n\
              impl Clone for Hidden { fn clone(&self) -> Self { Hidden } }\n\
+             #[doc(hidden)] impl From<u8> for Shown { fn from(_: u8) -> Self { Shown } }\n\
              #[doc(hidden)] pub mod internals { pub fn helper() {} pub struct Given; }\n\
              pub use internals::Given;\n\
              #[doc(hidden)] pub use internals::helper;\n",

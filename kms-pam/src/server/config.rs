@@ -94,8 +94,8 @@ pub enum ServerError {
         source: io::Error,
     },
     /// The store could not be opened or refused to (e.g. an unsafe or missing root key).
-    #[error("{0}")]
-    Store(#[from] StoreError),
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
     /// The KMS CA could not be created or loaded.
     #[error("KMS CA: {0}")]
     Ca(#[from] TlsError),
@@ -111,4 +111,26 @@ pub enum ServerError {
     /// Accepting connections failed.
     #[error("serving the API: {0}")]
     Serve(#[source] io::Error),
+}
+
+/// Why the store failed, as the server's callers see it: its message says what and why (a row
+/// not found, a name taken, an unreadable sealed value, the database unreachable). The store's own
+/// classification stays inside the server; embedders print this or pass it on as a source.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreFailure(StoreError);
+
+impl StoreFailure {
+    pub(crate) fn new(error: StoreError) -> Self {
+        Self(error)
+    }
+}
+
+// How the server's own code turns a store error into its answer (`?`); the store's error is
+// crate-private, so the impl is no API.
+#[doc(hidden)]
+impl From<StoreError> for ServerError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(StoreFailure(error))
+    }
 }

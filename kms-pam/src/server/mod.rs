@@ -49,7 +49,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use self::config::{ServerConfig, ServerError, DEFAULT_ABANDON_AFTER};
+pub use self::config::{ServerConfig, ServerError, StoreFailure, DEFAULT_ABANDON_AFTER};
 use self::edge::body_deadline;
 use self::edge::failure_budget::FailureBudget;
 use self::edge::feed::ChangeFeed;
@@ -57,7 +57,6 @@ use self::edge::metrics::KmsMetrics;
 use self::edge::state::{now, AppState};
 use self::lifecycle::{bootstrap, feed, reaper};
 pub use self::store::migrate::{migrate_urls, MigrationReport};
-pub use self::store::StoreError;
 
 /// A server whose storage is ready; [`Server::serve`] runs it.
 pub struct Server {

@@ -64,6 +64,8 @@ fn read_items(
                     read_file(krate, child, &file, mod_rs, &cfg)?;
                 }
             }
+            // A `#[doc(hidden)]` impl (e.g. a conversion from a crate-private type) is no API.
+            Item::Impl(_) if is_hidden(attrs) => {}
             Item::Impl(imp) => {
                 let found = impl_of(imp, &cfg);
                 krate.modules[module].impls.push(found);

@@ -1,4 +1,5 @@
-//! Why a store operation failed ([`StoreError`], re-exported at `kms_pam::server`).
+//! Why a store operation failed ([`StoreError`]; callers outside the server see it as
+//! [`StoreFailure`](crate::server::StoreFailure)).
 
 /// Why a store operation failed.
 ///
@@ -8,7 +9,7 @@
 /// secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// No such row.
     #[error("{0} not found")]
     NotFound(String),

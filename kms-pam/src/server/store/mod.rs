@@ -26,7 +26,7 @@ mod suite;
 mod traits;
 
 pub(crate) use crypto::TokenHash;
-pub use error::StoreError;
+pub(crate) use error::StoreError;
 pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
     EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,

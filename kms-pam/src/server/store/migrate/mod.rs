@@ -5,6 +5,7 @@
 
 mod tables;
 
+use crate::server::StoreFailure;
 use std::collections::BTreeMap;
 
 use sqlx::sqlite::SqliteRow;
@@ -53,7 +54,12 @@ fn read(row: &SqliteRow, i: usize, kind: Kind) -> Result<Value, StoreError> {
 /// PostgreSQL transaction, then verifies the copy: row counts per table and every session's
 /// event chain. A destination that already holds users or projects is refused (`Conflict`);
 /// other URL pairs are refused (`Invalid`). On any failure nothing is committed.
-pub async fn migrate_urls(from: &str, to: &str) -> Result<MigrationReport, StoreError> {
+pub async fn migrate_urls(from: &str, to: &str) -> Result<MigrationReport, StoreFailure> {
+    copy_urls(from, to).await.map_err(StoreFailure::new)
+}
+
+/// [`migrate_urls`], with the store's own error.
+async fn copy_urls(from: &str, to: &str) -> Result<MigrationReport, StoreError> {
     use std::str::FromStr;
 
     let (Some(path), true) = (
