@@ -88,10 +88,11 @@ where
         UpstreamAlpn::Http2AndHttp1 => builder.enable_http1().enable_http2().wrap_connector(http),
     };
     let mut client = Client::builder(TokioExecutor::new());
+    // hyper-util applies an idle timeout (its default 90 s, or ours) only with a pool timer;
+    // without one an idle connection stays open until the server closes it.
+    client.pool_timer(TokioTimer::new());
     if let Some(idle) = settings.pool_idle_timeout {
-        // hyper-util applies the idle timeout only with a pool timer; without one an idle
-        // connection stays open until the server closes it.
-        client.pool_idle_timeout(idle).pool_timer(TokioTimer::new());
+        client.pool_idle_timeout(idle);
     }
     if let Some((stream, connection)) = settings.http2_windows {
         client

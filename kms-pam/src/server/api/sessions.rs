@@ -251,7 +251,7 @@ pub(crate) async fn list(
         user: None,
         resource: query.resource,
     };
-    match whose_sessions(&state, &caller, query.user).await {
+    match whose_sessions(&state, &caller, query.user).await? {
         Some(user) => filter.user = user,
         None => return Ok(Json(Vec::new())),
     }

@@ -62,10 +62,22 @@ pub(super) async fn login_link(
     uri: http::Uri,
     Path(code): Path<String>,
 ) -> Result<Response, PageError> {
-    if let Some(current) = signed_in_user(&state, &headers).await? {
-        return Ok(answer(confirm_link_page(&current, &code)));
+    // Only a code of the shape KMS issues is ever put in the confirmation's form target: the
+    // path parameter is decoded, and `../` in it would aim the form at another console route.
+    if is_link_code(&code) {
+        if let Some(current) = signed_in_user(&state, &headers).await? {
+            return Ok(answer(confirm_link_page(&current, &code)));
+        }
     }
     spend_link(&state, attempt, &headers, &uri, &code).await
+}
+
+/// Whether `code` has the shape of a code KMS issues: 32 random bytes, base64url without padding.
+fn is_link_code(code: &str) -> bool {
+    code.len() == 43
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `POST /login/link/{code}`: the confirmation asked for by [`login_link`].

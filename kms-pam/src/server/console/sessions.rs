@@ -103,7 +103,7 @@ pub(super) async fn list(
         },
         limit: if export { EXPORT_LIMIT } else { PAGE_SIZE },
     };
-    let found = match whose_sessions(&state, caller, given(&query.user)).await {
+    let found = match whose_sessions(&state, caller, given(&query.user)).await? {
         Some(user) => {
             search.user = user;
             state

@@ -18,25 +18,27 @@ pub(crate) async fn whose_sessions(
     state: &AppState,
     caller: &InProject,
     asked: Option<String>,
-) -> Option<Option<SessionOwner>> {
+) -> Result<Option<Option<SessionOwner>>, StoreError> {
     if !caller.reads_every_session() {
         let own = &caller.user.name;
         if asked
             .as_ref()
             .is_some_and(|asked| !asked.eq_ignore_ascii_case(own))
         {
-            return None;
+            return Ok(None);
         }
-        return Some(Some(SessionOwner::User(caller.user.id.clone())));
+        return Ok(Some(Some(SessionOwner::User(caller.user.id.clone()))));
     }
-    match asked {
+    Ok(Some(match asked {
         // Names are unique regardless of case among live users.
         Some(asked) => match state.store.user_by_name(&asked).await {
-            Ok(user) => Some(Some(SessionOwner::User(user.id))),
-            Err(_) => Some(Some(SessionOwner::Deleted(asked))),
+            Ok(user) => Some(SessionOwner::User(user.id)),
+            Err(StoreError::NotFound(_)) => Some(SessionOwner::Deleted(asked)),
+            // The store could not say: an error, not somebody else's sessions.
+            Err(e) => return Err(e),
         },
-        None => Some(None),
-    }
+        None => None,
+    }))
 }
 
 /// The session, if the caller may see it: their own, or any of the project for its

@@ -171,15 +171,21 @@ impl UserStore for EngineStore {
     }
 }
 
-/// Deletes every console session of user `id` (its cookies stop working at once).
+/// Deletes every console session of user `id` (its cookies stop working at once) and its unspent
+/// sign-in links (one asked for with the old credential must not open a new session after).
 async fn end_console_sessions(
     tx: &mut sqlx::Transaction<'_, EngineDb>,
     id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    for statement in [
+        "DELETE FROM console_sessions WHERE user_id = $1",
+        "DELETE FROM console_links WHERE user_id = $1 AND used_at IS NULL",
+    ] {
+        sqlx::query(statement)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
     Ok(())
 }

@@ -38,6 +38,13 @@ async fn token_rotation_and_disable_end_the_users_console_sessions() {
     let before = sign_in(&w.kms, &w.alice).await;
     let other = sign_in(&w.kms, &w.audrey).await;
     assert!(signed_in(&w.kms, &before).await);
+    // A sign-in link asked for with the old token, not yet spent.
+    let link = w
+        .kms
+        .post("/v1/console/links", &w.alice, Value::Null)
+        .await
+        .expect(StatusCode::CREATED);
+    let link = link["path"].as_str().unwrap().to_owned();
     let rotated = w
         .kms
         .post("/v1/users/alice/token", &admin, Value::Null)
@@ -48,6 +55,13 @@ async fn token_rotation_and_disable_end_the_users_console_sessions() {
         "a console session outlived the token rotation"
     );
     assert!(signed_in(&w.kms, &other).await, "other users keep theirs");
+    let late = page(&w.kms, Method::GET, &link, None, &[], None).await;
+    assert_eq!(
+        late.status,
+        StatusCode::UNAUTHORIZED,
+        "a link from before the rotation opened a session: {}",
+        late.text
+    );
     let token = rotated["token"].as_str().unwrap().to_owned();
     let again = sign_in(&w.kms, &token).await;
     assert!(signed_in(&w.kms, &again).await);
@@ -207,4 +221,34 @@ async fn a_signed_in_browser_is_asked_before_another_users_link_signs_it_in() {
         StatusCode::UNAUTHORIZED,
         "the link works once"
     );
+}
+
+/// The confirmation page puts the link's code in its form target, so a "code" that is a path
+/// (`..%2F..%2Fgateways%2Fgw%2Frevoke`, decoded by the router) would aim the admin's click at
+/// another console route with a same-origin POST. Such a code is refused like a spent link, and
+/// no form is shown (the review of the login CSRF fix found the hole before it landed).
+#[tokio::test]
+async fn a_link_code_that_is_a_path_is_refused_without_a_form() {
+    let w = world("deploy fix", "kubectl get").await;
+    let admin = sign_in(&w.kms, &w.kms.admin.clone()).await;
+    for path in [
+        "/login/link/..%2F..%2Fgateways%2Fgw%2Frevoke",
+        "/login/link/..%2F..%2Flogout",
+        "/login/link/%2E%2E%2Fp%2Fdefault%2Fmembers",
+    ] {
+        let answer = page(&w.kms, Method::GET, path, Some(&admin), &[], None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{path}: {}",
+            answer.text
+        );
+        assert!(!answer.text.contains("action=\"/login/link/"), "{path}");
+        assert!(
+            !answer.text.contains("Switch user?"),
+            "{path}: {}",
+            answer.text
+        );
+    }
+    assert!(signed_in(&w.kms, &admin).await, "the admin stays signed in");
 }
