@@ -1,6 +1,6 @@
-//! The command line (SPEC §3), parsed with clap.
+//! The command line (docs/cli.md), parsed with clap.
 //!
-//! `--url` is the KMS URL everywhere except in `pam resource create`, where SPEC §3 gives it to
+//! `--url` is the KMS URL everywhere except in `pam resource create`, where docs/cli.md gives it to
 //! the API server. So the KMS `--url` is not one global flag: it is accepted before any command
 //! (with `KMS_PAM_URL`), and after each command that has no `--url` of its own.
 

@@ -1,4 +1,4 @@
-//! `kms-pam`: the user's side of just-in-time kubectl access (SPEC §3).
+//! `kms-pam`: the user's side of just-in-time kubectl access (docs/cli.md).
 
 mod cli;
 mod commands;

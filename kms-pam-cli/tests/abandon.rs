@@ -1,4 +1,4 @@
-//! Abandoned sessions with real processes (SPEC §7, issue 11): `kms-pam server`, the
+//! Abandoned sessions with real processes (docs/cli.md, issue 11): `kms-pam server`, the
 //! `kms-pam-gateway` binary, the CLI and the real kubectl against the API server double.
 //!
 //! A SIGKILLed `pam access` whose session ends `ended (abandoned)` at KMS's real 30 s default

@@ -1,4 +1,4 @@
-//! The web console from the real CLI binary (SPEC §8, issue 12): `kms-pam dev` prints a one-time
+//! The web console from the real CLI binary (docs/console.md, issue 12): `kms-pam dev` prints a one-time
 //! sign-in link when it starts, and `kms-pam console --no-browser` prints another; each signs a
 //! browser in once (a 303 with the HttpOnly console cookie) and is refused after. And the whole
 //! "Done when" flow in a real headless Chromium against real processes (`kms-pam server`, the

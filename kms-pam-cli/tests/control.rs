@@ -1,4 +1,4 @@
-//! Projects and roles with real processes (SPEC §7, issue 11): `kms-pam server`, the
+//! Projects and roles with real processes (docs/cli.md, issue 11): `kms-pam server`, the
 //! `kms-pam-gateway` binary, the CLI and the real kubectl against the API server double.
 //!
 //! Two projects; a project admin of `team-a` who can neither see nor change `team-b`; a member who

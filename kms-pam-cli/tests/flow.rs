@@ -1,4 +1,4 @@
-//! The whole SPEC §3 flow with real processes: `kms-pam server`, the `kms-pam-gateway` binary
+//! The whole docs/cli.md flow with real processes: `kms-pam server`, the `kms-pam-gateway` binary
 //! enrolled with KMS, the `kms-pam` CLI, and the real kubectl, against the API server double.
 //! From an empty data dir to `pam sessions show`; refusals; termination cutting a running
 //! `kubectl get pods -w`; KMS down; and a search of everything the run produced for the
@@ -313,7 +313,7 @@ async fn spec_flow_from_empty_data_dir_to_sessions_show() {
         too_long.stderr
     );
 
-    // The session is recorded, ended by its user, with the SPEC §3 shape.
+    // The session is recorded, ended by its user, with the docs/cli.md shape.
     let sessions = env
         .ok_json(&mut t, &admin, &["pam", "sessions", "list", "-o", "json"])
         .await;

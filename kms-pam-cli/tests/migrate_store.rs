@@ -1,4 +1,4 @@
-//! `kms-pam server migrate-store` end to end (SPEC §9, issue 13): a SQLite KMS records real
+//! `kms-pam server migrate-store` end to end (docs/operations.md, issue 13): a SQLite KMS records real
 //! sessions (the gateway, `pam access`, kubectl against the API server double); the server
 //! stops; `migrate-store --from sqlite://… --to postgres://…` copies the store into a throwaway
 //! PostgreSQL cluster; a `kms-pam server` on the copy (same root key, same address) answers

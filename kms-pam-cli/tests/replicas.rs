@@ -1,4 +1,4 @@
-//! Two `kms-pam server` replicas on one PostgreSQL database, with real processes (SPEC §9,
+//! Two `kms-pam server` replicas on one PostgreSQL database, with real processes (docs/operations.md,
 //! issue 13): a throwaway cluster (`initdb` + `pg_ctl` in a temporary directory, stopped at the
 //! end), replica A and replica B sharing the root key file, the gateway enrolled through and
 //! polling A, the CLI talking to B. `pam access -- kubectl get pods -w` through the gateway;
@@ -25,7 +25,7 @@ use crate::support::pg::Cluster;
 use crate::support::procs::{free_port, gateway_bin, output_of};
 use crate::support::BIN as CLI;
 
-/// SPEC §2.9: a terminated session's stream is cut within this.
+/// security invariant 9, docs/security.md: a terminated session's stream is cut within this.
 const CUT_BOUND: Duration = Duration::from_secs(1);
 
 /// The CLI against `url` as the holder of `token`.

@@ -1,4 +1,4 @@
-//! Taking access away, with real processes (SPEC §7, issue 11): `kms-pam server`, the
+//! Taking access away, with real processes (docs/cli.md, issue 11): `kms-pam server`, the
 //! `kms-pam-gateway` binary, the CLI and the real kubectl against the API server double.
 //!
 //! Each of `user disable`, `pam grant delete`, `project member remove` and `user token rotate`

@@ -1,5 +1,5 @@
 //! `kms-pam project create|list|show|delete` and `kms-pam project member add|list|remove`
-//! (SPEC §7). The organisation administrator creates and deletes projects; a project's
+//! (docs/cli.md). The organisation administrator creates and deletes projects; a project's
 //! administrators manage its members.
 
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! One organisation with real processes for the control-plane tests (SPEC §7, issue 11): `kms-pam
+//! One organisation with real processes for the control-plane tests (docs/cli.md, issue 11): `kms-pam
 //! server`, the `kms-pam-gateway` binary (`gw1`), the API server double, and the CLI run as the
 //! organisation admin or as any user, from the shared home or a user's own.
 
@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use super::procs::{free_port, gateway_bin, output_of, Out};
 use super::BIN as CLI;
 
-/// SPEC §2.9: access taken away ends the affected sessions within this.
+/// security invariant 9, docs/security.md: access taken away ends the affected sessions within this.
 pub(crate) const CUT_BOUND: Duration = Duration::from_secs(1);
 
 /// KMS and a gateway running against the API server double, with the organisation admin's token.

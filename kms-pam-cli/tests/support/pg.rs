@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL cluster for the tests that need one (SPEC §9): `initdb` in a temporary
+//! A throwaway PostgreSQL cluster for the tests that need one (docs/operations.md): `initdb` in a temporary
 //! directory, `pg_ctl` on a free port, stopped (and removed) at the end. Nothing depends on a
 //! database already running. The tools come from `KMS_PAM_PG_BIN`, else the newest
 //! `/usr/lib/postgresql/*/bin`, else `PATH`.

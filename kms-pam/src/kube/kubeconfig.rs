@@ -4,7 +4,7 @@
 //! A session kubeconfig names one cluster, user and context, all called
 //! `kms-pam/RESOURCE/ACCOUNT`: the cluster is the local proxy (`https://127.0.0.1:PORT`, trusted
 //! through `certificate-authority-data`), the user carries the per-session local bearer token
-//! (SPEC §2.5). It holds that token, so it is written with mode 0600 in a directory created 0700,
+//! (security invariant 5, docs/security.md). It holds that token, so it is written with mode 0600 in a directory created 0700,
 //! by replacing the file, never through a symbolic link and never into a directory or file
 //! another user controls ([`crate::fsutil`]).
 

@@ -1,5 +1,5 @@
 //! The CLI's loopback proxy: HTTPS on 127.0.0.1 with a per-session certificate, accepting only
-//! requests that carry the session's local bearer token (SPEC §2.5), forwarding through the tunnel.
+//! requests that carry the session's local bearer token (security invariant 5, docs/security.md), forwarding through the tunnel.
 //!
 //! `serve(listener, config, shutdown)` is the whole proxy; the CLI's `pam access` only prepares
 //! the listener, the certificate and the transport.

@@ -1,5 +1,5 @@
 //! The local side of the engine: what the CLI's loopback proxy does with one kubectl request.
-//! Checks and strips the per-session local bearer token (SPEC §2.5), then forwards through the
+//! Checks and strips the per-session local bearer token (security invariant 5, docs/security.md), then forwards through the
 //! tunnel, passing upgrades through both ways.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,7 +9,7 @@ use super::store::StoreError;
 use crate::tls::TlsError;
 
 /// How long a session's client may stop asking KMS about it before KMS ends it as abandoned
-/// (SPEC §7).
+/// (docs/cli.md).
 pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(30);
 
 /// Where the server keeps its state, and how it treats sessions.

@@ -1,7 +1,7 @@
 //! The route table of docs/api.md, assembled in one visible place.
 //!
 //! A project's routes (resources, accounts, grants, sessions) are mounted twice: under
-//! `/v1/projects/{project}`, and directly under `/v1` for the project `default`, so SPEC §3's
+//! `/v1/projects/{project}`, and directly under `/v1` for the project `default`, so the documented
 //! commands and older clients keep working unchanged. Every route answers through the refusal
 //! middleware (`edge/refusals.rs`), which logs, counts and budgets 401s and 403s.
 //!

@@ -1,5 +1,5 @@
 //! The KMS certificate authority: it signs gateway certificates at enrollment and one client
-//! certificate per session (SPEC §2.3).
+//! certificate per session (security invariant 3, docs/security.md).
 //!
 //! Every certificate gets a random serial (rcgen would otherwise derive it from the public key,
 //! and a client reusing a key across sessions would get two certificates with one serial).

@@ -1,4 +1,4 @@
-//! rustls configurations for the mTLS tunnel between the CLI and a gateway (SPEC §2.3).
+//! rustls configurations for the mTLS tunnel between the CLI and a gateway (security invariant 3, docs/security.md).
 //!
 //! Both ends trust only the KMS CA. The gateway requires a client certificate, which rustls'
 //! `WebPkiClientVerifier` checks for chain, validity period and the clientAuth usage; the CLI

@@ -1,5 +1,5 @@
 //! Key generation on the requesting side: the private key stays where it is made and only a
-//! certificate signing request travels to the KMS (SPEC §2.3).
+//! certificate signing request travels to the KMS (security invariant 3, docs/security.md).
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 

@@ -45,7 +45,7 @@ fn identity_uri(prefix: &str, what: &'static str, value: &str) -> Result<String,
 /// The session a client certificate was issued for, as read back from the certificate.
 ///
 /// The gateway builds this from the certificate rustls has already verified against the KMS
-/// CA; it then asks KMS whether `session_id` is active for itself (SPEC §2.3).
+/// CA; it then asks KMS whether `session_id` is active for itself (security invariant 3, docs/security.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionIdentity {
     /// The session id (from `kms-pam://session/<id>`).

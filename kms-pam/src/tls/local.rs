@@ -1,4 +1,4 @@
-//! The certificate the local proxy serves on loopback (SPEC §2.5).
+//! The certificate the local proxy serves on loopback (security invariant 5, docs/security.md).
 //!
 //! kubectl only sends a bearer token over HTTPS, so the proxy needs a certificate kubectl
 //! trusts. Each session gets a throwaway CA whose certificate goes into the session kubeconfig

@@ -1,10 +1,10 @@
 //! TLS material and configurations.
 //!
 //! - [`CertificateAuthority`]: the KMS CA, which signs gateway certificates at enrollment and one
-//!   client certificate per session from a CSR whose key never leaves the client (SPEC §2.3).
+//!   client certificate per session from a CSR whose key never leaves the client (security invariant 3, docs/security.md).
 //! - [`SessionKey`] / [`generate_csr`]: key generation on the requesting side.
 //! - [`SessionIdentity`] / [`GatewayIdentity`]: the identities read back from a certificate.
-//! - [`LocalServingCert`]: the per-session certificate the loopback proxy serves (SPEC §2.5).
+//! - [`LocalServingCert`]: the per-session certificate the loopback proxy serves (security invariant 5, docs/security.md).
 //! - [`tunnel_server_config`] / [`tunnel_client_config`]: the mTLS tunnel, TLS 1.3 only, both
 //!   sides verified against the KMS CA; [`upstream_client_config`]: gateway → API server.
 //!

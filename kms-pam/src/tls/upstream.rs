@@ -1,4 +1,4 @@
-//! rustls configuration for the gateway's connection to the Kubernetes API server (SPEC §6).
+//! rustls configuration for the gateway's connection to the Kubernetes API server (docs/operations.md).
 
 use std::sync::Arc;
 

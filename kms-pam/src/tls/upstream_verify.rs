@@ -9,7 +9,7 @@
 //! the way Go does, and hands everything else to webpki.
 //!
 //! [`explain_upstream_tls_error`] turns a failed handshake into a sentence that names the
-//! resource and what to change (SPEC §6).
+//! resource and what to change (docs/operations.md).
 
 use std::error::Error as StdError;
 use std::io;

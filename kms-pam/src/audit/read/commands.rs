@@ -1,4 +1,4 @@
-//! A session's events grouped into the commands a person ran (SPEC §3 `pam sessions show`).
+//! A session's events grouped into the commands a person ran (docs/cli.md `pam sessions show`).
 //!
 //! kubectl sends `Kubectl-Session` (one id per kubectl process) and `Kubectl-Command`
 //! (`kubectl get`) on every request; requests sharing a `Kubectl-Session` are one command, named

@@ -360,7 +360,7 @@ fn the_name_a_reviewer_reads_is_derived_and_a_false_claim_is_flagged() {
     let command = &group_commands(&events)[0];
     assert_eq!(
         command.command, "kubectl get",
-        "the claim, as SPEC §3 names commands"
+        "the claim, as docs/cli.md names commands"
     );
     assert_eq!(command.claimed.as_deref(), Some("kubectl get"));
     assert_eq!(command.derived, "kubectl delete");

@@ -305,7 +305,7 @@ mod tests {
         }
     }
 
-    /// SPEC §2.1: no token in a `Debug` output, however the body holding it is printed.
+    /// security invariant 1, docs/security.md: no token in a `Debug` output, however the body holding it is printed.
     #[test]
     fn debug_never_shows_a_token() {
         let account = CreateAccount {

@@ -79,7 +79,7 @@ pub struct SessionChange {
     pub status: crate::session::SessionStatus,
 }
 
-/// `GET /v1/sessions/{id}` answer: the session and the commands run in it (SPEC §3 `pam sessions
+/// `GET /v1/sessions/{id}` answer: the session and the commands run in it (docs/cli.md `pam sessions
 /// show`), as [`group_commands`](crate::audit::group_commands) built them from its events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionDetail {

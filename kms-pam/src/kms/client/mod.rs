@@ -34,7 +34,7 @@
 //! Every call has a deadline: 5 s to connect, [`REQUEST_TIMEOUT`] for the answer (long polls get
 //! their wait on top).
 //!
-//! KMS replicas (SPEC §9): give several base URLs separated by commas
+//! KMS replicas (docs/operations.md): give several base URLs separated by commas
 //! (`http://kms-a:8080,http://kms-b:8080`). Calls go to the replica that answered last; when a
 //! connection to it cannot be made they go on to the next URL, while an HTTP answer (even an
 //! error) never sends a call elsewhere. A request that may have reached a replica before its

@@ -1,6 +1,6 @@
 //! The endpoints gateways call (docs/api.md, "The gateway's routes"): heartbeats, the sessions
 //! bound to them, registering their audit key, and following the session change log. The
-//! credential endpoint is the one place a service-account token leaves the KMS (SPEC §2.1).
+//! credential endpoint is the one place a service-account token leaves the KMS (security invariant 1, docs/security.md).
 //! Their audit events are `session_events.rs`'s.
 
 use std::time::Duration;

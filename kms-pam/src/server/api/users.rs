@@ -1,5 +1,5 @@
 //! `whoami` and user management (organisation admin), and taking a user's access away, and
-//! making it cut (SPEC §2.9): disabling, enabling and deleting users, rotating a user's token.
+//! making it cut (security invariant 9, docs/security.md): disabling, enabling and deleting users, rotating a user's token.
 //! Every revocation ends the sessions it affects through the lifecycle
 //! ([`end_sessions`]), which records the cause and publishes the status change gateways follow,
 //! so their tunnels and streams are cut within a second.
@@ -38,7 +38,7 @@ pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {
 }
 
 /// `POST /v1/users`: the answer is the only place the new token ever appears. A user who is not
-/// an organisation administrator joins the project `default` as a member, so SPEC §3's commands
+/// an organisation administrator joins the project `default` as a member, so the documented commands
 /// work for them as they always did (remove them from it to keep them out).
 pub(crate) async fn create(
     State(state): State<AppState>,

@@ -1,4 +1,4 @@
-//! The web console (SPEC §8, docs/console.md): server-rendered pages on the API's listener.
+//! The web console (docs/console.md): server-rendered pages on the API's listener.
 //!
 //! Pages are maud templates (escaping every interpolated string) with one stylesheet and one
 //! script served from `/assets/`, under a strict Content-Security-Policy. Handlers are thin:

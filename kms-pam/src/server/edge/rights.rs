@@ -1,7 +1,7 @@
 //! Rights inside a PAM project (docs/api.md "Rights").
 //!
 //! A project's routes exist twice: under `/v1/projects/{project}/…`, and without the prefix for
-//! the project `default` (SPEC §3's commands, older clients). [`ProjectScope`] resolves which
+//! the project `default` (the documented commands, older clients). [`ProjectScope`] resolves which
 //! project a request works in. [`InProject`] is a user with a role there (organisation
 //! administrators are administrators of every project) and refuses everybody else with
 //! `not_found`, so nobody learns that a project they are not in exists; [`ProjectAdmin`] and

@@ -1,4 +1,4 @@
-//! How sessions end (SPEC §2.9): one at its owner's or an administrator's word, or all those a
+//! How sessions end (security invariant 9, docs/security.md): one at its owner's or an administrator's word, or all those a
 //! revocation, the reaper or a lost right affects. Every end is recorded the same way
 //! ([`record_ended`]): the status change gateways follow is published (their tunnels and streams
 //! are cut within a second), the end is counted and logged, and the heads of the sessions whose

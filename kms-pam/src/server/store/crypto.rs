@@ -1,4 +1,4 @@
-//! Secrets at rest (SPEC §2.2): API tokens are kept only as SHA-256 hashes; service-account
+//! Secrets at rest (security invariant 2, docs/security.md): API tokens are kept only as SHA-256 hashes; service-account
 //! tokens and the CA key are sealed with AES-256-GCM under a root key that lives in its own file
 //! beside the database, never inside it.
 //!

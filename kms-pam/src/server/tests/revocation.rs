@@ -1,4 +1,4 @@
-//! Taking access away takes effect (SPEC §2.9): the token stops working, the affected sessions
+//! Taking access away takes effect (security invariant 9, docs/security.md): the token stops working, the affected sessions
 //! end with their cause recorded, and the gateways following the change log hear of it at once.
 
 use std::time::{Duration, Instant};
