@@ -104,6 +104,7 @@ pub fn generate_sessions(
             expires_at: now + Duration::from_secs(3600),
             ended_at: None,
             reason: Some("benchmark".into()),
+            binding: None,
         };
         let (key, csr) = SessionKey::generate()?;
         let spec = SessionCertSpec::new(

@@ -74,6 +74,7 @@ impl Sessions {
                 expires_at: now + Duration::from_secs(request.duration_secs),
                 ended_at: None,
                 reason: request.reason,
+                binding: None,
             },
             end_cause: None,
         };

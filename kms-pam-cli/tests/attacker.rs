@@ -130,7 +130,7 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
         .expect("double");
     let (world, mut server, mut gateway) = world(&double).await;
     let mut ids = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         ids.push(session(&world).await);
     }
     for id in &ids {
@@ -192,6 +192,24 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     let (code, out) = verify(&world, &ids[4]).await;
     assert_eq!(code, Some(METADATA_CHANGED), "{out}");
     assert!(out.starts_with("metadata changed (reason): "), "{out}");
+
+    // The session moved to another project: its auditors find it there, and not intact. The
+    // real gateway signed the project KMS told it into the session's start.
+    let created = world.run(&["project", "create", "other"]).await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    execute(
+        &db,
+        "UPDATE sessions SET project_id = (SELECT id FROM projects WHERE name = 'other') \
+         WHERE id = $1",
+        &ids[5],
+    )
+    .await;
+    let moved = world
+        .run(&["--project", "other", "pam", "sessions", "verify", &ids[5]])
+        .await;
+    let out = moved.stdout + &moved.stderr;
+    assert_eq!(moved.code, Some(METADATA_CHANGED), "{out}");
+    assert!(out.starts_with("metadata changed (project_id): "), "{out}");
 
     // Deleting KMS's signed head as well does not help: KMS signs again from what the gateway
     // signed, and the edited user still differs from the gateway's signed start.

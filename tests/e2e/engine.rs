@@ -144,6 +144,7 @@ fn session() -> Session {
         expires_at: now + Duration::from_secs(600),
         ended_at: None,
         reason: None,
+        binding: None,
     }
 }
 

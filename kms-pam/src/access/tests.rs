@@ -99,6 +99,7 @@ fn new_session(request: &CreateSession) -> SessionView {
             expires_at: now + Duration::from_secs(request.duration_secs),
             ended_at: None,
             reason: request.reason.clone(),
+            binding: None,
         },
         end_cause: None,
     }

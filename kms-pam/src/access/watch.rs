@@ -156,6 +156,7 @@ mod tests {
                 expires_at: now,
                 ended_at: None,
                 reason: None,
+                binding: None,
             },
             end_cause: cause,
         }

@@ -32,6 +32,7 @@ fn session(gateway: &str, status: SessionStatus) -> Session {
         expires_at: now + Duration::from_secs(600),
         ended_at: None,
         reason: None,
+        binding: None,
     }
 }
 

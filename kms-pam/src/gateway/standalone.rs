@@ -211,6 +211,7 @@ pub fn load(path: &Path) -> Result<Standalone, StandaloneError> {
             expires_at: s.expires_at,
             ended_at: None,
             reason: None,
+            binding: None,
         });
     }
     Ok(Standalone {

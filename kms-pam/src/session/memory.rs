@@ -82,6 +82,7 @@ impl MemorySessionManager {
             expires_at: now + new.duration,
             ended_at: None,
             reason: new.reason,
+            binding: None,
         };
         self.insert(session.clone());
         Ok(session)

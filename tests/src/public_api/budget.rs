@@ -34,7 +34,8 @@ pub const BUDGETS: &[(&str, usize)] = &[
     ("kms_pam::proxy", 68),
     ("kms_pam::secret", 13),
     ("kms_pam::server", 22),
-    ("kms_pam::session", 45),
+    // +3: `SessionBinding` (what a session's signed record binds besides names), round three.
+    ("kms_pam::session", 48),
     ("kms_pam::time", 4),
     ("kms_pam::tls", 44),
     ("kms_pam::transport", 12),

@@ -373,6 +373,7 @@ fn an_ended_chain_refuses_late_events_until_the_session_starts_again() {
             reason: None,
             created_at: None,
             expires_at: None,
+            binding: None,
         },
     );
     sink.record(again).unwrap();

@@ -10,7 +10,7 @@ use crate::audit::evidence::signing::SigningKey;
 use crate::audit::{
     AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
 };
-use crate::session::{EndCause, Session, SessionId, SessionView};
+use crate::session::{EndCause, Session, SessionBinding, SessionId, SessionView};
 
 struct Signed {
     gateway: Arc<SigningKey>,
@@ -37,6 +37,10 @@ fn view() -> SessionView {
             expires_at: at(3600),
             ended_at: Some(at(60)),
             reason: Some("INC-42".into()),
+            binding: Some(
+                SessionBinding::new("p-default", "u-alice")
+                    .with_client(Some("192.0.2.7".into()), Some("kms-pam/0.1".into())),
+            ),
         },
         end_cause: Some(EndCause::User),
     }
@@ -61,6 +65,7 @@ fn signed_session() -> Signed {
         reason: s.reason.clone(),
         created_at: Some(s.created_at),
         expires_at: Some(s.expires_at),
+        binding: s.binding.clone(),
     });
     for request_id in 1..=3 {
         record(AuditEventKind::RequestFinished(RequestFinished {
@@ -250,6 +255,67 @@ fn edited_metadata_is_named_field_by_field() {
         session.check_with(&session.events[..4], None, &active),
         ChainReport::MetadataChanged { fields, .. } if fields == ["reason"]
     ));
+}
+
+#[test]
+fn a_session_moved_to_another_project_user_or_client_is_metadata_changed() {
+    let session = signed_session();
+    let moved = |edit: &dyn Fn(&mut SessionBinding)| {
+        let mut metadata = session.metadata.clone();
+        edit(metadata.binding.as_mut().unwrap());
+        metadata
+    };
+    let cases: [(&dyn Fn(&mut SessionBinding), &str); 4] = [
+        (&|b| b.project_id = "p-other".into(), "project_id"),
+        (&|b| b.user_id = "u-mallory".into(), "user_id"),
+        (&|b| b.client_address = Some("10.9.9.9".into()), "client_address"),
+        (&|b| b.user_agent = None, "user_agent"),
+    ];
+    for (edit, field) in cases {
+        let metadata = moved(edit);
+        // Sealed: KMS's head and the gateway's start both bind it.
+        assert!(
+            matches!(
+                session.check_with(&session.events, Some(&session.head), &metadata),
+                ChainReport::MetadataChanged { ref fields, .. } if fields == &[field]
+            ),
+            "{field}"
+        );
+        // Active (no head yet): the gateway's signed start alone binds it.
+        assert!(
+            matches!(
+                session.check_with(&session.events[..4], None, &active(&metadata)),
+                ChainReport::MetadataChanged { ref fields, .. } if fields == &[field]
+            ),
+            "{field}"
+        );
+    }
+    // A binding dropped (from an exported bundle, say) is a change of all four.
+    let mut dropped = session.metadata.clone();
+    dropped.binding = None;
+    match session.check_with(&session.events, Some(&session.head), &dropped) {
+        ChainReport::MetadataChanged { fields, reason } => {
+            assert_eq!(
+                fields,
+                ["project_id", "user_id", "client_address", "user_agent"]
+            );
+            assert!(reason.contains("\"p-default\""), "{reason}");
+        }
+        other => panic!("expected metadata changed, got {other:?}"),
+    }
+    // Records signed before bindings existed bind none: nothing to compare, still intact.
+    let mut old = signed_session();
+    old.metadata.binding = None;
+    let mut unbound = old.events.clone();
+    unbound[0].as_object_mut().unwrap().remove("binding");
+    let unbound = resigned(&old, unbound);
+    let mut head = old.head.head.clone();
+    head.session.binding = None;
+    head.last_hash = unbound[4]["hash"].as_str().unwrap().into();
+    let head = SignedHead::sign(head, &old.kms).unwrap();
+    assert!(old
+        .check_with(&unbound, Some(&head), &old.metadata)
+        .is_intact());
 }
 
 #[test]

@@ -9,9 +9,10 @@
 //!   its signature), or the signed head does not match the events or KMS's key;
 //! - **truncated**: the signed head names more events than are stored, or an ended session
 //!   lacks the gateway's signed end or KMS's signed head;
-//! - **metadata changed**: the session's user, resource, account, gateway, reason or times
-//!   differ from what the gateway signed in its `session_started`, or any of those, its status,
-//!   end time or end cause differ from KMS's signed head.
+//! - **metadata changed**: the session's user, resource, account, gateway, reason, times,
+//!   project, user id, client address or `User-Agent` differ from what the gateway signed in
+//!   its `session_started`, or any of those, its status, end time or end cause differ from
+//!   KMS's signed head.
 
 use std::time::SystemTime;
 
@@ -21,7 +22,7 @@ pub mod chain;
 mod record;
 pub mod signing;
 
-use crate::session::SessionStatus;
+use crate::session::{SessionBinding, SessionStatus};
 use chain::{verify_chain_json, ChainReport};
 use signing::{event_message, PublicKey};
 
@@ -251,9 +252,12 @@ fn check_metadata(evidence: &Evidence<'_>) -> Option<ChainReport> {
     let mut details: Vec<String> = Vec::new();
     let mut compare = |signer: &str, signed: &[(&'static str, Value)]| {
         for (name, value) in signed {
-            let Some((_, held)) = now.iter().find(|(n, _)| n == name) else {
-                continue;
-            };
+            // What the signer bound and the record no longer holds counts as `null`: dropping
+            // a bound field (say, the binding from an exported bundle) is a change too.
+            let held = now
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(&Value::Null, |(_, held)| held);
             if held != value && !changed.iter().any(|c| c == name) {
                 changed.push((*name).to_owned());
                 details.push(format!("{name}: {signer} signed {value}, it is now {held}"));
@@ -340,6 +344,14 @@ fn started_fields(event: &Value) -> Vec<(&'static str, Value)> {
     if event.get("created_at").is_some() {
         for name in ["reason", "created_at", "expires_at"] {
             fields.push((name, event.get(name).cloned().unwrap_or(Value::Null)));
+        }
+    }
+    // Bound since the project, user id and client were signed; an unreadable binding binds
+    // what cannot match, so that an edited one is a change.
+    if let Some(binding) = event.get("binding") {
+        match serde_json::from_value::<SessionBinding>(binding.clone()) {
+            Ok(binding) => fields.extend(record::binding_fields(&binding)),
+            Err(_) => fields.push(("project_id", binding.clone())),
         }
     }
     fields

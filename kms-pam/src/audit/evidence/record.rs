@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::chain::canonical_json;
 use super::signing::{head_message, PublicKey, SigningKey};
 use crate::audit::write::AuditError;
-use crate::session::{SessionId, SessionStatus, SessionView};
+use crate::session::{SessionBinding, SessionId, SessionStatus, SessionView};
 
 /// The `format` of a [`SessionBundle`].
 pub const BUNDLE_FORMAT: &str = "kms-pam-session-bundle/1";
@@ -47,6 +47,10 @@ pub struct SessionMetadata {
     /// Why it ended, as KMS names the cause (`user`, `expiry`, …).
     #[serde(default)]
     pub end_cause: Option<String>,
+    /// The project, user id and client the session is bound to (absent in records KMS wrote
+    /// before it bound them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<SessionBinding>,
 }
 
 impl SessionMetadata {
@@ -70,13 +74,14 @@ impl SessionMetadata {
             status: s.status,
             ended_at: s.ended_at,
             end_cause,
+            binding: s.binding.clone(),
         }
     }
 
     /// `(field, value)` pairs, for comparing two views of a session field by field.
-    pub(super) fn fields(&self) -> [(&'static str, Value); 11] {
+    pub(super) fn fields(&self) -> Vec<(&'static str, Value)> {
         let time = |t: SystemTime| Value::from(crate::time::format_rfc3339(t));
-        [
+        let mut fields = vec![
             ("id", Value::from(self.id.as_str())),
             ("user", Value::from(self.user.as_str())),
             ("resource", Value::from(self.resource.as_str())),
@@ -94,8 +99,23 @@ impl SessionMetadata {
                 "end_cause",
                 self.end_cause.clone().map_or(Value::Null, Value::from),
             ),
-        ]
+        ];
+        if let Some(binding) = &self.binding {
+            fields.extend(binding_fields(binding));
+        }
+        fields
     }
+}
+
+/// `(field, value)` pairs of a binding; an unrecorded client address or agent is `null`.
+pub(super) fn binding_fields(binding: &SessionBinding) -> [(&'static str, Value); 4] {
+    let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::from);
+    [
+        ("project_id", Value::from(binding.project_id.as_str())),
+        ("user_id", Value::from(binding.user_id.as_str())),
+        ("client_address", text(&binding.client_address)),
+        ("user_agent", text(&binding.user_agent)),
+    ]
 }
 
 /// What KMS signs once a session has ended and the gateway's signed end is stored: the

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::kube::request_info::{RequestInfo, StreamKind};
-use crate::session::{SessionId, SessionStatus};
+use crate::session::{SessionBinding, SessionId, SessionStatus};
 
 /// One thing that happened in a session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,6 +106,11 @@ pub enum AuditEventKind {
             with = "crate::time::rfc3339_option"
         )]
         expires_at: Option<SystemTime>,
+        /// The project, user id and client KMS bound the session to. Absent where no KMS
+        /// keeps projects (a standalone gateway) and in events written before they were bound;
+        /// when present, all four are compared.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binding: Option<SessionBinding>,
     },
     /// The session stopped being active at the gateway: the last event of its chain (the
     /// gateway waits for the session's requests and recordings to report their ends first),

@@ -264,6 +264,7 @@ mod tests {
                 expires_at: now + Duration::from_secs(600),
                 ended_at: None,
                 reason: None,
+                binding: None,
             },
             end_cause: None,
         };

@@ -47,7 +47,7 @@ pub(crate) async fn session(
     if record.gateway_id != gateway.id {
         return Err(not_found(&id));
     }
-    Ok(Json(views::session(&record, now())))
+    Ok(Json(views::bound_session(&record, now())))
 }
 
 /// `GET /v1/gateway/sessions/{id}/credential`: the account's URL, TLS settings and token, for

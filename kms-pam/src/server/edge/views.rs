@@ -10,7 +10,7 @@ use crate::server::store::{
     AccountRecord, GatewayRecord, GrantRecord, MemberRecord, ProjectRecord, ResourceRecord,
     SessionRecord, UserRecord,
 };
-use crate::session::{EndCause, SessionStatus};
+use crate::session::{EndCause, SessionBinding, SessionStatus};
 
 /// A gateway is online when its last heartbeat is at most this old.
 pub(crate) const ONLINE_WINDOW: Duration = Duration::from_secs(30);
@@ -117,7 +117,24 @@ pub(crate) fn session_client(record: &SessionRecord) -> Option<SessionClient> {
 }
 
 pub(crate) fn session(record: &SessionRecord, now: SystemTime) -> SessionView {
+    session_of(record, now, None)
+}
+
+/// The session as its gateway and its signed record see it: with its binding (project, user
+/// id, client), which the gateway signs into `session_started` and KMS into the head.
+pub(crate) fn bound_session(record: &SessionRecord, now: SystemTime) -> SessionView {
+    let binding = SessionBinding::new(&record.project_id, &record.user_id)
+        .with_client(record.client_address.clone(), record.user_agent.clone());
+    session_of(record, now, Some(binding))
+}
+
+fn session_of(
+    record: &SessionRecord,
+    now: SystemTime,
+    binding: Option<SessionBinding>,
+) -> SessionView {
     let mut session = record.session.clone();
+    session.binding = binding;
     let mut end_cause = record.end_cause;
     if session.status_at(now) != session.status {
         session.status = SessionStatus::Expired;
@@ -176,6 +193,7 @@ mod tests {
                 expires_at: at(10),
                 ended_at: None,
                 reason: None,
+                binding: None,
             },
             end_cause: None,
             project_id: "p".into(),

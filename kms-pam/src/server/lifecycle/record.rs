@@ -81,7 +81,7 @@ pub(crate) async fn bundle(
     };
     Ok(SessionBundle {
         format: BUNDLE_FORMAT.to_owned(),
-        session: SessionMetadata::from_view(&views::session(record, now())),
+        session: SessionMetadata::from_view(&views::bound_session(record, now())),
         events,
         head,
         gateway_key,

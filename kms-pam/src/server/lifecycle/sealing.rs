@@ -54,7 +54,7 @@ pub(crate) async fn seal(
     if state.store.session_head(id).await?.is_some() {
         return Ok(true);
     }
-    let view = views::session(record, now());
+    let view = views::bound_session(record, now());
     if view.session.status == SessionStatus::Active {
         return Ok(false);
     }
@@ -152,6 +152,7 @@ mod tests {
                 expires_at,
                 ended_at: Some(ended_at),
                 reason: None,
+                binding: None,
             },
             end_cause: cause,
         }

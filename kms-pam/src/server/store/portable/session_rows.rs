@@ -55,6 +55,7 @@ impl TryFrom<SessionRow> for SessionRecord {
                 expires_at: time(row.expires_at),
                 ended_at: opt_time(row.ended_at),
                 reason: row.reason,
+                binding: None,
             },
             end_cause: row.end_cause.as_deref().map(parse_cause).transpose()?,
             project_id: row.project_id,
