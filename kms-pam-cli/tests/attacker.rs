@@ -211,8 +211,8 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     assert_eq!(moved.code, Some(METADATA_CHANGED), "{out}");
     assert!(out.starts_with("metadata changed (project_id): "), "{out}");
 
-    // Deleting KMS's signed head as well does not help: KMS signs again from what the gateway
-    // signed, and the edited user still differs from the gateway's signed start.
+    // Deleting KMS's signed head as well does not help: a read never signs a head again, and
+    // the ended session without one is truncated.
     execute(
         &db,
         "DELETE FROM session_heads WHERE session_id = $1",
@@ -220,7 +220,8 @@ async fn each_database_edit_is_caught_with_its_own_exit_code() {
     )
     .await;
     let (code, out) = verify(&world, &ids[3]).await;
-    assert_eq!(code, Some(METADATA_CHANGED), "{out}");
+    assert_eq!(code, Some(TRUNCATED), "{out}");
+    assert!(out.contains("KMS head missing"), "{out}");
     db.close().await;
     kill(&mut gateway).await;
     kill(&mut server).await;
@@ -252,7 +253,7 @@ async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
     let db = database(&world).await;
 
     // How the session ended relabelled and KMS's head deleted, so that KMS would sign the
-    // edited end: the gateway signed KMS's end (status, cause, time) into its own end event.
+    // edited end: a read never signs a head, so the ended session lacks one.
     execute(
         &db,
         "DELETE FROM session_heads WHERE session_id = $1",
@@ -267,11 +268,8 @@ async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
     )
     .await;
     let (code, out) = verify(&world, &relabelled).await;
-    assert_eq!(code, Some(METADATA_CHANGED), "{out}");
-    assert!(
-        out.starts_with("metadata changed (status, end_cause, ended_at): "),
-        "{out}"
-    );
+    assert_eq!(code, Some(TRUNCATED), "{out}");
+    assert!(out.starts_with("truncated: KMS head missing"), "{out}");
 
     // The head and every event deleted: KMS cannot tell it from a session nobody used, so it
     // is not called intact (issue 14's `intact (0 events)`).
@@ -292,8 +290,8 @@ async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
     assert!(out.starts_with("unsealed: 0 events so far"), "{out}");
 
     // The gateway's key swapped for the attacker's in the database, every event re-signed
-    // with it and KMS's head deleted: KMS does not trust a key it did not endorse, and signs
-    // no head over it.
+    // with it and KMS's head deleted: the session is bound to the real key (KMS signed that
+    // binding when it created the session), and KMS signs no head over another.
     let attacker = SigningKey::generate().unwrap().0;
     sqlx::query("UPDATE gateway_audit_keys SET public_key = $1")
         .bind(attacker.public_key().to_base64())
@@ -309,7 +307,7 @@ async fn a_deleted_head_or_a_swapped_gateway_key_is_not_intact() {
     .await;
     let (code, out) = verify(&world, &resigned).await;
     assert_eq!(code, Some(ALTERED), "{out}");
-    assert!(out.contains("not endorsed by KMS's key"), "{out}");
+    assert!(out.contains("not signed by the gateway's key"), "{out}");
     let heads: Vec<(String,)> =
         sqlx::query_as("SELECT session_id FROM session_heads WHERE session_id = $1")
             .bind(&resigned)

@@ -1,10 +1,12 @@
 //! API tests: the real router served on 127.0.0.1:0, driven over HTTP with hyper-util's client.
 //! Every answer body is recorded so tests can check that no secret ever leaked into one.
 
+mod backdoor;
 mod binding;
 mod bootstrap;
 mod console;
 mod events;
+mod forged_gateway;
 mod gateways;
 mod limits;
 mod liveness;

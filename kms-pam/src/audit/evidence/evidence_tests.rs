@@ -265,10 +265,14 @@ fn a_session_moved_to_another_project_user_or_client_is_metadata_changed() {
         edit(metadata.binding.as_mut().unwrap());
         metadata
     };
-    let cases: [(&dyn Fn(&mut SessionBinding), &str); 4] = [
+    type Edit<'a> = &'a dyn Fn(&mut SessionBinding);
+    let cases: [(Edit<'_>, &str); 4] = [
         (&|b| b.project_id = "p-other".into(), "project_id"),
         (&|b| b.user_id = "u-mallory".into(), "user_id"),
-        (&|b| b.client_address = Some("10.9.9.9".into()), "client_address"),
+        (
+            &|b| b.client_address = Some("10.9.9.9".into()),
+            "client_address",
+        ),
         (&|b| b.user_agent = None, "user_agent"),
     ];
     for (edit, field) in cases {

@@ -155,6 +155,16 @@ fn check_unsealed(evidence: &Evidence<'_>) -> Option<ChainReport> {
     )
 }
 
+/// The chain and every event's signature with `key`: what KMS checks before it signs a head
+/// over the events. `None` when both hold.
+pub(crate) fn check_events(events: &[Value], key: &PublicKey) -> Option<ChainReport> {
+    let chain = verify_chain_json(events);
+    if !chain.is_intact() {
+        return Some(chain);
+    }
+    check_signatures(events, Some(key))
+}
+
 fn check_signatures(events: &[Value], key: Option<&PublicKey>) -> Option<ChainReport> {
     for (seq, event) in (1u64..).zip(events) {
         let text = |k| event.get(k).and_then(Value::as_str);

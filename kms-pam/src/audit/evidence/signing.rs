@@ -27,6 +27,12 @@ const HEAD_DOMAIN: &[u8] = b"kms-pam head v1\0";
 /// What KMS signs to endorse a gateway's audit key: this prefix, the gateway's id, a NUL, then
 /// the key's base64.
 const KEY_DOMAIN: &[u8] = b"kms-pam gateway key v1\0";
+/// Endorsements made by a running KMS (enrollment, a key registered once): told apart from
+/// those the upgrade made of keys stored before endorsements (`v1`), which alone vouch for
+/// the sessions created before KMS bound each session to its gateway's key.
+const KEY_DOMAIN_V2: &[u8] = b"kms-pam gateway key v2\0";
+/// KMS's binding of a session to the gateway key its events must be signed with.
+const SESSION_KEY_DOMAIN: &[u8] = b"kms-pam session key v1\0";
 
 /// Why a key could not be made, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +254,31 @@ pub fn key_endorsement_message(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
     [
         KEY_DOMAIN,
         gateway_id.as_bytes(),
+        b"\0",
+        key.to_base64().as_bytes(),
+    ]
+    .concat()
+}
+
+/// What a running KMS signs to endorse `key` as the audit key of the gateway `gateway_id`, at
+/// enrollment or when a gateway registers its first key (`v2`; [`key_endorsement_message`] is
+/// the upgrade's).
+pub(crate) fn key_endorsement_message_v2(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
+    [
+        KEY_DOMAIN_V2,
+        gateway_id.as_bytes(),
+        b"\0",
+        key.to_base64().as_bytes(),
+    ]
+    .concat()
+}
+
+/// What KMS signs when it creates session `session_id` on a gateway whose endorsed key is
+/// `key`: the session's events must be signed with that key, whatever the database says later.
+pub(crate) fn session_key_message(session_id: &str, key: &PublicKey) -> Vec<u8> {
+    [
+        SESSION_KEY_DOMAIN,
+        session_id.as_bytes(),
         b"\0",
         key.to_base64().as_bytes(),
     ]

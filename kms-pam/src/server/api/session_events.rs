@@ -31,7 +31,7 @@ use crate::server::edge::auth::GatewayCaller;
 use crate::server::edge::error::ApiError;
 use crate::server::edge::extract::ApiJson;
 use crate::server::edge::state::{now, AppState};
-use crate::server::lifecycle::keys::gateway_key;
+use crate::server::lifecycle::keys::{gateway_key, session_key, SessionKey};
 use crate::server::lifecycle::sealing::seal_delivered;
 use crate::server::store::{EventLink, EventRecord, EventSpan, GatewayRecord, StoreError};
 use crate::session::SessionId;
@@ -71,7 +71,7 @@ pub(crate) async fn ingest(
     let mut ended = Vec::new();
     let mut received = 0u64;
     for (session, mut events) in by_session {
-        check_bound(&state, &gateway, &session).await?;
+        check_bound(&state, &gateway, &session, &key).await?;
         events.sort_by_key(|e| e.seq);
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             continue;
@@ -108,7 +108,9 @@ pub(crate) async fn ingest(
         .store
         .append_events(&spans, now(), &link_session)
         .await?;
-    seal_delivered(&state, &ended).await;
+    // A head that could not be signed fails the upload: the gateway sends the batch again, and
+    // its end, found stored, asks for the head again.
+    seal_delivered(&state, &ended).await?;
     // Events found stored (sent again, or stored by a concurrent call of the same batch that
     // took the lock first) are duplicates.
     let duplicates = received.saturating_sub(stored);
@@ -125,10 +127,14 @@ struct Checked {
 }
 
 /// Refuses events of a session that does not exist or is bound to another gateway.
+/// The session must be bound to the calling gateway, and, where KMS bound it to a gateway key
+/// when it created it, to the key the calling gateway signs with: a key registered since (by
+/// a gateway row made in the database, say) cannot add to the session's record.
 async fn check_bound(
     state: &AppState,
     gateway: &GatewayRecord,
     session: &SessionId,
+    key: &PublicKey,
 ) -> Result<(), ApiError> {
     let refused = || {
         ApiError::forbidden(format!(
@@ -136,10 +142,19 @@ async fn check_bound(
             gateway.name
         ))
     };
-    match state.store.session(session).await {
-        Ok(record) if record.gateway_id == gateway.id => Ok(()),
-        Ok(_) | Err(StoreError::NotFound(_)) => Err(refused()),
-        Err(e) => Err(e.into()),
+    let record = match state.store.session(session).await {
+        Ok(record) if record.gateway_id == gateway.id => record,
+        Ok(_) | Err(StoreError::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    match session_key(state, &record).await? {
+        SessionKey::Bound(bound) if bound != *key => Err(ApiError::forbidden(format!(
+            "session {session} was bound to gateway key {} when KMS created it; events signed \
+             with {} are refused",
+            bound.fingerprint(),
+            key.fingerprint()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::server::edge::rights::ProjectAdmin;
 use crate::server::edge::state::{now, AppState};
 use crate::server::edge::{validate, views};
 use crate::server::lifecycle::ending::{end_session, terminate as terminate_session};
+use crate::server::lifecycle::keys::bind_session_key;
 use crate::server::lifecycle::visibility::{visible_session, whose_sessions};
 use crate::server::store::{
     AccountRecord, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter, StoreError,
@@ -51,6 +52,7 @@ pub(crate) async fn create(
     let created_at = now();
     let expires_at = created_at + Duration::from_secs(body.duration_secs);
     let id = SessionId::new_random();
+    let key = bind_session_key(&state, &id, &gateway.id).await?;
     let certificate = state.ca.sign_session_csr(
         &body.csr,
         &SessionCertSpec {
@@ -76,6 +78,7 @@ pub(crate) async fn create(
             expires_at,
             client_address: origin.address,
             user_agent: origin.user_agent,
+            key,
         })
         .await;
     let update = match stored {

@@ -40,7 +40,12 @@ pub(crate) async fn record_ended(
         state.metrics.session_ended(cause);
         tracing::info!(session = %id, %cause, %by, "session ended");
     }
-    seal_delivered(state, &ended.ids).await;
+    if seal_delivered(state, &ended.ids).await.is_err() {
+        tracing::warn!(
+            "a head KMS could not sign now is signed when the gateway delivers the \
+            session's end again; until then verify reports it missing"
+        );
+    }
 }
 
 /// Terminates the project's session `id` on behalf of `admin` (a project administrator).

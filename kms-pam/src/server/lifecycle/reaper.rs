@@ -39,7 +39,7 @@ pub(crate) fn spawn(state: AppState) -> JoinHandle<()> {
 /// sessions stay bounded by their certificates meanwhile.
 pub(crate) async fn reap(state: &AppState) {
     match state.store.expire_sessions(SystemTime::now()).await {
-        Ok(seq) => state.feed.publish(seq),
+        Ok(expired) => record_ended(state, &expired, EndCause::Expiry, "kms").await,
         Err(e) => tracing::warn!(error = %e, "marking expired sessions failed"),
     }
     let now = now();

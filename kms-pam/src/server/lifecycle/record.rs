@@ -1,13 +1,13 @@
 //! A session's record as its readers get it: the stored events that parse, how far the record
 //! has reached KMS, the record as self-contained evidence (a bundle) and its check against KMS's
-//! key. Reading signs a missing head where that is still safe (`sealing.rs`).
+//! key. Reading never signs a head (`sealing.rs`).
 
 use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::keys::{gateway_key, held_gateway_key};
-use super::sealing::{end_event, seal};
+use super::keys::{session_key, SessionKey};
+use super::sealing::end_event;
 use crate::audit::evidence::{
     verify_session, Evidence, SessionBundle, SessionHead, SessionMetadata, SignedHead,
     BUNDLE_FORMAT,
@@ -42,12 +42,16 @@ fn is_end(event: &EventRecord) -> bool {
     end_event(event).is_some()
 }
 
-/// How far the session's record has reached KMS (signing its head first if it can).
+/// How far the session's record has reached KMS.
 pub(crate) async fn progress(
     state: &AppState,
     record: &SessionRecord,
 ) -> Result<AuditProgress, ApiError> {
-    let sealed = seal(state, record, true).await?;
+    let sealed = state
+        .store
+        .session_head(&record.session.id)
+        .await?
+        .is_some();
     let last = state.store.last_event(&record.session.id).await?;
     Ok(AuditProgress {
         events: last.as_ref().map_or(0, |e| e.seq),
@@ -62,7 +66,6 @@ pub(crate) async fn bundle(
     state: &AppState,
     record: &SessionRecord,
 ) -> Result<SessionBundle, ApiError> {
-    seal(state, record, true).await?;
     let id = &record.session.id;
     let stored = state.store.session_events(id).await?;
     // A row that is not JSON any more stays in as a string: the chain check reports it.
@@ -74,10 +77,11 @@ pub(crate) async fn bundle(
         Some(stored) => Some(read_head(&stored)?),
         None => None,
     };
-    // A signed head names the key its events were signed with; before one, the gateway's.
+    // A signed head names the key its events were signed with; before one, the key KMS bound
+    // the session to.
     let gateway_key = match &head {
         Some(head) => Some(head.head.gateway_key),
-        None => gateway_key(state, &record.gateway_id).await?,
+        None => session_key(state, record).await?.key(),
     };
     Ok(SessionBundle {
         format: BUNDLE_FORMAT.to_owned(),
@@ -119,20 +123,22 @@ pub(crate) async fn verify(
     }
     let bundle = bundle(state, record).await?;
     let kms_key = state.audit_key.public_key();
-    if bundle.head.is_none() {
-        if let Some((key, false)) = held_gateway_key(state, &record.gateway_id).await? {
-            return Ok(ChainReport::Altered {
-                seq: None,
-                event_id: None,
-                reason: format!(
-                    "the audit key KMS's database holds for gateway {} ({}) is not endorsed by \
-                     KMS's key: it was put there by someone else than KMS (or before this \
-                     version and not endorsed at the upgrade); its signatures prove nothing",
-                    record.session.gateway,
-                    key.fingerprint()
-                ),
-            });
+    let altered = |reason: String| ChainReport::Altered {
+        seq: None,
+        event_id: None,
+        reason,
+    };
+    match (session_key(state, record).await?, &bundle.head) {
+        (SessionKey::Untrusted(reason), None) => return Ok(altered(reason)),
+        (SessionKey::Bound(bound), Some(head)) if head.head.gateway_key != bound => {
+            return Ok(altered(format!(
+                "KMS's head names gateway key {}, but KMS bound the session to {} when it \
+                 created it",
+                head.head.gateway_key.fingerprint(),
+                bound.fingerprint()
+            )));
         }
+        _ => {}
     }
     Ok(verify_session(&Evidence {
         metadata: &bundle.session,

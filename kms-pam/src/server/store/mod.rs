@@ -31,8 +31,8 @@ pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
     EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,
     NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
-    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionOwner, SessionPage, SessionRecord,
-    SessionSearch, SessionUpdate, UserRecord,
+    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionKeyRecord, SessionOwner,
+    SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
 };
 pub(crate) use traits::{
     AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, LinkEvents,

@@ -7,45 +7,21 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use super::backdoor::Db;
 use super::events::upload;
 use super::replicas::replica;
 use super::{gateway_audit_key, Kms};
-use crate::audit::{AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink};
+use crate::audit::{
+    AuditEvent, AuditEventKind, AuditSink, ChainingSink, MemoryAuditSink, RequestFinished,
+    RequestStarted,
+};
+use crate::kube::RequestInfo;
 use crate::server::store::postgres::test_cluster::TestCluster;
 use crate::session::{Session, SessionId, SessionStatus, SessionView};
 
-/// The database, opened behind KMS's back.
-enum Db {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Db {
-    /// Sets `column` of session `id` to `value` (`None`: NULL).
-    async fn set(&self, column: &str, value: Option<&str>, id: &str) {
-        let sql = format!("UPDATE sessions SET {column} = $1 WHERE id = $2");
-        match self {
-            Self::Sqlite(db) => {
-                sqlx::query(&sql).bind(value).bind(id).execute(db).await.unwrap();
-            }
-            Self::Postgres(db) => {
-                sqlx::query(&sql).bind(value).bind(id).execute(db).await.unwrap();
-            }
-        }
-    }
-
-    async fn text(&self, sql: &str, id: &str) -> Option<String> {
-        match self {
-            Self::Sqlite(db) => sqlx::query_scalar(sql).bind(id).fetch_one(db).await,
-            Self::Postgres(db) => sqlx::query_scalar(sql).bind(id).fetch_one(db).await,
-        }
-        .unwrap()
-    }
-}
-
 /// The gateway's side of one session: it asks KMS about the session, signs what KMS said into
 /// `session_started`, serves a request, and once KMS ended the session, signs its end.
-async fn recorded_session(kms: &Kms, gateway: &str, alice: &str) -> String {
+pub(super) async fn recorded_session(kms: &Kms, gateway: &str, alice: &str) -> String {
     let created = kms
         .open_session(alice, "prod", 300)
         .await
@@ -59,7 +35,11 @@ async fn recorded_session(kms: &Kms, gateway: &str, alice: &str) -> String {
         .unwrap()
         .session;
     let binding = session.binding.clone().expect("KMS binds the session");
-    assert_eq!(binding.client_address.as_deref(), Some("127.0.0.1"), "{told}");
+    assert_eq!(
+        binding.client_address.as_deref(),
+        Some("127.0.0.1"),
+        "{told}"
+    );
     let chained =
         ChainingSink::new(MemoryAuditSink::new()).with_signer(Arc::new(gateway_audit_key("gw")));
     let record = |kind| {
@@ -77,6 +57,26 @@ async fn recorded_session(kms: &Kms, gateway: &str, alice: &str) -> String {
         expires_at: Some(session.expires_at),
         binding: Some(binding),
     });
+    // `kubectl delete pod web-0`, which a rewriter would like gone.
+    let path = "/api/v1/namespaces/default/pods/web-0";
+    record(AuditEventKind::RequestStarted(Box::new(RequestStarted {
+        request_id: 1,
+        method: "DELETE".into(),
+        path: path.into(),
+        query: None,
+        info: RequestInfo::classify(&http::Method::DELETE, path, None),
+        kubectl_command: Some("kubectl delete".into()),
+        kubectl_session: Some("k1".into()),
+        user_agent: None,
+    })));
+    record(AuditEventKind::RequestFinished(RequestFinished {
+        request_id: 1,
+        status: 200,
+        bytes_in: 0,
+        bytes_out: 10,
+        duration_ms: 1,
+        error: None,
+    }));
     let ended = kms
         .post(&format!("/v1/sessions/{id}/end"), alice, json!({}))
         .await
@@ -109,7 +109,7 @@ async fn moving_a_session_is_seen_by_verify(kms: Kms, db: impl FnOnce(&Kms) -> D
     let id = recorded_session(&kms, &gateway, &alice).await;
     assert_eq!(
         verify(&kms, "default", &id).await,
-        json!({"result": "intact", "count": 2, "sealed": true})
+        json!({"result": "intact", "count": 4, "sealed": true})
     );
 
     let other = db
@@ -130,12 +130,13 @@ async fn moving_a_session_is_seen_by_verify(kms: Kms, db: impl FnOnce(&Kms) -> D
         let held = db
             .text(&format!("SELECT {column} FROM sessions WHERE id = $1"), &id)
             .await;
-        db.set(column, Some(value), &id).await;
+        let set = format!("UPDATE sessions SET {column} = $1 WHERE id = $2");
+        db.exec(&set, &[Some(value), Some(&id)]).await;
         let verdict = verify(&kms, project, &id).await;
         assert_eq!(verdict["result"], "metadata_changed", "{column}: {verdict}");
         assert_eq!(verdict["fields"], json!([column]), "{verdict}");
         // Put back, the record is intact again.
-        db.set(column, held.as_deref(), &id).await;
+        db.exec(&set, &[held.as_deref(), Some(&id)]).await;
         assert_eq!(verify(&kms, "default", &id).await["result"], "intact");
     }
 }
@@ -143,11 +144,7 @@ async fn moving_a_session_is_seen_by_verify(kms: Kms, db: impl FnOnce(&Kms) -> D
 #[tokio::test]
 async fn a_session_moved_to_another_project_user_or_client_is_not_intact_on_sqlite() {
     let kms = Kms::start().await;
-    moving_a_session_is_seen_by_verify(kms, |kms| {
-        let url = format!("sqlite://{}", kms.data_dir().join("kms.db").display());
-        Db::Sqlite(sqlx::SqlitePool::connect_lazy(&url).unwrap())
-    })
-    .await;
+    moving_a_session_is_seen_by_verify(kms, |kms| Db::sqlite(&kms.data_dir())).await;
 }
 
 #[tokio::test]
@@ -155,8 +152,5 @@ async fn a_session_moved_to_another_project_user_or_client_is_not_intact_on_post
     let url = TestCluster::shared().fresh_database().await;
     let shared = tempfile::tempdir().unwrap();
     let kms = Kms::start_with(replica(&url, &shared.path().join("root.key"), None)).await;
-    moving_a_session_is_seen_by_verify(kms, move |_| {
-        Db::Postgres(sqlx::PgPool::connect_lazy(&url).unwrap())
-    })
-    .await;
+    moving_a_session_is_seen_by_verify(kms, move |_| Db::postgres(&url)).await;
 }

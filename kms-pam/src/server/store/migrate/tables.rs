@@ -181,6 +181,14 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "session_keys",
+        &[
+            ("session_id", Text),
+            ("gateway_key", Text),
+            ("ticket", Text),
+        ],
+    ),
+    (
         "session_heads",
         &[
             ("session_id", Text),

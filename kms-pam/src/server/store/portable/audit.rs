@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::{db_error, secs, time, EngineStore};
 use crate::server::store::{
-    AuditStore, EventRecord, HeadRecord, RecordingPolicyRecord, StoreError,
+    AuditStore, EventRecord, HeadRecord, RecordingPolicyRecord, SessionKeyRecord, StoreError,
 };
 use crate::session::SessionId;
 
@@ -149,6 +149,22 @@ impl AuditStore for EngineStore {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn session_key(
+        &self,
+        session: &SessionId,
+    ) -> Result<Option<SessionKeyRecord>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT gateway_key, ticket FROM session_keys WHERE session_id = $1")
+                .bind(session.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(row.map(|(gateway_key, ticket)| SessionKeyRecord {
+            gateway_key,
+            ticket,
+        }))
     }
 
     async fn session_head(&self, session: &SessionId) -> Result<Option<HeadRecord>, StoreError> {

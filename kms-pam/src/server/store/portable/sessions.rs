@@ -83,6 +83,17 @@ impl SessionStore for EngineStore {
                     .to_owned(),
             ));
         }
+        if let Some(key) = &new.key {
+            sqlx::query(
+                "INSERT INTO session_keys (session_id, gateway_key, ticket) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(&key.gateway_key)
+            .bind(&key.ticket)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
         let seq = log_change(&mut tx, id, &new.gateway.id, "active", now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(SessionUpdate {
@@ -163,7 +174,7 @@ impl SessionStore for EngineStore {
         })
     }
 
-    async fn expire_sessions(&self, now: SystemTime) -> Result<Option<u64>, StoreError> {
+    async fn expire_sessions(&self, now: SystemTime) -> Result<EndedSessions, StoreError> {
         let now = secs(now);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let expired: Vec<(String, String)> = sqlx::query_as(
@@ -179,7 +190,13 @@ impl SessionStore for EngineStore {
             last = Some(log_change(&mut tx, session_id, gateway_id, "expired", now).await?);
         }
         tx.commit().await.map_err(db_error)?;
-        Ok(last)
+        Ok(EndedSessions {
+            ids: expired
+                .into_iter()
+                .map(|(id, _)| SessionId::new(id))
+                .collect(),
+            seq: last,
+        })
     }
 
     async fn end_sessions(

@@ -17,6 +17,6 @@ pub(crate) use self::pam::{
 };
 pub(crate) use self::sessions::{
     ActiveSessions, ChangeRecord, EndedSessions, EventLink, EventRecord, EventSpan, HeadRecord,
-    NewSessionRecord, RecordingPolicyRecord, SessionFilter, SessionOwner, SessionPage,
-    SessionRecord, SessionSearch, SessionUpdate,
+    NewSessionRecord, RecordingPolicyRecord, SessionFilter, SessionKeyRecord, SessionOwner,
+    SessionPage, SessionRecord, SessionSearch, SessionUpdate,
 };

@@ -63,6 +63,18 @@ pub(crate) struct NewSessionRecord {
     pub client_address: Option<String>,
     /// The requesting client's `User-Agent`.
     pub user_agent: Option<String>,
+    /// The gateway audit key the session's events must be signed with and KMS's signature
+    /// binding it to the session; `None` when the gateway has no endorsed key yet.
+    pub key: Option<SessionKeyRecord>,
+}
+
+/// KMS's binding of a session to its gateway's audit key, made when the session is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SessionKeyRecord {
+    /// The gateway's audit key (base64).
+    pub gateway_key: String,
+    /// KMS's signature over the session id and that key (base64).
+    pub ticket: String,
 }
 
 /// Which sessions to list.

@@ -39,6 +39,25 @@ pub(super) async fn audit_keys_heads_and_recording_policies_are_kept(store: Arc<
     );
 
     let session = f.session(1, 100).await.record.session.id;
+    let bound = Some(SessionKeyRecord {
+        gateway_key: "gk".into(),
+        ticket: "ticket".into(),
+    });
+    assert_eq!(
+        store.session_key(&session).await.unwrap(),
+        bound,
+        "kept with the session"
+    );
+    let mut unbound = f.new_session(&f.user, None, 1, 100);
+    unbound.key = None;
+    let unbound = store
+        .create_session(unbound)
+        .await
+        .unwrap()
+        .record
+        .session
+        .id;
+    assert_eq!(store.session_key(&unbound).await.unwrap(), None);
     assert_eq!(store.session_head(&session).await.unwrap(), None);
     assert_eq!(store.last_event(&session).await.unwrap(), None);
     let events: Vec<EventRecord> = (1..=2)

@@ -98,8 +98,10 @@ pub(super) async fn session_changes_are_logged_in_order(store: Arc<dyn Store>) {
         (None, ended.record),
         "ending twice changes nothing"
     );
-    assert_eq!(f.store.expire_sessions(t(9)).await.unwrap(), None);
-    let expired_seq = f.store.expire_sessions(t(10)).await.unwrap();
+    assert_eq!(f.store.expire_sessions(t(9)).await.unwrap().seq, None);
+    let expired = f.store.expire_sessions(t(10)).await.unwrap();
+    assert_eq!(expired.ids, std::slice::from_ref(&b_id));
+    let expired_seq = expired.seq;
     let b_now = f.store.session(&b_id).await.unwrap();
     assert_eq!(b_now.session.status, SessionStatus::Expired);
     assert_eq!(b_now.session.ended_at, Some(t(10)));

@@ -163,6 +163,10 @@ impl Fixture {
             expires_at: t(expires),
             client_address: Some("192.0.2.7".into()),
             user_agent: Some("kms-pam/0.1.0".into()),
+            key: Some(SessionKeyRecord {
+                gateway_key: "gk".into(),
+                ticket: "ticket".into(),
+            }),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::super::error::StoreError;
-use super::super::records::{EventRecord, HeadRecord, RecordingPolicyRecord};
+use super::super::records::{EventRecord, HeadRecord, RecordingPolicyRecord, SessionKeyRecord};
 use crate::session::SessionId;
 
 /// What makes sessions' records hold against whoever can write the database: the gateways'
@@ -64,6 +64,12 @@ pub(crate) trait AuditStore: Send + Sync + 'static {
 
     /// KMS's signed head of a session, if it has one.
     async fn session_head(&self, session: &SessionId) -> Result<Option<HeadRecord>, StoreError>;
+
+    /// The gateway key KMS bound the session to when it created it, if it did.
+    async fn session_key(
+        &self,
+        session: &SessionId,
+    ) -> Result<Option<SessionKeyRecord>, StoreError>;
 
     /// A resource's recording policy (JSON of [`crate::audit::recording::RecordingPolicy`]),
     /// if one was set.

@@ -40,9 +40,9 @@ pub(crate) trait SessionStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> Result<SessionUpdate, StoreError>;
 
-    /// Marks every active session whose expiry is at or before `now` as expired. Returns the
-    /// last sequence number written, if any session changed.
-    async fn expire_sessions(&self, now: SystemTime) -> Result<Option<u64>, StoreError>;
+    /// Marks every active session whose expiry is at or before `now` as expired. Returns them,
+    /// with the last sequence number written if any session changed.
+    async fn expire_sessions(&self, now: SystemTime) -> Result<EndedSessions, StoreError>;
 
     /// Ends every active session `which` matches for `cause`, in one transaction (those already
     /// past their expiry as expired, like [`Self::end_session`]).
