@@ -89,6 +89,7 @@ pub(super) async fn fixture(store: Arc<dyn Store>) -> Fixture {
             name: "gw".into(),
             enrollment,
             enrollment_expires_at: t(3600),
+            project_ids: Vec::new(),
             now: t(0),
         })
         .await

@@ -237,6 +237,28 @@ async fn members_and_gateways_forms() {
         "the enrollment token is shown once"
     );
     assert!(later.text.contains("data-confirm"));
+    // Issue 28 point 6: the page shows which projects may use each gateway, and its allow-list.
+    w.kms.project("team-x").await;
+    let assign = serde_json::json!({"project": "team-x"});
+    w.kms
+        .post("/v1/gateways/gw2/projects", &w.kms.admin, assign)
+        .await
+        .expect(StatusCode::OK);
+    let limit = serde_json::json!({"allowed_url_hosts": ["*.corp.internal"]});
+    w.kms
+        .call(Method::PATCH, "/v1/gateways/gw2", Some(&w.kms.admin), limit)
+        .await
+        .expect(StatusCode::OK);
+    let scoped = page(&w.kms, Method::GET, "/gateways", Some(&admin), &[], None).await;
+    assert!(scoped.text.contains("<th>Projects</th>"), "{}", scoped.text);
+    assert!(
+        scoped
+            .text
+            .contains("<td class=\"projects\">default, team-x</td>"),
+        "{}",
+        scoped.text
+    );
+    assert!(scoped.text.contains("*.corp.internal"), "{}", scoped.text);
 
     assert_eq!(
         post(&w, "/gateways/gw/revoke", &alice, &[]).await.status,
