@@ -87,6 +87,28 @@ async fn add_resource_form_validates_next_to_fields_and_creates_through_the_api(
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(field_error(&refused, "name").is_some(), "{}", refused.text);
 
+    // A gateway not assigned to the project is refused next to the gateway field.
+    w.kms.project("team-y").await;
+    let elsewhere = serde_json::json!({"name": "gw-y", "projects": ["team-y"]});
+    w.kms
+        .post("/v1/gateways", &w.kms.admin, elsewhere)
+        .await
+        .expect(StatusCode::CREATED);
+    let unassigned = [
+        ("name", "scan"),
+        ("url", "https://10.0.0.2:22"),
+        ("gateway", "gw-y"),
+    ];
+    let refused = post(&w, path, &admin, &unassigned).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        field_error(&refused, "gateway")
+            .unwrap_or_default()
+            .contains("not assigned to project default"),
+        "{}",
+        refused.text
+    );
+
     let good = [
         ("name", "staging"),
         ("url", "https://10.0.0.2:6443"),
