@@ -265,7 +265,7 @@ impl GatewayStore for EngineStore {
         sqlx::query_as(
             "SELECT gp.gateway_id, p.name FROM gateway_projects gp \
              JOIN projects p ON p.id = gp.project_id \
-             WHERE p.deleted_at IS NULL ORDER BY p.name",
+             WHERE p.deleted_at IS NULL ORDER BY p.name, gp.gateway_id",
         )
         .fetch_all(&self.pool)
         .await
