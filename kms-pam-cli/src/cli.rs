@@ -52,7 +52,7 @@ pub(crate) enum Command {
     Whoami(whoami::WhoamiArgs),
     /// Manage users: create, disable, delete, rotate tokens (organisation admin).
     User(user::UserArgs),
-    /// Manage gateways: create, list, revoke.
+    /// Manage gateways: create, list, show, assign to projects, limit URLs, revoke.
     Gateway(gateway::GatewayArgs),
     /// PAM projects and their members.
     Project(project::ProjectArgs),

@@ -35,6 +35,10 @@ async fn projects_and_roles_with_real_processes() {
         )
         .await;
     }
+    // Issue 28 point 6: gw1 serves only `default` until the organisation admin assigns it.
+    let listed = w.json(&admin, &["gateway", "list"]).await;
+    assert_eq!(listed[0]["projects"], serde_json::json!(["default"]));
+    w.ok(&admin, &["gateway", "assign", "gw1", "team-b"]).await;
     let staging = [
         "--project",
         "team-b",
@@ -68,6 +72,41 @@ async fn projects_and_roles_with_real_processes() {
         "--ca-cert",
         ca_file,
     ];
+    // Fails before this change: the project admin put a resource on any gateway, with any URL.
+    w.refused(
+        &pat,
+        &prod,
+        "gateway gw1 is not assigned to project team-a; an organisation administrator can \
+         assign it with `kms-pam gateway assign gw1 team-a`",
+    )
+    .await;
+    w.refused(
+        &pat,
+        &["gateway", "assign", "gw1", "team-a"],
+        "organisation administrators",
+    )
+    .await;
+    let shown = w
+        .json(&admin, &["gateway", "assign", "gw1", "team-a"])
+        .await;
+    assert_eq!(
+        shown["projects"],
+        serde_json::json!(["default", "team-a", "team-b"])
+    );
+    let table = w.ok(&admin, &["gateway", "show", "gw1"]).await;
+    assert!(
+        table.contains("Projects:        default, team-a, team-b"),
+        "{table}"
+    );
+    let table = w.ok(&admin, &["gateway", "list"]).await;
+    assert!(table.contains("default, team-a, team-b"), "{table}");
+    // The project admin sees only the projects they are in.
+    let theirs = w.json(&pat, &["gateway", "show", "gw1"]).await;
+    assert_eq!(theirs["projects"], serde_json::json!(["default", "team-a"]));
+    w.ok(&admin, &["gateway", "unassign", "gw1", "team-b"])
+        .await;
+    let after = w.json(&admin, &["gateway", "show", "gw1"]).await;
+    assert_eq!(after["projects"], serde_json::json!(["default", "team-a"]));
     w.ok(&pat, &prod).await;
     let account = [
         "--project",

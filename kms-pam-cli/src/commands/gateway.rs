@@ -1,9 +1,12 @@
-//! `kms-pam gateway create|list|revoke`. Gateways belong to the organisation and may serve
-//! resources of several projects.
+//! `kms-pam gateway create|list|show|assign|unassign|update|revoke`. Gateways belong to the
+//! organisation; an organisation admin says which projects may use each one and which API
+//! server URLs its resources may have (docs/cli.md, "Gateway scope").
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+
+use kms_pam::kms::api::{Gateway, UpdateGateway};
 
 use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
@@ -24,9 +27,51 @@ enum GatewayCommand {
     Create {
         /// Gateway name.
         name: String,
+        /// A project whose resources may use it (repeatable); without any: `default`.
+        #[arg(long = "assign", value_name = "PROJECT")]
+        assign: Vec<String>,
     },
-    /// List gateways: address, online/offline/revoked, last heartbeat, audit key fingerprint.
+    /// List gateways: address, online/offline/revoked, last heartbeat, audit key fingerprint,
+    /// the projects that may use each.
     List,
+    /// Show a gateway, the projects that may use it and its URL allow-list.
+    Show {
+        /// Gateway name.
+        name: String,
+    },
+    /// Let projects' resources use a gateway (organisation admin).
+    Assign {
+        /// Gateway name.
+        name: String,
+        /// Project names.
+        #[arg(value_name = "PROJECT", required = true)]
+        projects: Vec<String>,
+    },
+    /// Take a gateway away from projects (organisation admin): no new resources or sessions
+    /// there; open sessions run to their end.
+    Unassign {
+        /// Gateway name.
+        name: String,
+        /// Project names.
+        #[arg(value_name = "PROJECT", required = true)]
+        projects: Vec<String>,
+    },
+    /// Limit the API server URLs of a gateway's resources (organisation admin).
+    Update {
+        /// Gateway name.
+        name: String,
+        /// An allowed URL host (repeatable; the list given replaces the old one): a host name,
+        /// *.SUFFIX, an IP address or a CIDR, optionally with :PORT ([IPv6]:PORT).
+        #[arg(
+            long = "allow-url-host",
+            value_name = "PATTERN",
+            required_unless_present = "clear_allow_list"
+        )]
+        allow_url_host: Vec<String>,
+        /// Remove the allow-list: any URL again.
+        #[arg(long, conflicts_with = "allow_url_host")]
+        clear_allow_list: bool,
+    },
     /// Revoke a gateway: its token is refused, its sessions end and their tunnels are cut.
     Revoke {
         /// Gateway name.
@@ -39,8 +84,8 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
     let globals = globals.with(&args.kms);
     let client = globals.client()?;
     match args.command {
-        GatewayCommand::Create { name } => {
-            let created = client.gateways().create(&name).await?;
+        GatewayCommand::Create { name, assign } => {
+            let created = client.gateways().create_for(&name, &assign).await?;
             if globals.json() {
                 output::print_json(&created)?;
                 return Ok(ExitCode::SUCCESS);
@@ -62,8 +107,14 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
                 output::print_json(&gateways)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut table =
-                Table::new(&["NAME", "ADDRESS", "STATUS", "LAST HEARTBEAT", "AUDIT KEY"]);
+            let mut table = Table::new(&[
+                "NAME",
+                "ADDRESS",
+                "STATUS",
+                "LAST HEARTBEAT",
+                "AUDIT KEY",
+                "PROJECTS",
+            ]);
             for gateway in gateways {
                 let key = gateway.audit_key.map(|k| k.fingerprint());
                 table.row(vec![
@@ -72,9 +123,47 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
                     gateway.status.to_string(),
                     output::ago(gateway.last_heartbeat),
                     output::or_dash(key.as_deref()),
+                    listed(&gateway.projects, "-"),
                 ]);
             }
             table.print("No gateways found.")?;
+        }
+        GatewayCommand::Show { name } => {
+            let gateway = client.gateways().get(&name).await?;
+            show(&globals, &gateway)?;
+        }
+        GatewayCommand::Assign { name, projects } => {
+            let mut gateway = None;
+            for project in &projects {
+                gateway = Some(client.gateways().assign(&name, project).await?);
+            }
+            if let Some(gateway) = gateway {
+                show(&globals, &gateway)?;
+            }
+        }
+        GatewayCommand::Unassign { name, projects } => {
+            let mut gateway = None;
+            for project in &projects {
+                gateway = Some(client.gateways().unassign(&name, project).await?);
+            }
+            if let Some(gateway) = gateway {
+                show(&globals, &gateway)?;
+            }
+        }
+        GatewayCommand::Update {
+            name,
+            allow_url_host,
+            clear_allow_list,
+        } => {
+            let change = UpdateGateway {
+                allowed_url_hosts: Some(if clear_allow_list {
+                    Vec::new()
+                } else {
+                    allow_url_host
+                }),
+            };
+            let gateway = client.gateways().update(&name, &change).await?;
+            show(&globals, &gateway)?;
         }
         GatewayCommand::Revoke { name } => {
             let gateway = client.gateways().revoke(&name).await?;
@@ -88,4 +177,31 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `show`, and the answer of a change: the gateway as KMS now holds it.
+fn show(globals: &Globals, gateway: &Gateway) -> anyhow::Result<()> {
+    if globals.json() {
+        return output::print_json(gateway);
+    }
+    let key = gateway.audit_key.as_ref().map(|k| k.fingerprint());
+    output::print(&format!(
+        "Name:            {}\nStatus:          {}\nAddress:         {}\nLast heartbeat:  {}\n\
+         Audit key:       {}\nProjects:        {}\nURL allow-list:  {}\n",
+        gateway.name,
+        gateway.status,
+        output::or_dash(gateway.address.as_deref()),
+        output::ago(gateway.last_heartbeat),
+        output::or_dash(key.as_deref()),
+        listed(&gateway.projects, "none (no project may use it)"),
+        listed(&gateway.allowed_url_hosts, "none (any URL)"),
+    ))
+}
+
+fn listed(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_owned()
+    } else {
+        items.join(", ")
+    }
 }

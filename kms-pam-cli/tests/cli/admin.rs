@@ -135,3 +135,96 @@ fn project_show_delete_and_member_list_remove_call_their_routes() {
         kms.bodies()
     );
 }
+
+const GW: &str = r#"{"name":"gw1","address":null,"status":"pending","last_heartbeat":null,
+    "created_at":"2026-01-01T10:00:00Z","projects":["default","team-a"],
+    "allowed_url_hosts":["*.corp.internal"]}"#;
+
+/// Issue 28 point 6: the gateway scope commands send what KMS expects, and print the projects.
+#[test]
+fn gateway_scope_commands_call_their_routes_with_their_bodies() {
+    let kms = FakeKms::routes(vec![
+        ("GET /v1/gateways/gw1", 200, GW.to_owned()),
+        ("POST /v1/gateways/gw1/projects", 200, GW.to_owned()),
+        (
+            "DELETE /v1/gateways/gw1/projects/team-b",
+            200,
+            GW.to_owned(),
+        ),
+        ("PATCH /v1/gateways/gw1", 200, GW.to_owned()),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = kms_pam(
+            home.path(),
+            &[&["--url", &kms.url, "--token", "t", "gateway"], args].concat(),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let shown = run(&["show", "gw1"]);
+    assert!(
+        shown.contains("Projects:        default, team-a")
+            && shown.contains("URL allow-list:  *.corp.internal"),
+        "{shown}"
+    );
+    run(&["assign", "gw1", "team-a", "team-c"]);
+    run(&["unassign", "gw1", "team-b"]);
+    run(&[
+        "update",
+        "gw1",
+        "--allow-url-host",
+        "*.corp.internal",
+        "--allow-url-host",
+        "10.0.0.0/8",
+    ]);
+    run(&["update", "gw1", "--clear-allow-list"]);
+    assert_eq!(
+        kms.seen(),
+        [
+            "GET /v1/gateways/gw1 Bearer t",
+            "POST /v1/gateways/gw1/projects Bearer t",
+            "POST /v1/gateways/gw1/projects Bearer t",
+            "DELETE /v1/gateways/gw1/projects/team-b Bearer t",
+            "PATCH /v1/gateways/gw1 Bearer t",
+            "PATCH /v1/gateways/gw1 Bearer t",
+        ]
+    );
+    let bodies: Vec<serde_json::Value> = kms
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap_or(serde_json::Value::Null))
+        .collect();
+    assert_eq!(bodies[1], serde_json::json!({"project": "team-a"}));
+    assert_eq!(bodies[2], serde_json::json!({"project": "team-c"}));
+    assert_eq!(
+        bodies[4],
+        serde_json::json!({"allowed_url_hosts": ["*.corp.internal", "10.0.0.0/8"]})
+    );
+    assert_eq!(bodies[5], serde_json::json!({"allowed_url_hosts": []}));
+
+    // Usage errors: nothing to change, both at once, no project.
+    for args in [
+        &["update", "gw1"][..],
+        &[
+            "update",
+            "gw1",
+            "--allow-url-host",
+            "a.b",
+            "--clear-allow-list",
+        ],
+        &["assign", "gw1"],
+    ] {
+        let output = kms_pam(
+            home.path(),
+            &[&["--url", &kms.url, "--token", "t", "gateway"], args].concat(),
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(kms.seen().len(), 6, "usage errors send nothing");
+}

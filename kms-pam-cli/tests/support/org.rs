@@ -114,6 +114,8 @@ impl Org {
         let org = Self::start().await;
         let admin = org.admin.clone();
         org.ok(&admin, &["project", "create", "team-a"]).await;
+        org.ok(&admin, &["gateway", "assign", "gw1", "team-a"])
+            .await;
         let prod = [
             "--project",
             "team-a",

@@ -41,6 +41,8 @@ pub use gateway::{GatewayProxy, GatewaySession};
 pub use hooks::{NoHooks, ProxyHooks, ProxySide, RequestContext, RequestOutcome};
 pub use local::LocalProxy;
 pub use pipeline::{Pipeline, PipelineBuilder};
+#[cfg(test)]
+pub(crate) use upstream::unreachable_message;
 pub use upstream::{PooledConnector, UpstreamClient, UpstreamConnector};
 
 pub(crate) use deadline::SessionDeadline;

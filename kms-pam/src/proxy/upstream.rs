@@ -28,7 +28,8 @@ use crate::tls::{explain_upstream_tls_error, UpstreamAlpn, UpstreamTls};
 /// hyper's upgrade machinery in the response's extensions, so a `101` can be spliced.
 ///
 /// Failure semantics: an `Err` becomes the client's answer as a `Status` (use
-/// [`ProxyError::upstream`] / [`ProxyError::upstream_timeout`]); nothing is retried.
+/// [`ProxyError::upstream`] / [`ProxyError::upstream_timeout`]); nothing is retried. The
+/// default client answers every failure to reach the API server alike and logs the cause.
 #[async_trait]
 pub trait UpstreamClient: Send + Sync + 'static {
     /// Sends one request and returns the API server's response head with its streaming body.
@@ -187,24 +188,50 @@ impl PooledClient {
         } else {
             &self.requests
         };
-        client.request(request).await.map_err(|e| {
-            if let Some(message) = explain_upstream_tls_error(&e, &self.resource, &self.tls) {
-                return ProxyError::upstream(message);
-            }
-            let detail = error_chain(&e);
-            if ConnectionFailure::of(&e).0 == ConnectionFailure::Timeout {
-                ProxyError::upstream_timeout(format!(
-                    "the Kubernetes API server at {} did not answer in time: {detail}",
-                    self.authority
-                ))
-            } else {
-                ProxyError::upstream(format!(
-                    "the Kubernetes API server at {} is unreachable: {detail}",
-                    self.authority
-                ))
-            }
-        })
+        client
+            .request(request)
+            .await
+            .map_err(|e| self.unreachable(&e))
     }
+
+    /// One answer for every way the API server could not be reached (refused, timed out, not
+    /// TLS, a certificate not trusted, …), so that whoever holds a session cannot map the
+    /// gateway's network through it (issue 28 point 6); what happened goes to the gateway's
+    /// log under the error id the answer names.
+    fn unreachable(&self, e: &hyper_util::client::legacy::Error) -> ProxyError {
+        let detail = match explain_upstream_tls_error(e, &self.resource, &self.tls) {
+            Some(message) => message,
+            None if ConnectionFailure::of(e).0 == ConnectionFailure::Timeout => format!(
+                "the Kubernetes API server at {} did not answer in time: {}",
+                self.authority,
+                error_chain(e)
+            ),
+            None => format!(
+                "the Kubernetes API server at {} is unreachable: {}",
+                self.authority,
+                error_chain(e)
+            ),
+        };
+        let id = error_id();
+        tracing::warn!(error_id = %id, resource = %self.resource, upstream = %self.authority,
+            "{detail}");
+        ProxyError::upstream(unreachable_message(&id))
+    }
+}
+
+/// A short random id that ties an answer to its line in the gateway's log.
+fn error_id() -> String {
+    let mut id = uuid::Uuid::new_v4().simple().to_string();
+    id.truncate(12);
+    id
+}
+
+/// What the client is told when the API server could not be reached, whatever the cause.
+pub(crate) fn unreachable_message(error_id: &str) -> String {
+    format!(
+        "the gateway could not reach the resource's API server; its operator can see why in \
+         the gateway's log, error id {error_id}"
+    )
 }
 
 #[async_trait]
@@ -280,3 +307,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "upstream_reach_tests.rs"]
+mod reach_tests;

@@ -39,6 +39,15 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/v1/gateways", post(gateways::create).get(gateways::list))
         .route("/v1/gateways/enroll", post(gateways::enroll))
         .route("/v1/gateways/{name}/revoke", post(gateways::revoke))
+        .route(
+            "/v1/gateways/{name}",
+            get(gateways::show).patch(gateways::update),
+        )
+        .route("/v1/gateways/{name}/projects", post(gateways::assign))
+        .route(
+            "/v1/gateways/{name}/projects/{project}",
+            delete(gateways::unassign),
+        )
         .route("/v1/projects", post(projects::create).get(projects::list))
         .route(
             "/v1/projects/{project}",

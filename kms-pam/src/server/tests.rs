@@ -7,6 +7,7 @@ mod bootstrap;
 mod console;
 mod events;
 mod forged_gateway;
+mod gateway_scope;
 mod gateways;
 mod limits;
 mod liveness;
@@ -273,6 +274,13 @@ impl Kms {
 
     /// [`Self::resource`] under the routes at `prefix` (`/v1/projects/P`).
     pub(super) async fn resource_at(&self, prefix: &str, resource: &str, gateway: &str) {
+        // A gateway serves `default` from its creation; another project needs an assignment.
+        if let Some(project) = prefix.strip_prefix("/v1/projects/") {
+            let path = format!("/v1/gateways/{gateway}/projects");
+            self.post(&path, &self.admin, json!({ "project": project }))
+                .await
+                .expect(StatusCode::OK);
+        }
         let body = json!({"kind": "kubernetes", "name": resource, "gateway": gateway,
                           "url": "https://10.0.0.1:6443", "ssl_verify": true});
         self.post(&format!("{prefix}/resources"), &self.admin, body)

@@ -22,7 +22,7 @@ mod upstream;
 mod upstream_verify;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use ca::{CertificateAuthority, IssuedCert, SessionCertSpec};
 /// The process's rustls provider (ring); for the workspace's own benchmarks, not API.

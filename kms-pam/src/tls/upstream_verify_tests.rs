@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use super::*;
 use crate::credential::Upstream;
 use crate::proxy::{body, PooledConnector, UpstreamConnector};
-use crate::tls::test_support::handshake;
+use crate::tls::test_support::{handshake, LogCapture};
 use crate::tls::{upstream_client_config, LocalServingCert, UpstreamAlpn};
 
 /// What `openssl req -x509 -subj /CN=kube` makes: self-signed, basicConstraints CA:TRUE.
@@ -89,8 +89,12 @@ async fn serve(config: Arc<ServerConfig>) -> String {
     url
 }
 
-/// A GET through the gateway's upstream client for resource `prod`.
+/// A GET through the gateway's upstream client for resource `prod`. A failure to reach the
+/// server answers one generic 502 naming an error id (issue 28 point 6); what happened is the
+/// gateway's log line with that id, which is returned.
 async fn get(url: &str, tls: UpstreamTls) -> Result<StatusCode, String> {
+    let log = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(log.subscriber());
     let upstream = Upstream {
         url: url.parse().unwrap(),
         tls,
@@ -104,7 +108,16 @@ async fn get(url: &str, tls: UpstreamTls) -> Result<StatusCode, String> {
         .unwrap();
     let response = client.send(request, false).await.map_err(|e| {
         assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
-        e.to_string()
+        let id = e.message().rsplit(' ').next().unwrap_or_default();
+        assert_eq!(e.message(), crate::proxy::unreachable_message(id));
+        let lines = log.lines_with(&format!("error_id={id}"));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        // `… WARN kms_pam::proxy::upstream: MESSAGE error_id=… resource=… upstream=…`
+        let line = lines[0].split_once("upstream: ").map_or("", |(_, m)| m);
+        line.split(" error_id=")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     })?;
     Ok(response.status())
 }

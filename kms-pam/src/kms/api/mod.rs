@@ -111,6 +111,14 @@ pub struct Gateway {
     /// The key that signs its session events, once registered (enrollment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_key: Option<PublicKey>,
+    /// The projects whose resources may use it, by name (set by an organisation admin; a
+    /// user who is not one sees only their own projects here).
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// The patterns its resources' API server URLs must match (docs/api.md, "Gateway
+    /// scope"); empty: any URL.
+    #[serde(default)]
+    pub allowed_url_hosts: Vec<String>,
 }
 
 /// `POST /v1/gateways` body.
@@ -118,6 +126,24 @@ pub struct Gateway {
 pub struct CreateGateway {
     /// Name.
     pub name: String,
+    /// The projects that may use it; empty: `default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
+}
+
+/// `PATCH /v1/gateways/{name}` body: what is given changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateGateway {
+    /// The new allow-list of resource URL hosts, replacing the old one; empty: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_url_hosts: Option<Vec<String>>,
+}
+
+/// `POST /v1/gateways/{name}/projects` body: the project that may use the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignGateway {
+    /// Project name.
+    pub project: String,
 }
 
 /// `POST /v1/gateways` answer.
@@ -302,6 +328,8 @@ mod tests {
             last_heartbeat: None,
             created_at: SystemTime::UNIX_EPOCH,
             audit_key: None,
+            projects: Vec::new(),
+            allowed_url_hosts: Vec::new(),
         }
     }
 

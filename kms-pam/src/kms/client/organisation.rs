@@ -7,8 +7,9 @@ use http::Method;
 use super::error::KmsError;
 use super::kms_client::{Call, KmsClient};
 use crate::kms::api::{
-    AuditKeys, CreateGateway, CreateProject, CreateUser, CreatedGateway, CreatedUser,
-    EnrollGateway, EnrolledGateway, Gateway, Member, Project, ProjectRole, SetMember, User, WhoAmI,
+    AssignGateway, AuditKeys, CreateGateway, CreateProject, CreateUser, CreatedGateway,
+    CreatedUser, EnrollGateway, EnrolledGateway, Gateway, Member, Project, ProjectRole, SetMember,
+    UpdateGateway, User, WhoAmI,
 };
 
 impl KmsClient {
@@ -116,10 +117,21 @@ pub struct GatewaysApi<'a> {
 }
 
 impl GatewaysApi<'_> {
-    /// `POST /v1/gateways` (admin). The answer holds a one-time enrollment token.
+    /// `POST /v1/gateways` (admin), for the project `default`. The answer holds a one-time
+    /// enrollment token.
     pub async fn create(&self, name: &str) -> Result<CreatedGateway, KmsError> {
+        self.create_for(name, &[]).await
+    }
+
+    /// `POST /v1/gateways` (admin), for the projects named (none: `default`).
+    pub async fn create_for(
+        &self,
+        name: &str,
+        projects: &[String],
+    ) -> Result<CreatedGateway, KmsError> {
         let body = CreateGateway {
             name: name.to_owned(),
+            projects: projects.to_vec(),
         };
         self.client
             .call(Call::new(Method::POST, &["gateways"]).json(&body)?)
@@ -130,6 +142,40 @@ impl GatewaysApi<'_> {
     pub async fn list(&self) -> Result<Vec<Gateway>, KmsError> {
         self.client
             .call(Call::new(Method::GET, &["gateways"]))
+            .await
+    }
+
+    /// `GET /v1/gateways/{name}`.
+    pub async fn get(&self, name: &str) -> Result<Gateway, KmsError> {
+        self.client
+            .call(Call::new(Method::GET, &["gateways", name]))
+            .await
+    }
+
+    /// `PATCH /v1/gateways/{name}` (organisation admin): replaces what `change` gives.
+    pub async fn update(&self, name: &str, change: &UpdateGateway) -> Result<Gateway, KmsError> {
+        self.client
+            .call(Call::new(Method::PATCH, &["gateways", name]).json(change)?)
+            .await
+    }
+
+    /// `POST /v1/gateways/{name}/projects` (organisation admin): lets `project` use it.
+    pub async fn assign(&self, name: &str, project: &str) -> Result<Gateway, KmsError> {
+        let body = AssignGateway {
+            project: project.to_owned(),
+        };
+        self.client
+            .call(Call::new(Method::POST, &["gateways", name, "projects"]).json(&body)?)
+            .await
+    }
+
+    /// `DELETE /v1/gateways/{name}/projects/{project}` (organisation admin).
+    pub async fn unassign(&self, name: &str, project: &str) -> Result<Gateway, KmsError> {
+        self.client
+            .call(Call::new(
+                Method::DELETE,
+                &["gateways", name, "projects", project],
+            ))
             .await
     }
 

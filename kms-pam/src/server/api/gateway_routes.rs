@@ -75,6 +75,11 @@ pub(crate) async fn credential(
         .resource_by_id(&record.resource_id)
         .await
         .map_err(gone)?;
+    if let Some(why) =
+        crate::server::edge::gateway_scope::outside_allow_list(&gateway, &resource.url)
+    {
+        return Err(ApiError::forbidden(format!("session {id}: {why}")));
+    }
     let token = state.store.account_token(&account).await?;
     let recording = recording::policy(&state, &resource.id).await?;
     tracing::info!(session = %id, gateway = %gateway.name, "credential released to gateway");

@@ -15,19 +15,22 @@ use axum::Json;
 use http::StatusCode;
 
 use crate::kms::api::{
-    CreateGateway, CreatedGateway, EnrollGateway, EnrolledGateway, Gateway,
-    ENROLLMENT_TOKEN_PREFIX, GATEWAY_TOKEN_PREFIX,
+    AssignGateway, CreateGateway, CreatedGateway, EnrollGateway, EnrolledGateway, Gateway,
+    UpdateGateway, DEFAULT_PROJECT, ENROLLMENT_TOKEN_PREFIX, GATEWAY_TOKEN_PREFIX,
 };
 use crate::server::edge::auth::{AdminUser, AnyUser};
 use crate::server::edge::error::ApiError;
 use crate::server::edge::extract::{ApiJson, ApiPath};
 use crate::server::edge::refusals::Attempt;
 use crate::server::edge::state::{now, AppState};
-use crate::server::edge::{validate, views};
+use crate::server::edge::{gateway_scope, validate, views};
 use crate::server::lifecycle::ending::end_sessions;
 use crate::server::lifecycle::keys::endorse;
 use crate::server::store::crypto::issue_token;
-use crate::server::store::{ActiveSessions, Enrollment, NewGateway, StoreError, TokenHash};
+use crate::server::store::{
+    ActiveSessions, Enrollment, GatewayRecord, NewGateway, ProjectRecord, StoreError, TokenHash,
+    UserRecord,
+};
 use crate::session::EndCause;
 
 /// How long an enrollment token works.
@@ -42,6 +45,15 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<CreateGateway>,
 ) -> Result<(StatusCode, Json<CreatedGateway>), ApiError> {
     validate::name("gateway", &body.name)?;
+    let mut project_ids = Vec::new();
+    let named = if body.projects.is_empty() {
+        vec![DEFAULT_PROJECT.to_owned()]
+    } else {
+        body.projects.clone()
+    };
+    for name in &named {
+        project_ids.push(project(&state, name).await?.id);
+    }
     let (token, hash) = issue_token(ENROLLMENT_TOKEN_PREFIX)?;
     let now = now();
     let expires_at = now + ENROLLMENT_VALIDITY;
@@ -51,6 +63,14 @@ pub(crate) async fn create(
                 .store
                 .renew_enrollment(&revoked.id, &hash, expires_at, now)
                 .await?;
+            if !body.projects.is_empty() {
+                for project_id in &project_ids {
+                    state
+                        .store
+                        .assign_gateway(&revoked.id, project_id, now)
+                        .await?;
+                }
+            }
             tracing::info!(by = %admin.name, gateway = %revoked.name,
                 "new enrollment token for a revoked gateway");
             revoked
@@ -68,6 +88,7 @@ pub(crate) async fn create(
                     name: body.name,
                     enrollment: hash,
                     enrollment_expires_at: expires_at,
+                    project_ids,
                     now,
                 })
                 .await?;
@@ -76,10 +97,11 @@ pub(crate) async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    let view = shown(&state, &admin, vec![gateway]).await?.remove(0);
     Ok((
         StatusCode::CREATED,
         Json(CreatedGateway {
-            gateway: views::gateway(&gateway, now),
+            gateway: view,
             enrollment_token: token,
             expires_at,
         }),
@@ -89,24 +111,126 @@ pub(crate) async fn create(
 /// `GET /v1/gateways`.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    AnyUser(_): AnyUser,
+    AnyUser(user): AnyUser,
 ) -> Result<Json<Vec<Gateway>>, ApiError> {
-    let now = now();
     let gateways = state.store.gateways().await?;
+    Ok(Json(shown(&state, &user, gateways).await?))
+}
+
+/// `GET /v1/gateways/{name}`.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    AnyUser(user): AnyUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Gateway>, ApiError> {
+    let gateway = state.store.gateway_by_name(&name).await?;
+    Ok(Json(shown(&state, &user, vec![gateway]).await?.remove(0)))
+}
+
+/// `PATCH /v1/gateways/{name}`: replaces the allow-list of resource URL hosts. Resources
+/// already outside it stay, but get no credential (and no new session) until it lets them in.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateGateway>,
+) -> Result<Json<Gateway>, ApiError> {
+    let Some(patterns) = body.allowed_url_hosts else {
+        return Err(ApiError::invalid(
+            "nothing to change: give allowed_url_hosts (an empty list removes the limit)",
+        ));
+    };
+    let patterns = gateway_scope::normalise(&patterns)?;
+    let gateway = state.store.gateway_by_name(&name).await?;
+    let gateway = state
+        .store
+        .set_gateway_allow_list(&gateway.id, &patterns)
+        .await?;
+    tracing::info!(by = %admin.name, gateway = %gateway.name, allowed_url_hosts = ?patterns,
+        "gateway allow-list changed");
+    Ok(Json(shown(&state, &admin, vec![gateway]).await?.remove(0)))
+}
+
+/// `POST /v1/gateways/{name}/projects`: lets a project's resources use the gateway.
+pub(crate) async fn assign(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<AssignGateway>,
+) -> Result<Json<Gateway>, ApiError> {
+    let gateway = state.store.gateway_by_name(&name).await?;
+    let project = project(&state, &body.project).await?;
+    state
+        .store
+        .assign_gateway(&gateway.id, &project.id, now())
+        .await?;
+    tracing::info!(by = %admin.name, gateway = %gateway.name, project = %project.name,
+        "gateway assigned to project");
+    Ok(Json(shown(&state, &admin, vec![gateway]).await?.remove(0)))
+}
+
+/// `DELETE /v1/gateways/{name}/projects/{project}`: the project's resources on it get no new
+/// session and none can be created there; sessions already open run to their end.
+pub(crate) async fn unassign(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiPath((name, project_name)): ApiPath<(String, String)>,
+) -> Result<Json<Gateway>, ApiError> {
+    let gateway = state.store.gateway_by_name(&name).await?;
+    let project = project(&state, &project_name).await?;
+    state
+        .store
+        .unassign_gateway(&gateway.id, &project.id)
+        .await?;
+    tracing::info!(by = %admin.name, gateway = %gateway.name, project = %project.name,
+        "gateway unassigned from project");
+    Ok(Json(shown(&state, &admin, vec![gateway]).await?.remove(0)))
+}
+
+/// The project named `name`, or a 404 saying so.
+async fn project(state: &AppState, name: &str) -> Result<ProjectRecord, ApiError> {
+    state.store.project(name).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("project {name} not found")),
+        other => other.into(),
+    })
+}
+
+/// The gateways as `user` may see them: with their audit keys, and the projects that may use
+/// them (for a user who is not an organisation admin, only among their own projects).
+async fn shown(
+    state: &AppState,
+    user: &UserRecord,
+    gateways: Vec<GatewayRecord>,
+) -> Result<Vec<Gateway>, ApiError> {
+    let now = now();
     let keys: std::collections::HashMap<String, String> = state
         .store
         .gateway_audit_keys()
         .await?
         .into_iter()
         .collect();
+    let visible: Option<Vec<String>> = if user.admin {
+        None
+    } else {
+        let mine = state.store.memberships(&user.id).await?;
+        Some(mine.into_iter().map(|(p, _)| p.name).collect())
+    };
+    let assigned = state.store.gateway_projects().await?;
     let views = gateways.iter().map(|g| {
         let mut view = views::gateway(g, now);
         view.audit_key = keys
             .get(&g.id)
             .and_then(|k| crate::audit::evidence::signing::PublicKey::from_base64(k).ok());
+        view.projects = assigned
+            .iter()
+            .filter(|(id, name)| {
+                *id == g.id && visible.as_ref().is_none_or(|mine| mine.contains(name))
+            })
+            .map(|(_, name)| name.clone())
+            .collect();
         view
     });
-    Ok(Json(views.collect()))
+    Ok(views.collect())
 }
 
 /// `POST /v1/gateways/enroll`: authenticated by the enrollment token in the body.
@@ -187,5 +311,5 @@ pub(crate) async fn revoke(
     };
     let ended = end_sessions(&state, which, EndCause::GatewayRevoked, &admin.name).await?;
     tracing::warn!(by = %admin.name, gateway = %gateway.name, sessions_ended = ended, "gateway revoked");
-    Ok(Json(views::gateway(&gateway, now())))
+    Ok(Json(shown(&state, &admin, vec![gateway]).await?.remove(0)))
 }

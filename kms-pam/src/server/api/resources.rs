@@ -12,7 +12,7 @@ use crate::server::edge::extract::{ApiJson, ApiPath};
 use crate::server::edge::paths::NamePath;
 use crate::server::edge::rights::ProjectAdmin;
 use crate::server::edge::state::{now, AppState};
-use crate::server::edge::{recording, validate, views};
+use crate::server::edge::{gateway_scope, recording, validate, views};
 use crate::server::lifecycle::ending::end_sessions;
 use crate::server::store::{ActiveSessions, NewResource, StoreError};
 use crate::session::EndCause;
@@ -47,6 +47,14 @@ pub(crate) async fn create(
             )),
             other => other.into(),
         })?;
+    gateway_scope::check_use(
+        &state,
+        &gateway,
+        admin.project_id(),
+        &admin.project.name,
+        &body.url,
+    )
+    .await?;
     let resource = state
         .store
         .create_resource(NewResource {

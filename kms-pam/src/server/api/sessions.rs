@@ -18,7 +18,7 @@ use crate::server::edge::origin::RequestOrigin;
 use crate::server::edge::paths::IdPath;
 use crate::server::edge::rights::ProjectAdmin;
 use crate::server::edge::state::{now, AppState};
-use crate::server::edge::{validate, views};
+use crate::server::edge::{gateway_scope, validate, views};
 use crate::server::lifecycle::ending::{end_session, terminate as terminate_session};
 use crate::server::lifecycle::keys::bind_session_key;
 use crate::server::lifecycle::visibility::{visible_session, whose_sessions};
@@ -49,6 +49,18 @@ pub(crate) async fn create(
     let resource = state.store.resource_by_id(&account.resource_id).await?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
     let address = usable_gateway(&gateway, &resource)?;
+    // The gateway may have been taken away from the project, or its allow-list narrowed,
+    // since the resource was created: no new session then (open ones run to their end).
+    if !state
+        .store
+        .gateway_serves(&gateway.id, caller.project_id())
+        .await?
+    {
+        return Err(gateway_scope::not_assigned(&gateway, &caller.project.name));
+    }
+    if let Some(why) = gateway_scope::outside_allow_list(&gateway, &resource.url) {
+        return Err(ApiError::forbidden(why));
+    }
     let created_at = now();
     let expires_at = created_at + Duration::from_secs(body.duration_secs);
     let id = SessionId::new_random();

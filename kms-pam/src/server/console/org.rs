@@ -205,7 +205,10 @@ pub(super) async fn create_gateway(
         .check("name", validate::name("gateway", &name))
         .is_some()
     {
-        let body = ApiJson(CreateGateway { name });
+        let body = ApiJson(CreateGateway {
+            name,
+            projects: Vec::new(),
+        });
         match gateway_api::create(State(state.clone()), admin, body).await {
             Ok((_, Json(gateway))) => created = Some(gateway),
             Err(e) => errors.api(e, &[(StatusCode::CONFLICT, "name")])?,
@@ -262,6 +265,19 @@ async fn gateways_page(
 ) -> Result<Markup, PageError> {
     let now = now();
     let gateways = state.store.gateways().await?;
+    let assigned = state.store.gateway_projects().await?;
+    let projects_of_gateway = |id: &str| -> String {
+        let names: Vec<&str> = assigned
+            .iter()
+            .filter(|(g, _)| g == id)
+            .map(|(_, p)| p.as_str())
+            .collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
     let frame = Frame {
         projects: projects_of(state, &user).await?,
         project: None,
@@ -277,7 +293,7 @@ async fn gateways_page(
             div.card.empty { p { "No gateway yet. Create one below; the page shows the command that starts and enrolls it." } }
         } @else {
             div.scroll { table {
-                thead { tr { th { "Name" } th { "Status" } th { "Address" } th { "Last heartbeat" } th {} } }
+                thead { tr { th { "Name" } th { "Status" } th { "Address" } th { "Last heartbeat" } th { "Projects" } th { "URL allow-list" } th {} } }
                 tbody { @for g in &gateways {
                     @let status = status_name(views::gateway_status(g, now));
                     tr {
@@ -285,6 +301,8 @@ async fn gateways_page(
                         td { (badge(status, status)) }
                         td.mono { (g.address.as_deref().unwrap_or("—")) }
                         td { @match g.last_heartbeat { Some(t) => (when(t)), None => "never" } }
+                        td.projects { (projects_of_gateway(&g.id)) }
+                        td.mono { @if g.allowed_url_hosts.is_empty() { "any URL" } @else { (g.allowed_url_hosts.join(", ")) } }
                         td { @if !g.revoked {
                             form method="post" action={"/gateways/" (segment(&g.name)) "/revoke"}
                                 data-confirm={"Revoke gateway " (g.name) "? Its token stops working and its active sessions end at once."} {
@@ -300,7 +318,7 @@ async fn gateways_page(
             (errors.whole_form())
             form.stack method="post" action="/gateways" {
                 (field(errors, "name", "Name", html! { input type="text" name="name" value=(form.name) required autocomplete="off"; }))
-                p.muted { "Creating a revoked gateway's name again hands out a new enrollment token for it." }
+                p.muted { "Creating a revoked gateway's name again hands out a new enrollment token for it. A new gateway serves the project default; assign it to other projects with kms-pam gateway assign NAME PROJECT, and limit its resources' URLs with kms-pam gateway update NAME --allow-url-host PATTERN." }
                 div { button type="submit" { "Create gateway" } }
             }
         }

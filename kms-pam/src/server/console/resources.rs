@@ -184,6 +184,8 @@ pub(super) async fn create(
                 &[
                     (StatusCode::CONFLICT, "name"),
                     (StatusCode::NOT_FOUND, "gateway"),
+                    // The caller administers the project: a 403 here is the gateway's scope.
+                    (StatusCode::FORBIDDEN, "gateway"),
                 ],
             )?,
         }

@@ -5,7 +5,8 @@
 //! answers, with the body, query and path extractors ([`extract`]); who is calling ([`auth`]),
 //! who they are in a project ([`callers`]) and the rights a route asks of them ([`rights`]); the
 //! refusal middleware ([`refusals`]) and the body read deadline ([`body_deadline`]); checks on
-//! what callers send ([`validate`], [`recording`]), path parameters ([`paths`]), a request's
+//! what callers send ([`validate`], [`recording`]), what a gateway may be used for
+//! ([`gateway_scope`]), path parameters ([`paths`]), a request's
 //! origin ([`origin`]) and records as the API shows them ([`views`]).
 //!
 //! Nothing here imports the lifecycle, the handlers or the console: they stand on it.
@@ -17,6 +18,7 @@ pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod failure_budget;
 pub(crate) mod feed;
+pub(crate) mod gateway_scope;
 pub(crate) mod metrics;
 pub(crate) mod origin;
 pub(crate) mod paths;

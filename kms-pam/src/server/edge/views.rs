@@ -68,6 +68,8 @@ pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
         last_heartbeat: record.last_heartbeat,
         created_at: record.created_at,
         audit_key: None,
+        projects: Vec::new(),
+        allowed_url_hosts: record.allowed_url_hosts.clone(),
     }
 }
 
@@ -163,6 +165,7 @@ mod tests {
             last_heartbeat: None,
             revoked: false,
             created_at: at(0),
+            allowed_url_hosts: Vec::new(),
         };
         assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Pending);
         gw.enrolled = true;

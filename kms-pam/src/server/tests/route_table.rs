@@ -93,6 +93,30 @@ fn table(s: &str) -> Vec<Row> {
             [401, 404, 403, 403, 403, 403, 403],
         ),
         (
+            Method::GET,
+            "/v1/gateways/gw".into(),
+            none,
+            [401, 200, 200, 200, 200, 200, 403],
+        ),
+        (
+            Method::PATCH,
+            "/v1/gateways/nogw".into(),
+            |_| json!({"allowed_url_hosts": []}),
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/v1/gateways/nogw/projects".into(),
+            |_| json!({"project": "team-a"}),
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/v1/gateways/nogw/projects/team-a".into(),
+            none,
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
             Method::POST,
             "/v1/projects".into(),
             |i| json!({"name": format!("p{i}")}),

@@ -11,7 +11,7 @@ pub(super) enum Kind {
 
 use Kind::{Bool, Bytes, Int, Text};
 
-/// Every table, parents before children, with every column of migrations up to 0301 (0200's
+/// Every table, parents before children, with every column of migrations up to 0800 (0200's
 /// audit tables included: gateways' keys, KMS's signed heads, recording policies).
 pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
@@ -56,6 +56,15 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("enrolled_at", Int),
             ("created_at", Int),
             ("revoked_at", Int),
+            ("allowed_url_hosts", Text),
+        ],
+    ),
+    (
+        "gateway_projects",
+        &[
+            ("gateway_id", Text),
+            ("project_id", Text),
+            ("created_at", Int),
         ],
     ),
     (

@@ -11,7 +11,8 @@ use crate::server::store::{
 };
 
 const COLUMNS: &str = "g.id, g.name, g.address, g.token_hash IS NOT NULL AS enrolled, \
-                       g.last_heartbeat, g.revoked_at IS NOT NULL AS revoked, g.created_at";
+                       g.last_heartbeat, g.revoked_at IS NOT NULL AS revoked, g.created_at, \
+                       g.allowed_url_hosts";
 
 #[derive(sqlx::FromRow)]
 struct GatewayRow {
@@ -22,6 +23,7 @@ struct GatewayRow {
     last_heartbeat: Option<i64>,
     revoked: bool,
     created_at: i64,
+    allowed_url_hosts: String,
 }
 
 impl From<GatewayRow> for GatewayRecord {
@@ -34,6 +36,12 @@ impl From<GatewayRow> for GatewayRecord {
             last_heartbeat: opt_time(row.last_heartbeat),
             revoked: row.revoked,
             created_at: time(row.created_at),
+            allowed_url_hosts: row
+                .allowed_url_hosts
+                .lines()
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -79,6 +87,18 @@ impl GatewayStore for EngineStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        for project_id in &new.project_ids {
+            sqlx::query(
+                "INSERT INTO gateway_projects (gateway_id, project_id, created_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(&id)
+            .bind(project_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(GatewayRecord {
             id,
@@ -88,6 +108,7 @@ impl GatewayStore for EngineStore {
             last_heartbeat: None,
             revoked: false,
             created_at: time(now),
+            allowed_url_hosts: Vec::new(),
         })
     }
 
@@ -238,5 +259,74 @@ impl GatewayStore for EngineStore {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn gateway_projects(&self) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT gp.gateway_id, p.name FROM gateway_projects gp \
+             JOIN projects p ON p.id = gp.project_id \
+             WHERE p.deleted_at IS NULL ORDER BY p.name, gp.gateway_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn gateway_serves(&self, gateway_id: &str, project_id: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT gateway_id FROM gateway_projects WHERE gateway_id = $1 AND project_id = $2",
+        )
+        .bind(gateway_id)
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn assign_gateway(
+        &self,
+        gateway_id: &str,
+        project_id: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gateway_projects (gateway_id, project_id, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (gateway_id, project_id) DO NOTHING",
+        )
+        .bind(gateway_id)
+        .bind(project_id)
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn unassign_gateway(&self, gateway_id: &str, project_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM gateway_projects WHERE gateway_id = $1 AND project_id = $2")
+            .bind(gateway_id)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn set_gateway_allow_list(
+        &self,
+        gateway_id: &str,
+        patterns: &[String],
+    ) -> Result<GatewayRecord, StoreError> {
+        let updated = sqlx::query("UPDATE gateways SET allowed_url_hosts = $1 WHERE id = $2")
+            .bind(patterns.join("\n"))
+            .bind(gateway_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("gateway {gateway_id}")));
+        }
+        self.gateway_by_id(gateway_id).await
     }
 }

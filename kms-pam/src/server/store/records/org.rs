@@ -77,6 +77,8 @@ pub(crate) struct GatewayRecord {
     pub revoked: bool,
     /// Creation time.
     pub created_at: SystemTime,
+    /// The patterns resource URLs on it must match (`edge::url_scope`); empty: any URL.
+    pub allowed_url_hosts: Vec<String>,
 }
 
 /// What is needed to create a gateway: its name and its one-time enrollment token.
@@ -88,6 +90,8 @@ pub(crate) struct NewGateway {
     pub enrollment: TokenHash,
     /// When the enrollment token stops working.
     pub enrollment_expires_at: SystemTime,
+    /// The projects that may use it from the start.
+    pub project_ids: Vec<String>,
     /// Creation time.
     pub now: SystemTime,
 }

@@ -136,3 +136,72 @@ pub(super) async fn an_account_edit_keeps_its_token_unless_given_one(store: Arc<
         .await;
     assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
 }
+
+/// Issue 28 point 6: assignments and allow-lists are kept alike on every engine.
+pub(super) async fn gateway_assignments_and_allow_lists_are_kept(store: Arc<dyn Store>) {
+    let f = fixture(store).await;
+    let other = f.store.create_project("team-a", t(1)).await.unwrap();
+    let (_, enrollment) = issue_token("kmse_").unwrap();
+    let scoped = f
+        .store
+        .create_gateway(NewGateway {
+            name: "gw-a".into(),
+            enrollment,
+            enrollment_expires_at: t(3600),
+            project_ids: vec![other.id.clone()],
+            now: t(1),
+        })
+        .await
+        .unwrap();
+    assert!(f.store.gateway_serves(&scoped.id, &other.id).await.unwrap());
+    assert!(!f
+        .store
+        .gateway_serves(&f.gateway.id, &other.id)
+        .await
+        .unwrap());
+    // Assigning twice is one assignment; unassigning what is not assigned changes nothing.
+    for _ in 0..2 {
+        f.store
+            .assign_gateway(&f.gateway.id, &other.id, t(2))
+            .await
+            .unwrap();
+    }
+    f.store
+        .unassign_gateway(&scoped.id, &f.project.id)
+        .await
+        .unwrap();
+    let assigned = f.store.gateway_projects().await.unwrap();
+    let mut expected = vec![
+        (f.gateway.id.clone(), "team-a".to_owned()),
+        (scoped.id.clone(), "team-a".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(assigned, expected, "by project, then gateway id");
+    f.store
+        .unassign_gateway(&f.gateway.id, &other.id)
+        .await
+        .unwrap();
+    assert!(!f
+        .store
+        .gateway_serves(&f.gateway.id, &other.id)
+        .await
+        .unwrap());
+
+    let patterns = vec!["*.corp.internal".to_owned(), "10.0.0.0/8:6443".to_owned()];
+    let updated = f
+        .store
+        .set_gateway_allow_list(&f.gateway.id, &patterns)
+        .await
+        .unwrap();
+    assert_eq!(updated.allowed_url_hosts, patterns);
+    let read = f.store.gateway_by_name("gw").await.unwrap();
+    assert_eq!(read.allowed_url_hosts, patterns);
+    let cleared = f
+        .store
+        .set_gateway_allow_list(&f.gateway.id, &[])
+        .await
+        .unwrap();
+    assert!(cleared.allowed_url_hosts.is_empty());
+    let missing = f.store.set_gateway_allow_list("nope", &patterns).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+}

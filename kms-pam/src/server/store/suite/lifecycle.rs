@@ -8,6 +8,7 @@ pub(super) async fn enrollment_tokens_are_single_use_and_expire(store: Arc<dyn S
         name: "gw".into(),
         enrollment: enrollment.clone(),
         enrollment_expires_at: t(3600),
+        project_ids: Vec::new(),
         now: t(0),
     };
     let gateway = store.create_gateway(new).await.unwrap();

@@ -89,6 +89,7 @@ pub(super) async fn fixture(store: Arc<dyn Store>) -> Fixture {
             name: "gw".into(),
             enrollment,
             enrollment_expires_at: t(3600),
+            project_ids: Vec::new(),
             now: t(0),
         })
         .await
@@ -210,6 +211,7 @@ macro_rules! run_suite {
             basics::deleting_a_resource_removes_accounts_and_grants_but_keeps_sessions,
             basics::the_ca_is_stored_once,
             basics::an_account_edit_keeps_its_token_unless_given_one,
+            basics::gateway_assignments_and_allow_lists_are_kept,
             lifecycle::enrollment_tokens_are_single_use_and_expire,
             lifecycle::session_changes_are_logged_in_order,
             lifecycle::a_session_keeps_where_it_was_requested_from,

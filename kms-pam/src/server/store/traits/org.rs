@@ -145,4 +145,29 @@ pub(crate) trait GatewayStore: Send + Sync + 'static {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<(), StoreError>;
+
+    /// Which projects (not deleted) may use which gateway: `(gateway id, project name)`, by
+    /// project name.
+    async fn gateway_projects(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Whether the project may use the gateway.
+    async fn gateway_serves(&self, gateway_id: &str, project_id: &str) -> Result<bool, StoreError>;
+
+    /// Lets the project use the gateway (nothing changes if it may already).
+    async fn assign_gateway(
+        &self,
+        gateway_id: &str,
+        project_id: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the gateway away from the project (nothing changes if it was not assigned).
+    async fn unassign_gateway(&self, gateway_id: &str, project_id: &str) -> Result<(), StoreError>;
+
+    /// Replaces the gateway's allow-list of resource URL hosts (empty: no limit).
+    async fn set_gateway_allow_list(
+        &self,
+        gateway_id: &str,
+        patterns: &[String],
+    ) -> Result<GatewayRecord, StoreError>;
 }

@@ -87,6 +87,28 @@ async fn add_resource_form_validates_next_to_fields_and_creates_through_the_api(
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(field_error(&refused, "name").is_some(), "{}", refused.text);
 
+    // A gateway not assigned to the project is refused next to the gateway field.
+    w.kms.project("team-y").await;
+    let elsewhere = serde_json::json!({"name": "gw-y", "projects": ["team-y"]});
+    w.kms
+        .post("/v1/gateways", &w.kms.admin, elsewhere)
+        .await
+        .expect(StatusCode::CREATED);
+    let unassigned = [
+        ("name", "scan"),
+        ("url", "https://10.0.0.2:22"),
+        ("gateway", "gw-y"),
+    ];
+    let refused = post(&w, path, &admin, &unassigned).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        field_error(&refused, "gateway")
+            .unwrap_or_default()
+            .contains("not assigned to project default"),
+        "{}",
+        refused.text
+    );
+
     let good = [
         ("name", "staging"),
         ("url", "https://10.0.0.2:6443"),
@@ -237,6 +259,28 @@ async fn members_and_gateways_forms() {
         "the enrollment token is shown once"
     );
     assert!(later.text.contains("data-confirm"));
+    // Issue 28 point 6: the page shows which projects may use each gateway, and its allow-list.
+    w.kms.project("team-x").await;
+    let assign = serde_json::json!({"project": "team-x"});
+    w.kms
+        .post("/v1/gateways/gw2/projects", &w.kms.admin, assign)
+        .await
+        .expect(StatusCode::OK);
+    let limit = serde_json::json!({"allowed_url_hosts": ["*.corp.internal"]});
+    w.kms
+        .call(Method::PATCH, "/v1/gateways/gw2", Some(&w.kms.admin), limit)
+        .await
+        .expect(StatusCode::OK);
+    let scoped = page(&w.kms, Method::GET, "/gateways", Some(&admin), &[], None).await;
+    assert!(scoped.text.contains("<th>Projects</th>"), "{}", scoped.text);
+    assert!(
+        scoped
+            .text
+            .contains("<td class=\"projects\">default, team-x</td>"),
+        "{}",
+        scoped.text
+    );
+    assert!(scoped.text.contains("*.corp.internal"), "{}", scoped.text);
 
     assert_eq!(
         post(&w, "/gateways/gw/revoke", &alice, &[]).await.status,

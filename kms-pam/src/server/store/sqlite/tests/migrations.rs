@@ -75,3 +75,63 @@ async fn an_old_database_is_upgraded_with_its_rows_in_default() {
     assert_eq!(session.last_seen_at, UNIX_EPOCH + Duration::from_secs(100));
     assert!(!store.gateway_by_name("gw").await.unwrap().revoked);
 }
+
+/// Issue 28 point 6: the upgrade to gateway scope stops nothing that worked: every gateway
+/// serves `default` and each project that has a resource on it, with no URL limit.
+#[tokio::test]
+async fn gateways_keep_serving_the_projects_that_have_resources_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kms.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let old = Migrator {
+        migrations: Cow::Owned(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version < 800)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    old.run(&pool).await.unwrap();
+    for sql in [
+        "INSERT INTO projects (id, name, created_at) VALUES ('p0', 'default', 1)",
+        "INSERT INTO projects (id, name, created_at) VALUES ('pa', 'team-a', 1)",
+        "INSERT INTO projects (id, name, created_at) VALUES ('pb', 'team-b', 1)",
+        "INSERT INTO gateways (id, name, created_at) VALUES ('g1', 'gw1', 1)",
+        "INSERT INTO gateways (id, name, created_at) VALUES ('g2', 'gw2', 1)",
+        "INSERT INTO resources (id, project_id, name, kind, url, gateway_id, ssl_verify, \
+         created_at) VALUES ('r1', 'pa', 'prod', 'kubernetes', 'https://k', 'g1', 1, 1)",
+        "INSERT INTO resources (id, project_id, name, kind, url, gateway_id, ssl_verify, \
+         created_at) VALUES ('r2', 'pa', 'dev', 'kubernetes', 'https://k', 'g1', 1, 1)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open_path(&path, &dir.path().join("root.key"))
+        .await
+        .unwrap();
+    let mut assigned = store.gateway_projects().await.unwrap();
+    assigned.sort();
+    assert_eq!(
+        assigned,
+        [
+            ("g1".to_owned(), "default".to_owned()),
+            ("g1".to_owned(), "team-a".to_owned()),
+            ("g2".to_owned(), "default".to_owned()),
+        ]
+    );
+    assert!(store.gateway_serves("g1", "pa").await.unwrap());
+    assert!(!store.gateway_serves("g1", "pb").await.unwrap());
+    assert!(store.gateway_serves("g2", "p0").await.unwrap());
+    assert!(store
+        .gateway_by_name("gw1")
+        .await
+        .unwrap()
+        .allowed_url_hosts
+        .is_empty());
+}
