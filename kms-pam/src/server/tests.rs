@@ -5,6 +5,7 @@ mod bootstrap;
 mod console;
 mod events;
 mod gateways;
+mod https;
 mod limits;
 mod liveness;
 mod projects;
