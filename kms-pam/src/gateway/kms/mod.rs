@@ -22,7 +22,7 @@ use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
 use crate::kms::api::{EnrollGateway, PrincipalKind};
-use crate::kms::client::KmsClient;
+use crate::kms::client::{KmsClient, KmsClientOptions};
 use crate::metrics::Refresh;
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
@@ -57,6 +57,9 @@ pub struct KmsGateway {
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
+    /// How KMS is reached: the CA an `https://` KMS is verified with (`--kms-ca`), whether a
+    /// plain `http://` KMS on another host is allowed (`--insecure-http`; refused by default).
+    pub kms_client: KmsClientOptions,
     /// Audit sink (besides the spool that delivers every event to KMS; it receives the events
     /// unchained), pipeline, metrics endpoint, drain: what every mode shares.
     pub options: GatewayOptions,
@@ -79,6 +82,7 @@ impl KmsGateway {
             data_dir: data_dir.into(),
             advertise: advertise.into(),
             enroll_token: None,
+            kms_client: KmsClientOptions::new(),
             options: GatewayOptions::new(Arc::new(crate::audit::NullAuditSink)),
         }
     }
@@ -86,6 +90,12 @@ impl KmsGateway {
     /// Enrolls with this one-time token if the data dir holds no identity yet.
     pub fn with_enroll_token(mut self, token: Option<Secret>) -> Self {
         self.enroll_token = token;
+        self
+    }
+
+    /// Reaches KMS as `options` say (its CA, plain HTTP to another host allowed or not).
+    pub fn with_kms_client_options(mut self, options: KmsClientOptions) -> Self {
+        self.kms_client = options;
         self
     }
 
@@ -103,6 +113,7 @@ impl std::fmt::Debug for KmsGateway {
             .field("name", &self.name)
             .field("data_dir", &self.data_dir)
             .field("advertise", &self.advertise)
+            .field("kms_client", &self.kms_client)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -125,7 +136,8 @@ where
     F: Future<Output = ()>,
 {
     check_advertised_address(&config.advertise)?;
-    let anonymous = KmsClient::new(&config.kms_url, None).map_err(GatewayError::KmsClient)?;
+    let anonymous = KmsClient::with_options(&config.kms_url, None, &config.kms_client)
+        .map_err(GatewayError::KmsClient)?;
     let identity = load_or_enroll(&anonymous, &config).await?;
     let client = anonymous
         .with_token(identity.token.clone())
