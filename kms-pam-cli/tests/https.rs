@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::process::Command;
 
 use crate::support::procs::{gateway_bin, output_of, Out};
-use crate::support::world::{access, finish, kill, world_with};
+use crate::support::world::{access, finish, kill, sqlite, wait_file, world_with};
 use crate::support::BIN as CLI;
 
 /// The whole path with KMS on HTTPS: the CLI (`KMS_PAM_KMS_CA`) and the gateway (`--kms-ca`)
@@ -121,4 +121,39 @@ async fn the_cli_and_the_gateway_refuse_plain_http_to_another_host_before_sendin
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
+}
+
+/// A gateway enrolled before credentials were sealed has no sealing key, and KMS holds none for
+/// it: at its next start it makes one (0600, beside its audit key) and registers it, and sessions
+/// work again; KMS never gave it the token in clear meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_enrolled_before_sealing_registers_its_key_at_the_next_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let double = ApiServerDouble::start(DoubleConfig::default())
+        .await
+        .expect("double");
+    let (world, mut server, mut gateway) = world_with(&double, false).await;
+    let key_file = world.home.path().join("gw-data").join("sealing.key");
+    assert!(key_file.exists(), "made at enrollment");
+    kill(&mut gateway).await;
+    // As before this change: no key file, no key at KMS.
+    std::fs::remove_file(&key_file).expect("remove the sealing key");
+    sqlite(
+        &world.kms_data().join("kms.db"),
+        "DELETE FROM gateway_sealing_keys",
+    );
+    let mut gateway = world.start_gateway(None);
+    wait_file(&key_file).await;
+    let mode = std::fs::metadata(&key_file)
+        .expect("key")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = finish(access(&world, "kubectl get pods")).await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    kill(&mut gateway).await;
+    kill(&mut server).await;
+    double.shutdown().await;
 }
