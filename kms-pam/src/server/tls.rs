@@ -11,8 +11,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::config::{ServerTls, TlsFileProblem};
-use super::ServerError;
+use super::config::{ServerError, ServerTls, TlsFileProblem};
 
 /// How long a TLS handshake at the KMS API may take before the connection is closed.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
