@@ -268,6 +268,7 @@ async fn seed(admin: &KmsClient, audit_key: &SigningKey) -> anyhow::Result<Secre
             csr,
             address: "127.0.0.1:9".into(),
             audit_key: Some(audit_key.public_key()),
+            sealing_key: None,
         })
         .await?;
     admin

@@ -23,6 +23,7 @@ pub async fn seed_world(
             csr,
             address: "127.0.0.1:9".into(),
             audit_key: Some(audit_key.public_key()),
+            sealing_key: None,
         })
         .await?;
     admin

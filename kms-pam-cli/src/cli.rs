@@ -31,6 +31,15 @@ pub(crate) struct Cli {
     /// `default`).
     #[arg(long, env = "KMS_PAM_PROJECT", global = true, value_name = "NAME")]
     pub project: Option<String>,
+    /// Trust this CA bundle (PEM) for an https:// KMS whose certificate a private CA issued
+    /// (default: the system roots).
+    #[arg(long, env = "KMS_PAM_KMS_CA", global = true, value_name = "FILE")]
+    pub kms_ca: Option<std::path::PathBuf>,
+    /// Allow a plain http:// KMS URL to another host than this one (a lab network only): API
+    /// tokens and service-account credentials would cross the network in clear. Refused
+    /// without it; http:// to 127.0.0.1, ::1 or localhost is always allowed.
+    #[arg(long, global = true)]
+    pub insecure_http: bool,
     /// Output format of listings.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -2,9 +2,12 @@
 //! after a command ([`KmsUrl`]); [`Globals::client`] turns them (and the stored login) into a KMS
 //! client.
 
-use anyhow::bail;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
 use clap::Args;
-use kms_pam::kms::client::KmsClient;
+use kms_pam::kms::client::{KmsClient, KmsClientOptions};
+use kms_pam::tls::UpstreamTls;
 use kms_pam::Secret;
 
 use crate::config;
@@ -29,6 +32,36 @@ pub(crate) struct Globals {
     pub project: Option<String>,
     /// `-o`.
     pub output: OutputFormat,
+    /// How KMS is reached: `--kms-ca`, `--insecure-http`.
+    pub reach: Reach,
+}
+
+/// How the CLI reaches KMS: the global `--kms-ca FILE` and `--insecure-http`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Reach {
+    /// `--kms-ca` / `KMS_PAM_KMS_CA`: the CA bundle of an https:// KMS with a private CA.
+    pub kms_ca: Option<PathBuf>,
+    /// `--insecure-http`: plain http:// to another host allowed.
+    pub insecure_http: bool,
+}
+
+impl Reach {
+    /// The KMS client's options; reads the CA bundle.
+    pub(crate) fn options(&self) -> anyhow::Result<KmsClientOptions> {
+        let mut options = KmsClientOptions::new().with_insecure_http(self.insecure_http);
+        if let Some(file) = &self.kms_ca {
+            let pem = std::fs::read_to_string(file).with_context(|| {
+                format!("cannot read the KMS CA bundle --kms-ca {}", file.display())
+            })?;
+            options = options.with_tls(UpstreamTls::CaBundle(pem));
+        }
+        Ok(options)
+    }
+
+    /// A client of the KMS at `url` as these flags say.
+    pub(crate) fn client(&self, url: &str, token: Option<Secret>) -> anyhow::Result<KmsClient> {
+        Ok(KmsClient::with_options(url, token, &self.options()?)?)
+    }
 }
 
 impl Globals {
@@ -38,12 +71,14 @@ impl Globals {
         token: Option<String>,
         project: Option<String>,
         output: OutputFormat,
+        reach: Reach,
     ) -> Self {
         Self {
             url: non_empty(url),
             token: non_empty(token),
             project: non_empty(project),
             output,
+            reach,
         }
     }
 
@@ -87,7 +122,7 @@ impl Globals {
         let stored_project = stored
             .filter(|stored| same_url(&stored.url, &url))
             .and_then(|stored| stored.project);
-        let client = KmsClient::new(&url, token.map(Secret::new))?;
+        let client = self.reach.client(&url, token.map(Secret::new))?;
         Ok(match self.project.clone().or(stored_project) {
             Some(project) => client.in_project(&project),
             None => client,

@@ -2,7 +2,8 @@
 //! `terminal`), and with real processes (`kms-pam server`, the `kms-pam-gateway` binary, the real
 //! kubectl against the API server double): the whole flow (`flow`), session tracking
 //! (`tracking`), projects and roles (`control`), taking access away (`revocation`), abandoned
-//! sessions (`abandon`), the database attacker (`attacker`), the web console in a browser
+//! sessions (`abandon`), the database attacker (`attacker`), KMS over HTTPS and plain HTTP
+//! refused (`https`), the web console in a browser
 //! (`console`), replicas on PostgreSQL (`replicas`) and `server migrate-store`
 //! (`migrate_store`). `support` holds the fake KMS and the helpers that start the processes.
 
@@ -16,6 +17,7 @@ mod cli;
 mod console;
 mod control;
 mod flow;
+mod https;
 mod migrate_store;
 mod replicas;
 mod revocation;

@@ -13,6 +13,8 @@ use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
 use kms_pam::gateway::standalone;
 use kms_pam::gateway::GatewayOptions;
+use kms_pam::kms::client::KmsClientOptions;
+use kms_pam::tls::UpstreamTls;
 use kms_pam::Secret;
 use tokio::net::TcpListener;
 
@@ -31,6 +33,20 @@ struct Args {
         value_delimiter = ','
     )]
     kms_url: Vec<String>,
+    /// Trust this CA bundle (PEM) for an https:// KMS with a private CA, instead of the system
+    /// roots.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KMS_PAM_KMS_CA",
+        requires = "kms_url"
+    )]
+    kms_ca: Option<PathBuf>,
+    /// Allow a plain http:// KMS URL to another host than this one (a lab network only): the
+    /// gateway token and every session's service-account credential would cross the network
+    /// in clear. Refused without it.
+    #[arg(long, requires = "kms_url")]
+    insecure_http: bool,
     /// This gateway's name, as created with `kms-pam gateway create NAME`.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -118,8 +134,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let kms_url = args.kms_url.join(",");
         tracing::info!(%name, listen = %local, %kms_url, "gateway starting");
         let advertise = args.advertise.unwrap_or_else(|| local.to_string());
+        let mut kms_client = KmsClientOptions::new().with_insecure_http(args.insecure_http);
+        if let Some(file) = &args.kms_ca {
+            let pem = std::fs::read_to_string(file).with_context(|| {
+                format!("cannot read the KMS CA bundle --kms-ca {}", file.display())
+            })?;
+            kms_client = kms_client.with_tls(UpstreamTls::CaBundle(pem));
+        }
         let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
             .with_enroll_token(args.enroll_token.map(Secret::new))
+            .with_kms_client_options(kms_client)
             .with_options(options);
         kms_mode::serve(listener, config, shutdown_signal()).await?;
     }

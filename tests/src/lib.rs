@@ -7,6 +7,7 @@
 //! - [`harness`]: the whole kms-pam path in one process (loopback proxy → in-memory tunnel →
 //!   gateway → double), driven by the real kubectl.
 //! - [`kubectl`]: runs the real `kubectl` against any server with a private kubeconfig.
+//! - [`private_ca`]: a throwaway CA and server certificates for a KMS served over HTTPS.
 //!
 //! # Getting started
 //! ```no_run
@@ -30,4 +31,5 @@
 pub mod apiserver;
 pub mod harness;
 pub mod kubectl;
+pub mod private_ca;
 pub mod public_api;

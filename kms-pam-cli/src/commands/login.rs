@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args;
 use kms_pam::kms::api::PrincipalKind;
-use kms_pam::kms::client::KmsClient;
 use kms_pam::Secret;
 
 use crate::config::{self, Config};
@@ -47,7 +46,7 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
         (None, Some(token)) => Secret::new(token.clone()),
         (None, None) => read_token()?,
     };
-    let client = KmsClient::new(&url, Some(token.clone()))?;
+    let client = globals.reach.client(&url, Some(token.clone()))?;
     let me = client.whoami().await?;
     if me.kind != PrincipalKind::User {
         bail!(

@@ -14,11 +14,15 @@ pub(crate) mod whoami;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
-use crate::globals::Globals;
+use crate::globals::{Globals, Reach};
 
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let globals = Globals::new(cli.url, cli.token, cli.project, cli.output);
+    let reach = Reach {
+        kms_ca: cli.kms_ca,
+        insecure_http: cli.insecure_http,
+    };
+    let globals = Globals::new(cli.url, cli.token, cli.project, cli.output, reach);
     match cli.command {
         Command::Server(args) => server::run_server(args).await,
         Command::Dev(args) => server::run_dev(args).await,

@@ -11,8 +11,8 @@ use kms_pam::audit::JsonLinesSink;
 use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
 use kms_pam::gateway::GatewayOptions;
 use kms_pam::kms::api::GatewayStatus;
-use kms_pam::kms::client::KmsClient;
-use kms_pam::server::{Server, ServerConfig};
+use kms_pam::kms::client::{KmsClient, KmsClientOptions};
+use kms_pam::server::{Server, ServerConfig, ServerTls};
 use kms_pam::Secret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,8 @@ use crate::output;
 /// The gateway `kms-pam dev` runs.
 const DEV_GATEWAY: &str = "dev";
 
-/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL] [--root-key PATH]`, or
+/// `server [--listen 127.0.0.1:8080] [--data-dir DIR] [--database URL] [--root-key PATH]
+/// [--tls-cert FILE --tls-key FILE]`, or
 /// `server migrate-store --from URL --to URL`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -43,6 +44,23 @@ pub(crate) struct ServerArgs {
     /// one PostgreSQL database must be given the same file.
     #[arg(long, env = "KMS_PAM_ROOT_KEY_FILE", value_name = "PATH")]
     root_key: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Re-read when
+    /// the file changes. Without it KMS serves plain HTTP (loopback, or behind a TLS proxy).
+    #[arg(
+        long,
+        env = "KMS_PAM_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(
+        long,
+        env = "KMS_PAM_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 /// `dev [--data-dir DIR] [--listen ADDR] [--gateway-listen ADDR]`.
@@ -96,9 +114,14 @@ pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(ServerCommand::MigrateStore(migrate)) = args.command {
         return migrate_store(migrate).await;
     }
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls::new(cert, key)),
+        _ => None,
+    };
     let config = ServerConfig::new(args.data_dir)
         .with_database(args.database)
-        .with_root_key(args.root_key);
+        .with_root_key(args.root_key)
+        .with_tls(tls);
     let server = Server::open(config).await?;
     announce_admin(&server)?;
     let listener = bind(args.listen).await?;
@@ -154,6 +177,8 @@ async fn dev_gateway(
     Ok(
         KmsGateway::new(kms_url, DEV_GATEWAY, data_dir.join("gateway"), gateway_addr)
             .with_enroll_token(enroll_token)
+            // KMS is in this process: the link never leaves the machine, whatever --listen is.
+            .with_kms_client_options(same_process())
             .with_options(GatewayOptions::new(audit)),
     )
 }
@@ -181,7 +206,14 @@ async fn enrollment_token(
 fn admin_client(kms_url: &str, admin_token_path: &Path) -> anyhow::Result<KmsClient> {
     let token = std::fs::read_to_string(admin_token_path)
         .with_context(|| format!("cannot read the admin token {}", admin_token_path.display()))?;
-    Ok(KmsClient::new(kms_url, Some(Secret::new(token.trim())))?)
+    let token = Some(Secret::new(token.trim()));
+    Ok(KmsClient::with_options(kms_url, token, &same_process())?)
+}
+
+/// How `dev` reaches the KMS it runs itself: over plain HTTP to its own listener (perhaps on a
+/// LAN address given as `--listen`), which never crosses to another machine.
+fn same_process() -> KmsClientOptions {
+    KmsClientOptions::new().with_insecure_http(true)
 }
 
 /// The admin's one-time sign-in link to the web console, as the last line `dev` prints. The

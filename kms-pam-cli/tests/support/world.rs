@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use kms_pam_tests::apiserver::ApiServerDouble;
+use kms_pam_tests::private_ca::{KmsTlsFiles, PrivateCa};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -35,6 +36,8 @@ pub(crate) struct World {
     pub(crate) kms_port: u16,
     pub(crate) gw_port: u16,
     pub(crate) admin: String,
+    /// When KMS serves HTTPS: its certificate, key and the private CA clients trust.
+    pub(crate) tls: Option<KmsTlsFiles>,
 }
 
 impl World {
@@ -50,9 +53,13 @@ impl World {
             .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
             .env("KMS_PAM_URL", &self.url)
             .env("KMS_PAM_TOKEN", &self.admin)
+            .env_remove("KMS_PAM_KMS_CA")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if let Some(tls) = &self.tls {
+            command.env("KMS_PAM_KMS_CA", &tls.ca);
+        }
         command
     }
 
@@ -88,6 +95,10 @@ impl World {
             .stdout(log_file(&self.home.path().join("kms.out")))
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        if let Some(tls) = &self.tls {
+            server.arg("--tls-cert").arg(&tls.cert);
+            server.arg("--tls-key").arg(&tls.key);
+        }
         server.spawn().expect("start kms-pam server")
     }
 
@@ -100,7 +111,11 @@ impl World {
             .arg(self.home.path().join("gw-data"))
             .stdout(Stdio::null())
             .stderr(gateway_log(self.home.path()))
+            .env_remove("KMS_PAM_KMS_CA")
             .kill_on_drop(true);
+        if let Some(tls) = &self.tls {
+            gateway.arg("--kms-ca").arg(&tls.ca);
+        }
         if let Some(token) = enroll {
             gateway.args(["--enroll-token", token]);
         }
@@ -191,7 +206,13 @@ pub(crate) async fn kill(child: &mut Child) {
 
 /// Starts KMS and an enrolled gateway, with resource `prod` and account `prod/admin`.
 pub(crate) async fn world(double: &ApiServerDouble) -> (World, Child, Child) {
-    let (world, server, gateway) = kms_and_gateway().await;
+    world_with(double, false).await
+}
+
+/// [`world`], with KMS serving HTTPS with a private CA's certificate when `https` (the CLI
+/// given `KMS_PAM_KMS_CA`, the gateway `--kms-ca`).
+pub(crate) async fn world_with(double: &ApiServerDouble, https: bool) -> (World, Child, Child) {
+    let (world, server, gateway) = start_kms_and_gateway(https).await;
     let home = world.home.path();
     std::fs::write(home.join("ca.pem"), double.ca_pem()).expect("ca");
     std::fs::write(home.join("sa"), double.token()).expect("sa token");
@@ -225,14 +246,21 @@ pub(crate) async fn world(double: &ApiServerDouble) -> (World, Child, Child) {
 
 /// Starts KMS and gateway `gw1`, enrolled and online; no resource yet.
 pub(crate) async fn kms_and_gateway() -> (World, Child, Child) {
+    start_kms_and_gateway(false).await
+}
+
+async fn start_kms_and_gateway(https: bool) -> (World, Child, Child) {
     let home = tempfile::tempdir().expect("home");
     let kms_port = free_port().await;
+    let tls = https.then(|| PrivateCa::new().write_kms_files(home.path()));
+    let scheme = if https { "https" } else { "http" };
     let world = World {
-        url: format!("http://127.0.0.1:{kms_port}"),
+        url: format!("{scheme}://127.0.0.1:{kms_port}"),
         gw_port: free_port().await,
         kms_port,
         home,
         admin: String::new(),
+        tls,
     };
     let server = world.start_kms();
     let token_file = world.kms_data().join("admin.token");

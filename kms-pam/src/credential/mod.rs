@@ -1,6 +1,7 @@
 //! Credentials: where a session's requests go and the token they carry there.
 
 mod memory;
+pub mod sealing;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

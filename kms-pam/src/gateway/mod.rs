@@ -215,6 +215,9 @@ pub enum GatewayError {
     /// The gateway's audit key cannot be loaded or created.
     #[error("invalid gateway configuration: audit key: {0}")]
     AuditKey(#[source] SigningError),
+    /// The gateway's credential sealing key cannot be loaded or created.
+    #[error("invalid gateway configuration: credential sealing key: {0}")]
+    SealingKey(#[source] crate::credential::sealing::SealingError),
     /// The audit spool cannot be opened.
     #[error("invalid gateway configuration: audit spool: {0}")]
     Spool(#[source] AuditError),
@@ -256,6 +259,24 @@ pub enum GatewayError {
     AuditKeyRefused {
         /// The key's fingerprint.
         fingerprint: String,
+        /// The key file.
+        key_path: PathBuf,
+        /// The data dir.
+        data_dir: PathBuf,
+        /// KMS's answer (boxed: it keeps the error small).
+        #[source]
+        source: Box<KmsError>,
+    },
+    /// KMS does not hold (and refused to register) the key it seals this gateway's credentials
+    /// to (an older KMS without sealing: upgrade KMS first).
+    #[error(
+        "invalid gateway configuration: KMS refused this gateway's credential sealing key ({}): \
+         {source}; upgrade KMS before its gateways, and if {} lost its key, enroll the gateway \
+         again",
+        key_path.display(),
+        data_dir.display()
+    )]
+    SealingKeyRefused {
         /// The key file.
         key_path: PathBuf,
         /// The data dir.

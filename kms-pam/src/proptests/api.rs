@@ -63,6 +63,11 @@ const FIELDS: &[&str] = &[
     "stored",
     "time",
     "token",
+    "sealed_token",
+    "sealing_key",
+    "enc",
+    "ciphertext",
+    "suite",
     "truncated_reason",
     "url",
     "user",
@@ -226,7 +231,7 @@ fn templates() -> Vec<Value> {
         serde_json::json!({"stored": 1, "duplicates": 0}),
         serde_json::json!({"result": "broken", "seq": 3, "event_id": "e", "reason": "r"}),
         serde_json::json!({"url": "https://k", "ssl_verify": true, "ca_cert": null,
-            "token": "t"}),
+            "sealed_token": {"suite": "s", "enc": "AA==", "ciphertext": "AA=="}}),
     ]
 }
 

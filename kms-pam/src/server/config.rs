@@ -27,6 +27,87 @@ pub struct ServerConfig {
     /// A session whose owner's client has not asked KMS about it for longer than this is ended
     /// with cause `abandoned` ([`DEFAULT_ABANDON_AFTER`]; whole seconds, at least one).
     pub abandon_after: Duration,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`/`--tls-key`); `None` serves plain
+    /// HTTP, meant for loopback or behind a TLS-terminating proxy.
+    pub tls: Option<ServerTls>,
+}
+
+/// The certificate and key files KMS serves HTTPS with (PEM; the certificate file may hold the
+/// chain, leaf first). Checked at start; re-read when they change, at most once per
+/// [`reload_check`](Self::reload_check).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerTls {
+    /// The certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// How often, at most, a handshake looks whether the files changed ([`DEFAULT_TLS_RELOAD_CHECK`]).
+    pub reload_check: Duration,
+}
+
+/// How often, at most, KMS looks whether its certificate and key files changed.
+pub const DEFAULT_TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+impl ServerTls {
+    /// These files, looked at for changes every [`DEFAULT_TLS_RELOAD_CHECK`] at most.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+            reload_check: DEFAULT_TLS_RELOAD_CHECK,
+        }
+    }
+
+    /// With the files looked at for changes at most this often (tests use a few milliseconds).
+    pub fn with_reload_check(mut self, every: Duration) -> Self {
+        self.reload_check = every;
+        self
+    }
+}
+
+/// What is wrong with the certificate or key files of [`ServerTls`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsFileProblem {
+    /// A file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The certificate file holds no PEM certificate.
+    #[error("the certificate file holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoCertificate,
+    /// The first certificate does not parse.
+    #[error("the certificate file's first certificate is not a valid X.509 certificate")]
+    InvalidCertificate,
+    /// The key file holds no PEM private key.
+    #[error("the key file holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    NoPrivateKey,
+    /// The key's algorithm is not one KMS can sign with.
+    #[error("the private key's type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)")]
+    UnsupportedKey,
+    /// The key is not the certificate's.
+    #[error(
+        "the private key is not the certificate's (--tls-key must be the key of the first \
+         certificate in --tls-cert)"
+    )]
+    KeyMismatch,
+    /// The certificate has expired.
+    #[error("the certificate expired on {not_after}")]
+    Expired {
+        /// Its `notAfter`.
+        not_after: String,
+    },
+    /// The certificate is not valid yet.
+    #[error("the certificate is not valid before {not_before}")]
+    NotYetValid {
+        /// Its `notBefore`.
+        not_before: String,
+    },
 }
 
 impl ServerConfig {
@@ -37,7 +118,14 @@ impl ServerConfig {
             database: None,
             root_key: None,
             abandon_after: DEFAULT_ABANDON_AFTER,
+            tls: None,
         }
+    }
+
+    /// Serving HTTPS with these files (`Some`), or plain HTTP (`None`).
+    pub fn with_tls(mut self, tls: Option<ServerTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// With the root key read from (or, on an empty database, created at) this file instead of
@@ -107,6 +195,17 @@ pub enum ServerError {
     UnsupportedDatabase {
         /// The URL's scheme (the rest of the URL, credentials included, is never shown).
         scheme: String,
+    },
+    /// The TLS certificate or key cannot be served.
+    #[error("--tls-cert {} / --tls-key {}: {problem}", cert.display(), key.display())]
+    TlsFiles {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What is wrong.
+        #[source]
+        problem: TlsFileProblem,
     },
     /// Accepting connections failed.
     #[error("serving the API: {0}")]

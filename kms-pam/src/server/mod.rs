@@ -37,6 +37,7 @@ mod edge;
 mod lifecycle;
 mod router;
 pub(crate) mod store;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -49,7 +50,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use self::config::{ServerConfig, ServerError, StoreFailure, DEFAULT_ABANDON_AFTER};
+pub use self::config::{
+    ServerConfig, ServerError, ServerTls, StoreFailure, TlsFileProblem, DEFAULT_ABANDON_AFTER,
+    DEFAULT_TLS_RELOAD_CHECK,
+};
 use self::edge::body_deadline;
 use self::edge::failure_budget::FailureBudget;
 use self::edge::feed::ChangeFeed;
@@ -63,6 +67,8 @@ pub struct Server {
     state: AppState,
     admin_token_path: PathBuf,
     admin_created: bool,
+    /// The HTTPS certificate, when KMS serves HTTPS itself.
+    tls: Option<Arc<tls::ReloadingCert>>,
 }
 
 impl Server {
@@ -73,6 +79,13 @@ impl Server {
     /// KMS was away does not count against their clients; a restart while clients were polling
     /// (a quick one, or one replica among others) changes nothing.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
+        // The certificate first: a broken pair is told before anything is created.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::ReloadingCert::load)
+            .transpose()?
+            .map(Arc::new);
         let prepared = bootstrap::prepare(&config).await?;
         let seq = prepared.store.latest_seq().await?;
         let graced = prepared
@@ -101,6 +114,7 @@ impl Server {
             state,
             admin_token_path: config.admin_token_path(),
             admin_created: prepared.admin_created,
+            tls,
         })
     }
 
@@ -134,8 +148,19 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let acceptor = match &self.tls {
+            Some(cert) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                tls::server_config(cert.clone())?,
+            ))),
+            None => None,
+        };
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "KMS API listening");
+            match &acceptor {
+                Some(_) => tracing::info!(%addr, "KMS API listening on HTTPS (HTTP/2 and \
+                    HTTP/1.1 by ALPN; the certificate files are re-read when they change)"),
+                None => tracing::info!(%addr, "KMS API listening on plain HTTP: meant for \
+                    loopback or behind a TLS-terminating proxy (--tls-cert/--tls-key serve HTTPS)"),
+            }
         }
         let cancel = self.state.shutdown.clone();
         let reaper = reaper::spawn(self.state.clone());
@@ -149,7 +174,7 @@ impl Server {
                 cancel.cancel();
             }
         };
-        let served = serve_api(listener, app, signal).await;
+        let served = serve_api(listener, acceptor, app, signal).await;
         cancel.cancel();
         if let Err(e) = reaper.await {
             tracing::warn!(error = %e, "the session reaper failed");
@@ -170,9 +195,12 @@ const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves the router: accepts with backoff, at most [`MAX_CONNECTIONS`] at once (refusals
 /// logged once per source a minute), each with the KMS header timeout (slow-loris and idle
-/// connections are closed), a body read deadline and the peer address as axum's `ConnectInfo`; on `shutdown`, stops accepting and lets open requests finish.
+/// connections are closed), a body read deadline and the peer address as axum's `ConnectInfo`,
+/// over TLS when `acceptor` is given (handshake within 10 s); on `shutdown`, stops accepting and
+/// lets open requests finish.
 async fn serve_api(
     listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -213,9 +241,17 @@ async fn serve_api(
                 }
             });
         let stop = stopping.clone().cancelled_owned();
+        let acceptor = acceptor.clone();
         tasks.spawn(async move {
-            crate::net::conn::serve_http(tcp, service, crate::net::conn::HttpLimits::KMS, stop)
-                .await;
+            let limits = crate::net::conn::HttpLimits::KMS;
+            match acceptor {
+                Some(acceptor) => {
+                    if let Some(tls) = tls::accept(&acceptor, tcp, peer).await {
+                        crate::net::conn::serve_http(tls, service, limits, stop).await;
+                    }
+                }
+                None => crate::net::conn::serve_http(tcp, service, limits, stop).await,
+            }
             drop(slot);
         });
     }

@@ -66,6 +66,10 @@ pub(crate) fn build(state: AppState) -> Router {
         )
         .route("/v1/gateway/changes", get(gateway_routes::changes))
         .route("/v1/gateway/audit-key", post(gateway_routes::register_key))
+        .route(
+            "/v1/gateway/sealing-key",
+            post(gateway_routes::register_sealing_key),
+        )
         .route("/v1/audit/keys", get(audit_trail::keys))
         .route(
             "/v1/gateway/events",

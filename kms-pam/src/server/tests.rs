@@ -9,6 +9,7 @@ mod events;
 mod forged_gateway;
 mod gateway_scope;
 mod gateways;
+mod https;
 mod limits;
 mod liveness;
 mod projects;
@@ -16,6 +17,7 @@ mod replicas;
 mod revocation;
 mod rights;
 mod route_table;
+mod sealing;
 mod secrets;
 mod sessions;
 
@@ -71,6 +73,14 @@ pub(super) fn gateway_audit_key(name: &str) -> crate::audit::evidence::signing::
     let mut seed = [0u8; 32];
     seed.copy_from_slice(digest.as_ref());
     crate::audit::evidence::signing::SigningKey::from_seed(&seed)
+}
+
+/// The credential sealing key of the test gateway `name`.
+pub(super) fn gateway_sealing_key(name: &str) -> crate::credential::sealing::SealingKey {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("seal {name}").as_bytes());
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(digest.as_ref());
+    crate::credential::sealing::SealingKey::from_seed(&seed)
 }
 
 /// A KMS serving from a temporary data directory.
@@ -252,13 +262,16 @@ impl Kms {
     }
 
     /// Creates and enrolls a gateway at `127.0.0.1:<port>` with audit key
-    /// [`gateway_audit_key`]`(name)`; returns its gateway token.
+    /// [`gateway_audit_key`]`(name)` and sealing key [`gateway_sealing_key`]`(name)`; returns
+    /// its gateway token.
     pub(super) async fn gateway(&self, name: &str) -> String {
         let enrollment = self.pending_gateway(name).await;
         let (_key, csr) = generate_csr(name).unwrap();
         let audit_key = gateway_audit_key(name).public_key();
+        let sealing_key = gateway_sealing_key(name).public_key();
         let body = json!({"name": name, "enrollment_token": enrollment, "csr": csr,
-                          "address": "127.0.0.1:8443", "audit_key": audit_key});
+                          "address": "127.0.0.1:8443", "audit_key": audit_key,
+                          "sealing_key": sealing_key});
         let enrolled = self
             .call(Method::POST, "/v1/gateways/enroll", None, body)
             .await

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::credential::sealing::SealingKey;
 use crate::credential::{CredentialError, CredentialStore, SessionCredential, Upstream};
 use crate::kms::api::ErrorCode;
 use crate::kms::client::{KmsClient, KmsError};
@@ -180,16 +181,24 @@ impl SessionManager for KmsSessionManager {
     }
 }
 
-/// Credentials fetched from KMS for sessions bound to this gateway.
+/// Credentials fetched from KMS for sessions bound to this gateway, each token sealed to the
+/// gateway's sealing key and opened here.
 #[derive(Debug)]
 pub struct KmsCredentialStore {
     client: KmsClient,
+    sealing: Arc<SealingKey>,
+    gateway: String,
 }
 
 impl KmsCredentialStore {
-    /// A store asking KMS with the gateway's token.
-    pub fn new(client: KmsClient) -> Self {
-        Self { client }
+    /// A store asking KMS with the gateway's token, opening the tokens KMS sealed to `sealing`
+    /// for gateway `gateway` (its name).
+    pub fn new(client: KmsClient, sealing: Arc<SealingKey>, gateway: impl Into<String>) -> Self {
+        Self {
+            client,
+            sealing,
+            gateway: gateway.into(),
+        }
     }
 }
 
@@ -222,8 +231,11 @@ impl CredentialStore for KmsCredentialStore {
             (true, Some(pem)) => UpstreamTls::CaBundle(pem),
             (true, None) => UpstreamTls::SystemRoots,
         };
-        Ok(SessionCredential::new(Upstream { url, tls }, answer.token)
-            .with_recording(answer.recording))
+        let token = self
+            .sealing
+            .open(&answer.sealed_token, session.id.as_str(), &self.gateway)
+            .map_err(|e| CredentialError::denied(format!("session {}: {e}", session.id)))?;
+        Ok(SessionCredential::new(Upstream { url, tls }, token).with_recording(answer.recording))
     }
 }
 

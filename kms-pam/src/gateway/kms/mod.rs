@@ -11,8 +11,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod keys;
 mod link;
 
+use keys::{load_audit_key, load_sealing_key, register_audit_key, register_sealing_key};
 pub use link::{KmsCredentialStore, KmsSessionManager};
 
 use super::mtls::{GatewayTls, MtlsGateway};
@@ -21,8 +23,9 @@ use crate::audit::evidence::signing::SigningKey;
 use crate::audit::{
     AuditSink, ChainingSink, Spool, SpoolConfig, SpoolShipper, SpoolSink, TeeAuditSink,
 };
+use crate::credential::sealing::SealingKey;
 use crate::kms::api::{EnrollGateway, PrincipalKind};
-use crate::kms::client::KmsClient;
+use crate::kms::client::{KmsClient, KmsClientOptions};
 use crate::metrics::Refresh;
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
@@ -37,6 +40,10 @@ const TOKEN_FILE: &str = "gateway.token";
 /// The Ed25519 key that signs every audit event this gateway records (PKCS#8, 0600); its
 /// public half is registered with KMS at enrollment.
 const AUDIT_KEY_FILE: &str = "audit.key";
+/// The X25519 key KMS seals this gateway's credentials to (HPKE; base64, 0600); its public half
+/// is registered with KMS at enrollment (or at the first start after an upgrade). Not the audit
+/// key: one signs, the other opens.
+const SEALING_KEY_FILE: &str = "sealing.key";
 /// The audit spool, under the data dir.
 const SPOOL_DIR: &str = "spool";
 /// How long a stopping gateway keeps trying to deliver what is spooled; the rest waits on disk
@@ -57,6 +64,9 @@ pub struct KmsGateway {
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
+    /// How KMS is reached: the CA an `https://` KMS is verified with (`--kms-ca`), whether a
+    /// plain `http://` KMS on another host is allowed (`--insecure-http`; refused by default).
+    pub kms_client: KmsClientOptions,
     /// Audit sink (besides the spool that delivers every event to KMS; it receives the events
     /// unchained), pipeline, metrics endpoint, drain: what every mode shares.
     pub options: GatewayOptions,
@@ -79,6 +89,7 @@ impl KmsGateway {
             data_dir: data_dir.into(),
             advertise: advertise.into(),
             enroll_token: None,
+            kms_client: KmsClientOptions::new(),
             options: GatewayOptions::new(Arc::new(crate::audit::NullAuditSink)),
         }
     }
@@ -86,6 +97,12 @@ impl KmsGateway {
     /// Enrolls with this one-time token if the data dir holds no identity yet.
     pub fn with_enroll_token(mut self, token: Option<Secret>) -> Self {
         self.enroll_token = token;
+        self
+    }
+
+    /// Reaches KMS as `options` say (its CA, plain HTTP to another host allowed or not).
+    pub fn with_kms_client_options(mut self, options: KmsClientOptions) -> Self {
+        self.kms_client = options;
         self
     }
 
@@ -103,6 +120,7 @@ impl std::fmt::Debug for KmsGateway {
             .field("name", &self.name)
             .field("data_dir", &self.data_dir)
             .field("advertise", &self.advertise)
+            .field("kms_client", &self.kms_client)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -113,6 +131,7 @@ struct Identity {
     tls: GatewayTls,
     token: Secret,
     audit_key: Arc<SigningKey>,
+    sealing_key: Arc<SealingKey>,
 }
 
 /// Enrolls if needed, then serves tunnels on `listener` until `shutdown` resolves.
@@ -125,7 +144,8 @@ where
     F: Future<Output = ()>,
 {
     check_advertised_address(&config.advertise)?;
-    let anonymous = KmsClient::new(&config.kms_url, None).map_err(GatewayError::KmsClient)?;
+    let anonymous = KmsClient::with_options(&config.kms_url, None, &config.kms_client)
+        .map_err(GatewayError::KmsClient)?;
     let identity = load_or_enroll(&anonymous, &config).await?;
     let client = anonymous
         .with_token(identity.token.clone())
@@ -143,6 +163,7 @@ where
         });
     }
     register_audit_key(&client, &identity, &config).await?;
+    register_sealing_key(&client, &identity, &config).await?;
     let tracking = Tracking::start(&config.data_dir, &client, identity.audit_key.clone()).await?;
     let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
     let mut options = config.options;
@@ -150,11 +171,16 @@ where
         tracking.sink.clone(),
         options.audit,
     ]));
+    let credentials = KmsCredentialStore::new(
+        client.clone(),
+        identity.sealing_key.clone(),
+        config.name.clone(),
+    );
     let gateway = MtlsGateway::new(
         config.name,
         identity.tls,
         KmsSessionManager::start(client.clone()),
-        Arc::new(KmsCredentialStore::new(client.clone())),
+        Arc::new(credentials),
         options,
     );
     let refresh = tracking.refresh();
@@ -288,12 +314,14 @@ async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Ident
     let (key, csr) = generate_csr(host).map_err(GatewayError::Csr)?;
     create_private_dir(dir)?;
     let audit_key = load_audit_key(dir)?;
+    let sealing_key = load_sealing_key(dir)?;
     let request = EnrollGateway {
         name: config.name.clone(),
         enrollment_token: enroll_token.clone(),
         csr,
         address: config.advertise.clone(),
         audit_key: Some(audit_key.public_key()),
+        sealing_key: Some(sealing_key.public_key()),
     };
     let enrolled = client
         .gateways()
@@ -346,41 +374,8 @@ fn load(dir: &Path) -> Result<Identity, GatewayError> {
         },
         token: Secret::new(read(TOKEN_FILE)?.trim()),
         audit_key: Arc::new(load_audit_key(dir)?),
+        sealing_key: Arc::new(load_sealing_key(dir)?),
     })
-}
-
-/// The gateway's audit key, made on first use (an identity enrolled before audit keys existed
-/// gets one at its next start and registers it then).
-fn load_audit_key(dir: &Path) -> Result<SigningKey, GatewayError> {
-    let path = dir.join(AUDIT_KEY_FILE);
-    let (key, created) = SigningKey::load_or_create(&path).map_err(GatewayError::AuditKey)?;
-    if created {
-        tracing::info!(path = %path.display(), key = %key.public_key().fingerprint(),
-            "created the gateway's audit key");
-    }
-    Ok(key)
-}
-
-/// Makes sure KMS holds this gateway's audit key: registered at enrollment, or now for an
-/// identity enrolled before audit keys existed. KMS refuses events signed by any other key.
-async fn register_audit_key(
-    client: &KmsClient,
-    identity: &Identity,
-    config: &KmsGateway,
-) -> Result<(), GatewayError> {
-    let public = identity.audit_key.public_key();
-    client
-        .gateway()
-        .register_audit_key(&public)
-        .await
-        .map_err(|source| GatewayError::AuditKeyRefused {
-            fingerprint: public.fingerprint(),
-            key_path: config.data_dir.join(AUDIT_KEY_FILE),
-            data_dir: config.data_dir.clone(),
-            source: Box::new(source),
-        })?;
-    tracing::info!(key = %public.fingerprint(), "audit key registered with KMS");
-    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::credential::sealing::SealingPublicKey;
 use crate::secret::Secret;
 
 mod codes;
@@ -173,6 +174,10 @@ pub struct EnrollGateway {
     /// identity, kept in its data dir).
     #[serde(default)]
     pub audit_key: Option<PublicKey>,
+    /// The public half of the key KMS seals this gateway's credentials to (made with the
+    /// identity, kept in its data dir; not the audit key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealing_key: Option<SealingPublicKey>,
 }
 
 /// `POST /v1/gateways/enroll` answer.
@@ -348,6 +353,7 @@ mod tests {
             csr: "CSR".into(),
             address: "10.0.0.5:8443".into(),
             audit_key: None,
+            sealing_key: None,
         };
         let enrolled = EnrolledGateway {
             certificate: "CERT".into(),
@@ -368,20 +374,25 @@ mod tests {
             enrollment_token: "kmse_other".into(),
             expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(3600),
         };
+        // The credential carries no token in clear any more; its sealed bytes are not shown.
         let credential = GatewayCredential {
             url: "https://10.0.0.1:6443".into(),
             ssl_verify: true,
             ca_cert: None,
-            token: "eyJ-credential".into(),
+            sealed_token: crate::credential::sealing::SealedToken {
+                suite: "s".into(),
+                enc: "ENC".into(),
+                ciphertext: "eyJ-credential-sealed".into(),
+            },
             recording: RecordingPolicy::default(),
         };
+        assert!(!format!("{credential:?}").contains("eyJ-credential-sealed"));
         for (text, secret) in [
             (format!("{account:?}"), "eyJ-sa-token"),
             (format!("{enroll:?}"), "kmse_secret"),
             (format!("{enrolled:?}"), "kmsg_secret"),
             (format!("{user:#?}"), "kmsu_secret"),
             (format!("{created:?}"), "kmse_other"),
-            (format!("{credential:?}"), "eyJ-credential"),
         ] {
             assert!(!text.contains(secret), "{text}");
             assert!(text.contains("[redacted]"), "{text}");

@@ -6,7 +6,7 @@ pub use crate::audit::evidence::signing::PublicKey;
 pub use crate::audit::evidence::SessionBundle;
 pub use crate::audit::recording::RecordingPolicy;
 pub use crate::audit::{ChainReport, Command, RequestSummary, StreamSummary};
-use crate::secret::Secret;
+use crate::credential::sealing::{SealedToken, SealingPublicKey};
 use crate::session::SessionView;
 
 /// `POST /v1/sessions` body.
@@ -54,8 +54,10 @@ pub struct GatewayCredential {
     pub ssl_verify: bool,
     /// CA bundle (PEM).
     pub ca_cert: Option<String>,
-    /// The service-account token.
-    pub token: Secret,
+    /// The service-account token, sealed to the calling gateway's sealing key for this session
+    /// (HPKE; [`SealingKey::open`](crate::credential::sealing::SealingKey::open)). KMS never
+    /// sends it in clear.
+    pub sealed_token: SealedToken,
     /// The resource's recording policy (refuse unrecordable streams, caps).
     #[serde(default)]
     pub recording: RecordingPolicy,
@@ -147,6 +149,14 @@ pub struct GatewayAuditKey {
 pub struct RegisterAuditKey {
     /// The gateway's public key.
     pub public_key: PublicKey,
+}
+
+/// `POST /v1/gateway/sealing-key` body: a gateway enrolled before sealing keys existed registers
+/// the key KMS seals its credentials to, once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterSealingKey {
+    /// The gateway's public sealing key (X25519, base64).
+    pub public_key: SealingPublicKey,
 }
 
 /// `POST /v1/gateway/events` body: chained audit events, oldest first (a session's in `seq`

@@ -21,6 +21,19 @@ pub enum KmsError {
         /// What is wrong with it, in a few words.
         reason: String,
     },
+    /// A plain `http://` KMS URL to a host other than this machine, without
+    /// [`KmsClientOptions::with_insecure_http`](super::KmsClientOptions::with_insecure_http):
+    /// tokens would cross the network in clear. Nothing was sent.
+    #[error(
+        "refusing the plain http:// KMS URL {url}: API tokens, gateway tokens and \
+         service-account credentials would cross the network in clear. Use an https:// URL \
+         (KMS serves HTTPS with --tls-cert/--tls-key; a private CA is trusted with --kms-ca \
+         FILE), or pass --insecure-http to allow plain HTTP on a lab network"
+    )]
+    PlainHttp {
+        /// The URL as given.
+        url: String,
+    },
     /// A list of KMS URLs has an empty entry.
     #[error("invalid KMS URL list {urls:?}: an empty entry (separate URLs with commas)")]
     EmptyUrlInList {

@@ -80,6 +80,15 @@ impl Replicas {
         &self.shown
     }
 
+    /// The first `http://` URL whose host is not this machine (loopback addresses and
+    /// `localhost` are), if any: over it tokens would cross the network in clear.
+    pub(super) fn plain_http_remote(&self) -> Option<&str> {
+        self.list
+            .iter()
+            .find(|r| r.base.scheme() == "http" && !is_loopback(&r.base))
+            .map(|r| &*r.shown)
+    }
+
     pub(super) fn any_https(&self) -> bool {
         self.list.iter().any(|r| r.base.scheme() == "https")
     }
@@ -161,6 +170,22 @@ pub(super) fn none_answered(mut failures: Vec<(Arc<str>, KmsError)>) -> KmsError
     }
 }
 
+/// Whether the URL's host is this machine: `localhost` (and names under it), `127.0.0.0/8`,
+/// `::1` (also as an IPv4-mapped address).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => false,
+    }
+}
+
 fn parse_base_url(base_url: &str) -> Result<Url, KmsError> {
     let invalid = |why: &str| KmsError::InvalidUrl {
         url: base_url.to_owned(),
@@ -202,6 +227,36 @@ mod tests {
         assert!(replicas.any_https());
         let order: Vec<&str> = replicas.order().map(|(_, r)| &*r.shown).collect();
         assert_eq!(order, ["http://a:1", "https://b:2/kms"]);
+    }
+
+    #[test]
+    fn only_plain_http_to_another_host_is_flagged() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1",
+            "http://localhost:1/kms",
+            "http://LOCALHOST.:1",
+            "http://kms.localhost",
+            "http://[::1]:8080",
+            "http://[::ffff:127.0.0.1]:1",
+            "https://kms.example.com,https://10.0.0.1",
+        ] {
+            let replicas = Replicas::parse(local).unwrap();
+            assert_eq!(replicas.plain_http_remote(), None, "{local}");
+        }
+        for (urls, flagged) in [
+            ("http://kms.example.com", "http://kms.example.com"),
+            ("http://10.0.0.1:8080", "http://10.0.0.1:8080"),
+            ("http://[fd00::1]:8080", "http://[fd00::1]:8080"),
+            (
+                "http://localhost.example.com",
+                "http://localhost.example.com",
+            ),
+            ("https://a,http://127.0.0.1,http://b:1", "http://b:1"),
+        ] {
+            let replicas = Replicas::parse(urls).unwrap();
+            assert_eq!(replicas.plain_http_remote(), Some(flagged), "{urls}");
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@ use http::Method;
 use super::error::KmsError;
 use super::kms_client::{Call, KmsClient};
 use crate::audit::{AuditError, AuditEvent, Uploader};
+use crate::credential::sealing::SealingPublicKey;
 use crate::kms::api::{
-    Changes, GatewayCredential, Heartbeat, PublicKey, RegisterAuditKey, SessionView, UploadEvents,
-    UploadedEvents,
+    Changes, GatewayCredential, Heartbeat, PublicKey, RegisterAuditKey, RegisterSealingKey,
+    SessionView, UploadEvents, UploadedEvents,
 };
 use crate::session::SessionId;
 
@@ -56,7 +57,8 @@ impl GatewayApi<'_> {
     }
 
     /// `GET /v1/gateway/sessions/{id}/credential` (gateway token): the account's upstream and
-    /// token, only while the session is active and bound to the caller.
+    /// token sealed to the caller's sealing key, only while the session is active and bound to
+    /// the caller.
     pub async fn credential(&self, id: &SessionId) -> Result<GatewayCredential, KmsError> {
         let segments = ["gateway", "sessions", id.as_str(), "credential"];
         self.client.call(Call::new(Method::GET, &segments)).await
@@ -82,6 +84,18 @@ impl GatewayApi<'_> {
         let body = RegisterAuditKey { public_key: *key };
         self.client
             .call_no_answer(Call::new(Method::POST, &["gateway", "audit-key"]).json(&body)?)
+            .await
+    }
+
+    /// `POST /v1/gateway/sealing-key` (gateway token): registers the key KMS seals this
+    /// gateway's credentials to if it has none yet; the same key again is fine, another one is
+    /// refused (`conflict`).
+    pub async fn register_sealing_key(&self, key: &SealingPublicKey) -> Result<(), KmsError> {
+        let body = RegisterSealingKey {
+            public_key: key.clone(),
+        };
+        self.client
+            .call_no_answer(Call::new(Method::POST, &["gateway", "sealing-key"]).json(&body)?)
             .await
     }
 

@@ -30,6 +30,39 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 type HttpClient = HttpsClient<Full<Bytes>>;
 
+/// How a [`KmsClient`] reaches KMS: which CA verifies an `https://` KMS, and whether a plain
+/// `http://` URL to another host than this machine is allowed (docs/operations.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KmsClientOptions {
+    /// How an `https://` KMS is verified (default: the system roots; a KMS with a private CA:
+    /// `UpstreamTls::CaBundle`).
+    pub tls: UpstreamTls,
+    /// Allow `http://` URLs to other hosts (a lab network): API tokens, gateway tokens and
+    /// service-account credentials then cross the network in clear. Loopback `http://` URLs
+    /// are always allowed.
+    pub insecure_http: bool,
+}
+
+impl KmsClientOptions {
+    /// The defaults: HTTPS verified against the system roots, no plain HTTP to other hosts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With `https://` KMS URLs verified as `tls` says.
+    pub fn with_tls(mut self, tls: UpstreamTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// With plain `http://` URLs to other hosts allowed (`--insecure-http`) or not.
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.insecure_http = allow;
+        self
+    }
+}
+
 /// A client of one KMS (or of several replicas of one KMS), optionally authenticated with an
 /// API or gateway token.
 ///
@@ -44,9 +77,11 @@ pub struct KmsClient {
 }
 
 impl KmsClient {
-    /// A client for the KMS at `base_url` (`http://` or `https://`, optionally with a path
-    /// prefix; or several replicas' URLs separated by commas), sending `token` as a bearer token
-    /// when given. HTTPS is verified against the system roots.
+    /// A client for the KMS at `base_url` (`https://`, or `http://` to this machine; optionally
+    /// with a path prefix; or several replicas' URLs separated by commas), sending `token` as a
+    /// bearer token when given. HTTPS is verified against the system roots. A plain `http://`
+    /// URL to another host is refused ([`KmsError::PlainHttp`]; see
+    /// [`KmsClient::with_options`]).
     pub fn new(base_url: &str, token: Option<Secret>) -> Result<Self, KmsError> {
         Self::with_tls(base_url, token, &UpstreamTls::SystemRoots)
     }
@@ -58,9 +93,30 @@ impl KmsClient {
         token: Option<Secret>,
         tls: &UpstreamTls,
     ) -> Result<Self, KmsError> {
+        Self::with_options(
+            base_url,
+            token,
+            &KmsClientOptions::new().with_tls(tls.clone()),
+        )
+    }
+
+    /// A client for the KMS at `base_url` as `options` say (how an `https://` KMS is verified,
+    /// whether plain `http://` to another host is allowed). A plain `http://` URL whose host is
+    /// not this machine is refused ([`KmsError::PlainHttp`]) unless the options allow it:
+    /// tokens would cross the network in clear. Nothing is sent before the check.
+    pub fn with_options(
+        base_url: &str,
+        token: Option<Secret>,
+        options: &KmsClientOptions,
+    ) -> Result<Self, KmsError> {
         let replicas = Replicas::parse(base_url)?;
+        if let (false, Some(url)) = (options.insecure_http, replicas.plain_http_remote()) {
+            return Err(KmsError::PlainHttp {
+                url: url.to_owned(),
+            });
+        }
         let authorization = token.map(|t| bearer(&t)).transpose()?;
-        let http = http_client(replicas.any_https(), tls)?;
+        let http = http_client(replicas.any_https(), &options.tls)?;
         Ok(Self {
             replicas: Arc::new(replicas),
             authorization,

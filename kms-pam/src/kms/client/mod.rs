@@ -29,8 +29,11 @@
 //! (resources, accounts, grants, sessions) to `/v1/projects/{project}/…`; without it they use the
 //! unprefixed routes, which are the project `default`'s.
 //!
-//! Plain `http://` and `https://` URLs are accepted; HTTPS is verified against the system roots
-//! (or a given CA bundle, see [`KmsClient::with_tls`]) with rustls and the `ring` provider.
+//! `https://` URLs are verified against the system roots (or a given CA bundle, see
+//! [`KmsClientOptions`]) with rustls and the `ring` provider. Plain `http://` is accepted to this
+//! machine only (loopback addresses, `localhost`), unless [`KmsClientOptions::insecure_http`]
+//! allows it to other hosts: API and gateway tokens, and the credentials KMS hands gateways,
+//! would cross the network in clear.
 //! Every call has a deadline: 5 s to connect, [`REQUEST_TIMEOUT`] for the answer (long polls get
 //! their wait on top).
 //!
@@ -50,7 +53,7 @@ mod project;
 
 pub use error::{ConnectionFailure, KmsError};
 pub use gateway::GatewayApi;
-pub use kms_client::{KmsClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use kms_client::{KmsClient, KmsClientOptions, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use organisation::{AuditApi, ConsoleApi, GatewaysApi, MembersApi, ProjectsApi, UsersApi};
 pub use project::{AccountsApi, GrantsApi, ResourcesApi, SessionFilter, SessionsApi};
 

@@ -231,7 +231,7 @@ fn unusable_urls_and_tokens_are_refused_up_front() {
         let err = KmsClient::new(bad, None).unwrap_err();
         assert!(matches!(err, KmsError::InvalidUrl { .. }), "{bad}: {err:?}");
     }
-    let err = KmsClient::new("http://kms", Some(Secret::new("line\nbreak"))).unwrap_err();
+    let err = KmsClient::new("https://kms", Some(Secret::new("line\nbreak"))).unwrap_err();
     assert!(matches!(err, KmsError::InvalidToken));
     assert!(!err.to_string().contains("break"));
 }
@@ -394,4 +394,50 @@ async fn when_every_url_is_down_the_error_names_them_all() {
     );
     assert!(err.is_transient());
     assert_eq!(err.connection_failure(), Some(ConnectionFailure::Refused));
+}
+
+/// This machine's address on its default route (not loopback), if it has one: the UDP
+/// "connection" sends nothing, it only picks the source address.
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// An attacker on the path reads whatever crosses plain HTTP: a client given `http://` to
+/// another host refuses before it connects, saying why and what to do.
+#[tokio::test]
+async fn plain_http_to_another_host_is_refused_before_anything_is_sent() {
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host = non_loopback_ip().map_or_else(|| "kms.example.com".to_owned(), |ip| ip.to_string());
+    let url = format!("http://{host}:{port}");
+    for urls in [url.clone(), format!("https://kms.example.com,{url}")] {
+        let err = KmsClient::new(&urls, Some(Secret::new("kmsu_secret"))).unwrap_err();
+        assert!(matches!(err, KmsError::PlainHttp { .. }), "{err:?}");
+        let text = err.to_string();
+        for part in [
+            url.as_str(),
+            "in clear",
+            "https://",
+            "--insecure-http",
+            "--kms-ca",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(!text.contains("kmsu_secret"), "{text}");
+    }
+    let err = KmsClient::with_options(&url, None, &KmsClientOptions::new()).unwrap_err();
+    assert!(matches!(err, KmsError::PlainHttp { .. }), "{err:?}");
+    let accepted = tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept());
+    assert!(accepted.await.is_err(), "the refused client connected");
+    // Told so, it may (a lab); loopback never needed telling.
+    let lab = KmsClient::with_options(
+        &url,
+        None,
+        &KmsClientOptions::new().with_insecure_http(true),
+    );
+    assert!(lab.is_ok());
+    assert!(KmsClient::new(&format!("http://127.0.0.1:{port}"), None).is_ok());
 }

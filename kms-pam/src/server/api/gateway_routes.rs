@@ -1,6 +1,7 @@
 //! The endpoints gateways call (docs/api.md, "The gateway's routes"): heartbeats, the sessions
-//! bound to them, registering their audit key, and following the session change log. The
-//! credential endpoint is the one place a service-account token leaves the KMS (security invariant 1, docs/security.md).
+//! bound to them, registering their audit and sealing keys, and following the session change
+//! log. The credential endpoint is the one place a service-account token leaves the KMS
+//! (security invariant 1, docs/security.md), and only sealed to the gateway's sealing key.
 //! Their audit events are `session_events.rs`'s.
 
 use std::time::Duration;
@@ -11,7 +12,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::kms::api::{Changes, GatewayCredential, Heartbeat, RegisterAuditKey, SessionView};
+use crate::credential::sealing::{seal_token, SealingPublicKey};
+use crate::kms::api::{
+    Changes, GatewayCredential, Heartbeat, RegisterAuditKey, RegisterSealingKey, SessionView,
+};
 use crate::server::edge::auth::GatewayCaller;
 use crate::server::edge::error::ApiError;
 use crate::server::edge::extract::{ApiJson, ApiPath, ApiQuery};
@@ -50,8 +54,10 @@ pub(crate) async fn session(
     Ok(Json(views::bound_session(&record, now())))
 }
 
-/// `GET /v1/gateway/sessions/{id}/credential`: the account's URL, TLS settings and token, for
-/// the gateway the session is bound to, while the session is active; 403 otherwise.
+/// `GET /v1/gateway/sessions/{id}/credential`: the account's URL, TLS settings and token sealed
+/// to the gateway's sealing key (HPKE, bound to the session and gateway), for the gateway the
+/// session is bound to, while the session is active; 403 otherwise. A gateway that registered no
+/// sealing key (one older than sealing) gets 409 and no token: it must be upgraded or restarted.
 pub(crate) async fn credential(
     State(state): State<AppState>,
     GatewayCaller(gateway): GatewayCaller,
@@ -80,16 +86,64 @@ pub(crate) async fn credential(
     {
         return Err(ApiError::forbidden(format!("session {id}: {why}")));
     }
+    let sealing_key = sealing_key_of(&state, &gateway).await?;
     let token = state.store.account_token(&account).await?;
+    let sealed_token =
+        seal_token(&sealing_key, &token, &id, &gateway.name).map_err(|e| ApiError::internal(&e))?;
     let recording = recording::policy(&state, &resource.id).await?;
-    tracing::info!(session = %id, gateway = %gateway.name, "credential released to gateway");
+    tracing::info!(session = %id, gateway = %gateway.name, "credential released to gateway, sealed");
     Ok(Json(GatewayCredential {
         url: resource.url,
         ssl_verify: resource.ssl_verify,
         ca_cert: resource.ca_cert,
-        token,
+        sealed_token,
         recording,
     }))
+}
+
+/// The key KMS seals the gateway's credentials to; a gateway without one gets a refusal saying
+/// what to do, never the token in clear.
+async fn sealing_key_of(
+    state: &AppState,
+    gateway: &GatewayRecord,
+) -> Result<SealingPublicKey, ApiError> {
+    let stored = state.store.gateway_sealing_key(&gateway.id).await?;
+    let key = stored.and_then(|key| SealingPublicKey::from_base64(&key).ok());
+    key.ok_or_else(|| {
+        ApiError::conflict(format!(
+            "gateway {} has no credential sealing key registered, and KMS hands out \
+             service-account tokens only sealed to one: upgrade kms-pam-gateway and restart it \
+             (it registers its key at start)",
+            gateway.name
+        ))
+    })
+}
+
+/// `POST /v1/gateway/sealing-key`: a gateway enrolled before sealing keys existed registers the
+/// key KMS seals its credentials to, once; another key later is refused (a new enrollment
+/// replaces it).
+pub(crate) async fn register_sealing_key(
+    State(state): State<AppState>,
+    GatewayCaller(gateway): GatewayCaller,
+    ApiJson(body): ApiJson<RegisterSealingKey>,
+) -> Result<Json<Value>, ApiError> {
+    let key = body.public_key.to_base64();
+    if state
+        .store
+        .add_gateway_sealing_key(&gateway.id, &key, now())
+        .await?
+    {
+        tracing::info!(gateway = %gateway.name, "gateway credential sealing key registered");
+        return Ok(Json(json!({"status": "registered"})));
+    }
+    match state.store.gateway_sealing_key(&gateway.id).await? {
+        Some(held) if held == key => Ok(Json(json!({"status": "registered"}))),
+        _ => Err(ApiError::conflict(format!(
+            "gateway {} already has another credential sealing key; enroll it again to change \
+             keys",
+            gateway.name
+        ))),
+    }
 }
 
 fn check_releasable(record: &SessionRecord, gateway: &GatewayRecord) -> Result<(), ApiError> {

@@ -287,6 +287,12 @@ pub(crate) async fn enroll(
             .await?;
         tracing::info!(gateway = %enrolled.name, key = %key.fingerprint(), "gateway audit key registered");
     }
+    if let Some(key) = &body.sealing_key {
+        state
+            .store
+            .set_gateway_sealing_key(&enrolled.id, &key.to_base64(), now)
+            .await?;
+    }
     tracing::info!(gateway = %enrolled.name, address = %body.address, "gateway enrolled");
     Ok(Json(EnrolledGateway {
         certificate,

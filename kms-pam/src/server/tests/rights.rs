@@ -291,7 +291,9 @@ async fn gateways_see_only_sessions_bound_to_them() {
     assert_eq!(credential.status, StatusCode::FORBIDDEN);
     assert!(!credential.message().is_empty());
     let mine = kms.get(&format!("{path}/credential"), &who.gateway).await;
-    assert_eq!(mine.expect(StatusCode::OK)["token"], SA_TOKEN);
+    let sealed = serde_json::from_value(mine.expect(StatusCode::OK)["sealed_token"].clone());
+    let opened = super::gateway_sealing_key("gw").open(&sealed.unwrap(), &session, "gw");
+    assert_eq!(opened.unwrap().expose(), SA_TOKEN);
     let unknown = kms
         .get("/v1/gateway/sessions/nope/credential", &who.gateway)
         .await;

@@ -5,7 +5,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::projects::{world, World, A};
-use super::{gateway_audit_key, session_body, SA_TOKEN};
+use super::{gateway_audit_key, gateway_sealing_key, session_body, SA_TOKEN};
 
 /// The callers of the table, in column order.
 const CALLERS: [&str; 7] = [
@@ -302,6 +302,12 @@ fn table(s: &str) -> Vec<Row> {
             Method::POST,
             "/v1/gateway/audit-key".into(),
             |_| json!({"public_key": gateway_audit_key("gw").public_key()}),
+            [401, 403, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            "/v1/gateway/sealing-key".into(),
+            |_| json!({"public_key": gateway_sealing_key("gw").public_key()}),
             [401, 403, 403, 403, 403, 403, 200],
         ),
         (

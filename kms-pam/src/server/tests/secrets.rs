@@ -4,7 +4,8 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::{Kms, SA_TOKEN};
+use super::{gateway_sealing_key, Kms, SA_TOKEN};
+use crate::credential::sealing::SealedToken;
 use crate::server::store::sqlite::tests::files_contain;
 
 #[tokio::test]
@@ -42,8 +43,11 @@ async fn the_service_account_token_is_sealed_and_reaches_only_the_bound_gateway(
         .get(&format!("/v1/gateway/sessions/{id}/credential"), &gateway)
         .await
         .expect(StatusCode::OK);
+    let sealed: SealedToken = serde_json::from_value(credential["sealed_token"].clone()).unwrap();
+    let opened = gateway_sealing_key("gw").open(&sealed, id, "gw").unwrap();
     assert_eq!(
-        credential["token"], SA_TOKEN,
+        opened.expose(),
+        SA_TOKEN,
         "the bound gateway gets the token back intact"
     );
     assert_eq!(credential["url"], "https://10.0.0.1:6443");

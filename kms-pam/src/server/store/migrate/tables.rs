@@ -198,6 +198,14 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "gateway_sealing_keys",
+        &[
+            ("gateway_id", Text),
+            ("public_key", Text),
+            ("created_at", Int),
+        ],
+    ),
+    (
         "session_heads",
         &[
             ("session_id", Text),

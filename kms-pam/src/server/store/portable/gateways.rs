@@ -303,6 +303,26 @@ impl GatewayStore for EngineStore {
         Ok(())
     }
 
+    async fn set_gateway_sealing_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gateway_sealing_keys (gateway_id, public_key, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (gateway_id) \
+             DO UPDATE SET public_key = $2, created_at = $3",
+        )
+        .bind(gateway_id)
+        .bind(public_key)
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn unassign_gateway(&self, gateway_id: &str, project_id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM gateway_projects WHERE gateway_id = $1 AND project_id = $2")
             .bind(gateway_id)
@@ -328,5 +348,34 @@ impl GatewayStore for EngineStore {
             return Err(StoreError::NotFound(format!("gateway {gateway_id}")));
         }
         self.gateway_by_id(gateway_id).await
+    }
+
+    async fn add_gateway_sealing_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO gateway_sealing_keys (gateway_id, public_key, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (gateway_id) DO NOTHING",
+        )
+        .bind(gateway_id)
+        .bind(public_key)
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn gateway_sealing_key(&self, gateway_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT public_key FROM gateway_sealing_keys WHERE gateway_id = $1")
+                .bind(gateway_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(row.map(|(key,)| key))
     }
 }

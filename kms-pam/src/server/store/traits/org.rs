@@ -170,4 +170,25 @@ pub(crate) trait GatewayStore: Send + Sync + 'static {
         gateway_id: &str,
         patterns: &[String],
     ) -> Result<GatewayRecord, StoreError>;
+
+    /// Sets the gateway's credential sealing key (base64 X25519 public key), replacing any
+    /// earlier one (a new enrollment brings a new key).
+    async fn set_gateway_sealing_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Registers the gateway's sealing key only if it has none yet; returns whether it was
+    /// stored.
+    async fn add_gateway_sealing_key(
+        &self,
+        gateway_id: &str,
+        public_key: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The gateway's sealing key, if it registered one.
+    async fn gateway_sealing_key(&self, gateway_id: &str) -> Result<Option<String>, StoreError>;
 }

@@ -103,7 +103,9 @@ async fn token_for_a_new_session(w: &World) -> String {
         .get(&format!("/v1/gateway/sessions/{id}/credential"), &w.gateway)
         .await
         .expect(StatusCode::OK);
-    credential["token"].as_str().unwrap().to_owned()
+    let sealed = serde_json::from_value(credential["sealed_token"].clone()).unwrap();
+    let opened = crate::server::tests::gateway_sealing_key("gw").open(&sealed, &id, "gw");
+    opened.unwrap().expose().to_owned()
 }
 
 #[tokio::test]
