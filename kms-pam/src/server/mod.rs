@@ -109,6 +109,7 @@ impl Server {
             metrics: Arc::new(KmsMetrics::new()),
             failures: Arc::new(FailureBudget::default()),
             audit_key: Arc::new(prepared.audit_key),
+            https: tls.is_some(),
         };
         Ok(Self {
             state,

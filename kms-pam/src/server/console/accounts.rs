@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::forms::{field, reshown, FieldErrors};
-use super::page::{badge, kms_url, layout, when, PageError};
+use super::page::{badge, kms_url_flags, layout, when, PageError};
 use super::resources::status_name;
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::kms::api::{CreateAccount, UpdateAccount};
@@ -175,7 +175,7 @@ async fn resource_page(
     let policy = crate::server::edge::recording::policy(state, &resource.id).await?;
     let cap =
         |cap: Option<u64>| cap.map_or_else(|| "the gateway's".to_owned(), |b| format!("{b} bytes"));
-    let url = kms_url(headers);
+    let url = kms_url_flags(headers, state.https);
     let here = format!(
         "{}/{}",
         project_path(&project.name, "resources"),

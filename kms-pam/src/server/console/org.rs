@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::forms::{field, reshown, FieldErrors};
-use super::page::{badge, kms_url, layout, when, Frame, PageError};
+use super::page::{badge, kms_url_flags, layout, when, Frame, PageError};
 use super::resources::status_name;
 use super::signin::{project_path, projects_of, same_origin, segment, ConsoleProject, ConsoleUser};
 use crate::kms::api::{CreateGateway, CreatedGateway, ProjectRole, SetMember};
@@ -214,7 +214,7 @@ pub(super) async fn create_gateway(
             Err(e) => errors.api(e, &[(StatusCode::CONFLICT, "name")])?,
         }
     }
-    let enrollment = created.map(|c| enrollment_card(&c, &kms_url(&headers)));
+    let enrollment = created.map(|c| enrollment_card(&c, &kms_url_flags(&headers, state.https)));
     let form = if enrollment.is_some() {
         GatewayForm::default()
     } else {

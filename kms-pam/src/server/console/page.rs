@@ -173,8 +173,29 @@ pub(super) fn badge(class: &str, text: &str) -> Markup {
     html! { span class={"badge " (class)} { (text) } }
 }
 
-/// The KMS URL as the browser reached it (what the CLI should use too).
-pub(super) fn kms_url(headers: &http::HeaderMap) -> String {
+/// The KMS URL as the browser reached it (what the CLI should use too), followed by
+/// ` --insecure-http` when that is plain HTTP to another host than this machine's loopback: the
+/// CLI and the gateway refuse such a URL unless told so, and the browser already speaks plain
+/// HTTP to it. `https`: KMS serves HTTPS itself.
+pub(super) fn kms_url_flags(headers: &http::HeaderMap, https: bool) -> String {
+    let url = kms_url(headers, https);
+    let loopback = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+        .is_some_and(|host| match host {
+            url::Host::Domain(name) => name == "localhost" || name.ends_with(".localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        });
+    if url.starts_with("http://") && !loopback {
+        format!("{url} --insecure-http")
+    } else {
+        url
+    }
+}
+
+/// The KMS URL as the browser reached it.
+fn kms_url(headers: &http::HeaderMap, https: bool) -> String {
     let host = headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -183,8 +204,47 @@ pub(super) fn kms_url(headers: &http::HeaderMap) -> String {
                 .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
         .unwrap_or("localhost");
-    let https = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let https = https
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kms_url_flags;
+
+    fn headers(host: &str, proto: Option<&str>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, host.parse().unwrap());
+        if let Some(proto) = proto {
+            headers.insert("x-forwarded-proto", proto.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn commands_for_plain_http_to_another_host_say_insecure_http() {
+        // The CLI refuses plain HTTP to another host unless told: the command says so.
+        assert_eq!(
+            kms_url_flags(&headers("kms.corp:8443", None), false),
+            "http://kms.corp:8443 --insecure-http"
+        );
+        for loopback in ["127.0.0.1:8443", "localhost:8443", "[::1]:8443"] {
+            assert_eq!(
+                kms_url_flags(&headers(loopback, None), false),
+                format!("http://{loopback}")
+            );
+        }
+        // KMS serving HTTPS itself, or behind a TLS-terminating proxy.
+        assert_eq!(
+            kms_url_flags(&headers("kms.corp:8443", None), true),
+            "https://kms.corp:8443"
+        );
+        assert_eq!(
+            kms_url_flags(&headers("kms.corp", Some("https")), false),
+            "https://kms.corp"
+        );
+    }
 }

@@ -35,6 +35,8 @@ pub(crate) struct AppState {
     pub(crate) failures: Arc<FailureBudget>,
     /// KMS's audit key: signs session heads. Read from its file, never from the database.
     pub(crate) audit_key: Arc<SigningKey>,
+    /// Whether KMS serves HTTPS itself (the console then hands out `https://` commands).
+    pub(crate) https: bool,
 }
 
 impl std::fmt::Debug for AppState {
