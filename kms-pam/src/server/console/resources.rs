@@ -216,7 +216,7 @@ async fn list_page(
             div.card.empty { p {
                 "No resource in this project yet. "
                 @if viewer.caller.is_admin() { "Add the first one below, or with " } @else { "A project administrator adds one with " }
-                code { "kms-pam pam resource create NAME --url https://API-SERVER --gateway GATEWAY" } "."
+                code { "kms-pam pam resource create kubernetes NAME --url https://API-SERVER --gateway GATEWAY" } "."
             } }
         } @else {
             div.scroll { table {

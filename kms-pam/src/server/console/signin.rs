@@ -193,8 +193,15 @@ pub(super) fn project_path(project: &str, page: &str) -> String {
 
 /// One path segment, percent-encoded.
 pub(super) fn segment(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
+
+/// What a path segment encodes: all but letters, digits and the unreserved `-`, `_`, `~` (so a
+/// session id reads as itself). `.` stays encoded: a name `..` must not climb a level.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The sign-in page, with `error` shown above the form.
 pub(super) fn login_page(error: Option<&str>) -> maud::Markup {
@@ -328,4 +335,23 @@ pub(super) async fn logout(
         HeaderValue::from_static("kms_console=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn a_path_segment_keeps_unreserved_characters_and_encodes_the_rest() {
+        // A session id reads as itself in its URL (hyphens were %2D).
+        assert_eq!(
+            segment("6f1c2d3e-0a1b-4c5d-8e9f-001122334455"),
+            "6f1c2d3e-0a1b-4c5d-8e9f-001122334455"
+        );
+        assert_eq!(segment("web_0~a"), "web_0~a");
+        // Dots, slashes, spaces and the rest stay encoded: `..` cannot climb a level.
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("a/b c?d#e"), "a%2Fb%20c%3Fd%23e");
+        assert_eq!(segment("é"), "%C3%A9");
+    }
 }

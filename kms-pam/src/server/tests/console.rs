@@ -455,9 +455,7 @@ async fn search_filters_pages_and_exports() {
     // The chain check is its own page, linked (and fetched by console.js) from the session's.
     let verify = format!("/p/default/sessions/{}/verify", w.alice_session);
     assert!(
-        detail
-            .text
-            .contains(&format!("data-verify=\"{}\"", verify.replace('-', "%2D"))),
+        detail.text.contains(&format!("data-verify=\"{verify}\"")),
         "{}",
         detail.text
     );
@@ -562,4 +560,28 @@ async fn the_token_form_signs_in_and_refuses_bad_tokens() {
     assert_eq!(good.status, StatusCode::SEE_OTHER);
     let cookie = good.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn the_empty_resources_pages_hint_is_a_command_the_cli_takes() {
+    let kms = Kms::start().await;
+    let cookie = sign_in(&kms, &kms.admin).await;
+    let empty = page(
+        &kms,
+        Method::GET,
+        "/p/default/resources",
+        Some(&cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::OK);
+    // `pam resource create` takes the kind first (it lacked it).
+    assert!(
+        empty.text.contains(
+            "kms-pam pam resource create kubernetes NAME --url https://API-SERVER --gateway GATEWAY"
+        ),
+        "{}",
+        empty.text
+    );
 }
