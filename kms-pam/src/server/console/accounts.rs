@@ -136,21 +136,24 @@ pub(super) async fn create(
     Ok(reshown(&errors, markup))
 }
 
-/// The duration the Access panel of an account allowing `max_secs` shows: the one asked for
-/// if it is valid, else at most 4 h; with the reason a requested one was not taken.
-fn access_duration(max_secs: u64, asked: Option<&str>) -> (String, Option<String>) {
+/// The Access panel's duration: what its field shows (what was asked, kept when refused so it
+/// can be corrected), the duration of the command shown, and why the asked one was refused. A
+/// duration longer than the account allows shows the command at the longest it allows.
+fn access_duration(max_secs: u64, asked: Option<&str>) -> (String, String, Option<String>) {
     let fallback = format!("{}h", (max_secs / 3600).clamp(1, 4));
+    let longest = format_duration(Duration::from_secs(max_secs));
+    let typed = || asked.unwrap_or_default().trim().to_owned();
     match asked.filter(|a| !a.trim().is_empty()).map(parse_duration) {
-        None => (fallback, None),
-        Some(Ok(d)) if d.as_secs() <= max_secs => (format_duration(d), None),
+        None => (fallback.clone(), fallback, None),
+        Some(Ok(d)) if d.as_secs() <= max_secs => (format_duration(d), format_duration(d), None),
         Some(Ok(_)) => (
-            fallback,
+            typed(),
+            longest.clone(),
             Some(format!(
-                "longer than this account allows ({})",
-                format_duration(Duration::from_secs(max_secs))
+                "longer than this account allows ({longest}); the command below is for {longest}"
             )),
         ),
-        Some(Err(message)) => (fallback, Some(message)),
+        Some(Err(message)) => (typed(), fallback, Some(message)),
     }
 }
 
@@ -205,7 +208,7 @@ async fn resource_page(
         @for (i, a) in accounts.iter().enumerate() {
             @let id = format!("access-{i}");
             @let chosen = access.account == a.name;
-            @let (duration, refused) = access_duration(a.max_duration_secs, chosen.then_some(access.duration.as_str()));
+            @let (typed, duration, refused) = access_duration(a.max_duration_secs, chosen.then_some(access.duration.as_str()));
             @let command = format!("kms-pam --url {url} pam access {}/{} --project {} --duration {duration}", resource.name, a.name, project.name);
             div.card id={"account-" (i)} {
                 p { strong { (a.name) } @if let Some(d) = &a.description { " — " (d) } }
@@ -216,7 +219,7 @@ async fn resource_page(
                     form.filters method="get" action={(here) "#account-" (i)} {
                         input type="hidden" name="account" value=(a.name);
                         label { "Duration"
-                            input type="text" name="duration" value=(duration) size="8" aria-label="Duration";
+                            input type="text" name="duration" value=(typed) size="8" aria-label="Duration";
                             @if let Some(refused) = &refused { span.field-error role="alert" { (refused) } }
                         }
                         button.secondary type="submit" { "Update command" }

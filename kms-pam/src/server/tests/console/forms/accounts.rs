@@ -90,9 +90,20 @@ async fn add_account_form_never_renders_the_token_and_access_takes_a_duration() 
     let too_long = format!("{resource}?account=ops&duration=3h");
     let shown = page(&w.kms, Method::GET, &too_long, Some(&admin), &[], None).await;
     assert!(shown.text.contains("longer than this account allows"));
+    // The field keeps what was asked, to be corrected (it showed the default instead); the
+    // command is for the longest the account allows.
+    assert!(
+        shown.text.contains(r#"name="duration" value="3h""#),
+        "{}",
+        shown.text
+    );
     assert!(shown
         .text
         .contains("prod/ops --project default --duration 2h"));
+    let unreadable = format!("{resource}?account=ops&duration=soon");
+    let shown = page(&w.kms, Method::GET, &unreadable, Some(&admin), &[], None).await;
+    assert!(shown.text.contains(r#"name="duration" value="soon""#));
+    assert!(shown.text.contains("field-error"), "{}", shown.text);
 }
 
 /// The token the gateway `gw` would be given for a new admin session on `prod/admin`.
