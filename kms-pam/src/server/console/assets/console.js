@@ -34,17 +34,31 @@
   // Copy buttons and confirmations inside `root` (the page, or a refreshed <main>).
   function enhance(root) {
     root.querySelectorAll("[data-verify]").forEach(verify);
-    // <button data-copy="ID"> copies the text of element ID.
+    // <button data-copy="ID"> copies the text of element ID. Where the browser gives no
+    // clipboard (a page served over plain HTTP from another host) or refuses it, the text is
+    // selected instead and the button says how to copy it.
     root.querySelectorAll("button[data-copy]").forEach(function (button) {
       button.hidden = false;
+      var label = button.textContent;
+      function say(text) {
+        button.textContent = text;
+        setTimeout(function () { button.textContent = label; }, 4000);
+      }
+      function select(target) {
+        var range = document.createRange();
+        range.selectNodeContents(target);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        say("Selected: press Ctrl+C");
+      }
       button.addEventListener("click", function () {
         var target = document.getElementById(button.getAttribute("data-copy"));
-        if (!target || !navigator.clipboard) { return; }
+        if (!target) { return; }
+        if (!navigator.clipboard) { select(target); return; }
         navigator.clipboard.writeText(target.textContent).then(function () {
-          var label = button.textContent;
-          button.textContent = "Copied";
-          setTimeout(function () { button.textContent = label; }, 1500);
-        });
+          say("Copied");
+        }, function () { select(target); });
       });
     });
     // <form data-confirm="QUESTION"> asks before it is sent. Without this file the form is

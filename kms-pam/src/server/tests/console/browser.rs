@@ -333,6 +333,33 @@ async fn console_browser_forms() {
     );
     shot(&admin, "access").await;
 
+    // Without a clipboard (plain HTTP from another host gives none), Copy selects the command
+    // and says how to copy it (it did nothing).
+    admin
+        .execute(
+            "Object.defineProperty(navigator, 'clipboard', {value: undefined}); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let copy = admin
+        .find(Locator::Css("button[data-copy=access-0]"))
+        .await
+        .unwrap();
+    copy.click().await.unwrap();
+    let said = copy.text().await.unwrap();
+    assert_eq!(said, "Selected: press Ctrl+C");
+    let selected = admin
+        .execute("return window.getSelection().toString();", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        selected.as_str(),
+        Some("kms-pam --url {base} pam access staging/ops --project default --duration 30m")
+            .map(|s| s.replace("{base}", &base))
+            .as_deref()
+    );
+
     // Live refresh: an active session's page takes in new commands without a reload (a marker
     // set in the page survives).
     admin
