@@ -64,7 +64,10 @@ pub(super) fn layout(frame: &Frame, title: &str, body: Markup) -> Markup {
                         @if frame.members {
                             a class=(tab("members")) href={"/p/" (project) "/members"} { "Members" }
                         }
-                        a class=(tab("gateways")) href="/gateways" { "Gateways" }
+                        // The gateways page is the organisation admins' (others get a 404).
+                        @if frame.user.admin {
+                            a class=(tab("gateways")) href="/gateways" { "Gateways" }
+                        }
                     }
                     div.who {
                         span { (frame.user.name) @if frame.user.admin { " (org admin)" } }
@@ -141,7 +144,16 @@ impl IntoResponse for PageError {
                 "Refused",
                 "This form was not sent from the console itself.".to_owned(),
             ),
-            Self::Api(e) => (e.status(), "Something went wrong", e.message().to_owned()),
+            Self::Api(e) => {
+                let title = match e.status() {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "Not allowed",
+                    StatusCode::NOT_FOUND => "Not found",
+                    StatusCode::CONFLICT => "Conflict",
+                    s if s.is_client_error() => "Refused",
+                    _ => "Something went wrong",
+                };
+                (e.status(), title, e.message().to_owned())
+            }
         };
         let body = html! {
             h1 { (status.as_u16()) " · " (title) }

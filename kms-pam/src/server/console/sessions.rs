@@ -20,7 +20,7 @@ use crate::server::edge::views;
 use crate::server::lifecycle::ending;
 use crate::server::lifecycle::visibility::{readable_session, whose_sessions};
 use crate::server::store::{SessionRecord, SessionSearch};
-use crate::session::SessionStatus;
+use crate::session::{EndCause, SessionStatus};
 use crate::time::parse_rfc3339;
 
 /// Rows per page.
@@ -203,10 +203,17 @@ pub(super) async fn list(
     Ok(answer(layout(&viewer.frame("sessions"), "Sessions", body)))
 }
 
-/// The status badge of a session, with its cause.
+/// The status badge of a session, with its cause where that says more than the status
+/// (`terminated · revocation`, `ended · abandoned`; not `terminated · termination`).
 pub(super) fn status_badge(view: &SessionView) -> Markup {
     let status = view.session.status.as_str();
     let text = match view.end_cause {
+        Some(EndCause::Termination) if view.session.status == SessionStatus::Terminated => {
+            status.to_owned()
+        }
+        Some(EndCause::Expiry) if view.session.status == SessionStatus::Expired => {
+            status.to_owned()
+        }
         Some(cause) if view.session.status != SessionStatus::Active => {
             format!("{status} · {}", cause.as_str())
         }

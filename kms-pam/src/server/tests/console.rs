@@ -2,6 +2,7 @@
 //! and in a real headless Chromium driven through chromedriver (`console_browser`).
 
 mod browser;
+mod chrome;
 mod driver;
 mod forms;
 mod identity;
