@@ -122,23 +122,30 @@ pub(super) async fn list(
         .iter()
         .map(|r| views::session(r, now))
         .collect();
-    match query.format.as_str() {
-        "json" => return Ok(download("application/json", "sessions.json", json(&views)?)),
-        "csv" => {
-            return Ok(download(
-                "text/csv; charset=utf-8",
-                "sessions.csv",
-                csv(&views),
-            ))
-        }
-        _ => {}
-    }
     let ids: Vec<_> = found
         .sessions
         .iter()
         .map(|r| r.session.id.clone())
         .collect();
     let counts = state.store.command_counts(&ids).await?;
+    match query.format.as_str() {
+        "json" => {
+            let rows: Vec<ExportRow<'_>> = views
+                .iter()
+                .zip(&counts)
+                .map(|(view, &commands)| ExportRow::new(view, commands, now))
+                .collect();
+            return Ok(download("application/json", "sessions.json", json(&rows)?));
+        }
+        "csv" => {
+            return Ok(download(
+                "text/csv; charset=utf-8",
+                "sessions.csv",
+                csv(&views, &counts, now),
+            ))
+        }
+        _ => {}
+    }
     let base = project_path(&caller.project.name, "sessions");
     let filters = query.filters();
     let link = |page: u64| {
@@ -264,9 +271,36 @@ fn csv_field(text: &str) -> String {
     format!("\"{}\"", guarded.replace('"', "\"\""))
 }
 
-fn csv(views: &[SessionView]) -> String {
-    let mut out = String::from("id,user,resource,account,gateway,status,end_cause,created_at,expires_at,ended_at,reason\r\n");
-    for v in views {
+/// A session as the list exports it: what the table shows, its command count and duration too.
+#[derive(serde::Serialize)]
+struct ExportRow<'a> {
+    #[serde(flatten)]
+    view: &'a SessionView,
+    /// Its kubectl commands, counted as the session page groups them.
+    commands: u64,
+    /// From its start to its end (or to now, while it is active), in seconds.
+    duration_secs: u64,
+}
+
+impl<'a> ExportRow<'a> {
+    fn new(view: &'a SessionView, commands: u64, now: SystemTime) -> Self {
+        let s = &view.session;
+        let end = s.ended_at.unwrap_or(now);
+        Self {
+            view,
+            commands,
+            duration_secs: end
+                .duration_since(s.created_at)
+                .unwrap_or_default()
+                .as_secs(),
+        }
+    }
+}
+
+fn csv(views: &[SessionView], counts: &[u64], now: SystemTime) -> String {
+    let mut out = String::from("id,user,resource,account,gateway,status,end_cause,created_at,expires_at,ended_at,reason,commands,duration_secs\r\n");
+    for (v, &commands) in views.iter().zip(counts) {
+        let row = ExportRow::new(v, commands, now);
         let s = &v.session;
         let fields = [
             s.id.to_string(),
@@ -284,6 +318,8 @@ fn csv(views: &[SessionView]) -> String {
                 .map(crate::time::format_rfc3339)
                 .unwrap_or_default(),
             s.reason.clone().unwrap_or_default(),
+            row.commands.to_string(),
+            row.duration_secs.to_string(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));

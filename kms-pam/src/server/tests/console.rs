@@ -450,6 +450,21 @@ async fn search_filters_pages_and_exports() {
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(csv.text.lines().count(), 2, "{}", csv.text);
     assert!(csv.text.contains("\"rotate certs\""));
+    // The exports carry what the table shows: the command count and the duration.
+    let header = csv.text.lines().next().unwrap();
+    assert!(
+        header.ends_with(",reason,commands,duration_secs"),
+        "{header}"
+    );
+    assert!(
+        csv.text.lines().nth(1).unwrap().contains(",\"1\","),
+        "{}",
+        csv.text
+    );
+    let json = get("/p/default/sessions?status=active&user=alice&format=json".into()).await;
+    let rows: Value = serde_json::from_str(&json.text).unwrap();
+    assert_eq!(rows[0]["commands"], 1, "{rows}");
+    assert!(rows[0]["duration_secs"].is_u64(), "{rows}");
     let detail = get(format!("/p/default/sessions/{}", w.alice_session)).await;
     assert!(detail.text.contains("kubectl rollout"), "{}", detail.text);
     assert!(detail.text.contains("/api/v1/namespaces/default/pods"));
