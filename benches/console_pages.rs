@@ -163,6 +163,7 @@ fn commands(
             ),
             kubectl_session: Some(format!("k{n}")),
             user_agent: Some("kubectl/v1.32.0".into()),
+            impersonation: None,
         };
         let finished = RequestFinished {
             request_id: n,

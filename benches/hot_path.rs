@@ -131,6 +131,7 @@ fn started_event() -> AuditEvent {
             kubectl_command: Some("kubectl get".into()),
             kubectl_session: Some("0f6f1a52-3a43-4a8b-9d6e-2f1c5b7a9e10".into()),
             user_agent: Some("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07".into()),
+            impersonation: None,
         })),
     )
 }

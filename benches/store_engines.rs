@@ -433,6 +433,7 @@ fn chained_events(
             kubectl_command: Some("kubectl get".into()),
             kubectl_session: Some(format!("k{n}")),
             user_agent: Some("kubectl/v1.32.0".into()),
+            impersonation: None,
         };
         let finished = RequestFinished {
             request_id: n,

@@ -55,3 +55,47 @@ async fn a_claimed_get_that_deletes_is_shown_as_a_delete_and_flagged() {
     assert_eq!(honest.mismatch, None);
     path.shutdown().await;
 }
+
+/// `kubectl --as`/`--as-group` cannot act as anyone else through a session: the gateway drops
+/// the impersonation. It used to do so silently; now kubectl prints the gateway's warning on
+/// stderr and the session's record keeps what was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_impersonation_is_said_on_stderr_and_kept_in_the_record() {
+    let path = InProcessPath::start().await;
+    let listed = path
+        .kubectl
+        .run(&["get", "configmaps", "--as=bob", "--as-group=admins"])
+        .await;
+    assert!(listed.success(), "{}", listed.stderr);
+    assert!(
+        listed.stderr.contains("kms-pam ignored --as/--as-group"),
+        "kubectl shows the warning: {}",
+        listed.stderr
+    );
+    let asked: Vec<String> = path
+        .audit
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            kms_pam::audit::AuditEventKind::RequestStarted(started) => {
+                started.impersonation.clone()
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|a| a.contains("impersonate-user: bob") && a.contains("impersonate-group: admins")),
+        "{asked:?}"
+    );
+    // Without --as, nothing is said or kept.
+    let plain = path.kubectl.run(&["get", "configmaps"]).await;
+    assert!(plain.success(), "{}", plain.stderr);
+    assert!(
+        !plain.stderr.contains("kms-pam ignored"),
+        "{}",
+        plain.stderr
+    );
+    path.shutdown().await;
+}

@@ -173,6 +173,7 @@ fn templates() -> Vec<Value> {
             kubectl_command: Some("kubectl get".into()),
             kubectl_session: Some("k-1".into()),
             user_agent: None,
+            impersonation: None,
         })),
     );
     let finished = AuditEvent::now(

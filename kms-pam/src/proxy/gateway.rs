@@ -315,6 +315,7 @@ impl GatewayProxy {
         // What the API server may pick from (the offer as narrowed above).
         let offered = recording_gate::offered_protocols(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        let impersonated = headers::impersonation(&parts.headers).is_some();
         headers::strip_impersonation(&mut parts.headers);
         headers::inject_bearer(&mut parts.headers, &session.token)
             .map_err(|e| ProxyError::control_plane(e.to_string()))?;
@@ -324,6 +325,16 @@ impl GatewayProxy {
         let mut request = Request::from_parts(parts, body);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let mut response = session.upstream.send(request, upgrade).await?;
+        if impersonated {
+            // kubectl prints a 299 warning on stderr: `--as` did not do what was asked.
+            response.headers_mut().append(
+                header::WARNING,
+                http::HeaderValue::from_static(
+                    "299 - \"kms-pam ignored --as/--as-group: this session acts only as its \
+                     account's service account\"",
+                ),
+            );
+        }
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), true) = (client_upgrade, switched) {
             let config = self.pipeline.recording.for_policy(&session.recording);
@@ -399,5 +410,6 @@ fn started(request_id: u64, parts: &http::request::Parts, info: &RequestInfo) ->
         kubectl_command: header("kubectl-command"),
         kubectl_session: header("kubectl-session"),
         user_agent: header("user-agent"),
+        impersonation: headers::impersonation(&parts.headers),
     }
 }

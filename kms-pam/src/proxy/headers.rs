@@ -77,16 +77,33 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name) || name == header::UPGRADE || name == KEEP_ALIVE
 }
 
+/// The `Impersonate-*` headers a request carries, as `Name: value` joined by `; ` (values cut
+/// at 256 bytes), or `None`: what [`strip_impersonation`] is about to drop.
+pub(crate) fn impersonation(headers: &HeaderMap) -> Option<String> {
+    let asked: Vec<String> = headers
+        .iter()
+        .filter(|(name, _)| is_impersonation(name))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let value: String = value.chars().take(256).collect();
+            format!("{}: {value}", name.as_str())
+        })
+        .collect();
+    (!asked.is_empty()).then(|| asked.join("; "))
+}
+
+fn is_impersonation(name: &HeaderName) -> bool {
+    name.as_str()
+        .get(..12)
+        .is_some_and(|p| p.eq_ignore_ascii_case("impersonate-"))
+}
+
 /// Removes every `Impersonate-*` header (user, group, uid, extra): a session acts only as its
 /// service account.
 pub fn strip_impersonation(headers: &mut HeaderMap) {
     let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| {
-            name.as_str()
-                .get(..12)
-                .is_some_and(|p| p.eq_ignore_ascii_case("impersonate-"))
-        })
+        .filter(|name| is_impersonation(name))
         .cloned()
         .collect();
     for name in names {
@@ -240,7 +257,12 @@ mod tests {
             ("impersonated", "kept: not the prefix"),
             ("accept", "*/*"),
         ]);
+        // What is dropped is said first (the record and kubectl's warning).
+        let asked = impersonation(&h).unwrap();
+        assert!(asked.contains("impersonate-user: system:admin"), "{asked}");
+        assert!(asked.contains("impersonate-extra-scopes: x") && !asked.contains("kept"));
         strip_impersonation(&mut h);
+        assert_eq!(impersonation(&h), None);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(h.contains_key("accept") && h.contains_key("impersonated"));

@@ -39,6 +39,7 @@ fn request(
         kubectl_command: kubectl.map(|(c, _)| c.to_owned()),
         kubectl_session: kubectl.map(|(_, s)| s.to_owned()),
         user_agent: None,
+        impersonation: None,
     };
     let mut events = vec![event(ms, AuditEventKind::RequestStarted(Box::new(started)))];
     if let Some(status) = status {

@@ -175,6 +175,11 @@ pub struct RequestStarted {
     pub kubectl_session: Option<String>,
     /// `User-Agent` header.
     pub user_agent: Option<String>,
+    /// The impersonation the client asked for and the gateway dropped (`kubectl --as`,
+    /// `--as-group`: `Impersonate-User: bob; Impersonate-Group: admins`): a session acts only
+    /// as its account's service account. Absent when none was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonation: Option<String>,
 }
 
 /// How a request ended.

@@ -68,6 +68,7 @@ pub(super) async fn recorded_session(kms: &Kms, gateway: &str, alice: &str) -> S
         kubectl_command: Some("kubectl delete".into()),
         kubectl_session: Some("k1".into()),
         user_agent: None,
+        impersonation: None,
     })));
     record(AuditEventKind::RequestFinished(RequestFinished {
         request_id: 1,

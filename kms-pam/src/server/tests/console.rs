@@ -106,6 +106,7 @@ pub(super) fn kubectl(session: &str, command: &str) -> Vec<AuditEvent> {
         kubectl_command: Some(command.into()),
         kubectl_session: Some("k1".into()),
         user_agent: None,
+        impersonation: None,
     };
     let finished = RequestFinished {
         request_id: 1,

@@ -46,6 +46,7 @@ pub(super) fn kubectl_get(session: &str, count: u64) -> Vec<AuditEvent> {
             kubectl_command: Some("kubectl get".into()),
             kubectl_session: Some(format!("k{id}")),
             user_agent: None,
+            impersonation: None,
         };
         let finished = RequestFinished {
             request_id: id,

@@ -32,6 +32,7 @@ pub(super) fn three_requests(session: &str) -> Vec<AuditEvent> {
             kubectl_command: invocation.map(|_| "kubectl get pods".into()),
             kubectl_session: invocation.map(Into::into),
             user_agent: (id == 1).then(|| "kubectl/v1.32.0 <linux/amd64>".into()),
+            impersonation: None,
         };
         chained
             .record(AuditEvent::now(
@@ -117,6 +118,7 @@ async fn a_claimed_get_that_deleted_is_flagged_on_the_session_page() {
         kubectl_command: Some("kubectl get".into()),
         kubectl_session: Some("k1".into()),
         user_agent: None,
+        impersonation: None,
     };
     chained
         .record(AuditEvent::now(
@@ -196,6 +198,7 @@ async fn the_count_folds_kubectls_header_less_first_request() {
             kubectl_command: invocation.map(|_| "kubectl get".into()),
             kubectl_session: invocation.map(Into::into),
             user_agent: Some(agent.into()),
+            impersonation: None,
         };
         chained
             .record(AuditEvent::now(
@@ -340,6 +343,7 @@ fn many_commands(session: &str, n: u64) -> Vec<AuditEvent> {
             kubectl_command: Some("kubectl get pods".into()),
             kubectl_session: Some(format!("k{id}")),
             user_agent: None,
+            impersonation: None,
         };
         chained
             .record(AuditEvent::now(
