@@ -71,6 +71,17 @@ pub(crate) enum Command {
     Console(console::ConsoleArgs),
     /// Verify a session bundle (`pam sessions export`) offline, against keys you trust.
     VerifyBundle(verify_bundle::VerifyBundleArgs),
+    /// Forget the stored login (the token and URL `kms-pam login` kept); the token itself stays
+    /// valid until it is rotated.
+    Logout,
+    /// Print a shell completion script: `source <(kms-pam completion bash)`, or
+    /// `kms-pam completion zsh > "${fpath[1]}/_kms-pam"`, or
+    /// `kms-pam completion fish > ~/.config/fish/completions/kms-pam.fish`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {

@@ -62,6 +62,16 @@ pub(crate) fn load() -> anyhow::Result<Option<Config>> {
     Ok(Some(config))
 }
 
+/// Deletes the stored login; returns its path if there was one.
+pub(crate) fn forget() -> anyhow::Result<Option<PathBuf>> {
+    let path = path()?;
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(Some(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot delete {}", path.display())),
+    }
+}
+
 /// Stores the login, replacing any previous one; returns the file's path.
 pub(crate) fn save(config: &Config) -> anyhow::Result<PathBuf> {
     let path = path()?;

@@ -106,3 +106,16 @@ fn read_token() -> anyhow::Result<Secret> {
     }
     Ok(token)
 }
+
+/// Runs `logout`: deletes the stored login.
+pub(crate) fn logout() -> anyhow::Result<ExitCode> {
+    match config::forget()? {
+        Some(path) => eprintln!(
+            "Logged out: {} deleted. The token stays valid until it is rotated \
+             (kms-pam user token rotate).",
+            path.display()
+        ),
+        None => eprintln!("Not logged in: nothing stored."),
+    }
+    Ok(ExitCode::SUCCESS)
+}

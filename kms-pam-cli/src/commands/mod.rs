@@ -1,5 +1,6 @@
 //! One module per command; [`run`] dispatches the parsed command line to them.
 
+pub(crate) mod completion;
 pub(crate) mod console;
 pub(crate) mod gateway;
 pub(crate) mod login;
@@ -34,5 +35,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pam(args) => pam::run(args, &globals).await,
         Command::Console(args) => console::run(args, &globals).await,
         Command::VerifyBundle(args) => verify_bundle::run(args, &globals).await,
+        Command::Logout => login::logout(),
+        Command::Completion { shell } => completion::print(shell),
     }
 }

@@ -5,6 +5,7 @@
 //! workspace's end-to-end tests.
 
 mod admin;
+mod everyday;
 mod login;
 mod pam;
 
