@@ -1,5 +1,6 @@
 //! Sessions: the unit of just-in-time access, and the [`SessionManager`] trait that owns their life.
 
+mod binding;
 mod memory;
 
 use std::fmt;
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use binding::SessionBinding;
 pub use memory::MemorySessionManager;
 
 /// A session's identifier (a UUID in text form, as KMS issues it).
@@ -226,46 +228,6 @@ pub struct Session {
     /// users read, and where no KMS keeps projects).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<SessionBinding>,
-}
-
-/// The facts about a session's origin that its signed record binds besides the names: the
-/// project it belongs to and the user's id (names can be re-created, ids cannot), and the
-/// address and `User-Agent` KMS saw the session requested from. Moving a session to another
-/// project, handing it to another user or editing where it came from is then visible to
-/// `sessions verify`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SessionBinding {
-    /// The owning project's id.
-    pub project_id: String,
-    /// The user's id.
-    pub user_id: String,
-    /// The network address the session was requested from, when KMS recorded one.
-    #[serde(default)]
-    pub client_address: Option<String>,
-    /// The `User-Agent` of the client that requested it, when it sent one.
-    #[serde(default)]
-    pub user_agent: Option<String>,
-}
-
-impl SessionBinding {
-    /// A binding to project `project_id` and user `user_id`, with no client recorded.
-    pub fn new(project_id: impl Into<String>, user_id: impl Into<String>) -> Self {
-        Self {
-            project_id: project_id.into(),
-            user_id: user_id.into(),
-            client_address: None,
-            user_agent: None,
-        }
-    }
-
-    /// With the client's address and `User-Agent` as KMS recorded them.
-    #[must_use]
-    pub fn with_client(mut self, address: Option<String>, user_agent: Option<String>) -> Self {
-        self.client_address = address;
-        self.user_agent = user_agent;
-        self
-    }
 }
 
 impl Session {

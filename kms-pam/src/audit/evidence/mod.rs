@@ -157,6 +157,7 @@ fn check_unsealed(evidence: &Evidence<'_>) -> Option<ChainReport> {
 
 /// The chain and every event's signature with `key`: what KMS checks before it signs a head
 /// over the events. `None` when both hold.
+#[cfg(feature = "server")]
 pub(crate) fn check_events(events: &[Value], key: &PublicKey) -> Option<ChainReport> {
     let chain = verify_chain_json(events);
     if !chain.is_intact() {

@@ -30,8 +30,10 @@ const KEY_DOMAIN: &[u8] = b"kms-pam gateway key v1\0";
 /// Endorsements made by a running KMS (enrollment, a key registered once): told apart from
 /// those the upgrade made of keys stored before endorsements (`v1`), which alone vouch for
 /// the sessions created before KMS bound each session to its gateway's key.
+#[cfg(feature = "server")]
 const KEY_DOMAIN_V2: &[u8] = b"kms-pam gateway key v2\0";
 /// KMS's binding of a session to the gateway key its events must be signed with.
+#[cfg(feature = "server")]
 const SESSION_KEY_DOMAIN: &[u8] = b"kms-pam session key v1\0";
 
 /// Why a key could not be made, read or written.
@@ -263,6 +265,7 @@ pub fn key_endorsement_message(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
 /// What a running KMS signs to endorse `key` as the audit key of the gateway `gateway_id`, at
 /// enrollment or when a gateway registers its first key (`v2`; [`key_endorsement_message`] is
 /// the upgrade's).
+#[cfg(feature = "server")]
 pub(crate) fn key_endorsement_message_v2(gateway_id: &str, key: &PublicKey) -> Vec<u8> {
     [
         KEY_DOMAIN_V2,
@@ -275,6 +278,7 @@ pub(crate) fn key_endorsement_message_v2(gateway_id: &str, key: &PublicKey) -> V
 
 /// What KMS signs when it creates session `session_id` on a gateway whose endorsed key is
 /// `key`: the session's events must be signed with that key, whatever the database says later.
+#[cfg(feature = "server")]
 pub(crate) fn session_key_message(session_id: &str, key: &PublicKey) -> Vec<u8> {
     [
         SESSION_KEY_DOMAIN,

@@ -13,6 +13,7 @@ mod link;
 mod org;
 mod page;
 mod resources;
+mod session_export;
 mod session_page;
 mod sessions;
 mod signin;

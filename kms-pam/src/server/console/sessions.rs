@@ -12,6 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::page::{answer, badge, layout, span, when, PageError};
+use super::session_export;
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::kms::api::SessionView;
 use crate::server::edge::callers::SessionCaller;
@@ -130,10 +131,10 @@ pub(super) async fn list(
     let counts = state.store.command_counts(&ids).await?;
     match query.format.as_str() {
         "json" => {
-            let rows: Vec<ExportRow<'_>> = views
+            let rows: Vec<session_export::ExportRow<'_>> = views
                 .iter()
                 .zip(&counts)
-                .map(|(view, &commands)| ExportRow::new(view, commands, now))
+                .map(|(view, &commands)| session_export::ExportRow::new(view, commands, now))
                 .collect();
             return Ok(download("application/json", "sessions.json", json(&rows)?));
         }
@@ -141,7 +142,7 @@ pub(super) async fn list(
             return Ok(download(
                 "text/csv; charset=utf-8",
                 "sessions.csv",
-                csv(&views, &counts, now),
+                session_export::csv(&views, &counts, now),
             ))
         }
         _ => {}
@@ -259,73 +260,6 @@ fn row(project: &str, view: &SessionView, commands: u64, admin: bool, now: Syste
 pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, PageError> {
     serde_json::to_string_pretty(value)
         .map_err(|e| PageError::Api(crate::server::edge::error::ApiError::internal(&e)))
-}
-
-/// One CSV field: quoted, and never read as a formula by a spreadsheet.
-fn csv_field(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    format!("\"{}\"", guarded.replace('"', "\"\""))
-}
-
-/// A session as the list exports it: what the table shows, its command count and duration too.
-#[derive(serde::Serialize)]
-struct ExportRow<'a> {
-    #[serde(flatten)]
-    view: &'a SessionView,
-    /// Its kubectl commands, counted as the session page groups them.
-    commands: u64,
-    /// From its start to its end (or to now, while it is active), in seconds.
-    duration_secs: u64,
-}
-
-impl<'a> ExportRow<'a> {
-    fn new(view: &'a SessionView, commands: u64, now: SystemTime) -> Self {
-        let s = &view.session;
-        let end = s.ended_at.unwrap_or(now);
-        Self {
-            view,
-            commands,
-            duration_secs: end
-                .duration_since(s.created_at)
-                .unwrap_or_default()
-                .as_secs(),
-        }
-    }
-}
-
-fn csv(views: &[SessionView], counts: &[u64], now: SystemTime) -> String {
-    let mut out = String::from("id,user,resource,account,gateway,status,end_cause,created_at,expires_at,ended_at,reason,commands,duration_secs\r\n");
-    for (v, &commands) in views.iter().zip(counts) {
-        let row = ExportRow::new(v, commands, now);
-        let s = &v.session;
-        let fields = [
-            s.id.to_string(),
-            s.user.clone(),
-            s.resource.clone(),
-            s.account.clone(),
-            s.gateway.clone(),
-            s.status.as_str().to_owned(),
-            v.end_cause
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default(),
-            crate::time::format_rfc3339(s.created_at),
-            crate::time::format_rfc3339(s.expires_at),
-            s.ended_at
-                .map(crate::time::format_rfc3339)
-                .unwrap_or_default(),
-            s.reason.clone().unwrap_or_default(),
-            row.commands.to_string(),
-            row.duration_secs.to_string(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-    }
-    out
 }
 
 pub(super) fn download(kind: &'static str, name: &str, body: String) -> Response {
