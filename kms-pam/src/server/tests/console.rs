@@ -578,27 +578,3 @@ async fn the_token_form_signs_in_and_refuses_bad_tokens() {
     let cookie = good.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
-
-#[tokio::test]
-async fn the_empty_resources_pages_hint_is_a_command_the_cli_takes() {
-    let kms = Kms::start().await;
-    let cookie = sign_in(&kms, &kms.admin).await;
-    let empty = page(
-        &kms,
-        Method::GET,
-        "/p/default/resources",
-        Some(&cookie),
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(empty.status, StatusCode::OK);
-    // `pam resource create` takes the kind first (it lacked it).
-    assert!(
-        empty.text.contains(
-            "kms-pam pam resource create kubernetes NAME --url https://API-SERVER --gateway GATEWAY"
-        ),
-        "{}",
-        empty.text
-    );
-}

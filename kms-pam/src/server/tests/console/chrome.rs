@@ -1,10 +1,11 @@
-//! What every page wears: the tabs a user may follow, error pages titled by what happened, and
+//! What every page wears: the tabs a user may follow, error pages titled by what happened, hints
+//! an empty page gives as commands the CLI takes, and
 //! status badges that do not repeat themselves.
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{page, sign_in, world, SAME};
+use super::{page, sign_in, world, Kms, SAME};
 
 #[tokio::test]
 async fn tabs_titles_and_badges_say_what_applies() {
@@ -49,4 +50,28 @@ async fn tabs_titles_and_badges_say_what_applies() {
     let list = get("/p/default/sessions", admin).await;
     assert!(list.text.contains(">terminated</span>"), "{}", list.text);
     assert!(!list.text.contains("terminated · termination"));
+}
+
+#[tokio::test]
+async fn the_empty_resources_pages_hint_is_a_command_the_cli_takes() {
+    let kms = Kms::start().await;
+    let cookie = sign_in(&kms, &kms.admin).await;
+    let empty = page(
+        &kms,
+        Method::GET,
+        "/p/default/resources",
+        Some(&cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::OK);
+    // `pam resource create` takes the kind first (it lacked it).
+    assert!(
+        empty.text.contains(
+            "kms-pam pam resource create kubernetes NAME --url https://API-SERVER --gateway GATEWAY"
+        ),
+        "{}",
+        empty.text
+    );
 }

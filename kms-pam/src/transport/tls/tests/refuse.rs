@@ -1,6 +1,7 @@
 //! Everything the gateway or the client refuses, and what each side sees of it.
 
 use super::*;
+use crate::tls::test_support::LogCapture;
 use crate::tls::tunnel_client_config;
 use crate::transport::TransportError;
 
@@ -174,35 +175,6 @@ async fn gateway_with_another_name_or_ca_is_not_trusted() {
     );
 }
 
-/// Log lines written through a test's own subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines_with(&self, needle: &str) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 /// Connects from `source` and sends bytes that are not a ClientHello; the gateway fails the
 /// handshake at once.
 async fn fail_a_handshake(source: &str, gateway: std::net::SocketAddr) {
@@ -220,15 +192,9 @@ async fn fail_a_handshake(source: &str, gateway: std::net::SocketAddr) {
 #[tokio::test]
 async fn failed_handshakes_are_logged_once_per_source_and_period_with_the_count_skipped() {
     const LINE: &str = "tunnel TLS handshake failed";
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
+    let captured = LogCapture::default();
     // The test's runtime has one thread: the acceptor's tasks log through this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
     let kms = Kms::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = listener.local_addr().unwrap();
