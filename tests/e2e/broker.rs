@@ -82,6 +82,8 @@ impl SessionBroker for OwnControlPlane {
             certificate,
             ca_certificate: self.ca.cert_pem().to_owned(),
             gateway_address: self.gateway_address.clone(),
+            direct: true,
+            relays: Vec::new(),
         })
     }
 

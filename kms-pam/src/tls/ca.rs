@@ -15,7 +15,7 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
-use super::identity::{gateway_uri, session_uri};
+use super::identity::{gateway_uri, relay_uri, session_uri};
 use super::{
     GenerateReason, InvalidCertificateReason, InvalidKeyReason, InvalidNameReason, PrivateKeyPem,
     TlsError,
@@ -168,6 +168,27 @@ impl CertificateAuthority {
             .subject_alt_names
             .push(uri_san(gateway_uri(gateway_name)?)?);
         params.distinguished_name = common_name_dn(gateway_name);
+        // The same identity is the client certificate a gateway dials out to a relay with.
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
+        self.sign(params, &csr.public_key)
+    }
+
+    /// Signs a relay's CSR: a server certificate for `names` (DNS names or IP literals) naming
+    /// the relay as `kms-pam://relay/<relay_name>`, which CLIs and gateways require of a relay.
+    /// Only the CSR's public key is used; its self-signature must verify. Returns the PEM.
+    pub fn sign_relay_csr(
+        &self,
+        csr_pem: &str,
+        relay_name: &str,
+        names: &[String],
+        validity: Duration,
+    ) -> Result<String, TlsError> {
+        let csr = parse_csr(csr_pem)?;
+        let mut params = server_params(names, validity)?;
+        params.subject_alt_names.push(uri_san(relay_uri(relay_name)?)?);
+        params.distinguished_name = common_name_dn(relay_name);
         self.sign(params, &csr.public_key)
     }
 

@@ -207,7 +207,27 @@ fn gateway_csr_gets_a_server_certificate_naming_the_gateway() {
     assert!(SessionIdentity::from_cert_der(&cert_der).is_err());
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.server_auth && !eku.client_auth);
+    // Client auth too: the gateway dials relays with the same identity.
+    assert!(eku.server_auth && eku.client_auth);
+}
+
+#[test]
+fn relay_csr_gets_a_server_certificate_naming_the_relay() {
+    let (_key, csr) = generate_csr("whatever").unwrap();
+    let names = ["relay.example.com".to_owned()];
+    let cert_der = der(&ca().sign_relay_csr(&csr, "edge-1", &names, HOUR).unwrap());
+    assert_eq!(
+        san_strings(&cert_der),
+        ["DNS:relay.example.com", "URI:kms-pam://relay/edge-1"]
+    );
+    let relay = crate::tls::RelayIdentity::from_cert_der(&cert_der).unwrap();
+    assert_eq!(relay.name, "edge-1");
+    assert!(GatewayIdentity::from_cert_der(&cert_der).is_err());
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth, "a relay is never a client");
+    assert!(ca().sign_relay_csr(&csr, "", &names, HOUR).is_err());
+    assert!(ca().sign_relay_csr(&csr, "edge", &[], HOUR).is_err());
 }
 
 #[test]

@@ -17,6 +17,8 @@ use super::{InvalidCertificateReason, InvalidNameReason, TlsError};
 pub const SESSION_URI_PREFIX: &str = "kms-pam://session/";
 /// Prefix of the URI SAN naming a gateway: `kms-pam://gateway/<name>`.
 pub const GATEWAY_URI_PREFIX: &str = "kms-pam://gateway/";
+/// Prefix of the URI SAN naming a relay: `kms-pam://relay/<name>`.
+pub const RELAY_URI_PREFIX: &str = "kms-pam://relay/";
 
 /// RFC 3986 unreserved characters stay as they are; everything else is escaped.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -33,6 +35,11 @@ pub(crate) fn session_uri(session_id: &str) -> Result<String, TlsError> {
 /// Builds `kms-pam://gateway/<name>`.
 pub(crate) fn gateway_uri(gateway: &str) -> Result<String, TlsError> {
     identity_uri(GATEWAY_URI_PREFIX, "gateway name", gateway)
+}
+
+/// Builds `kms-pam://relay/<name>`.
+pub(crate) fn relay_uri(relay: &str) -> Result<String, TlsError> {
+    identity_uri(RELAY_URI_PREFIX, "relay name", relay)
 }
 
 fn identity_uri(prefix: &str, what: &'static str, value: &str) -> Result<String, TlsError> {
@@ -106,10 +113,38 @@ impl GatewayIdentity {
     }
 }
 
+/// The relay a server certificate was issued for.
+///
+/// The CLI and the gateway check it after the handshake: the relay's certificate chains to the
+/// KMS CA like a gateway's, and only this URI tells the two apart, so a gateway (or a session)
+/// certificate can never pose as a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayIdentity {
+    /// The relay name (from `kms-pam://relay/<name>`).
+    pub name: String,
+}
+
+impl RelayIdentity {
+    /// Reads the relay name from a DER certificate; a certificate that also names a session or
+    /// a gateway is refused.
+    pub fn from_cert_der(der: &[u8]) -> Result<Self, TlsError> {
+        let cert = parse_cert(der)?;
+        let uris = IdentityUris::read(&cert)?;
+        if !uris.sessions.is_empty() || !uris.gateways.is_empty() {
+            return Err(TlsError::InvalidCertificate(
+                InvalidCertificateReason::Missing { what: "relay URI" },
+            ));
+        }
+        let name = exactly_one(uris.relays, "relay URI")?;
+        Ok(Self { name })
+    }
+}
+
 /// The decoded `kms-pam://` URIs of one certificate, by kind.
 struct IdentityUris {
     sessions: Vec<String>,
     gateways: Vec<String>,
+    relays: Vec<String>,
 }
 
 impl IdentityUris {
@@ -120,6 +155,7 @@ impl IdentityUris {
         let mut uris = Self {
             sessions: Vec::new(),
             gateways: Vec::new(),
+            relays: Vec::new(),
         };
         let names = san.iter().flat_map(|ext| ext.value.general_names.iter());
         for name in names {
@@ -130,6 +166,8 @@ impl IdentityUris {
                 uris.sessions.push(decode_component(id)?);
             } else if let Some(gateway) = uri.strip_prefix(GATEWAY_URI_PREFIX) {
                 uris.gateways.push(decode_component(gateway)?);
+            } else if let Some(relay) = uri.strip_prefix(RELAY_URI_PREFIX) {
+                uris.relays.push(decode_component(relay)?);
             }
         }
         Ok(uris)
@@ -254,6 +292,20 @@ mod tests {
         assert_eq!(GatewayIdentity::from_cert_der(&gateway).unwrap().name, "gw");
         let session = cert_with(&["kms-pam://session/s", "kms-pam://gateway/gw"], "u");
         assert!(GatewayIdentity::from_cert_der(&session).is_err());
+    }
+
+    #[test]
+    fn relay_identity_is_only_a_relay_certificate() {
+        let relay = cert_with(&["kms-pam://relay/edge%201"], "edge");
+        assert_eq!(RelayIdentity::from_cert_der(&relay).unwrap().name, "edge 1");
+        let gateway = cert_with(&["kms-pam://gateway/gw"], "gw");
+        let session = cert_with(&["kms-pam://session/s", "kms-pam://gateway/gw"], "u");
+        let both = cert_with(&["kms-pam://relay/r", "kms-pam://gateway/gw"], "r");
+        for der in [gateway, session, both] {
+            assert!(RelayIdentity::from_cert_der(&der).is_err());
+        }
+        let relay = cert_with(&["kms-pam://relay/r"], "r");
+        assert!(GatewayIdentity::from_cert_der(&relay).is_err(), "no gateway URI");
     }
 
     #[test]

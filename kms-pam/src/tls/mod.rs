@@ -3,7 +3,8 @@
 //! - [`CertificateAuthority`]: the KMS CA, which signs gateway certificates at enrollment and one
 //!   client certificate per session from a CSR whose key never leaves the client (security invariant 3, docs/security.md).
 //! - [`SessionKey`] / [`generate_csr`]: key generation on the requesting side.
-//! - [`SessionIdentity`] / [`GatewayIdentity`]: the identities read back from a certificate.
+//! - [`SessionIdentity`] / [`GatewayIdentity`] / [`RelayIdentity`]: the identities read back
+//!   from a certificate.
 //! - [`LocalServingCert`]: the per-session certificate the loopback proxy serves (security invariant 5, docs/security.md).
 //! - [`tunnel_server_config`] / [`tunnel_client_config`]: the mTLS tunnel, TLS 1.3 only, both
 //!   sides verified against the KMS CA; [`upstream_client_config`]: gateway → API server.
@@ -33,7 +34,10 @@ pub use csr::{generate_csr, SessionKey};
 pub use error::{
     GenerateReason, InvalidCertificateReason, InvalidKeyReason, InvalidNameReason, TlsError,
 };
-pub use identity::{GatewayIdentity, SessionIdentity, GATEWAY_URI_PREFIX, SESSION_URI_PREFIX};
+pub use identity::{
+    GatewayIdentity, RelayIdentity, SessionIdentity, GATEWAY_URI_PREFIX, RELAY_URI_PREFIX,
+    SESSION_URI_PREFIX,
+};
 pub use local::LocalServingCert;
 pub use secret::PrivateKeyPem;
 pub use upstream::{upstream_client_config, UpstreamAlpn, UpstreamTls};

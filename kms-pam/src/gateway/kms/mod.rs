@@ -290,7 +290,7 @@ async fn heartbeats(client: KmsClient, address: String) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        if let Err(e) = client.gateway().heartbeat(&address).await {
+        if let Err(e) = client.gateway().heartbeat(&address, &Default::default()).await {
             tracing::warn!(error = %e, "heartbeat to KMS failed");
         }
     }

@@ -120,6 +120,9 @@ pub struct Gateway {
     /// scope"); empty: any URL.
     #[serde(default)]
     pub allowed_url_hosts: Vec<String>,
+    /// How CLIs reach it, as its last heartbeat said (directly, through relays).
+    #[serde(default)]
+    pub reach: GatewayReach,
 }
 
 /// `POST /v1/gateways` body.
@@ -335,6 +338,7 @@ mod tests {
             audit_key: None,
             projects: Vec::new(),
             allowed_url_hosts: Vec::new(),
+            reach: GatewayReach::default(),
         }
     }
 

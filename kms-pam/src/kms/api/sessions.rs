@@ -34,8 +34,21 @@ pub struct CreatedSession {
     pub certificate: String,
     /// The KMS CA (PEM), to verify the gateway.
     pub ca_certificate: String,
-    /// Where the gateway listens (`host:port`).
+    /// Where the gateway listens (`host:port`). For a gateway reached only through relays
+    /// (`direct` false) it is not dialled: its host is the name the gateway's certificate
+    /// carries, which the CLI checks inside the relayed tunnel.
     pub gateway_address: String,
+    /// Whether the CLI may dial `gateway_address`; absent (an older KMS): yes.
+    #[serde(default = "yes")]
+    pub direct: bool,
+    /// The relays that hold a tunnel from the gateway now (`host:port`), to be tried in this
+    /// order; empty for a gateway that dials out to no relay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `POST /v1/gateway/heartbeat` body.
@@ -43,6 +56,78 @@ pub struct CreatedSession {
 pub struct Heartbeat {
     /// The gateway's current address.
     pub address: String,
+    /// How CLIs reach it; absent (an older gateway): directly at `address`.
+    #[serde(default)]
+    pub reach: GatewayReach,
+}
+
+/// How CLIs reach a gateway: at its address, through the relays it dials out to, or both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayReach {
+    /// Whether the gateway listens for CLIs at its address.
+    #[serde(default = "yes")]
+    pub direct: bool,
+    /// The relays it dials out to, in the order it was given them.
+    #[serde(default)]
+    pub relays: Vec<RelayLink>,
+}
+
+impl Default for GatewayReach {
+    fn default() -> Self {
+        Self {
+            direct: true,
+            relays: Vec::new(),
+        }
+    }
+}
+
+/// One relay a gateway dials out to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayLink {
+    /// The relay (`host:port`).
+    pub url: String,
+    /// Whether the gateway holds a live tunnel to it now.
+    pub connected: bool,
+}
+
+/// `POST /v1/gateway/certificate` body: a gateway renews its identity certificate (for the
+/// same key or a new one; the names are the ones KMS holds for it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewGatewayCertificate {
+    /// CSR (PEM).
+    pub csr: String,
+}
+
+/// `POST /v1/gateway/certificate` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewedGatewayCertificate {
+    /// The new certificate (PEM).
+    pub certificate: String,
+    /// The KMS CA (PEM).
+    pub ca_certificate: String,
+}
+
+/// `POST /v1/relays/certificate` body (organisation admins): a relay's serving certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRelayCertificate {
+    /// The relay's name, written into the certificate as `kms-pam://relay/<name>`.
+    pub name: String,
+    /// The DNS names or IP addresses CLIs and gateways dial it at.
+    pub names: Vec<String>,
+    /// CSR (PEM); only its public key is used.
+    pub csr: String,
+}
+
+/// `POST /v1/relays/certificate` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayCertificate {
+    /// The relay's certificate (PEM).
+    pub certificate: String,
+    /// The KMS CA (PEM): the relay verifies session and gateway certificates with it.
+    pub ca_certificate: String,
+    /// When the certificate expires.
+    #[serde(with = "crate::time::rfc3339")]
+    pub not_after: std::time::SystemTime,
 }
 
 /// `GET /v1/gateway/sessions/{id}/credential` answer: for the bound gateway only.

@@ -13,8 +13,9 @@ use super::kms_client::{Call, KmsClient};
 use crate::audit::{AuditError, AuditEvent, Uploader};
 use crate::credential::sealing::SealingPublicKey;
 use crate::kms::api::{
-    Changes, GatewayCredential, Heartbeat, PublicKey, RegisterAuditKey, RegisterSealingKey,
-    SessionView, UploadEvents, UploadedEvents,
+    Changes, GatewayCredential, GatewayReach, Heartbeat, PublicKey, RegisterAuditKey,
+    RegisterSealingKey, RenewGatewayCertificate, RenewedGatewayCertificate, SessionView,
+    UploadEvents, UploadedEvents,
 };
 use crate::session::SessionId;
 
@@ -40,14 +41,28 @@ pub struct GatewayApi<'a> {
 }
 
 impl GatewayApi<'_> {
-    /// `POST /v1/gateway/heartbeat` (gateway token).
-    pub async fn heartbeat(&self, address: &str) -> Result<(), KmsError> {
+    /// `POST /v1/gateway/heartbeat` (gateway token), saying how CLIs reach the gateway now.
+    pub async fn heartbeat(&self, address: &str, reach: &GatewayReach) -> Result<(), KmsError> {
         let body = Heartbeat {
             address: address.to_owned(),
+            reach: reach.clone(),
         };
         self.client
             .call_no_answer(Call::new(Method::POST, &["gateway", "heartbeat"]).json(&body)?)
             .await
+    }
+
+    /// `POST /v1/gateway/certificate` (gateway token): a renewed identity certificate for the
+    /// key of `csr`.
+    pub async fn renew_certificate(
+        &self,
+        csr: &str,
+    ) -> Result<RenewedGatewayCertificate, KmsError> {
+        let body = RenewGatewayCertificate {
+            csr: csr.to_owned(),
+        };
+        let call = Call::new(Method::POST, &["gateway", "certificate"]).json(&body)?;
+        self.client.call(call).await
     }
 
     /// `GET /v1/gateway/sessions/{id}` (gateway token): a session bound to the caller.

@@ -118,6 +118,8 @@ pub(crate) async fn create(
             certificate,
             ca_certificate: state.ca.cert_pem().to_owned(),
             gateway_address: address,
+            direct: true,
+            relays: Vec::new(),
         }),
     ))
 }

@@ -70,6 +70,7 @@ pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
         audit_key: None,
         projects: Vec::new(),
         allowed_url_hosts: record.allowed_url_hosts.clone(),
+        reach: Default::default(),
     }
 }
 
