@@ -89,6 +89,8 @@ impl Sessions {
             certificate: self.ca.sign_session_csr(&request.csr, &spec).unwrap(),
             ca_certificate: self.ca.cert_pem().to_owned(),
             gateway_address: self.gateway_address.clone(),
+            direct: true,
+            relays: Vec::new(),
             session: view.clone(),
         };
         self.by_id
