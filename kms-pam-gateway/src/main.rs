@@ -14,6 +14,7 @@ use kms_pam::gateway::kms::{self as kms_mode, KmsGateway};
 use kms_pam::gateway::standalone;
 use kms_pam::gateway::GatewayOptions;
 use kms_pam::kms::client::KmsClientOptions;
+use kms_pam::relay::DialOptions;
 use kms_pam::tls::UpstreamTls;
 use kms_pam::Secret;
 use tokio::net::TcpListener;
@@ -51,9 +52,21 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// The address CLIs dial, HOST:PORT (default: the listen address; required when that is
-    /// unspecified, such as the default 0.0.0.0).
+    /// unspecified, such as the default 0.0.0.0). With relays only, the name the gateway's
+    /// certificate carries (default: NAME:443); nothing dials it.
     #[arg(long, value_name = "ADDR")]
     advertise: Option<String>,
+    /// Dial out to this relay (HOST:PORT), so CLIs reach the gateway without an inbound port.
+    /// Repeat it (or separate with commas) for several relays; the gateway keeps a tunnel to
+    /// each. Without --listen, no tunnel port is opened at all. HTTPS_PROXY is honoured.
+    #[arg(
+        long = "relay",
+        value_name = "HOST:PORT",
+        env = "KMS_PAM_RELAY",
+        requires = "kms_url",
+        value_delimiter = ','
+    )]
+    relays: Vec<String>,
     /// One-time enrollment token (first run only).
     #[arg(long, value_name = "TOKEN", env = "KMS_PAM_ENROLL_TOKEN")]
     enroll_token: Option<String>,
@@ -64,15 +77,30 @@ struct Args {
     /// docs/standalone-gateway.md).
     #[arg(long, value_name = "FILE", conflicts_with = "kms_url")]
     config: Option<PathBuf>,
-    /// Address to accept session tunnels on.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
-    listen: SocketAddr,
+    /// Address to accept session tunnels on (default 0.0.0.0:8443; with --relay, none unless
+    /// given).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     /// Serve /healthz and Prometheus /metrics on this address.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// Append audit events as JSON lines to this file (default: DATA_DIR/audit.jsonl).
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+}
+
+/// Where tunnels are accepted when nothing else is said.
+const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+
+impl Args {
+    /// The tunnel listener's address: the one given, the default without relays, none with.
+    fn listen(&self) -> Option<SocketAddr> {
+        match self.listen {
+            Some(addr) => Some(addr),
+            None if self.relays.is_empty() => DEFAULT_LISTEN.parse().ok(),
+            None => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -105,9 +133,19 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     // Read the standalone file first: a bad file fails before anything is created.
     let standalone_file = args.config.as_deref().map(standalone::load).transpose()?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let relays = args
+        .relays
+        .iter()
+        .map(|url| kms_pam::relay::relay_address(url).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let listener = match args.listen() {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let metrics_listener = match args.metrics_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -126,14 +164,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let audit = Arc::new(JsonLinesSink::open(&audit_log).await?);
     let options = GatewayOptions::new(audit).with_metrics_listener(metrics_listener);
-    let local = listener.local_addr()?;
+    let local = listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let shown = local.map_or_else(|| "none".to_owned(), |a| a.to_string());
     if let Some(file) = standalone_file {
-        tracing::info!(name = %file.name, listen = %local, "standalone gateway starting");
+        let listener = listener.context("a standalone gateway needs --listen")?;
+        tracing::info!(name = %file.name, listen = %shown, "standalone gateway starting");
         standalone::serve(listener, file, options, shutdown_signal()).await?;
     } else if let (false, Some(name)) = (args.kms_url.is_empty(), args.name) {
         let kms_url = args.kms_url.join(",");
-        tracing::info!(%name, listen = %local, %kms_url, "gateway starting");
-        let advertise = args.advertise.unwrap_or_else(|| local.to_string());
+        tracing::info!(%name, listen = %shown, relays = ?relays, %kms_url, "gateway starting");
+        let advertise = match (args.advertise, local) {
+            (Some(advertise), _) => advertise,
+            (None, Some(local)) => local.to_string(),
+            (None, None) => format!("{name}:443"),
+        };
         let mut kms_client = KmsClientOptions::new().with_insecure_http(args.insecure_http);
         if let Some(file) = &args.kms_ca {
             let pem = std::fs::read_to_string(file).with_context(|| {
@@ -144,8 +188,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
             .with_enroll_token(args.enroll_token.map(Secret::new))
             .with_kms_client_options(kms_client)
+            .with_relays(Some(DialOptions::new(relays)))
             .with_options(options);
-        kms_mode::serve(listener, config, shutdown_signal()).await?;
+        kms_mode::serve_on(listener, config, shutdown_signal()).await?;
     }
     tracing::info!("gateway stopped");
     Ok(())
@@ -165,12 +210,16 @@ fn check_advertise(args: &Args) {
                      cannot dial; give the name or address they reach this gateway at"
                 )
             }),
-        None if args.listen.ip().is_unspecified() => Some(format!(
-            "--listen {} accepts on every interface, which is not an address CLIs can dial; \
-             pass --advertise HOST:PORT with the name or address they reach this gateway at",
-            args.listen
-        )),
-        None => None,
+        None => args
+            .listen()
+            .filter(|l| l.ip().is_unspecified())
+            .map(|listen| {
+                format!(
+                "--listen {listen} accepts on every interface, which is not an address CLIs can \
+                 dial; pass --advertise HOST:PORT with the name or address they reach this \
+                 gateway at"
+            )
+            }),
     };
     if let Some(problem) = problem {
         Args::command()

@@ -80,6 +80,7 @@ mod net;
 #[cfg(test)]
 mod proptests;
 pub mod proxy;
+pub mod relay;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;

@@ -49,6 +49,7 @@ use crate::kube::kubeconfig::{
 };
 use crate::local::{self, LocalProxyConfig, LocalProxyError};
 use crate::proxy::ProxyHooks;
+use crate::relay::RelayConnector;
 use crate::secret::Secret;
 use crate::session::SessionId;
 use crate::tls::{GenerateReason, LocalServingCert, SessionKey, TlsError};
@@ -259,12 +260,23 @@ fn start(
     let remaining = created.session.session.remaining(SystemTime::now());
     let local_cert = LocalServingCert::generate(remaining.max(Duration::from_secs(1)))?;
     let tls = local_cert.server_config()?;
-    let connector = TlsConnector::from_pem(
-        &created.ca_certificate,
-        &created.certificate,
-        key.key_pem(),
-        created.gateway_address.clone(),
-    )?;
+    let connector: Box<dyn GatewayTransport> = if created.direct {
+        Box::new(TlsConnector::from_pem(
+            &created.ca_certificate,
+            &created.certificate,
+            key.key_pem(),
+            created.gateway_address.clone(),
+        )?)
+    } else {
+        Box::new(RelayConnector::from_pem(
+            &created.ca_certificate,
+            &created.certificate,
+            key.key_pem(),
+            &created.session.session.gateway,
+            &created.gateway_address,
+            created.relays.clone(),
+        )?)
+    };
     let local_token = Secret::random(32)
         .map_err(|e| AccessError::Tls(TlsError::Generate(GenerateReason::Random(e))))?;
     let kubeconfig_contents = SessionKubeconfig::new(
@@ -315,7 +327,7 @@ fn start(
 
 /// The tunnel connector, noting that it was used.
 struct Dialling {
-    inner: TlsConnector,
+    inner: Box<dyn GatewayTransport>,
     dialled: Arc<AtomicBool>,
 }
 

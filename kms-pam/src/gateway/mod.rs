@@ -191,6 +191,12 @@ pub enum GatewayError {
         /// The address as given.
         advertise: String,
     },
+    /// Neither a listener nor a relay: CLIs could not reach the gateway at all.
+    #[error("invalid gateway configuration: give --listen ADDR, --relay HOST:PORT, or both")]
+    NoWayIn,
+    /// The identity certificate could not be renewed.
+    #[error("cannot renew the gateway's certificate with KMS: {0}")]
+    Renewal(#[source] crate::kms::client::KmsError),
     /// The data dir holds no identity and no enrollment token was given.
     #[error(
         "invalid gateway configuration: {} holds no gateway identity: run once with \

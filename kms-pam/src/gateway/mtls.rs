@@ -10,9 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::{GatewayError, GatewayOptions};
 use crate::credential::CredentialStore;
 use crate::metrics::{GatewayMetrics, Refresh};
+use crate::relay::RelayTunnels;
 use crate::session::SessionManager;
 use crate::tls::{tunnel_server_config, PrivateKeyPem, TUNNEL_ALPN};
 use crate::transport::tls::TlsTunnelAcceptor;
+use crate::transport::TunnelAcceptor;
 
 /// The gateway's TLS identity.
 #[derive(Debug)]
@@ -89,13 +91,14 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
-    serve_with_refresh(listener, gateway, None, shutdown).await
+    serve_with_refresh(Some(listener), None, gateway, None, shutdown).await
 }
 
-/// [`serve`], with `refresh` also run before each metrics scrape (e.g. to copy the audit spool
-/// depth into the metrics).
+/// [`serve`], on a listener, relays or both, with `refresh` also run before each metrics scrape
+/// (e.g. to copy the audit spool depth into the metrics).
 pub(crate) async fn serve_with_refresh<F>(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    relayed: Option<RelayTunnels>,
     gateway: MtlsGateway,
     refresh: Option<Refresh>,
     shutdown: F,
@@ -114,23 +117,38 @@ where
         gateway
             .options
             .into_config(gateway.name, gateway.sessions, gateway.credentials);
-    let acceptor = TlsTunnelAcceptor::new(listener, tls, config.name.clone());
+    let listening = listener.map(|l| TlsTunnelAcceptor::new(l, tls, config.name.clone()));
+    let stats = listening.as_ref().map(TlsTunnelAcceptor::stats);
+    let links = relayed.as_ref().map(RelayTunnels::links);
+    let direct = listening.is_some();
+    let mut acceptors: Vec<Box<dyn TunnelAcceptor>> = Vec::new();
+    acceptors.extend(listening.map(|a| Box::new(a) as Box<dyn TunnelAcceptor>));
+    acceptors.extend(relayed.map(|r| Box::new(r) as Box<dyn TunnelAcceptor>));
+    let acceptor = crate::transport::merge(acceptors);
     let stop = CancellationToken::new();
     if let Some(listener) = metrics_listener {
         let metrics = Arc::new(GatewayMetrics::new());
         config.pipeline = config.pipeline.with_observer(metrics.clone());
-        let stats = acceptor.stats();
         let extra = refresh;
         let refresh: Refresh = Arc::new(move |m| {
-            m.sync_handshakes(stats.handshakes_ok(), stats.handshakes_failed());
+            if let Some(stats) = &stats {
+                m.sync_handshakes(stats.handshakes_ok(), stats.handshakes_failed());
+            }
             if let Some(extra) = &extra {
                 extra(m);
             }
         });
-        let (metrics, stop) = (metrics.clone(), stop.clone());
+        let exposition = crate::metrics::Exposition {
+            scrape: Arc::new(move || {
+                refresh(&metrics);
+                metrics.encode()
+            }),
+            // Ready when CLIs can reach it: it listens, or a relay holds its tunnel.
+            ready: Arc::new(move || direct || links.as_ref().is_some_and(|l| l.connected() > 0)),
+        };
+        let stop = stop.clone();
         tokio::spawn(async move {
-            let served =
-                crate::metrics::serve(listener, metrics, Some(refresh), stop.cancelled_owned());
+            let served = crate::metrics::serve(listener, exposition, stop.cancelled_owned());
             if let Err(e) = served.await {
                 tracing::error!(error = %e, "metrics endpoint stopped");
             }

@@ -10,16 +10,20 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
 
-use super::GatewayMetrics;
+/// What an endpoint serves: the metrics text for `/metrics`, and whether the process is ready
+/// for `/readyz` (e.g. a relay-only gateway holding no tunnel is alive but not ready).
+#[derive(Clone)]
+pub(crate) struct Exposition {
+    /// Encodes the metrics, after copying in any value kept elsewhere.
+    pub(crate) scrape: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Whether `/readyz` answers 200.
+    pub(crate) ready: Arc<dyn Fn() -> bool + Send + Sync>,
+}
 
-/// Called before each scrape to copy values kept elsewhere into the metrics.
-pub(crate) type Refresh = Arc<dyn Fn(&GatewayMetrics) + Send + Sync>;
-
-/// Serves the endpoint until `shutdown` resolves.
+/// Serves `/healthz`, `/readyz` and `/metrics` until `shutdown` resolves.
 pub(crate) async fn serve<F>(
     listener: TcpListener,
-    metrics: Arc<GatewayMetrics>,
-    refresh: Option<Refresh>,
+    exposition: Exposition,
     shutdown: F,
 ) -> std::io::Result<()>
 where
@@ -31,11 +35,11 @@ where
             accepted = crate::net::conn::accept(&listener, "metrics") => accepted,
             () = &mut shutdown => return Ok(()),
         };
-        let (metrics, refresh) = (metrics.clone(), refresh.clone());
+        let exposition = exposition.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let (metrics, refresh) = (metrics.clone(), refresh.clone());
-                async move { Ok::<_, Infallible>(answer(&request, &metrics, refresh.as_ref())) }
+                let exposition = exposition.clone();
+                async move { Ok::<_, Infallible>(answer(&request, &exposition)) }
             });
             let limits = crate::net::conn::HttpLimits::METRICS;
             crate::net::conn::serve_http(tcp, service, limits, std::future::pending()).await;
@@ -43,23 +47,22 @@ where
     }
 }
 
-fn answer<B>(
-    request: &Request<B>,
-    metrics: &GatewayMetrics,
-    refresh: Option<&Refresh>,
-) -> Response<Full<Bytes>> {
+fn answer<B>(request: &Request<B>, exposition: &Exposition) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        (&Method::GET, "/metrics") => {
-            if let Some(refresh) = refresh {
-                refresh(metrics);
-            }
-            (
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                Bytes::from(metrics.encode()),
-            )
+        (&Method::GET, "/readyz") if (exposition.ready)() => {
+            (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
         }
+        (&Method::GET, "/readyz") => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            Bytes::from_static(b"not ready\n"),
+        ),
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Bytes::from((exposition.scrape)()),
+        ),
         (&Method::GET, _) => (
             StatusCode::NOT_FOUND,
             "text/plain",

@@ -1,4 +1,5 @@
-//! Prometheus metrics of a gateway, and the small HTTP endpoint serving them with `/healthz`.
+//! Prometheus metrics of a gateway, and the small HTTP endpoint serving them with `/healthz`
+//! and `/readyz` (the relay's metrics use the same endpoint).
 
 mod endpoint;
 mod observer;
@@ -9,7 +10,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-pub(crate) use endpoint::{serve, Refresh};
+pub(crate) use endpoint::{serve, Exposition};
+
+/// Called before each scrape to copy values kept elsewhere into a gateway's metrics.
+pub(crate) type Refresh = std::sync::Arc<dyn Fn(&GatewayMetrics) + Send + Sync>;
 pub(crate) use observer::Observers;
 pub use observer::{GatewayObserver, NoObserver};
 

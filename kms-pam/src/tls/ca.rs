@@ -187,7 +187,9 @@ impl CertificateAuthority {
     ) -> Result<String, TlsError> {
         let csr = parse_csr(csr_pem)?;
         let mut params = server_params(names, validity)?;
-        params.subject_alt_names.push(uri_san(relay_uri(relay_name)?)?);
+        params
+            .subject_alt_names
+            .push(uri_san(relay_uri(relay_name)?)?);
         params.distinguished_name = common_name_dn(relay_name);
         self.sign(params, &csr.public_key)
     }

@@ -225,7 +225,10 @@ fn relay_csr_gets_a_server_certificate_naming_the_relay() {
     assert!(GatewayIdentity::from_cert_der(&cert_der).is_err());
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.server_auth && !eku.client_auth, "a relay is never a client");
+    assert!(
+        eku.server_auth && !eku.client_auth,
+        "a relay is never a client"
+    );
     assert!(ca().sign_relay_csr(&csr, "", &names, HOUR).is_err());
     assert!(ca().sign_relay_csr(&csr, "edge", &[], HOUR).is_err());
 }

@@ -305,7 +305,10 @@ mod tests {
             assert!(RelayIdentity::from_cert_der(&der).is_err());
         }
         let relay = cert_with(&["kms-pam://relay/r"], "r");
-        assert!(GatewayIdentity::from_cert_der(&relay).is_err(), "no gateway URI");
+        assert!(
+            GatewayIdentity::from_cert_der(&relay).is_err(),
+            "no gateway URI"
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub use ca::{CertificateAuthority, IssuedCert, SessionCertSpec};
 /// The process's rustls provider (ring); for the workspace's own benchmarks, not API.
 #[doc(hidden)]
 pub use config::crypto_provider;
+pub(crate) use config::parse_certs;
 pub use config::{tunnel_client_config, tunnel_server_config, TUNNEL_ALPN};
 pub use csr::{generate_csr, SessionKey};
 pub use error::{

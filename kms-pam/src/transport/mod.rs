@@ -94,6 +94,54 @@ pub trait TunnelAcceptor: Send + 'static {
     async fn accept(&mut self) -> Result<AcceptedTunnel, TransportError>;
 }
 
+#[async_trait]
+impl TunnelAcceptor for Box<dyn TunnelAcceptor> {
+    async fn accept(&mut self) -> Result<AcceptedTunnel, TransportError> {
+        (**self).accept().await
+    }
+}
+
+/// Tunnels from several acceptors (a listener and relays) as one.
+struct Merged {
+    ready: tokio::sync::mpsc::Receiver<AcceptedTunnel>,
+    _forwarders: Vec<tokio_util::task::AbortOnDropHandle<()>>,
+}
+
+#[async_trait]
+impl TunnelAcceptor for Merged {
+    async fn accept(&mut self) -> Result<AcceptedTunnel, TransportError> {
+        self.ready.recv().await.ok_or(TransportError::Closed)
+    }
+}
+
+/// One acceptor yielding the tunnels of all of `acceptors`; it reports `Closed` once every one
+/// of them has. Dropping it drops them.
+///
+/// # Panics
+///
+/// When called outside a Tokio runtime, since it spawns a forwarding task per acceptor.
+pub fn merge(acceptors: Vec<Box<dyn TunnelAcceptor>>) -> Box<dyn TunnelAcceptor> {
+    let (tx, ready) = tokio::sync::mpsc::channel(64);
+    let forwarders = acceptors
+        .into_iter()
+        .map(|mut acceptor| {
+            let tx = tx.clone();
+            let forward = async move {
+                while let Ok(tunnel) = acceptor.accept().await {
+                    if tx.send(tunnel).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(forward))
+        })
+        .collect();
+    Box::new(Merged {
+        ready,
+        _forwarders: forwarders,
+    })
+}
+
 impl std::fmt::Debug for AcceptedTunnel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AcceptedTunnel")

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 mod keys;
 mod link;
+mod relayed;
 
 use keys::{load_audit_key, load_sealing_key, register_audit_key, register_sealing_key};
 pub use link::{KmsCredentialStore, KmsSessionManager};
@@ -27,14 +28,12 @@ use crate::credential::sealing::SealingKey;
 use crate::kms::api::{EnrollGateway, PrincipalKind};
 use crate::kms::client::{KmsClient, KmsClientOptions};
 use crate::metrics::Refresh;
+use crate::relay::{dial_relays, DialOptions, RelayTunnels};
 use crate::secret::Secret;
 use crate::tls::{generate_csr, PrivateKeyPem};
 
-/// How often the gateway tells KMS it is alive (KMS shows it online for 30 s after a beat).
-const HEARTBEAT: Duration = Duration::from_secs(10);
-
-const CERT_FILE: &str = "gateway.crt";
-const KEY_FILE: &str = "gateway.key";
+pub(super) const CERT_FILE: &str = "gateway.crt";
+pub(super) const KEY_FILE: &str = "gateway.key";
 const CA_FILE: &str = "kms-ca.crt";
 const TOKEN_FILE: &str = "gateway.token";
 /// The Ed25519 key that signs every audit event this gateway records (PKCS#8, 0600); its
@@ -64,6 +63,8 @@ pub struct KmsGateway {
     pub advertise: String,
     /// One-time enrollment token; needed on the first run only.
     pub enroll_token: Option<Secret>,
+    /// The relays to dial out to, if any (`--relay`).
+    pub relays: Option<DialOptions>,
     /// How KMS is reached: the CA an `https://` KMS is verified with (`--kms-ca`), whether a
     /// plain `http://` KMS on another host is allowed (`--insecure-http`; refused by default).
     pub kms_client: KmsClientOptions,
@@ -89,6 +90,7 @@ impl KmsGateway {
             data_dir: data_dir.into(),
             advertise: advertise.into(),
             enroll_token: None,
+            relays: None,
             kms_client: KmsClientOptions::new(),
             options: GatewayOptions::new(Arc::new(crate::audit::NullAuditSink)),
         }
@@ -97,6 +99,13 @@ impl KmsGateway {
     /// Enrolls with this one-time token if the data dir holds no identity yet.
     pub fn with_enroll_token(mut self, token: Option<Secret>) -> Self {
         self.enroll_token = token;
+        self
+    }
+
+    /// Dials out to these relays (none: `None` or an empty list), so CLIs can reach the
+    /// gateway without an inbound port.
+    pub fn with_relays(mut self, relays: Option<DialOptions>) -> Self {
+        self.relays = relays.filter(|r| !r.relays.is_empty());
         self
     }
 
@@ -120,6 +129,7 @@ impl std::fmt::Debug for KmsGateway {
             .field("name", &self.name)
             .field("data_dir", &self.data_dir)
             .field("advertise", &self.advertise)
+            .field("relays", &self.relays)
             .field("kms_client", &self.kms_client)
             .field("options", &self.options)
             .finish_non_exhaustive()
@@ -134,7 +144,8 @@ struct Identity {
     sealing_key: Arc<SealingKey>,
 }
 
-/// Enrolls if needed, then serves tunnels on `listener` until `shutdown` resolves.
+/// Enrolls if needed, then serves tunnels on `listener` (and through the configured relays)
+/// until `shutdown` resolves.
 pub async fn serve<F>(
     listener: TcpListener,
     config: KmsGateway,
@@ -143,10 +154,25 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
+    serve_on(Some(listener), config, shutdown).await
+}
+
+/// [`serve`], with the listener optional: a gateway given relays needs no inbound port.
+pub async fn serve_on<F>(
+    listener: Option<TcpListener>,
+    config: KmsGateway,
+    shutdown: F,
+) -> Result<(), GatewayError>
+where
+    F: Future<Output = ()>,
+{
+    if listener.is_none() && config.relays.is_none() {
+        return Err(GatewayError::NoWayIn);
+    }
     check_advertised_address(&config.advertise)?;
     let anonymous = KmsClient::with_options(&config.kms_url, None, &config.kms_client)
         .map_err(GatewayError::KmsClient)?;
-    let identity = load_or_enroll(&anonymous, &config).await?;
+    let mut identity = load_or_enroll(&anonymous, &config).await?;
     let client = anonymous
         .with_token(identity.token.clone())
         .map_err(GatewayError::KmsClient)?;
@@ -164,8 +190,43 @@ where
     }
     register_audit_key(&client, &identity, &config).await?;
     register_sealing_key(&client, &identity, &config).await?;
+    if config.relays.is_some() {
+        relayed::renew_if_due(
+            &client,
+            &config.data_dir,
+            &config.advertise,
+            &mut identity.tls,
+        )
+        .await?;
+    }
     let tracking = Tracking::start(&config.data_dir, &client, identity.audit_key.clone()).await?;
-    let heartbeat = tokio::spawn(heartbeats(client.clone(), config.advertise.clone()));
+    let sessions = KmsSessionManager::start(client.clone());
+    let relayed = config
+        .relays
+        .clone()
+        .map(|options| {
+            let tls = &identity.tls;
+            let sessions = sessions.clone();
+            dial_relays(
+                &config.name,
+                &tls.ca_pem,
+                &tls.cert_pem,
+                &tls.key,
+                sessions,
+                options,
+            )
+        })
+        .transpose()
+        .map_err(GatewayError::TlsMaterial)?;
+    let reach = relayed::Reach::new(
+        listener.is_some(),
+        relayed.as_ref().map(RelayTunnels::links),
+    );
+    let heartbeat = tokio::spawn(relayed::heartbeats(
+        client.clone(),
+        config.advertise.clone(),
+        reach,
+    ));
     let mut options = config.options;
     options.audit = Arc::new(TeeAuditSink::new(vec![
         tracking.sink.clone(),
@@ -179,14 +240,15 @@ where
     let gateway = MtlsGateway::new(
         config.name,
         identity.tls,
-        KmsSessionManager::start(client.clone()),
+        sessions,
         Arc::new(credentials),
         options,
     );
-    let refresh = tracking.refresh();
+    let refresh = Some(tracking.refresh());
     // `serve` flushes the audit sinks (the spool included) once the tunnels are closed.
     let outcome =
-        crate::gateway::mtls::serve_with_refresh(listener, gateway, Some(refresh), shutdown).await;
+        crate::gateway::mtls::serve_with_refresh(listener, relayed, gateway, refresh, shutdown)
+            .await;
     heartbeat.abort();
     tracking.stop(client).await;
     outcome
@@ -286,16 +348,6 @@ pub fn check_advertised_address(advertise: &str) -> Result<(), GatewayError> {
     }
 }
 
-async fn heartbeats(client: KmsClient, address: String) {
-    let mut tick = tokio::time::interval(HEARTBEAT);
-    loop {
-        tick.tick().await;
-        if let Err(e) = client.gateway().heartbeat(&address, &Default::default()).await {
-            tracing::warn!(error = %e, "heartbeat to KMS failed");
-        }
-    }
-}
-
 async fn load_or_enroll(client: &KmsClient, config: &KmsGateway) -> Result<Identity, GatewayError> {
     let dir = &config.data_dir;
     if dir.join(TOKEN_FILE).exists() {
@@ -383,7 +435,7 @@ fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
     crate::fsutil::restrict_dir(dir).map_err(|e| io_error(dir, e))
 }
 
-fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), GatewayError> {
+pub(super) fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), GatewayError> {
     crate::fsutil::replace_file(path, text.as_bytes(), mode).map_err(|e| io_error(path, e))
 }
 

@@ -186,7 +186,10 @@ async fn bodies_are_json_and_empty_answers_are_fine() {
     };
     // 204 has no JSON to decode: a protocol error, but the request went out as JSON.
     let _ = kms.accounts().create("prod", &account).await;
-    kms.gateway().heartbeat("10.0.0.5:8443", &GatewayReach::default()).await.unwrap();
+    kms.gateway()
+        .heartbeat("10.0.0.5:8443", &GatewayReach::default())
+        .await
+        .unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].method, "DELETE");
     assert_eq!(seen[0].uri, "/v1/resources/prod/accounts/admin");

@@ -225,7 +225,7 @@ impl Handshaker {
 
 /// Why a client that completed the handshake is not let through.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     #[error("the client did not negotiate a tunnel protocol")]
     NoProtocol,
     #[error("the client presented no certificate")]
@@ -245,7 +245,7 @@ pub(super) enum Refusal {
 ///
 /// rustls has verified the chain, validity period and client-auth usage already; this decides
 /// only whether the verified certificate is a session certificate for this gateway.
-pub(super) fn authenticate(
+pub(crate) fn authenticate(
     alpn: Option<&[u8]>,
     peer_certs: Option<&[CertificateDer<'_>]>,
     gateway_name: &str,

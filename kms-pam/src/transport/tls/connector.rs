@@ -128,7 +128,7 @@ impl fmt::Debug for TlsConnector {
 }
 
 /// The name the gateway's certificate must carry: the host part of `host:port`.
-pub(super) fn server_name_of(gateway_addr: &str) -> Result<ServerName<'static>, TlsError> {
+pub(crate) fn server_name_of(gateway_addr: &str) -> Result<ServerName<'static>, TlsError> {
     let invalid = |problem: &'static str| {
         TlsError::InvalidName(InvalidNameReason::GatewayAddress {
             address: gateway_addr.to_owned(),

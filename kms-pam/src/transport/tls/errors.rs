@@ -23,7 +23,7 @@ pub(super) fn rustls_error(err: &io::Error) -> Option<&rustls::Error> {
 ///
 /// Certificate and protocol failures are final for this credential (`Refused`); a connection
 /// that broke without a TLS-level reason is treated as transient (`Unreachable`).
-pub(super) fn handshake_error(gateway_addr: &str, err: &io::Error) -> TransportError {
+pub(crate) fn handshake_error(gateway_addr: &str, err: &io::Error) -> TransportError {
     match rustls_error(err) {
         Some(rustls::Error::InvalidCertificate(reason)) => TransportError::refused(format!(
             "gateway certificate not trusted: {reason} (gateway {gateway_addr}; is the address \

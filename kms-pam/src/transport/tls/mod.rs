@@ -25,8 +25,12 @@ mod stream;
 
 use std::time::Duration;
 
+pub(crate) use acceptor::authenticate;
 pub use acceptor::{AcceptorStats, TlsTunnelAcceptor};
+pub(crate) use connector::server_name_of;
 pub use connector::TlsConnector;
+pub(crate) use errors::handshake_error;
+pub(crate) use stream::ClientTunnel;
 
 /// How long [`TlsConnector`] waits for the TCP connection to the gateway.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,13 +15,13 @@ use super::errors::late_refusal;
 ///
 /// Exists to translate the alert a TLS 1.3 gateway sends after the client's handshake has
 /// already finished (see the module docs) into an actionable error; bytes pass through as is.
-pub(super) struct ClientTunnel {
-    inner: TlsStream<TcpStream>,
+pub(crate) struct ClientTunnel<S = TcpStream> {
+    inner: TlsStream<S>,
     gateway_addr: Arc<str>,
 }
 
-impl ClientTunnel {
-    pub(super) fn new(inner: TlsStream<TcpStream>, gateway_addr: Arc<str>) -> Self {
+impl<S> ClientTunnel<S> {
+    pub(crate) fn new(inner: TlsStream<S>, gateway_addr: Arc<str>) -> Self {
         Self {
             inner,
             gateway_addr,
@@ -33,7 +33,7 @@ impl ClientTunnel {
     }
 }
 
-impl AsyncRead for ClientTunnel {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientTunnel<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -45,7 +45,7 @@ impl AsyncRead for ClientTunnel {
     }
 }
 
-impl AsyncWrite for ClientTunnel {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientTunnel<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

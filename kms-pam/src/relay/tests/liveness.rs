@@ -1,0 +1,121 @@
+//! Tunnels that die, hang, restart or drain, and what CLIs see meanwhile.
+
+use super::*;
+
+#[tokio::test]
+async fn a_black_holed_gateway_goes_offline_and_comes_back_without_an_operator() {
+    let kms = Kms::new();
+    let relay = kms.relay("edge").await;
+    let hole = Tap::start(relay.addr.clone()).await;
+    let gateway = kms.gateway("gw-a", &[&hole.addr]);
+    let links = gateway.links();
+    let _echo = echo(gateway);
+    connected(&links, 1).await;
+    let granted = kms.grant("gw-a", HOUR).await;
+    let connector = kms.connector(&granted, "gw-a", &[&relay.addr]);
+    let mut io = connect_soon(&connector).await;
+    round_trip(&mut io, "before").await;
+
+    // No RST, no FIN: packets just stop.
+    hole.paused.store(true, Ordering::Relaxed);
+    timeout(PATIENCE, async {
+        loop {
+            match connector.connect().await {
+                Err(TransportError::Unreachable(why)) if why.to_string().contains("offline") => {
+                    return
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the relay never gave the black-holed tunnel up");
+    connected(&links, 0).await;
+
+    hole.paused.store(false, Ordering::Relaxed);
+    connected(&links, 1).await;
+    let mut io = connect_soon(&connector).await;
+    round_trip(&mut io, "after").await;
+}
+
+#[tokio::test]
+async fn a_restarted_gateway_replaces_its_half_open_tunnel_at_once() {
+    let kms = Kms::new();
+    let relay = kms.relay("edge").await;
+    let hole = Tap::start(relay.addr.clone()).await;
+    let old = kms.gateway("gw-a", &[&hole.addr]);
+    let old_links = old.links();
+    let (mut old_peers, _old_echo) = echo(old);
+    connected(&old_links, 1).await;
+    // The old instance's tunnel goes half-open; the new instance dials the relay directly.
+    hole.paused.store(true, Ordering::Relaxed);
+    let new = kms.gateway("gw-a", &[&relay.addr]);
+    let new_links = new.links();
+    let (mut new_peers, _new_echo) = echo(new);
+    connected(&new_links, 1).await;
+
+    let granted = kms.grant("gw-a", HOUR).await;
+    let connector = kms.connector(&granted, "gw-a", &[&relay.addr]);
+    // At once: the first attempt goes to the new tunnel, with no keepalive to wait for.
+    let mut io = connector
+        .connect()
+        .await
+        .expect("the new tunnel is used at once");
+    round_trip(&mut io, "new instance").await;
+    assert!(timeout(PATIENCE, new_peers.recv()).await.unwrap().is_some());
+    assert!(old_peers.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn one_of_two_relays_killed_leaves_the_other_relays_sessions_alone() {
+    let kms = Kms::new();
+    let (r1, r2) = (kms.relay("r1").await, kms.relay("r2").await);
+    let gateway = kms.gateway("gw-a", &[&r1.addr, &r2.addr]);
+    let links = gateway.links();
+    let _echo = echo(gateway);
+    connected(&links, 2).await;
+    let granted = kms.grant("gw-a", HOUR).await;
+    let mut on_r1 = connect_soon(&kms.connector(&granted, "gw-a", &[&r1.addr])).await;
+    let mut on_r2 = connect_soon(&kms.connector(&granted, "gw-a", &[&r2.addr])).await;
+    round_trip(&mut on_r1, "r1").await;
+
+    r1.kill();
+    // The CLI on r1 learns (its stream ends); the one on r2 goes on.
+    let mut buf = [0u8; 4];
+    let cut = timeout(PATIENCE, on_r1.read(&mut buf)).await.unwrap();
+    assert!(matches!(cut, Ok(0) | Err(_)), "{cut:?}");
+    round_trip(&mut on_r2, "still here").await;
+    connected(&links, 1).await;
+    // A new session, with both relays named, gets through r2.
+    let both = kms.connector(&granted, "gw-a", &[&r1.addr, &r2.addr]);
+    let mut fresh = both.connect().await.expect("r2 takes new sessions");
+    round_trip(&mut fresh, "new").await;
+    round_trip(&mut on_r2, "still here").await;
+}
+
+#[tokio::test]
+async fn a_draining_relay_sends_gateways_elsewhere_and_drops_no_other_session() {
+    let kms = Kms::new();
+    let (r1, r2) = (kms.relay("r1").await, kms.relay("r2").await);
+    let gateway = kms.gateway("gw-a", &[&r1.addr, &r2.addr]);
+    let links = gateway.links();
+    let _echo = echo(gateway);
+    connected(&links, 2).await;
+    let granted = kms.grant("gw-a", HOUR).await;
+    let mut on_r1 = connect_soon(&kms.connector(&granted, "gw-a", &[&r1.addr])).await;
+    let mut on_r2 = connect_soon(&kms.connector(&granted, "gw-a", &[&r2.addr])).await;
+
+    r1.stop.cancel();
+    // The gateway hears the drain and re-tunnels; r1 is gone, so one tunnel is left.
+    connected(&links, 1).await;
+    // Streams relayed by the draining relay finish within its grace...
+    round_trip(&mut on_r1, "draining").await;
+    // ...and the other relay's are untouched.
+    round_trip(&mut on_r2, "other relay").await;
+    drop(on_r1);
+    let stopped = timeout(PATIENCE, r1.task)
+        .await
+        .expect("drained relay stops");
+    assert!(stopped.unwrap().is_ok());
+    round_trip(&mut on_r2, "still").await;
+}
