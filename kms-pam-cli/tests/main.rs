@@ -19,6 +19,7 @@ mod control;
 mod flow;
 mod https;
 mod migrate_store;
+mod relay;
 mod replicas;
 mod revocation;
 mod support;

@@ -265,7 +265,7 @@ fn dev_guide(kms_url: &str, gateway_addr: &str, admin_token: &Path, console: &st
 }
 
 /// Ctrl+C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -213,6 +213,12 @@ pub(crate) async fn world(double: &ApiServerDouble) -> (World, Child, Child) {
 /// given `KMS_PAM_KMS_CA`, the gateway `--kms-ca`).
 pub(crate) async fn world_with(double: &ApiServerDouble, https: bool) -> (World, Child, Child) {
     let (world, server, gateway) = start_kms_and_gateway(https).await;
+    add_prod(&world, double).await;
+    (world, server, gateway)
+}
+
+/// Resource `prod` on the double through gateway `gw1`, and account `prod/admin`.
+pub(crate) async fn add_prod(world: &World, double: &ApiServerDouble) {
     let home = world.home.path();
     std::fs::write(home.join("ca.pem"), double.ca_pem()).expect("ca");
     std::fs::write(home.join("sa"), double.token()).expect("sa token");
@@ -241,7 +247,6 @@ pub(crate) async fn world_with(double: &ApiServerDouble, https: bool) -> (World,
             &sa,
         ])
         .await;
-    (world, server, gateway)
 }
 
 /// Starts KMS and gateway `gw1`, enrolled and online; no resource yet.
@@ -250,6 +255,32 @@ pub(crate) async fn kms_and_gateway() -> (World, Child, Child) {
 }
 
 async fn start_kms_and_gateway(https: bool) -> (World, Child, Child) {
+    let (world, server) = start_kms_only(https).await;
+    let enroll = world.new_gateway("gw1").await;
+    let gateway = world.start_gateway(Some(&enroll));
+    wait_until("gateway online", || async {
+        world
+            .ok(&["gateway", "list", "-o", "json"])
+            .await
+            .contains("\"online\"")
+    })
+    .await;
+    (world, server, gateway)
+}
+
+impl World {
+    /// `gateway create NAME`: its enrollment token.
+    pub(crate) async fn new_gateway(&self, name: &str) -> String {
+        let created = self.json(&["gateway", "create", name, "-o", "json"]).await;
+        created["enrollment_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+}
+
+/// Starts KMS alone, answering, with the admin token read.
+pub(crate) async fn start_kms_only(https: bool) -> (World, Child) {
     let home = tempfile::tempdir().expect("home");
     let kms_port = free_port().await;
     let tls = https.then(|| PrivateCa::new().write_kms_files(home.path()));
@@ -271,22 +302,7 @@ async fn start_kms_and_gateway(https: bool) -> (World, Child, Child) {
         ..world
     };
     world.wait_kms().await;
-    let created = world
-        .json(&["gateway", "create", "gw1", "-o", "json"])
-        .await;
-    let enroll = created["enrollment_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let gateway = world.start_gateway(Some(&enroll));
-    wait_until("gateway online", || async {
-        world
-            .ok(&["gateway", "list", "-o", "json"])
-            .await
-            .contains("\"online\"")
-    })
-    .await;
-    (world, server, gateway)
+    (world, server)
 }
 
 /// `pam access prod/admin -- sh -c SCRIPT`, in the background.

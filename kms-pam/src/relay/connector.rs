@@ -177,6 +177,14 @@ impl GatewayTransport for RelayConnector {
             let index = (first + offset) % count;
             match self.via(&self.relays[index]).await {
                 Ok(io) => {
+                    if offset > 0 {
+                        tracing::warn!(
+                            "reached gateway {} through relay {} ({})",
+                            self.gateway,
+                            self.relays[index],
+                            failures.join("; ")
+                        );
+                    }
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(io);
                 }

@@ -111,6 +111,19 @@ pub fn relay_address(url: &str) -> Result<String, String> {
     Ok(bare.to_owned())
 }
 
+/// The relay name a certificate (PEM, leaf first) carries as `kms-pam://relay/<name>`.
+///
+/// # Errors
+///
+/// When the text holds no certificate, or its leaf is not a relay's.
+pub fn certificate_name(cert_pem: &str) -> Result<String, TlsError> {
+    let certs = crate::tls::parse_certs(cert_pem)?;
+    let leaf = certs.first().ok_or(TlsError::InvalidCertificate(
+        crate::tls::InvalidCertificateReason::NoCertificate,
+    ))?;
+    crate::tls::RelayIdentity::from_cert_der(leaf).map(|relay| relay.name)
+}
+
 /// The SHA-256 of a certificate, in hex: how the relay tells the gateway which certificate it
 /// authenticated.
 pub(crate) fn fingerprint(cert: &CertificateDer<'_>) -> String {
