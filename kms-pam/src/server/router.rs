@@ -9,8 +9,8 @@
 //! middleware.
 
 use super::api::{
-    accounts, audit_trail, gateway_routes, gateways, grants, health, members, projects, resources,
-    session_events, sessions, users,
+    accounts, audit_trail, certificates, gateway_routes, gateways, grants, health, members,
+    projects, resources, session_events, sessions, users,
 };
 use super::console;
 use super::edge::extract::{unknown_route, wrong_method};
@@ -58,7 +58,9 @@ pub(crate) fn build(state: AppState) -> Router {
             "/v1/projects/{project}/members/{user}",
             axum::routing::put(members::set).delete(members::remove),
         )
+        .route("/v1/relays/certificate", post(certificates::issue_relay))
         .route("/v1/gateway/heartbeat", post(gateway_routes::heartbeat))
+        .route("/v1/gateway/certificate", post(certificates::renew_gateway))
         .route("/v1/gateway/sessions/{id}", get(gateway_routes::session))
         .route(
             "/v1/gateway/sessions/{id}/credential",

@@ -13,6 +13,7 @@ mod https;
 mod limits;
 mod liveness;
 mod projects;
+mod relays;
 mod replicas;
 mod revocation;
 mod rights;

@@ -425,4 +425,30 @@ mod tests {
         let json = serde_json::to_value(gateway()).unwrap();
         assert_eq!(json["status"], "pending");
     }
+
+    /// Older gateways send no reach and older KMSs answer no `direct`: both mean directly.
+    #[test]
+    fn reach_defaults_to_direct_and_reads_as_people_say_it() {
+        let beat: Heartbeat = serde_json::from_str(r#"{"address":"gw:8443"}"#).unwrap();
+        assert_eq!(beat.reach, GatewayReach::default());
+        assert!(beat.reach.direct && beat.reach.relays.is_empty());
+        let view: Gateway = serde_json::from_value(serde_json::json!({"name": "gw",
+            "address": null, "status": "online", "last_heartbeat": null,
+            "created_at": "2025-01-01T00:00:00Z"}))
+        .unwrap();
+        assert_eq!(view.reach, GatewayReach::default());
+        let link = |url: &str, connected| RelayLink {
+            url: url.into(),
+            connected,
+        };
+        let relays = vec![link("r1:443", true), link("r2:443", false)];
+        for (direct, relays, text) in [
+            (true, Vec::new(), "direct"),
+            (false, Vec::new(), "none"),
+            (false, relays.clone(), "relays r1:443 (up), r2:443 (down)"),
+            (true, relays[1..].to_vec(), "direct + relays r2:443 (down)"),
+        ] {
+            assert_eq!(GatewayReach { direct, relays }.to_string(), text);
+        }
+    }
 }

@@ -81,6 +81,26 @@ impl Default for GatewayReach {
     }
 }
 
+/// As people read it (`kms-pam gateway list`, the console): `direct`, `relays r1:443 (up),
+/// r2:443 (down)`, `direct + relays …`, or `none` for a gateway that neither listens for CLIs
+/// nor dials any relay.
+impl std::fmt::Display for GatewayReach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.direct, self.relays.is_empty()) {
+            (true, true) => return f.write_str("direct"),
+            (false, true) => return f.write_str("none"),
+            (true, false) => f.write_str("direct + relays ")?,
+            (false, false) => f.write_str("relays ")?,
+        }
+        for (i, relay) in self.relays.iter().enumerate() {
+            let state = if relay.connected { "up" } else { "down" };
+            let comma = if i == 0 { "" } else { ", " };
+            write!(f, "{comma}{} ({state})", relay.url)?;
+        }
+        Ok(())
+    }
+}
+
 /// One relay a gateway dials out to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayLink {

@@ -27,16 +27,18 @@ use crate::server::lifecycle::keys::{endorse, held_gateway_key};
 use crate::server::store::{GatewayRecord, SessionRecord, StoreError};
 use crate::session::{SessionId, SessionStatus};
 
-/// `POST /v1/gateway/heartbeat`.
+/// `POST /v1/gateway/heartbeat`: the gateway's address and how CLIs reach it (directly, through
+/// which relays), kept until the next one.
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     GatewayCaller(gateway): GatewayCaller,
     ApiJson(body): ApiJson<Heartbeat>,
 ) -> Result<Json<Value>, ApiError> {
     validate::address(&body.address)?;
+    validate::reach(&body.reach)?;
     state
         .store
-        .record_heartbeat(&gateway.id, &body.address, now())
+        .record_heartbeat(&gateway.id, &body.address, &body.reach, now())
         .await?;
     Ok(Json(json!({"status": "ok"})))
 }

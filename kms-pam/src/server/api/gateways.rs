@@ -36,7 +36,7 @@ use crate::session::EndCause;
 /// How long an enrollment token works.
 pub(crate) const ENROLLMENT_VALIDITY: Duration = Duration::from_secs(3600);
 /// Lifetime of an enrolled gateway's server certificate.
-const GATEWAY_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const GATEWAY_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// `POST /v1/gateways`.
 pub(crate) async fn create(

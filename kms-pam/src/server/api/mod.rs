@@ -9,6 +9,7 @@
 //! | [`users`] | `/v1/whoami`, `/v1/users…` (disable, enable, token, delete) |
 //! | [`gateways`] | `/v1/gateways…` (create, list, enroll, revoke) |
 //! | [`gateway_routes`] | `/v1/gateway/…`: heartbeat, sessions, credential, audit key, changes |
+//! | [`certificates`] | `/v1/gateway/certificate` (renewal), `/v1/relays/certificate` |
 //! | [`projects`], [`members`] | `/v1/projects…`, `…/members…` |
 //! | [`resources`], [`accounts`], [`grants`] | a project's `…/resources`, `…/accounts`, `…/grants` |
 //! | [`sessions`] | a project's `…/sessions` (open, list, end, terminate) |
@@ -19,6 +20,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod audit_trail;
+pub(crate) mod certificates;
 pub(crate) mod gateway_routes;
 pub(crate) mod gateways;
 pub(crate) mod grants;

@@ -61,6 +61,8 @@ pub(crate) async fn create(
     if let Some(why) = gateway_scope::outside_allow_list(&gateway, &resource.url) {
         return Err(ApiError::forbidden(why));
     }
+    // How the CLI reaches the gateway, as its last heartbeat said (older gateways: directly).
+    let (direct, relays) = (gateway.reach.direct, views::session_relays(&gateway.reach));
     let created_at = now();
     let expires_at = created_at + Duration::from_secs(body.duration_secs);
     let id = SessionId::new_random();
@@ -118,8 +120,8 @@ pub(crate) async fn create(
             certificate,
             ca_certificate: state.ca.cert_pem().to_owned(),
             gateway_address: address,
-            direct: true,
-            relays: Vec::new(),
+            direct,
+            relays,
         }),
     ))
 }

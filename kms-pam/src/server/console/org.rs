@@ -293,13 +293,14 @@ async fn gateways_page(
             div.card.empty { p { "No gateway yet. Create one below; the page shows the command that starts and enrolls it." } }
         } @else {
             div.scroll { table {
-                thead { tr { th { "Name" } th { "Status" } th { "Address" } th { "Last heartbeat" } th { "Projects" } th { "URL allow-list" } th {} } }
+                thead { tr { th { "Name" } th { "Status" } th { "Address" } th { "Reach" } th { "Last heartbeat" } th { "Projects" } th { "URL allow-list" } th {} } }
                 tbody { @for g in &gateways {
                     @let status = status_name(views::gateway_status(g, now));
                     tr {
                         td { (g.name) }
                         td { (badge(status, status)) }
                         td.mono { (g.address.as_deref().unwrap_or("—")) }
+                        td.mono.reach { @if g.enrolled { (g.reach) } @else { "—" } }
                         td { @match g.last_heartbeat { Some(t) => (when(t)), None => "never" } }
                         td.projects { (projects_of_gateway(&g.id)) }
                         td.mono { @if g.allowed_url_hosts.is_empty() { "any URL" } @else { (g.allowed_url_hosts.join(", ")) } }

@@ -146,6 +146,7 @@ fn the_refusal_names_the_gateway_the_list_and_the_command() {
         revoked: false,
         created_at: std::time::SystemTime::UNIX_EPOCH,
         allowed_url_hosts: list(&["*.corp.internal"]),
+        reach: Default::default(),
     };
     assert_eq!(
         outside_allow_list(&gateway, "https://api.corp.internal"),

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, ServerName};
 
+use crate::kms::api::GatewayReach;
 use crate::secret::Secret;
 use crate::server::edge::error::ApiError;
 use crate::time::format_duration;
@@ -19,6 +20,10 @@ pub(crate) const MAX_ACCOUNT_DURATION: Duration = Duration::from_secs(30 * 24 * 
 const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Account maximum when none is given.
 pub(crate) const DEFAULT_ACCOUNT_DURATION: Duration = Duration::from_secs(8 * 3600);
+/// Most relays one gateway may report in a heartbeat.
+pub(crate) const MAX_RELAYS: usize = 8;
+/// Longest relay address a gateway may report, in bytes.
+pub(crate) const MAX_RELAY_ADDRESS: usize = 255;
 
 /// A name: 1-63 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit, so it
 /// is safe in `RESOURCE/ACCOUNT`, URLs, kubeconfig contexts and certificate identities.
@@ -78,6 +83,51 @@ pub(crate) fn address(value: &str) -> Result<String, ApiError> {
         )));
     }
     Ok(host.to_owned())
+}
+
+/// A name TLS clients can dial and check a certificate for: a DNS name or an IP literal, by the
+/// rules rustls applies when connecting (so no wildcard, no URL, no port).
+pub(crate) fn server_name(what: &str, value: &str) -> Result<(), ApiError> {
+    match ServerName::try_from(value) {
+        Ok(ServerName::DnsName(_) | ServerName::IpAddress(_)) => Ok(()),
+        _ => Err(ApiError::invalid(format!(
+            "invalid {what} {value:?}: expected a DNS name or an IP address"
+        ))),
+    }
+}
+
+/// A relay's address as a gateway reports it: at most 255 bytes of `host:port` (IPv6 as
+/// `[addr]:port`), the host a DNS name or an IP address, as CLIs dial it.
+pub(crate) fn relay_address(value: &str) -> Result<(), ApiError> {
+    if value.len() > MAX_RELAY_ADDRESS {
+        return Err(ApiError::invalid(format!(
+            "a relay address is {} bytes long; at most {MAX_RELAY_ADDRESS} are accepted",
+            value.len()
+        )));
+    }
+    let invalid = || {
+        ApiError::invalid(format!(
+            "invalid relay address {value:?}: expected host:port (IPv6 as [addr]:port), the \
+             host a DNS name or an IP address"
+        ))
+    };
+    let host = address(value).map_err(|_| invalid())?;
+    server_name("relay host", &host).map_err(|_| invalid())
+}
+
+/// How a gateway says CLIs reach it: at most [`MAX_RELAYS`] relays, each a valid
+/// [`relay_address`].
+pub(crate) fn reach(reach: &GatewayReach) -> Result<(), ApiError> {
+    if reach.relays.len() > MAX_RELAYS {
+        return Err(ApiError::invalid(format!(
+            "a gateway may report at most {MAX_RELAYS} relays; this heartbeat lists {}",
+            reach.relays.len()
+        )));
+    }
+    reach
+        .relays
+        .iter()
+        .try_for_each(|relay| relay_address(&relay.url))
 }
 
 /// An `https://` API server URL with a host. Plain `http://` would carry the service-account
@@ -190,6 +240,50 @@ mod tests {
         ] {
             assert!(address(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn server_names_and_relay_addresses() {
+        for ok in [
+            "relay.example.com",
+            "relay",
+            "10.0.0.7",
+            "::1",
+            "a-b.c_d.example",
+        ] {
+            assert!(server_name("relay host", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "*.example.com",
+            "relay.example.com:443",
+            "https://r",
+            "<b>",
+            "a b",
+        ] {
+            let err = server_name("relay host", bad).unwrap_err();
+            assert!(err.message().contains("DNS name or an IP address"), "{bad}");
+        }
+        for ok in ["relay.example.com:443", "10.0.0.7:8443", "[::1]:443"] {
+            assert!(relay_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "relay",
+            "relay:0",
+            "https://relay:443",
+            "<b>:443",
+            "[::1:443",
+            "*.r:443",
+        ] {
+            let err = relay_address(bad).unwrap_err();
+            assert!(
+                err.message().contains("expected host:port"),
+                "{bad}: {err:?}"
+            );
+        }
+        let long = format!("{}.example:443", "r".repeat(MAX_RELAY_ADDRESS));
+        let err = relay_address(&long).unwrap_err();
+        assert!(err.message().contains("at most 255"), "{err:?}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::kms::api::{
-    Account, Gateway, GatewayStatus, Grant, Member, Project, ProjectRole, RecordingPolicy,
-    Resource, ResourceKind, SessionClient, SessionView, User,
+    Account, Gateway, GatewayReach, GatewayStatus, Grant, Member, Project, ProjectRole,
+    RecordingPolicy, Resource, ResourceKind, SessionClient, SessionView, User,
 };
 use crate::server::store::{
     AccountRecord, GatewayRecord, GrantRecord, MemberRecord, ProjectRecord, ResourceRecord,
@@ -70,8 +70,19 @@ pub(crate) fn gateway(record: &GatewayRecord, now: SystemTime) -> Gateway {
         audit_key: None,
         projects: Vec::new(),
         allowed_url_hosts: record.allowed_url_hosts.clone(),
-        reach: Default::default(),
+        reach: record.reach.clone(),
     }
+}
+
+/// The relays a CLI tries for a session on a gateway that reported `reach`: those holding a
+/// tunnel from it first, then the others (it may be re-tunnelling to them), each group in the
+/// gateway's order.
+pub(crate) fn session_relays(reach: &GatewayReach) -> Vec<String> {
+    let (up, down): (Vec<_>, Vec<_>) = reach.relays.iter().partition(|relay| relay.connected);
+    up.into_iter()
+        .chain(down)
+        .map(|relay| relay.url.clone())
+        .collect()
 }
 
 pub(crate) fn resource(record: &ResourceRecord) -> Resource {
@@ -167,6 +178,7 @@ mod tests {
             revoked: false,
             created_at: at(0),
             allowed_url_hosts: Vec::new(),
+            reach: GatewayReach::default(),
         };
         assert_eq!(gateway_status(&gw, at(0)), GatewayStatus::Pending);
         gw.enrolled = true;
@@ -181,6 +193,25 @@ mod tests {
         );
         gw.revoked = true;
         assert_eq!(gateway_status(&gw, at(100)), GatewayStatus::Revoked);
+    }
+
+    #[test]
+    fn sessions_try_connected_relays_first_in_the_gateways_order() {
+        let link = |url: &str, connected| crate::kms::api::RelayLink {
+            url: url.into(),
+            connected,
+        };
+        let reach = GatewayReach {
+            direct: false,
+            relays: vec![
+                link("a:443", false),
+                link("b:443", true),
+                link("c:443", false),
+                link("d:443", true),
+            ],
+        };
+        assert_eq!(session_relays(&reach), ["b:443", "d:443", "a:443", "c:443"]);
+        assert!(session_relays(&GatewayReach::default()).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::projects::{world, World, A};
 use super::{gateway_audit_key, gateway_sealing_key, session_body, SA_TOKEN};
+use crate::tls::generate_csr;
 
 /// The callers of the table, in column order.
 const CALLERS: [&str; 7] = [
@@ -312,11 +313,27 @@ fn table(s: &str) -> Vec<Row> {
         ),
         (
             Method::POST,
+            "/v1/gateway/certificate".into(),
+            |_| json!({"csr": generate_csr("gw").unwrap().1}),
+            [401, 403, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
             "/v1/gateway/events".into(),
             |_| json!({"events": []}),
             [401, 403, 403, 403, 403, 403, 200],
         ),
-        // The organisation's audit keys, sign-in links for the console, enrollment, metrics.
+        // Relays' certificates, the organisation's audit keys, sign-in links for the console,
+        // enrollment, metrics.
+        (
+            Method::POST,
+            "/v1/relays/certificate".into(),
+            |_| {
+                json!({"name": "edge", "names": ["relay.example.com"],
+                       "csr": generate_csr("edge").unwrap().1})
+            },
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
         (
             Method::GET,
             "/v1/audit/keys".into(),

@@ -11,8 +11,9 @@ pub(super) enum Kind {
 
 use Kind::{Bool, Bytes, Int, Text};
 
-/// Every table, parents before children, with every column of migrations up to 0800 (0200's
-/// audit tables included: gateways' keys, KMS's signed heads, recording policies).
+/// Every table, parents before children, with every column of migrations up to 0830 (0200's
+/// audit tables included: gateways' keys, KMS's signed heads, recording policies; 0830's
+/// gateway reach).
 pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "projects",
@@ -57,6 +58,7 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("revoked_at", Int),
             ("allowed_url_hosts", Text),
+            ("reach", Text),
         ],
     ),
     (

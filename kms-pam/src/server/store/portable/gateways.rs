@@ -1,18 +1,20 @@
 //! Gateways, enrollment tokens, heartbeats and revocation. A revoked gateway has no token hash
-//! (so its token matches nothing) and `revoked_at` set, until it enrolls again.
+//! (so its token matches nothing) and `revoked_at` set, until it enrolls again. A gateway's
+//! reach is kept as the JSON its last heartbeat sent (NULL: the default, directly).
 
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use super::{db_error, found, new_id, opt_time, secs, time, unique_error, EngineStore};
+use crate::kms::api::GatewayReach;
 use crate::server::store::{
     Enrollment, GatewayRecord, GatewayStore, NewGateway, StoreError, TokenHash,
 };
 
 const COLUMNS: &str = "g.id, g.name, g.address, g.token_hash IS NOT NULL AS enrolled, \
                        g.last_heartbeat, g.revoked_at IS NOT NULL AS revoked, g.created_at, \
-                       g.allowed_url_hosts";
+                       g.allowed_url_hosts, g.reach";
 
 #[derive(sqlx::FromRow)]
 struct GatewayRow {
@@ -24,11 +26,20 @@ struct GatewayRow {
     revoked: bool,
     created_at: i64,
     allowed_url_hosts: String,
+    reach: Option<String>,
 }
 
-impl From<GatewayRow> for GatewayRecord {
-    fn from(row: GatewayRow) -> Self {
-        Self {
+impl TryFrom<GatewayRow> for GatewayRecord {
+    type Error = StoreError;
+
+    fn try_from(row: GatewayRow) -> Result<Self, StoreError> {
+        let reach = match &row.reach {
+            None => GatewayReach::default(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                StoreError::Corrupt(format!("the reach of gateway {}: {e}", row.name))
+            })?,
+        };
+        Ok(Self {
             id: row.id,
             name: row.name,
             address: row.address,
@@ -42,7 +53,8 @@ impl From<GatewayRow> for GatewayRecord {
                 .filter(|line| !line.is_empty())
                 .map(str::to_owned)
                 .collect(),
-        }
+            reach,
+        })
     }
 }
 
@@ -59,7 +71,7 @@ impl EngineStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        found(row, what).map(GatewayRecord::from)
+        found(row, what).and_then(GatewayRecord::try_from)
     }
 }
 
@@ -109,6 +121,7 @@ impl GatewayStore for EngineStore {
             revoked: false,
             created_at: time(now),
             allowed_url_hosts: Vec::new(),
+            reach: GatewayReach::default(),
         })
     }
 
@@ -118,7 +131,7 @@ impl GatewayStore for EngineStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        Ok(rows.into_iter().map(GatewayRecord::from).collect())
+        rows.into_iter().map(GatewayRecord::try_from).collect()
     }
 
     async fn gateway_by_name(&self, name: &str) -> Result<GatewayRecord, StoreError> {
@@ -156,7 +169,7 @@ impl GatewayStore for EngineStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        found(row, || "valid enrollment token".to_owned()).map(GatewayRecord::from)
+        found(row, || "valid enrollment token".to_owned()).and_then(GatewayRecord::try_from)
     }
 
     async fn complete_enrollment(
@@ -182,7 +195,7 @@ impl GatewayStore for EngineStore {
         }
         sqlx::query(
             "UPDATE gateways SET token_hash = $1, address = $2, enrolled_at = $3, \
-             last_heartbeat = $3, revoked_at = NULL WHERE id = $4",
+             last_heartbeat = $3, revoked_at = NULL, reach = NULL WHERE id = $4",
         )
         .bind(enrollment.token.as_str())
         .bind(&enrollment.address)
@@ -199,16 +212,21 @@ impl GatewayStore for EngineStore {
         &self,
         gateway_id: &str,
         address: &str,
+        reach: &GatewayReach,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        let updated =
-            sqlx::query("UPDATE gateways SET address = $1, last_heartbeat = $2 WHERE id = $3")
-                .bind(address)
-                .bind(secs(now))
-                .bind(gateway_id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let reach = serde_json::to_string(reach)
+            .map_err(|e| StoreError::Invalid(format!("the reach of gateway {gateway_id}: {e}")))?;
+        let updated = sqlx::query(
+            "UPDATE gateways SET address = $1, reach = $2, last_heartbeat = $3 WHERE id = $4",
+        )
+        .bind(address)
+        .bind(reach)
+        .bind(secs(now))
+        .bind(gateway_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("gateway {gateway_id}")));
         }

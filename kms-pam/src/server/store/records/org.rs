@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crate::kms::api::ProjectRole;
+use crate::kms::api::{GatewayReach, ProjectRole};
 
 use super::super::crypto::TokenHash;
 
@@ -79,6 +79,9 @@ pub(crate) struct GatewayRecord {
     pub created_at: SystemTime,
     /// The patterns resource URLs on it must match (`edge::url_scope`); empty: any URL.
     pub allowed_url_hosts: Vec<String>,
+    /// How CLIs reach it, as its last heartbeat said; the default (directly, no relay) until
+    /// it says otherwise.
+    pub reach: GatewayReach,
 }
 
 /// What is needed to create a gateway: its name and its one-time enrollment token.

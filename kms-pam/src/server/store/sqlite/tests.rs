@@ -140,3 +140,23 @@ async fn the_ca_is_stored_sealed_once() {
         .unwrap();
     assert!(!raw.windows(11).any(|w| w == b"PRIVATE KEY"));
 }
+
+/// A reach column someone wrote that is not the JSON KMS writes is reported as corruption,
+/// naming the gateway, never read as "directly".
+#[tokio::test]
+async fn a_garbled_gateway_reach_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path()).await;
+    let store = open(dir.path()).await;
+    sqlx::query("UPDATE gateways SET reach = '{\"relays\": 7}' WHERE id = $1")
+        .bind(&f.gateway.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let read = store.gateway_by_name("gw").await;
+    assert!(
+        matches!(read, Err(StoreError::Corrupt(ref m)) if m.contains("reach of gateway gw")),
+        "{read:?}"
+    );
+    assert!(store.gateways().await.is_err());
+}

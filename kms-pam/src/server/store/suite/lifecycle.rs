@@ -1,6 +1,7 @@
 //! Enrollment and session life, on every engine.
 
 use super::*;
+use crate::kms::api::{GatewayReach, RelayLink};
 
 pub(super) async fn enrollment_tokens_are_single_use_and_expire(store: Arc<dyn Store>) {
     let (_, enrollment) = issue_token("kmse_").unwrap();
@@ -45,15 +46,59 @@ pub(super) async fn enrollment_tokens_are_single_use_and_expire(store: Arc<dyn S
     );
     let replay = store.complete_enrollment(finish).await;
     assert!(matches!(replay, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        enrolled.reach,
+        GatewayReach::default(),
+        "directly until told"
+    );
+    let reach = GatewayReach {
+        direct: false,
+        relays: vec![
+            RelayLink {
+                url: "relay-1.example:443".into(),
+                connected: true,
+            },
+            RelayLink {
+                url: "[2001:db8::7]:443".into(),
+                connected: false,
+            },
+        ],
+    };
     store
-        .record_heartbeat(&gateway.id, "gw2:8443", t(10))
+        .record_heartbeat(&gateway.id, "gw2:8443", &reach, t(10))
         .await
         .unwrap();
     let beat = store.gateway_by_name("gw").await.unwrap();
     assert_eq!(
-        (beat.address.as_deref(), beat.last_heartbeat),
-        (Some("gw2:8443"), Some(t(10)))
+        (beat.address.as_deref(), beat.last_heartbeat, &beat.reach),
+        (Some("gw2:8443"), Some(t(10)), &reach)
     );
+    assert_eq!(store.gateways().await.unwrap()[0].reach, reach);
+    let unknown = store
+        .record_heartbeat("no-such-gateway", "gw:1", &reach, t(11))
+        .await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))));
+
+    // A new instance enrolls after a revocation: what the old one reported is forgotten.
+    store.revoke_gateway(&gateway.id, t(20)).await.unwrap();
+    assert_eq!(store.gateway_by_id(&gateway.id).await.unwrap().reach, reach);
+    let (_, again) = issue_token("kmse_").unwrap();
+    store
+        .renew_enrollment(&gateway.id, &again, t(3600), t(21))
+        .await
+        .unwrap();
+    let (_, token) = issue_token("kmsg_").unwrap();
+    let renewed = store
+        .complete_enrollment(Enrollment {
+            gateway_id: gateway.id.clone(),
+            enrollment: again,
+            token,
+            address: "gw3.example:8443".into(),
+            now: t(22),
+        })
+        .await
+        .unwrap();
+    assert_eq!(renewed.reach, GatewayReach::default());
 }
 
 pub(super) async fn a_session_keeps_where_it_was_requested_from(store: Arc<dyn Store>) {

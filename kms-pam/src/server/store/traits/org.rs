@@ -9,7 +9,7 @@ use super::super::error::StoreError;
 use super::super::records::{
     Enrollment, GatewayRecord, MemberRecord, NewGateway, NewUser, ProjectRecord, UserRecord,
 };
-use crate::kms::api::ProjectRole;
+use crate::kms::api::{GatewayReach, ProjectRole};
 
 /// PAM projects and their members. A deleted project keeps its sessions' history in the
 /// database but is gone from every answer, and its name is free again.
@@ -118,18 +118,21 @@ pub(crate) trait GatewayStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> Result<GatewayRecord, StoreError>;
 
-    /// Spends the enrollment token and stores the gateway token and address, atomically.
-    /// `Conflict` if the token was spent (or expired) since [`Self::check_enrollment`].
+    /// Spends the enrollment token and stores the gateway token and address, atomically; the
+    /// reach an earlier instance reported is forgotten (the default until the new one's first
+    /// heartbeat). `Conflict` if the token was spent (or expired) since
+    /// [`Self::check_enrollment`].
     async fn complete_enrollment(
         &self,
         enrollment: Enrollment,
     ) -> Result<GatewayRecord, StoreError>;
 
-    /// Records a heartbeat and the gateway's current address.
+    /// Records a heartbeat with the gateway's current address and how CLIs reach it.
     async fn record_heartbeat(
         &self,
         gateway_id: &str,
         address: &str,
+        reach: &GatewayReach,
         now: SystemTime,
     ) -> Result<(), StoreError>;
 

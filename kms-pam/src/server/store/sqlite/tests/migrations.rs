@@ -73,7 +73,13 @@ async fn an_old_database_is_upgraded_with_its_rows_in_default() {
     let session = store.session(&SessionId::new("s1")).await.unwrap();
     assert_eq!(session.grant_id, None);
     assert_eq!(session.last_seen_at, UNIX_EPOCH + Duration::from_secs(100));
-    assert!(!store.gateway_by_name("gw").await.unwrap().revoked);
+    let gateway = store.gateway_by_name("gw").await.unwrap();
+    assert!(!gateway.revoked);
+    assert_eq!(
+        gateway.reach,
+        crate::kms::api::GatewayReach::default(),
+        "a gateway from before 0830 is reached directly"
+    );
 }
 
 /// Issue 28 point 6: the upgrade to gateway scope stops nothing that worked: every gateway
