@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kms_pam_tests::apiserver::{nginx_pod_names, ApiServerDouble, DoubleConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
