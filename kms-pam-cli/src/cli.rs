@@ -6,7 +6,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{console, gateway, login, pam, project, server, user, verify_bundle, whoami};
+use crate::commands::{
+    console, gateway, login, pam, project, relay, server, user, verify_bundle, whoami,
+};
 use crate::output::OutputFormat;
 
 /// Just-in-time, audited kubectl access to Kubernetes clusters.
@@ -65,6 +67,9 @@ pub(crate) enum Command {
     Gateway(gateway::GatewayArgs),
     /// PAM projects and their members.
     Project(project::ProjectArgs),
+    /// Relays, through which gateways that accept no inbound connection are reached: their
+    /// certificates.
+    Relay(relay::RelayArgs),
     /// Privileged access: resources, accounts, grants, sessions, access.
     Pam(pam::PamArgs),
     /// Sign in to the web console with a one-time link (valid 60 s).

@@ -4,8 +4,9 @@
 //! (`tracking`), projects and roles (`control`), taking access away (`revocation`), abandoned
 //! sessions (`abandon`), the database attacker (`attacker`), KMS over HTTPS and plain HTTP
 //! refused (`https`), the web console in a browser
-//! (`console`), replicas on PostgreSQL (`replicas`) and `server migrate-store`
-//! (`migrate_store`). `support` holds the fake KMS and the helpers that start the processes.
+//! (`console`), replicas on PostgreSQL (`replicas`), `server migrate-store`
+//! (`migrate_store`) and a relay's certificate (`relay_certificate`). `support` holds the fake
+//! KMS and the helpers that start the processes.
 
 // Tests: a failed set-up panics with its reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -20,6 +21,7 @@ mod flow;
 mod https;
 mod migrate_store;
 mod relay;
+mod relay_certificate;
 mod replicas;
 mod revocation;
 mod support;

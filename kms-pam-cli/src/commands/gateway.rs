@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use kms_pam::kms::api::{Gateway, UpdateGateway};
+use kms_pam::kms::api::{Gateway, GatewayStatus, UpdateGateway};
 
 use crate::globals::{Globals, KmsUrl};
 use crate::output::{self, Table};
@@ -31,10 +31,11 @@ enum GatewayCommand {
         #[arg(long = "assign", value_name = "PROJECT")]
         assign: Vec<String>,
     },
-    /// List gateways: address, online/offline/revoked, last heartbeat, audit key fingerprint,
-    /// the projects that may use each.
+    /// List gateways: address, how CLIs reach each (directly, through which relays, up or
+    /// down), online/offline/revoked, last heartbeat, audit key fingerprint, the projects that
+    /// may use each.
     List,
-    /// Show a gateway, the projects that may use it and its URL allow-list.
+    /// Show a gateway, how CLIs reach it, the projects that may use it and its URL allow-list.
     Show {
         /// Gateway name.
         name: String,
@@ -110,16 +111,19 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
             let mut table = Table::new(&[
                 "NAME",
                 "ADDRESS",
+                "REACH",
                 "STATUS",
                 "LAST HEARTBEAT",
                 "AUDIT KEY",
                 "PROJECTS",
             ]);
             for gateway in gateways {
+                let reach = reach(&gateway);
                 let key = gateway.audit_key.map(|k| k.fingerprint());
                 table.row(vec![
                     gateway.name,
                     output::or_dash(gateway.address.as_deref()),
+                    reach,
                     gateway.status.to_string(),
                     output::ago(gateway.last_heartbeat),
                     output::or_dash(key.as_deref()),
@@ -172,7 +176,9 @@ pub(crate) async fn run(args: GatewayArgs, globals: &Globals) -> anyhow::Result<
                 return Ok(ExitCode::SUCCESS);
             }
             output::print(&format!(
-                "Revoked gateway {name}: its token is refused and its sessions were ended. To                  bring it back, run `kms-pam gateway create {name}` and enroll it again with                  the new token (and a fresh data directory).\n"
+                "Revoked gateway {name}: its token is refused and its sessions were ended. To \
+                 bring it back, run `kms-pam gateway create {name}` and enroll it again with \
+                 the new token (and a fresh data directory).\n"
             ))?;
         }
     }
@@ -186,16 +192,26 @@ fn show(globals: &Globals, gateway: &Gateway) -> anyhow::Result<()> {
     }
     let key = gateway.audit_key.as_ref().map(|k| k.fingerprint());
     output::print(&format!(
-        "Name:            {}\nStatus:          {}\nAddress:         {}\nLast heartbeat:  {}\n\
-         Audit key:       {}\nProjects:        {}\nURL allow-list:  {}\n",
+        "Name:            {}\nStatus:          {}\nAddress:         {}\nReach:           {}\n\
+         Last heartbeat:  {}\nAudit key:       {}\nProjects:        {}\nURL allow-list:  {}\n",
         gateway.name,
         gateway.status,
         output::or_dash(gateway.address.as_deref()),
+        reach(gateway),
         output::ago(gateway.last_heartbeat),
         output::or_dash(key.as_deref()),
         listed(&gateway.projects, "none (no project may use it)"),
         listed(&gateway.allowed_url_hosts, "none (any URL)"),
     ))
+}
+
+/// How CLIs reach the gateway, as its last heartbeat said: `direct`, `relays r1:443 (up), …`,
+/// `direct + relays …`; `-` for a gateway not enrolled (pending, revoked).
+fn reach(gateway: &Gateway) -> String {
+    match gateway.status {
+        GatewayStatus::Pending | GatewayStatus::Revoked => "-".to_owned(),
+        _ => gateway.reach.to_string(),
+    }
 }
 
 fn listed(items: &[String], empty: &str) -> String {

@@ -6,6 +6,7 @@ pub(crate) mod gateway;
 pub(crate) mod login;
 pub(crate) mod pam;
 pub(crate) mod project;
+pub(crate) mod relay;
 pub(crate) mod server;
 pub(crate) mod user;
 pub(crate) mod verdict;
@@ -32,6 +33,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(args) => user::run(args, &globals).await,
         Command::Gateway(args) => gateway::run(args, &globals).await,
         Command::Project(args) => project::run(args, &globals).await,
+        Command::Relay(args) => relay::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
         Command::Console(args) => console::run(args, &globals).await,
         Command::VerifyBundle(args) => verify_bundle::run(args, &globals).await,

@@ -228,3 +228,82 @@ fn gateway_scope_commands_call_their_routes_with_their_bodies() {
     }
     assert_eq!(kms.seen().len(), 6, "usage errors send nothing");
 }
+
+/// Issue 20: how CLIs reach each gateway, in the table's REACH column and in `show`, as the
+/// gateway's last heartbeat said; JSON carries `reach` as KMS sent it; a gateway not enrolled
+/// is reached no way yet.
+#[test]
+fn gateway_list_and_show_say_how_each_gateway_is_reached() {
+    let gateway = |name: &str, status: &str, reach: &str| {
+        format!(
+            r#"{{"name":"{name}","address":"10.0.0.5:8443","status":"{status}",
+            "last_heartbeat":null,"created_at":"2026-01-01T10:00:00Z","reach":{reach}}}"#
+        )
+    };
+    let relayed = r#"{"direct":false,"relays":[{"url":"r1.example:443","connected":true},
+        {"url":"r2.example:443","connected":false}]}"#;
+    let both = r#"{"direct":true,"relays":[{"url":"r1.example:443","connected":true}]}"#;
+    let list = format!(
+        "[{},{},{},{}]",
+        gateway("gw-direct", "online", r#"{"direct":true,"relays":[]}"#),
+        gateway("gw-relayed", "online", relayed),
+        gateway("gw-both", "offline", both),
+        // An older KMS sends no reach: directly.
+        r#"{"name":"gw-old","address":"10.0.0.6:8443","status":"online","last_heartbeat":null,
+            "created_at":"2026-01-01T10:00:00Z"}"#,
+    );
+    let pending = gateway("gw-new", "pending", r#"{"direct":true,"relays":[]}"#);
+    let kms = FakeKms::routes(vec![
+        ("GET /v1/gateways", 200, list),
+        (
+            "GET /v1/gateways/gw-relayed",
+            200,
+            gateway("gw-relayed", "online", relayed),
+        ),
+        ("GET /v1/gateways/gw-new", 200, pending),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = kms_pam(
+            home.path(),
+            &[&["--url", &kms.url, "--token", "t", "gateway"], args].concat(),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let table = run(&["list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    let reach_at = lines[0].find("REACH").unwrap();
+    assert!(lines[0][..reach_at].contains("ADDRESS"), "{table}");
+    let reach_of = |line: &str| line[reach_at..].split("  ").next().unwrap_or("").to_owned();
+    assert_eq!(reach_of(lines[1]), "direct", "{table}");
+    assert_eq!(
+        reach_of(lines[2]),
+        "relays r1.example:443 (up), r2.example:443 (down)",
+        "{table}"
+    );
+    assert_eq!(
+        reach_of(lines[3]),
+        "direct + relays r1.example:443 (up)",
+        "{table}"
+    );
+    assert_eq!(reach_of(lines[4]), "direct", "{table}");
+
+    let json: serde_json::Value = serde_json::from_str(&run(&["list", "-o", "json"])).unwrap();
+    assert_eq!(
+        json[1]["reach"],
+        serde_json::from_str::<serde_json::Value>(relayed).unwrap()
+    );
+    assert_eq!(
+        json[3]["reach"],
+        serde_json::json!({"direct": true, "relays": []})
+    );
+
+    let shown = run(&["show", "gw-relayed"]);
+    assert!(
+        shown.contains("Reach:           relays r1.example:443 (up), r2.example:443 (down)\n"),
+        "{shown}"
+    );
+    let shown = run(&["show", "gw-new"]);
+    assert!(shown.contains("Reach:           -\n"), "{shown}");
+}

@@ -27,10 +27,15 @@ pub const BUDGETS: &[(&str, usize)] = &[
     ("kms_pam::gateway::standalone", 9),
     // +2: UpdateGateway and AssignGateway, the bodies of gateway scope (issue 28 point 6);
     // +1: RegisterSealingKey (issue 28 point 8).
-    ("kms_pam::kms::api", 67),
+    // +8, issue 20 (relays): GatewayReach (with its Default, and Display for `gateway list` and
+    // the console), RelayLink, RenewGatewayCertificate, RenewedGatewayCertificate,
+    // IssueRelayCertificate, RelayCertificate.
+    ("kms_pam::kms::api", 75),
     // +5: GatewaysApi's create_for, get, update, assign and unassign (issue 28 point 6);
     // +6: KmsClientOptions (struct, three methods), with_options, register_sealing_key (point 8).
-    ("kms_pam::kms::client", 104),
+    // +4, issue 20: GatewayApi::renew_certificate; KmsClient::relays, RelaysApi and its
+    // issue_certificate (`kms-pam relay certificate`).
+    ("kms_pam::kms::client", 108),
     ("kms_pam::kube", 13),
     ("kms_pam::kube::frames", 7),
     ("kms_pam::kube::kubeconfig", 18),
@@ -46,7 +51,9 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // +3: `SessionBinding` (what a session's signed record binds besides names), round three.
     ("kms_pam::session", 48),
     ("kms_pam::time", 4),
-    ("kms_pam::tls", 44),
+    // +4, issue 20: RelayIdentity and its from_cert_der, RELAY_URI_PREFIX,
+    // CertificateAuthority::sign_relay_csr (the relay's certificate and how peers check it).
+    ("kms_pam::tls", 48),
     ("kms_pam::transport", 12),
     ("kms_pam::transport::memory", 7),
     ("kms_pam::transport::tls", 17),

@@ -3,7 +3,8 @@
 //!
 //! The calls are grouped by API area, each behind a borrowed handle: the organisation's
 //! [`users`](KmsClient::users), [`gateways`](KmsClient::gateways),
-//! [`projects`](KmsClient::projects), [`members`](KmsClient::members),
+//! [`relays`](KmsClient::relays) (their certificates), [`projects`](KmsClient::projects),
+//! [`members`](KmsClient::members),
 //! [`audit`](KmsClient::audit) keys and [`console`](KmsClient::console) links
 //! (`organisation.rs`); a PAM project's [`resources`](KmsClient::resources),
 //! [`accounts`](KmsClient::accounts), [`grants`](KmsClient::grants) and
@@ -54,7 +55,9 @@ mod project;
 pub use error::{ConnectionFailure, KmsError};
 pub use gateway::GatewayApi;
 pub use kms_client::{KmsClient, KmsClientOptions, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
-pub use organisation::{AuditApi, ConsoleApi, GatewaysApi, MembersApi, ProjectsApi, UsersApi};
+pub use organisation::{
+    AuditApi, ConsoleApi, GatewaysApi, MembersApi, ProjectsApi, RelaysApi, UsersApi,
+};
 pub use project::{AccountsApi, GrantsApi, ResourcesApi, SessionFilter, SessionsApi};
 
 #[cfg(test)]

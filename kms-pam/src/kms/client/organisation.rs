@@ -8,8 +8,8 @@ use super::error::KmsError;
 use super::kms_client::{Call, KmsClient};
 use crate::kms::api::{
     AssignGateway, AuditKeys, CreateGateway, CreateProject, CreateUser, CreatedGateway,
-    CreatedUser, EnrollGateway, EnrolledGateway, Gateway, Member, Project, ProjectRole, SetMember,
-    UpdateGateway, User, WhoAmI,
+    CreatedUser, EnrollGateway, EnrolledGateway, Gateway, IssueRelayCertificate, Member, Project,
+    ProjectRole, RelayCertificate, SetMember, UpdateGateway, User, WhoAmI,
 };
 
 impl KmsClient {
@@ -35,6 +35,11 @@ impl KmsClient {
         GatewaysApi { client: self }
     }
 
+    /// Relays' certificates (`/v1/relays`, organisation admin).
+    pub fn relays(&self) -> RelaysApi<'_> {
+        RelaysApi { client: self }
+    }
+
     /// The PAM projects (`/v1/projects`).
     pub fn projects(&self) -> ProjectsApi<'_> {
         ProjectsApi { client: self }
@@ -53,6 +58,24 @@ impl KmsClient {
     /// Sign-in links to the web console (`/v1/console/links`).
     pub fn console(&self) -> ConsoleApi<'_> {
         ConsoleApi { client: self }
+    }
+}
+
+/// Relays' certificates: [`KmsClient::relays`].
+#[derive(Clone, Copy, Debug)]
+pub struct RelaysApi<'a> {
+    client: &'a KmsClient,
+}
+
+impl RelaysApi<'_> {
+    /// `POST /v1/relays/certificate` (organisation admin): a relay's serving certificate, for
+    /// the key of the request's CSR, with the KMS CA and its expiry.
+    pub async fn issue_certificate(
+        &self,
+        request: &IssueRelayCertificate,
+    ) -> Result<RelayCertificate, KmsError> {
+        let call = Call::new(Method::POST, &["relays", "certificate"]).json(request)?;
+        self.client.call(call).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Certificates the KMS CA signs after enrollment: a gateway's renewed identity (it renews
 //! before expiry, make-before-break: the new certificate is used once it holds it, the old one
-//! keeps working until then), and the serving certificate of a relay (docs/api.md,
-//! "Certificates"). KMS keeps no relay state: a relay is whoever holds a key KMS certified for
+//! keeps working until then), and the serving certificate of a relay (docs/api.md, "Relays").
+//! KMS keeps no relay state: a relay is whoever holds a key KMS certified for
 //! `kms-pam://relay/<name>`, and only an organisation administrator obtains one.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
