@@ -92,7 +92,11 @@ pub(crate) enum Command {
 impl Command {
     /// Whether this command runs a service (and should log like one).
     pub(crate) fn is_long_running_service(&self) -> bool {
-        matches!(self, Self::Server(_) | Self::Dev(_))
+        match self {
+            Self::Server(_) | Self::Dev(_) => true,
+            Self::Relay(relay) => relay.command.is_service(),
+            _ => false,
+        }
     }
 }
 

@@ -165,6 +165,27 @@ fn log_of(home: &Path, name: &str) -> String {
     std::fs::read_to_string(home.join(name)).unwrap_or_default()
 }
 
+/// [`wait_until`], showing the gateway's and the relays' logs when it times out.
+async fn wait_or_show<F: std::future::Future<Output = bool>>(
+    world: &World,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let home = world.home.path();
+    panic!(
+        "timed out waiting for {what}\ngateway:\n{}\nr1:\n{}\nr2:\n{}",
+        log_of(home, "gateway.log"),
+        log_of(home, "r1.log"),
+        log_of(home, "r2.log")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_works_through_relays_to_a_gateway_without_a_listening_socket() {
     let double = ApiServerDouble::start(DoubleConfig::default())
@@ -177,7 +198,7 @@ async fn kubectl_works_through_relays_to_a_gateway_without_a_listening_socket() 
     let enroll = world.new_gateway("gw1").await;
     let metrics = free_port().await;
     let gateway = start_gateway(&world, &enroll, &[&tap.addr, &r2_addr], metrics);
-    wait_until("the gateway's tunnels to both relays", || async {
+    wait_or_show(&world, "the gateway's tunnels to both relays", || async {
         let list = world.json(&["gateway", "list", "-o", "json"]).await;
         let reach = &list[0]["reach"];
         reach["direct"] == false
@@ -267,7 +288,7 @@ async fn kubectl_works_through_relays_to_a_gateway_without_a_listening_socket() 
         out.stderr
     );
     // KMS hears the relay is gone; new sessions go straight to the other one.
-    wait_until("KMS to hear the relay is gone", || async {
+    wait_or_show(&world, "KMS to hear the relay is gone", || async {
         let list = world.json(&["gateway", "list", "-o", "json"]).await;
         list[0]["reach"]["relays"][0]["connected"] == false
     })

@@ -7,6 +7,7 @@ pub(crate) mod login;
 pub(crate) mod pam;
 pub(crate) mod project;
 pub(crate) mod relay;
+mod relay_serve;
 pub(crate) mod server;
 pub(crate) mod user;
 pub(crate) mod verdict;

@@ -30,7 +30,7 @@ pub(crate) const CA_FILE: &str = "kms-ca.crt";
 #[derive(Debug, Args)]
 pub(crate) struct RelayArgs {
     #[command(subcommand)]
-    command: RelayCommand,
+    pub(crate) command: RelayCommand,
 }
 
 /// The `relay` subcommands.
@@ -40,6 +40,17 @@ pub(crate) enum RelayCommand {
     /// writes DIR/relay.key (mode 0600), DIR/relay.crt and DIR/kms-ca.crt. The certificate is
     /// valid 90 days; run it again before then.
     Certificate(CertificateArgs),
+    /// Run a relay on the certificate `relay certificate` wrote: gateways dial in with their
+    /// identity, CLIs with their session certificate, and the relay joins them, carrying only
+    /// ciphertext. SIGTERM drains (docs/relay.md).
+    Serve(super::relay_serve::RelayServeArgs),
+}
+
+impl RelayCommand {
+    /// Whether this runs a service (and should log like one).
+    pub(crate) fn is_service(&self) -> bool {
+        matches!(self, Self::Serve(_))
+    }
 }
 
 /// `relay certificate`.
@@ -63,6 +74,7 @@ pub(crate) struct CertificateArgs {
 pub(crate) async fn run(args: RelayArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match args.command {
         RelayCommand::Certificate(args) => certificate(args, globals).await,
+        RelayCommand::Serve(args) => super::relay_serve::run(args).await,
     }
 }
 

@@ -17,10 +17,20 @@ use super::server::shutdown_signal;
 #[derive(Debug, Args)]
 pub(crate) struct RelayServeArgs {
     /// Address gateways and CLIs connect to.
-    #[arg(long, env = "KMS_PAM_LISTEN", default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "KMS_PAM_LISTEN",
+        default_value = "0.0.0.0:8443",
+        value_name = "ADDR"
+    )]
     listen: SocketAddr,
     /// Where `kms-pam relay certificate` wrote relay.crt, relay.key and kms-ca.crt.
-    #[arg(long, env = "KMS_PAM_CERT_DIR", default_value = "kms-pam-relay", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "KMS_PAM_CERT_DIR",
+        default_value = "kms-pam-relay",
+        value_name = "DIR"
+    )]
     cert_dir: PathBuf,
     /// The relay's name in logs and in what CLIs are told (default: the certificate's).
     #[arg(long, env = "KMS_PAM_NAME", value_name = "NAME")]
@@ -29,7 +39,12 @@ pub(crate) struct RelayServeArgs {
     #[arg(long, env = "KMS_PAM_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// On SIGTERM, how long relayed streams may finish after gateways were told to re-tunnel.
-    #[arg(long, env = "KMS_PAM_DRAIN_GRACE", default_value = "30", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "KMS_PAM_DRAIN_GRACE",
+        default_value = "30",
+        value_name = "SECS"
+    )]
     drain_grace: u64,
 }
 
@@ -45,7 +60,11 @@ pub(crate) async fn run(args: RelayServeArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let cert = read("relay.crt")?;
-    let tls = RelayTls::new(read("kms-ca.crt")?, cert.clone(), PrivateKeyPem::new(read("relay.key")?));
+    let tls = RelayTls::new(
+        read("kms-ca.crt")?,
+        cert.clone(),
+        PrivateKeyPem::new(read("relay.key")?),
+    );
     let name = match args.name {
         Some(name) => name,
         None => certificate_name(&cert)?,

@@ -112,7 +112,7 @@ impl RelayStatus {
 /// A frame that could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The stream failed or ended.
     #[error("{0}")]
     Io(#[from] std::io::Error),

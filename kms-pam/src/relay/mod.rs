@@ -31,7 +31,7 @@ use rustls_pki_types::CertificateDer;
 
 pub use connector::RelayConnector;
 pub use dial::{dial_relays, DialOptions, RelayLinks, RelayTunnels};
-pub use frame::{FrameError, RelayCode, RelayStatus};
+pub use frame::{RelayCode, RelayStatus};
 pub use server::{serve, RelayConfig};
 
 use crate::tls::{PrivateKeyPem, TlsError};
