@@ -89,7 +89,7 @@ pub struct RelayStatus {
 
 impl RelayStatus {
     /// A status with no retry hint.
-    pub fn new(code: RelayCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: RelayCode, message: impl Into<String>) -> Self {
         Self {
             code,
             retry_after: Duration::ZERO,
@@ -98,12 +98,12 @@ impl RelayStatus {
     }
 
     /// The status that lets the inner TLS start.
-    pub fn ok() -> Self {
+    pub(crate) fn ok() -> Self {
         Self::new(RelayCode::Ok, "")
     }
 
     /// With a retry hint.
-    pub fn retry_after(mut self, after: Duration) -> Self {
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
         self
     }
