@@ -11,6 +11,15 @@ use crate::commands::{
 };
 use crate::output::OutputFormat;
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// For people: one line per event (colours only on a terminal).
+    Text,
+    /// For machines: one JSON object per line.
+    Json,
+}
+
 /// Just-in-time, audited kubectl access to Kubernetes clusters.
 #[derive(Debug, Parser)]
 #[command(name = "kms-pam", version, propagate_version = true)]
@@ -45,6 +54,15 @@ pub(crate) struct Cli {
     /// Output format of listings.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// Log lines on stderr as text or as JSON lines (one object per line, for a log pipeline).
+    #[arg(
+        long,
+        env = "KMS_PAM_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -13,7 +13,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.command.is_long_running_service());
+    init_tracing(cli.command.is_long_running_service(), cli.log_format);
     quiet_panics();
     // The servers (`server`, `dev`) use every core; the other commands serve one user, and
     // `pam access` runs its loopback proxy on this one thread: no cross-thread wake-ups and
@@ -42,15 +42,20 @@ fn report(error: &anyhow::Error) -> ExitCode {
 
 /// Logs go to stderr; `RUST_LOG` overrides the level. Servers log at `info`, the interactive
 /// commands only warnings, so their own output stays readable.
-fn init_tracing(service: bool) {
+fn init_tracing(service: bool, format: cli::LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let default = if service { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        cli::LogFormat::Json => builder.json().init(),
+        // Colour codes only where a terminal shows them, never into a log file.
+        cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// A bug must still end in one line on stderr, not a backtrace.

@@ -30,16 +30,39 @@ const DEV_GATEWAY: &str = "dev";
 pub(crate) struct ServerArgs {
     #[command(subcommand)]
     command: Option<ServerCommand>,
-    /// Address to serve the API on.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    /// Address to serve the API on (and /healthz, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "KMS_PAM_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     listen: SocketAddr,
     /// Where the database, root key and admin token live (created 0700).
-    #[arg(long, default_value = "kms-pam-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "KMS_PAM_DATA_DIR",
+        default_value = "kms-pam-data",
+        value_name = "DIR"
+    )]
     data_dir: PathBuf,
     /// Store to use: sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite in
-    /// DATA_DIR).
-    #[arg(long, env = "KMS_PAM_DATABASE", value_name = "URL")]
+    /// DATA_DIR). A PostgreSQL URL with a password belongs in --database-file.
+    #[arg(
+        long,
+        env = "KMS_PAM_DATABASE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     database: Option<String>,
+    /// Read the store's URL from this file (a mounted secret; surrounding whitespace ignored).
+    #[arg(
+        long,
+        env = "KMS_PAM_DATABASE_FILE",
+        value_name = "FILE",
+        conflicts_with = "database"
+    )]
+    database_file: Option<PathBuf>,
     /// Root key file sealing secrets at rest (default: DATA_DIR/root.key); every replica on
     /// one PostgreSQL database must be given the same file.
     #[arg(long, env = "KMS_PAM_ROOT_KEY_FILE", value_name = "PATH")]
@@ -109,6 +132,17 @@ async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store URL a `--database-file` holds (it may carry a password: never on a command line).
+fn read_database_file(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --database-file {}", file.display()))?;
+    let url = text.trim();
+    if url.is_empty() {
+        bail!("--database-file {} is empty", file.display());
+    }
+    Ok(url.to_owned())
+}
+
 /// Runs `server`.
 pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(ServerCommand::MigrateStore(migrate)) = args.command {
@@ -118,8 +152,12 @@ pub(crate) async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(ServerTls::new(cert, key)),
         _ => None,
     };
+    let database = match &args.database_file {
+        Some(file) => Some(read_database_file(file)?),
+        None => args.database,
+    };
     let config = ServerConfig::new(args.data_dir)
-        .with_database(args.database)
+        .with_database(database)
         .with_root_key(args.root_key)
         .with_tls(tls);
     let server = Server::open(config).await?;

@@ -30,6 +30,8 @@ pub(crate) fn build(state: AppState) -> Router {
     let router = Router::new()
         .route("/metrics", get(health::metrics))
         .route("/v1/healthz", get(health::healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/v1/whoami", get(users::whoami))
         .route("/v1/users", post(users::create).get(users::list))
         .route("/v1/users/{name}", delete(users::delete))

@@ -40,6 +40,14 @@ async fn first_start_creates_private_state_and_a_working_admin() {
         )
         .await;
     assert_eq!(health.expect(StatusCode::OK)["status"], "ok");
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let answer = kms.call(http::Method::GET, path, None, serde_json::Value::Null);
+        assert_eq!(
+            answer.await.expect(StatusCode::OK)["status"],
+            status,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

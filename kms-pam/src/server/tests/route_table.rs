@@ -356,6 +356,8 @@ fn table(s: &str) -> Vec<Row> {
             [401; 7],
         ),
         (Method::GET, "/metrics".into(), none, [200; 7]),
+        (Method::GET, "/healthz".into(), none, [200; 7]),
+        (Method::GET, "/readyz".into(), none, [200; 7]),
         // Last, as it ends the session: its owner and project admins end it, auditors cannot.
         (
             Method::POST,
