@@ -105,6 +105,17 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Exit 0 when URL answers 200: a container healthcheck for `server` (its /healthz) or
+    /// `relay serve` (its metrics port), in an image with no shell or curl.
+    Healthcheck {
+        /// What to ask (plain http).
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080/healthz",
+            value_name = "URL"
+        )]
+        url: String,
+    },
 }
 
 impl Command {

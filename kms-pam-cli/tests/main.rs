@@ -17,6 +17,7 @@ mod attacker;
 mod cli;
 mod console;
 mod control;
+mod deploy_env;
 mod flow;
 mod https;
 mod migrate_store;

@@ -23,7 +23,11 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(name = "kms-pam-gateway", version, about)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["kms_url", "config"])))]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Args {
+    /// Something else than serving.
+    #[command(subcommand)]
+    command: Option<GatewayCommand>,
     /// KMS base URL: sessions and credentials come from KMS. With KMS replicas, repeat it or
     /// separate the URLs with commas: calls go on to the next URL when one cannot be reached.
     #[arg(
@@ -46,15 +50,15 @@ struct Args {
     /// Allow a plain http:// KMS URL to another host than this one (a lab network only): the
     /// gateway token and every session's service-account credential would cross the network
     /// in clear. Refused without it.
-    #[arg(long, requires = "kms_url")]
+    #[arg(long, env = "KMS_PAM_INSECURE_HTTP", requires = "kms_url")]
     insecure_http: bool,
     /// This gateway's name, as created with `kms-pam gateway create NAME`.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "KMS_PAM_NAME", value_name = "NAME")]
     name: Option<String>,
     /// The address CLIs dial, HOST:PORT (default: the listen address; required when that is
     /// unspecified, such as the default 0.0.0.0). With relays only, the name the gateway's
     /// certificate carries (default: NAME:443); nothing dials it.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "KMS_PAM_ADVERTISE", value_name = "ADDR")]
     advertise: Option<String>,
     /// Dial out to this relay (HOST:PORT), so CLIs reach the gateway without an inbound port.
     /// Repeat it (or separate with commas) for several relays; the gateway keeps a tunnel to
@@ -68,25 +72,73 @@ struct Args {
     )]
     relays: Vec<String>,
     /// One-time enrollment token (first run only).
-    #[arg(long, value_name = "TOKEN", env = "KMS_PAM_ENROLL_TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KMS_PAM_ENROLL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "enroll_token_file"
+    )]
     enroll_token: Option<String>,
+    /// Read the one-time enrollment token from this file (a mounted secret), so it is on no
+    /// command line.
+    #[arg(long, value_name = "FILE", env = "KMS_PAM_ENROLL_TOKEN_FILE")]
+    enroll_token_file: Option<PathBuf>,
     /// Where the gateway keeps its identity and audit spool.
-    #[arg(long, value_name = "DIR", default_value = "kms-pam-gateway-data")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "KMS_PAM_DATA_DIR",
+        default_value = "kms-pam-gateway-data"
+    )]
     data_dir: PathBuf,
     /// Standalone mode: resources, accounts and sessions from this YAML file (see
     /// docs/standalone-gateway.md).
-    #[arg(long, value_name = "FILE", conflicts_with = "kms_url")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KMS_PAM_CONFIG",
+        conflicts_with = "kms_url"
+    )]
     config: Option<PathBuf>,
     /// Address to accept session tunnels on (default 0.0.0.0:8443; with --relay, none unless
     /// given).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "KMS_PAM_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Serve /healthz and Prometheus /metrics on this address.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve /healthz, /readyz (ready: listening, or a relay holds the tunnel) and Prometheus
+    /// /metrics on this address.
+    #[arg(long, value_name = "ADDR", env = "KMS_PAM_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
     /// Append audit events as JSON lines to this file (default: DATA_DIR/audit.jsonl).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "KMS_PAM_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// Log lines on stderr as text or as JSON lines.
+    #[arg(long, value_enum, env = "KMS_PAM_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One line per event (colours only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What the gateway does besides serving.
+#[derive(Debug, clap::Subcommand)]
+enum GatewayCommand {
+    /// Exit 0 when URL answers 200 (a container healthcheck: the image has no shell or curl).
+    Healthcheck {
+        /// What to ask (plain http).
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:9100/healthz",
+            value_name = "URL"
+        )]
+        url: String,
+    },
 }
 
 /// Where tunnels are accepted when nothing else is said.
@@ -105,15 +157,10 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if !args.kms_url.is_empty() {
+    if args.command.is_none() && !args.kms_url.is_empty() {
         check_advertise(&args);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing(args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -121,6 +168,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(GatewayCommand::Healthcheck { url }) = &args.command {
+        return match runtime.block_on(kms_pam::metrics::healthcheck(url)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -185,8 +241,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             })?;
             kms_client = kms_client.with_tls(UpstreamTls::CaBundle(pem));
         }
+        let enroll_token = match &args.enroll_token_file {
+            Some(file) => Some(read_token_file(file)?),
+            None => args.enroll_token.map(Secret::new),
+        };
         let config = KmsGateway::new(kms_url, name, args.data_dir, advertise)
-            .with_enroll_token(args.enroll_token.map(Secret::new))
+            .with_enroll_token(enroll_token)
             .with_kms_client_options(kms_client)
             .with_relays(Some(DialOptions::new(relays)))
             .with_options(options);
@@ -194,6 +254,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level (default `info`).
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        // Colour codes only where a terminal shows them, never into a log file.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// A gateway must never advertise an unspecified address (`0.0.0.0`, `::`): CLIs would dial
@@ -226,6 +301,17 @@ fn check_advertise(args: &Args) {
             .error(clap::error::ErrorKind::MissingRequiredArgument, problem)
             .exit();
     }
+}
+
+/// The enrollment token a `--enroll-token-file` holds.
+fn read_token_file(file: &std::path::Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --enroll-token-file {}", file.display()))?;
+    let token = Secret::new(text.trim());
+    if token.is_empty() {
+        anyhow::bail!("--enroll-token-file {} is empty", file.display());
+    }
+    Ok(token)
 }
 
 /// Ctrl+C or SIGTERM.

@@ -40,5 +40,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyBundle(args) => verify_bundle::run(args, &globals).await,
         Command::Logout => login::logout(),
         Command::Completion { shell } => completion::print(shell),
+        Command::Healthcheck { url } => match kms_pam::metrics::healthcheck(&url).await {
+            Ok(()) => Ok(std::process::ExitCode::SUCCESS),
+            Err(e) => anyhow::bail!("unhealthy: {e}"),
+        },
     }
 }

@@ -82,3 +82,41 @@ fn answer<B>(request: &Request<B>, exposition: &Exposition) -> Response<Full<Byt
     );
     response
 }
+
+/// GETs `url` (plain `http://`, a loopback probe: the metrics port, or a KMS listener without
+/// TLS) and succeeds when it answers 200 within 5 s: the binaries' `healthcheck` subcommand, for
+/// container healthchecks in images without a shell or curl. Not API.
+#[doc(hidden)]
+pub async fn healthcheck(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    if parsed.scheme() != "http" {
+        return Err(format!("{url}: healthcheck speaks plain http:// only"));
+    }
+    let host = parsed.host_str().ok_or(format!("{url}: no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let probe = async {
+        let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let io = hyper_util::rt::TokioIo::new(tcp);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        tokio::spawn(conn);
+        let request = Request::get(parsed.path())
+            .header(header::HOST, format!("{host}:{port}"))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        match response.status() {
+            StatusCode::OK => Ok(()),
+            status => Err(format!("{url} answered {status}")),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), probe)
+        .await
+        .map_err(|_| format!("{url}: no answer within 5 s"))?
+}

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub use endpoint::healthcheck;
 pub(crate) use endpoint::{serve, Exposition};
 
 /// Called before each scrape to copy values kept elsewhere into a gateway's metrics.

@@ -16,16 +16,27 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the store answers a read, 503 (with the reason) when it does not.
+/// How long `/readyz` waits for the store: probes time out in seconds, and a store that
+/// takes longer is not one to send traffic to.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /readyz`: 200 when the store answers a read within [`READY_WITHIN`], 503 (with the
+/// reason) when it does not.
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.latest_seq().await {
-        Ok(_) => (http::StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => {
+    // The store's own error stays in the log: this route answers anyone.
+    let reason = match tokio::time::timeout(READY_WITHIN, state.store.latest_seq()).await {
+        Ok(Ok(_)) => return (http::StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: the store does not answer");
-            let body = json!({"status": "not ready", "reason": "the store does not answer"});
-            (http::StatusCode::SERVICE_UNAVAILABLE, Json(body))
+            "the store does not answer".to_owned()
         }
-    }
+        Err(_) => {
+            tracing::warn!(within = ?READY_WITHIN, "not ready: the store did not answer in time");
+            format!("the store did not answer within {READY_WITHIN:?}")
+        }
+    };
+    let body = json!({"status": "not ready", "reason": reason});
+    (http::StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
 
 /// `GET /metrics`.
