@@ -1,6 +1,8 @@
 //! The proxy path side by side with the alternatives, under the same client load:
 //! (a) the API server directly, (b) `kubectl proxy`, (c) the kms-pam path (local proxy → mTLS
-//! tunnel → gateway) auditing to a JSON-lines file, (d) the same with a null audit sink.
+//! tunnel → gateway) auditing to a JSON-lines file, (d) the same with a null audit sink, (e)
+//! (c) with the gateway reached through a relay (local proxy → relay ← gateway, a third
+//! process; the tunnel inside unchanged).
 //!
 //! Run with: `cargo bench -p kms-pam-benches --bench proxy_path` (`BENCH_QUICK=1` for a smoke
 //! run). Prints a table, the ratios the goals are stated in, and writes
@@ -12,7 +14,7 @@ use std::time::Duration;
 use kms_pam_benches::cpu::{CpuSampler, CpuShare};
 use kms_pam_benches::fixtures::{CONFIGMAPS_PATH, LARGE_LIST_BYTES, LIST_QUERY, PODS_PATH};
 use kms_pam_benches::load::{self, Endpoint, Load, LoadResult, Phase};
-use kms_pam_benches::path::{Audit, KmsPath, UpstreamNode, HTTP1};
+use kms_pam_benches::path::{Audit, KmsPath, Reach, UpstreamNode, HTTP1};
 use kms_pam_benches::report::{self, Machine};
 use kms_pam_benches::rss;
 use kms_pam_benches::spawn::{find_kubectl, KubectlProxy};
@@ -185,12 +187,23 @@ async fn run() -> anyhow::Result<()> {
     if let Some(result) = kubectl_proxy(&upstream, context).await? {
         results.push(result);
     }
-    for (key, name, audit) in [
-        ("c", "kms-pam, JSON-lines audit", Audit::JsonLines),
-        ("d", "kms-pam, null audit", Audit::Null),
+    for (key, name, audit, reach) in [
+        (
+            "c",
+            "kms-pam, JSON-lines audit",
+            Audit::JsonLines,
+            Reach::Direct,
+        ),
+        ("d", "kms-pam, null audit", Audit::Null, Reach::Direct),
+        (
+            "e",
+            "kms-pam via a relay, JSON-lines audit",
+            Audit::JsonLines,
+            Reach::Relayed,
+        ),
     ] {
         println!("({key}) {name}");
-        let path = KmsPath::start(exe, &upstream, audit).await?;
+        let path = KmsPath::start_reaching(exe, &upstream, audit, reach).await?;
         let endpoint = path.endpoint(HTTP1)?;
         let mut result = measure((key, name), &endpoint, &path.processes(), context).await?;
         result.audit_events_written = path.stop().await?;

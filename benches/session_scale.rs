@@ -28,15 +28,16 @@ use http::Request;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use kms_pam::relay::RelayConnector;
 use kms_pam::tls::PrivateKeyPem;
 use kms_pam::transport::tls::TlsConnector;
-use kms_pam::transport::GatewayTransport as _;
+use kms_pam::transport::GatewayTransport;
 use kms_pam_benches::cpu::{CpuSampler, CpuShare};
 use kms_pam_benches::fixtures::{LIST_QUERY, PODS_PATH};
-use kms_pam_benches::node::{AuditSpec, GatewaySpec, Role};
+use kms_pam_benches::node::{AuditSpec, GatewaySpec, RelaySpec, Role};
 use kms_pam_benches::path::{UpstreamNode, GATEWAY_NAME};
 use kms_pam_benches::pki::{self, SessionMaterial};
-use kms_pam_benches::report::{self, Machine, Table};
+use kms_pam_benches::report::{self, Machine};
 use kms_pam_benches::rss::{self, kib_to_mib};
 use kms_pam_benches::spawn::NodeProcess;
 use serde::Serialize;
@@ -45,13 +46,15 @@ use tokio::task::JoinSet;
 
 #[path = "session_scale/kms.rs"]
 mod kms;
+#[path = "session_scale/print.rs"]
+mod print;
 
-use kms::{kms_sessions, KmsSessions};
+use kms::kms_sessions;
 
 const BENCH_NODE: &str = env!("CARGO_BIN_EXE_bench-node");
 
 /// Tunnels being opened at once: users arrive together, but not all in the same instant.
-const OPEN_CONCURRENCY: usize = 16;
+pub(crate) const OPEN_CONCURRENCY: usize = 16;
 /// The HTTP/2 windows kubectl (Go) opens: 4 MiB per stream, 1 GiB per connection.
 const CLIENT_WINDOWS: (u32, u32) = (4 << 20, 1 << 30);
 
@@ -103,6 +106,16 @@ struct GatewayScale {
     cpu_cores: Vec<CpuShare>,
     gateway_cpu_us_per_request: f64,
     watches_delivered: usize,
+    /// On the relayed run: the relay's memory.
+    relay: Option<RelayMemory>,
+}
+
+/// A relay's memory with every session's tunnel through it.
+#[derive(Clone, Debug, Serialize)]
+struct RelayMemory {
+    idle_kb: u64,
+    open_kb: u64,
+    kib_per_tunnel: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,14 +129,16 @@ async fn run() -> anyhow::Result<()> {
     let settings = Settings::new(kms_pam_benches::quick_mode());
     println!("session_scale: {settings:?}");
     check_descriptors(settings.sessions)?;
-    let gateway = gateway_scale(&settings).await?;
+    let gateway = gateway_scale(&settings, false).await?;
+    let relayed = gateway_scale(&settings, true).await?;
     let kms = kms_sessions(settings.kms_sessions).await?;
-    print(&gateway, &kms);
+    print::print(&gateway, &relayed, &kms);
     let json = serde_json::json!({
         "benchmark": "session_scale",
         "machine": Machine::describe(),
         "settings": settings,
         "gateway": gateway,
+        "relayed": relayed,
         "kms": kms,
     });
     let written = report::write_json("session_scale.json", &json)?;
@@ -155,14 +170,25 @@ struct Tunnel {
     sender: http2::SendRequest<Empty<Bytes>>,
 }
 
-async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
+/// Part (1), direct or with every tunnel through a relay (a third process).
+async fn gateway_scale(settings: &Settings, relayed: bool) -> anyhow::Result<GatewayScale> {
     let n = settings.sessions;
     let exe = kms_pam_benches::node_exe(BENCH_NODE);
     let exe = exe.as_path();
     let upstream = UpstreamNode::start(exe, 1 << 20).await?;
     let made = Instant::now();
-    let (material, sessions) = pki::generate_sessions(GATEWAY_NAME, n)?;
+    let (material, relay_material, sessions) = pki::generate_with_relay(GATEWAY_NAME, n)?;
     println!("{n} session certificates in {:.1?}", made.elapsed());
+    let relay = match relayed {
+        true => {
+            let spec = RelaySpec {
+                tls: relay_material,
+            };
+            Some(NodeProcess::start(exe, Role::Relay, &spec).await?)
+        }
+        false => None,
+    };
+    let relay_idle = relay.as_ref().map(|r| rss::read(r.pid())).transpose()?;
     let audit = tempfile::tempdir()?;
     let spec = GatewaySpec {
         name: GATEWAY_NAME.into(),
@@ -172,14 +198,21 @@ async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
         upstream_ca_pem: upstream.tls.ca_pem.clone(),
         token: upstream.token.clone(),
         audit: AuditSpec::JsonLines(audit.path().join("audit.jsonl")),
+        relays: relay.iter().map(|r| r.ready.addr.to_string()).collect(),
     };
     let gateway = NodeProcess::start(exe, Role::Gateway, &spec).await?;
     let pid = gateway.pid();
-    let addr = gateway.ready.addr.to_string();
+    let target = Target {
+        gateway: gateway.ready.addr.to_string(),
+        relay: relay.as_ref().map(|r| r.ready.addr.to_string()),
+    };
     let idle = rss::read(pid)?;
+    if target.relay.is_some() {
+        wait_for_relay_tunnel(&material.ca_pem, &sessions[0], &target).await?;
+    }
 
     let opened = Instant::now();
-    let (tunnels, open_times) = open_tunnels(&material.ca_pem, &sessions, &addr).await?;
+    let (tunnels, open_times) = open_tunnels(&material.ca_pem, &sessions, &target).await?;
     let tunnels_open_s = opened.elapsed().as_secs_f64();
     println!("{n} tunnels open in {tunnels_open_s:.2} s");
     let delivered = Arc::new(AtomicUsize::new(0));
@@ -206,6 +239,17 @@ async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
     // Let the gateway settle (buffers, audit writer) before reading its memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let open = rss::read(pid)?;
+    let relay_memory = match (&relay, relay_idle) {
+        (Some(relay), Some(idle)) => {
+            let open = rss::read(relay.pid())?;
+            Some(RelayMemory {
+                idle_kb: idle.now_kb,
+                open_kb: open.now_kb,
+                kib_per_tunnel: open.now_kb.saturating_sub(idle.now_kb) as f64 / n as f64,
+            })
+        }
+        _ => None,
+    };
     println!(
         "{n} watches open; gateway RSS {:.1} MiB (idle {:.1})",
         kib_to_mib(open.now_kb),
@@ -238,6 +282,9 @@ async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
     drop(tunnels);
     watches.abort_all();
     gateway.stop().await?;
+    if let Some(relay) = relay {
+        relay.stop().await?;
+    }
     upstream.process.stop().await?;
 
     let mut open_times = open_times;
@@ -261,7 +308,59 @@ async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
             / periodic.requests.max(1) as f64,
         cpu_cores,
         watches_delivered,
+        relay: relay_memory,
     })
+}
+
+/// Where the bench's "local proxies" dial: the gateway, or a relay in front of it.
+struct Target {
+    gateway: String,
+    relay: Option<String>,
+}
+
+impl Target {
+    fn connector(
+        &self,
+        ca_pem: &str,
+        session: &SessionMaterial,
+    ) -> anyhow::Result<Box<dyn GatewayTransport>> {
+        let key = PrivateKeyPem::new(session.key_pem.clone());
+        let cert = &session.cert_pem;
+        Ok(match &self.relay {
+            None => Box::new(TlsConnector::from_pem(
+                ca_pem,
+                cert,
+                &key,
+                self.gateway.clone(),
+            )?),
+            Some(relay) => Box::new(RelayConnector::from_pem(
+                ca_pem,
+                cert,
+                &key,
+                GATEWAY_NAME,
+                &self.gateway,
+                vec![relay.clone()],
+            )?),
+        })
+    }
+}
+
+/// Waits until the gateway's tunnel to the relay is up (the relay answers `gateway offline`
+/// until then).
+async fn wait_for_relay_tunnel(
+    ca_pem: &str,
+    session: &SessionMaterial,
+    target: &Target,
+) -> anyhow::Result<()> {
+    let connector = target.connector(ca_pem, session)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match connector.connect().await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => bail!("the relay never held the gateway: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Opens one tunnel per session, [`OPEN_CONCURRENCY`] at a time; returns them in order and how
@@ -269,13 +368,12 @@ async fn gateway_scale(settings: &Settings) -> anyhow::Result<GatewayScale> {
 async fn open_tunnels(
     ca_pem: &str,
     sessions: &[SessionMaterial],
-    addr: &str,
+    target: &Target,
 ) -> anyhow::Result<(Vec<Tunnel>, Vec<u64>)> {
     let gate = Arc::new(Semaphore::new(OPEN_CONCURRENCY));
     let mut opening = JoinSet::new();
     for (i, session) in sessions.iter().enumerate() {
-        let key = PrivateKeyPem::new(session.key_pem.clone());
-        let connector = TlsConnector::from_pem(ca_pem, &session.cert_pem, &key, addr.to_owned())?;
+        let connector = target.connector(ca_pem, session)?;
         let gate = gate.clone();
         opening.spawn(async move {
             let _permit = gate.acquire_owned().await?;
@@ -382,79 +480,4 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i] as f64
-}
-
-fn print(g: &GatewayScale, k: &KmsSessions) {
-    let mut table = Table::new(["gateway, concurrent sessions", "value"]);
-    let cores = g
-        .cpu_cores
-        .iter()
-        .map(|c| format!("{} {:.2}", c.role, c.cores))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = [
-        (
-            "sessions (tunnel + certificate + watch each)",
-            g.sessions.to_string(),
-        ),
-        (
-            "tunnels opened",
-            format!(
-                "{:.0}/s ({OPEN_CONCURRENCY} at a time); p50 {:.1} ms, p99 {:.1} ms",
-                g.tunnels_per_s, g.tunnel_open_p50_ms, g.tunnel_open_p99_ms
-            ),
-        ),
-        (
-            "gateway RSS idle / open / after requests",
-            format!(
-                "{:.1} / {:.1} / {:.1} MiB",
-                kib_to_mib(g.idle_kb),
-                kib_to_mib(g.open_kb),
-                kib_to_mib(g.end_kb)
-            ),
-        ),
-        (
-            "memory per session",
-            format!("{:.1} KiB", g.kib_per_session),
-        ),
-        (
-            "periodic small lists",
-            format!("{} ({} failed)", g.requests, g.errors),
-        ),
-        (
-            "latency p50 / p99",
-            format!("{:.0} / {:.0} µs", g.request_p50_us, g.request_p99_us),
-        ),
-        ("cores busy", cores),
-        (
-            "gateway CPU per request",
-            format!("{:.0} µs", g.gateway_cpu_us_per_request),
-        ),
-        (
-            "watches delivering at the end",
-            format!("{} of {}", g.watches_delivered, g.sessions),
-        ),
-    ];
-    for (name, value) in rows {
-        table.row([name.to_owned(), value]);
-    }
-    println!("\n{}", table.render());
-    let mut table = Table::new(["KMS, sessions back to back", "value"]);
-    let rows = [
-        ("sessions opened and closed", k.sessions.to_string()),
-        ("open + close cycles", format!("{:.1}/s", k.cycle_per_s)),
-        (
-            "opens (1 / mean open time)",
-            format!("{:.1}/s", k.open_per_s),
-        ),
-        (
-            "open until kubeconfig ready, p50 / p99",
-            format!("{:.1} / {:.1} ms", k.open_p50_ms, k.open_p99_ms),
-        ),
-        ("close, p50", format!("{:.1} ms", k.close_p50_ms)),
-    ];
-    for (name, value) in rows {
-        table.row([name.to_owned(), value]);
-    }
-    println!("{}", table.render());
 }

@@ -26,15 +26,26 @@ pub(crate) struct Ratios {
     large_c_over_b: Option<f64>,
     audit_c_over_d: Option<f64>,
     large_memory_flat: Option<bool>,
+    /// The relayed path beside the direct one (same audit): what the relay costs.
+    relayed_throughput_e_over_c: Option<f64>,
+    relayed_p50_e_over_c: Option<f64>,
+    relayed_large_e_over_c: Option<f64>,
+    relayed_large_memory_flat: Option<bool>,
 }
 
 pub(crate) fn ratios(results: &[TargetResult]) -> Ratios {
-    let (a, b, c, d) = (
+    let (a, b, c, d, e) = (
         find(results, "a"),
         find(results, "b"),
         find(results, "c"),
         find(results, "d"),
+        find(results, "e"),
     );
+    let flat = |r: &TargetResult| {
+        r.processes
+            .iter()
+            .all(|p| p.large_growth_kb() <= FLAT_GROWTH_KB)
+    };
     let throughput = |r: &TargetResult| r.small_32.requests_per_s;
     let p50 = |r: &TargetResult| r.small_1.p50_us;
     Ratios {
@@ -46,11 +57,11 @@ pub(crate) fn ratios(results: &[TargetResult]) -> Ratios {
         large_c_over_a: c.zip(a).map(|(c, a)| c.large.mb_per_s / a.large.mb_per_s),
         large_c_over_b: c.zip(b).map(|(c, b)| c.large.mb_per_s / b.large.mb_per_s),
         audit_c_over_d: c.zip(d).map(|(c, d)| throughput(c) / throughput(d)),
-        large_memory_flat: c.map(|c| {
-            c.processes
-                .iter()
-                .all(|p| p.large_growth_kb() <= FLAT_GROWTH_KB)
-        }),
+        large_memory_flat: c.map(flat),
+        relayed_throughput_e_over_c: e.zip(c).map(|(e, c)| throughput(e) / throughput(c)),
+        relayed_p50_e_over_c: e.zip(c).map(|(e, c)| p50(e) / p50(c)),
+        relayed_large_e_over_c: e.zip(c).map(|(e, c)| e.large.mb_per_s / c.large.mb_per_s),
+        relayed_large_memory_flat: e.map(flat),
     }
 }
 
@@ -154,6 +165,18 @@ pub(crate) fn print_results(
         }
     }
     println!("\n{}", report::goals_table(goals));
+    let r = ratios(results);
+    if let (Some(t), Some(p), Some(l)) = (
+        r.relayed_throughput_e_over_c,
+        r.relayed_p50_e_over_c,
+        r.relayed_large_e_over_c,
+    ) {
+        println!(
+            "relayed (e) over direct (c): 32c req/s x{t:.2}, 1c p50 x{p:.2}, large MB/s x{l:.2}; \
+             memory flat while streaming: {}",
+            r.relayed_large_memory_flat.unwrap_or(false)
+        );
+    }
     let others = most_foreign_load(results);
     if others > DISTURBED_CORES {
         println!(

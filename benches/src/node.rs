@@ -18,11 +18,13 @@ use kms_pam::gateway::{self, GatewayConfig};
 use kms_pam::local::{self, LocalProxyConfig};
 use kms_pam::metrics::GatewayMetrics;
 use kms_pam::proxy::Pipeline;
+use kms_pam::relay::{dial_relays, DialOptions, RelayConfig, RelayConnector, RelayTls};
 use kms_pam::session::{MemorySessionManager, Session};
 use kms_pam::tls::{
     tunnel_server_config, LocalServingCert, PrivateKeyPem, UpstreamTls, TUNNEL_ALPN,
 };
 use kms_pam::transport::tls::{TlsConnector, TlsTunnelAcceptor};
+use kms_pam::transport::{GatewayTransport, TunnelAcceptor};
 use kms_pam::Secret;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -40,6 +42,8 @@ pub enum Role {
     Gateway,
     /// The CLI's loopback proxy.
     LocalProxy,
+    /// A relay (`kms-pam relay serve`).
+    Relay,
 }
 
 impl Role {
@@ -49,12 +53,13 @@ impl Role {
             Self::Upstream => "upstream",
             Self::Gateway => "gateway",
             Self::LocalProxy => "local-proxy",
+            Self::Relay => "relay",
         }
     }
 
     /// The role an argument names.
     pub fn parse(arg: &str) -> Option<Self> {
-        [Self::Upstream, Self::Gateway, Self::LocalProxy]
+        [Self::Upstream, Self::Gateway, Self::LocalProxy, Self::Relay]
             .into_iter()
             .find(|role| role.as_str() == arg)
     }
@@ -108,6 +113,16 @@ pub struct GatewaySpec {
     pub token: String,
     /// The audit sink.
     pub audit: AuditSpec,
+    /// Relays to dial out to as well (`host:port`); none: direct only.
+    #[serde(default)]
+    pub relays: Vec<String>,
+}
+
+/// A relay's spec.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RelaySpec {
+    /// The KMS CA and the relay's certificate.
+    pub tls: ServerMaterial,
 }
 
 /// The local proxy's spec.
@@ -121,8 +136,14 @@ pub struct LocalProxySpec {
     pub session_cert_pem: String,
     /// The session key.
     pub session_key_pem: String,
-    /// The gateway's `host:port`.
+    /// The gateway's `host:port` (through relays: the name its certificate carries).
     pub gateway_addr: String,
+    /// Reach the gateway through these relays (`host:port`) instead of dialling it.
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// The gateway's name (asked of the relays).
+    #[serde(default)]
+    pub gateway_name: String,
 }
 
 /// Runs the stand-in API server.
@@ -154,11 +175,11 @@ where
     A: FnOnce(&Ready) -> anyhow::Result<()>,
     F: Future<Output = ()>,
 {
-    let key = PrivateKeyPem::new(spec.tls.key_pem);
+    let key = PrivateKeyPem::new(spec.tls.key_pem.clone());
     let tls = tunnel_server_config(&spec.tls.ca_pem, &spec.tls.cert_pem, &key, &[TUNNEL_ALPN])?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let acceptor = TlsTunnelAcceptor::new(listener, tls, spec.name.clone());
+    let listening = TlsTunnelAcceptor::new(listener, tls, spec.name.clone());
 
     let credentials = MemoryCredentialStore::new();
     let upstream = Upstream::new(
@@ -169,10 +190,26 @@ where
     let (resource, account) = (first.resource.clone(), first.account.clone());
     credentials.add_resource(resource.clone(), upstream);
     credentials.add_account(resource, account, Secret::new(spec.token));
-    let sessions = MemorySessionManager::new();
+    let sessions = Arc::new(MemorySessionManager::new());
     for session in spec.sessions {
         sessions.insert(session);
     }
+    let mut acceptors: Vec<Box<dyn TunnelAcceptor>> = vec![Box::new(listening)];
+    if !spec.relays.is_empty() {
+        let mut options = DialOptions::new(spec.relays.clone());
+        options.use_env_proxy = false;
+        let (tls, manager) = (&spec.tls, sessions.clone());
+        let relayed = dial_relays(
+            &spec.name,
+            &tls.ca_pem,
+            &tls.cert_pem,
+            &key,
+            manager,
+            options,
+        )?;
+        acceptors.push(Box::new(relayed));
+    }
+    let acceptor = kms_pam::transport::merge(acceptors);
     let audit: Arc<dyn AuditSink> = match &spec.audit {
         AuditSpec::Null => Arc::new(NullAuditSink),
         AuditSpec::JsonLines(path) => Arc::new(JsonLinesSink::open(path).await?),
@@ -181,7 +218,7 @@ where
     let pipeline = Pipeline::builder()
         .observer(Arc::new(GatewayMetrics::new()))
         .build();
-    let config = GatewayConfig::new(spec.name, Arc::new(sessions), Arc::new(credentials), audit)
+    let config = GatewayConfig::new(spec.name, sessions, Arc::new(credentials), audit)
         .with_pipeline(pipeline);
     announce(&Ready {
         addr,
@@ -203,12 +240,19 @@ where
     F: Future<Output = ()>,
 {
     let key = PrivateKeyPem::new(spec.session_key_pem);
-    let connector = TlsConnector::from_pem(
-        &spec.kms_ca_pem,
-        &spec.session_cert_pem,
-        &key,
-        spec.gateway_addr,
-    )?;
+    let connector: Arc<dyn GatewayTransport> = if spec.relays.is_empty() {
+        let (ca, cert) = (&spec.kms_ca_pem, &spec.session_cert_pem);
+        Arc::new(TlsConnector::from_pem(ca, cert, &key, spec.gateway_addr)?)
+    } else {
+        Arc::new(RelayConnector::from_pem(
+            &spec.kms_ca_pem,
+            &spec.session_cert_pem,
+            &key,
+            &spec.gateway_name,
+            &spec.gateway_addr,
+            spec.relays,
+        )?)
+    };
     let cert = LocalServingCert::generate(Duration::from_secs(3600))?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     announce(&Ready {
@@ -219,9 +263,29 @@ where
     let config = LocalProxyConfig::new(
         Secret::new(spec.local_token),
         cert.server_config()?,
-        Arc::new(connector),
+        connector,
     );
     local::serve(listener, config, shutdown).await?;
+    Ok(())
+}
+
+/// Runs a relay.
+pub async fn run_relay<A, F>(spec: RelaySpec, announce: A, shutdown: F) -> anyhow::Result<()>
+where
+    A: FnOnce(&Ready) -> anyhow::Result<()>,
+    F: Future<Output = ()>,
+{
+    let key = PrivateKeyPem::new(spec.tls.key_pem);
+    let tls = RelayTls::new(spec.tls.ca_pem, spec.tls.cert_pem, key);
+    let mut config = RelayConfig::new("bench-relay", tls);
+    config.drain_grace = Duration::ZERO;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    announce(&Ready {
+        addr: listener.local_addr()?,
+        ca_pem: None,
+        body_sizes: None,
+    })?;
+    kms_pam::relay::serve(listener, config, shutdown).await?;
     Ok(())
 }
 
@@ -231,7 +295,7 @@ mod tests {
 
     #[test]
     fn roles_round_trip_through_their_argument() {
-        for role in [Role::Upstream, Role::Gateway, Role::LocalProxy] {
+        for role in [Role::Upstream, Role::Gateway, Role::LocalProxy, Role::Relay] {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("kms"), None);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use kms_pam::Secret;
 
 use crate::load::Endpoint;
-use crate::node::{AuditSpec, GatewaySpec, LocalProxySpec, Role, UpstreamSpec};
+use crate::node::{AuditSpec, GatewaySpec, LocalProxySpec, RelaySpec, Role, UpstreamSpec};
 use crate::pki::{self, ServerMaterial, TunnelMaterial};
 use crate::spawn::NodeProcess;
 
@@ -71,9 +71,21 @@ pub enum Audit {
     Null,
 }
 
-/// A local proxy and a gateway in front of an [`UpstreamNode`], each in its own process.
+/// How the local proxy reaches the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// It dials the gateway's listener.
+    Direct,
+    /// The gateway dials out to a relay (a third process), and the local proxy reaches it there.
+    Relayed,
+}
+
+/// A local proxy and a gateway in front of an [`UpstreamNode`], each in its own process (and a
+/// relay between them when [`Reach::Relayed`]).
 #[derive(Debug)]
 pub struct KmsPath {
+    /// The relay process, on the relayed path.
+    pub relay: Option<NodeProcess>,
     /// The gateway process.
     pub gateway: NodeProcess,
     /// The local proxy process.
@@ -85,7 +97,27 @@ pub struct KmsPath {
 impl KmsPath {
     /// Starts a gateway (auditing as `audit`) and a local proxy with one session.
     pub async fn start(exe: &Path, upstream: &UpstreamNode, audit: Audit) -> anyhow::Result<Self> {
+        Self::start_reaching(exe, upstream, audit, Reach::Direct).await
+    }
+
+    /// [`start`](Self::start), the local proxy reaching the gateway as `reach` says.
+    pub async fn start_reaching(
+        exe: &Path,
+        upstream: &UpstreamNode,
+        audit: Audit,
+        reach: Reach,
+    ) -> anyhow::Result<Self> {
         let tunnel = TunnelMaterial::generate(GATEWAY_NAME)?;
+        let relay = match reach {
+            Reach::Direct => None,
+            Reach::Relayed => {
+                let spec = RelaySpec {
+                    tls: tunnel.relay.clone(),
+                };
+                Some(NodeProcess::start(exe, Role::Relay, &spec).await?)
+            }
+        };
+        let relays: Vec<String> = relay.iter().map(|r| r.ready.addr.to_string()).collect();
         let audit_log = match audit {
             Audit::Null => None,
             Audit::JsonLines => {
@@ -104,6 +136,7 @@ impl KmsPath {
             audit: audit_log.as_ref().map_or(AuditSpec::Null, |(_, file)| {
                 AuditSpec::JsonLines(file.clone())
             }),
+            relays: relays.clone(),
         };
         let gateway = NodeProcess::start(exe, Role::Gateway, &gateway_spec).await?;
         let local_token = Secret::random(32)?.expose().to_owned();
@@ -113,9 +146,12 @@ impl KmsPath {
             session_cert_pem: tunnel.session_cert_pem,
             session_key_pem: tunnel.session_key_pem,
             gateway_addr: gateway.ready.addr.to_string(),
+            relays,
+            gateway_name: GATEWAY_NAME.into(),
         };
         let local = NodeProcess::start(exe, Role::LocalProxy, &local_spec).await?;
         Ok(Self {
+            relay,
             gateway,
             local,
             local_token,
@@ -134,11 +170,13 @@ impl KmsPath {
     }
 
     /// The processes, named, for memory readings.
-    pub fn processes(&self) -> [(&'static str, u32); 2] {
-        [
+    pub fn processes(&self) -> Vec<(&'static str, u32)> {
+        let mut processes = vec![
             ("local proxy", self.local.pid()),
             ("gateway", self.gateway.pid()),
-        ]
+        ];
+        processes.extend(self.relay.as_ref().map(|r| ("relay", r.pid())));
+        processes
     }
 
     /// Stops both (the gateway flushes its audit log) and returns the number of audit events
@@ -146,6 +184,9 @@ impl KmsPath {
     pub async fn stop(self) -> anyhow::Result<Option<usize>> {
         self.local.stop().await?;
         self.gateway.stop().await?;
+        if let Some(relay) = self.relay {
+            relay.stop().await?;
+        }
         let Some((_dir, file)) = self.audit_log else {
             return Ok(None);
         };

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use kms_pam::session::{Session, SessionId, SessionStatus};
-use kms_pam::tls::{crypto_provider, CertificateAuthority, SessionCertSpec, SessionKey};
+use kms_pam::tls::{
+    crypto_provider, generate_csr, CertificateAuthority, SessionCertSpec, SessionKey,
+};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -55,15 +57,19 @@ pub struct TunnelMaterial {
     pub session_cert_pem: String,
     /// The session key, generated on the client side.
     pub session_key_pem: String,
+    /// A relay's certificate from the same KMS CA.
+    pub relay: ServerMaterial,
 }
 
 impl TunnelMaterial {
-    /// A KMS CA, a certificate for gateway `gateway_name` on loopback, and one session.
+    /// A KMS CA, a certificate for gateway `gateway_name` on loopback, a relay's, and one
+    /// session.
     pub fn generate(gateway_name: &str) -> anyhow::Result<Self> {
-        let (gateway, mut sessions) = generate_sessions(gateway_name, 1)?;
+        let (gateway, relay, mut sessions) = generate_with_relay(gateway_name, 1)?;
         let one = sessions.pop().context("no session")?;
         Ok(Self {
             gateway,
+            relay,
             session: one.session,
             session_cert_pem: one.cert_pem,
             session_key_pem: one.key_pem,
@@ -88,8 +94,26 @@ pub fn generate_sessions(
     gateway_name: &str,
     n: usize,
 ) -> anyhow::Result<(ServerMaterial, Vec<SessionMaterial>)> {
+    let (gateway, _relay, sessions) = generate_with_relay(gateway_name, n)?;
+    Ok((gateway, sessions))
+}
+
+/// [`generate_sessions`], with a relay certificate from the same KMS CA (for the relayed path).
+pub fn generate_with_relay(
+    gateway_name: &str,
+    n: usize,
+) -> anyhow::Result<(ServerMaterial, ServerMaterial, Vec<SessionMaterial>)> {
     let ca = CertificateAuthority::generate("kms-pam bench KMS CA", VALIDITY)?;
-    let issued = ca.issue_server_cert(&LOOPBACK.map(str::to_owned), VALIDITY)?;
+    let names = LOOPBACK.map(str::to_owned);
+    // As enrollment makes it: the gateway's identity, usable to dial a relay too.
+    let (gateway_key, csr) = generate_csr(gateway_name)?;
+    let gateway_cert = ca.sign_gateway_csr(&csr, gateway_name, &names, VALIDITY)?;
+    let (relay_key, csr) = generate_csr("bench-relay")?;
+    let relay = ServerMaterial {
+        ca_pem: ca.cert_pem().to_owned(),
+        cert_pem: ca.sign_relay_csr(&csr, "bench-relay", &names, VALIDITY)?,
+        key_pem: relay_key.expose_secret().to_owned(),
+    };
     let now = SystemTime::now();
     let mut sessions = Vec::with_capacity(n);
     for i in 0..n {
@@ -122,10 +146,10 @@ pub fn generate_sessions(
     }
     let gateway = ServerMaterial {
         ca_pem: ca.cert_pem().to_owned(),
-        cert_pem: issued.cert_pem,
-        key_pem: issued.key.expose_secret().to_owned(),
+        cert_pem: gateway_cert,
+        key_pem: gateway_key.expose_secret().to_owned(),
     };
-    Ok((gateway, sessions))
+    Ok((gateway, relay, sessions))
 }
 
 /// A rustls server configuration for `cert_pem` and `key_pem`, offering `alpn`.

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 fn main() -> ExitCode {
     let Some(role) = std::env::args().nth(1).as_deref().and_then(Role::parse) else {
         eprintln!(
-            "usage: bench-node upstream|gateway|local-proxy  (spec as one JSON line on stdin)"
+            "usage: bench-node upstream|gateway|local-proxy|relay  (spec as one JSON line on stdin)"
         );
         return ExitCode::from(2);
     };
@@ -79,6 +79,7 @@ async fn run(role: Role) -> anyhow::Result<()> {
         Role::Upstream => node::run_upstream(parse(&spec)?, announce, shutdown).await,
         Role::Gateway => node::run_gateway(parse(&spec)?, announce, shutdown).await,
         Role::LocalProxy => node::run_local_proxy(parse(&spec)?, announce, shutdown).await,
+        Role::Relay => node::run_relay(parse(&spec)?, announce, shutdown).await,
     }
 }
 
