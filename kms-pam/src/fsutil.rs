@@ -91,6 +91,22 @@ pub(crate) fn shared_mode(meta: &fs::Metadata) -> Option<u32> {
     }
 }
 
+/// [`shared_mode`] for a key file, which may also be a secret root mounted read-only for its
+/// group: owned by root, writable by nobody but root, readable by no one outside its group.
+/// That is how Kubernetes mounts a Secret for a pod's `fsGroup` (mode 0440) and how an
+/// administrator hands a service a key through a group; only root can have made it so.
+pub(crate) fn key_file_shared_mode(meta: &fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode() & 0o777;
+        if meta.uid() == 0 && mode & 0o037 == 0 {
+            return None;
+        }
+    }
+    shared_mode(meta)
+}
+
 /// Reads a file, `None` when it does not exist; refuses to read through a symbolic link.
 pub fn read_no_follow(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let mut options = OpenOptions::new();

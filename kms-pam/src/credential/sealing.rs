@@ -229,7 +229,7 @@ impl SealingKey {
         };
         match std::fs::metadata(path) {
             Ok(meta) => {
-                if let Some(mode) = crate::fsutil::shared_mode(&meta) {
+                if let Some(mode) = crate::fsutil::key_file_shared_mode(&meta) {
                     return Err(SealingError::SharedKeyFile {
                         path: path.to_owned(),
                         mode,

@@ -146,3 +146,28 @@ fn replace_file_sets_the_mode_asked_for() {
     assert_eq!(mode(&log), 0o600);
     assert_eq!(read_no_follow(&root.path().join("none")).unwrap(), None);
 }
+
+#[test]
+fn a_key_file_may_be_roots_and_readable_by_its_group_only() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("root.key");
+    fs::write(&key, b"key").unwrap();
+    let set = |mode| fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+    let judged = || key_file_shared_mode(&fs::metadata(&key).unwrap());
+    set(0o600);
+    assert_eq!(judged(), None);
+    // Writable by the group, or readable by others: refused whoever owns it.
+    for refused in [0o460, 0o444, 0o640 | 0o004] {
+        set(refused);
+        assert_eq!(judged(), Some(refused), "{refused:o}");
+    }
+    // Group-readable: a mounted secret when root owns it, refused otherwise.
+    set(0o440);
+    let roots = fs::metadata(&key).unwrap().uid() == 0;
+    assert_eq!(judged(), (!roots).then_some(0o440));
+    if roots && give_away(&key) {
+        assert_eq!(judged(), Some(0o440), "not root's any more");
+    }
+    // The plain check keeps refusing group bits (data directories, other files).
+    assert_eq!(shared_mode(&fs::metadata(&key).unwrap()), Some(0o440));
+}

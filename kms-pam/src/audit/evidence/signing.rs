@@ -290,7 +290,7 @@ pub(crate) fn session_key_message(session_id: &str, key: &PublicKey) -> Vec<u8> 
 }
 
 fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SigningError> {
-    match crate::fsutil::shared_mode(meta) {
+    match crate::fsutil::key_file_shared_mode(meta) {
         Some(mode) => Err(SigningError::SharedKeyFile {
             path: path.to_owned(),
             mode,

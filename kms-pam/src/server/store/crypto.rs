@@ -89,10 +89,10 @@ impl RootKey {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(path, &e)),
         };
-        if let Some(mode) = crate::fsutil::shared_mode(&meta) {
+        if let Some(mode) = crate::fsutil::key_file_shared_mode(&meta) {
             return Err(StoreError::Invalid(format!(
                 "root key {} has mode {mode:o}; it must be readable by its owner only \
-                 (chmod 600)",
+                 (chmod 600), or be root's and readable by its group only (a mounted secret)",
                 path.display()
             )));
         }
