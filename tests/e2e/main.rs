@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod broker;
+mod charts;
 mod claims;
 mod double;
 mod engine;
