@@ -15,4 +15,5 @@ mod public_api;
 mod recording;
 mod shutdown;
 mod support;
+mod systemd_units;
 mod tunnel;
