@@ -2,12 +2,16 @@
 //! and `kms-pam-gateway` started with no flags at all, everything from environment variables and
 //! the secrets (the database URL, the enrollment token) from files. Each answers `/healthz` and
 //! `/readyz` through the binaries' own `healthcheck` subcommand, logs JSON lines, and no secret
-//! is on a command line. Stopping the database makes the server not ready.
+//! is on a command line. The gateway reaches its relay through the `HTTPS_PROXY` it is given.
+//! Stopping the database makes the server not ready.
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 use crate::support::pg::Cluster;
@@ -46,6 +50,43 @@ async fn healthy(program: &Path, url: &str) -> bool {
         .args(["healthcheck", "--url", url])
         .kill_on_drop(true);
     output_of(command, Duration::from_secs(10)).await.code == Some(0)
+}
+
+/// An HTTP CONNECT proxy (what `HTTPS_PROXY` names) that records the targets it was asked for.
+async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(client);
+                let mut head = String::new();
+                while !head.ends_with("\r\n\r\n") {
+                    if client.read_line(&mut head).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let target = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().expect("proxy").push(target.clone());
+                let Ok(mut server) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                let mut client = client.into_inner();
+                let ok = b"HTTP/1.1 200 Connection established\r\n\r\n";
+                if client.write_all(ok).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), asked)
 }
 
 fn cmdline(child: &Child) -> String {
@@ -150,6 +191,7 @@ async fn services_run_from_environment_and_secret_files_alone() {
 
     let gateway_metrics = free_port().await;
     let gateway_bin = gateway_bin();
+    let (proxy, proxied) = connect_proxy().await;
     let gateway = service(
         &gateway_bin,
         &[],
@@ -170,6 +212,7 @@ async fn services_run_from_environment_and_secret_files_alone() {
                 format!("127.0.0.1:{gateway_metrics}"),
             ),
             ("KMS_PAM_LOG_FORMAT", "json".to_owned()),
+            ("HTTPS_PROXY", proxy),
         ],
         home,
         "gateway.log",
@@ -182,6 +225,11 @@ async fn services_run_from_environment_and_secret_files_alone() {
     .await;
     let listed = run(&["gateway", "list", "-o", "json"]).await;
     assert!(listed.stdout.contains("\"online\""), "{}", listed.stdout);
+    let asked = proxied.lock().expect("proxy").clone();
+    assert!(
+        asked.contains(&format!("127.0.0.1:{relay_port}")),
+        "the gateway dialled its relay through HTTPS_PROXY: {asked:?}"
+    );
 
     // No secret on any command line.
     for (child, name) in [
