@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 
 use crate::support::procs::{free_port, gateway_bin};
 use crate::support::world::{
-    access, add_prod, finish, gateway_log, kill, start_kms_only, wait_until, World,
+    access, active_session, add_prod, finish, gateway_log, kill, start_kms_only, wait_until, World,
 };
 use crate::support::BIN as CLI;
 
@@ -75,7 +75,21 @@ async fn pump(
     }
 }
 
-/// `kms-pam relay certificate` then `kms-pam relay serve`: the relay process and its address.
+/// A relay's open relayed streams, from its `/metrics`.
+async fn relayed_streams(metrics: &str) -> u64 {
+    let mut tcp = TcpStream::connect(metrics).await.expect("relay metrics");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {metrics}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("scrape");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.expect("scrape");
+    text.lines()
+        .find_map(|l| l.strip_prefix("kms_pam_relay_open_streams "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no open_streams in {text}"))
+}
+
+/// `kms-pam relay certificate` then `kms-pam relay serve`: the relay process and its address;
+/// its metrics are at [`metrics_of`].
 async fn start_relay(world: &World, name: &str) -> (Child, String) {
     let dir = world.home.path().join(name);
     let dir_arg = dir.to_string_lossy().into_owned();
@@ -93,8 +107,11 @@ async fn start_relay(world: &World, name: &str) -> (Child, String) {
         .await;
     let addr = format!("127.0.0.1:{}", free_port().await);
     let log = std::fs::File::create(world.home.path().join(format!("{name}.log"))).expect("log");
+    let metrics = format!("127.0.0.1:{}", free_port().await);
+    std::fs::write(world.home.path().join(format!("{name}.metrics")), &metrics).expect("note");
     let child = Command::new(CLI)
         .args(["relay", "serve", "--listen", &addr, "--cert-dir", &dir_arg])
+        .args(["--metrics-listen", &metrics])
         .env("HOME", world.home.path())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
@@ -102,6 +119,11 @@ async fn start_relay(world: &World, name: &str) -> (Child, String) {
         .spawn()
         .expect("start kms-pam relay serve");
     (child, addr)
+}
+
+/// Where relay `name`'s metrics are served.
+fn metrics_of(world: &World, name: &str) -> String {
+    std::fs::read_to_string(world.home.path().join(format!("{name}.metrics"))).expect("metrics")
 }
 
 /// The TCP ports process `pid` listens on (from /proc: its socket inodes in LISTEN state).
@@ -295,4 +317,47 @@ async fn kubectl_works_through_relays_to_a_gateway_without_a_listening_socket() 
     .await;
     let out = finish(access(&world, "kubectl get pods")).await;
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_termination_cuts_a_relayed_watch_at_gateway_and_relay_within_a_second() {
+    let double = ApiServerDouble::start(DoubleConfig::default())
+        .await
+        .expect("double");
+    let (world, _server) = start_kms_only(false).await;
+    let (_relay, relay_addr) = start_relay(&world, "r1").await;
+    let enroll = world.new_gateway("gw1").await;
+    let _gateway = start_gateway(&world, &enroll, &[&relay_addr], free_port().await);
+    wait_or_show(&world, "the gateway's tunnel to the relay", || async {
+        let list = world.json(&["gateway", "list", "-o", "json"]).await;
+        list[0]["reach"]["relays"][0]["connected"] == true
+    })
+    .await;
+    add_prod(&world, &double).await;
+    let watching = access(&world, "kubectl get pods -w");
+    wait_or_show(&world, "the watch to reach the cluster", || {
+        let open = double.open_streams() > 0;
+        async move { open }
+    })
+    .await;
+    let metrics = metrics_of(&world, "r1");
+    assert!(relayed_streams(&metrics).await >= 1);
+    let id = active_session(&world).await;
+
+    world.ok(&["pam", "sessions", "terminate", &id]).await;
+    let answered = std::time::Instant::now();
+    wait_or_show(
+        &world,
+        "the watch to be cut at the cluster and the relay",
+        || async { double.open_streams() == 0 && relayed_streams(&metrics).await == 0 },
+    )
+    .await;
+    let cut = answered.elapsed();
+    assert!(
+        cut <= std::time::Duration::from_secs(1),
+        "cut {cut:?} after the terminate"
+    );
+    let out = finish(watching).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("terminated"), "{}", out.stderr);
 }

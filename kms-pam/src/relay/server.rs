@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use http_body_util::Empty;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -264,20 +265,26 @@ impl Relay {
             return;
         }
         self.metrics.stream_opened();
-        let mut gateway = TokioIo::new(upgraded);
         let left = identity
             .not_after
             .duration_since(SystemTime::now())
             .unwrap_or_default();
-        let spliced = timeout(left, tokio::io::copy_bidirectional(&mut tls, &mut gateway)).await;
-        match spliced {
-            Ok(Ok((up, down))) => self.metrics.add_bytes(up, down),
-            Ok(Err(_)) => {}
-            Err(_) => {
+        let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+        let (mut from_cli, mut to_cli) = tokio::io::split(tls);
+        let (mut from_gateway, mut to_gateway) = tokio::io::split(TokioIo::new(upgraded));
+        // Either side's end ends both: the tunnel inside is TLS, which never half-closes, so a
+        // stream the gateway ended (a terminated session) is closed toward the CLI at once and
+        // holds nothing here, whatever the CLI does.
+        tokio::select! {
+            () = pump(&mut from_cli, &mut to_gateway, &up) => {}
+            () = pump(&mut from_gateway, &mut to_cli, &down) => {}
+            () = tokio::time::sleep(left) => {
                 tracing::info!(session = %identity.session_id, "session expired; relayed stream cut");
-                let _ = tls.shutdown().await;
             }
         }
+        let _ = timeout(Duration::from_secs(1), to_cli.shutdown()).await;
+        self.metrics
+            .add_bytes(up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
         self.metrics.stream_closed();
         drop(permit);
     }
@@ -388,5 +395,24 @@ impl Relay {
         if finished.is_err() {
             tracing::warn!(relay = %self.name, "drain grace over; cutting the streams left");
         }
+    }
+}
+
+/// Copies `from` into `to` until either ends or fails, counting the bytes.
+async fn pump<R, W>(from: &mut R, to: &mut W, count: &AtomicU64)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
+            return;
+        }
+        count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -119,3 +119,50 @@ async fn a_draining_relay_sends_gateways_elsewhere_and_drops_no_other_session() 
     assert!(stopped.unwrap().is_ok());
     round_trip(&mut on_r2, "still").await;
 }
+
+/// `/metrics` of a relay, as text.
+async fn scrape(addr: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+#[tokio::test]
+async fn a_stream_the_gateway_ends_is_closed_at_the_relay_whatever_the_cli_does() {
+    let kms = Kms::new();
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap().to_string();
+    let mut config = RelayConfig::new("edge", kms.relay_tls("edge"));
+    config.metrics_listener = Some(metrics);
+    let relay = kms.relay_with(config).await;
+    let mut gateway = kms.gateway("gw-a", &[&relay.addr]);
+    connected(&gateway.links(), 1).await;
+    let granted = kms.grant("gw-a", HOUR).await;
+    let connector = kms.connector(&granted, "gw-a", &[&relay.addr]);
+    let (cli, accepted) = tokio::join!(connect_soon(&connector), gateway.accept());
+    let (mut cli, tunnel) = (cli, accepted.unwrap());
+    assert!(scrape(&metrics_addr)
+        .await
+        .contains("kms_pam_relay_open_streams 1"));
+    // The gateway ends the session's tunnel (as on a termination); the CLI keeps its end open.
+    drop(tunnel);
+    let mut buf = [0u8; 8];
+    let read = timeout(PATIENCE, cli.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    timeout(PATIENCE, async {
+        while !scrape(&metrics_addr)
+            .await
+            .contains("kms_pam_relay_open_streams 0")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the relay still holds the stream");
+    let text = scrape(&metrics_addr).await;
+    assert!(text.contains("kms_pam_relay_streams_total 1"), "{text}");
+    assert!(text.contains("kms_pam_relay_tunnels 1"), "{text}");
+}
