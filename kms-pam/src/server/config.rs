@@ -181,6 +181,19 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// The file saying the upgrade's endorsements were made could not be written beside the
+    /// audit key (a read-only key directory: a mounted secret, systemd credentials).
+    #[error(
+        "cannot write {}: {source}; where the keys are mounted read-only, mount this file with \
+         them (for a new database it only needs to exist; docs/deploy.md)",
+        path.display()
+    )]
+    EndorsementMarker {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
     /// The store could not be opened or refused to (e.g. an unsafe or missing root key).
     #[error(transparent)]
     Store(#[from] StoreFailure),

@@ -208,7 +208,7 @@ pub(crate) async fn endorse_keys_at_upgrade(
          while this file is missing\n",
         crate::time::format_rfc3339(SystemTime::now())
     );
-    std::fs::write(marker, note).map_err(|source| ServerError::DataDir {
+    std::fs::write(marker, note).map_err(|source| ServerError::EndorsementMarker {
         path: marker.to_owned(),
         source,
     })?;

@@ -150,3 +150,33 @@ async fn replicas_on_one_postgres_database_share_the_ca_and_the_admin() {
     let err = Server::open(stranger).await.err().unwrap();
     assert!(err.to_string().contains("root key"), "{err}");
 }
+
+#[tokio::test]
+async fn keys_mounted_read_only_need_the_endorsement_marker_mounted_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    crate::fsutil::create_private_dir(&keys).unwrap();
+    let config =
+        ServerConfig::new(dir.path().join("data")).with_root_key(Some(keys.join("root.key")));
+    drop(Server::open(config.clone()).await.unwrap());
+    let marker = keys.join("audit-keys-endorsed");
+    assert!(marker.exists(), "written beside the keys when it can be");
+    // Where it cannot be written (a read-only mount; here a link into nowhere), the start
+    // stops and says what to mount.
+    std::fs::remove_file(&marker).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere/marker"), &marker).unwrap();
+    let err = Server::open(config.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("mount this file with them"), "{err}");
+    // Mounted with them, it is only read.
+    std::fs::remove_file(&marker).unwrap();
+    std::fs::write(&marker, "new install: nothing to endorse\n").unwrap();
+    drop(Server::open(config).await.unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "new install: nothing to endorse\n"
+    );
+}
