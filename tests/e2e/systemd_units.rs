@@ -211,7 +211,13 @@ fn the_gateway_unit_verifies_and_scores_at_most_2() {
 fn the_server_unit_verifies_and_scores_at_most_2() {
     verify(&SERVER);
     exposure(&SERVER);
-    secrets_are_credentials(&SERVER, &["database-url", "root-key", "audit.key"]);
+    let credentials = [
+        "database-url",
+        "root-key",
+        "audit.key",
+        "audit-keys-endorsed",
+    ];
+    secrets_are_credentials(&SERVER, &credentials);
 }
 
 #[test]
