@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -18,8 +18,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tower_service::Service;
 
@@ -99,6 +100,7 @@ impl RelayLinks {
 pub struct RelayTunnels {
     ready: mpsc::Receiver<AcceptedTunnel>,
     links: RelayLinks,
+    identity: RelayIdentitySwap,
     _dials: Vec<AbortOnDropHandle<()>>,
 }
 
@@ -106,6 +108,11 @@ impl RelayTunnels {
     /// The relays' live state.
     pub fn links(&self) -> RelayLinks {
         self.links.clone()
+    }
+
+    /// The handle that puts a renewed certificate into service.
+    pub fn identity(&self) -> RelayIdentitySwap {
+        self.identity.clone()
     }
 }
 
@@ -127,8 +134,11 @@ impl TunnelAcceptor for RelayTunnels {
 /// What every dial and stream of one gateway shares.
 struct Dialer {
     gateway: String,
-    outer: tokio_rustls::TlsConnector,
-    inner: tokio_rustls::TlsAcceptor,
+    /// The gateway's identity, as the relays see it (outer) and as CLIs do (inner); swapped
+    /// whole when the certificate is renewed.
+    tls: RwLock<(tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor)>,
+    /// Bumped at each renewal: every tunnel is dialled again with the new identity.
+    renewed: watch::Sender<u64>,
     sessions: Arc<dyn SessionManager>,
     keepalive: Keepalive,
     backoff_cap: Duration,
@@ -155,13 +165,11 @@ pub fn dial_relays(
     sessions: Arc<dyn SessionManager>,
     options: DialOptions,
 ) -> Result<RelayTunnels, TlsError> {
-    let outer = tunnel_client_config(ca_pem, cert_pem, key, &[GATEWAY_ALPN])?;
-    let inner = tunnel_server_config(ca_pem, cert_pem, key, &[TUNNEL_ALPN])?;
     let (ready_tx, ready) = mpsc::channel(64);
     let dialer = Arc::new(Dialer {
         gateway: gateway.to_owned(),
-        outer: tokio_rustls::TlsConnector::from(outer),
-        inner: tokio_rustls::TlsAcceptor::from(inner),
+        tls: RwLock::new(identity(ca_pem, cert_pem, key)?),
+        renewed: watch::Sender::new(0),
         sessions,
         keepalive: options.keepalive,
         backoff_cap: options.backoff_cap,
@@ -186,14 +194,68 @@ pub fn dial_relays(
     Ok(RelayTunnels {
         ready,
         links,
+        identity: RelayIdentitySwap { dialer },
         _dials: dials,
     })
+}
+
+/// The TLS of a gateway identity: towards relays, and towards CLIs inside relayed streams.
+fn identity(
+    ca_pem: &str,
+    cert_pem: &str,
+    key: &PrivateKeyPem,
+) -> Result<(tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor), TlsError> {
+    let outer = tunnel_client_config(ca_pem, cert_pem, key, &[GATEWAY_ALPN])?;
+    let inner = tunnel_server_config(ca_pem, cert_pem, key, &[TUNNEL_ALPN])?;
+    Ok((
+        tokio_rustls::TlsConnector::from(outer),
+        tokio_rustls::TlsAcceptor::from(inner),
+    ))
+}
+
+/// Puts a renewed identity into service: [`RelayTunnels::identity`].
+#[derive(Clone)]
+pub struct RelayIdentitySwap {
+    dialer: Arc<Dialer>,
+}
+
+impl RelayIdentitySwap {
+    /// Uses this certificate and key from now on, make-before-break: every relay is dialled
+    /// again with it, new streams go to the new tunnels, and the old tunnels close once the
+    /// streams on them are done.
+    ///
+    /// # Errors
+    ///
+    /// When the material is unusable; the old identity then stays in service.
+    pub fn replace(
+        &self,
+        ca_pem: &str,
+        cert_pem: &str,
+        key: &PrivateKeyPem,
+    ) -> Result<(), TlsError> {
+        let fresh = identity(ca_pem, cert_pem, key)?;
+        *self.dialer.tls.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.dialer
+            .renewed
+            .send_modify(|generation| *generation += 1);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for RelayIdentitySwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayIdentitySwap")
+            .field("gateway", &self.dialer.gateway)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a tunnel ended.
 enum Ended {
     /// The relay is draining: dial again at once, the old tunnel finishes its streams.
     Drained,
+    /// The identity was renewed: the same, with the new certificate.
+    Renewed,
     /// It failed or closed.
     Lost(String),
 }
@@ -214,6 +276,10 @@ impl Dialer {
                     match ended {
                         Ended::Drained => {
                             tracing::info!(%relay, "relay draining; tunnelling again");
+                            continue;
+                        }
+                        Ended::Renewed => {
+                            tracing::info!(%relay, "certificate renewed; tunnelling again");
                             continue;
                         }
                         Ended::Lost(why) => {
@@ -242,7 +308,8 @@ impl Dialer {
             .await
             .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))??;
         let _ = tcp.set_nodelay(true);
-        let tls = timeout(HANDSHAKE_TIMEOUT, self.outer.connect(server_name, tcp))
+        let outer = self.tls.read().unwrap_or_else(|e| e.into_inner()).0.clone();
+        let tls = timeout(HANDSHAKE_TIMEOUT, outer.connect(server_name, tcp))
             .await
             .map_err(|_| format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}"))?
             .map_err(|e| format!("TLS: {e}"))?;
@@ -294,16 +361,33 @@ impl Dialer {
             .keep_alive_timeout(self.keepalive.timeout)
             .adaptive_window(true)
             .serve_connection(TokioIo::new(tls), service);
-        // Its own task, so a drained tunnel keeps serving its streams while a new one is dialled.
-        let mut served = tokio::spawn(connection);
-        tokio::select! {
-            result = &mut served => match result {
+        // Its own task, so a tunnel being replaced keeps serving its streams while the new one
+        // is dialled; told to close, it does so once they are done (HTTP/2 GOAWAY).
+        let close = CancellationToken::new();
+        let closing = close.clone();
+        let mut served = tokio::spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => result,
+                () = closing.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        });
+        let mut renewed = self.renewed.subscribe();
+        renewed.mark_unchanged();
+        let ended = tokio::select! {
+            result = &mut served => return match result {
                 Ok(Ok(())) => Ended::Lost("the relay closed it".to_owned()),
                 Ok(Err(e)) => Ended::Lost(e.to_string()),
                 Err(e) => Ended::Lost(e.to_string()),
             },
             () = drained.notified() => Ended::Drained,
-        }
+            _ = renewed.changed() => Ended::Renewed,
+        };
+        close.cancel();
+        ended
     }
 
     /// One request from the relay: a drain notice, or a CLI connection to take.
@@ -391,7 +475,8 @@ impl Dialer {
         cert: &str,
         client: Option<SocketAddr>,
     ) {
-        let accepted = timeout(HANDSHAKE_TIMEOUT, self.inner.accept(TokioIo::new(upgraded))).await;
+        let inner = self.tls.read().unwrap_or_else(|e| e.into_inner()).1.clone();
+        let accepted = timeout(HANDSHAKE_TIMEOUT, inner.accept(TokioIo::new(upgraded))).await;
         let tls = match accepted {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return tracing::warn!(error = %e, "relayed tunnel TLS handshake failed"),

@@ -30,7 +30,7 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 
 pub use connector::RelayConnector;
-pub use dial::{dial_relays, DialOptions, RelayLinks, RelayTunnels};
+pub use dial::{dial_relays, DialOptions, RelayIdentitySwap, RelayLinks, RelayTunnels};
 pub use frame::{RelayCode, RelayStatus};
 pub use server::{serve, RelayConfig};
 

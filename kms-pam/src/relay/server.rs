@@ -216,12 +216,9 @@ impl Relay {
         let tunnel = self.table.insert(&gateway, sender);
         self.metrics.set_tunnels(self.table.len());
         tracing::info!(%gateway, %peer, relay = %self.name, "gateway tunnel up");
-        let why = tokio::select! {
-            result = conn => match result {
-                Ok(()) => "closed".to_owned(),
-                Err(e) => e.to_string(),
-            },
-            () = tunnel.replaced.cancelled() => "replaced by the gateway's newer tunnel".to_owned(),
+        let why = match conn.await {
+            Ok(()) => "closed".to_owned(),
+            Err(e) => e.to_string(),
         };
         self.table.remove(&gateway, tunnel.id);
         self.metrics.set_tunnels(self.table.len());

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::client::conn::http2::SendRequest;
-use tokio_util::sync::CancellationToken;
 
 /// The sending half of a gateway's tunnel: the relay is the HTTP/2 client on the connection the
 /// gateway dialled, and opens one `CONNECT` stream per CLI connection.
@@ -18,8 +17,6 @@ pub(crate) type TunnelSender = SendRequest<Empty<Bytes>>;
 pub(crate) struct Tunnel {
     pub(crate) id: u64,
     pub(crate) sender: TunnelSender,
-    /// Cancelled when a newer tunnel of the same gateway replaces this one.
-    pub(crate) replaced: CancellationToken,
 }
 
 /// Gateway name → its newest tunnel.
@@ -30,18 +27,16 @@ pub(crate) struct TunnelTable {
 }
 
 impl TunnelTable {
-    /// Registers a gateway's new tunnel. An older one of the same gateway is replaced at once:
-    /// a restarted gateway's tunnel wins over a half-open one its keepalive has not caught yet.
+    /// Registers a gateway's new tunnel; new streams go to it at once. The older one is only
+    /// no longer routed to: a restarted gateway's tunnel wins over a half-open one its keepalive
+    /// has not caught yet, and a gateway re-tunnelling (a renewed certificate, a drain) keeps
+    /// serving the streams already on its old one until it closes it (make-before-break).
     pub(crate) fn insert(&self, gateway: &str, sender: TunnelSender) -> Tunnel {
         let tunnel = Tunnel {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             sender,
-            replaced: CancellationToken::new(),
         };
-        let old = self.lock().insert(gateway.to_owned(), tunnel.clone());
-        if let Some(old) = old {
-            old.replaced.cancel();
-        }
+        self.lock().insert(gateway.to_owned(), tunnel.clone());
         tunnel
     }
 

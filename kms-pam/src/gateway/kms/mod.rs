@@ -222,6 +222,17 @@ where
         listener.is_some(),
         relayed.as_ref().map(RelayTunnels::links),
     );
+    let renewal = relayed.as_ref().map(|tunnels| {
+        let tls = GatewayTls::new(
+            identity.tls.ca_pem.clone(),
+            identity.tls.cert_pem.clone(),
+            identity.tls.key.clone(),
+        );
+        let (dir, advertise) = (config.data_dir.clone(), config.advertise.clone());
+        let renewing =
+            relayed::keep_renewed(client.clone(), dir, advertise, tls, tunnels.identity());
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(renewing))
+    });
     let heartbeat = tokio::spawn(relayed::heartbeats(
         client.clone(),
         config.advertise.clone(),
@@ -250,6 +261,7 @@ where
         crate::gateway::mtls::serve_with_refresh(listener, relayed, gateway, refresh, shutdown)
             .await;
     heartbeat.abort();
+    drop(renewal);
     tracking.stop(client).await;
     outcome
 }

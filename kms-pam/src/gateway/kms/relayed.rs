@@ -1,7 +1,7 @@
 //! A KMS-run gateway's reach: heartbeats that say how CLIs reach it (its listener, the relays
 //! holding its tunnel), and the identity certificate renewed before it is used to dial relays.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::{write_file, CERT_FILE, KEY_FILE};
@@ -9,13 +9,17 @@ use crate::gateway::mtls::GatewayTls;
 use crate::gateway::GatewayError;
 use crate::kms::api::GatewayReach;
 use crate::kms::client::KmsClient;
-use crate::relay::RelayLinks;
-use crate::tls::generate_csr;
+use crate::relay::{RelayIdentitySwap, RelayLinks};
+use crate::tls::{generate_csr, PrivateKeyPem};
 
 /// How often the gateway tells KMS it is alive (KMS shows it online for 30 s after a beat).
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Renew the identity certificate when less than this is left of it.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often a running gateway checks whether its certificate is due.
+const RENEW_CHECK: Duration = Duration::from_secs(12 * 3600);
+/// When a renewal failed, the next try.
+const RENEW_RETRY: Duration = Duration::from_secs(3600);
 
 /// How CLIs reach this gateway now.
 pub(super) struct Reach {
@@ -71,6 +75,18 @@ pub(super) async fn renew_if_due(
     if !renewal_due(&tls.cert_pem, SystemTime::now()) {
         return Ok(());
     }
+    let (cert_pem, key) = renew(client, dir, advertise).await?;
+    tls.cert_pem = cert_pem;
+    tls.key = key;
+    Ok(())
+}
+
+/// A new key and certificate from KMS, saved in the data dir once KMS signed.
+async fn renew(
+    client: &KmsClient,
+    dir: &Path,
+    advertise: &str,
+) -> Result<(String, PrivateKeyPem), GatewayError> {
     let host = advertise.rsplit_once(':').map_or(advertise, |(h, _)| h);
     let (key, csr) = generate_csr(host).map_err(GatewayError::Csr)?;
     let renewed = client
@@ -81,9 +97,45 @@ pub(super) async fn renew_if_due(
     write_file(&dir.join(KEY_FILE), key.expose_secret(), 0o600)?;
     write_file(&dir.join(CERT_FILE), &renewed.certificate, 0o644)?;
     tracing::info!("gateway certificate renewed");
-    tls.cert_pem = renewed.certificate;
-    tls.key = key;
-    Ok(())
+    Ok((renewed.certificate, key))
+}
+
+/// While the gateway runs: checks twice a day whether its certificate is due, renews it and puts
+/// it into service on its relay tunnels at once, make-before-break ([`RelayIdentitySwap`]); a
+/// failed renewal is retried within the hour. (Its direct listener, if any, uses the renewed
+/// certificate from the next start; the old one is valid for 30 days more.)
+pub(super) async fn keep_renewed(
+    client: KmsClient,
+    dir: PathBuf,
+    advertise: String,
+    mut tls: GatewayTls,
+    swap: RelayIdentitySwap,
+) {
+    let mut wait = RENEW_CHECK;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = RENEW_CHECK;
+        if !renewal_due(&tls.cert_pem, SystemTime::now()) {
+            continue;
+        }
+        let renewed = renew(&client, &dir, &advertise)
+            .await
+            .and_then(|(cert, key)| {
+                swap.replace(&tls.ca_pem, &cert, &key)
+                    .map_err(GatewayError::TlsMaterial)?;
+                Ok((cert, key))
+            });
+        match renewed {
+            Ok((cert, key)) => {
+                tls.cert_pem = cert;
+                tls.key = key;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the gateway certificate; retrying");
+                wait = RENEW_RETRY;
+            }
+        }
+    }
 }
 
 /// Whether the certificate lacks client authentication or ends within [`RENEW_BEFORE`] of

@@ -166,3 +166,91 @@ async fn a_stream_the_gateway_ends_is_closed_at_the_relay_whatever_the_cli_does(
     assert!(text.contains("kms_pam_relay_streams_total 1"), "{text}");
     assert!(text.contains("kms_pam_relay_tunnels 1"), "{text}");
 }
+
+#[tokio::test]
+async fn a_renewed_certificate_re_tunnels_make_before_break() {
+    let kms = Kms::new();
+    let relay = kms.relay("edge").await;
+    let gateway = kms.gateway("gw-a", &[&relay.addr]);
+    let (links, identity) = (gateway.links(), gateway.identity());
+    let _echo = echo(gateway);
+    connected(&links, 1).await;
+    let granted = kms.grant("gw-a", HOUR).await;
+    let connector = kms.connector(&granted, "gw-a", &[&relay.addr]);
+    let mut before = connect_soon(&connector).await;
+    round_trip(&mut before, "before").await;
+
+    let (cert, key) = kms.gateway_identity("gw-a");
+    identity.replace(kms.ca.cert_pem(), &cert, &key).unwrap();
+    // The stream opened before goes on; new ones open on the new tunnel.
+    round_trip(&mut before, "still on the old tunnel").await;
+    let mut after = connect_soon(&connector).await;
+    round_trip(&mut after, "on the new one").await;
+    round_trip(&mut before, "and the old one still").await;
+    assert!(identity
+        .replace(kms.ca.cert_pem(), "not a certificate", &key)
+        .is_err());
+    round_trip(&mut after, "a bad renewal changes nothing").await;
+}
+
+/// A relay that only records the certificate each gateway connection presents.
+#[tokio::test]
+async fn the_renewed_certificate_is_the_one_relays_see_and_the_old_tunnel_closes() {
+    use crate::tls::tunnel_server_config;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let kms = Kms::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let tls = kms.relay_tls("recorder");
+    let server =
+        tunnel_server_config(&tls.ca_pem, &tls.cert_pem, &tls.key, &[GATEWAY_ALPN]).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+            let handshake = hyper::client::conn::http2::handshake::<
+                _,
+                _,
+                http_body_util::Empty<bytes::Bytes>,
+            >(TokioExecutor::new(), TokioIo::new(tls));
+            let (sender, conn) = handshake.await.unwrap();
+            let (closed_tx, closed) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = conn.await;
+                drop(sender);
+                let _ = closed_tx.send(());
+            });
+            let _ = seen_tx.send((fingerprint(&leaf), closed));
+        }
+    });
+    let (cert, key) = kms.gateway_identity("gw-a");
+    let sessions: Arc<dyn SessionManager> = kms.sessions.clone();
+    let mut options = DialOptions::new(vec![addr]);
+    options.use_env_proxy = false;
+    let gateway = dial_relays("gw-a", kms.ca.cert_pem(), &cert, &key, sessions, options).unwrap();
+    let (first, first_closed) = timeout(PATIENCE, seen.recv()).await.unwrap().unwrap();
+    let old = crate::tls::parse_certs(&cert).unwrap().remove(0);
+    assert_eq!(first, fingerprint(&old));
+
+    let (renewed, new_key) = kms.gateway_identity("gw-a");
+    gateway
+        .identity()
+        .replace(kms.ca.cert_pem(), &renewed, &new_key)
+        .unwrap();
+    let (second, _) = timeout(PATIENCE, seen.recv()).await.unwrap().unwrap();
+    let new = crate::tls::parse_certs(&renewed).unwrap().remove(0);
+    assert_eq!(
+        second,
+        fingerprint(&new),
+        "the new tunnel presents the renewed certificate"
+    );
+    timeout(PATIENCE, first_closed)
+        .await
+        .expect("the old tunnel, idle, was closed")
+        .unwrap();
+}

@@ -89,11 +89,19 @@ impl Kms {
         RunningRelay { addr, stop, task }
     }
 
-    /// A gateway named `name` dialling `relays`; its certificate names `<name>.test`.
-    fn gateway(&self, name: &str, relays: &[&str]) -> RelayTunnels {
+    /// An identity certificate (and its new key) for gateway `name`, naming `<name>.test`.
+    fn gateway_identity(&self, name: &str) -> (String, crate::tls::PrivateKeyPem) {
         let (key, csr) = generate_csr(name).unwrap();
         let names = [format!("{name}.test")];
-        let cert = self.ca.sign_gateway_csr(&csr, name, &names, HOUR).unwrap();
+        (
+            self.ca.sign_gateway_csr(&csr, name, &names, HOUR).unwrap(),
+            key,
+        )
+    }
+
+    /// A gateway named `name` dialling `relays`; its certificate names `<name>.test`.
+    fn gateway(&self, name: &str, relays: &[&str]) -> RelayTunnels {
+        let (cert, key) = self.gateway_identity(name);
         let sessions: Arc<dyn SessionManager> = self.sessions.clone();
         let mut options = DialOptions::new(relays.iter().map(|r| (*r).to_owned()).collect());
         options.keepalive = FAST;

@@ -259,9 +259,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("root.key");
         RootKey::create(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let err = RootKey::load(&path).unwrap_err();
-        assert!(err.to_string().contains("chmod 600"), "{err}");
+        // Readable by others, or writable by the group: refused whoever owns it (a group-only
+        // reader is allowed for root's files: fsutil's key-file tests).
+        for mode in [0o644, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = RootKey::load(&path).unwrap_err();
+            assert!(err.to_string().contains("chmod 600"), "{mode:o}: {err}");
+        }
         fs::write(&path, b"short").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(RootKey::load(&path), Err(StoreError::Corrupt(_))));
