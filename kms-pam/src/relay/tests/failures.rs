@@ -3,6 +3,7 @@
 use http::{Method, Request};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::super::table::TunnelSender;
 use super::*;
 use crate::tls::{tunnel_client_config, tunnel_server_config, TUNNEL_ALPN};
 
@@ -199,18 +200,9 @@ async fn garbage_after_the_handshake_is_refused_without_harm() {
     assert!(why.contains("offline there"), "{why}");
 }
 
-/// A relay that lies: it authenticates one session certificate outside and lets another one
-/// in. The gateway compares the certificate inside with the relay's word and refuses.
-#[tokio::test]
-async fn the_gateway_refuses_an_inner_certificate_the_relay_did_not_authenticate() {
-    let kms = Kms::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let gateway = kms.gateway("gw-a", &[&addr]);
-    let (mut peers, _echo) = echo(gateway);
-    let outside = kms.grant("gw-a", HOUR).await;
-    let inside = kms.grant("gw-a", HOUR).await;
-
+/// A relay that lies, for the gateway that dialled `listener`: whatever it asks over the
+/// returned sender, no honest relay would.
+async fn liar(kms: &Kms, listener: &TcpListener) -> TunnelSender {
     let relay_tls = kms.relay_tls("liar");
     let server = tunnel_server_config(
         &relay_tls.ca_pem,
@@ -224,14 +216,61 @@ async fn the_gateway_refuses_an_inner_certificate_the_relay_did_not_authenticate
         .accept(tcp)
         .await
         .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake::<
-        _,
-        _,
-        http_body_util::Empty<bytes::Bytes>,
-    >(TokioExecutor::new(), TokioIo::new(tls))
-    .await
-    .unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
     tokio::spawn(conn);
+    sender
+}
+
+/// A relay that misroutes: a session certificate for gateway A sent to gateway B, which
+/// refuses it before any inner byte (and would again at the inner handshake).
+#[tokio::test]
+async fn a_session_for_gateway_a_routed_to_gateway_b_is_refused_by_b() {
+    let kms = Kms::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let gateway_b = kms.gateway("gw-b", &[&addr]);
+    let (mut peers, _echo) = echo(gateway_b);
+    let for_a = kms.grant("gw-a", HOUR).await;
+    let mut sender = liar(&kms, &listener).await;
+    let der = crate::tls::parse_certs(&for_a.cert).unwrap().remove(0);
+    let request = Request::builder()
+        .method(Method::CONNECT)
+        .uri("session.kms-pam:443")
+        .header(headers::SESSION, for_a.session.id.as_str())
+        .header(headers::CLIENT_CERT, fingerprint(&der))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::FORBIDDEN);
+    let status = headers::refusal(response.headers());
+    assert_eq!(status.code, RelayCode::Forbidden);
+    assert!(
+        status.message.contains("not for gateway gw-b"),
+        "{}",
+        status.message
+    );
+    assert!(
+        timeout(QUIET, peers.recv()).await.is_err(),
+        "no tunnel reached the proxy"
+    );
+}
+
+/// A relay that lies: it authenticates one session certificate outside and lets another one
+/// in. The gateway compares the certificate inside with the relay's word and refuses.
+#[tokio::test]
+async fn the_gateway_refuses_an_inner_certificate_the_relay_did_not_authenticate() {
+    let kms = Kms::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let gateway = kms.gateway("gw-a", &[&addr]);
+    let (mut peers, _echo) = echo(gateway);
+    let outside = kms.grant("gw-a", HOUR).await;
+    let inside = kms.grant("gw-a", HOUR).await;
+
+    let mut sender = liar(&kms, &listener).await;
     let outside_der = crate::tls::parse_certs(&outside.cert).unwrap().remove(0);
     let request = Request::builder()
         .method(Method::CONNECT)
