@@ -224,6 +224,22 @@ async fn liar(kms: &Kms, listener: &TcpListener) -> TunnelSender {
     sender
 }
 
+/// The `CONNECT` a relay sends for a CLI that authenticated with `granted`'s certificate.
+async fn connect_as(
+    sender: &mut TunnelSender,
+    granted: &Granted,
+) -> http::Response<hyper::body::Incoming> {
+    let der = crate::tls::parse_certs(&granted.cert).unwrap().remove(0);
+    let request = Request::builder()
+        .method(Method::CONNECT)
+        .uri("session.kms-pam:443")
+        .header(headers::SESSION, granted.session.id.as_str())
+        .header(headers::CLIENT_CERT, fingerprint(&der))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    sender.send_request(request).await.unwrap()
+}
+
 /// A relay that misroutes: a session certificate for gateway A sent to gateway B, which
 /// refuses it before any inner byte (and would again at the inner handshake).
 #[tokio::test]
@@ -235,15 +251,7 @@ async fn a_session_for_gateway_a_routed_to_gateway_b_is_refused_by_b() {
     let (mut peers, _echo) = echo(gateway_b);
     let for_a = kms.grant("gw-a", HOUR).await;
     let mut sender = liar(&kms, &listener).await;
-    let der = crate::tls::parse_certs(&for_a.cert).unwrap().remove(0);
-    let request = Request::builder()
-        .method(Method::CONNECT)
-        .uri("session.kms-pam:443")
-        .header(headers::SESSION, for_a.session.id.as_str())
-        .header(headers::CLIENT_CERT, fingerprint(&der))
-        .body(http_body_util::Empty::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let response = connect_as(&mut sender, &for_a).await;
     assert_eq!(response.status(), http::StatusCode::FORBIDDEN);
     let status = headers::refusal(response.headers());
     assert_eq!(status.code, RelayCode::Forbidden);
@@ -271,15 +279,7 @@ async fn the_gateway_refuses_an_inner_certificate_the_relay_did_not_authenticate
     let inside = kms.grant("gw-a", HOUR).await;
 
     let mut sender = liar(&kms, &listener).await;
-    let outside_der = crate::tls::parse_certs(&outside.cert).unwrap().remove(0);
-    let request = Request::builder()
-        .method(Method::CONNECT)
-        .uri("session.kms-pam:443")
-        .header(headers::SESSION, outside.session.id.as_str())
-        .header(headers::CLIENT_CERT, fingerprint(&outside_der))
-        .body(http_body_util::Empty::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let response = connect_as(&mut sender, &outside).await;
     assert_eq!(response.status(), http::StatusCode::OK);
     let upgraded = hyper::upgrade::on(response).await.unwrap();
     let client = tunnel_client_config(
