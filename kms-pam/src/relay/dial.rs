@@ -36,6 +36,8 @@ use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor, TunnelPee
 /// How long the gateway asks KMS about a session before opening a relayed stream; past it the
 /// stream opens and the tunnel's own checks decide.
 const PRECHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Relayed streams one tunnel carries at once (the relay's own limit is the same by default).
+const MAX_RELAYED_STREAMS: u32 = 10_000;
 /// First pause after a failed dial; doubled per failure up to the cap, with jitter.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -360,6 +362,9 @@ impl Dialer {
             .keep_alive_interval(Some(self.keepalive.interval))
             .keep_alive_timeout(self.keepalive.timeout)
             .adaptive_window(true)
+            // Every CLI connection through this relay is one stream, open for the session's
+            // life: hyper's default of 200 would make the 201st session wait for a slot.
+            .max_concurrent_streams(MAX_RELAYED_STREAMS)
             .serve_connection(TokioIo::new(tls), service);
         // Its own task, so a tunnel being replaced keeps serving its streams while the new one
         // is dialled; told to close, it does so once they are done (HTTP/2 GOAWAY).

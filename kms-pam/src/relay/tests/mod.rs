@@ -310,3 +310,30 @@ async fn the_cli_tries_the_next_relay_and_remembers_the_one_that_worked() {
     round_trip(&mut io, "via r2").await;
     assert_eq!(connector.preferred.load(Ordering::Relaxed), 1);
 }
+
+/// More sessions than HTTP/2's usual stream limit (hyper's 200) through one gateway tunnel,
+/// each holding its stream open, as relayed sessions do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tunnel_carries_more_sessions_than_the_usual_stream_limit() {
+    const SESSIONS: usize = 240;
+    let kms = Kms::new();
+    let relay = kms.relay("edge").await;
+    let gateway = kms.gateway("gw-a", &[&relay.addr]);
+    let links = gateway.links();
+    let _echo = echo(gateway);
+    connected(&links, 1).await;
+    let mut open = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let granted = kms.grant("gw-a", HOUR).await;
+        let connector = kms.connector(&granted, "gw-a", &[&relay.addr]);
+        let io = timeout(PATIENCE, connector.connect())
+            .await
+            .unwrap_or_else(|_| panic!("session {i} waited for a stream slot"))
+            .unwrap_or_else(|e| panic!("session {i}: {e}"));
+        open.push(io);
+    }
+    for (i, io) in open.iter_mut().enumerate().step_by(60) {
+        round_trip(io, &format!("session {i}")).await;
+    }
+    round_trip(open.last_mut().unwrap(), "the last one").await;
+}
