@@ -71,6 +71,13 @@ async fn revoked_and_ended_sessions_are_refused_before_any_inner_byte() {
     let links = gateway.links();
     let (mut peers, _echo) = echo(gateway);
     connected(&links, 1).await;
+    // The relay routes to the gateway once its HTTP/2 handshake is done, just after the gateway
+    // counts the tunnel up: wait for that with a session of its own.
+    let probe = kms.grant("gw-a", HOUR).await;
+    let mut probed = connect_soon(&kms.connector(&probe, "gw-a", &[&relay.addr])).await;
+    round_trip(&mut probed, "probe").await;
+    let seen = timeout(PATIENCE, peers.recv()).await.unwrap().unwrap();
+    assert_eq!(seen.session_id, probe.session.id);
     let granted = kms.grant("gw-a", HOUR).await;
     kms.sessions.terminate(&granted.session.id).await.unwrap();
     let why = refused(

@@ -56,11 +56,19 @@ async fn a_restarted_gateway_replaces_its_half_open_tunnel_at_once() {
 
     let granted = kms.grant("gw-a", HOUR).await;
     let connector = kms.connector(&granted, "gw-a", &[&relay.addr]);
-    // At once: the first attempt goes to the new tunnel, with no keepalive to wait for.
-    let mut io = connector
-        .connect()
-        .await
-        .expect("the new tunnel is used at once");
+    // At once: well within the old tunnel's keepalive (2 s), once the relay has registered the
+    // new tunnel (its HTTP/2 handshake, just after the gateway counts it up); a stream sent to
+    // the half-open old tunnel would wait 10 s for an answer instead.
+    let mut io = timeout(Duration::from_secs(1), async {
+        loop {
+            match connector.connect().await {
+                Ok(io) => return io,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the new tunnel is used at once");
     round_trip(&mut io, "new instance").await;
     assert!(timeout(PATIENCE, new_peers.recv()).await.unwrap().is_some());
     assert!(old_peers.try_recv().is_err());
