@@ -24,12 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tower_service::Service;
 
+use super::renewal::RelayIdentitySwap;
 use super::{check_relay, fingerprint, headers, Keepalive, GATEWAY_ALPN};
 use crate::kms::api::{GatewayReach, RelayLink};
 use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
-use crate::tls::{
-    tunnel_client_config, tunnel_server_config, PrivateKeyPem, TlsError, TUNNEL_ALPN,
-};
+use crate::tls::{PrivateKeyPem, TlsError};
 use crate::transport::tls::{authenticate, server_name_of, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::transport::{AcceptedTunnel, TransportError, TunnelAcceptor, TunnelPeer};
 
@@ -134,13 +133,13 @@ impl TunnelAcceptor for RelayTunnels {
 }
 
 /// What every dial and stream of one gateway shares.
-struct Dialer {
-    gateway: String,
+pub(super) struct Dialer {
+    pub(super) gateway: String,
     /// The gateway's identity, as the relays see it (outer) and as CLIs do (inner); swapped
     /// whole when the certificate is renewed.
-    tls: RwLock<(tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor)>,
+    pub(super) tls: RwLock<(tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor)>,
     /// Bumped at each renewal: every tunnel is dialled again with the new identity.
-    renewed: watch::Sender<u64>,
+    pub(super) renewed: watch::Sender<u64>,
     sessions: Arc<dyn SessionManager>,
     keepalive: Keepalive,
     backoff_cap: Duration,
@@ -170,7 +169,7 @@ pub fn dial_relays(
     let (ready_tx, ready) = mpsc::channel(64);
     let dialer = Arc::new(Dialer {
         gateway: gateway.to_owned(),
-        tls: RwLock::new(identity(ca_pem, cert_pem, key)?),
+        tls: RwLock::new(super::renewal::identity(ca_pem, cert_pem, key)?),
         renewed: watch::Sender::new(0),
         sessions,
         keepalive: options.keepalive,
@@ -199,57 +198,6 @@ pub fn dial_relays(
         identity: RelayIdentitySwap { dialer },
         _dials: dials,
     })
-}
-
-/// The TLS of a gateway identity: towards relays, and towards CLIs inside relayed streams.
-fn identity(
-    ca_pem: &str,
-    cert_pem: &str,
-    key: &PrivateKeyPem,
-) -> Result<(tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor), TlsError> {
-    let outer = tunnel_client_config(ca_pem, cert_pem, key, &[GATEWAY_ALPN])?;
-    let inner = tunnel_server_config(ca_pem, cert_pem, key, &[TUNNEL_ALPN])?;
-    Ok((
-        tokio_rustls::TlsConnector::from(outer),
-        tokio_rustls::TlsAcceptor::from(inner),
-    ))
-}
-
-/// Puts a renewed identity into service: [`RelayTunnels::identity`].
-#[derive(Clone)]
-pub struct RelayIdentitySwap {
-    dialer: Arc<Dialer>,
-}
-
-impl RelayIdentitySwap {
-    /// Uses this certificate and key from now on, make-before-break: every relay is dialled
-    /// again with it, new streams go to the new tunnels, and the old tunnels close once the
-    /// streams on them are done.
-    ///
-    /// # Errors
-    ///
-    /// When the material is unusable; the old identity then stays in service.
-    pub fn replace(
-        &self,
-        ca_pem: &str,
-        cert_pem: &str,
-        key: &PrivateKeyPem,
-    ) -> Result<(), TlsError> {
-        let fresh = identity(ca_pem, cert_pem, key)?;
-        *self.dialer.tls.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        self.dialer
-            .renewed
-            .send_modify(|generation| *generation += 1);
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for RelayIdentitySwap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayIdentitySwap")
-            .field("gateway", &self.dialer.gateway)
-            .finish_non_exhaustive()
-    }
 }
 
 /// How a tunnel ended.

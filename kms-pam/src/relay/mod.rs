@@ -22,6 +22,7 @@ mod connector;
 mod dial;
 mod frame;
 mod metrics;
+mod renewal;
 mod server;
 mod table;
 
@@ -30,8 +31,9 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 
 pub use connector::RelayConnector;
-pub use dial::{dial_relays, DialOptions, RelayIdentitySwap, RelayLinks, RelayTunnels};
+pub use dial::{dial_relays, DialOptions, RelayLinks, RelayTunnels};
 pub use frame::{RelayCode, RelayStatus};
+pub use renewal::RelayIdentitySwap;
 pub use server::{serve, RelayConfig};
 
 use crate::tls::{PrivateKeyPem, TlsError};
