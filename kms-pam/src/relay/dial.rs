@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -18,13 +18,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tower_service::Service;
 
-use super::renewal::RelayIdentitySwap;
+use super::renewal::{IdentityCell, RelayIdentitySwap};
 use super::{check_relay, fingerprint, headers, Keepalive, GATEWAY_ALPN};
 use crate::kms::api::{GatewayReach, RelayLink};
 use crate::session::{SessionError, SessionId, SessionManager, SessionStatus};
@@ -137,9 +137,7 @@ pub(super) struct Dialer {
     pub(super) gateway: String,
     /// The gateway's identity, as the relays see it (outer) and as CLIs do (inner); swapped
     /// whole when the certificate is renewed.
-    pub(super) tls: RwLock<(tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor)>,
-    /// Bumped at each renewal: every tunnel is dialled again with the new identity.
-    pub(super) renewed: watch::Sender<u64>,
+    pub(super) cell: Arc<IdentityCell>,
     sessions: Arc<dyn SessionManager>,
     keepalive: Keepalive,
     backoff_cap: Duration,
@@ -169,8 +167,7 @@ pub fn dial_relays(
     let (ready_tx, ready) = mpsc::channel(64);
     let dialer = Arc::new(Dialer {
         gateway: gateway.to_owned(),
-        tls: RwLock::new(super::renewal::identity(ca_pem, cert_pem, key)?),
-        renewed: watch::Sender::new(0),
+        cell: Arc::new(IdentityCell::new(ca_pem, cert_pem, key)?),
         sessions,
         keepalive: options.keepalive,
         backoff_cap: options.backoff_cap,
@@ -195,7 +192,7 @@ pub fn dial_relays(
     Ok(RelayTunnels {
         ready,
         links,
-        identity: RelayIdentitySwap { dialer },
+        identity: RelayIdentitySwap::new(Arc::clone(&dialer.cell)),
         _dials: dials,
     })
 }
@@ -258,7 +255,7 @@ impl Dialer {
             .await
             .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))??;
         let _ = tcp.set_nodelay(true);
-        let outer = self.tls.read().unwrap_or_else(|e| e.into_inner()).0.clone();
+        let outer = self.cell.tls().0;
         let tls = timeout(HANDSHAKE_TIMEOUT, outer.connect(server_name, tcp))
             .await
             .map_err(|_| format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}"))?
@@ -328,7 +325,7 @@ impl Dialer {
                 }
             }
         });
-        let mut renewed = self.renewed.subscribe();
+        let mut renewed = self.cell.renewed.subscribe();
         renewed.mark_unchanged();
         let ended = tokio::select! {
             result = &mut served => return match result {
@@ -428,7 +425,7 @@ impl Dialer {
         cert: &str,
         client: Option<SocketAddr>,
     ) {
-        let inner = self.tls.read().unwrap_or_else(|e| e.into_inner()).1.clone();
+        let inner = self.cell.tls().1;
         let accepted = timeout(HANDSHAKE_TIMEOUT, inner.accept(TokioIo::new(upgraded))).await;
         let tls = match accepted {
             Ok(Ok(tls)) => tls,
