@@ -77,6 +77,7 @@ impl Sessions {
                 binding: None,
             },
             end_cause: None,
+            identity: None,
         };
         let spec = SessionCertSpec::new(
             view.session.id.to_string(),

@@ -78,6 +78,7 @@ impl SessionBroker for OwnControlPlane {
             session: SessionView {
                 session,
                 end_cause: None,
+                identity: None,
             },
             certificate,
             ca_certificate: self.ca.cert_pem().to_owned(),
@@ -97,6 +98,7 @@ impl SessionBroker for OwnControlPlane {
         Ok(SessionView {
             session,
             end_cause: Some(EndCause::User),
+            identity: None,
         })
     }
 
@@ -110,6 +112,7 @@ impl SessionBroker for OwnControlPlane {
         Ok(SessionView {
             session,
             end_cause: None,
+            identity: None,
         })
     }
 }

@@ -104,6 +104,7 @@ fn new_session(request: &CreateSession) -> SessionView {
             binding: None,
         },
         end_cause: None,
+        identity: None,
     }
 }
 

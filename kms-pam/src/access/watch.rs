@@ -159,6 +159,7 @@ mod tests {
                 binding: None,
             },
             end_cause: cause,
+            identity: None,
         }
     }
 

@@ -36,6 +36,7 @@ mod console;
 mod edge;
 mod lifecycle;
 mod router;
+mod sso;
 pub(crate) mod store;
 mod tls;
 
@@ -110,6 +111,10 @@ impl Server {
             failures: Arc::new(FailureBudget::default()),
             audit_key: Arc::new(prepared.audit_key),
             https: tls.is_some(),
+            sso: Arc::new(
+                sso::provider::Providers::new()
+                    .map_err(|e| ServerError::Serve(std::io::Error::other(e.to_string())))?,
+            ),
         };
         Ok(Self {
             state,

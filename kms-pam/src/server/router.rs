@@ -10,7 +10,7 @@
 
 use super::api::{
     accounts, audit_trail, certificates, gateway_routes, gateways, grants, health, members,
-    projects, resources, session_events, sessions, users,
+    projects, resources, session_events, sessions, sso, users,
 };
 use super::console;
 use super::edge::extract::{unknown_route, wrong_method};
@@ -38,6 +38,13 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/v1/users/{name}/disable", post(users::disable))
         .route("/v1/users/{name}/enable", post(users::enable))
         .route("/v1/users/{name}/token", post(users::rotate_token))
+        .route("/v1/sso/providers", post(sso::create).get(sso::list))
+        .route("/v1/sso/providers/names", get(sso::names))
+        .route("/v1/sso/providers/{name}", delete(sso::delete))
+        .route("/v1/sso/exchange", post(sso::exchange))
+        .route("/v1/sso/device", post(sso::start_device))
+        .route("/v1/sso/device/poll", post(sso::poll_device))
+        .route("/v1/sso/refresh", post(sso::refresh))
         .route("/v1/gateways", post(gateways::create).get(gateways::list))
         .route("/v1/gateways/enroll", post(gateways::enroll))
         .route("/v1/gateways/{name}/revoke", post(gateways::revoke))

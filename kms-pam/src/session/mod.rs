@@ -2,6 +2,7 @@
 
 mod binding;
 mod memory;
+mod person;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 
 pub use binding::SessionBinding;
 pub use memory::MemorySessionManager;
+pub use person::PersonIdentity;
 
 /// A session's identifier (a UUID in text form, as KMS issues it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -259,6 +261,10 @@ pub struct SessionView {
     /// Why it ended.
     #[serde(default)]
     pub end_cause: Option<EndCause>,
+    /// Who its user is at the OpenID provider they signed in with, when they opened it after
+    /// single sign-on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PersonIdentity>,
 }
 
 /// What is needed to open a session.

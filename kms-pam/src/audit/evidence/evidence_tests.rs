@@ -43,6 +43,7 @@ fn view() -> SessionView {
             ),
         },
         end_cause: Some(EndCause::User),
+        identity: None,
     }
 }
 

@@ -279,6 +279,7 @@ mod tests {
                 binding: None,
             },
             end_cause: None,
+            identity: None,
         };
         let view = serde_json::to_string(&view).unwrap();
         tokio::spawn(async move {

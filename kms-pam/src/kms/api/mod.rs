@@ -17,10 +17,12 @@ use crate::secret::Secret;
 mod codes;
 mod projects;
 mod sessions;
+mod sso;
 
 pub use codes::{ErrorCode, GatewayStatus, PrincipalKind, ProjectRole, ResourceKind};
 pub use projects::{CreateProject, Member, Project, SetMember};
 pub use sessions::*;
+pub use sso::*;
 
 // Shapes the API shares with the layers below it, named where they are used.
 pub use crate::session::{SessionView, DEFAULT_PROJECT};
@@ -57,6 +59,9 @@ pub struct WhoAmI {
     pub kind: PrincipalKind,
     /// Whether the user is an administrator.
     pub admin: bool,
+    /// Who the person is at the OpenID provider they signed in with (single sign-on only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PersonIdentity>,
 }
 
 /// A user.

@@ -15,6 +15,7 @@
 //! | [`sessions`] | a project's `…/sessions` (open, list, end, terminate) |
 //! | [`audit_trail`] | `…/sessions/{id}` (history), `/verify`, `/export`, `/recordings/{n}`, `/v1/audit/keys` |
 //! | [`session_events`] | `/v1/gateway/events` |
+//! | [`sso`] | `/v1/sso/…`: providers, the CLI's exchange, device sign-in, refresh |
 //!
 //! `POST /v1/console/links` belongs to the console (`console/signin.rs`).
 
@@ -30,4 +31,5 @@ pub(crate) mod projects;
 pub(crate) mod resources;
 pub(crate) mod session_events;
 pub(crate) mod sessions;
+pub(crate) mod sso;
 pub(crate) mod users;

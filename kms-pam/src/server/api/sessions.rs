@@ -22,6 +22,7 @@ use crate::server::edge::{gateway_scope, validate, views};
 use crate::server::lifecycle::ending::{end_session, terminate as terminate_session};
 use crate::server::lifecycle::keys::bind_session_key;
 use crate::server::lifecycle::visibility::{visible_session, whose_sessions};
+use crate::server::sso::credentials::token_person;
 use crate::server::store::{
     AccountRecord, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter, StoreError,
     TokenHash,
@@ -39,9 +40,16 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     // The token `caller` was authenticated with, so a rotation racing this request refuses it.
-    let token = crate::net::bearer::token(&headers)
-        .and_then(|token| std::str::from_utf8(token).ok())
-        .map(TokenHash::of);
+    let bearer =
+        crate::net::bearer::token(&headers).and_then(|token| std::str::from_utf8(token).ok());
+    let token = bearer.map(TokenHash::of);
+    // After single sign-on, the session names the person as their provider knows them.
+    let identity = match bearer {
+        Some(bearer) => token_person(&state, bearer)
+            .await?
+            .map(|(_, identity)| identity),
+        None => None,
+    };
     validate::text("reason", body.reason.as_deref())?;
     let (account, max, grant_id) =
         allowed_account(&state, &caller, &body.resource, &body.account).await?;
@@ -87,6 +95,7 @@ pub(crate) async fn create(
             gateway,
             grant_id,
             token: token.clone(),
+            identity,
             reason: body.reason.clone(),
             created_at,
             expires_at,
@@ -136,7 +145,15 @@ async fn refusal_now(
     body: &CreateSession,
 ) -> Option<ApiError> {
     let now = match token {
-        Some(token) => state.store.user_by_token(token).await,
+        Some(token) => match state.store.user_by_token(token).await {
+            // Not an API token: a single sign-on access token, if still live.
+            Err(StoreError::NotFound(_)) => state
+                .store
+                .sso_access(token, crate::server::edge::state::now())
+                .await
+                .map(|(user, _)| user),
+            other => other,
+        },
         None => state.store.user_by_name(&caller.user.name).await,
     };
     let user = match now {

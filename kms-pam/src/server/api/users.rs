@@ -17,24 +17,40 @@ use crate::server::edge::extract::{ApiJson, ApiPath};
 use crate::server::edge::state::{now, AppState};
 use crate::server::edge::{validate, views};
 use crate::server::lifecycle::ending::end_sessions;
+use crate::server::sso::credentials::token_person;
 use crate::server::store::crypto::issue_token;
 use crate::server::store::{ActiveSessions, NewUser, UserRecord};
 use crate::session::EndCause;
 
 /// `GET /v1/whoami`.
-pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {
-    Json(match caller {
-        Caller::User(user) => WhoAmI {
-            name: user.name,
-            kind: PrincipalKind::User,
-            admin: user.admin,
-        },
+/// After single sign-on the answer names the person as their provider knows them.
+pub(crate) async fn whoami(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: http::HeaderMap,
+) -> Result<Json<WhoAmI>, ApiError> {
+    Ok(Json(match caller {
+        Caller::User(user) => {
+            let bearer = crate::net::bearer::token(&headers)
+                .and_then(|token| std::str::from_utf8(token).ok())
+                .unwrap_or_default();
+            let identity = token_person(&state, bearer)
+                .await?
+                .map(|(_, person)| person);
+            WhoAmI {
+                name: user.name,
+                kind: PrincipalKind::User,
+                admin: user.admin,
+                identity,
+            }
+        }
         Caller::Gateway(gateway) => WhoAmI {
             name: gateway.name,
             kind: PrincipalKind::Gateway,
             admin: false,
+            identity: None,
         },
-    })
+    }))
 }
 
 /// `POST /v1/users`: the answer is the only place the new token ever appears. A user who is not

@@ -119,22 +119,23 @@ async fn spend_link(
     code: &str,
 ) -> Result<Response, PageError> {
     attempt.record("console sign-in link");
-    let user =
-        match state
-            .store
-            .redeem_console_link(&TokenHash::of(code), now())
-            .await
-        {
-            Ok(user) if !user.disabled => user,
-            Ok(_) | Err(StoreError::NotFound(_)) => return Ok((
-                StatusCode::UNAUTHORIZED,
-                answer(login_page(Some(
-                    "This sign-in link was already used or has expired (links last 60 seconds). \
-                     Run kms-pam console again.",
-                ))),
-            )
-                .into_response()),
-            Err(e) => return Err(e.into()),
-        };
+    let user = match state
+        .store
+        .redeem_console_link(&TokenHash::of(code), now())
+        .await
+    {
+        Ok(user) if !user.disabled => user,
+        Ok(_) | Err(StoreError::NotFound(_)) => {
+            let page = login_page(
+                state,
+                Some(
+                    "This sign-in link was already used or has expired (links last 60 \
+                         seconds). Run kms-pam console again.",
+                ),
+            );
+            return Ok((StatusCode::UNAUTHORIZED, answer(page.await)).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
     start_session(state, &user, over_https(headers, uri)).await
 }

@@ -17,6 +17,7 @@ mod session_export;
 mod session_page;
 mod sessions;
 mod signin;
+mod sso;
 
 use crate::server::edge::state::AppState;
 use axum::extract::{Path, Request};
@@ -46,6 +47,9 @@ pub(crate) fn routes() -> Router<AppState> {
             "/login/link/{code}",
             get(link::login_link).post(link::confirm_login_link),
         )
+        .route("/login/sso/callback", get(sso::callback))
+        .route("/login/sso/{provider}", get(sso::start))
+        .route("/sso", get(sso::providers))
         .route("/logout", post(signin::logout))
         .route("/assets/{file}", get(asset))
         .route("/gateways", get(org::gateways).post(org::create_gateway))

@@ -67,6 +67,7 @@ pub(super) fn layout(frame: &Frame, title: &str, body: Markup) -> Markup {
                         // The gateways page is the organisation admins' (others get a 404).
                         @if frame.user.admin {
                             a class=(tab("gateways")) href="/gateways" { "Gateways" }
+                            a class=(tab("sso")) href="/sso" { "Sign-in" }
                         }
                     }
                     div.who {
@@ -207,7 +208,7 @@ pub(super) fn kms_url_flags(headers: &http::HeaderMap, https: bool) -> String {
 }
 
 /// The KMS URL as the browser reached it.
-fn kms_url(headers: &http::HeaderMap, https: bool) -> String {
+pub(super) fn kms_url(headers: &http::HeaderMap, https: bool) -> String {
     let host = headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())

@@ -203,15 +203,32 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The sign-in page, with `error` shown above the form.
-pub(super) fn login_page(error: Option<&str>) -> maud::Markup {
+/// The sign-in page with its single sign-on buttons, with `error` shown above the form.
+pub(super) async fn login_page(state: &AppState, error: Option<&str>) -> maud::Markup {
+    // Without the list (the store is down) the page still offers tokens and links.
+    let providers = match state.store.sso_providers().await {
+        Ok(providers) => providers.into_iter().map(|p| p.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    login_page_with(error, &providers)
+}
+
+/// The sign-in page offering `providers`.
+pub(super) fn login_page_with(error: Option<&str>, providers: &[String]) -> maud::Markup {
     bare(
         "Sign in",
         html! {
             h1 { "Sign in to kms-pam" }
+            @if let Some(error) = error { p.field-error role="alert" { (error) } }
+            @if !providers.is_empty() {
+                div.card.sso {
+                    @for name in providers {
+                        p { a.button.sso href={"/login/sso/" (segment(name))} data-provider=(name) { "Sign in with " (name) } }
+                    }
+                }
+            }
             div.card {
                 p { "Run " code { "kms-pam console" } " in a terminal where you are logged in: it opens a one-time sign-in link. Or paste your API token:" }
-                @if let Some(error) = error { p.field-error role="alert" { (error) } }
                 form.stack method="post" action="/login" {
                     label { "API token" input type="password" name="token" autocomplete="off" required; }
                     div { button type="submit" { "Sign in" } }
@@ -222,8 +239,8 @@ pub(super) fn login_page(error: Option<&str>) -> maud::Markup {
 }
 
 /// `GET /login`.
-pub(super) async fn login_form() -> Response {
-    answer(login_page(None))
+pub(super) async fn login_form(State(state): State<AppState>) -> Response {
+    answer(login_page(&state, None).await)
 }
 
 /// `/login` form.
@@ -252,22 +269,19 @@ pub(super) async fn login_token(
     if !token.expose().is_empty() {
         attempt.record("console sign-in token");
     }
-    let refused = || {
-        (
-            StatusCode::UNAUTHORIZED,
-            answer(login_page(Some(
-                "That token is not a valid, enabled user token.",
-            ))),
-        )
-            .into_response()
-    };
     let user = match state
         .store
         .user_by_token(&TokenHash::of(token.expose()))
         .await
     {
         Ok(user) if !user.disabled => user,
-        Ok(_) | Err(StoreError::NotFound(_)) => return Ok(refused()),
+        Ok(_) | Err(StoreError::NotFound(_)) => {
+            let page = login_page(
+                &state,
+                Some("That token is not a valid, enabled user token."),
+            );
+            return Ok((StatusCode::UNAUTHORIZED, answer(page.await)).into_response());
+        }
         Err(e) => return Err(e.into()),
     };
     start_session(&state, &user, over_https(&headers, &uri)).await
@@ -299,6 +313,18 @@ pub(super) async fn start_session(
     user: &UserRecord,
     secure: bool,
 ) -> Result<Response, PageError> {
+    let mut response = Redirect::to("/").into_response();
+    let cookie = session_cookie(state, user, secure).await?;
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// A new console session for `user`: the `Set-Cookie` value that carries it.
+pub(super) async fn session_cookie(
+    state: &AppState,
+    user: &UserRecord,
+    secure: bool,
+) -> Result<HeaderValue, PageError> {
     let value = Secret::random(32).map_err(|e| ApiError::unavailable(e.to_string()))?;
     state
         .store
@@ -311,10 +337,7 @@ pub(super) async fn start_session(
         IDLE_LIMIT.as_secs(),
         if secure { "; Secure" } else { "" }
     );
-    let mut response = Redirect::to("/").into_response();
-    let cookie = HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?;
-    response.headers_mut().insert(SET_COOKIE, cookie);
-    Ok(response)
+    Ok(HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?)
 }
 
 /// `POST /logout`: ends the console session.

@@ -9,10 +9,10 @@
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use crate::kms::api::{GATEWAY_TOKEN_PREFIX, USER_TOKEN_PREFIX};
+use crate::kms::api::{GATEWAY_TOKEN_PREFIX, SSO_ACCESS_PREFIX, USER_TOKEN_PREFIX};
 use crate::server::edge::error::ApiError;
 use crate::server::edge::refusals::record_caller;
-use crate::server::edge::state::AppState;
+use crate::server::edge::state::{now as state_now, AppState};
 use crate::server::store::{GatewayRecord, StoreError, TokenHash, UserRecord};
 
 /// An authenticated caller.
@@ -59,6 +59,31 @@ impl FromRequestParts<AppState> for Caller {
             }
             record_caller(extensions, format!("user {}", user.name));
             Ok(Self::User(user))
+        } else if token.starts_with(SSO_ACCESS_PREFIX) {
+            record_caller(extensions, "unknown or expired single sign-on token");
+            let (user, _) =
+                state
+                    .store
+                    .sso_access(&hash, state_now())
+                    .await
+                    .map_err(|e| {
+                        match e {
+                    StoreError::NotFound(_) => ApiError::unauthenticated(
+                        "single sign-on token expired or revoked; the CLI refreshes it, or run \
+                         kms-pam login --sso",
+                    ),
+                    other => other.into(),
+                }
+                    })?;
+            if user.disabled {
+                record_caller(extensions, format!("user {} (disabled)", user.name));
+                return Err(ApiError::unauthenticated(format!(
+                    "user {} is disabled; an organisation administrator can enable it again",
+                    user.name
+                )));
+            }
+            record_caller(extensions, format!("user {} (single sign-on)", user.name));
+            Ok(Self::User(user))
         } else if token.starts_with(GATEWAY_TOKEN_PREFIX) {
             record_caller(extensions, "unknown or revoked gateway token");
             let gateway = state.store.gateway_by_token(&hash).await.map_err(invalid)?;
@@ -67,7 +92,7 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             record_caller(extensions, "a token that is not a kms-pam token");
             Err(ApiError::unauthenticated(
-                "not a kms-pam API token (expected kmsu_… or kmsg_…)",
+                "not a kms-pam API token (expected kmsu_…, kmss_… or kmsg_…)",
             ))
         }
     }

@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub(crate) audit_key: Arc<SigningKey>,
     /// Whether KMS serves HTTPS itself (the console then hands out `https://` commands).
     pub(crate) https: bool,
+    /// The OpenID providers' discovery documents and keys, and the client that fetches them.
+    pub(crate) sso: Arc<crate::server::sso::provider::Providers>,
 }
 
 impl std::fmt::Debug for AppState {

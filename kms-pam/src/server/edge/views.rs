@@ -155,7 +155,11 @@ fn session_of(
         session.ended_at = Some(session.expires_at);
         end_cause = Some(EndCause::Expiry);
     }
-    SessionView { session, end_cause }
+    SessionView {
+        session,
+        end_cause,
+        identity: record.identity.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +244,7 @@ mod tests {
             last_seen_at: at(0),
             client_address: None,
             user_agent: None,
+            identity: None,
         };
         assert_eq!(
             session(&record, at(9)).session.status,

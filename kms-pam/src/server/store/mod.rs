@@ -29,12 +29,14 @@ pub(crate) use crypto::TokenHash;
 pub(crate) use error::StoreError;
 pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
-    EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, MemberRecord,
-    NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord, NewUser, ProjectRecord,
+    EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, IdentityRecord,
+    MemberRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord,
+    NewSsoCredential, NewSsoProvider, NewUser, PendingKind, ProjectRecord, ProviderSettings,
     RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionKeyRecord, SessionOwner,
-    SessionPage, SessionRecord, SessionSearch, SessionUpdate, UserRecord,
+    SessionPage, SessionRecord, SessionSearch, SessionUpdate, SsoCredentialRecord,
+    SsoProviderRecord, UserRecord,
 };
 pub(crate) use traits::{
     AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, LinkEvents,
-    ProjectStore, ResourceStore, SessionStore, SetupStore, Store, StoredCa, UserStore,
+    ProjectStore, ResourceStore, SessionStore, SetupStore, SsoStore, Store, StoredCa, UserStore,
 };

@@ -11,9 +11,9 @@ pub(super) enum Kind {
 
 use Kind::{Bool, Bytes, Int, Text};
 
-/// Every table, parents before children, with every column of migrations up to 0830 (0200's
+/// Every table, parents before children, with every column of migrations up to 0900 (0200's
 /// audit tables included: gateways' keys, KMS's signed heads, recording policies; 0830's
-/// gateway reach).
+/// gateway reach; 0900's single sign-on).
 pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "projects",
@@ -140,6 +140,7 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_seen_at", Int),
             ("client_address", Text),
             ("user_agent", Text),
+            ("identity", Text),
         ],
     ),
     (
@@ -223,6 +224,56 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("unrecorded_streams", Text),
             ("max_bytes", Int),
             ("max_input_bytes", Int),
+        ],
+    ),
+    (
+        "sso_providers",
+        &[
+            ("id", Text),
+            ("name", Text),
+            ("issuer", Text),
+            ("client_id", Text),
+            ("client_secret", Bytes),
+            ("settings", Text),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "user_identities",
+        &[
+            ("issuer", Text),
+            ("subject", Text),
+            ("user_id", Text),
+            ("email", Text),
+            ("display_name", Text),
+            ("groups", Text),
+            ("last_seen_at", Int),
+        ],
+    ),
+    (
+        "sso_pending",
+        &[
+            ("key_hash", Text),
+            ("kind", Text),
+            ("data", Bytes),
+            ("expires_at", Int),
+        ],
+    ),
+    (
+        "sso_credentials",
+        &[
+            ("id", Text),
+            ("user_id", Text),
+            ("provider_id", Text),
+            ("issuer", Text),
+            ("subject", Text),
+            ("access_hash", Text),
+            ("access_expires_at", Int),
+            ("refresh_hash", Text),
+            ("provider_refresh", Bytes),
+            ("created_at", Int),
+            ("refreshed_at", Int),
+            ("revoked_at", Int),
         ],
     ),
 ];

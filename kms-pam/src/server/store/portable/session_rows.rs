@@ -12,8 +12,8 @@ pub(super) const SELECT: &str =
     "SELECT id, project_id, user_id, user_name, resource_id, resource_name, \
                       account_id, account_name, gateway_id, gateway_name, status, end_cause, \
                       reason, created_at, expires_at, ended_at, grant_id, \
-                      COALESCE(last_seen_at, created_at) AS last_seen_at, client_address, user_agent \
-                      FROM sessions";
+                      COALESCE(last_seen_at, created_at) AS last_seen_at, client_address, user_agent, \
+                      identity FROM sessions";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
@@ -37,6 +37,7 @@ pub(super) struct SessionRow {
     last_seen_at: i64,
     client_address: Option<String>,
     user_agent: Option<String>,
+    identity: Option<String>,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -67,6 +68,12 @@ impl TryFrom<SessionRow> for SessionRecord {
             last_seen_at: time(row.last_seen_at),
             client_address: row.client_address,
             user_agent: row.user_agent,
+            identity: row
+                .identity
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("session identity: {e}")))?,
         })
     }
 }

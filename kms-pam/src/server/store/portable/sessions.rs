@@ -36,11 +36,12 @@ use crate::session::{EndCause, SessionId};
 /// revocation from committing between this statement and the commit.
 const INSERT_IF_STILL_ALLOWED: &str = "INSERT INTO sessions (id, project_id, user_id, user_name, \
      resource_id, resource_name, account_id, account_name, gateway_id, gateway_name, status, \
-     reason, created_at, expires_at, grant_id, last_seen_at, client_address, user_agent) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12, $15, $16 \
+     reason, created_at, expires_at, grant_id, last_seen_at, client_address, user_agent, identity) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $14, $12, $15, $16, $18 \
      WHERE EXISTS (SELECT 1 FROM users u \
                     WHERE u.id = $3 AND u.disabled_at IS NULL AND u.deleted_at IS NULL \
-                      AND ($17 IS NULL OR u.token_hash = $17) \
+                      AND ($17 IS NULL OR u.token_hash = $17 OR EXISTS (SELECT 1 FROM sso_credentials c \
+                            WHERE c.access_hash = $17 AND c.user_id = u.id AND c.revoked_at IS NULL)) \
                       AND (u.admin OR EXISTS (SELECT 1 FROM project_members m \
                             WHERE m.project_id = $2 AND m.user_id = $3 \
                               AND (m.role = 'admin' OR (m.role = 'member' AND $14 IS NOT NULL))))) \
@@ -54,6 +55,12 @@ impl SessionStore for EngineStore {
     async fn create_session(&self, new: NewSessionRecord) -> Result<SessionUpdate, StoreError> {
         let id = new.id.as_str();
         let now = secs(new.created_at);
+        let identity = new
+            .identity
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("session identity: {e}")))?;
         let mut tx = super::begin_session_create(&self.pool, &new).await?;
         let inserted = sqlx::query(INSERT_IF_STILL_ALLOWED)
             .bind(id)
@@ -73,6 +80,7 @@ impl SessionStore for EngineStore {
             .bind(&new.client_address)
             .bind(&new.user_agent)
             .bind(new.token.as_ref().map(TokenHash::as_str))
+            .bind(identity)
             .execute(&mut *tx)
             .await
             .map_err(|e| super::unique_error(e, || format!("session {id} already exists")))?;

@@ -160,7 +160,13 @@ impl UserStore for EngineStore {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
-        for table in ["grants", "project_members", "console_sessions"] {
+        for table in [
+            "grants",
+            "project_members",
+            "console_sessions",
+            "sso_credentials",
+            "user_identities",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)

@@ -8,6 +8,7 @@
 mod org;
 mod pam;
 mod sessions;
+mod sso;
 
 pub(crate) use self::org::{
     Enrollment, GatewayRecord, MemberRecord, NewGateway, NewUser, ProjectRecord, UserRecord,
@@ -19,4 +20,8 @@ pub(crate) use self::sessions::{
     ActiveSessions, ChangeRecord, EndedSessions, EventLink, EventRecord, EventSpan, HeadRecord,
     NewSessionRecord, RecordingPolicyRecord, SessionFilter, SessionKeyRecord, SessionOwner,
     SessionPage, SessionRecord, SessionSearch, SessionUpdate,
+};
+pub(crate) use self::sso::{
+    IdentityRecord, NewSsoCredential, NewSsoProvider, PendingKind, ProviderSettings,
+    SsoCredentialRecord, SsoProviderRecord,
 };

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crate::session::{EndCause, Session, SessionId, SessionStatus};
+use crate::session::{EndCause, PersonIdentity, Session, SessionId, SessionStatus};
 
 use super::super::crypto::TokenHash;
 use super::org::{GatewayRecord, UserRecord};
@@ -33,6 +33,8 @@ pub(crate) struct SessionRecord {
     pub client_address: Option<String>,
     /// The `User-Agent` of the client that requested it (the CLI names itself and its version).
     pub user_agent: Option<String>,
+    /// Who its user is at the OpenID provider they signed in with (single sign-on only).
+    pub identity: Option<PersonIdentity>,
 }
 
 /// What is needed to record a new active session.
@@ -50,9 +52,12 @@ pub(crate) struct NewSessionRecord {
     pub gateway: GatewayRecord,
     /// The grant it is opened under; `None` for an administrator, who needs none.
     pub grant_id: Option<String>,
-    /// The hash of the API token the request came with: the session is stored only while it is
-    /// still the user's (not rotated away). `None`: not checked.
+    /// The hash of the API token (or single sign-on access token) the request came with: the
+    /// session is stored only while it is still the user's (not rotated away, not revoked).
+    /// `None`: not checked.
     pub token: Option<TokenHash>,
+    /// Who the user is at the OpenID provider they signed in with (single sign-on only).
+    pub identity: Option<PersonIdentity>,
     /// Reason given by the user.
     pub reason: Option<String>,
     /// Creation time.

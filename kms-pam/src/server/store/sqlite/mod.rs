@@ -30,6 +30,8 @@ mod session_rows;
 mod sessions;
 #[path = "../portable/setup.rs"]
 mod setup;
+#[path = "../portable/sso.rs"]
+mod sso;
 #[path = "../portable/users.rs"]
 mod users;
 
@@ -187,6 +189,7 @@ fn precreate_private(path: &Path) -> Result<(), StoreError> {
 async fn has_sealed_values(pool: &SqlitePool) -> Result<bool, StoreError> {
     let (count,): (i64,) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM accounts) \
+              + (SELECT COUNT(*) FROM sso_providers) \
               + (SELECT COUNT(*) FROM kms_settings WHERE name = $1)",
     )
     .bind(setup::CA_KEY_SETTING)

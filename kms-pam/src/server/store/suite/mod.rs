@@ -159,6 +159,7 @@ impl Fixture {
             gateway: self.gateway.clone(),
             grant_id: grant_id.map(str::to_owned),
             token: None,
+            identity: None,
             reason: Some("debug".into()),
             created_at: t(created),
             expires_at: t(expires),

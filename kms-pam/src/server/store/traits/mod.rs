@@ -7,12 +7,14 @@ mod console;
 mod org;
 mod pam;
 mod sessions;
+mod sso;
 
 pub(crate) use self::audit::AuditStore;
 pub(crate) use self::console::ConsoleStore;
 pub(crate) use self::org::{GatewayStore, ProjectStore, UserStore};
 pub(crate) use self::pam::{AccountStore, GrantStore, ResourceStore};
 pub(crate) use self::sessions::{EventStore, LinkEvents, SessionStore};
+pub(crate) use self::sso::SsoStore;
 
 use std::time::SystemTime;
 
@@ -44,6 +46,7 @@ pub(crate) trait Store:
     + EventStore
     + ConsoleStore
     + AuditStore
+    + SsoStore
 {
 }
 
@@ -59,6 +62,7 @@ impl<T> Store for T where
         + EventStore
         + ConsoleStore
         + AuditStore
+        + SsoStore
 {
 }
 
