@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    console, gateway, login, pam, project, relay, server, user, verify_bundle, whoami,
+    console, gateway, login, pam, project, relay, server, sso, user, verify_bundle, whoami,
 };
 use crate::output::OutputFormat;
 
@@ -92,6 +92,8 @@ pub(crate) enum Command {
     Pam(pam::PamArgs),
     /// Sign in to the web console with a one-time link (valid 60 s).
     Console(console::ConsoleArgs),
+    /// Single sign-on: the organisation's OpenID Connect providers (organisation admin).
+    Sso(sso::SsoArgs),
     /// Verify a session bundle (`pam sessions export`) offline, against keys you trust.
     VerifyBundle(verify_bundle::VerifyBundleArgs),
     /// Forget the stored login (the token and URL `kms-pam login` kept); the token itself stays
@@ -119,6 +121,21 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Whether this command may use the stored login (and so renews a single sign-on one).
+    pub(crate) fn uses_stored_login(&self) -> bool {
+        matches!(
+            self,
+            Self::Whoami(_)
+                | Self::User(_)
+                | Self::Gateway(_)
+                | Self::Project(_)
+                | Self::Relay(_)
+                | Self::Pam(_)
+                | Self::Console(_)
+                | Self::Sso(_)
+        ) && !self.is_long_running_service()
+    }
+
     /// Whether this command runs a service (and should log like one).
     pub(crate) fn is_long_running_service(&self) -> bool {
         match self {

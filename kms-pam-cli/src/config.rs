@@ -20,6 +20,31 @@ pub(crate) struct Config {
     /// The PAM project `pam` commands use when none is named (`login --project`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// After `login --sso`: how `token` (a short-lived `kmss_` access token) is renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoLogin>,
+}
+
+/// A single sign-on login: the provider, the KMS refresh token and when the access token ends.
+/// Never the provider's own tokens (KMS keeps those).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SsoLogin {
+    /// The provider signed in through.
+    pub provider: String,
+    /// The single-use KMS refresh token (`kmsr_…`).
+    pub refresh_token: String,
+    /// When the access token stops working (RFC 3339).
+    pub expires_at: String,
+}
+
+impl fmt::Debug for SsoLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SsoLogin")
+            .field("provider", &self.provider)
+            .field("refresh_token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -28,6 +53,7 @@ impl fmt::Debug for Config {
             .field("url", &self.url)
             .field("token", &"[redacted]")
             .field("project", &self.project)
+            .field("sso", &self.sso)
             .finish()
     }
 }
@@ -96,7 +122,16 @@ mod tests {
             url: "http://kms".into(),
             token: "kmsu_secret".into(),
             project: None,
+            sso: Some(SsoLogin {
+                provider: "corp".into(),
+                refresh_token: "kmsr_secret".into(),
+                expires_at: "2026-12-08T10:00:00Z".into(),
+            }),
         };
-        assert!(!format!("{config:?}").contains("kmsu_secret"));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("kmsu_secret") && !shown.contains("kmsr_secret"),
+            "{shown}"
+        );
     }
 }

@@ -29,11 +29,35 @@ pub(crate) struct LoginArgs {
     /// Read the API token from FILE (`-`: standard input) instead of the command line.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Sign in through the organisation's OpenID provider (single sign-on) instead of with an
+    /// API token: a browser opens at the provider's sign-in page.
+    #[arg(long, conflicts_with = "token_file")]
+    sso: bool,
+    /// With --sso: the provider to sign in through (default: KMS's only one).
+    #[arg(long, requires = "sso", value_name = "NAME")]
+    provider: Option<String>,
+    /// With --sso, on a machine without a browser: print a code to enter at the provider from
+    /// any device (the device authorization grant) and wait.
+    #[arg(long, requires = "sso")]
+    no_browser: bool,
+    /// Renew the stored single sign-on login now (commands renew it by themselves shortly
+    /// before it ends); roles follow the groups the provider gives now.
+    #[arg(long, conflicts_with_all = ["sso", "token_file"])]
+    refresh: bool,
 }
 
 /// Runs `login`.
 pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let globals = globals.with(&args.kms);
+    if args.refresh {
+        super::sso_login::refresh_if_due(&globals, true).await?;
+        let me = globals.client()?.whoami().await?;
+        output::print(&format!(
+            "Refreshed the single sign-on login of {}.\n",
+            me.name
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let url = match (&globals.url, config::load()?) {
         (Some(url), _) => url.clone(),
         (None, Some(stored)) => stored.url,
@@ -41,6 +65,11 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
             bail!("login needs the KMS URL: kms-pam login --url URL --token-file FILE")
         }
     };
+    if args.sso {
+        super::sso_login::sign_in(&globals, &url, args.provider.as_deref(), args.no_browser)
+            .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let token = match (&args.token_file, &globals.token) {
         (Some(file), _) => read_secret_file(file)?,
         (None, Some(token)) => Secret::new(token.clone()),
@@ -66,6 +95,7 @@ pub(crate) async fn run(args: LoginArgs, globals: &Globals) -> anyhow::Result<Ex
         url: client.base_url().to_owned(),
         token: token.expose().to_owned(),
         project: globals.project.clone(),
+        sso: None,
     };
     let path = config::save(&stored)?;
     if globals.json() {

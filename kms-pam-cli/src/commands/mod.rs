@@ -9,6 +9,8 @@ pub(crate) mod project;
 pub(crate) mod relay;
 mod relay_serve;
 pub(crate) mod server;
+pub(crate) mod sso;
+mod sso_login;
 pub(crate) mod user;
 pub(crate) mod verdict;
 pub(crate) mod verify_bundle;
@@ -26,6 +28,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         insecure_http: cli.insecure_http,
     };
     let globals = Globals::new(cli.url, cli.token, cli.project, cli.output, reach);
+    // A single sign-on login's access token is short-lived: renewed first when it is about to
+    // end, for every command that uses the stored login.
+    if cli.command.uses_stored_login() {
+        sso_login::refresh_if_due(&globals, false).await?;
+    }
     match cli.command {
         Command::Server(args) => server::run_server(args).await,
         Command::Dev(args) => server::run_dev(args).await,
@@ -37,6 +44,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay(args) => relay::run(args, &globals).await,
         Command::Pam(args) => pam::run(args, &globals).await,
         Command::Console(args) => console::run(args, &globals).await,
+        Command::Sso(args) => sso::run(args, &globals).await,
         Command::VerifyBundle(args) => verify_bundle::run(args, &globals).await,
         Command::Logout => login::logout(),
         Command::Completion { shell } => completion::print(shell),

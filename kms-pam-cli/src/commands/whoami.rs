@@ -29,8 +29,13 @@ pub(crate) async fn run(args: WhoamiArgs, globals: &Globals) -> anyhow::Result<E
             (PrincipalKind::Gateway, _) => "gateway",
             _ => "unknown kind of principal",
         };
+        let person = me
+            .identity
+            .as_ref()
+            .map(|identity| format!(", signed in as {identity}"))
+            .unwrap_or_default();
         output::print(&format!(
-            "{} ({role}) at {}\n",
+            "{} ({role}) at {}{person}\n",
             me.name,
             client.current_url()
         ))?;

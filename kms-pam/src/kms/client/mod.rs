@@ -9,7 +9,8 @@
 //! (`organisation.rs`); a PAM project's [`resources`](KmsClient::resources),
 //! [`accounts`](KmsClient::accounts), [`grants`](KmsClient::grants) and
 //! [`sessions`](KmsClient::sessions) (`project.rs`); and a gateway's own calls,
-//! [`gateway`](KmsClient::gateway) (`gateway.rs`). [`KmsClient::whoami`] and
+//! [`gateway`](KmsClient::gateway) (`gateway.rs`); single sign-on, [`sso`](KmsClient::sso) with
+//! the CLI's [`LoopbackSignIn`] (`sso.rs`). [`KmsClient::whoami`] and
 //! [`KmsClient::healthz`] are on the client itself.
 //!
 //! ```no_run
@@ -51,6 +52,7 @@ mod gateway;
 mod kms_client;
 mod organisation;
 mod project;
+mod sso;
 
 pub use error::{ConnectionFailure, KmsError};
 pub use gateway::GatewayApi;
@@ -59,6 +61,7 @@ pub use organisation::{
     AuditApi, ConsoleApi, GatewaysApi, MembersApi, ProjectsApi, RelaysApi, UsersApi,
 };
 pub use project::{AccountsApi, GrantsApi, ResourcesApi, SessionFilter, SessionsApi};
+pub use sso::{LoopbackError, LoopbackSignIn, SsoApi};
 
 #[cfg(test)]
 mod tests;
