@@ -32,12 +32,18 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // +8, issue 20 (relays): GatewayReach (with its Default, and Display for `gateway list` and
     // the console), RelayLink, RenewGatewayCertificate, RenewedGatewayCertificate,
     // IssueRelayCertificate, RelayCertificate.
-    ("kms_pam::kms::api", 75),
+    // +17, issue 22 (single sign-on): the shapes of /v1/sso (providers, group rules and their
+    // targets with FromStr/Display, the CLI's credential, exchange, device sign-in and poll,
+    // refresh), the two token prefixes, WhoAmI's identity.
+    ("kms_pam::kms::api", 92),
     // +5: GatewaysApi's create_for, get, update, assign and unassign (issue 28 point 6);
     // +6: KmsClientOptions (struct, three methods), with_options, register_sealing_key (point 8).
     // +4, issue 20: GatewayApi::renew_certificate; KmsClient::relays, RelaysApi and its
     // issue_certificate (`kms-pam relay certificate`).
-    ("kms_pam::kms::client", 108),
+    // +16, issue 22: KmsClient::sso, SsoApi (names, list, create, delete, exchange,
+    // start_device, poll_device, refresh), LoopbackSignIn (start, verifier, url, code) and
+    // LoopbackError: the CLI's single sign-on.
+    ("kms_pam::kms::client", 124),
     ("kms_pam::kube", 13),
     ("kms_pam::kube::frames", 7),
     ("kms_pam::kube::kubeconfig", 18),
@@ -56,7 +62,8 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // DEFAULT_TLS_RELOAD_CHECK, ServerConfig::with_tls.
     ("kms_pam::server", 28),
     // +3: `SessionBinding` (what a session's signed record binds besides names), round three.
-    ("kms_pam::session", 48),
+    // +2: PersonIdentity (and its Display), which sessions name after single sign-on (issue 22).
+    ("kms_pam::session", 50),
     ("kms_pam::time", 4),
     // +4, issue 20: RelayIdentity and its from_cert_der, RELAY_URI_PREFIX,
     // CertificateAuthority::sign_relay_csr (the relay's certificate and how peers check it).
