@@ -5,7 +5,8 @@
 //! sessions (`abandon`), the database attacker (`attacker`), KMS over HTTPS and plain HTTP
 //! refused (`https`), the web console in a browser
 //! (`console`), replicas on PostgreSQL (`replicas`), `server migrate-store`
-//! (`migrate_store`) and a relay's certificate (`relay_certificate`). `support` holds the fake
+//! (`migrate_store`), a relay's certificate (`relay_certificate`) and the single sign-on tests'
+//! OpenID Connect provider (`oidc_harness`). `support` holds the fake
 //! KMS and the helpers that start the processes.
 
 // Tests: a failed set-up panics with its reason.
@@ -21,6 +22,7 @@ mod deploy_env;
 mod flow;
 mod https;
 mod migrate_store;
+mod oidc_harness;
 mod relay;
 mod relay_certificate;
 mod replicas;

@@ -4,6 +4,7 @@
 // The chromedriver helper is the console tests' own (one copy for both crates).
 #[path = "../../../kms-pam/src/server/tests/console/driver.rs"]
 pub(crate) mod browser;
+pub(crate) mod oidc;
 pub(crate) mod org;
 pub(crate) mod pg;
 pub(crate) mod procs;
