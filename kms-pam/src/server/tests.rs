@@ -21,6 +21,8 @@ mod route_table;
 mod sealing;
 mod secrets;
 mod sessions;
+mod sso;
+mod sso_refusals;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ use super::signin::{login_page, over_https, projects_of, session_cookie, Console
 use crate::server::edge::auth::AdminUser;
 use crate::server::edge::state::AppState;
 use crate::server::sso::credentials::exchange_code;
-use crate::server::sso::signin::{begin, finish, CliLoopback};
+use crate::server::sso::signin::{abandon, begin, finish, CliLoopback};
 use crate::server::sso::SsoError;
 
 /// Query of `/login/sso/{provider}`: a sign-in the CLI began names its loopback port and its
@@ -104,7 +104,9 @@ pub(super) async fn callback(
         // The provider refused (the person cancelled, or it refuses them); the state, if any,
         // is spent so it cannot be finished later.
         if let Some(key) = &query.state {
-            let _ = finish(&state, key, "").await;
+            if let Err(e) = abandon(&state, key).await {
+                tracing::warn!(error = %e, "a refused sign-in's state could not be spent");
+            }
         }
         let error = SsoError::Refused {
             error,

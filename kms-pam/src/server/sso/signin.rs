@@ -163,6 +163,16 @@ pub(crate) async fn finish(state: &AppState, key: &str, code: &str) -> Result<Si
     })
 }
 
+/// Spends a browser sign-in's state without finishing it (the provider refused the person):
+/// no code is exchanged, and the state can no longer be finished.
+pub(crate) async fn abandon(state: &AppState, key: &str) -> Result<(), SsoError> {
+    state
+        .store
+        .take_pending(&TokenHash::of(key), PendingKind::Login, now())
+        .await?;
+    Ok(())
+}
+
 /// The provider named `name`, or the refusal a person understands.
 pub(crate) async fn known_provider(
     state: &AppState,
