@@ -27,6 +27,7 @@ mod relay;
 mod relay_certificate;
 mod replicas;
 mod revocation;
+mod sso;
 mod support;
 mod terminal;
 mod tracking;

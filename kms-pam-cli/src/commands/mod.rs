@@ -10,7 +10,7 @@ pub(crate) mod relay;
 mod relay_serve;
 pub(crate) mod server;
 pub(crate) mod sso;
-mod sso_login;
+pub(crate) mod sso_login;
 pub(crate) mod user;
 pub(crate) mod verdict;
 pub(crate) mod verify_bundle;

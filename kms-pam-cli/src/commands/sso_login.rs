@@ -11,8 +11,10 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
-use kms_pam::kms::api::{DevicePoll, SsoCredential};
+use kms_pam::access::SessionBroker;
+use kms_pam::kms::api::{CreateSession, CreatedSession, DevicePoll, SessionView, SsoCredential};
 use kms_pam::kms::client::{KmsClient, KmsError, LoopbackSignIn};
+use kms_pam::session::SessionId;
 use kms_pam::time::{format_rfc3339, parse_rfc3339};
 use kms_pam::Secret;
 
@@ -112,7 +114,7 @@ async fn device(client: &KmsClient, provider: &str) -> anyhow::Result<SsoCredent
             DevicePoll::Pending { interval_secs } => {
                 interval = Duration::from_secs(interval_secs.max(1));
             }
-            DevicePoll::Complete { credential } => return Ok(credential),
+            DevicePoll::Complete { credential } => return Ok(*credential),
         }
     }
 }
@@ -174,4 +176,102 @@ pub(crate) async fn refresh_if_due(globals: &Globals, force: bool) -> anyhow::Re
     };
     store(&client, credential, stored.project)?;
     Ok(true)
+}
+
+/// The KMS as `pam access` uses it during a session that may outlive a single sign-on access
+/// token: a call refused with 401 takes the token another command renewed in the login file
+/// meanwhile, or renews it here, and is made once more. A token login passes through unchanged.
+#[derive(Clone)]
+pub(crate) struct RenewingBroker {
+    /// The client and the token it sends (`None`: not a single sign-on login).
+    state: std::sync::Arc<std::sync::Mutex<(KmsClient, Option<String>)>>,
+    globals: Globals,
+}
+
+impl RenewingBroker {
+    /// Wraps `client`, made from `globals`.
+    pub(crate) fn new(client: KmsClient, globals: &Globals) -> anyhow::Result<Self> {
+        let token = match (&globals.token, config::load()?) {
+            (None, Some(stored)) if stored.sso.is_some() => Some(stored.token),
+            _ => None,
+        };
+        Ok(Self {
+            state: std::sync::Arc::new(std::sync::Mutex::new((client, token))),
+            globals: globals.clone(),
+        })
+    }
+
+    fn current(&self) -> KmsClient {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// A client with the login file's token once it differs from the one refused, renewing it
+    /// first when no other command did.
+    async fn renewed(&self, refused: &KmsError) -> Option<KmsClient> {
+        let (client, sent) = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sent = sent?;
+        if refused.status() != Some(401) {
+            return None;
+        }
+        let token_now = || config::load().ok().flatten().map(|stored| stored.token);
+        let mut token = token_now()?;
+        if token == sent {
+            if let Err(e) = refresh_if_due(&self.globals, true).await {
+                tracing::warn!(error = %e, "the single sign-on login could not be renewed");
+            }
+            // Another command may have won the refresh: its token is in the file either way.
+            token = token_now()?;
+            if token == sent {
+                return None;
+            }
+        }
+        let renewed = client.with_token(Secret::new(token.clone())).ok()?;
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = (renewed.clone(), Some(token));
+        Some(renewed)
+    }
+}
+
+macro_rules! renewing {
+    ($self:ident, $call:expr) => {{
+        let client = $self.current();
+        let first = $call(client).await;
+        match first {
+            Err(e) => match $self.renewed(&e).await {
+                Some(client) => $call(client).await,
+                None => Err(e),
+            },
+            ok => ok,
+        }
+    }};
+}
+
+#[async_trait::async_trait]
+impl SessionBroker for RenewingBroker {
+    async fn create_session(&self, request: &CreateSession) -> Result<CreatedSession, KmsError> {
+        renewing!(self, |c: KmsClient| async move {
+            c.create_session(request).await
+        })
+    }
+
+    async fn end_session(&self, id: &SessionId) -> Result<SessionView, KmsError> {
+        renewing!(self, |c: KmsClient| async move { c.end_session(id).await })
+    }
+
+    async fn session_status(&self, id: &SessionId) -> Result<SessionView, KmsError> {
+        renewing!(
+            self,
+            |c: KmsClient| async move { c.session_status(id).await }
+        )
+    }
+
+    async fn record_complete(&self, id: &SessionId) -> Result<bool, KmsError> {
+        renewing!(
+            self,
+            |c: KmsClient| async move { c.record_complete(id).await }
+        )
+    }
 }

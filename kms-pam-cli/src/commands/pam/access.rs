@@ -89,7 +89,9 @@ pub(crate) async fn run(args: AccessArgs, globals: &Globals) -> anyhow::Result<E
             .with_kubeconfig(target);
     request.reason = args.reason.clone();
     let mut signals = Signals::new()?;
-    let access = open_session(&client, request).await?;
+    // A single sign-on login's token may end during the session: the broker renews it.
+    let broker = crate::commands::sso_login::RenewingBroker::new(client.clone(), globals)?;
+    let access = open_session(&broker, request).await?;
     let command_mode = !args.command.is_empty();
     let banner = banner(&access, &args);
     if command_mode {

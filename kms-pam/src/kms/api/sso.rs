@@ -228,7 +228,7 @@ pub enum DevicePoll {
     /// Signed in.
     Complete {
         /// The CLI's credential.
-        credential: SsoCredential,
+        credential: Box<SsoCredential>,
     },
 }
 

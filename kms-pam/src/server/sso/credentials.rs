@@ -266,7 +266,9 @@ pub(crate) async fn poll_device(state: &AppState, handle: &Secret) -> Result<Dev
         answer.refresh_token.map(Secret::new),
     )
     .await?;
-    Ok(DevicePoll::Complete { credential })
+    Ok(DevicePoll::Complete {
+        credential: Box::new(credential),
+    })
 }
 
 /// `POST /v1/sso/refresh`: a new credential for a refresh token, if the provider still honours

@@ -130,6 +130,20 @@ impl Providers {
         Ok((discovery, keys))
     }
 
+    /// The discovery document and keys fetched now, whatever the cache holds: a sign-in starts
+    /// only when the provider answers (a provider that is down is said so on KMS's page, not
+    /// found by the browser).
+    pub(crate) async fn metadata_now(
+        &self,
+        issuer: &str,
+    ) -> Result<(Arc<Discovery>, Arc<JwkSet>), SsoError> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(issuer);
+        self.metadata(issuer).await
+    }
+
     /// The keys again, fetched anew (a token named a key the cached set lacks), unless they were
     /// fetched moments ago.
     pub(crate) async fn fresh_keys(&self, issuer: &str) -> Result<Arc<JwkSet>, SsoError> {

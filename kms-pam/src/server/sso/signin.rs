@@ -85,7 +85,7 @@ pub(crate) async fn begin(
     cli: Option<CliLoopback>,
 ) -> Result<String, SsoError> {
     let provider = known_provider(state, provider_name).await?;
-    let (discovery, _) = state.sso.metadata(&provider.issuer).await?;
+    let (discovery, _) = state.sso.metadata_now(&provider.issuer).await?;
     let (key, verifier, nonce) = (random()?, random()?, random()?);
     let pending = LoginPending {
         provider_id: provider.id.clone(),
