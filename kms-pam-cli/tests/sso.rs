@@ -298,6 +298,14 @@ async fn the_cli_signs_in_by_loopback_and_losing_the_group_cuts_the_session() {
     assert_eq!(session["user"], "alice", "{session}");
     assert_eq!(session["identity"]["email"], "alice@example.com");
     assert_eq!(session["identity"]["subject"], "alice");
+    let shown = world.ok(&["pam", "sessions", "show", &id]).await;
+    assert!(
+        shown.contains(&format!(
+            "Person:   alice@example.com (alice at {})",
+            provider.issuer()
+        )),
+        "{shown}"
+    );
 
     // kubectl went through the session (its command is recorded) before anything changes.
     wait_until("kubectl's command to be recorded", || async {

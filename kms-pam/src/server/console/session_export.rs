@@ -42,7 +42,7 @@ impl<'a> ExportRow<'a> {
 }
 
 pub(super) fn csv(views: &[SessionView], counts: &[u64], now: SystemTime) -> String {
-    let mut out = String::from("id,user,resource,account,gateway,status,end_cause,created_at,expires_at,ended_at,reason,commands,duration_secs\r\n");
+    let mut out = String::from("id,user,resource,account,gateway,status,end_cause,created_at,expires_at,ended_at,reason,commands,duration_secs,identity_issuer,identity_subject,identity_email\r\n");
     for (v, &commands) in views.iter().zip(counts) {
         let row = ExportRow::new(v, commands, now);
         let s = &v.session;
@@ -64,6 +64,18 @@ pub(super) fn csv(views: &[SessionView], counts: &[u64], now: SystemTime) -> Str
             s.reason.clone().unwrap_or_default(),
             row.commands.to_string(),
             row.duration_secs.to_string(),
+            v.identity
+                .as_ref()
+                .map(|i| i.issuer.clone())
+                .unwrap_or_default(),
+            v.identity
+                .as_ref()
+                .map(|i| i.subject.clone())
+                .unwrap_or_default(),
+            v.identity
+                .as_ref()
+                .and_then(|i| i.email.clone())
+                .unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));

@@ -89,6 +89,12 @@ pub(super) async fn show(
         div.card { dl.meta {
             dt { "Id" } dd.mono { (s.id) }
             dt { "User" } dd { (s.user) }
+            @if let Some(person) = &view.identity {
+                dt { "Signed in as" } dd.identity {
+                    (person.email.as_deref().unwrap_or(&person.subject)) " "
+                    span.muted.mono { "(" (person.subject) " at " (person.issuer) ")" }
+                }
+            }
             dt { "Account" } dd { (s.resource) "/" (s.account) }
             dt { "Gateway" } dd { (s.gateway) }
             dt { "Status" } dd { (status_badge(&view))

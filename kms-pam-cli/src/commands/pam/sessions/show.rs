@@ -28,6 +28,9 @@ pub(super) fn describe(detail: &SessionDetail) -> String {
         output::time_or_dash(s.ended_at),
         output::or_dash(s.reason.as_deref()),
     );
+    if let Some(person) = &detail.session.identity {
+        let _ = writeln!(out, "Person:   {}", inert(&person.to_string()));
+    }
     if detail.commands.is_empty() {
         out.push_str("\nNo commands recorded.\n");
         return out;
