@@ -335,6 +335,41 @@ async fn the_cli_signs_in_by_loopback_and_losing_the_group_cuts_the_session() {
         .ok(&["project", "member", "list", "default", "-o", "json"])
         .await;
     assert!(!members.contains("\"alice\""), "{members}");
+
+    // The gateway signed who the person is into the session's record, and it verifies.
+    let mut verified = None;
+    for _ in 0..100 {
+        let out = world.run(&["pam", "sessions", "verify", &id]).await;
+        if out.code == Some(0) {
+            verified = None;
+            break;
+        }
+        verified = Some(format!("{}\n{}", out.stdout, out.stderr));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(verified.is_none(), "the record does not verify: {verified:?}");
+    let bundle = world.home.path().join("bundle.json");
+    world
+        .ok(&[
+            "pam",
+            "sessions",
+            "export",
+            &id,
+            "--out",
+            bundle.to_str().unwrap(),
+        ])
+        .await;
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let started = bundle["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "session_started")
+        .unwrap_or_else(|| panic!("no session_started: {bundle}"));
+    assert_eq!(
+        started["binding"]["identity"]["email"], "alice@example.com",
+        "{started}"
+    );
 }
 
 /// The device flow for a machine without a browser, and a person disabled at the provider.

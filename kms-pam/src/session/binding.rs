@@ -2,9 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::PersonIdentity;
+
 /// The facts about a session's origin that its signed record binds besides the names: the
 /// project it belongs to and the user's id (names can be re-created, ids cannot), and the
-/// address and `User-Agent` KMS saw the session requested from. Moving a session to another
+/// address and `User-Agent` KMS saw the session requested from, and after single sign-on who the
+/// person is at their provider. Moving a session to another
 /// project, handing it to another user or editing where it came from is then visible to
 /// `sessions verify`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +23,10 @@ pub struct SessionBinding {
     /// The `User-Agent` of the client that requested it, when it sent one.
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// Who the user is at the OpenID provider they signed in with, when they opened the session
+    /// after single sign-on (absent otherwise, and in records written before it was bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PersonIdentity>,
 }
 
 impl SessionBinding {
@@ -30,6 +37,7 @@ impl SessionBinding {
             user_id: user_id.into(),
             client_address: None,
             user_agent: None,
+            identity: None,
         }
     }
 
@@ -38,6 +46,13 @@ impl SessionBinding {
     pub fn with_client(mut self, address: Option<String>, user_agent: Option<String>) -> Self {
         self.client_address = address;
         self.user_agent = user_agent;
+        self
+    }
+
+    /// With the person's provider identity, after single sign-on.
+    #[must_use]
+    pub fn with_identity(mut self, identity: Option<PersonIdentity>) -> Self {
+        self.identity = identity;
         self
     }
 }

@@ -62,8 +62,9 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // DEFAULT_TLS_RELOAD_CHECK, ServerConfig::with_tls.
     ("kms_pam::server", 28),
     // +3: `SessionBinding` (what a session's signed record binds besides names), round three.
-    // +2: PersonIdentity (and its Display), which sessions name after single sign-on (issue 22).
-    ("kms_pam::session", 50),
+    // +3: PersonIdentity (and its Display), which sessions name after single sign-on, and
+    // SessionBinding::with_identity, so the gateway signs it into the record (issue 22).
+    ("kms_pam::session", 51),
     ("kms_pam::time", 4),
     // +4, issue 20: RelayIdentity and its from_cert_der, RELAY_URI_PREFIX,
     // CertificateAuthority::sign_relay_csr (the relay's certificate and how peers check it).

@@ -107,14 +107,21 @@ impl SessionMetadata {
     }
 }
 
-/// `(field, value)` pairs of a binding; an unrecorded client address or agent is `null`.
-pub(super) fn binding_fields(binding: &SessionBinding) -> [(&'static str, Value); 4] {
+/// `(field, value)` pairs of a binding; an unrecorded client address, agent or identity is
+/// `null`.
+pub(super) fn binding_fields(binding: &SessionBinding) -> [(&'static str, Value); 5] {
     let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::from);
+    let identity = binding
+        .identity
+        .as_ref()
+        .and_then(|person| serde_json::to_value(person).ok())
+        .unwrap_or(Value::Null);
     [
         ("project_id", Value::from(binding.project_id.as_str())),
         ("user_id", Value::from(binding.user_id.as_str())),
         ("client_address", text(&binding.client_address)),
         ("user_agent", text(&binding.user_agent)),
+        ("identity", identity),
     ]
 }
 

@@ -138,7 +138,8 @@ pub(crate) fn session(record: &SessionRecord, now: SystemTime) -> SessionView {
 /// id, client), which the gateway signs into `session_started` and KMS into the head.
 pub(crate) fn bound_session(record: &SessionRecord, now: SystemTime) -> SessionView {
     let binding = SessionBinding::new(&record.project_id, &record.user_id)
-        .with_client(record.client_address.clone(), record.user_agent.clone());
+        .with_client(record.client_address.clone(), record.user_agent.clone())
+        .with_identity(record.identity.clone());
     session_of(record, now, Some(binding))
 }
 
