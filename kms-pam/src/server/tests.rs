@@ -22,6 +22,7 @@ mod sealing;
 mod secrets;
 mod sessions;
 mod sso;
+mod sso_people;
 mod sso_refusals;
 
 use std::net::SocketAddr;

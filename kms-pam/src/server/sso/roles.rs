@@ -106,11 +106,17 @@ pub(crate) async fn apply(
         }
     }
     // An administrator keeps every right whatever the memberships say; one who just lost it
-    // loses the sessions in projects where no membership now allows them.
+    // loses the sessions their role in each project no longer allows: all of them where they
+    // are no member or an auditor, those no grant allowed where they are a member (whether or
+    // not they were a member already: as an administrator they needed no grant).
     if had_admin && !wanted.admin {
         for project in state.store.projects().await? {
-            if !wanted.projects.contains_key(&project.name) {
-                losses.push((project.id.clone(), EndCause::RoleChanged, false));
+            match wanted.projects.get(&project.name) {
+                Some(ProjectRole::Admin) => {}
+                Some(ProjectRole::Member) => {
+                    losses.push((project.id.clone(), EndCause::RoleChanged, true));
+                }
+                _ => losses.push((project.id.clone(), EndCause::RoleChanged, false)),
             }
         }
     }

@@ -286,15 +286,25 @@ pub(crate) fn name_for(claims: &IdClaims) -> Option<String> {
 /// The user an administrator created for this person (by [`name_for`]), unless it is already
 /// someone else's identity.
 async fn existing_user(state: &AppState, claims: &IdClaims) -> Result<UserRecord, SsoError> {
-    let name = name_for(claims).filter(|_| claims.email_verified);
     let refused = |name: &str| {
         SsoError::Denied(format!(
             "no KMS user {name} exists and this provider requires users to be created first; \
              ask an organisation administrator to run: kms-pam user create {name}"
         ))
     };
-    let Some(name) = name else {
-        return Err(refused("for your identity"));
+    if !claims.email_verified {
+        return Err(SsoError::Denied(
+            "this provider requires users to be created first, and KMS links a person to one \
+             only with an email the provider verified; yours is not (email_verified is false)"
+                .to_owned(),
+        ));
+    }
+    let Some(name) = name_for(claims) else {
+        return Err(SsoError::Denied(
+            "this provider requires users to be created first, and your identity gives no user \
+             name (no valid preferred_username, no email); ask an organisation administrator"
+                .to_owned(),
+        ));
     };
     let user = match state.store.user_by_name(&name).await {
         Ok(user) => user,

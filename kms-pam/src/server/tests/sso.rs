@@ -24,8 +24,16 @@ pub(super) fn sre_member() -> Value {
 
 /// Registers provider `name` at `double` with `rules`.
 pub(super) async fn provider(kms: &Kms, double: &Double, name: &str, rules: Value) {
-    let body = json!({"name": name, "issuer": double.issuer, "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET, "rules": rules});
+    provider_with(kms, double, name, json!({ "rules": rules })).await;
+}
+
+/// Registers provider `name` at `double` with the settings `extra` (rules, …).
+pub(super) async fn provider_with(kms: &Kms, double: &Double, name: &str, extra: Value) {
+    let mut body = json!({"name": name, "issuer": double.issuer, "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET});
+    for (field, value) in extra.as_object().unwrap() {
+        body[field] = value.clone();
+    }
     kms.post("/v1/sso/providers", &kms.admin, body)
         .await
         .expect(StatusCode::CREATED);
@@ -98,6 +106,27 @@ pub(super) fn s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
+/// A CLI sign-in through the loopback listener on port 45871 with `groups`, as the person
+/// `person` makes of the double's (see [`Double::claims_of`]), the key `key` signing: KMS's
+/// answer at its callback.
+pub(super) async fn cli_callback(
+    kms: &Kms,
+    double: &Double,
+    key: &Key,
+    verifier: &str,
+    groups: &[&str],
+    person: &Value,
+) -> Page {
+    let start = format!(
+        "/login/sso/corp?cli_port=45871&cli_challenge={}",
+        s256(verifier)
+    );
+    let query = begin(kms, &start).await;
+    let claims = double.claims_of(Some(&query["nonce"]), groups, person);
+    double.answer(200, tokens(&key.sign(&claims), "provider-refresh-1"));
+    callback(kms, "code-cli", &query["state"]).await
+}
+
 /// A CLI sign-in through the loopback listener on port 45871 with `groups`, the key `key`
 /// signing: the one-time code KMS hands the listener.
 pub(super) async fn loopback_code(
@@ -107,14 +136,8 @@ pub(super) async fn loopback_code(
     verifier: &str,
     groups: &[&str],
 ) -> String {
-    let start = format!(
-        "/login/sso/corp?cli_port=45871&cli_challenge={}",
-        s256(verifier)
-    );
-    let query = begin(kms, &start).await;
-    let claims = double.claims(Some(&query["nonce"]), groups);
-    double.answer(200, tokens(&key.sign(&claims), "provider-refresh-1"));
-    let (to, back) = location(&callback(kms, "code-cli", &query["state"]).await);
+    let answer = cli_callback(kms, double, key, verifier, groups, &json!({})).await;
+    let (to, back) = location(&answer);
     assert_eq!(to, "http://127.0.0.1:45871/callback");
     back["code"].clone()
 }

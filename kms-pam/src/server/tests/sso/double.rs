@@ -153,6 +153,20 @@ impl Double {
         }
         claims
     }
+
+    /// [`Self::claims`] of another person: each field of `person` replaces the claim, a null
+    /// removes it.
+    pub(crate) fn claims_of(&self, nonce: Option<&str>, groups: &[&str], person: &Value) -> Value {
+        let mut claims = self.claims(nonce, groups);
+        for (name, value) in person.as_object().expect("a person is an object") {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    }
 }
 
 impl Drop for Double {
