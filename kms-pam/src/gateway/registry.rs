@@ -129,7 +129,7 @@ impl SessionRegistry {
                 reason: session.reason.clone(),
                 created_at: Some(session.created_at),
                 expires_at: Some(session.expires_at),
-                binding: session.binding.clone(),
+                binding: session.binding.clone().map(Box::new),
             },
         );
         self.observer.session_admitted();

@@ -66,7 +66,7 @@ fn signed_session() -> Signed {
         reason: s.reason.clone(),
         created_at: Some(s.created_at),
         expires_at: Some(s.expires_at),
-        binding: s.binding.clone(),
+        binding: s.binding.clone().map(Box::new),
     });
     for request_id in 1..=3 {
         record(AuditEventKind::RequestFinished(RequestFinished {

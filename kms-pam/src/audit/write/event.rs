@@ -108,9 +108,9 @@ pub enum AuditEventKind {
         expires_at: Option<SystemTime>,
         /// The project, user id and client KMS bound the session to. Absent where no KMS
         /// keeps projects (a standalone gateway) and in events written before they were bound;
-        /// when present, all four are compared.
+        /// when present, all of it is compared (boxed: it is the largest part of any event).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        binding: Option<SessionBinding>,
+        binding: Option<Box<SessionBinding>>,
     },
     /// The session stopped being active at the gateway: the last event of its chain (the
     /// gateway waits for the session's requests and recordings to report their ends first),

@@ -55,7 +55,7 @@ pub(super) async fn recorded_session(kms: &Kms, gateway: &str, alice: &str) -> S
         reason: session.reason.clone(),
         created_at: Some(session.created_at),
         expires_at: Some(session.expires_at),
-        binding: Some(binding),
+        binding: Some(Box::new(binding)),
     });
     // `kubectl delete pod web-0`, which a rewriter would like gone.
     let path = "/api/v1/namespaces/default/pods/web-0";

@@ -454,7 +454,9 @@ async fn search_filters_pages_and_exports() {
     // The exports carry what the table shows: the command count and the duration.
     let header = csv.text.lines().next().unwrap();
     assert!(
-        header.ends_with(",reason,commands,duration_secs"),
+        header.ends_with(
+            ",reason,commands,duration_secs,identity_issuer,identity_subject,identity_email"
+        ),
         "{header}"
     );
     assert!(
