@@ -58,24 +58,31 @@ struct CreateArgs {
     /// Read the client secret from FILE (`-`: standard input).
     #[arg(long, env = "KMS_PAM_SSO_CLIENT_SECRET_FILE", value_name = "FILE")]
     client_secret_file: PathBuf,
-    /// Scopes to request (repeatable; default: openid email profile groups offline_access).
-    #[arg(long = "scope", value_name = "SCOPE")]
+    /// Scopes to request (repeatable; in the environment, separated by spaces; default: openid
+    /// email profile groups offline_access).
+    #[arg(
+        long = "scope",
+        env = "KMS_PAM_SSO_SCOPES",
+        value_delimiter = ' ',
+        value_name = "SCOPE"
+    )]
     scopes: Vec<String>,
     /// The ID-token claim listing a person's groups; a dotted path reaches into objects
     /// (Keycloak's realm_access.roles). Default: groups.
-    #[arg(long, value_name = "CLAIM")]
+    #[arg(long, env = "KMS_PAM_SSO_GROUPS_CLAIM", value_name = "CLAIM")]
     groups_claim: Option<String>,
     /// A group mapping, GROUP=org-admin or GROUP=PROJECT:ROLE (admin, member, auditor);
-    /// repeatable. With any, people's roles follow their groups at each sign-in and refresh.
-    #[arg(long = "map", value_name = "RULE", value_parser = parse_rule)]
+    /// repeatable (in the environment, separated by spaces). With any, people's roles follow
+    /// their groups at each sign-in and refresh.
+    #[arg(long = "map", env = "KMS_PAM_SSO_MAP", value_delimiter = ' ', value_name = "RULE", value_parser = parse_rule)]
     rules: Vec<GroupRule>,
     /// Only people an administrator created first may sign in (matched by their
     /// preferred_username, else their email's local part).
-    #[arg(long)]
+    #[arg(long, env = "KMS_PAM_SSO_REQUIRE_EXISTING_USERS")]
     require_existing_users: bool,
     /// Lifetime of a CLI login's access token before it is refreshed through the provider
     /// (e.g. 8h; 1m to 24h).
-    #[arg(long, value_name = "DURATION", value_parser = kms_pam::time::parse_duration)]
+    #[arg(long, env = "KMS_PAM_SSO_CREDENTIAL_TTL", value_name = "DURATION", value_parser = kms_pam::time::parse_duration)]
     credential_ttl: Option<std::time::Duration>,
 }
 

@@ -146,6 +146,9 @@ pub(crate) async fn refresh_if_due(globals: &Globals, force: bool) -> anyhow::Re
         return Ok(false);
     }
     let Some(stored) = config::load()? else {
+        if force {
+            bail!("not logged in: nothing to refresh; sign in with kms-pam login --sso");
+        }
         return Ok(false);
     };
     let Some(sso) = stored.sso.clone() else {
