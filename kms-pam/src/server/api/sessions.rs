@@ -3,14 +3,14 @@
 //! administrators and auditors every session of the project. Somebody else's session answers
 //! 404, exactly like one that does not exist.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::Json;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use crate::kms::api::{CreateSession, CreatedSession, ProjectRole, SessionView};
+use crate::kms::api::{CreateSession, CreatedSession, GatewayStatus, ProjectRole, SessionView};
 use crate::server::edge::callers::{project_not_found, role_in, InProject, SessionCaller};
 use crate::server::edge::error::ApiError;
 use crate::server::edge::extract::{ApiJson, ApiPath, ApiQuery};
@@ -28,7 +28,7 @@ use crate::server::store::{
     TokenHash,
 };
 use crate::session::{EndCause, SessionId, SessionStatus};
-use crate::time::format_duration;
+use crate::time::{format_duration, format_rfc3339};
 use crate::tls::SessionCertSpec;
 
 /// `POST /v1/sessions`: administrators need no grant, members need one, auditors may not.
@@ -56,7 +56,7 @@ pub(crate) async fn create(
     check_duration(body.duration_secs, max, &account)?;
     let resource = state.store.resource_by_id(&account.resource_id).await?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await?;
-    let address = usable_gateway(&gateway, &resource)?;
+    let address = usable_gateway(&gateway, &resource, now())?;
     // The gateway may have been taken away from the project, or its allow-list narrowed,
     // since the resource was created: no new session then (open ones run to their end).
     if !state
@@ -186,11 +186,16 @@ async fn refusal_now(
         .await
         .ok()?;
     let gateway = state.store.gateway_by_id(&resource.gateway_id).await.ok()?;
-    usable_gateway(&gateway, &resource).err()
+    usable_gateway(&gateway, &resource, crate::server::edge::state::now()).err()
 }
 
-/// The address CLIs dial, if the gateway can take sessions.
-fn usable_gateway(gateway: &GatewayRecord, resource: &ResourceRecord) -> Result<String, ApiError> {
+/// The address CLIs dial, if the gateway can take sessions: enrolled, not revoked and online
+/// (a heartbeat, enrollment included, within [`views::ONLINE_WINDOW`]).
+fn usable_gateway(
+    gateway: &GatewayRecord,
+    resource: &ResourceRecord,
+    now: SystemTime,
+) -> Result<String, ApiError> {
     if gateway.revoked {
         return Err(ApiError::conflict(format!(
             "gateway {} of resource {} was revoked; an organisation administrator must enroll it \
@@ -198,14 +203,41 @@ fn usable_gateway(gateway: &GatewayRecord, resource: &ResourceRecord) -> Result<
             gateway.name, resource.name, gateway.name
         )));
     }
-    match (&gateway.address, gateway.enrolled) {
-        (Some(address), true) => Ok(address.clone()),
-        _ => Err(ApiError::conflict(format!(
-            "gateway {} of resource {} has not enrolled yet; start kms-pam-gateway with its \
-             enrollment token first",
-            gateway.name, resource.name
-        ))),
+    let address = match (&gateway.address, gateway.enrolled) {
+        (Some(address), true) => address.clone(),
+        _ => {
+            return Err(ApiError::conflict(format!(
+                "gateway {} of resource {} has not enrolled yet; start kms-pam-gateway with its \
+                 enrollment token first",
+                gateway.name, resource.name
+            )))
+        }
+    };
+    if views::gateway_status(gateway, now) == GatewayStatus::Offline {
+        return Err(ApiError::conflict(offline(gateway, resource, now)));
     }
+    Ok(address)
+}
+
+/// Why no session opens on `gateway`, which stopped sending heartbeats.
+fn offline(gateway: &GatewayRecord, resource: &ResourceRecord, now: SystemTime) -> String {
+    let since = match gateway.last_heartbeat {
+        Some(beat) => {
+            let ago = now.duration_since(beat).unwrap_or_default().as_secs();
+            format!(
+                " since {} (its last heartbeat, {} ago)",
+                format_rfc3339(beat),
+                format_duration(Duration::from_secs(ago))
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "gateway {} of resource {} is offline{since}; no session can open through it until it \
+         sends a heartbeat again: check that kms-pam-gateway is running and reaches KMS \
+         (kms-pam gateway list shows its status)",
+        gateway.name, resource.name
+    )
 }
 
 /// The account, the longest session the caller may open on it, and the grant that allows it

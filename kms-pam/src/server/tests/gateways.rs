@@ -178,3 +178,51 @@ async fn keys_stored_before_endorsements_are_endorsed_once_at_the_upgrade() {
     let kms = Kms::start_in(kms.stop().await).await;
     assert!(!key_trusted(&kms, &gateway).await);
 }
+
+/// KMS opens no session on a gateway it knows is offline. Enrollment counts as a heartbeat, so
+/// a gateway that enrolled but never sent one yet is online for 30 s, then offline.
+#[tokio::test]
+async fn sessions_are_refused_on_an_offline_gateway() {
+    let kms = Kms::start().await;
+    let gateway = kms.gateway("gw").await;
+    kms.resource("prod", "gw").await;
+    let fresh = kms.open_session(&kms.admin, "prod", 300).await;
+    fresh.expect(StatusCode::CREATED);
+
+    let db = database(&kms).await;
+    sqlx::query("UPDATE gateways SET last_heartbeat = last_heartbeat - 95")
+        .execute(&db)
+        .await
+        .unwrap();
+    let listed = kms.get("/v1/gateways", &kms.admin).await;
+    assert_eq!(listed.expect(StatusCode::OK)[0]["status"], "offline");
+    let refused = kms.open_session(&kms.admin, "prod", 300).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{}",
+        refused.json
+    );
+    let message = refused.message();
+    assert!(
+        message.starts_with("gateway gw of resource prod is offline since 20"),
+        "{message}"
+    );
+    assert!(message.contains("(its last heartbeat, 1m3"), "{message}");
+    assert!(message.contains("kms-pam-gateway is running"), "{message}");
+
+    // A member with a grant is refused alike, and the gateway's next heartbeat lifts it.
+    let alice = kms.user("alice", false).await;
+    kms.member("default", "alice", "member").await;
+    kms.grant("prod", "alice", 3600).await;
+    let member = kms.open_session(&alice, "prod", 300).await;
+    assert_eq!(member.status, StatusCode::CONFLICT, "{}", member.json);
+    let beat = json!({"address": "127.0.0.1:8443"});
+    kms.post("/v1/gateway/heartbeat", &gateway, beat)
+        .await
+        .expect(StatusCode::OK);
+    kms.open_session(&alice, "prod", 300)
+        .await
+        .expect(StatusCode::CREATED);
+    db.close().await;
+}
