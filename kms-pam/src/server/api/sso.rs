@@ -18,7 +18,7 @@ use crate::server::edge::extract::{ApiJson, ApiPath};
 use crate::server::edge::paths::NamePath;
 use crate::server::edge::state::{now, AppState};
 use crate::server::edge::validate;
-use crate::server::sso::credentials;
+use crate::server::sso::{credentials, device};
 use crate::server::sso::{DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_SCOPES};
 use crate::server::store::{NewSsoProvider, ProviderSettings, SsoProviderRecord, StoreError};
 
@@ -183,9 +183,7 @@ pub(crate) async fn start_device(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartDeviceSignIn>,
 ) -> Result<Json<DeviceSignIn>, ApiError> {
-    Ok(Json(
-        credentials::start_device(&state, &body.provider).await?,
-    ))
+    Ok(Json(device::start_device(&state, &body.provider).await?))
 }
 
 /// `POST /v1/sso/device/poll`.
@@ -193,7 +191,7 @@ pub(crate) async fn poll_device(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PollDeviceSignIn>,
 ) -> Result<Json<DevicePoll>, ApiError> {
-    Ok(Json(credentials::poll_device(&state, &body.handle).await?))
+    Ok(Json(device::poll_device(&state, &body.handle).await?))
 }
 
 /// `POST /v1/sso/refresh`.

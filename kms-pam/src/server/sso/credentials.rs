@@ -5,17 +5,16 @@
 //! end; otherwise their roles follow the groups in the new ID token.
 //!
 //! The CLI gets a credential three ways: exchanging the one-time code its loopback listener
-//! received (with its PKCE verifier), polling a device authorization grant, or refreshing.
+//! received (with its PKCE verifier), polling a device authorization grant (`device.rs`), or
+//! refreshing.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::signin::{challenge_of, checked_claims, known_provider, person, CliLoopback, SignedIn};
+use super::signin::{challenge_of, checked_claims, person, CliLoopback, SignedIn};
 use super::{SsoError, EXCHANGE_TTL};
-use crate::kms::api::{
-    DevicePoll, DeviceSignIn, PersonIdentity, SsoCredential, SSO_ACCESS_PREFIX, SSO_REFRESH_PREFIX,
-};
+use crate::kms::api::{PersonIdentity, SsoCredential, SSO_ACCESS_PREFIX, SSO_REFRESH_PREFIX};
 use crate::secret::Secret;
 use crate::server::edge::state::{now, AppState};
 use crate::server::lifecycle::ending::end_sessions;
@@ -24,8 +23,6 @@ use crate::server::store::{
     ActiveSessions, NewSsoCredential, PendingKind, SsoProviderRecord, TokenHash, UserRecord,
 };
 use crate::session::EndCause;
-
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// What a finished browser sign-in leaves for the CLI's exchange.
 #[derive(Serialize, Deserialize)]
@@ -37,21 +34,13 @@ struct ExchangePending {
     provider_refresh: Option<String>,
 }
 
-/// What a device sign-in being polled keeps.
-#[derive(Serialize, Deserialize)]
-struct DevicePending {
-    provider_id: String,
-    device_code: String,
-    interval: u64,
-}
-
-fn json<T: Serialize>(value: &T) -> Result<Secret, SsoError> {
+pub(super) fn json<T: Serialize>(value: &T) -> Result<Secret, SsoError> {
     serde_json::to_string(value)
         .map(Secret::new)
         .map_err(|e| SsoError::Internal(e.to_string()))
 }
 
-fn unjson<T: for<'de> Deserialize<'de>>(data: &Secret) -> Result<T, SsoError> {
+pub(super) fn unjson<T: for<'de> Deserialize<'de>>(data: &Secret) -> Result<T, SsoError> {
     serde_json::from_str(data.expose())
         .map_err(|e| SsoError::Internal(format!("a pending sign-in is unreadable: {e}")))
 }
@@ -154,120 +143,6 @@ pub(crate) async fn issue(
         user: user.name.clone(),
         admin: user.admin,
         identity: identity.clone(),
-    })
-}
-
-/// `POST /v1/sso/device`: starts a device authorization grant at the provider.
-pub(crate) async fn start_device(
-    state: &AppState,
-    provider_name: &str,
-) -> Result<DeviceSignIn, SsoError> {
-    let provider = known_provider(state, provider_name).await?;
-    let answer = state
-        .sso
-        .device(
-            &provider.issuer,
-            (&provider.client_id, &provider.client_secret),
-            &provider.settings.scopes.join(" "),
-        )
-        .await?;
-    let handle = Secret::random(32).map_err(|e| SsoError::Internal(e.to_string()))?;
-    let interval = answer.interval.unwrap_or(5).clamp(1, 60);
-    let expires_at = now() + Duration::from_secs(answer.expires_in.clamp(30, 3600));
-    let pending = DevicePending {
-        provider_id: provider.id,
-        device_code: answer.device_code,
-        interval,
-    };
-    state
-        .store
-        .put_pending(
-            &TokenHash::of(handle.expose()),
-            PendingKind::Device,
-            &json(&pending)?,
-            expires_at,
-        )
-        .await?;
-    Ok(DeviceSignIn {
-        handle,
-        user_code: answer.user_code,
-        verification_uri: answer.verification_uri,
-        verification_uri_complete: answer.verification_uri_complete,
-        interval_secs: interval,
-        expires_at,
-    })
-}
-
-/// `POST /v1/sso/device/poll`: asks the provider once whether the person finished.
-pub(crate) async fn poll_device(state: &AppState, handle: &Secret) -> Result<DevicePoll, SsoError> {
-    let key = TokenHash::of(handle.expose());
-    let gone = || {
-        SsoError::Unauthenticated(
-            "this device sign-in is unknown, expired or finished; run kms-pam login --sso --no-browser again"
-                .to_owned(),
-        )
-    };
-    let data = state
-        .store
-        .pending(&key, PendingKind::Device, now())
-        .await?
-        .ok_or_else(gone)?;
-    let pending: DevicePending = unjson(&data)?;
-    let provider = state.store.sso_provider_by_id(&pending.provider_id).await?;
-    let answer = state
-        .sso
-        .token(
-            &provider.issuer,
-            (&provider.client_id, &provider.client_secret),
-            &[
-                ("grant_type", DEVICE_GRANT),
-                ("device_code", &pending.device_code),
-                ("client_id", &provider.client_id),
-            ],
-        )
-        .await;
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(SsoError::Refused { error, .. }) if error == "authorization_pending" => {
-            return Ok(DevicePoll::Pending {
-                interval_secs: pending.interval,
-            })
-        }
-        Err(SsoError::Refused { error, .. }) if error == "slow_down" => {
-            return Ok(DevicePoll::Pending {
-                interval_secs: pending.interval + 5,
-            })
-        }
-        Err(refused @ SsoError::Refused { .. }) => {
-            state
-                .store
-                .take_pending(&key, PendingKind::Device, now())
-                .await?;
-            return Err(refused);
-        }
-        Err(e) => return Err(e),
-    };
-    // One poll wins the tokens; a concurrent one finds the handle spent.
-    if state
-        .store
-        .take_pending(&key, PendingKind::Device, now())
-        .await?
-        .is_none()
-    {
-        return Err(gone());
-    }
-    let claims = checked_claims(state, &provider, &answer, None).await?;
-    let (user, identity) = person(state, &provider, &claims).await?;
-    let credential = issue(
-        state,
-        &provider,
-        &user,
-        &identity,
-        answer.refresh_token.map(Secret::new),
-    )
-    .await?;
-    Ok(DevicePoll::Complete {
-        credential: Box::new(credential),
     })
 }
 

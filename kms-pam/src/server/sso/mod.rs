@@ -9,12 +9,14 @@
 //! - `signin.rs` runs a sign-in: authorization code with PKCE, `state` and `nonce` for browsers
 //!   (the console's, or the CLI's through its loopback listener), the device authorization
 //!   grant for headless CLIs, and who the person is in KMS.
-//! - `credentials.rs` issues the CLI's KMS credential and refreshes it through the provider.
+//! - `credentials.rs` issues the CLI's KMS credential and refreshes it through the provider;
+//!   `device.rs` runs the device authorization grant for a CLI without a browser.
 //!
 //! Everything in flight is in the store (`sso_pending`, sealed, spent once), so any replica can
 //! finish what another began.
 
 pub(crate) mod credentials;
+pub(crate) mod device;
 pub(crate) mod provider;
 pub(crate) mod roles;
 pub(crate) mod signin;

@@ -38,5 +38,6 @@ pub(crate) use records::{
 };
 pub(crate) use traits::{
     AccountStore, AuditStore, ConsoleStore, EventStore, GatewayStore, GrantStore, LinkEvents,
-    ProjectStore, ResourceStore, SessionStore, SetupStore, SsoStore, Store, StoredCa, UserStore,
+    ProjectStore, ResourceStore, SessionStore, SetupStore, SsoCredentialStore, SsoStore, Store,
+    StoredCa, UserStore,
 };

@@ -32,6 +32,8 @@ mod sessions;
 mod setup;
 #[path = "../portable/sso.rs"]
 mod sso;
+#[path = "../portable/sso_credentials.rs"]
+mod sso_credentials;
 #[path = "../portable/users.rs"]
 mod users;
 

@@ -14,7 +14,7 @@ pub(crate) use self::console::ConsoleStore;
 pub(crate) use self::org::{GatewayStore, ProjectStore, UserStore};
 pub(crate) use self::pam::{AccountStore, GrantStore, ResourceStore};
 pub(crate) use self::sessions::{EventStore, LinkEvents, SessionStore};
-pub(crate) use self::sso::SsoStore;
+pub(crate) use self::sso::{SsoCredentialStore, SsoStore};
 
 use std::time::SystemTime;
 
@@ -47,6 +47,7 @@ pub(crate) trait Store:
     + ConsoleStore
     + AuditStore
     + SsoStore
+    + SsoCredentialStore
 {
 }
 
@@ -63,6 +64,7 @@ impl<T> Store for T where
         + ConsoleStore
         + AuditStore
         + SsoStore
+        + SsoCredentialStore
 {
 }
 

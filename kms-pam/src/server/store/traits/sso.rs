@@ -78,7 +78,11 @@ pub(crate) trait SsoStore: Send + Sync + 'static {
 
     /// Makes the user an organisation administrator or not.
     async fn set_user_admin(&self, user_id: &str, admin: bool) -> Result<(), StoreError>;
+}
 
+/// The CLI's single sign-on credentials: token hashes, and the provider's refresh token sealed.
+#[async_trait]
+pub(crate) trait SsoCredentialStore: Send + Sync + 'static {
     /// Stores a new CLI credential; returns its id.
     async fn create_sso_credential(&self, new: NewSsoCredential) -> Result<String, StoreError>;
 
