@@ -347,7 +347,10 @@ async fn the_cli_signs_in_by_loopback_and_losing_the_group_cuts_the_session() {
         verified = Some(format!("{}\n{}", out.stdout, out.stderr));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(verified.is_none(), "the record does not verify: {verified:?}");
+    assert!(
+        verified.is_none(),
+        "the record does not verify: {verified:?}"
+    );
     let bundle = world.home.path().join("bundle.json");
     world
         .ok(&[

@@ -141,6 +141,10 @@ fn login_sso_needs_a_provider_kms_has() {
     assert_eq!(usage.status.code(), Some(2));
     let refresh = kms_pam(home.path(), &["login", "--url", &two.url, "--refresh"]);
     assert_eq!(refresh.status.code(), Some(1));
-    assert!(stderr(&refresh).contains("not logged in"), "{}", stderr(&refresh));
+    assert!(
+        stderr(&refresh).contains("not logged in"),
+        "{}",
+        stderr(&refresh)
+    );
     assert!(!home.path().join("config/kms-pam/config.json").exists());
 }
