@@ -12,6 +12,13 @@ pub(crate) const STREAM_WINDOW: u32 = 1024 * 1024;
 /// Per-connection window: all streams of one tunnel together.
 pub(crate) const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
+/// Per-connection window of a gateway's tunnel to a relay, which carries every relayed session's
+/// ciphertext (one stream each, [`STREAM_WINDOW`] each): a session whose client stops reading
+/// holds its stream's window, so the connection's must be many streams' worth, or a few stalled
+/// sessions would stop every other session on the tunnel (and adaptive windows, which stay near
+/// 64 KiB on fast links, stop a thousand watches at their first burst).
+pub(crate) const RELAY_CONNECTION_WINDOW: u32 = 256 * 1024 * 1024;
+
 /// Concurrent streams per connection: one kubectl can hold thousands of watches open over one
 /// tunnel.
 pub(crate) const MAX_STREAMS: u32 = 65_536;

@@ -306,7 +306,8 @@ impl Dialer {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(self.keepalive.interval))
             .keep_alive_timeout(self.keepalive.timeout)
-            .adaptive_window(true)
+            .initial_stream_window_size(crate::net::http2::STREAM_WINDOW)
+            .initial_connection_window_size(crate::net::http2::RELAY_CONNECTION_WINDOW)
             // Every CLI connection through this relay is one stream, open for the session's
             // life: hyper's default of 200 would make the 201st session wait for a slot.
             .max_concurrent_streams(MAX_RELAYED_STREAMS)

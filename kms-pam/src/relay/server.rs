@@ -206,7 +206,8 @@ impl Relay {
             .keep_alive_interval(self.keepalive.interval)
             .keep_alive_timeout(self.keepalive.timeout)
             .keep_alive_while_idle(true)
-            .adaptive_window(true)
+            .initial_stream_window_size(crate::net::http2::STREAM_WINDOW)
+            .initial_connection_window_size(crate::net::http2::RELAY_CONNECTION_WINDOW)
             .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
             .await;
         let (sender, conn) = match handshake {

@@ -19,6 +19,7 @@ use crate::tls::{generate_csr, CertificateAuthority, SessionCertSpec, SessionKey
 use crate::transport::{GatewayTransport, TransportError, TunnelAcceptor, TunnelPeer};
 
 mod failures;
+mod flow;
 mod liveness;
 
 const HOUR: Duration = Duration::from_secs(3600);
