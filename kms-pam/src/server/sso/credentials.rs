@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::signin::{challenge_of, checked_claims, person, CliLoopback, SignedIn};
+use super::signin::{challenge_of, checked_claims, person, token_endpoint, CliLoopback, SignedIn};
 use super::{SsoError, EXCHANGE_TTL};
 use crate::kms::api::{PersonIdentity, SsoCredential, SSO_ACCESS_PREFIX, SSO_REFRESH_PREFIX};
 use crate::secret::Secret;
@@ -117,25 +117,34 @@ pub(crate) async fn issue(
     identity: &PersonIdentity,
     provider_refresh: Option<Secret>,
 ) -> Result<SsoCredential, SsoError> {
+    let (credential, new) = mint(provider, user, identity, provider_refresh)?;
+    state.store.create_sso_credential(new).await?;
+    tracing::info!(user = %user.name, provider = %provider.name, "single sign-on credential issued");
+    Ok(credential)
+}
+
+/// New tokens for `user`: the credential the CLI gets, and what the store keeps of it.
+fn mint(
+    provider: &SsoProviderRecord,
+    user: &UserRecord,
+    identity: &PersonIdentity,
+    provider_refresh: Option<Secret>,
+) -> Result<(SsoCredential, NewSsoCredential), SsoError> {
     let (access, access_hash) = issue_token(SSO_ACCESS_PREFIX)?;
     let (refresh, refresh_hash) = issue_token(SSO_REFRESH_PREFIX)?;
     let expires_at = now() + Duration::from_secs(provider.settings.credential_ttl_secs);
-    state
-        .store
-        .create_sso_credential(NewSsoCredential {
-            user_id: user.id.clone(),
-            provider_id: provider.id.clone(),
-            issuer: identity.issuer.clone(),
-            subject: identity.subject.clone(),
-            access: access_hash,
-            access_expires_at: expires_at,
-            refresh: refresh_hash,
-            provider_refresh,
-            now: now(),
-        })
-        .await?;
-    tracing::info!(user = %user.name, provider = %provider.name, "single sign-on credential issued");
-    Ok(SsoCredential {
+    let kept = NewSsoCredential {
+        user_id: user.id.clone(),
+        provider_id: provider.id.clone(),
+        issuer: identity.issuer.clone(),
+        subject: identity.subject.clone(),
+        access: access_hash,
+        access_expires_at: expires_at,
+        refresh: refresh_hash,
+        provider_refresh,
+        now: now(),
+    };
+    let credential = SsoCredential {
         access_token: access,
         expires_at,
         refresh_token: refresh,
@@ -143,7 +152,8 @@ pub(crate) async fn issue(
         user: user.name.clone(),
         admin: user.admin,
         identity: identity.clone(),
-    })
+    };
+    Ok((credential, kept))
 }
 
 /// `POST /v1/sso/refresh`: a new credential for a refresh token, if the provider still honours
@@ -178,17 +188,11 @@ pub(crate) async fn refresh(state: &AppState, token: &Secret) -> Result<SsoCrede
             provider.name
         )));
     };
-    let answer = state
-        .sso
-        .token(
-            &provider.issuer,
-            (&provider.client_id, &provider.client_secret),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", provider_refresh.expose()),
-            ],
-        )
-        .await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", provider_refresh.expose()),
+    ];
+    let answer = token_endpoint(state, &provider, &form).await;
     let answer = match answer {
         Ok(answer) => answer,
         Err(refused @ SsoError::Refused { .. }) => {
@@ -224,35 +228,15 @@ pub(crate) async fn refresh(state: &AppState, token: &Secret) -> Result<SsoCrede
             .await?,
         ),
     };
-    let (access, access_hash) = issue_token(SSO_ACCESS_PREFIX)?;
-    let (refresh, refresh_hash) = issue_token(SSO_REFRESH_PREFIX)?;
-    let expires_at = now() + Duration::from_secs(provider.settings.credential_ttl_secs);
-    let renewed = NewSsoCredential {
-        user_id: user.id.clone(),
-        provider_id: provider.id.clone(),
-        issuer: identity.issuer.clone(),
-        subject: identity.subject.clone(),
-        access: access_hash,
-        access_expires_at: expires_at,
-        refresh: refresh_hash,
-        provider_refresh: answer.refresh_token.map(Secret::new),
-        now: now(),
-    };
+    let provider_refresh = answer.refresh_token.map(Secret::new);
+    let (renewed, kept) = mint(&provider, &user, &identity, provider_refresh)?;
     state
         .store
-        .renew_sso_credential(&credential.id, &old, &renewed)
+        .renew_sso_credential(&credential.id, &old, &kept)
         .await
         .map_err(|_| unknown())?;
     tracing::info!(user = %user.name, provider = %provider.name, "single sign-on credential refreshed");
-    Ok(SsoCredential {
-        access_token: access,
-        expires_at,
-        refresh_token: refresh,
-        provider: provider.name.clone(),
-        user: user.name.clone(),
-        admin: user.admin,
-        identity,
-    })
+    Ok(renewed)
 }
 
 async fn stored_identity(

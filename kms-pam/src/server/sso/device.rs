@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{issue, json, unjson};
-use super::signin::{checked_claims, known_provider, person};
+use super::signin::{checked_claims, known_provider, person, token_endpoint};
 use super::SsoError;
 use crate::kms::api::{DevicePoll, DeviceSignIn};
 use crate::secret::Secret;
@@ -81,18 +81,12 @@ pub(crate) async fn poll_device(state: &AppState, handle: &Secret) -> Result<Dev
         .ok_or_else(gone)?;
     let pending: DevicePending = unjson(&data)?;
     let provider = state.store.sso_provider_by_id(&pending.provider_id).await?;
-    let answer = state
-        .sso
-        .token(
-            &provider.issuer,
-            (&provider.client_id, &provider.client_secret),
-            &[
-                ("grant_type", DEVICE_GRANT),
-                ("device_code", &pending.device_code),
-                ("client_id", &provider.client_id),
-            ],
-        )
-        .await;
+    let form = [
+        ("grant_type", DEVICE_GRANT),
+        ("device_code", pending.device_code.as_str()),
+        ("client_id", provider.client_id.as_str()),
+    ];
+    let answer = token_endpoint(state, &provider, &form).await;
     let answer = match answer {
         Ok(answer) => answer,
         Err(SsoError::Refused { error, .. }) if error == "authorization_pending" => {

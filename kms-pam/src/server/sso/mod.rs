@@ -20,6 +20,8 @@ pub(crate) mod device;
 pub(crate) mod provider;
 pub(crate) mod roles;
 pub(crate) mod signin;
+#[cfg(test)]
+pub(crate) mod test_key;
 pub(crate) mod verify;
 
 use crate::server::edge::error::ApiError;

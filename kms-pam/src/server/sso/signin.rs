@@ -139,19 +139,17 @@ pub(crate) async fn finish(state: &AppState, key: &str, code: &str) -> Result<Si
     let pending: LoginPending = serde_json::from_str(data.expose())
         .map_err(|e| SsoError::Internal(format!("a pending sign-in is unreadable: {e}")))?;
     let provider = state.store.sso_provider_by_id(&pending.provider_id).await?;
-    let answer = state
-        .sso
-        .token(
-            &provider.issuer,
-            (&provider.client_id, &provider.client_secret),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &pending.redirect_uri),
-                ("code_verifier", &pending.verifier),
-            ],
-        )
-        .await?;
+    let answer = token_endpoint(
+        state,
+        &provider,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &pending.redirect_uri),
+            ("code_verifier", &pending.verifier),
+        ],
+    )
+    .await?;
     let claims = checked_claims(state, &provider, &answer, Some(&pending.nonce)).await?;
     let (user, identity) = person(state, &provider, &claims).await?;
     Ok(SignedIn {
@@ -171,6 +169,16 @@ pub(crate) async fn abandon(state: &AppState, key: &str) -> Result<(), SsoError>
         .take_pending(&TokenHash::of(key), PendingKind::Login, now())
         .await?;
     Ok(())
+}
+
+/// Posts `form` to `provider`'s token endpoint as KMS's client.
+pub(crate) async fn token_endpoint(
+    state: &AppState,
+    provider: &SsoProviderRecord,
+    form: &[(&str, &str)],
+) -> Result<TokenAnswer, SsoError> {
+    let client = (provider.client_id.as_str(), &provider.client_secret);
+    state.sso.token(&provider.issuer, client, form).await
 }
 
 /// The provider named `name`, or the refusal a person understands.

@@ -4,52 +4,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::server::sso::test_key::Key;
 
 const ISSUER: &str = "https://idp.example";
 const CLIENT: &str = "kms";
 
-/// A signing key and its public JWK.
-struct Key {
-    kid: String,
-    pkcs8: Vec<u8>,
-    jwk: Value,
-}
-
-impl Key {
-    fn new(kid: &str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .unwrap()
-            .as_ref()
-            .to_vec();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).unwrap();
-        let point = pair.public_key().as_ref();
-        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-            "x": b64(&point[1..33]), "y": b64(&point[33..65])});
-        Self {
-            kid: kid.into(),
-            pkcs8,
-            jwk,
-        }
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
-    }
-}
-
 fn keys(of: &[&Key]) -> JwkSet {
-    serde_json::from_value(json!({"keys": of.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
+    serde_json::from_value(json!({"keys": of.iter().map(|k| k.jwk().clone()).collect::<Vec<_>>()}))
         .unwrap()
 }
 

@@ -8,55 +8,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 use tokio::task::AbortHandle;
+
+pub(crate) use crate::server::sso::test_key::Key;
 
 pub(crate) const CLIENT_ID: &str = "kms";
 pub(crate) const CLIENT_SECRET: &str = "s3cret-of-the-kms-client";
 /// What the double's device endpoint hands out.
 pub(crate) const DEVICE_CODE: &str = "device-code-1";
-
-/// A signing key and its public JWK.
-pub(crate) struct Key {
-    kid: String,
-    pkcs8: Vec<u8>,
-    jwk: Value,
-}
-
-impl Key {
-    pub(crate) fn new(kid: &str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .unwrap()
-            .as_ref()
-            .to_vec();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).unwrap();
-        let point = pair.public_key().as_ref();
-        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-            "x": b64(&point[1..33]), "y": b64(&point[33..65])});
-        Self {
-            kid: kid.into(),
-            pkcs8,
-            jwk,
-        }
-    }
-
-    pub(crate) fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
-    }
-}
 
 /// A request the double received.
 #[derive(Clone, Debug)]
@@ -116,7 +80,7 @@ impl Double {
 
     /// Publishes `keys` from now on (a rotation).
     pub(crate) fn publish(&self, keys: &[&Key]) {
-        self.script.lock().unwrap().keys = keys.iter().map(|k| k.jwk.clone()).collect();
+        self.script.lock().unwrap().keys = keys.iter().map(|k| k.jwk().clone()).collect();
     }
 
     /// `/token`'s next answer.
