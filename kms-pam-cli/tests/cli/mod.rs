@@ -8,6 +8,7 @@ mod admin;
 mod everyday;
 mod login;
 mod pam;
+mod resource_update;
 mod sso;
 
 use crate::support::{assert_one_line_error, closed_port_url, kms_pam, stderr, FakeKms};

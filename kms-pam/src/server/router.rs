@@ -110,7 +110,9 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         )
         .route(
             &at("/resources/{name}"),
-            get(resources::show).delete(resources::delete),
+            get(resources::show)
+                .patch(resources::update)
+                .delete(resources::delete),
         )
         .route(
             &at("/resources/{resource}/accounts"),

@@ -15,6 +15,7 @@ mod liveness;
 mod projects;
 mod relays;
 mod replicas;
+mod resource_edit;
 mod revocation;
 mod rights;
 mod route_table;

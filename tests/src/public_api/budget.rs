@@ -35,7 +35,8 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // +17, issue 22 (single sign-on): the shapes of /v1/sso (providers, group rules and their
     // targets with FromStr/Display, the CLI's credential, exchange, device sign-in and poll,
     // refresh), the two token prefixes, WhoAmI's identity.
-    ("kms_pam::kms::api", 92),
+    // +1: UpdateResource, the body of `PATCH …/resources/{name}` (issue 24 point 7).
+    ("kms_pam::kms::api", 93),
     // +5: GatewaysApi's create_for, get, update, assign and unassign (issue 28 point 6);
     // +6: KmsClientOptions (struct, three methods), with_options, register_sealing_key (point 8).
     // +4, issue 20: GatewayApi::renew_certificate; KmsClient::relays, RelaysApi and its
@@ -43,7 +44,8 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // +16, issue 22: KmsClient::sso, SsoApi (names, list, create, delete, exchange,
     // start_device, poll_device, refresh), LoopbackSignIn (start, verifier, url, code) and
     // LoopbackError: the CLI's single sign-on.
-    ("kms_pam::kms::client", 124),
+    // +1: ResourcesApi::update (`pam resource update`, issue 24 point 7).
+    ("kms_pam::kms::client", 125),
     ("kms_pam::kube", 13),
     ("kms_pam::kube::frames", 7),
     ("kms_pam::kube::kubeconfig", 18),

@@ -1,4 +1,6 @@
-//! `kms-pam pam resource create|list|show|delete`.
+//! `kms-pam pam resource create|update|list|show|delete`.
+
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,11 +21,15 @@ pub(crate) struct ResourceArgs {
     pub command: ResourceCommand,
 }
 
-/// The `pam resource` commands. Only `create` has no KMS `--url`: there it names the API server.
+/// The `pam resource` commands. `create` and `update` have no KMS `--url`: there it names the API
+/// server.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ResourceCommand {
     /// Register a cluster (admin). The KMS URL goes before `pam` here: `kms-pam --url KMS pam …`.
     Create(CreateArgs),
+    /// Change a resource (admin): only what is given changes; its accounts and grants stay.
+    /// The KMS URL goes before `pam` here too.
+    Update(update::UpdateArgs),
     /// List resources.
     List {
         #[command(flatten)]
@@ -112,6 +118,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 pub(crate) async fn run(args: ResourceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match args.command {
         ResourceCommand::Create(create) => self::create(create, globals).await,
+        ResourceCommand::Update(args) => update::run(args, globals).await,
         ResourceCommand::List { kms } => list(&globals.with(&kms)).await,
         ResourceCommand::Show { name, kms } => {
             let globals = globals.with(&kms);

@@ -245,6 +245,27 @@ pub struct CreateResource {
     pub recording: RecordingPolicy,
 }
 
+/// `PATCH /v1/resources/{name}` body: each field given replaces the resource's; an absent field
+/// leaves it as it is. Its name and kind never change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateResource {
+    /// New API server URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// New gateway (its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Whether to verify the API server certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_verify: Option<bool>,
+    /// New CA bundle (PEM); an empty one removes it (the system roots are used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// New recording policy, replacing the whole policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingPolicy>,
+}
+
 fn default_true() -> bool {
     true
 }

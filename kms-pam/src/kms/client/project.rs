@@ -10,7 +10,7 @@ use super::kms_client::{Call, KmsClient};
 use crate::kms::api::{
     Account, ChainReport, CreateAccount, CreateGrant, CreateResource, CreateSession,
     CreatedSession, Grant, RecordingView, Resource, SessionBundle, SessionDetail, SessionView,
-    UpdateAccount,
+    UpdateAccount, UpdateResource,
 };
 use crate::session::SessionId;
 
@@ -112,6 +112,18 @@ impl ResourcesApi<'_> {
     pub async fn get(&self, name: &str) -> Result<Resource, KmsError> {
         self.client
             .call(Call::new(Method::GET, &["resources", name]).in_project())
+            .await
+    }
+
+    /// `PATCH /v1/resources/{name}` (project admin): changes what `request` names; what it
+    /// leaves out stays. Its accounts, grants and open sessions stay.
+    pub async fn update(&self, name: &str, request: &UpdateResource) -> Result<Resource, KmsError> {
+        self.client
+            .call(
+                Call::new(Method::PATCH, &["resources", name])
+                    .json(request)?
+                    .in_project(),
+            )
             .await
     }
 

@@ -196,7 +196,9 @@ async fn resource_page(
                 "; cap per stream " (cap(policy.max_bytes)) ", input cap " (cap(policy.max_input_bytes))
             }
             dt { "Created" } dd { (when(resource.created_at)) }
-        } }
+            }
+            @if viewer.caller.is_admin() { p { a.button.secondary href={(here) "/edit"} { "Edit resource" } } }
+        }
         h2 { "Accounts" }
         @if accounts.is_empty() {
             div.card.empty { p {

@@ -12,6 +12,7 @@ mod forms;
 mod link;
 mod org;
 mod page;
+mod resource_edit;
 mod resources;
 mod session_export;
 mod session_page;
@@ -73,6 +74,10 @@ pub(crate) fn routes() -> Router<AppState> {
             get(resources::list).post(resources::create),
         )
         .route("/p/{project}/resources/{name}", get(accounts::show))
+        .route(
+            "/p/{project}/resources/{name}/edit",
+            get(resource_edit::edit_form).post(resource_edit::update),
+        )
         .route(
             "/p/{project}/resources/{name}/accounts",
             post(accounts::create),

@@ -1,4 +1,5 @@
-//! The Resources page and its **Add resource** form (project administrators).
+//! The Resources page and its **Add resource** form (project administrators); a resource's
+//! **Edit** form is in `resource_edit.rs`.
 
 use std::collections::HashMap;
 
@@ -36,24 +37,24 @@ pub(super) fn status_name(status: crate::kms::api::GatewayStatus) -> &'static st
 #[derive(Debug, Deserialize)]
 pub(super) struct ResourceForm {
     #[serde(default)]
-    name: String,
+    pub(super) name: String,
     #[serde(default)]
-    url: String,
+    pub(super) url: String,
     #[serde(default)]
-    gateway: String,
+    pub(super) gateway: String,
     /// A checkbox: present (`on`) when ticked.
-    ssl_verify: Option<String>,
+    pub(super) ssl_verify: Option<String>,
     #[serde(default)]
-    ca_cert: String,
+    pub(super) ca_cert: String,
     /// `deny` (the default) or `allow`: streams the gateway cannot record.
     #[serde(default)]
-    unrecorded_streams: String,
+    pub(super) unrecorded_streams: String,
     /// Recording cap per stream (a size; blank: the gateway's).
     #[serde(default)]
-    recording_max_bytes: String,
+    pub(super) recording_max_bytes: String,
     /// Input recording cap per stream (a size; blank: the gateway's).
     #[serde(default)]
-    recording_input_max_bytes: String,
+    pub(super) recording_input_max_bytes: String,
 }
 
 impl Default for ResourceForm {
@@ -99,7 +100,7 @@ fn parse_size(text: &str) -> Result<Option<u64>, String> {
 }
 
 /// The form's recording policy, each refusal next to its field.
-fn recording_of(form: &ResourceForm, errors: &mut FieldErrors) -> RecordingPolicy {
+pub(super) fn recording_of(form: &ResourceForm, errors: &mut FieldErrors) -> RecordingPolicy {
     let unrecorded = match form.unrecorded_streams.as_str() {
         "" | "deny" => UnrecordedStreams::Deny,
         "allow" => UnrecordedStreams::Allow,

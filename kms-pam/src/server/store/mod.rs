@@ -32,8 +32,8 @@ pub(crate) use records::{
     EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, IdentityRecord,
     MemberRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord,
     NewSsoCredential, NewSsoProvider, NewUser, PendingKind, ProjectRecord, ProviderSettings,
-    RecordingPolicyRecord, ResourceRecord, SessionFilter, SessionKeyRecord, SessionOwner,
-    SessionPage, SessionRecord, SessionSearch, SessionUpdate, SsoCredentialRecord,
+    RecordingPolicyRecord, ResourceChange, ResourceRecord, SessionFilter, SessionKeyRecord,
+    SessionOwner, SessionPage, SessionRecord, SessionSearch, SessionUpdate, SsoCredentialRecord,
     SsoProviderRecord, UserRecord,
 };
 pub(crate) use traits::{

@@ -189,6 +189,12 @@ fn table(s: &str) -> Vec<Row> {
             [401, 404, 404, 403, 403, 404, 403],
         ),
         (
+            Method::PATCH,
+            format!("{A}/resources/prod"),
+            |_| json!({"ssl_verify": true}),
+            [401, 200, 200, 403, 403, 404, 403],
+        ),
+        (
             Method::POST,
             format!("{A}/resources/prod/accounts"),
             |i| json!({"name": format!("a{i}"), "token": "t"}),

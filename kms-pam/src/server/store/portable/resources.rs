@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::{db_error, found, new_id, secs, time, unique_error, EngineStore};
-use crate::server::store::{NewResource, ResourceRecord, ResourceStore, StoreError};
+use crate::server::store::{
+    NewResource, ResourceChange, ResourceRecord, ResourceStore, StoreError,
+};
 
 const SELECT: &str = "SELECT r.id, r.project_id, r.name, r.kind, r.url, r.gateway_id, \
                       g.name AS gateway, r.ssl_verify, r.ca_cert, r.created_at \
@@ -92,6 +94,25 @@ impl ResourceStore for EngineStore {
             .await
             .map_err(db_error)?;
         found(row, || format!("resource {id}")).map(ResourceRecord::from)
+    }
+
+    async fn update_resource(&self, change: ResourceChange) -> Result<ResourceRecord, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE resources SET url = $1, gateway_id = $2, ssl_verify = $3, ca_cert = $4 \
+             WHERE id = $5",
+        )
+        .bind(&change.url)
+        .bind(&change.gateway_id)
+        .bind(change.ssl_verify)
+        .bind(&change.ca_cert)
+        .bind(&change.id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("resource {}", change.id)));
+        }
+        self.resource_by_id(&change.id).await
     }
 
     async fn delete_resource(&self, project_id: &str, name: &str) -> Result<(), StoreError> {

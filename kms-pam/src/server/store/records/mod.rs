@@ -14,7 +14,8 @@ pub(crate) use self::org::{
     Enrollment, GatewayRecord, MemberRecord, NewGateway, NewUser, ProjectRecord, UserRecord,
 };
 pub(crate) use self::pam::{
-    AccountChange, AccountRecord, GrantRecord, NewAccount, NewGrant, NewResource, ResourceRecord,
+    AccountChange, AccountRecord, GrantRecord, NewAccount, NewGrant, NewResource, ResourceChange,
+    ResourceRecord,
 };
 pub(crate) use self::sessions::{
     ActiveSessions, ChangeRecord, EndedSessions, EventLink, EventRecord, EventSpan, HeadRecord,

@@ -50,6 +50,22 @@ pub(crate) struct NewResource {
     pub now: SystemTime,
 }
 
+/// A resource's new settings, each replacing the stored one (`ResourceStore::update_resource`);
+/// its name, kind, project and creation time stay.
+#[derive(Clone, Debug)]
+pub(crate) struct ResourceChange {
+    /// The resource's id.
+    pub id: String,
+    /// API server URL.
+    pub url: String,
+    /// Gateway id.
+    pub gateway_id: String,
+    /// Verify the API server certificate.
+    pub ssl_verify: bool,
+    /// CA bundle (PEM); `None`: the system roots.
+    pub ca_cert: Option<String>,
+}
+
 /// A PAM account. Its token is kept sealed and read only through
 /// `AccountStore::account_token`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -205,3 +205,74 @@ pub(super) async fn gateway_assignments_and_allow_lists_are_kept(store: Arc<dyn 
     let missing = f.store.set_gateway_allow_list("nope", &patterns).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
+
+/// Issue 24 point 7: a resource edit replaces its URL, gateway and TLS settings and keeps its
+/// name, accounts, grants and sessions.
+pub(super) async fn a_resource_edit_keeps_its_accounts_grants_and_sessions(store: Arc<dyn Store>) {
+    let f = fixture(store).await;
+    let grant = f.grant(&f.user).await;
+    let session = f.session(1, 100).await.record;
+    let (_, enrollment) = issue_token("kmse_").unwrap();
+    let other = f
+        .store
+        .create_gateway(NewGateway {
+            name: "gw-2".into(),
+            enrollment,
+            enrollment_expires_at: t(3600),
+            project_ids: Vec::new(),
+            now: t(1),
+        })
+        .await
+        .unwrap();
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let change = ResourceChange {
+        id: f.account.resource_id.clone(),
+        url: "https://k8s.corp.internal:443".into(),
+        gateway_id: other.id.clone(),
+        ssl_verify: true,
+        ca_cert: Some(pem.into()),
+    };
+    let edited = f.store.update_resource(change.clone()).await.unwrap();
+    assert_eq!(
+        (
+            edited.url.as_str(),
+            edited.gateway.as_str(),
+            edited.ssl_verify
+        ),
+        ("https://k8s.corp.internal:443", "gw-2", true)
+    );
+    assert_eq!(edited.gateway_id, other.id);
+    assert_eq!(edited.ca_cert.as_deref(), Some(pem));
+    assert_eq!(
+        (
+            edited.name.as_str(),
+            edited.kind.as_str(),
+            edited.created_at
+        ),
+        ("prod", "kubernetes", t(0))
+    );
+    assert_eq!(
+        f.store.resource(&f.project.id, "prod").await.unwrap(),
+        edited
+    );
+    let back = ResourceChange {
+        gateway_id: f.gateway.id.clone(),
+        ssl_verify: false,
+        ca_cert: None,
+        ..change.clone()
+    };
+    let edited = f.store.update_resource(back).await.unwrap();
+    assert_eq!((edited.gateway.as_str(), edited.ssl_verify), ("gw", false));
+    assert_eq!(edited.ca_cert, None);
+    let accounts = f.store.accounts(&f.project.id, None).await.unwrap();
+    assert_eq!(accounts, vec![f.account.clone()]);
+    let grants = f.store.grants(&f.project.id, None).await.unwrap();
+    assert_eq!(grants, vec![grant]);
+    assert_eq!(f.store.session(&session.session.id).await.unwrap(), session);
+    let gone = ResourceChange {
+        id: "no-such-resource".into(),
+        ..change
+    };
+    let gone = f.store.update_resource(gone).await;
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
+}

@@ -213,6 +213,7 @@ macro_rules! run_suite {
             basics::the_ca_is_stored_once,
             basics::an_account_edit_keeps_its_token_unless_given_one,
             basics::gateway_assignments_and_allow_lists_are_kept,
+            basics::a_resource_edit_keeps_its_accounts_grants_and_sessions,
             lifecycle::enrollment_tokens_are_single_use_and_expire,
             lifecycle::session_changes_are_logged_in_order,
             lifecycle::a_session_keeps_where_it_was_requested_from,

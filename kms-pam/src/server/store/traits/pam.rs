@@ -4,7 +4,8 @@ use async_trait::async_trait;
 
 use super::super::error::StoreError;
 use super::super::records::{
-    AccountChange, AccountRecord, GrantRecord, NewAccount, NewGrant, NewResource, ResourceRecord,
+    AccountChange, AccountRecord, GrantRecord, NewAccount, NewGrant, NewResource, ResourceChange,
+    ResourceRecord,
 };
 use crate::secret::Secret;
 
@@ -22,6 +23,10 @@ pub(crate) trait ResourceStore: Send + Sync + 'static {
 
     /// The resource with id `id`.
     async fn resource_by_id(&self, id: &str) -> Result<ResourceRecord, StoreError>;
+
+    /// Replaces a resource's URL, gateway and TLS settings; its accounts, grants and sessions
+    /// stay. `NotFound` if the resource is gone.
+    async fn update_resource(&self, change: ResourceChange) -> Result<ResourceRecord, StoreError>;
 
     /// Deletes a resource with its accounts and grants; sessions stay as history.
     async fn delete_resource(&self, project_id: &str, name: &str) -> Result<(), StoreError>;

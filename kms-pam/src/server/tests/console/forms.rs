@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{page, sign_in, world, Page, SAME};
 
 mod accounts;
+mod resources;
 
 /// `pairs` as an `application/x-www-form-urlencoded` body.
 fn form(pairs: &[(&str, &str)]) -> String {
