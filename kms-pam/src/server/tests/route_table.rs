@@ -361,6 +361,59 @@ fn table(s: &str) -> Vec<Row> {
             },
             [401; 7],
         ),
+        // Single sign-on: organisation admins manage providers; the sign-in calls take no
+        // token (a code, handle or refresh token is the credential) and refuse unknown ones.
+        (
+            Method::GET,
+            "/v1/sso/providers".into(),
+            none,
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/v1/sso/providers".into(),
+            |i| {
+                json!({"name": format!("p{i}"), "issuer": "http://203.0.113.7",
+                    "client_id": "kms", "client_secret": "s"})
+            },
+            [401, 400, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/v1/sso/providers/nobody".into(),
+            none,
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/v1/sso/providers/names".into(),
+            none,
+            [200; 7],
+        ),
+        (
+            Method::POST,
+            "/v1/sso/exchange".into(),
+            |_| json!({"code": "unknown", "verifier": "v"}),
+            [401; 7],
+        ),
+        (
+            Method::POST,
+            "/v1/sso/device".into(),
+            |_| json!({"provider": "nobody"}),
+            [400; 7],
+        ),
+        (
+            Method::POST,
+            "/v1/sso/device/poll".into(),
+            |_| json!({"handle": "unknown"}),
+            [401; 7],
+        ),
+        (
+            Method::POST,
+            "/v1/sso/refresh".into(),
+            |_| json!({"refresh_token": "kmsr_unknown"}),
+            [401; 7],
+        ),
         (Method::GET, "/metrics".into(), none, [200; 7]),
         (Method::GET, "/healthz".into(), none, [200; 7]),
         (Method::GET, "/readyz".into(), none, [200; 7]),
