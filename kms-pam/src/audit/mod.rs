@@ -22,8 +22,8 @@ mod write;
 
 pub use evidence::chain::{verify_chain, ChainReport, ChainingSink};
 pub use read::{
-    group_commands, recordings, replay, Command, RecordedChunk, Recording, RequestSummary,
-    StreamSummary,
+    group_commands, recordings, replay, Command, CommandLine, Outcome, RecordedChunk, Recording,
+    RequestState, RequestSummary, StreamSummary,
 };
 pub use write::spool::{ShipperConfig, Spool, SpoolConfig, SpoolShipper, SpoolSink, Uploader};
 #[cfg(test)]

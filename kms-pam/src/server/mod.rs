@@ -88,6 +88,14 @@ impl Server {
             .transpose()?
             .map(Arc::new);
         let prepared = bootstrap::prepare(&config).await?;
+        // Sessions stored before the command search's lines (store migration 0910) get theirs.
+        let indexed = crate::server::lifecycle::commands::backfill(&*prepared.store).await?;
+        if indexed > 0 {
+            tracing::info!(
+                sessions = indexed,
+                "indexed the commands of older sessions for search"
+            );
+        }
         let seq = prepared.store.latest_seq().await?;
         let graced = prepared
             .store

@@ -367,6 +367,10 @@ fn from_kubectl_dispatcher(request: &RequestStarted) -> bool {
 #[path = "commands_claims.rs"]
 mod claims;
 
+#[path = "commands_line.rs"]
+mod line;
+pub use line::{CommandLine, Outcome, RequestState};
+
 #[cfg(test)]
 #[path = "commands_tests.rs"]
 mod tests;

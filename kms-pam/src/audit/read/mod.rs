@@ -5,5 +5,7 @@
 mod commands;
 mod replay;
 
-pub use commands::{group_commands, Command, RequestSummary, StreamSummary};
+pub use commands::{
+    group_commands, Command, CommandLine, Outcome, RequestState, RequestSummary, StreamSummary,
+};
 pub use replay::{recordings, replay, RecordedChunk, Recording};

@@ -31,6 +31,7 @@ use crate::server::edge::auth::GatewayCaller;
 use crate::server::edge::error::ApiError;
 use crate::server::edge::extract::ApiJson;
 use crate::server::edge::state::{now, AppState};
+use crate::server::lifecycle::commands;
 use crate::server::lifecycle::keys::{gateway_key, session_key, SessionKey};
 use crate::server::lifecycle::sealing::seal_delivered;
 use crate::server::store::{EventLink, EventRecord, EventSpan, GatewayRecord, StoreError};
@@ -69,6 +70,7 @@ pub(crate) async fn ingest(
     let mut checked: BTreeMap<SessionId, Vec<Checked>> = BTreeMap::new();
     let mut spans = Vec::new();
     let mut ended = Vec::new();
+    let mut touched = Vec::new();
     let mut received = 0u64;
     for (session, mut events) in by_session {
         check_bound(&state, &gateway, &session, &key).await?;
@@ -83,6 +85,9 @@ pub(crate) async fn ingest(
         });
         if matches!(last.kind, AuditEventKind::SessionEnded { .. }) {
             ended.push(session.clone());
+        }
+        if events.iter().any(|e| shapes_commands(&e.kind)) {
+            touched.push(session.clone());
         }
         received += events.len() as u64;
         let events = events
@@ -111,6 +116,9 @@ pub(crate) async fn ingest(
     // A head that could not be signed fails the upload: the gateway sends the batch again, and
     // its end, found stored, asks for the head again.
     seal_delivered(&state, &ended).await?;
+    // The lines the console's search finds commands by; failing here fails the upload, and the
+    // gateway's resend (stored already, so nothing new) indexes them again.
+    commands::index(&*state.store, &touched).await?;
     // Events found stored (sent again, or stored by a concurrent call of the same batch that
     // took the lock first) are duplicates.
     let duplicates = received.saturating_sub(stored);
@@ -118,6 +126,17 @@ pub(crate) async fn ingest(
         tracing::debug!(gateway = %gateway.name, stored, duplicates, "audit events stored");
     }
     Ok(Json(UploadedEvents { stored, duplicates }))
+}
+
+/// Whether an event changes its session's command lines ([`crate::audit::Command::line`]): a
+/// request, or a stream opened or described (an exec's command).
+fn shapes_commands(kind: &AuditEventKind) -> bool {
+    matches!(
+        kind,
+        AuditEventKind::RequestStarted(_)
+            | AuditEventKind::StreamOpened { .. }
+            | AuditEventKind::StreamDetails(_)
+    )
 }
 
 /// An uploaded event whose hash and signature were checked, with its JSON text.

@@ -125,7 +125,7 @@ pub(super) async fn show(
         } @else {
             div.scroll { table {
                 thead { tr { th { "Time" } th { "Command" } th { "Namespace" } th { "Outcome" } } }
-                tbody { @for command in shown { (command_row(command, &base)) } }
+                tbody { @for command in shown { (command_row(command, &base, active)) } }
             } }
             @if pages > 1 {
                 div.pager {
@@ -215,21 +215,21 @@ fn chain_badge(report: &ChainReport) -> Markup {
     }
 }
 
-fn command_row(command: &Command, base: &str) -> Markup {
+/// A command's row: its line (`Command::line`, as `pam sessions show` prints it), and how its
+/// requests stand: `ok`, `running` while a watch, `logs -f` or exec of an active session is still
+/// open (never "failed"), or how many failed.
+fn command_row(command: &Command, base: &str, open: bool) -> Markup {
     let namespace = command
         .requests
         .iter()
         .find_map(|r| r.namespace.as_deref())
         .unwrap_or("");
-    let failed = command
-        .requests
-        .iter()
-        .filter(|r| r.status.is_none_or(|s| s >= 400))
-        .count();
-    let outcome = if failed == 0 {
-        badge("active", "ok")
-    } else {
-        badge("terminated", &format!("{failed} failed"))
+    let tally = command.outcome(open);
+    let line = command.line();
+    let outcome = html! {
+        @if tally.failed > 0 { (badge("terminated", &format!("{} failed", tally.failed))) " " }
+        @if tally.running > 0 { (badge("running", "running")) }
+        @if tally.failed == 0 && tally.running == 0 { (badge("active", "ok")) }
     };
     html! {
         tr {
@@ -239,9 +239,9 @@ fn command_row(command: &Command, base: &str) -> Markup {
                     // What the requests did; the client's claim beside it when it names another
                     // subcommand, and flagged when the requests contradict it.
                     summary {
-                        code { (if command.derived.is_empty() { &command.command } else { &command.derived }) }
+                        code.line { (line.text) }
                         " " span.muted { "(" (command.requests.len()) " requests)" }
-                        @if let Some(claim) = command.claimed.as_deref().filter(|c| *c != command.derived && !c.starts_with(&format!("{} ", command.derived))) {
+                        @if let Some(claim) = &line.client {
                             " " span.muted { "client: " code { (claim) } }
                         }
                         @if command.mismatch.is_some() { " " (badge("broken", "mismatch")) }
@@ -252,7 +252,7 @@ fn command_row(command: &Command, base: &str) -> Markup {
                         tbody { @for r in &command.requests { tr {
                             td { (r.method) }
                             td.mono { (r.path) @if let Some(q) = &r.query { "?" (q) } }
-                            td { @match r.status { Some(s) => (s), None => "—" } }
+                            td { @match r.status { Some(s) => (s), None if open => "running", None => "—" } }
                             td { @match r.bytes_out { Some(b) => (b), None => "—" } }
                             td { @match r.duration_ms { Some(d) => { (d) " ms" }, None => "—" } }
                         } } }

@@ -8,6 +8,7 @@
 //! the edge's state and error vocabulary and on the store.
 
 pub(crate) mod bootstrap;
+pub(crate) mod commands;
 pub(crate) mod ending;
 pub(crate) mod feed;
 pub(crate) mod keys;

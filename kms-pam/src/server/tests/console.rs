@@ -6,6 +6,7 @@ mod chrome;
 mod driver;
 mod forms;
 mod identity;
+mod search;
 mod session_page;
 
 use bytes::Bytes;

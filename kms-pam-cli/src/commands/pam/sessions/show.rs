@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
+use kms_pam::audit::RequestState;
 use kms_pam::kms::api::{Command, RequestSummary, SessionDetail};
+use kms_pam::session::SessionStatus;
 
 use crate::output::{self, inert};
 
@@ -36,11 +38,12 @@ pub(super) fn describe(detail: &SessionDetail) -> String {
         return out;
     }
     out.push_str("\nCommands:\n");
+    let open = s.status == SessionStatus::Active;
     for command in &detail.commands {
-        let _ = writeln!(out, "\n  {}", command_line(command));
+        let _ = writeln!(out, "\n  {}", command_line(command, open));
         let discovery = command.requests.iter().filter(|r| r.discovery).count();
         for request in command.requests.iter().filter(|r| !r.discovery) {
-            let _ = writeln!(out, "    {}", describe_request(request));
+            let _ = writeln!(out, "    {}", describe_request(request, open));
         }
         if discovery > 0 {
             let _ = writeln!(out, "    (+{discovery} discovery requests)");
@@ -49,85 +52,51 @@ pub(super) fn describe(detail: &SessionDetail) -> String {
     out
 }
 
-/// `14:02:11  kubectl get pods -n default  200`: what the command did (derived from its
-/// requests' verbs, not from what the client claimed), with the object of the request it is
-/// named after (`pods/web`; `Command::subject`) and namespace, an exec's command line, then the statuses its requests
-/// got. Only what the requests show; flags kubectl kept to itself are not guessed. When the
-/// client named another subcommand, its claim follows (`(client: kubectl describe)`); when the
-/// claim contradicts the requests, the line says so (`MISMATCH: …`).
-fn command_line(command: &Command) -> String {
+/// `14:02:11  kubectl get pods -n default  200`: the command's line (`Command::line`, the line
+/// the console shows and searches: what its requests did, not what the client claimed, with the
+/// object of the request it is named after, its namespace and an exec's command line), its
+/// recordings, then the statuses its requests got (`running` for one still open while the
+/// session is: a watch, `logs -f`, an exec). When the client named another subcommand, its claim
+/// follows (`(client: kubectl describe)`); when the claim contradicts the requests, the line
+/// says so (`MISMATCH: …`).
+fn command_line(command: &Command, open: bool) -> String {
     let time = output::time(command.started_at);
     let clock = time.get(11..19).unwrap_or(&time);
-    let requests: Vec<&RequestSummary> = command.requests.iter().filter(|r| !r.discovery).collect();
-    // A KMS older than derived names sends only the claim.
-    let did = if command.derived.is_empty() {
-        &command.command
-    } else {
-        &command.derived
-    };
-    let mut line = inert(did).into_owned();
-    if let Some(first) = command.subject().filter(|r| r.resource.is_some()) {
-        let resource = inert(first.resource.as_deref().unwrap_or_default());
-        match &first.name {
-            Some(name) => {
-                let _ = write!(line, " {resource}/{}", inert(name));
-            }
-            None => {
-                let _ = write!(line, " {resource}");
-            }
-        }
-        if let Some(namespace) = &first.namespace {
-            let _ = write!(line, " -n {}", inert(namespace));
-        }
-    }
-    for (argv, recording) in stream_commands(command) {
-        if !argv.is_empty() {
-            let _ = write!(line, " -- {}", inert(&argv.join(" ")));
-        }
-        if let Some(n) = recording {
-            let _ = write!(line, "  [recording {n}]");
-        }
+    let line = command.line();
+    let mut text = format!("{clock}  {}", inert(&line.text));
+    for n in command.streams.iter().filter_map(|s| s.recording) {
+        let _ = write!(text, "  [recording {n}]");
     }
     let mut statuses: Vec<String> = Vec::new();
-    for request in &requests {
-        let status = request
-            .status
-            .map_or_else(|| "-".to_owned(), |s| s.to_string());
+    for request in command.requests.iter().filter(|r| !r.discovery) {
+        let status = request_status(request, open);
         if !statuses.contains(&status) {
             statuses.push(status);
         }
     }
-    let mut text = format!("{clock}  {line}  {}", statuses.join(" "));
-    if let Some(claim) = command.claimed.as_deref() {
-        let same = claim == did.as_str() || claim.starts_with(&format!("{did} "));
-        if !same {
-            let _ = write!(text, "  (client: {claim})");
-        }
+    let _ = write!(text, "  {}", statuses.join(" "));
+    if let Some(claim) = &line.client {
+        let _ = write!(text, "  (client: {})", inert(claim));
     }
     if let Some(why) = &command.mismatch {
-        let _ = write!(text, "\n    MISMATCH: {why}");
+        let _ = write!(text, "\n    MISMATCH: {}", inert(why));
     }
     text
 }
 
-/// The exec command and recording number of each stream of `command` that has one.
-fn stream_commands(command: &Command) -> Vec<(&[String], Option<usize>)> {
-    command
-        .streams
-        .iter()
-        .map(|stream| {
-            let argv = stream.details.as_ref().map_or(&[][..], |d| &d.command[..]);
-            (argv, stream.recording)
-        })
-        .filter(|(argv, recording)| !argv.is_empty() || recording.is_some())
-        .collect()
+/// A request's status, `running` while it is open in an open session, `-` when its end was never
+/// recorded.
+fn request_status(request: &RequestSummary, open: bool) -> String {
+    match (request.status, request.state(open)) {
+        (Some(status), _) => status.to_string(),
+        (None, RequestState::Running) => "running".to_owned(),
+        (None, _) => "-".to_owned(),
+    }
 }
 
 /// `200  list pods in default  GET /api/v1/namespaces/default/pods`.
-fn describe_request(request: &RequestSummary) -> String {
-    let status = request
-        .status
-        .map_or_else(|| "-".to_owned(), |s| s.to_string());
+fn describe_request(request: &RequestSummary, open: bool) -> String {
+    let status = request_status(request, open);
     // A verb unknown to this version arrives as text (`Verb::Other`): anyone's text.
     let mut what = inert(&request.verb.to_string()).into_owned();
     for part in [&request.resource, &request.name].into_iter().flatten() {
@@ -178,7 +147,7 @@ mod tests {
         let mut request = request(Some("web"), 200);
         request.path = "/api/v1/namespaces/default/pods/web".into();
         assert_eq!(
-            describe_request(&request),
+            describe_request(&request, false),
             "200  get pods web in default  GET /api/v1/namespaces/default/pods/web"
         );
     }
@@ -200,7 +169,7 @@ mod tests {
             subject_request: None,
         };
         assert_eq!(
-            command_line(&command),
+            command_line(&command, false),
             "14:02:11  kubectl get pods -n default  200"
         );
         command.command = "kubectl exec".into();
@@ -230,8 +199,36 @@ mod tests {
             recording_ended: None,
         }];
         assert_eq!(
-            command_line(&command),
+            command_line(&command, false),
             "14:02:11  kubectl exec pods/web -n default -- echo hi  [recording 1]  200 101"
+        );
+    }
+
+    #[test]
+    fn a_watch_still_open_is_running_not_failed() {
+        let mut watch = request(None, 200);
+        watch.verb = Verb::Watch;
+        watch.status = None;
+        let command = Command {
+            command: "kubectl get".into(),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(50_531),
+            kubectl_session: None,
+            requests: vec![request(None, 200), watch.clone()],
+            streams: Vec::new(),
+            derived: "kubectl get".into(),
+            claimed: Some("kubectl get".into()),
+            mismatch: None,
+            subject_request: None,
+        };
+        assert_eq!(
+            command_line(&command, true),
+            "14:02:11  kubectl get pods -n default  200 running"
+        );
+        assert!(describe_request(&watch, true).starts_with("running  watch pods in default"));
+        // Once the session is over, a request without its end recorded never finished.
+        assert_eq!(
+            command_line(&command, false),
+            "14:02:11  kubectl get pods -n default  200 -"
         );
     }
 
@@ -253,7 +250,7 @@ mod tests {
             subject_request: None,
         };
         assert_eq!(
-            command_line(&command),
+            command_line(&command, false),
             "14:02:11  kubectl delete configmaps/app -n default  200  (client: kubectl get)\n    \
              MISMATCH: the client said \"kubectl get\", but the command deleted"
         );
@@ -263,14 +260,14 @@ mod tests {
             mismatch: None,
             ..command.clone()
         };
-        assert!(command_line(&describe).ends_with("(client: kubectl describe)"));
+        assert!(command_line(&describe, false).ends_with("(client: kubectl describe)"));
         let create = Command {
             derived: "kubectl create".into(),
             claimed: Some("kubectl create configmap".into()),
             mismatch: None,
             ..command
         };
-        assert!(!command_line(&create).contains("client:"));
+        assert!(!command_line(&create, false).contains("client:"));
     }
 
     #[test]
@@ -294,15 +291,16 @@ mod tests {
             subject_request: Some(2),
         };
         assert!(
-            command_line(&command).starts_with("14:02:11  kubectl delete secrets/db -n default"),
+            command_line(&command, false)
+                .starts_with("14:02:11  kubectl delete secrets/db -n default"),
             "{}",
-            command_line(&command)
+            command_line(&command, false)
         );
         // A record without the subject (an older KMS) falls back to the first resource request.
         let older = Command {
             subject_request: None,
             ..command
         };
-        assert!(command_line(&older).starts_with("14:02:11  kubectl delete pods/web"));
+        assert!(command_line(&older, false).starts_with("14:02:11  kubectl delete pods/web"));
     }
 }

@@ -11,9 +11,9 @@ pub(super) enum Kind {
 
 use Kind::{Bool, Bytes, Int, Text};
 
-/// Every table, parents before children, with every column of migrations up to 0900 (0200's
+/// Every table, parents before children, with every column of migrations up to 0910 (0200's
 /// audit tables included: gateways' keys, KMS's signed heads, recording policies; 0830's
-/// gateway reach; 0900's single sign-on).
+/// gateway reach; 0900's single sign-on; 0910's command lines; 0920's grant lifetimes).
 pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "projects",
@@ -115,6 +115,10 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("user_id", Text),
             ("max_duration_secs", Int),
             ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+            ("revoked_by", Text),
+            ("revoke_reason", Text),
         ],
     ),
     (
@@ -163,6 +167,10 @@ pub(super) const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("event", Text),
             ("received_at", Int),
         ],
+    ),
+    (
+        "session_commands",
+        &[("session_id", Text), ("ordinal", Int), ("line", Text)],
     ),
     (
         "console_links",

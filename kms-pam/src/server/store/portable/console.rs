@@ -139,22 +139,8 @@ impl ConsoleStore for EngineStore {
         if let Some(to) = search.to {
             query.push(" AND created_at < ").push_bind(secs(to));
         }
-        if let Some(text) = search.text.as_deref().filter(|t| !t.is_empty()) {
-            let pattern = contains_pattern(text);
-            query.push(" AND (");
-            for column in ["id", "user_name", "resource_name", "account_name", "reason"] {
-                query
-                    .push(format!("{column} LIKE "))
-                    .push_bind(pattern.clone())
-                    .push(" ESCAPE '\\' OR ");
-            }
-            query
-                .push(
-                    "EXISTS (SELECT 1 FROM session_events e WHERE e.session_id = sessions.id \
-                     AND e.event LIKE ",
-                )
-                .push_bind(pattern)
-                .push(" ESCAPE '\\'))");
+        if let Some(text) = search.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            push_text(&mut query, text.trim());
         }
         let limit = i64::from(search.limit);
         query
@@ -204,4 +190,75 @@ impl ConsoleStore for EngineStore {
             })
             .collect())
     }
+
+    async fn set_command_lines(
+        &self,
+        session: &SessionId,
+        lines: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Upserts, not delete-then-insert: two replicas indexing the same session at once
+        // overwrite each other's rows instead of colliding on the key.
+        for (ordinal, line) in lines.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO session_commands (session_id, ordinal, line) VALUES ($1, $2, $3) \
+                 ON CONFLICT (session_id, ordinal) DO UPDATE SET line = excluded.line",
+            )
+            .bind(session.as_str())
+            .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
+            .bind(line)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        sqlx::query("DELETE FROM session_commands WHERE session_id = $1 AND ordinal >= $2")
+            .bind(session.as_str())
+            .bind(i64::try_from(lines.len()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn sessions_without_command_lines(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM sessions s \
+             WHERE EXISTS (SELECT 1 FROM session_events e \
+                           WHERE e.session_id = s.id AND e.invocation IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM session_commands c WHERE c.session_id = s.id) \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(|(id,)| SessionId::new(id)).collect())
+    }
+}
+
+/// The search box's text: found in a session's id, user, resource, account or reason; or its
+/// words (in any order, case aside) all found in one of its command lines (`get pods` finds
+/// `kubectl get pods -n default`, `describe deployment my-app` finds `kubectl get
+/// deployments/my-app -n default  (client: kubectl describe)`). The events' JSON is not searched:
+/// its key names (`method`) are in every session.
+fn push_text(query: &mut QueryBuilder<'_, EngineDb>, text: &str) {
+    let pattern = contains_pattern(text);
+    query.push(" AND (");
+    for column in ["id", "user_name", "resource_name", "account_name", "reason"] {
+        query
+            .push(format!("{column} LIKE "))
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR ");
+    }
+    query.push("EXISTS (SELECT 1 FROM session_commands c WHERE c.session_id = sessions.id");
+    for word in text.split_whitespace() {
+        query
+            .push(" AND LOWER(c.line) LIKE ")
+            .push_bind(contains_pattern(&word.to_lowercase()))
+            .push(" ESCAPE '\\'");
+    }
+    query.push("))");
 }

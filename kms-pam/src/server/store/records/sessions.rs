@@ -113,8 +113,9 @@ pub(crate) struct SessionSearch {
     pub user: Option<SessionOwner>,
     /// Only this resource's (by name).
     pub resource: Option<String>,
-    /// Text found in the session's id, user, resource, account or reason, or in any of its
-    /// recorded events (so in its kubectl commands and request paths).
+    /// Text found in the session's id, user, resource, account or reason; or words (split at
+    /// white space, in any order, case aside) all found in one of its command lines
+    /// ([`crate::audit::Command::line`]: `get pods`, `describe deployment my-app`, `echo hi`).
     pub text: Option<String>,
     /// Only sessions created at or after this instant.
     pub from: Option<SystemTime>,

@@ -19,6 +19,7 @@ mod audit;
 mod basics;
 pub(crate) mod events;
 mod lifecycle;
+mod search;
 
 /// A store and what must live as long as it (the directory of its file or root key).
 pub(crate) struct Opened {
@@ -222,7 +223,9 @@ macro_rules! run_suite {
             lifecycle::ending_a_session_past_expiry_records_expiry_and_filters_work,
             audit::audit_keys_heads_and_recording_policies_are_kept,
             events::an_append_waits_for_the_one_before_it_and_links_to_it,
-            events::the_same_upload_appended_twice_at_once_is_stored_once
+            events::the_same_upload_appended_twice_at_once_is_stored_once,
+            search::command_lines_are_searched_word_by_word,
+            search::sessions_with_requests_and_no_lines_are_listed
         );
     };
     ($open:path; $($module:ident :: $test:ident),*) => {

@@ -60,4 +60,19 @@ pub(crate) trait ConsoleStore: Send + Sync + 'static {
     /// How many kubectl commands (as [`crate::audit::group_commands`] groups them) each of
     /// `sessions` holds, in the same order; answered from an index, without reading the events.
     async fn command_counts(&self, sessions: &[SessionId]) -> Result<Vec<u64>, StoreError>;
+
+    /// Replaces the command lines the search finds `session` by ([`crate::audit::Command::line`]
+    /// of each of its commands, in order).
+    async fn set_command_lines(
+        &self,
+        session: &SessionId,
+        lines: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` sessions that have recorded requests but no command lines (stored before
+    /// migration 0910, or whose lines could not be written).
+    async fn sessions_without_command_lines(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError>;
 }

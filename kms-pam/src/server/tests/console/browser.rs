@@ -97,7 +97,8 @@ async fn console_browser() {
         .click()
         .await
         .unwrap();
-    // The line leads with what the requests did (a read), the client's claim beside it.
+    // The line (`Command::line`) leads with what the requests did (a read of pods in default),
+    // the client's claim beside it.
     let codes = admin
         .find_all(Locator::Css("details summary code"))
         .await
@@ -106,7 +107,7 @@ async fn console_browser() {
     for code in codes {
         shown.push(code.text().await.unwrap());
     }
-    assert_eq!(shown, ["kubectl get", "kubectl rollout"]);
+    assert_eq!(shown, ["kubectl get pods -n default", "kubectl rollout"]);
     admin
         .find(Locator::Css("details summary"))
         .await

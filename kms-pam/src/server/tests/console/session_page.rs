@@ -146,7 +146,9 @@ async fn a_claimed_get_that_deleted_is_flagged_on_the_session_page() {
     .await;
     assert_eq!(shown.status, StatusCode::OK);
     assert!(
-        shown.text.contains("<code>kubectl delete</code>"),
+        shown
+            .text
+            .contains(">kubectl delete configmaps/app -n default</code>"),
         "{}",
         shown.text
     );
