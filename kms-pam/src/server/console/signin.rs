@@ -36,13 +36,18 @@ const COOKIE_NAME: &str = "kms_console";
 
 /// The value of the console cookie, if the request has one.
 pub(super) fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, COOKIE_NAME)
+}
+
+/// The value of the cookie `name`, if the request has one.
+pub(super) fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty())
 }

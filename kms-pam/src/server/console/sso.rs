@@ -12,7 +12,9 @@ use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
 use super::page::{answer, kms_url, layout, when, Frame, PageError};
-use super::signin::{login_page, over_https, projects_of, session_cookie, ConsoleUser};
+use super::signin::{
+    cookie_named, login_page, over_https, projects_of, session_cookie, ConsoleUser,
+};
 use crate::server::edge::auth::AdminUser;
 use crate::server::edge::state::AppState;
 use crate::server::sso::credentials::exchange_code;
@@ -42,6 +44,20 @@ impl std::fmt::Debug for CallbackQuery {
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
+}
+
+/// The cookie binding a sign-in to the browser that began it: sent back on the provider's
+/// redirect to the callback, a top-level GET from another site, hence `SameSite=Lax`.
+const BROWSER_COOKIE: &str = "kms_sso";
+
+/// The browser's sign-in cookie value, if it has a well-formed one.
+fn browser_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, BROWSER_COOKIE).filter(|value| {
+        value.len() == 43
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 /// KMS's callback as this browser reaches KMS (register it at the provider).
@@ -87,8 +103,36 @@ pub(super) async fn start(
             return failed(&state, &error).await;
         }
     };
-    match begin(&state, &provider, &callback_url(&state, &headers), cli).await {
-        Ok(url) => Redirect::to(&url).into_response(),
+    // The browser keeps one sign-in cookie; sign-ins it begins are bound to it.
+    let browser = match browser_cookie(&headers) {
+        Some(value) => crate::secret::Secret::new(value),
+        None => match crate::secret::Secret::random(32) {
+            Ok(value) => value,
+            Err(e) => return failed(&state, &SsoError::Internal(e.to_string())).await,
+        },
+    };
+    let redirect = callback_url(&state, &headers);
+    match begin(&state, &provider, &redirect, cli, browser.expose()).await {
+        Ok(url) => {
+            let secure = if redirect.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{BROWSER_COOKIE}={}; Path=/login/sso; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                browser.expose(),
+                crate::server::sso::LOGIN_TTL.as_secs()
+            );
+            let mut response = Redirect::to(&url).into_response();
+            match http::HeaderValue::from_str(&cookie) {
+                Ok(value) => {
+                    response.headers_mut().insert(SET_COOKIE, value);
+                    response
+                }
+                Err(e) => failed(&state, &SsoError::Internal(e.to_string())).await,
+            }
+        }
         Err(e) => failed(&state, &e).await,
     }
 }
@@ -118,7 +162,7 @@ pub(super) async fn callback(
         let error = SsoError::Invalid("the provider's answer lacks a code or a state".into());
         return Ok(failed(&state, &error).await);
     };
-    let signed_in = match finish(&state, &key, &code).await {
+    let signed_in = match finish(&state, &key, &code, browser_cookie(&headers)).await {
         Ok(signed_in) => signed_in,
         Err(e) => return Ok(failed(&state, &e).await),
     };

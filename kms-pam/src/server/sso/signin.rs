@@ -49,6 +49,8 @@ struct LoginPending {
     nonce: String,
     redirect_uri: String,
     cli: Option<CliLoopback>,
+    /// The hash of the browser's sign-in cookie: only the browser that began it finishes it.
+    browser: String,
 }
 
 /// A finished sign-in.
@@ -77,12 +79,15 @@ fn random() -> Result<Secret, SsoError> {
 }
 
 /// Starts a browser sign-in through `provider_name`: returns the provider URL to send the
-/// browser to. `redirect_uri` is KMS's callback as the browser reaches it.
+/// browser to. `redirect_uri` is KMS's callback as the browser reaches it; `browser` the value
+/// of the browser's sign-in cookie, which the callback must bring back (so a callback link made
+/// in another browser signs nobody in here: no login CSRF).
 pub(crate) async fn begin(
     state: &AppState,
     provider_name: &str,
     redirect_uri: &str,
     cli: Option<CliLoopback>,
+    browser: &str,
 ) -> Result<String, SsoError> {
     let provider = known_provider(state, provider_name).await?;
     let (discovery, _) = state.sso.metadata_now(&provider.issuer).await?;
@@ -93,6 +98,7 @@ pub(crate) async fn begin(
         nonce: nonce.expose().to_owned(),
         redirect_uri: redirect_uri.to_owned(),
         cli,
+        browser: TokenHash::of(browser).as_str().to_owned(),
     };
     let data = serde_json::to_string(&pending).map_err(|e| SsoError::Internal(e.to_string()))?;
     state
@@ -122,10 +128,15 @@ pub(crate) async fn begin(
     Ok(url.into())
 }
 
-/// Finishes a browser sign-in at KMS's callback: spends the state, exchanges the code, verifies
-/// the ID token, finds or creates the person and applies their roles. Nothing is created when
-/// any step fails.
-pub(crate) async fn finish(state: &AppState, key: &str, code: &str) -> Result<SignedIn, SsoError> {
+/// Finishes a browser sign-in at KMS's callback: spends the state, checks the browser is the one
+/// that began it, exchanges the code, verifies the ID token, finds or creates the person and
+/// applies their roles. Nothing is created when any step fails.
+pub(crate) async fn finish(
+    state: &AppState,
+    key: &str,
+    code: &str,
+    browser: Option<&str>,
+) -> Result<SignedIn, SsoError> {
     let data = state
         .store
         .take_pending(&TokenHash::of(key), PendingKind::Login, now())
@@ -138,6 +149,13 @@ pub(crate) async fn finish(state: &AppState, key: &str, code: &str) -> Result<Si
         })?;
     let pending: LoginPending = serde_json::from_str(data.expose())
         .map_err(|e| SsoError::Internal(format!("a pending sign-in is unreadable: {e}")))?;
+    if browser.map(|b| TokenHash::of(b).as_str().to_owned()) != Some(pending.browser.clone()) {
+        return Err(SsoError::Invalid(
+            "this sign-in was started in another browser (or its cookie was lost); start again \
+             from the sign-in page"
+                .to_owned(),
+        ));
+    }
     let provider = state.store.sso_provider_by_id(&pending.provider_id).await?;
     let answer = token_endpoint(
         state,

@@ -48,8 +48,36 @@ pub(super) async fn world() -> (Kms, Double, Key) {
     (kms, double, key)
 }
 
-/// `GET path` on the console (no redirect followed).
+/// The sign-in cookie (`kms_sso`) each KMS gave "the browser" of these tests, as a browser keeps
+/// it: a sign-in is finished only by the browser that began it.
+static BROWSER_COOKIES: std::sync::Mutex<Vec<(std::net::SocketAddr, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// `GET path` on the console (no redirect followed), as one browser: with the sign-in cookie
+/// KMS set for it earlier, keeping a new one.
 pub(super) async fn browse(kms: &Kms, path: &str) -> Page {
+    let kept = BROWSER_COOKIES
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(addr, _)| *addr == kms.addr)
+        .map(|(_, cookie)| format!("kms_sso={cookie}"));
+    let headers: Vec<(&str, &str)> = kept.iter().map(|c| ("cookie", c.as_str())).collect();
+    let answer = page(kms, Method::GET, path, None, &headers, None).await;
+    for set in answer.headers.get_all("set-cookie") {
+        let set = set.to_str().unwrap();
+        if let Some(value) = set.strip_prefix("kms_sso=") {
+            let value = value.split(';').next().unwrap().to_owned();
+            let mut cookies = BROWSER_COOKIES.lock().unwrap();
+            cookies.retain(|(addr, _)| *addr != kms.addr);
+            cookies.push((kms.addr, value));
+        }
+    }
+    answer
+}
+
+/// `GET path` from another browser: no sign-in cookie.
+pub(super) async fn browse_elsewhere(kms: &Kms, path: &str) -> Page {
     page(kms, Method::GET, path, None, &[], None).await
 }
 

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::console::Page;
 use super::sso::{
-    begin, browse, callback, cli_credential, provider, session_of, sre_member, text, tokens,
-    user_names, world, Double, Key, CLIENT_ID, CLIENT_SECRET,
+    begin, browse, browse_elsewhere, callback, cli_credential, location, provider, session_of,
+    sre_member, text, tokens, user_names, world, Double, Key, CLIENT_ID, CLIENT_SECRET,
 };
 use super::Kms;
 
@@ -113,6 +113,36 @@ async fn an_unknown_or_replayed_state_is_refused() {
     assert!(replayed.headers.get("set-cookie").is_none());
     assert_eq!(user_names(&kms).await, users);
     assert_eq!(double.received("/token").len(), 1);
+}
+
+/// Login CSRF: a callback link made by a sign-in someone began in their own browser, opened in
+/// another browser, signs nobody in; the state is spent with it.
+#[tokio::test]
+async fn a_sign_in_is_finished_only_by_the_browser_that_began_it() {
+    let (kms, double, key) = world().await;
+    let started = browse(&kms, "/login/sso/corp").await;
+    let cookie = started.headers["set-cookie"].to_str().unwrap().to_owned();
+    for part in ["kms_sso=", "HttpOnly", "SameSite=Lax", "Path=/login/sso"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let query = location(&started).1;
+    let claims = double.claims(Some(&query["nonce"]), &["sre"]);
+    double.answer(200, tokens(&key.sign(&claims), "provider-refresh-1"));
+    let users = user_names(&kms).await;
+    let path = format!("/login/sso/callback?code=code-1&state={}", query["state"]);
+    let elsewhere = browse_elsewhere(&kms, &path).await;
+    refused(
+        &kms,
+        &elsewhere,
+        StatusCode::BAD_REQUEST,
+        "started in another browser",
+    )
+    .await;
+    assert!(double.received("/token").is_empty(), "no code exchanged");
+    assert_eq!(user_names(&kms).await, users);
+    // The state went with it: the right browser cannot finish it afterwards either.
+    let late = browse(&kms, &path).await;
+    assert!(late.text.contains("already finished"), "{}", late.text);
 }
 
 #[tokio::test]
