@@ -20,7 +20,8 @@ use crate::server::edge::state::{now, AppState};
 use crate::server::lifecycle::ending::end_sessions;
 use crate::server::store::crypto::issue_token;
 use crate::server::store::{
-    ActiveSessions, NewSsoCredential, PendingKind, SsoProviderRecord, TokenHash, UserRecord,
+    ActiveSessions, NewSsoCredential, PendingKind, SsoCredentialRecord, SsoProviderRecord,
+    TokenHash, UserRecord,
 };
 use crate::session::EndCause;
 
@@ -188,17 +189,63 @@ pub(crate) async fn refresh(state: &AppState, token: &Secret) -> Result<SsoCrede
             provider.name
         )));
     };
+    // One refresh at a time: the KMS refresh token is claimed before the provider is asked, so
+    // two commands refreshing together do not both present the provider's refresh token (a
+    // provider that rotates refresh tokens takes the second use for a theft and revokes the
+    // grant). The loser is told the token was used; the CLI then finds the winner's.
+    let claim = Secret::random(32).map_err(|e| SsoError::Internal(e.to_string()))?;
+    let claim = TokenHash::of(&format!("refresh-claim:{}", claim.expose()));
+    if !state
+        .store
+        .swap_sso_refresh(&credential.id, &old, &claim)
+        .await?
+    {
+        return Err(unknown());
+    }
+    let renewed = renew(
+        state,
+        &provider,
+        user,
+        &credential,
+        &provider_refresh,
+        &claim,
+    )
+    .await;
+    match &renewed {
+        Ok(_) | Err(SsoError::Unauthenticated(_)) => {}
+        // Nothing was decided (the provider is down, its answer unusable): the old refresh token
+        // works again.
+        Err(_) => {
+            let _ = state
+                .store
+                .swap_sso_refresh(&credential.id, &claim, &old)
+                .await;
+        }
+    }
+    renewed
+}
+
+/// The provider's half of a refresh whose KMS refresh token is claimed (`claim`): the provider
+/// refreshes, the person's roles follow the new ID token's groups, and the credential gets new
+/// tokens. A provider that refuses signs the person out.
+async fn renew(
+    state: &AppState,
+    provider: &SsoProviderRecord,
+    user: UserRecord,
+    credential: &SsoCredentialRecord,
+    provider_refresh: &Secret,
+    claim: &TokenHash,
+) -> Result<SsoCredential, SsoError> {
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", provider_refresh.expose()),
     ];
-    let answer = token_endpoint(state, &provider, &form).await;
-    let answer = match answer {
+    let answer = match token_endpoint(state, provider, &form).await {
         Ok(answer) => answer,
         Err(refused @ SsoError::Refused { .. }) => {
             // The provider no longer honours the person (disabled, signed out, grant revoked):
             // the credential is revoked and what it opened ends.
-            offboard(state, &provider, &user, &credential.id).await?;
+            offboard(state, provider, &user, &credential.id).await?;
             return Err(SsoError::Unauthenticated(format!(
                 "provider {} no longer accepts your sign-in ({refused}); sign in again with kms-pam login --sso",
                 provider.name
@@ -208,33 +255,38 @@ pub(crate) async fn refresh(state: &AppState, token: &Secret) -> Result<SsoCrede
     };
     let (user, identity) = match answer.id_token {
         Some(_) => {
-            let claims = checked_claims(state, &provider, &answer, None).await?;
+            let claims = checked_claims(state, provider, &answer, None).await?;
             if claims.subject != credential.subject {
                 return Err(SsoError::Provider(format!(
                     "{} refreshed a token for another subject",
                     provider.issuer
                 )));
             }
-            person(state, &provider, &claims).await?
+            person(state, provider, &claims).await?
         }
-        None => (
-            user,
-            stored_identity(
+        None => {
+            let identity = stored_identity(
                 state,
                 &credential.user_id,
                 &credential.issuer,
                 &credential.subject,
             )
-            .await?,
-        ),
+            .await?;
+            (user, identity)
+        }
     };
     let provider_refresh = answer.refresh_token.map(Secret::new);
-    let (renewed, kept) = mint(&provider, &user, &identity, provider_refresh)?;
+    let (renewed, kept) = mint(provider, &user, &identity, provider_refresh)?;
     state
         .store
-        .renew_sso_credential(&credential.id, &old, &kept)
+        .renew_sso_credential(&credential.id, claim, &kept)
         .await
-        .map_err(|_| unknown())?;
+        .map_err(|_| {
+            SsoError::Unauthenticated(
+                "this single sign-on login was revoked while it was refreshed; run kms-pam login --sso"
+                    .to_owned(),
+            )
+        })?;
     tracing::info!(user = %user.name, provider = %provider.name, "single sign-on credential refreshed");
     Ok(renewed)
 }

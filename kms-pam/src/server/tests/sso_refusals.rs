@@ -336,3 +336,51 @@ async fn providers_are_validated_and_their_secret_never_shown() {
         .received("/.well-known/openid-configuration")
         .is_empty());
 }
+
+/// Two commands refreshing the same login at once: one wins, the other is told the token was
+/// used, and the provider is asked once (a provider that rotates refresh tokens would take a
+/// second use for a theft and revoke the person's grant). A provider that is down decides
+/// nothing: the same refresh token works once it is back.
+#[tokio::test]
+async fn concurrent_refreshes_ask_the_provider_once_and_a_down_provider_decides_nothing() {
+    let (kms, double, key) = world().await;
+    let first = cli_credential(&kms, &double, &key, &["sre"]).await;
+    let session = session_of(&kms, "alice", &text(&first["access_token"])).await;
+    let asked = double.received("/token").len();
+    let claims = double.claims(None, &["sre"]);
+    double.answer(200, tokens(&key.sign(&claims), "provider-refresh-2"));
+    let body = json!({ "refresh_token": first["refresh_token"] });
+    let (a, b) = tokio::join!(
+        kms.call(Method::POST, "/v1/sso/refresh", None, body.clone()),
+        kms.call(Method::POST, "/v1/sso/refresh", None, body.clone()),
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "{} / {}", a.json, b.json);
+    assert_eq!(
+        double.received("/token").len(),
+        asked + 1,
+        "the provider asked once"
+    );
+    let won = if a.status == StatusCode::OK { &a } else { &b };
+    let path = format!("/v1/sessions/{}", text(&session["id"]));
+    let view = kms.get(&path, &kms.admin).await.expect(StatusCode::OK);
+    assert_eq!(view["status"], "active", "nobody was signed out: {view}");
+
+    // The provider fails (a 500, no OAuth answer): 503, nothing decided, and the same refresh
+    // token works once it answers again.
+    double.answer(500, json!({}));
+    let body = json!({ "refresh_token": won.json["refresh_token"] });
+    let down = kms
+        .call(Method::POST, "/v1/sso/refresh", None, body.clone())
+        .await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        down.json
+    );
+    double.answer(200, tokens(&key.sign(&claims), "provider-refresh-4"));
+    let again = kms.call(Method::POST, "/v1/sso/refresh", None, body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.json);
+}

@@ -103,6 +103,25 @@ impl SsoCredentialStore for EngineStore {
         self.credential_from(found(row, || "single sign-on refresh token".to_owned())?)
     }
 
+    async fn swap_sso_refresh(
+        &self,
+        id: &str,
+        from: &TokenHash,
+        to: &TokenHash,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE sso_credentials SET refresh_hash = $1 \
+             WHERE id = $2 AND refresh_hash = $3 AND revoked_at IS NULL",
+        )
+        .bind(to.as_str())
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     async fn renew_sso_credential(
         &self,
         id: &str,

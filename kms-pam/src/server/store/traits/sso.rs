@@ -97,6 +97,16 @@ pub(crate) trait SsoCredentialStore: Send + Sync + 'static {
     /// The credential whose refresh token has this hash (revoked or not).
     async fn sso_refresh(&self, refresh: &TokenHash) -> Result<SsoCredentialRecord, StoreError>;
 
+    /// Changes a live credential's refresh-token hash from `from` to `to`; whether it did (a
+    /// refresh claims the token this way before asking the provider, and gives it back when
+    /// nothing was decided).
+    async fn swap_sso_refresh(
+        &self,
+        id: &str,
+        from: &TokenHash,
+        to: &TokenHash,
+    ) -> Result<bool, StoreError>;
+
     /// Replaces a credential's tokens if its refresh token is still `old_refresh` (one refresh
     /// wins); `Conflict` otherwise.
     async fn renew_sso_credential(
