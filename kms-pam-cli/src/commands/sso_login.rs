@@ -173,7 +173,15 @@ pub(crate) async fn refresh_if_due(globals: &Globals, force: bool) -> anyhow::Re
             status: 401,
             message,
             ..
-        }) => bail!("single sign-on ended: {message}"),
+        }) => {
+            // Another command may have refreshed it a moment ago: then the file holds its
+            // new tokens, and the login goes on.
+            let now = config::load()?.and_then(|again| again.sso);
+            if now.is_some_and(|again| again.refresh_token != sso.refresh_token) {
+                return Ok(true);
+            }
+            bail!("single sign-on ended: {message}")
+        }
         Err(e) if !force && e.connection_failure().is_some() => return Ok(false),
         Err(e) => return Err(e).context("cannot refresh the single sign-on login"),
     };
