@@ -20,6 +20,7 @@ mod console;
 mod control;
 mod deploy_env;
 mod flow;
+mod grant_lifetime;
 mod https;
 mod migrate_store;
 mod oidc_harness;

@@ -6,6 +6,7 @@
 
 mod admin;
 mod everyday;
+mod grants;
 mod login;
 mod pam;
 mod resource_update;

@@ -14,6 +14,10 @@ use crate::session::{EndCause, SessionStatus};
 /// How often the KMS is asked about the session.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long, at expiry, the KMS is asked why the session ended, and how often.
+const AT_EXPIRY_WAIT: Duration = Duration::from_millis(1500);
+const AT_EXPIRY_POLL: Duration = Duration::from_millis(250);
+
 /// Why a session stopped without its user asking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -80,6 +84,12 @@ impl SessionEnd {
                 EndCause::GrantDeleted => {
                     "session terminated: the grant it was opened under was deleted"
                 }
+                EndCause::GrantExpired => {
+                    "session terminated: the grant it was opened under expired"
+                }
+                EndCause::GrantRevoked => {
+                    "session terminated: the grant it was opened under was revoked"
+                }
                 EndCause::GatewayRevoked => "session terminated: its gateway was revoked",
                 EndCause::ResourceDeleted => "session terminated: its resource was deleted",
                 EndCause::AccountDeleted => "session terminated: its account was deleted",
@@ -112,7 +122,7 @@ impl AccessSession {
         let mut warned = false;
         loop {
             tokio::select! {
-                () = &mut expiry => return SessionEnd::Expired,
+                () = &mut expiry => return self.end_at_expiry().await,
                 () = self.proxy_done.cancelled() => return SessionEnd::ProxyStopped,
                 polled = self.poll_once() => match polled {
                     Ok(Some(end)) => return end,
@@ -128,6 +138,27 @@ impl AccessSession {
                 },
             }
         }
+    }
+
+    /// At the session's expiry, what KMS recorded: a session opened under a grant expires with
+    /// it, and KMS records that the grant expired (within a second: its reaper's period). Asked
+    /// for at most `AT_EXPIRY_WAIT`; plain expiry if KMS says nothing else or cannot be reached.
+    async fn end_at_expiry(&self) -> SessionEnd {
+        let recorded = async {
+            loop {
+                tokio::time::sleep(AT_EXPIRY_POLL).await;
+                // Until KMS records the end, it shows the session as plainly expired.
+                if let Ok(view) = self.broker.session_status(self.id()).await {
+                    match SessionEnd::of(&view) {
+                        Some(SessionEnd::Expired) | None => {}
+                        Some(end) => return end,
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(AT_EXPIRY_WAIT, recorded)
+            .await
+            .unwrap_or(SessionEnd::Expired)
     }
 
     async fn poll_once(&self) -> Result<Option<SessionEnd>, KmsError> {
@@ -190,6 +221,15 @@ mod tests {
                 SessionEnd::of(&view(status, cause)),
                 expected,
                 "{status} {cause:?}"
+            );
+        }
+        for (cause, says) in [
+            (C::GrantExpired, "grant it was opened under expired"),
+            (C::GrantRevoked, "grant it was opened under was revoked"),
+        ] {
+            assert!(
+                SessionEnd::Revoked(cause).describe().contains(says),
+                "{cause}"
             );
         }
         assert!(SessionEnd::Revoked(C::GatewayRevoked)

@@ -125,6 +125,7 @@ fn project_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
         .route(&at("/accounts"), get(accounts::list))
         .route(&at("/grants"), post(grants::create).get(grants::list))
         .route(&at("/grants/{id}"), delete(grants::delete))
+        .route(&at("/grants/{id}/revoke"), post(grants::revoke))
         .route(&at("/sessions"), post(sessions::create).get(sessions::list))
         .route(&at("/sessions/{id}"), get(audit_trail::show))
         .route(&at("/sessions/{id}/verify"), get(audit_trail::verify))

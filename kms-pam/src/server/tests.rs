@@ -9,6 +9,7 @@ mod events;
 mod forged_gateway;
 mod gateway_scope;
 mod gateways;
+mod grant_lifetime;
 mod https;
 mod limits;
 mod liveness;

@@ -103,6 +103,10 @@ pub enum EndCause {
     RoleChanged,
     /// The grant it was opened under was deleted.
     GrantDeleted,
+    /// The grant it was opened under expired.
+    GrantExpired,
+    /// The grant it was opened under was revoked.
+    GrantRevoked,
     /// The gateway serving it was revoked.
     GatewayRevoked,
     /// Its resource was deleted.
@@ -116,7 +120,7 @@ pub enum EndCause {
 
 impl EndCause {
     /// Every cause this version knows, `Unknown` aside.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::User,
         Self::Expiry,
         Self::Termination,
@@ -128,6 +132,8 @@ impl EndCause {
         Self::MembershipRemoved,
         Self::RoleChanged,
         Self::GrantDeleted,
+        Self::GrantExpired,
+        Self::GrantRevoked,
         Self::GatewayRevoked,
         Self::ResourceDeleted,
         Self::AccountDeleted,
@@ -157,6 +163,8 @@ impl EndCause {
             Self::MembershipRemoved => "membership_removed",
             Self::RoleChanged => "role_changed",
             Self::GrantDeleted => "grant_deleted",
+            Self::GrantExpired => "grant_expired",
+            Self::GrantRevoked => "grant_revoked",
             Self::GatewayRevoked => "gateway_revoked",
             Self::ResourceDeleted => "resource_deleted",
             Self::AccountDeleted => "account_deleted",
@@ -184,6 +192,8 @@ impl EndCause {
             Self::MembershipRemoved => "its user was removed from the project",
             Self::RoleChanged => "its user's role in the project no longer allows it",
             Self::GrantDeleted => "the grant it was opened under was deleted",
+            Self::GrantExpired => "the grant it was opened under expired",
+            Self::GrantRevoked => "the grant it was opened under was revoked",
             Self::GatewayRevoked => "its gateway was revoked",
             Self::ResourceDeleted => "its resource was deleted",
             Self::AccountDeleted => "its account was deleted",

@@ -38,7 +38,9 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // targets with FromStr/Display, the CLI's credential, exchange, device sign-in and poll,
     // refresh), the two token prefixes, WhoAmI's identity.
     // +1: UpdateResource, the body of `PATCH …/resources/{name}` (issue 24 point 7).
-    ("kms_pam::kms::api", 93),
+    // +4, issue 23 point 1 (grants with a lifetime): GrantStatus (with as_str and Display, for
+    // `pam grant list`) and RevokeGrant, the body of `POST …/grants/{id}/revoke`.
+    ("kms_pam::kms::api", 97),
     // +5: GatewaysApi's create_for, get, update, assign and unassign (issue 28 point 6);
     // +6: KmsClientOptions (struct, three methods), with_options, register_sealing_key (point 8).
     // +4, issue 20: GatewayApi::renew_certificate; KmsClient::relays, RelaysApi and its
@@ -47,7 +49,8 @@ pub const BUDGETS: &[(&str, usize)] = &[
     // start_device, poll_device, refresh), LoopbackSignIn (start, verifier, url, code) and
     // LoopbackError: the CLI's single sign-on.
     // +1: ResourcesApi::update (`pam resource update`, issue 24 point 7).
-    ("kms_pam::kms::client", 125),
+    // +1: GrantsApi::revoke (`pam grant revoke`, issue 23 point 1).
+    ("kms_pam::kms::client", 126),
     ("kms_pam::kube", 13),
     ("kms_pam::kube::frames", 7),
     ("kms_pam::kube::kubeconfig", 18),

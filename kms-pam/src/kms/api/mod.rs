@@ -15,11 +15,13 @@ use crate::credential::sealing::SealingPublicKey;
 use crate::secret::Secret;
 
 mod codes;
+mod grants;
 mod projects;
 mod sessions;
 mod sso;
 
 pub use codes::{ErrorCode, GatewayStatus, PrincipalKind, ProjectRole, ResourceKind};
+pub use grants::{CreateGrant, Grant, GrantStatus, RevokeGrant};
 pub use projects::{CreateProject, Member, Project, SetMember};
 pub use sessions::*;
 pub use sso::*;
@@ -314,38 +316,6 @@ pub struct UpdateAccount {
     /// A new service-account token (stored encrypted, never returned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
-}
-
-/// A grant: a user may open sessions for an account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// Identifier.
-    pub id: String,
-    /// Resource.
-    pub resource: String,
-    /// Account.
-    pub account: String,
-    /// User.
-    pub user: String,
-    /// Longest session the grant allows.
-    pub max_duration_secs: u64,
-    /// Creation time.
-    #[serde(with = "crate::time::rfc3339")]
-    pub created_at: SystemTime,
-}
-
-/// `POST /v1/grants` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateGrant {
-    /// Resource.
-    pub resource: String,
-    /// Account.
-    pub account: String,
-    /// User.
-    pub user: String,
-    /// Longest session (default: the account's maximum).
-    #[serde(default)]
-    pub max_duration_secs: Option<u64>,
 }
 
 #[cfg(test)]

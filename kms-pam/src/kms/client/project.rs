@@ -9,8 +9,8 @@ use super::error::KmsError;
 use super::kms_client::{Call, KmsClient};
 use crate::kms::api::{
     Account, ChainReport, CreateAccount, CreateGrant, CreateResource, CreateSession,
-    CreatedSession, Grant, RecordingView, Resource, SessionBundle, SessionDetail, SessionView,
-    UpdateAccount, UpdateResource,
+    CreatedSession, Grant, RecordingView, Resource, RevokeGrant, SessionBundle, SessionDetail,
+    SessionView, UpdateAccount, UpdateResource,
 };
 use crate::session::SessionId;
 
@@ -217,6 +217,20 @@ impl GrantsApi<'_> {
     pub async fn list(&self) -> Result<Vec<Grant>, KmsError> {
         self.client
             .call(Call::new(Method::GET, &["grants"]).in_project())
+            .await
+    }
+
+    /// `POST /v1/grants/{id}/revoke` (admin): the grant, now revoked.
+    pub async fn revoke(&self, id: &str, reason: &str) -> Result<Grant, KmsError> {
+        let request = RevokeGrant {
+            reason: reason.to_owned(),
+        };
+        self.client
+            .call(
+                Call::new(Method::POST, &["grants", id, "revoke"])
+                    .json(&request)?
+                    .in_project(),
+            )
             .await
     }
 

@@ -1,11 +1,12 @@
-//! Grants: which member of a project may open sessions for which account, and for how long at
-//! most. Deleting a grant ends the sessions opened under it.
+//! Grants: which member of a project may open sessions for which account, for how long at
+//! most, and until when. Revoking or deleting a grant ends the sessions opened under it; the
+//! reaper ends those of a grant that expired (`lifecycle::reaper`).
 
 use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
 
-use crate::kms::api::{CreateGrant, Grant, ProjectRole};
+use crate::kms::api::{CreateGrant, Grant, ProjectRole, RevokeGrant};
 use crate::server::edge::callers::role_in;
 use crate::server::edge::error::ApiError;
 use crate::server::edge::extract::{ApiJson, ApiPath};
@@ -16,10 +17,11 @@ use crate::server::edge::views;
 use crate::server::lifecycle::ending::end_sessions;
 use crate::server::store::{ActiveSessions, NewGrant};
 use crate::session::EndCause;
-use crate::time::format_duration;
+use crate::time::{format_duration, format_rfc3339};
 
 /// `POST /v1/grants`: the user must be a member (or administrator) of the project; the grant's
-/// maximum defaults to the account's and may not exceed it.
+/// maximum defaults to the account's and may not exceed it; its expiry, if any, must be later
+/// than now.
 pub(crate) async fn create(
     State(state): State<AppState>,
     ProjectAdmin(admin): ProjectAdmin,
@@ -56,6 +58,13 @@ pub(crate) async fn create(
             format_duration(std::time::Duration::from_secs(account.max_duration_secs))
         )));
     }
+    let now = now();
+    if let Some(until) = body.expires_at.filter(|until| *until <= now) {
+        return Err(ApiError::invalid(format!(
+            "expires_at {} is not in the future: a grant must expire later than now",
+            format_rfc3339(until)
+        )));
+    }
     let grant = state
         .store
         .create_grant(NewGrant {
@@ -63,7 +72,8 @@ pub(crate) async fn create(
             account_id: account.id,
             user_id: user.id,
             max_duration_secs: max,
-            now: now(),
+            expires_at: body.expires_at,
+            now,
         })
         .await?;
     tracing::info!(
@@ -72,6 +82,7 @@ pub(crate) async fn create(
         grant = %grant.id,
         user = %grant.user,
         account = %format!("{}/{}", grant.resource, grant.account),
+        expires_at = ?grant.expires_at.map(format_rfc3339),
         "grant created"
     );
     Ok((StatusCode::CREATED, Json(views::grant(&grant))))
@@ -102,4 +113,33 @@ pub(crate) async fn delete(
     tracing::info!(by = %admin.user.name, project = %admin.project.name, grant = %id,
         user = %grant.user, sessions_ended = ended, "grant deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/grants/{id}/revoke`: the grant stays listed as revoked, with who and why; the
+/// sessions opened under it end (cause `grant_revoked`).
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    ProjectAdmin(admin): ProjectAdmin,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+    ApiJson(body): ApiJson<RevokeGrant>,
+) -> Result<Json<Grant>, ApiError> {
+    let reason = body.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::invalid(
+            "a reason is required to revoke a grant (--reason TEXT)",
+        ));
+    }
+    crate::server::edge::validate::text("reason", Some(reason))?;
+    let grant = state
+        .store
+        .revoke_grant(admin.project_id(), &id, &admin.user.name, reason, now())
+        .await?;
+    let which = ActiveSessions {
+        grant_id: Some(grant.id.clone()),
+        ..ActiveSessions::default()
+    };
+    let ended = end_sessions(&state, which, EndCause::GrantRevoked, &admin.user.name).await?;
+    tracing::info!(by = %admin.user.name, project = %admin.project.name, grant = %id,
+        user = %grant.user, reason, sessions_ended = ended, "grant revoked");
+    Ok(Json(views::grant(&grant)))
 }

@@ -24,8 +24,8 @@ use crate::server::lifecycle::keys::bind_session_key;
 use crate::server::lifecycle::visibility::{visible_session, whose_sessions};
 use crate::server::sso::credentials::token_person;
 use crate::server::store::{
-    AccountRecord, GatewayRecord, NewSessionRecord, ResourceRecord, SessionFilter, StoreError,
-    TokenHash,
+    AccountRecord, GatewayRecord, GrantRecord, NewSessionRecord, ResourceRecord, SessionFilter,
+    StoreError, TokenHash,
 };
 use crate::session::{EndCause, SessionId, SessionStatus};
 use crate::time::{format_duration, format_rfc3339};
@@ -51,7 +51,7 @@ pub(crate) async fn create(
         None => None,
     };
     validate::text("reason", body.reason.as_deref())?;
-    let (account, max, grant_id) =
+    let (account, max, grant) =
         allowed_account(&state, &caller, &body.resource, &body.account).await?;
     check_duration(body.duration_secs, max, &account)?;
     let resource = state.store.resource_by_id(&account.resource_id).await?;
@@ -72,7 +72,11 @@ pub(crate) async fn create(
     // How the CLI reaches the gateway, as its last heartbeat said (older gateways: directly).
     let (direct, relays) = (gateway.reach.direct, views::session_relays(&gateway.reach));
     let created_at = now();
-    let expires_at = created_at + Duration::from_secs(body.duration_secs);
+    // A session opened under a grant with an expiry ends with the grant at the latest.
+    let requested = created_at + Duration::from_secs(body.duration_secs);
+    let until = grant.as_ref().and_then(|grant| grant.expires_at);
+    let expires_at = until.map_or(requested, |until| requested.min(until));
+    let grant_id = grant.map(|grant| grant.id);
     let id = SessionId::new_random();
     let key = bind_session_key(&state, &id, &gateway.id).await?;
     let certificate = state.ca.sign_session_csr(
@@ -242,13 +246,13 @@ fn offline(gateway: &GatewayRecord, resource: &ResourceRecord, now: SystemTime) 
 
 /// The account, the longest session the caller may open on it, and the grant that allows it
 /// (none for administrators). Members without a grant are refused the same way whether or not
-/// the account exists.
+/// the account exists; an expired or revoked grant is refused saying so.
 async fn allowed_account(
     state: &AppState,
     caller: &InProject,
     resource: &str,
     account: &str,
-) -> Result<(AccountRecord, u64, Option<String>), ApiError> {
+) -> Result<(AccountRecord, u64, Option<GrantRecord>), ApiError> {
     if caller.role == ProjectRole::Auditor {
         return Err(caller.refused("opening sessions: auditors read sessions, they open none"));
     }
@@ -278,8 +282,24 @@ async fn allowed_account(
         .grant_for(&account.id, &caller.user.id)
         .await?
         .ok_or_else(no_grant)?;
+    let which = format!("your grant for {resource}/{}", account.name);
+    let again = "ask a project administrator for a new one";
+    if let Some(revoked) = &grant.revoked {
+        return Err(ApiError::forbidden(format!(
+            "{which} was revoked by {} at {} ({}); {again}",
+            revoked.by,
+            format_rfc3339(revoked.at),
+            revoked.reason
+        )));
+    }
+    if let Some(until) = grant.expires_at.filter(|until| *until <= now()) {
+        return Err(ApiError::forbidden(format!(
+            "{which} expired at {}; {again}",
+            format_rfc3339(until)
+        )));
+    }
     let max = account.max_duration_secs.min(grant.max_duration_secs);
-    Ok((account, max, Some(grant.id)))
+    Ok((account, max, Some(grant)))
 }
 
 /// Refuses (rather than shortens) a duration above the maximum, naming the maximum.

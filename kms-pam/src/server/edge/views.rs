@@ -116,6 +116,14 @@ pub(crate) fn grant(record: &GrantRecord) -> Grant {
         user: record.user.clone(),
         max_duration_secs: record.max_duration_secs,
         created_at: record.created_at,
+        status: record.status(super::state::now()),
+        expires_at: record.expires_at,
+        revoked_at: record.revoked.as_ref().map(|revoked| revoked.at),
+        revoked_by: record.revoked.as_ref().map(|revoked| revoked.by.clone()),
+        revoke_reason: record
+            .revoked
+            .as_ref()
+            .map(|revoked| revoked.reason.clone()),
     }
 }
 

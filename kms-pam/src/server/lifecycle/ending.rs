@@ -11,7 +11,7 @@ use crate::server::edge::error::ApiError;
 use crate::server::edge::state::{now, AppState};
 use crate::server::edge::views;
 use crate::server::store::{ActiveSessions, EndedSessions, StoreError};
-use crate::session::{EndCause, SessionId};
+use crate::session::{EndCause, SessionId, SessionStatus};
 
 /// Ends the active sessions `which` matches for `cause`, wakes the gateways, counts and logs
 /// them. Returns how many ended.
@@ -80,6 +80,15 @@ pub(crate) async fn end_session(
     by: &str,
 ) -> Result<SessionView, ApiError> {
     let now = now();
+    // A session that expired with its grant ended because the grant expired, even when its
+    // client (cut by the gateway at that instant) asks to end it before the reaper records it.
+    if let Ok(record) = state.store.session(id).await {
+        let session = &record.session;
+        let lapsed = session.status == SessionStatus::Active && session.expires_at <= now;
+        if lapsed && record.grant_id.is_some() {
+            super::reaper::end_lapsed_grants(state, now).await;
+        }
+    }
     let update = state.store.end_session(id, cause, now).await?;
     if let Some(seq) = update.seq {
         let ended = EndedSessions {

@@ -1,6 +1,9 @@
-//! The background task that, every second, marks sessions past their expiry as `expired`
-//! (cause `expiry`) and ends sessions nobody holds any more as `ended` (cause `abandoned`), then
-//! wakes the gateways following the change log so they cut them.
+//! The background task that, every second, ends the sessions opened under a grant that expired
+//! (cause `grant_expired`; a revoked grant's, `grant_revoked`, if its revocation left any), marks
+//! sessions past their expiry as `expired` (cause `expiry`) and ends sessions nobody holds any
+//! more as `ended` (cause `abandoned`), then wakes the gateways following the change log so they
+//! cut them. A session opened under a grant that expires is itself set to expire with the grant
+//! (`api::sessions`), so the gateway cuts it at that instant; this task records why.
 //!
 //! A session is held while its owner's client asks KMS about it: `pam access` reads the
 //! session's status every second (`GET /v1/sessions/{id}`), and each such read by the owner is
@@ -35,14 +38,16 @@ pub(crate) fn spawn(state: AppState) -> JoinHandle<()> {
     })
 }
 
-/// One round: expiry, then abandonment. Failures are logged and retried on the next tick;
-/// sessions stay bounded by their certificates meanwhile.
+/// One round: lapsed grants, expiry, then abandonment. Failures are logged and retried on the
+/// next tick; sessions stay bounded by their certificates meanwhile.
 pub(crate) async fn reap(state: &AppState) {
-    match state.store.expire_sessions(SystemTime::now()).await {
+    // One instant for both, so a session that expires with its grant is seen lapsed first.
+    let now = now();
+    end_lapsed_grants(state, now).await;
+    match state.store.expire_sessions(now).await {
         Ok(expired) => record_ended(state, &expired, EndCause::Expiry, "kms").await,
         Err(e) => tracing::warn!(error = %e, "marking expired sessions failed"),
     }
-    let now = now();
     let silent = ActiveSessions {
         seen_before: now.checked_sub(state.abandon_after),
         ..ActiveSessions::default()
@@ -57,5 +62,34 @@ pub(crate) async fn reap(state: &AppState) {
     {
         Ok(ended) => record_ended(state, &ended, EndCause::Abandoned, "kms").await,
         Err(e) => tracing::warn!(error = %e, "ending abandoned sessions failed"),
+    }
+}
+
+/// Ends the sessions of grants that expired or were revoked. Runs before plain expiry, so a
+/// session that expires with its grant ends as `grant_expired` (and before a user's end of a
+/// session past its expiry: `ending::end_session`).
+pub(crate) async fn end_lapsed_grants(state: &AppState, now: SystemTime) {
+    let lapsed = match state.store.lapsed_grants(now).await {
+        Ok(lapsed) => lapsed,
+        Err(e) => {
+            tracing::warn!(error = %e, "finding expired grants failed");
+            return;
+        }
+    };
+    for grant in lapsed {
+        // An expired grant's sessions end as of its expiry, the instant the gateway cut those
+        // set to expire with it.
+        let (cause, at) = match (&grant.revoked, grant.expires_at) {
+            (Some(_), _) | (None, None) => (EndCause::GrantRevoked, now),
+            (None, Some(until)) => (EndCause::GrantExpired, until.min(now)),
+        };
+        let which = ActiveSessions {
+            grant_id: Some(grant.id),
+            ..ActiveSessions::default()
+        };
+        match state.store.end_sessions(&which, cause, at).await {
+            Ok(ended) => record_ended(state, &ended, cause, "kms").await,
+            Err(e) => tracing::warn!(error = %e, "ending sessions of an expired grant failed"),
+        }
     }
 }

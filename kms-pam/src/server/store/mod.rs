@@ -29,8 +29,8 @@ pub(crate) use crypto::TokenHash;
 pub(crate) use error::StoreError;
 pub(crate) use records::{
     AccountChange, AccountRecord, ActiveSessions, ChangeRecord, EndedSessions, Enrollment,
-    EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, HeadRecord, IdentityRecord,
-    MemberRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord,
+    EventLink, EventRecord, EventSpan, GatewayRecord, GrantRecord, GrantRevocation, HeadRecord,
+    IdentityRecord, MemberRecord, NewAccount, NewGateway, NewGrant, NewResource, NewSessionRecord,
     NewSsoCredential, NewSsoProvider, NewUser, PendingKind, ProjectRecord, ProviderSettings,
     RecordingPolicyRecord, ResourceChange, ResourceRecord, SessionFilter, SessionKeyRecord,
     SessionOwner, SessionPage, SessionRecord, SessionSearch, SessionUpdate, SsoCredentialRecord,

@@ -237,6 +237,12 @@ fn table(s: &str) -> Vec<Row> {
             none,
             [401, 404, 404, 403, 403, 404, 403],
         ),
+        (
+            Method::POST,
+            format!("{A}/grants/none/revoke"),
+            |_| json!({"reason": "left the team"}),
+            [401, 404, 404, 403, 403, 404, 403],
+        ),
         // Sessions: admins need no grant, members use theirs, auditors open none.
         (
             Method::POST,

@@ -29,7 +29,8 @@ use crate::session::{EndCause, SessionId};
 
 /// Stores a new active session only if what allowed it still holds when it is written: the user
 /// is enabled, not deleted, and still has the token the request came with (`$17`); they are an organisation administrator, a project administrator,
-/// or a member opening it under a grant (`$14`) that still exists for them and the account; the
+/// or a member opening it under a grant (`$14`) that still exists for them and the account, is
+/// not revoked and has not expired (at `$12`, the session's start); the
 /// account exists in the project; the gateway is not revoked. The route checked all this before,
 /// but a revocation may have committed since, and it ends only the sessions it can see: so the
 /// check is repeated here, under the engine's `begin_session_create` locks, which keep any
@@ -48,7 +49,9 @@ const INSERT_IF_STILL_ALLOWED: &str = "INSERT INTO sessions (id, project_id, use
        AND EXISTS (SELECT 1 FROM accounts WHERE id = $7 AND project_id = $2) \
        AND EXISTS (SELECT 1 FROM gateways WHERE id = $9 AND revoked_at IS NULL) \
        AND ($14 IS NULL OR EXISTS (SELECT 1 FROM grants \
-                                    WHERE id = $14 AND user_id = $3 AND account_id = $7))";
+                                    WHERE id = $14 AND user_id = $3 AND account_id = $7 \
+                                      AND revoked_at IS NULL \
+                                      AND (expires_at IS NULL OR expires_at > $12)))";
 
 #[async_trait]
 impl SessionStore for EngineStore {
@@ -215,17 +218,19 @@ impl SessionStore for EngineStore {
     ) -> Result<EndedSessions, StoreError> {
         let now = secs(now);
         let mut query =
-            QueryBuilder::<EngineDb>::new("UPDATE sessions SET status = CASE WHEN expires_at <= ");
-        // As in `end_session`: one already past its expiry ends as expired.
+            QueryBuilder::<EngineDb>::new("UPDATE sessions SET status = CASE WHEN expires_at < ");
+        // As in `end_session`: one already past its expiry ends as expired. One that expires at
+        // `now` ends for `cause`: a session set to expire with its grant ends when the grant
+        // expires (the reaper passes the grant's expiry as `now`).
         query
             .push_bind(now)
             .push(" THEN 'expired' ELSE ")
             .push_bind(cause.status().as_str())
-            .push(" END, end_cause = CASE WHEN expires_at <= ")
+            .push(" END, end_cause = CASE WHEN expires_at < ")
             .push_bind(now)
             .push(" THEN 'expiry' ELSE ")
             .push_bind(cause_to_db(cause)?)
-            .push(" END, ended_at = CASE WHEN expires_at <= ")
+            .push(" END, ended_at = CASE WHEN expires_at < ")
             .push_bind(now)
             .push(" THEN expires_at ELSE ")
             .push_bind(now)

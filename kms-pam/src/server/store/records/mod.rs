@@ -14,8 +14,8 @@ pub(crate) use self::org::{
     Enrollment, GatewayRecord, MemberRecord, NewGateway, NewUser, ProjectRecord, UserRecord,
 };
 pub(crate) use self::pam::{
-    AccountChange, AccountRecord, GrantRecord, NewAccount, NewGrant, NewResource, ResourceChange,
-    ResourceRecord,
+    AccountChange, AccountRecord, GrantRecord, GrantRevocation, NewAccount, NewGrant, NewResource,
+    ResourceChange, ResourceRecord,
 };
 pub(crate) use self::sessions::{
     ActiveSessions, ChangeRecord, EndedSessions, EventLink, EventRecord, EventSpan, HeadRecord,

@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use crate::kms::api::GrantStatus;
 use crate::secret::Secret;
 
 /// A PAM resource (a Kubernetes cluster).
@@ -142,6 +143,34 @@ pub(crate) struct GrantRecord {
     pub max_duration_secs: u64,
     /// Creation time.
     pub created_at: SystemTime,
+    /// When it stops allowing sessions (never if `None`).
+    pub expires_at: Option<SystemTime>,
+    /// When it was revoked, by whom and why.
+    pub revoked: Option<GrantRevocation>,
+}
+
+impl GrantRecord {
+    /// Active, expired (at `now`) or revoked; revocation wins over expiry.
+    pub(crate) fn status(&self, now: SystemTime) -> GrantStatus {
+        if self.revoked.is_some() {
+            GrantStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            GrantStatus::Expired
+        } else {
+            GrantStatus::Active
+        }
+    }
+}
+
+/// A grant's revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GrantRevocation {
+    /// When.
+    pub at: SystemTime,
+    /// The administrator's name.
+    pub by: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// What is needed to create a grant.
@@ -155,6 +184,8 @@ pub(crate) struct NewGrant {
     pub user_id: String,
     /// Longest session the grant allows.
     pub max_duration_secs: u64,
+    /// When it stops allowing sessions (never if `None`).
+    pub expires_at: Option<SystemTime>,
     /// Creation time.
     pub now: SystemTime,
 }

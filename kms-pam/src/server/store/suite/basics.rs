@@ -26,6 +26,7 @@ pub(super) async fn names_are_unique_and_lookups_report_not_found(store: Arc<dyn
         account_id: f.account.id.clone(),
         user_id: f.user.id.clone(),
         max_duration_secs: 600,
+        expires_at: None,
         now: t(1),
     };
     let created = f.store.create_grant(grant.clone()).await.unwrap();
@@ -50,6 +51,7 @@ pub(super) async fn deleting_a_resource_removes_accounts_and_grants_but_keeps_se
         account_id: f.account.id.clone(),
         user_id: f.user.id.clone(),
         max_duration_secs: 600,
+        expires_at: None,
         now: t(1),
     };
     f.store.create_grant(grant).await.unwrap();

@@ -18,6 +18,7 @@ use crate::session::{EndCause, SessionId, SessionStatus};
 mod audit;
 mod basics;
 pub(crate) mod events;
+mod grants;
 mod lifecycle;
 mod search;
 
@@ -198,6 +199,7 @@ impl Fixture {
             account_id: self.account.id.clone(),
             user_id: user.id.clone(),
             max_duration_secs: 600,
+            expires_at: None,
             now: t(0),
         };
         self.store.create_grant(new).await.unwrap()
@@ -225,7 +227,9 @@ macro_rules! run_suite {
             events::an_append_waits_for_the_one_before_it_and_links_to_it,
             events::the_same_upload_appended_twice_at_once_is_stored_once,
             search::command_lines_are_searched_word_by_word,
-            search::sessions_with_requests_and_no_lines_are_listed
+            search::sessions_with_requests_and_no_lines_are_listed,
+            grants::a_revoked_grant_stays_listed_and_allows_no_session,
+            grants::a_grant_expires_and_a_new_one_replaces_a_lapsed_one
         );
     };
     ($open:path; $($module:ident :: $test:ident),*) => {

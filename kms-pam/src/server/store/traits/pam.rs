@@ -1,5 +1,7 @@
 //! A project's PAM entities: resources, their accounts, and grants.
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 
 use super::super::error::StoreError;
@@ -75,7 +77,8 @@ pub(crate) trait AccountStore: Send + Sync + 'static {
 /// Grants of accounts to users.
 #[async_trait]
 pub(crate) trait GrantStore: Send + Sync + 'static {
-    /// Creates a grant. `Conflict` if the user already holds one for the account.
+    /// Creates a grant. `Conflict` if the user already holds an active one for the account; an
+    /// expired or revoked one is replaced (removed from the list).
     async fn create_grant(&self, new: NewGrant) -> Result<GrantRecord, StoreError>;
 
     /// The project's grants; only `user_id`'s when given.
@@ -97,4 +100,19 @@ pub(crate) trait GrantStore: Send + Sync + 'static {
 
     /// Deletes a grant.
     async fn delete_grant(&self, project_id: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Revokes the grant `id` of the project at `now`, by `by` for `reason`; it stays listed as
+    /// revoked. `Conflict` if it already is.
+    async fn revoke_grant(
+        &self,
+        project_id: &str,
+        id: &str,
+        by: &str,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<GrantRecord, StoreError>;
+
+    /// The grants, of every project, expired (at `now`) or revoked that active sessions were
+    /// opened under.
+    async fn lapsed_grants(&self, now: SystemTime) -> Result<Vec<GrantRecord>, StoreError>;
 }
