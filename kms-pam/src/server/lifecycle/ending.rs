@@ -1,8 +1,11 @@
 //! How sessions end (security invariant 9, docs/security.md): one at its owner's or an administrator's word, or all those a
-//! revocation, the reaper or a lost right affects. Every end is recorded the same way
+//! revocation, a lapsed grant ([`end_lapsed_grants`], the reaper's first step), the reaper or a
+//! lost right affects. Every end is recorded the same way
 //! ([`record_ended`]): the status change gateways follow is published (their tunnels and streams
 //! are cut within a second), the end is counted and logged, and the heads of the sessions whose
 //! gateway already delivered its signed end are signed (`sealing.rs`).
+
+use std::time::SystemTime;
 
 use super::sealing::seal_delivered;
 use crate::kms::api::SessionView;
@@ -86,7 +89,7 @@ pub(crate) async fn end_session(
         let session = &record.session;
         let lapsed = session.status == SessionStatus::Active && session.expires_at <= now;
         if lapsed && record.grant_id.is_some() {
-            super::reaper::end_lapsed_grants(state, now).await;
+            end_lapsed_grants(state, now).await;
         }
     }
     let update = state.store.end_session(id, cause, now).await?;
@@ -99,4 +102,33 @@ pub(crate) async fn end_session(
         record_ended(state, &ended, cause, by).await;
     }
     Ok(views::session(&update.record, now))
+}
+
+/// Ends the sessions of grants that expired or were revoked. Runs before plain expiry, so a
+/// session that expires with its grant ends as `grant_expired` (and before a user's end of a
+/// session past its expiry: [`end_session`]).
+pub(crate) async fn end_lapsed_grants(state: &AppState, now: SystemTime) {
+    let lapsed = match state.store.lapsed_grants(now).await {
+        Ok(lapsed) => lapsed,
+        Err(e) => {
+            tracing::warn!(error = %e, "finding expired grants failed");
+            return;
+        }
+    };
+    for grant in lapsed {
+        // An expired grant's sessions end as of its expiry, the instant the gateway cut those
+        // set to expire with it.
+        let (cause, at) = match (&grant.revoked, grant.expires_at) {
+            (Some(_), _) | (None, None) => (EndCause::GrantRevoked, now),
+            (None, Some(until)) => (EndCause::GrantExpired, until.min(now)),
+        };
+        let which = ActiveSessions {
+            grant_id: Some(grant.id),
+            ..ActiveSessions::default()
+        };
+        match state.store.end_sessions(&which, cause, at).await {
+            Ok(ended) => record_ended(state, &ended, cause, "kms").await,
+            Err(e) => tracing::warn!(error = %e, "ending sessions of an expired grant failed"),
+        }
+    }
 }

@@ -10,12 +10,12 @@
 //! the session's heartbeat. Silent for longer than `ServerConfig::abandon_after` (30 s) means
 //! the client was killed, the laptop slept or the network went away.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::ending::record_ended;
+use super::ending::{end_lapsed_grants, record_ended};
 use crate::server::edge::state::{now, AppState};
 use crate::server::store::ActiveSessions;
 use crate::session::EndCause;
@@ -62,34 +62,5 @@ pub(crate) async fn reap(state: &AppState) {
     {
         Ok(ended) => record_ended(state, &ended, EndCause::Abandoned, "kms").await,
         Err(e) => tracing::warn!(error = %e, "ending abandoned sessions failed"),
-    }
-}
-
-/// Ends the sessions of grants that expired or were revoked. Runs before plain expiry, so a
-/// session that expires with its grant ends as `grant_expired` (and before a user's end of a
-/// session past its expiry: `ending::end_session`).
-pub(crate) async fn end_lapsed_grants(state: &AppState, now: SystemTime) {
-    let lapsed = match state.store.lapsed_grants(now).await {
-        Ok(lapsed) => lapsed,
-        Err(e) => {
-            tracing::warn!(error = %e, "finding expired grants failed");
-            return;
-        }
-    };
-    for grant in lapsed {
-        // An expired grant's sessions end as of its expiry, the instant the gateway cut those
-        // set to expire with it.
-        let (cause, at) = match (&grant.revoked, grant.expires_at) {
-            (Some(_), _) | (None, None) => (EndCause::GrantRevoked, now),
-            (None, Some(until)) => (EndCause::GrantExpired, until.min(now)),
-        };
-        let which = ActiveSessions {
-            grant_id: Some(grant.id),
-            ..ActiveSessions::default()
-        };
-        match state.store.end_sessions(&which, cause, at).await {
-            Ok(ended) => record_ended(state, &ended, cause, "kms").await,
-            Err(e) => tracing::warn!(error = %e, "ending sessions of an expired grant failed"),
-        }
     }
 }
