@@ -112,6 +112,34 @@ impl Providers {
         if let Some(found) = self.cached(issuer, |c| c.fetched.elapsed() < CACHE_FOR) {
             return Ok(found);
         }
+        let discovery = self.discover(issuer).await?;
+        let keys: JwkSet = self.get_json(issuer, &discovery.jwks_uri).await?;
+        let (discovery, keys) = (Arc::new(discovery), Arc::new(keys));
+        self.remember(issuer, &discovery, &keys);
+        Ok((discovery, keys))
+    }
+
+    /// The discovery document fetched now, whatever the cache holds: a sign-in starts only when
+    /// the provider answers (a provider that is down is said so on KMS's page, not found by the
+    /// browser). The keys are fetched too only when the cache has none fresh for that document.
+    pub(crate) async fn metadata_now(
+        &self,
+        issuer: &str,
+    ) -> Result<(Arc<Discovery>, Arc<JwkSet>), SsoError> {
+        let discovery = Arc::new(self.discover(issuer).await?);
+        let cached = self.cached(issuer, |c| {
+            c.fetched.elapsed() < CACHE_FOR && c.discovery.jwks_uri == discovery.jwks_uri
+        });
+        let keys = match cached {
+            Some((_, keys)) => keys,
+            None => Arc::new(self.get_json(issuer, &discovery.jwks_uri).await?),
+        };
+        self.remember(issuer, &discovery, &keys);
+        Ok((discovery, keys))
+    }
+
+    /// The issuer's discovery document, fetched, naming the issuer exactly as configured.
+    async fn discover(&self, issuer: &str) -> Result<Discovery, SsoError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
@@ -124,24 +152,7 @@ impl Providers {
                 discovery.issuer
             )));
         }
-        let keys: JwkSet = self.get_json(issuer, &discovery.jwks_uri).await?;
-        let (discovery, keys) = (Arc::new(discovery), Arc::new(keys));
-        self.remember(issuer, &discovery, &keys);
-        Ok((discovery, keys))
-    }
-
-    /// The discovery document and keys fetched now, whatever the cache holds: a sign-in starts
-    /// only when the provider answers (a provider that is down is said so on KMS's page, not
-    /// found by the browser).
-    pub(crate) async fn metadata_now(
-        &self,
-        issuer: &str,
-    ) -> Result<(Arc<Discovery>, Arc<JwkSet>), SsoError> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(issuer);
-        self.metadata(issuer).await
+        Ok(discovery)
     }
 
     /// The keys again, fetched anew (a token named a key the cached set lacks), unless they were
@@ -177,13 +188,18 @@ impl Providers {
             Some(c) if Arc::ptr_eq(&c.discovery, discovery) => c.fetched,
             _ => now,
         };
+        // Keys kept from the cache keep the time they were fetched.
+        let keys_fetched = match cache.get(issuer) {
+            Some(c) if Arc::ptr_eq(&c.keys, keys) => c.keys_fetched,
+            _ => now,
+        };
         cache.insert(
             issuer.to_owned(),
             Cached {
                 discovery: discovery.clone(),
                 keys: keys.clone(),
                 fetched,
-                keys_fetched: now,
+                keys_fetched,
             },
         );
     }
