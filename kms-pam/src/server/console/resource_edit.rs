@@ -8,9 +8,9 @@ use axum::{Form, Json};
 use http::{HeaderMap, StatusCode};
 use maud::{html, Markup};
 
-use super::forms::{field, reshown, FieldErrors};
+use super::forms::{reshown, FieldErrors};
 use super::page::{layout, PageError};
-use super::resources::{recording_of, ResourceForm};
+use super::resources::{connection_fields, recording_of, ResourceForm};
 use super::signin::{project_path, same_origin, segment, ConsoleProject};
 use crate::audit::recording::UnrecordedStreams;
 use crate::kms::api::UpdateResource;
@@ -129,31 +129,7 @@ async fn edit_page(
             p.muted { "Its accounts and grants stay. Sessions already open keep running as they were opened; new sessions use what you save here." }
             (errors.whole_form())
             form.stack method="post" action={(back) "/edit"} {
-                (field(errors, "url", "API server URL", html! { input type="url" name="url" value=(form.url) required; }))
-                (field(errors, "gateway", "Gateway", html! {
-                    select name="gateway" required {
-                        option value="" { "Choose a gateway" }
-                        @for g in &usable { option value=(g.name) selected[g.name == form.gateway] { (g.name) } }
-                    }
-                }))
-                (field(errors, "ssl_verify", "Verify the API server's TLS certificate", html! {
-                    input.switch type="checkbox" name="ssl_verify" checked[form.ssl_verify.is_some()];
-                }))
-                (field(errors, "ca_cert", "CA certificate (PEM; blank: the system roots)", html! {
-                    textarea name="ca_cert" rows="5" placeholder="-----BEGIN CERTIFICATE-----" { (form.ca_cert) }
-                }))
-                (field(errors, "unrecorded_streams", "Streams the gateway cannot record (SPDY exec/attach, port-forward)", html! {
-                    select name="unrecorded_streams" {
-                        option value="deny" selected[form.unrecorded_streams != "allow"] { "Refuse them, saying why (recommended)" }
-                        option value="allow" selected[form.unrecorded_streams == "allow"] { "Let them through unrecorded" }
-                    }
-                }))
-                (field(errors, "recording_max_bytes", "Recording cap per stream (blank: the gateway's, 1MiB)", html! {
-                    input type="text" name="recording_max_bytes" value=(form.recording_max_bytes) size="10" autocomplete="off";
-                }))
-                (field(errors, "recording_input_max_bytes", "Input recording cap per stream (blank: the gateway's, 8MiB)", html! {
-                    input type="text" name="recording_input_max_bytes" value=(form.recording_input_max_bytes) size="10" autocomplete="off";
-                }))
+                (connection_fields(form, errors, &usable, false))
                 div { button type="submit" { "Save resource" } " " a href=(back) { "Cancel" } }
             }
         }

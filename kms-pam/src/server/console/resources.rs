@@ -20,6 +20,7 @@ use crate::server::edge::extract::ApiJson;
 use crate::server::edge::rights::ProjectAdmin;
 use crate::server::edge::state::{now, AppState};
 use crate::server::edge::{recording, validate, views};
+use crate::server::store::GatewayRecord;
 
 /// A gateway's status as a badge class and label.
 pub(super) fn status_name(status: crate::kms::api::GatewayStatus) -> &'static str {
@@ -242,36 +243,63 @@ async fn list_page(
                 form.stack method="post" action=(project_path(&project.name, "resources")) {
                     label { "Kind" select name="kind" disabled { option selected { "Kubernetes" } } }
                     (field(errors, "name", "Name", html! { input type="text" name="name" value=(form.name) required autocomplete="off"; }))
-                    (field(errors, "url", "API server URL", html! { input type="url" name="url" value=(form.url) placeholder="https://10.0.0.1:6443" required; }))
-                    (field(errors, "gateway", "Gateway", html! {
-                        select name="gateway" required {
-                            option value="" { "Choose a gateway" }
-                            @for g in &usable { option value=(g.name) selected[g.name == form.gateway] { (g.name) } }
-                        }
-                        @if usable.is_empty() { span.muted { "No gateway yet: an organisation administrator creates one on the Gateways page." } }
-                    }))
-                    (field(errors, "ssl_verify", "Verify the API server's TLS certificate", html! {
-                        input.switch type="checkbox" name="ssl_verify" checked[form.ssl_verify.is_some()];
-                    }))
-                    (field(errors, "ca_cert", "CA certificate (PEM, optional: the cluster's own CA)", html! {
-                        textarea name="ca_cert" rows="5" placeholder="-----BEGIN CERTIFICATE-----" { (form.ca_cert) }
-                    }))
-                    (field(errors, "unrecorded_streams", "Streams the gateway cannot record (SPDY exec/attach, port-forward)", html! {
-                        select name="unrecorded_streams" {
-                            option value="deny" selected[form.unrecorded_streams != "allow"] { "Refuse them, saying why (recommended)" }
-                            option value="allow" selected[form.unrecorded_streams == "allow"] { "Let them through unrecorded" }
-                        }
-                    }))
-                    (field(errors, "recording_max_bytes", "Recording cap per stream (optional: 64KiB, 1MiB; blank: the gateway's, 1MiB)", html! {
-                        input type="text" name="recording_max_bytes" value=(form.recording_max_bytes) size="10" autocomplete="off";
-                    }))
-                    (field(errors, "recording_input_max_bytes", "Input recording cap per stream (optional; blank: the gateway's, 8MiB)", html! {
-                        input type="text" name="recording_input_max_bytes" value=(form.recording_input_max_bytes) size="10" autocomplete="off";
-                    }))
+                    (connection_fields(form, errors, &usable, true))
                     div { button type="submit" { "Add resource" } }
                 }
             }
         }
     };
     Ok(layout(&viewer.frame("resources"), "Resources", body))
+}
+
+/// The fields of a resource's connection and recording, shared by the Add resource form
+/// (`adding`: with examples) and the Edit resource form (blank fields say what they fall back
+/// to); `usable` are the gateways to choose from.
+pub(super) fn connection_fields(
+    form: &ResourceForm,
+    errors: &FieldErrors,
+    usable: &[&GatewayRecord],
+    adding: bool,
+) -> Markup {
+    let (ca, cap, input_cap) = if adding {
+        (
+            "CA certificate (PEM, optional: the cluster's own CA)",
+            "Recording cap per stream (optional: 64KiB, 1MiB; blank: the gateway's, 1MiB)",
+            "Input recording cap per stream (optional; blank: the gateway's, 8MiB)",
+        )
+    } else {
+        (
+            "CA certificate (PEM; blank: the system roots)",
+            "Recording cap per stream (blank: the gateway's, 1MiB)",
+            "Input recording cap per stream (blank: the gateway's, 8MiB)",
+        )
+    };
+    html! {
+        (field(errors, "url", "API server URL", html! { input type="url" name="url" value=(form.url) placeholder=[adding.then_some("https://10.0.0.1:6443")] required; }))
+        (field(errors, "gateway", "Gateway", html! {
+            select name="gateway" required {
+                option value="" { "Choose a gateway" }
+                @for g in usable { option value=(g.name) selected[g.name == form.gateway] { (g.name) } }
+            }
+            @if adding && usable.is_empty() { span.muted { "No gateway yet: an organisation administrator creates one on the Gateways page." } }
+        }))
+        (field(errors, "ssl_verify", "Verify the API server's TLS certificate", html! {
+            input.switch type="checkbox" name="ssl_verify" checked[form.ssl_verify.is_some()];
+        }))
+        (field(errors, "ca_cert", ca, html! {
+            textarea name="ca_cert" rows="5" placeholder="-----BEGIN CERTIFICATE-----" { (form.ca_cert) }
+        }))
+        (field(errors, "unrecorded_streams", "Streams the gateway cannot record (SPDY exec/attach, port-forward)", html! {
+            select name="unrecorded_streams" {
+                option value="deny" selected[form.unrecorded_streams != "allow"] { "Refuse them, saying why (recommended)" }
+                option value="allow" selected[form.unrecorded_streams == "allow"] { "Let them through unrecorded" }
+            }
+        }))
+        (field(errors, "recording_max_bytes", cap, html! {
+            input type="text" name="recording_max_bytes" value=(form.recording_max_bytes) size="10" autocomplete="off";
+        }))
+        (field(errors, "recording_input_max_bytes", input_cap, html! {
+            input type="text" name="recording_input_max_bytes" value=(form.recording_input_max_bytes) size="10" autocomplete="off";
+        }))
+    }
 }
